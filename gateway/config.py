@@ -1,0 +1,136 @@
+"""The gateway's configuration: one TOML file, validated by pydantic.
+
+Every model is frozen and rejects unknown keys, so a typo in gateway.cfg stops
+start-up with the key's name instead of being silently ignored. Prices are read
+as Decimal (TOML floats are parsed straight to Decimal, never through float).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0"]
+DATABASE_URL_ENV = "FIXGW_DATABASE_URL"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorConfig(_Strict):
+    """A synthetic book per symbol, used by `fixgw venue-sim` and `fixgw demo`."""
+
+    prices: dict[str, Decimal] = Field(description="reference (mid) price per symbol")
+    tick: Decimal = Decimal("0.01")
+    half_spread_ticks: int = Field(1, ge=1, description="best bid/ask sit this many ticks from the reference")
+    depth: int = Field(5, ge=1, le=50, description="price levels per side")
+    level_size: Decimal = Field(Decimal(500), gt=0, description="size of the best level; level n holds n * level_size")
+    reject_symbols: tuple[str, ...] = Field((), description="symbols this venue rejects (for UAT of reject paths)")
+
+    @field_validator("prices")
+    @classmethod
+    def _positive(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        bad = [s for s, p in prices.items() if p <= 0]
+        if bad:
+            raise ValueError(f"reference prices must be positive: {', '.join(bad)}")
+        return prices
+
+
+class VenueConfig(_Strict):
+    fix_version: FixVersion
+    host: str = "127.0.0.1"
+    port: int = Field(gt=0, lt=65536)
+    symbols: tuple[str, ...] = Field(min_length=1)
+    heartbeat_s: int = Field(30, gt=0)
+    reconnect_s: int = Field(5, gt=0)
+    simulator: SimulatorConfig | None = None
+
+    @model_validator(mode="after")
+    def _sim_covers_symbols(self) -> "VenueConfig":
+        if self.simulator is not None:
+            missing = [s for s in self.symbols if s not in self.simulator.prices]
+            if missing:
+                raise ValueError(f"simulator.prices has no reference price for {', '.join(missing)}")
+        return self
+
+
+class ClientConfig(_Strict):
+    fix_version: FixVersion
+    pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
+    allowed_addresses: tuple[str, ...] = Field(
+        (), description="source IP addresses this session may connect from (empty: any)")
+
+
+class AcceptorConfig(_Strict):
+    # quickfix 1.16 binds its acceptor to every interface; there is no bind-address
+    # setting. Restrict sources per session with clients.NAME.allowed_addresses.
+    port: int = Field(9876, gt=0, lt=65536)
+
+
+class JournalConfig(_Strict):
+    database_url: str = "sqlite:///var/journal.db"
+    batch_max: int = Field(2000, ge=1, description="most rows in one commit")
+    flush_interval_ms: int = Field(5, ge=1, description="longest a row waits before its batch commits")
+
+
+class GatewayConfig(_Strict):
+    comp_id: str = "FIXGW"
+    data_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    acceptor: AcceptorConfig = AcceptorConfig()
+    journal: JournalConfig = JournalConfig()
+    clients: dict[str, ClientConfig] = Field(default_factory=dict)
+    venues: dict[str, VenueConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> "GatewayConfig":
+        both = set(self.clients) & set(self.venues)
+        if both:
+            raise ValueError(f"names used for both a client and a venue: {', '.join(sorted(both))}")
+        if self.comp_id in self.clients or self.comp_id in self.venues:
+            raise ValueError(f"comp_id {self.comp_id} is also a session name")
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConfig:
+    data_dir = cfg.data_dir if cfg.data_dir.is_absolute() else (base / cfg.data_dir)
+    url = env.get(DATABASE_URL_ENV) or cfg.journal.database_url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
+        url = prefix + str((base / url[len(prefix):]).resolve())
+    journal = cfg.journal.model_copy(update={"database_url": url})
+    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal})
+
+
+def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>") -> GatewayConfig:
+    try:
+        raw = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        cfg = GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: invalid configuration:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    return _resolve(base, cfg, dict(os.environ) if env is None else env)
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    return parse_config(text, p.resolve().parent, env, source=str(p))

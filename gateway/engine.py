@@ -1,0 +1,107 @@
+"""The engine: runs the core on its own thread and performs its actions.
+
+quickfix callbacks and scheduler jobs only ``submit()`` commands; one thread
+applies them to the core in arrival order and sends the resulting messages. That
+thread is the single owner of order state, so the core needs no locks, and no
+quickfix session lock is ever held while another session's lock is taken.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+from gateway import metrics
+from routing.core import Core
+from routing.model import CancelRequest, NewOrder
+from sessions.outbound import Outbound
+
+log = logging.getLogger("fixgw.engine")
+_STOP = object()
+
+
+class Engine:
+    def __init__(self, core: Core, outbound: Outbound):
+        self.core = core
+        self.outbound = outbound
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.handled = 0
+        self.errors = 0
+
+    def submit(self, command) -> None:
+        self._queue.put(command)
+
+    def call(self, fn: Callable[[Core], object], timeout: float = 5.0):
+        """Run ``fn(core)`` on the core thread and return its result (for queries and admin)."""
+        fut: Future = Future()
+        self._queue.put((fn, fut))
+        return fut.result(timeout)
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is _STOP:
+                return
+            if type(item) is tuple:
+                fn, fut = item
+                try:
+                    fut.set_result(fn(self.core))
+                except BaseException as exc:  # noqa: BLE001
+                    fut.set_exception(exc)
+                continue
+            self._handle(item)
+
+    def _handle(self, command) -> None:
+        try:
+            outcome = self.core.handle(command)
+        except Exception as exc:  # noqa: BLE001 - a bug in the core must not stop the engine
+            self.errors += 1
+            metrics.INTERNAL_ERRORS.labels("core").inc()
+            log.exception("core failed on %r", command)
+            self._answer_failure(command, exc)
+            return
+        self.handled += 1
+        for warning in outcome.warnings:
+            log.warning("%s", warning)
+        for action in outcome.actions:
+            try:
+                self.outbound.perform(action)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+                metrics.INTERNAL_ERRORS.labels("outbound").inc()
+                log.exception("could not send %r", action)
+        recv_ns = getattr(command, "recv_ns", 0)
+        if recv_ns:
+            metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
+
+    def _answer_failure(self, command, exc: Exception) -> None:
+        """Tell the client its message was not acted on, so it never waits for an answer forever."""
+        if not isinstance(command, (NewOrder, CancelRequest)):
+            return
+        ref_type = "D" if isinstance(command, NewOrder) else "F"
+        text = (f"gateway could not process ClOrdID {command.cl_ord_id}: internal error ({type(exc).__name__}); "
+                "it was journaled and not sent to any venue")
+        try:
+            self.outbound.business_reject(command.session, ref_type, command.cl_ord_id, text)
+        except Exception:  # noqa: BLE001
+            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            log.exception("could not send BusinessMessageReject for %r", command)

@@ -1,0 +1,255 @@
+"""Order domain vocabulary: enumerations, inbound commands and outbound actions.
+
+Pure Python, no quickfix. Enum values are the FIX code points where FIX has a
+version-independent one (Side, OrdType, TimeInForce, OrdStatus); per-version
+differences (ExecType, OrdRejReason) are resolved by ``sessions.codec``.
+
+Prices and quantities are ``Decimal``; nothing here ever holds a float.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+
+class Side(str, Enum):
+    BUY = "1"
+    SELL = "2"
+    SELL_SHORT = "5"
+
+
+class OrdType(str, Enum):
+    MARKET = "1"
+    LIMIT = "2"
+    STOP = "3"
+    STOP_LIMIT = "4"
+
+
+class TimeInForce(str, Enum):
+    DAY = "0"
+    GTC = "1"
+    IOC = "3"
+    FOK = "4"
+
+
+class OrdStatus(str, Enum):
+    NEW = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+
+
+class ExecKind(str, Enum):
+    """What an execution report says happened; the codec maps it to ExecType per version."""
+
+    PENDING_NEW = "pending_new"
+    NEW = "new"
+    TRADE = "trade"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELED = "canceled"
+    PENDING_REPLACE = "pending_replace"
+    REPLACED = "replaced"
+    REJECTED = "rejected"
+    DONE_FOR_DAY = "done_for_day"
+    EXPIRED = "expired"
+    ORDER_STATUS = "order_status"
+
+
+class RejectCode(str, Enum):
+    """Why an order was rejected; mapped to OrdRejReason (103) per FIX version."""
+
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    EXCHANGE_CLOSED = "exchange_closed"
+    EXCEEDS_LIMIT = "exceeds_limit"
+    UNKNOWN_ORDER = "unknown_order"
+    DUPLICATE_ORDER = "duplicate_order"
+    INCORRECT_QUANTITY = "incorrect_quantity"
+    UNSUPPORTED_ORDER_CHARACTERISTIC = "unsupported_order_characteristic"
+    VENUE = "venue"
+    OTHER = "other"
+
+
+class CxlRejCode(str, Enum):
+    """Why a cancel/replace was refused; mapped to CxlRejReason (102)."""
+
+    TOO_LATE = "too_late"
+    UNKNOWN_ORDER = "unknown_order"
+    ALREADY_PENDING = "already_pending"
+    DUPLICATE_CLORDID = "duplicate_clordid"
+    OTHER = "other"
+
+
+class CxlRejResponseTo(str, Enum):
+    CANCEL = "1"
+    REPLACE = "2"
+
+
+# --------------------------------------------------------------------------- inbound commands
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A client's NewOrderSingle, decoded from any FIX version."""
+
+    session: str  # client session name (the client's CompID)
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None = None
+    stop_px: Decimal | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    account: str | None = None
+    ex_destination: str | None = None
+    recv_ns: int = 0  # monotonic receive stamp (time.perf_counter_ns) for latency metrics
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side | None
+    order_id: str | None = None
+    recv_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueExecution:
+    """An ExecutionReport received from a venue, decoded from any FIX version."""
+
+    venue: str
+    cl_ord_id: str  # our child order's ClOrdID at the venue
+    orig_cl_ord_id: str | None
+    venue_order_id: str
+    exec_id: str
+    kind: ExecKind
+    ord_status: OrdStatus
+    symbol: str
+    side: Side | None
+    last_qty: Decimal
+    last_px: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    text: str | None = None
+    recv_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCancelReject:
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    venue_order_id: str | None
+    reason: CxlRejCode
+    text: str | None = None
+    recv_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """A session logged on (up=True) or out."""
+
+    name: str
+    role: str  # "client" or "venue"
+    up: bool
+
+
+# --------------------------------------------------------------------------- outbound actions
+@dataclass(frozen=True, slots=True)
+class ClientExecReport:
+    session: str
+    order_id: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    exec_id: str
+    kind: ExecKind
+    ord_status: OrdStatus
+    symbol: str
+    side: Side
+    order_qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None
+    tif: TimeInForce
+    account: str | None
+    last_qty: Decimal
+    last_px: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    avg_px: Decimal
+    last_mkt: str | None = None
+    reject_code: RejectCode | None = None
+    text: str | None = None
+    recv_ns: int = 0  # carried from the triggering message, for hop latency
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCancelReject:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    order_id: str  # "NONE" when the order is unknown, as FIX prescribes
+    ord_status: OrdStatus
+    response_to: CxlRejResponseTo
+    reason: CxlRejCode
+    text: str
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueNewOrder:
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None
+    stop_px: Decimal | None
+    tif: TimeInForce
+    account: str | None
+    recv_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCancel:
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    venue_order_id: str | None
+    symbol: str
+    side: Side
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class VenueDontKnow:
+    """DontKnowTrade (Q): a venue reported a fill for an order we do not know."""
+
+    venue: str
+    venue_order_id: str
+    exec_id: str
+    symbol: str
+    side: Side | None
+    last_qty: Decimal
+    last_px: Decimal
+    text: str
+
+
+Command = NewOrder | CancelRequest | VenueExecution | VenueCancelReject | SessionStatus
+Action = ClientExecReport | ClientCancelReject | VenueNewOrder | VenueCancel | VenueDontKnow
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the core decided for one command: actions to perform, in order, and notes to log."""
+
+    actions: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,156 @@
+"""The order state machine, as data.
+
+``TRANSITIONS`` maps (state, event) to the next state. A pair that is not in the
+table is refused with a reason from ``refusal()``; callers turn that into a FIX
+reject (client side) or a logged, counted anomaly (venue side). ``WORKING`` is a
+placeholder resolved from the order's fills: NEW if nothing has filled yet,
+otherwise PARTIALLY_FILLED.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+from routing.model import OrdStatus, OrdType, Side, TimeInForce
+
+
+class Event(str, Enum):
+    VENUE_ACK = "venue_ack"
+    PARTIAL_FILL = "partial_fill"
+    FILL = "fill"
+    VENUE_REJECT = "venue_reject"
+    CANCEL_REQUEST = "cancel_request"
+    VENUE_CANCELED = "venue_canceled"  # solicited or unsolicited
+    VENUE_CANCEL_REJECT = "venue_cancel_reject"
+    DONE_FOR_DAY = "done_for_day"
+    EXPIRE = "expire"
+
+
+S = OrdStatus
+E = Event
+WORKING = "working"
+
+TERMINAL = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.DONE_FOR_DAY})
+
+TRANSITIONS: dict[tuple[OrdStatus, Event], OrdStatus | str] = {
+    # awaiting the venue's acknowledgement
+    (S.PENDING_NEW, E.VENUE_ACK): S.NEW,
+    (S.PENDING_NEW, E.PARTIAL_FILL): S.PARTIALLY_FILLED,  # venue may skip the ack
+    (S.PENDING_NEW, E.FILL): S.FILLED,
+    (S.PENDING_NEW, E.VENUE_REJECT): S.REJECTED,
+    (S.PENDING_NEW, E.VENUE_CANCELED): S.CANCELED,  # e.g. IOC with nothing to match
+    (S.PENDING_NEW, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.PENDING_NEW, E.EXPIRE): S.EXPIRED,
+    # working
+    (S.NEW, E.VENUE_ACK): S.NEW,  # duplicate ack: harmless
+    (S.NEW, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.NEW, E.FILL): S.FILLED,
+    (S.NEW, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.NEW, E.VENUE_CANCELED): S.CANCELED,
+    (S.NEW, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
+    (S.NEW, E.EXPIRE): S.EXPIRED,
+    (S.PARTIALLY_FILLED, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, E.FILL): S.FILLED,
+    (S.PARTIALLY_FILLED, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.PARTIALLY_FILLED, E.VENUE_CANCELED): S.CANCELED,
+    (S.PARTIALLY_FILLED, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
+    (S.PARTIALLY_FILLED, E.EXPIRE): S.EXPIRED,
+    # a cancel is on its way to the venue: fills still count, the venue decides
+    (S.PENDING_CANCEL, E.VENUE_ACK): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, E.PARTIAL_FILL): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, E.FILL): S.FILLED,
+    (S.PENDING_CANCEL, E.VENUE_CANCELED): S.CANCELED,
+    (S.PENDING_CANCEL, E.VENUE_CANCEL_REJECT): WORKING,
+    (S.PENDING_CANCEL, E.VENUE_REJECT): S.REJECTED,
+    (S.PENDING_CANCEL, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
+    (S.PENDING_CANCEL, E.EXPIRE): S.EXPIRED,
+    # a cancel reject that arrives after the order completed changes nothing
+    (S.FILLED, E.VENUE_CANCEL_REJECT): S.FILLED,
+    (S.CANCELED, E.VENUE_CANCEL_REJECT): S.CANCELED,
+}
+
+_REFUSALS = {
+    E.CANCEL_REQUEST: "order is {state}: too late to cancel",
+    E.PARTIAL_FILL: "fill for an order that is {state}",
+    E.FILL: "fill for an order that is {state}",
+}
+
+
+def refusal(state: OrdStatus, event: Event) -> str:
+    template = _REFUSALS.get(event, "{event} not allowed when order is {state}")
+    return template.format(state=state.name.lower(), event=event.value)
+
+
+class TransitionRefused(Exception):
+    """Raised by ``Order.apply`` for a (state, event) pair outside the table."""
+
+    def __init__(self, state: OrdStatus, event: Event):
+        super().__init__(refusal(state, event))
+        self.state = state
+        self.event = event
+
+
+@dataclass(slots=True)
+class Order:
+    """A client order as the gateway owns it, with the child it has at a venue."""
+
+    order_id: str
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None
+    stop_px: Decimal | None
+    tif: TimeInForce
+    account: str | None
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: Decimal = Decimal(0)
+    notional: Decimal = Decimal(0)  # sum of last_qty * last_px: AvgPx is exact
+    venue: str | None = None
+    venue_cl_ord_id: str | None = None
+    venue_order_id: str | None = None
+    pending_cl_ord_id: str | None = None  # client ClOrdID of a cancel in flight
+    exec_seq: int = 0
+    seen_exec_ids: set[str] = field(default_factory=set)
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        if self.status in TERMINAL:
+            return Decimal(0)
+        return self.qty - self.cum_qty
+
+    @property
+    def avg_px(self) -> Decimal:
+        if not self.cum_qty:
+            return Decimal(0)
+        return self.notional / self.cum_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    def next_exec_id(self) -> str:
+        self.exec_seq += 1
+        return f"{self.order_id}.{self.exec_seq}"
+
+    def apply(self, event: Event) -> OrdStatus:
+        """Move to the state the table names for ``event``; raise TransitionRefused otherwise."""
+        target = TRANSITIONS.get((self.status, event))
+        if target is None:
+            raise TransitionRefused(self.status, event)
+        if target == WORKING:
+            target = OrdStatus.PARTIALLY_FILLED if self.cum_qty else OrdStatus.NEW
+        self.status = target
+        return target
+
+    def add_fill(self, qty: Decimal, px: Decimal) -> Decimal:
+        """Book a fill; returns the quantity actually booked (never beyond OrderQty)."""
+        room = self.qty - self.cum_qty
+        booked = qty if qty <= room else room
+        if booked > 0:
+            self.cum_qty += booked
+            self.notional += booked * px
+        return booked

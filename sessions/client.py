@@ -1,0 +1,227 @@
+"""A small FIX initiator for tests, benchmarks and UAT scripts.
+
+It logs on to one session, sends orders in its own FIX version and collects every
+message it receives as a ``dict[int, str]`` (the last value of each tag). Its own
+wire traffic is recorded through ``JournalLogFactory`` so tests can compare what
+the peer journaled with what this side actually sent and received.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import quickfix as fix
+
+from sessions.codec import fmt, utc_timestamp
+from sessions.fixsettings import build_settings, graceful_stop, session_id
+from sessions.journal_log import JournalLogFactory
+
+SOH = "\x01"
+
+
+def parse(raw: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for part in raw.split(SOH):
+        if part:
+            tag, _, value = part.partition("=")
+            out[int(tag)] = value
+    return out
+
+
+@dataclass
+class WireLog:
+    """Every raw message the client's engine read ("I") or wrote ("O")."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, session_id: str, direction: str, raw: str) -> None:
+        with self._lock:
+            self.lines.append((direction, raw))
+
+    def event(self, session_id: str, text: str) -> None:
+        with self._lock:
+            self.events.append(text)
+
+    def count(self, direction: str) -> int:
+        with self._lock:
+            return sum(1 for d, _ in self.lines if d == direction)
+
+
+class _ClientApp(fix.Application):
+    def __init__(self, client: "FixClient"):
+        super().__init__()
+        self._client = client
+
+    def onCreate(self, sid):
+        pass
+
+    def onLogon(self, sid):
+        self._client._set_logged_on(True)
+
+    def onLogout(self, sid):
+        self._client._set_logged_on(False)
+
+    def toAdmin(self, msg, sid):
+        pass
+
+    def toApp(self, msg, sid):
+        pass
+
+    def fromAdmin(self, msg, sid):
+        try:
+            self._client._received(msg.toString())
+        except Exception:  # noqa: BLE001 - never let an exception reach quickfix
+            pass
+
+    def fromApp(self, msg, sid):
+        try:
+            self._client._received(msg.toString())
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class FixClient:
+    def __init__(self, *, version: str, sender: str, target: str, port: int, store_dir: Path,
+                 host: str = "127.0.0.1", heartbeat_s: int = 30, extra: dict[str, str] | None = None):
+        self.version = version
+        self.sid = session_id(version, sender, target)
+        self.wire = WireLog()
+        self.messages: list[dict[int, str]] = []
+        self._cond = threading.Condition()
+        self._consumed = 0
+        self._logged_on = False
+        self._app = _ClientApp(self)
+        settings = build_settings("initiator", Path(store_dir), [(self.sid, version, {
+            "SocketConnectHost": host, "SocketConnectPort": str(port), "HeartBtInt": str(heartbeat_s),
+            "ReconnectInterval": "1", **(extra or {}),
+        })])
+        self._settings = settings
+        self._store = fix.FileStoreFactory(settings)
+        self._logs = JournalLogFactory(self.wire)
+        self._engine = fix.SocketInitiator(self._app, self._store, settings, self._logs)
+        self._seq = 0
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, timeout: float = 10.0) -> "FixClient":
+        self._engine.start()
+        if not self.wait_logged_on(timeout):
+            raise TimeoutError(f"{self.sid.toString()} did not log on within {timeout}s")
+        return self
+
+    def stop(self) -> None:
+        graceful_stop(self._engine, [self.sid])
+
+    def wait_logged_on(self, timeout: float = 10.0, up: bool = True) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._logged_on == up, timeout)
+
+    @property
+    def session(self) -> fix.Session:
+        return fix.Session.lookupSession(self.sid)
+
+    def _set_logged_on(self, value: bool) -> None:
+        with self._cond:
+            self._logged_on = value
+            self._cond.notify_all()
+
+    def _received(self, raw: str) -> None:
+        fields = parse(raw)
+        with self._cond:
+            self.messages.append(fields)
+            self._cond.notify_all()
+
+    # ---------------------------------------------------------------- receiving
+    def wait_for(self, predicate: Callable[[dict[int, str]], bool], timeout: float = 5.0,
+                 what: str = "message") -> dict[int, str]:
+        """The first received message matching ``predicate`` (searching all received so far)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            start = 0
+            while True:
+                for m in self.messages[start:]:
+                    if predicate(m):
+                        return m
+                start = len(self.messages)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{self.sid.toString()}: no {what} within {timeout}s; got "
+                                         f"{[self.describe(m) for m in self.messages[-8:]]}")
+                self._cond.wait(remaining)
+
+    def app_messages(self, msg_type: str | None = None) -> list[dict[int, str]]:
+        with self._cond:
+            return [m for m in self.messages if (msg_type is None and m.get(35) not in ADMIN_TYPES)
+                    or m.get(35) == msg_type]
+
+    def exec_reports(self, cl_ord_id: str) -> list[dict[int, str]]:
+        with self._cond:
+            return [m for m in self.messages if m.get(35) == "8" and m.get(11) == cl_ord_id]
+
+    def wait_exec(self, cl_ord_id: str, ord_status: str, timeout: float = 5.0) -> dict[int, str]:
+        return self.wait_for(lambda m: m.get(35) == "8" and m.get(11) == cl_ord_id and m.get(39) == ord_status,
+                             timeout, what=f"ExecutionReport 11={cl_ord_id} 39={ord_status}")
+
+    @staticmethod
+    def describe(m: dict[int, str]) -> str:
+        keys = (35, 11, 41, 150, 39, 38, 32, 31, 14, 151, 6, 58, 103, 102, 373, 380)
+        return " ".join(f"{k}={m[k]}" for k in keys if k in m)
+
+    # ---------------------------------------------------------------- sending
+    def next_id(self, prefix: str = "C") -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq}-{time.monotonic_ns() % 10**9}"
+
+    def send(self, msg: fix.Message) -> None:
+        if not fix.Session.sendToTarget(msg, self.sid):
+            raise RuntimeError(f"{self.sid.toString()}: send refused (session not found)")
+
+    def new_order(self, symbol: str, side: str, qty, price=None, *, cl_ord_id: str | None = None,
+                  ord_type: str | None = None, tif: str | None = None, account: str | None = None,
+                  extra: dict[int, str] | None = None) -> str:
+        cl = cl_ord_id or self.next_id()
+        msg = fix.Message()
+        msg.getHeader().setField(35, "D")
+        msg.setField(11, cl)
+        if self.version != "FIX.5.0":
+            msg.setField(21, "1")
+        msg.setField(55, symbol)
+        msg.setField(54, side)
+        msg.setField(60, utc_timestamp())
+        msg.setField(38, _text(qty))
+        msg.setField(40, ord_type or ("2" if price is not None else "1"))
+        if price is not None:
+            msg.setField(44, _text(price))
+        if tif:
+            msg.setField(59, tif)
+        if account:
+            msg.setField(1, account)
+        for tag, value in (extra or {}).items():
+            msg.setField(tag, value)
+        self.send(msg)
+        return cl
+
+    def cancel(self, orig_cl_ord_id: str, symbol: str, side: str, qty, *, cl_ord_id: str | None = None) -> str:
+        cl = cl_ord_id or self.next_id("X")
+        msg = fix.Message()
+        msg.getHeader().setField(35, "F")
+        msg.setField(41, orig_cl_ord_id)
+        msg.setField(11, cl)
+        msg.setField(55, symbol)
+        msg.setField(54, side)
+        msg.setField(60, utc_timestamp())
+        msg.setField(38, _text(qty))
+        self.send(msg)
+        return cl
+
+
+ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
+
+
+def _text(value) -> str:
+    return fmt(value) if isinstance(value, Decimal) else str(value)

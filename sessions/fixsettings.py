@@ -1,0 +1,104 @@
+"""Building quickfix SessionSettings in code, one place for every engine we run.
+
+quickfix 1.16 notes that shape this module:
+- An acceptor listens on every interface (there is no bind-address setting); restrict
+  who may connect per session with ``AllowedRemoteAddresses``.
+- ``Acceptor.stop()``/``Initiator.stop()`` without force poll for logouts in whole
+  seconds (up to 10 s). ``graceful_stop`` logs out, waits in small steps, then
+  force-stops, so shutdown costs milliseconds when peers answer promptly.
+"""
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import quickfix as fix
+
+# application version -> (BeginString, data dictionary settings)
+_SPEC_DIR = Path(str(resources.files("fixspecs")))
+
+
+def spec_path(name: str) -> str:
+    return str(_SPEC_DIR / name)
+
+
+BEGIN_STRING = {"FIX.4.2": "FIX.4.2", "FIX.4.4": "FIX.4.4", "FIX.5.0": "FIXT.1.1"}
+
+
+def dictionary_settings(version: str) -> dict[str, str]:
+    if version == "FIX.4.2":
+        return {"UseDataDictionary": "Y", "DataDictionary": spec_path("FIX42.xml")}
+    if version == "FIX.4.4":
+        return {"UseDataDictionary": "Y", "DataDictionary": spec_path("FIX44.xml")}
+    if version == "FIX.5.0":
+        return {
+            "UseDataDictionary": "Y",
+            "TransportDataDictionary": spec_path("FIXT11.xml"),
+            "AppDataDictionary": spec_path("FIX50.xml"),
+            "DefaultApplVerID": "FIX.5.0",
+        }
+    raise ValueError(f"unsupported FIX version {version!r} (use FIX.4.2, FIX.4.4 or FIX.5.0)")
+
+
+def session_id(version: str, sender: str, target: str) -> fix.SessionID:
+    return fix.SessionID(BEGIN_STRING[version], sender, target)
+
+
+def app_version(sid: fix.SessionID) -> str:
+    """The application FIX version a session speaks (FIXT.1.1 sessions speak FIX.5.0 here)."""
+    begin = sid.getBeginString().getValue()
+    return "FIX.5.0" if begin == "FIXT.1.1" else begin
+
+
+def session_key(sid: fix.SessionID) -> str:
+    """Stable text name of a session, e.g. ``FIX.4.4:FIXGW->CLIENT44``."""
+    return sid.toString()
+
+
+BASE_DEFAULTS = {
+    "StartTime": "00:00:00",
+    "EndTime": "00:00:00",
+    "HeartBtInt": "30",
+    "ReconnectInterval": "5",
+    "PersistMessages": "Y",
+    "SocketNodelay": "Y",
+    "TimestampPrecision": "3",
+    "LogoutTimeout": "2",
+    "ValidateUserDefinedFields": "N",  # venues and clients add custom tags; the codec reads what it needs
+}
+
+
+def build_settings(connection_type: str, store_dir: Path, sessions: list[tuple[fix.SessionID, str, dict[str, str]]],
+                   defaults: dict[str, str] | None = None) -> fix.SessionSettings:
+    """Settings for one acceptor or initiator.
+
+    ``sessions`` holds (SessionID, application version, per-session settings) tuples.
+    """
+    store_dir.mkdir(parents=True, exist_ok=True)
+    settings = fix.SessionSettings()
+    base = fix.Dictionary()
+    for key, value in {**BASE_DEFAULTS, **(defaults or {}), "ConnectionType": connection_type,
+                       "FileStorePath": str(store_dir)}.items():
+        base.setString(key, str(value))
+    settings.set(base)
+    for sid, version, extra in sessions:
+        d = fix.Dictionary()
+        for key, value in {**dictionary_settings(version), **extra}.items():
+            d.setString(key, str(value))
+        settings.set(sid, d)
+    return settings
+
+
+def graceful_stop(engine, sids: list[fix.SessionID], timeout: float = 3.0) -> None:
+    """Log every session out, wait (briefly) for the peers' Logout, then stop the engine."""
+    for sid in sids:
+        session = fix.Session.lookupSession(sid)
+        if session is not None and session.isLoggedOn():
+            session.logout("gateway shutting down")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any((s := fix.Session.lookupSession(sid)) is not None and s.isLoggedOn() for sid in sids):
+            break
+        time.sleep(0.02)
+    engine.stop(True)

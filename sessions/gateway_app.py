@@ -1,0 +1,155 @@
+"""The gateway's quickfix Applications: thin, guarded, decode-and-hand-over.
+
+Each callback runs on a quickfix session thread holding that session's lock. It
+decodes what it needs with integer tags, hands a domain command to the engine's
+queue and returns. It never touches order state, never waits on anything, and
+never lets a Python exception reach quickfix (which would exit the process):
+
+- quickfix's own exceptions (FieldNotFound, IncorrectTagValue, IncorrectDataFormat,
+  UnsupportedMessageType, DoNotSend) are raised on purpose so quickfix answers with
+  a session-level Reject / BusinessMessageReject, or skips a resend;
+- any other exception is a bug: it is logged with the message, counted, and the
+  sender gets a BusinessMessageReject naming the problem.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import quickfix as fix
+
+from routing.model import SessionStatus
+from sessions import codec
+
+log = logging.getLogger("fixgw.sessions")
+
+QUICKFIX_ERRORS = (fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat,
+                   fix.UnsupportedMessageType, fix.DoNotSend, fix.RejectLogon)
+
+# Orders must never be re-sent to a venue by a sequence-level resend: a stale
+# NewOrderSingle replayed with PossDupFlag=Y could trade twice. quickfix sends a
+# SequenceReset-GapFill in their place when toApp raises DoNotSend.
+NO_RESEND_TYPES = frozenset({"D", "F", "G", "q", "s", "E", "AB", "AC"})
+
+ErrorHook = Callable[[str, str, BaseException], None]  # (callback, session, exc)
+
+
+class _Guarded(fix.Application):
+    role = "?"
+
+    def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None):
+        super().__init__()
+        self._names = names  # SessionID text -> session name (the counterparty's CompID)
+        self._submit = submit
+        self._on_error = on_error or (lambda cb, session, exc: None)
+
+    def _name(self, sid: fix.SessionID) -> str:
+        key = sid.toString()
+        return self._names.get(key, key)
+
+    def _bug(self, callback: str, sid: fix.SessionID, exc: BaseException, msg: fix.Message | None = None) -> None:
+        """An unexpected exception: log it with the message, count it, tell the sender."""
+        try:
+            name = self._name(sid)
+            raw = msg.toString().replace("\x01", "|") if msg is not None else ""
+            log.error("internal error in %s for session %s: %r; message: %s", callback, name, exc, raw,
+                      exc_info=exc)
+            self._on_error(callback, name, exc)
+            if msg is not None and callback == "fromApp":
+                header = msg.getHeader()
+                reject = codec.encode_business_reject(
+                    header.getField(35) if header.isSetField(35) else "?",
+                    header.getField(34) if header.isSetField(34) else None,
+                    f"gateway could not process this message: internal error ({type(exc).__name__}); "
+                    "it was journaled and not acted on",
+                )
+                fix.Session.sendToTarget(reject, sid)
+        except BaseException as again:  # noqa: BLE001 - the guard itself must never fail outward
+            log.critical("error while handling an error in %s: %r", callback, again)
+
+    # -------------------------------------------------------------- lifecycle callbacks
+    def onCreate(self, sid):
+        pass
+
+    def onLogon(self, sid):
+        try:
+            name = self._name(sid)
+            log.info("session logged on: %s (%s)", name, sid.toString())
+            self._submit(SessionStatus(name=name, role=self.role, up=True))
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("onLogon", sid, exc)
+
+    def onLogout(self, sid):
+        try:
+            name = self._name(sid)
+            log.info("session logged out: %s (%s)", name, sid.toString())
+            self._submit(SessionStatus(name=name, role=self.role, up=False))
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("onLogout", sid, exc)
+
+    def toAdmin(self, msg, sid):
+        pass
+
+    def fromAdmin(self, msg, sid):
+        try:
+            if msg.getHeader().getField(35) == "3":
+                log.warning("session %s rejected our message: %s", self._name(sid),
+                            msg.toString().replace("\x01", "|"))
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("fromAdmin", sid, exc)
+
+    def toApp(self, msg, sid):
+        try:
+            header = msg.getHeader()
+            if header.isSetField(43) and header.getField(43) == "Y" and header.getField(35) in NO_RESEND_TYPES:
+                log.warning("not resending %s %s to %s (stale order messages are gap-filled)",
+                            header.getField(35), msg.getField(11) if msg.isSetField(11) else "", self._name(sid))
+                raise fix.DoNotSend()
+        except fix.DoNotSend:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("toApp", sid, exc)
+
+    def fromApp(self, msg, sid):
+        try:
+            self._dispatch(msg, sid, time.perf_counter_ns())
+        except QUICKFIX_ERRORS:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("fromApp", sid, exc, msg)
+
+    def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
+        raise NotImplementedError
+
+
+class ClientApplication(_Guarded):
+    """Buy-side client sessions on the acceptor."""
+
+    role = "client"
+
+    def _dispatch(self, msg, sid, recv_ns):
+        msg_type = msg.getHeader().getField(35)
+        if msg_type == "D":
+            self._submit(codec.decode_new_order(msg, self._name(sid), recv_ns))
+        elif msg_type == "F":
+            self._submit(codec.decode_cancel_request(msg, self._name(sid), recv_ns))
+        else:
+            raise fix.UnsupportedMessageType()
+
+
+class VenueApplication(_Guarded):
+    """Initiator sessions to venues."""
+
+    role = "venue"
+
+    def _dispatch(self, msg, sid, recv_ns):
+        msg_type = msg.getHeader().getField(35)
+        if msg_type == "8":
+            self._submit(codec.decode_venue_exec(msg, self._name(sid), recv_ns))
+        elif msg_type == "9":
+            self._submit(codec.decode_venue_cancel_reject(msg, self._name(sid), recv_ns))
+        elif msg_type == "j":
+            log.warning("venue %s rejected a message: %s", self._name(sid), msg.toString().replace("\x01", "|"))
+        else:
+            raise fix.UnsupportedMessageType()

@@ -1,0 +1,96 @@
+"""A quickfix LogFactory written in Python that feeds the journal.
+
+quickfix calls ``Log.onIncoming`` with every raw message it reads (before it is
+parsed or validated) and ``Log.onOutgoing`` with every raw message it writes,
+resends included, so this is the one place that sees each session's wire traffic
+byte for byte. (The Application callbacks miss inbound messages that fail
+validation.) ``onEvent`` carries the engine's session events.
+
+Binding facts this depends on (see docs/quickfix-binding.md, proven by
+tests/test_quickfix_binding.py):
+- ``LogFactory.create`` is called with no argument (the engine-wide log) as well as
+  with a SessionID.
+- Each ``Log`` must be ``__disown__()``-ed before it is returned. Otherwise SWIG
+  records the ownership transfer under a director mutex whose ``Unlock`` frees the
+  lock instead of releasing it, and the second session created hangs or crashes.
+- Any Python exception escaping a Log method exits the process, so every method
+  here is guarded.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Protocol
+
+import quickfix as fix
+
+log = logging.getLogger("fixgw.sessions")
+
+
+class Sink(Protocol):
+    def record(self, session_id: str, direction: str, raw: str) -> None: ...
+
+    def event(self, session_id: str, text: str) -> None: ...
+
+
+class JournalLog(fix.Log):
+    __slots__ = ("_name", "_record", "_event", "_on_error")
+
+    def __init__(self, name: str, sink: Sink, on_error: Callable[[str, BaseException], None]):
+        super().__init__()
+        self._name = name
+        self._record = sink.record
+        self._event = sink.event
+        self._on_error = on_error
+
+    def clear(self):  # the journal keeps history across sequence resets
+        pass
+
+    def backup(self):
+        pass
+
+    def onIncoming(self, raw):
+        try:
+            self._record(self._name, "I", raw)
+        except BaseException as exc:  # noqa: BLE001 - nothing may reach quickfix
+            self._on_error("onIncoming", exc)
+
+    def onOutgoing(self, raw):
+        try:
+            self._record(self._name, "O", raw)
+        except BaseException as exc:  # noqa: BLE001
+            self._on_error("onOutgoing", exc)
+
+    def onEvent(self, text):
+        try:
+            self._event(self._name, text)
+        except BaseException as exc:  # noqa: BLE001
+            self._on_error("onEvent", exc)
+
+
+class JournalLogFactory(fix.LogFactory):
+    def __init__(self, sink: Sink, on_error: Callable[[str, BaseException], None] | None = None):
+        super().__init__()
+        self._sink = sink
+        self._on_error = on_error or _log_error
+        self._logs: list[JournalLog] = []  # strong references for the engine's lifetime
+
+    def create(self, sid=None):
+        try:
+            name = sid.toString() if sid is not None else "*"
+            created = JournalLog(name, self._sink, self._on_error)
+            created.__disown__()
+            self._logs.append(created)
+            return created
+        except BaseException as exc:  # noqa: BLE001
+            self._on_error("LogFactory.create", exc)
+            fallback = fix.NullLog()
+            fallback.thisown = False  # same ownership rule as above
+            self._logs.append(fallback)
+            return fallback
+
+    def destroy(self, created):
+        pass  # the engine is going away; our references keep the proxies valid until then
+
+
+def _log_error(where: str, exc: BaseException) -> None:
+    log.error("journal log callback %s failed: %r", where, exc)

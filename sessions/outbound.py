@@ -1,0 +1,49 @@
+"""Perform the core's actions: encode each in its session's FIX version and send it.
+
+Called only from the engine's core thread, which holds no lock of its own while
+``sendToTarget`` takes the target session's lock.
+"""
+from __future__ import annotations
+
+import quickfix as fix
+
+from routing.model import ClientCancelReject, ClientExecReport, VenueCancel, VenueDontKnow, VenueNewOrder
+from sessions import codec
+from sessions.fixsettings import app_version
+
+
+class UnknownSession(LookupError):
+    pass
+
+
+class Outbound:
+    def __init__(self, clients: dict[str, fix.SessionID], venues: dict[str, fix.SessionID]):
+        self._clients = {name: (sid, app_version(sid)) for name, sid in clients.items()}
+        self._venues = {name: (sid, app_version(sid)) for name, sid in venues.items()}
+        self._encoders = {
+            ClientExecReport: (self._clients, codec.encode_exec_report, "session"),
+            ClientCancelReject: (self._clients, codec.encode_cancel_reject, "session"),
+            VenueNewOrder: (self._venues, codec.encode_venue_new_order, "venue"),
+            VenueCancel: (self._venues, codec.encode_venue_cancel, "venue"),
+            VenueDontKnow: (self._venues, codec.encode_dont_know, "venue"),
+        }
+
+    def perform(self, action) -> bool:
+        """Send one action; False if quickfix refused it (it is still in the session's store)."""
+        table, encode, attr = self._encoders[type(action)]
+        name = getattr(action, attr)
+        try:
+            sid, version = table[name]
+        except KeyError:
+            raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
+        return fix.Session.sendToTarget(encode(version, action), sid)
+
+    def business_reject(self, session: str, ref_msg_type: str, ref_id: str | None, text: str) -> bool:
+        """BusinessMessageReject (j) to a client, e.g. when the core failed on its message."""
+        entry = self._clients.get(session) or self._venues.get(session)
+        if entry is None:
+            raise UnknownSession(f"no session named {session}")
+        msg = codec.encode_business_reject(ref_msg_type, None, text)
+        if ref_id:
+            msg.setField(379, ref_id)  # BusinessRejectRefID: the ClOrdID the client knows
+        return fix.Session.sendToTarget(msg, entry[0])

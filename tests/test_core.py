@@ -1,0 +1,200 @@
+"""The core, without sockets: commands in, actions out."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from routing.core import ClientOptions, Core
+from routing.model import (
+    CancelRequest, ClientCancelReject, ClientExecReport, CxlRejCode, ExecKind, NewOrder, OrdStatus, OrdType,
+    RejectCode, SessionStatus, Side, VenueCancel, VenueCancelReject, VenueDontKnow, VenueExecution, VenueNewOrder,
+)
+from routing.router import Venue
+
+
+def make_core(pending_new=True, up=("V1", "V2")) -> Core:
+    venues = [Venue("V1", frozenset({"AAPL", "MSFT"})), Venue("V2", frozenset({"AAPL", "IBM"}))]
+    core = Core(venues, {"C1": ClientOptions(pending_new=pending_new)}, "T")
+    for name in up:
+        core.handle(SessionStatus(name, "venue", True))
+    return core
+
+
+def order(cl="A1", symbol="AAPL", qty="100", price="190.01", ord_type=OrdType.LIMIT, **kw) -> NewOrder:
+    return NewOrder(session="C1", cl_ord_id=cl, symbol=symbol, side=Side.BUY, qty=D(qty), ord_type=ord_type,
+                    price=D(price) if price is not None else None, **kw)
+
+
+def venue_exec(child, kind, status, last_qty="0", last_px="0", cum="0", leaves="0", exec_id="E1", venue="V1"):
+    return VenueExecution(venue=venue, cl_ord_id=child, orig_cl_ord_id=None, venue_order_id="VO1", exec_id=exec_id,
+                          kind=kind, ord_status=status, symbol="AAPL", side=Side.BUY, last_qty=D(last_qty),
+                          last_px=D(last_px), cum_qty=D(cum), leaves_qty=D(leaves))
+
+
+def only(actions, kind):
+    found = [a for a in actions if isinstance(a, kind)]
+    assert len(found) == 1, actions
+    return found[0]
+
+
+def test_new_order_is_acknowledged_pending_and_sent_to_the_first_venue_trading_the_symbol():
+    core = make_core()
+    out = core.handle(order())
+    ack = only(out.actions, ClientExecReport)
+    assert (ack.kind, ack.ord_status, ack.leaves_qty) == (ExecKind.PENDING_NEW, OrdStatus.PENDING_NEW, D(100))
+    sent = only(out.actions, VenueNewOrder)
+    assert sent.venue == "V1" and sent.qty == D(100) and sent.price == D("190.01")
+
+
+def test_pending_new_can_be_switched_off_per_client():
+    out = make_core(pending_new=False).handle(order())
+    assert [type(a) for a in out.actions] == [VenueNewOrder]
+
+
+def test_ex_destination_routes_directly():
+    out = make_core().handle(order(ex_destination="V2"))
+    assert only(out.actions, VenueNewOrder).venue == "V2"
+
+
+def test_symbol_only_on_a_down_venue_is_rejected_as_exchange_closed():
+    core = make_core(up=("V1",))
+    rej = only(core.handle(order(symbol="IBM")).actions, ClientExecReport)
+    assert rej.ord_status is OrdStatus.REJECTED and rej.reject_code is RejectCode.EXCHANGE_CLOSED
+    assert "IBM" in rej.text and "V2" in rej.text
+
+
+@pytest.mark.parametrize("cmd, code, words", [
+    (order(symbol="ZZZZ"), RejectCode.UNKNOWN_SYMBOL, "unknown symbol ZZZZ"),
+    (order(qty="0"), RejectCode.INCORRECT_QUANTITY, "OrderQty must be positive"),
+    (order(qty="-5"), RejectCode.INCORRECT_QUANTITY, "OrderQty must be positive"),
+    (order(price=None), RejectCode.OTHER, "without Price"),
+    (order(price="0"), RejectCode.OTHER, "Price must be positive"),
+    (order(ord_type=OrdType.STOP), RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC, "not supported"),
+    (order(ex_destination="NOPE"), RejectCode.OTHER, "unknown ExDestination NOPE"),
+])
+def test_orders_that_make_no_business_sense_are_rejected_with_a_reason(cmd, code, words):
+    out = make_core().handle(cmd)
+    rej = only(out.actions, ClientExecReport)
+    assert rej.ord_status is OrdStatus.REJECTED and rej.reject_code is code and words in rej.text
+    assert not [a for a in out.actions if isinstance(a, VenueNewOrder)]
+
+
+def test_rejected_clordid_may_be_reused_but_a_live_one_may_not():
+    core = make_core()
+    core.handle(order(cl="A1", qty="0"))
+    assert only(core.handle(order(cl="A1")).actions, VenueNewOrder)
+    dup = only(core.handle(order(cl="A1")).actions, ClientExecReport)
+    assert dup.reject_code is RejectCode.DUPLICATE_ORDER
+
+
+def test_venue_ack_then_partial_then_full_fill_aggregates_exactly():
+    core = make_core()
+    child = only(core.handle(order(qty="300")).actions, VenueNewOrder).cl_ord_id
+    new = only(core.handle(venue_exec(child, ExecKind.NEW, OrdStatus.NEW, exec_id="E0")).actions, ClientExecReport)
+    assert new.kind is ExecKind.NEW and new.ord_status is OrdStatus.NEW
+    p1 = only(core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "100", "190.01",
+                                     exec_id="E1")).actions, ClientExecReport)
+    assert (p1.ord_status, p1.cum_qty, p1.leaves_qty, p1.last_mkt) == (OrdStatus.PARTIALLY_FILLED, D(100), D(200), "V1")
+    p2 = only(core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.FILLED, "200", "190.02",
+                                     exec_id="E2")).actions, ClientExecReport)
+    assert (p2.ord_status, p2.cum_qty, p2.leaves_qty) == (OrdStatus.FILLED, D(300), D(0))
+    assert p2.avg_px == (D(100) * D("190.01") + D(200) * D("190.02")) / D(300)
+    assert p1.exec_id != p2.exec_id
+
+
+def test_a_resent_venue_execution_is_not_booked_twice():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "50", "190", exec_id="E7"))
+    again = core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "50", "190", exec_id="E7"))
+    assert again.actions == [] and "duplicate ExecID" in again.warnings[0]
+    assert core.order_for_client("C1", "A1").cum_qty == D(50)
+
+
+def test_a_fill_beyond_order_quantity_is_capped_and_reported():
+    core = make_core()
+    child = only(core.handle(order(qty="100")).actions, VenueNewOrder).cl_ord_id
+    out = core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.FILLED, "150", "190", exec_id="E1"))
+    fill = only(out.actions, ClientExecReport)
+    assert fill.cum_qty == D(100) and fill.last_qty == D(100) and "overfill" in out.warnings[0]
+
+
+def test_venue_execution_for_an_unknown_order_gets_dont_know_trade():
+    out = make_core().handle(venue_exec("NOPE", ExecKind.TRADE, OrdStatus.FILLED, "10", "190"))
+    dk = only(out.actions, VenueDontKnow)
+    assert dk.exec_id == "E1" and "NOPE" in dk.text and out.warnings
+
+
+def test_non_fill_report_for_an_unknown_order_is_only_logged():
+    out = make_core().handle(venue_exec("NOPE", ExecKind.NEW, OrdStatus.NEW))
+    assert out.actions == [] and out.warnings
+
+
+def test_venue_reject_becomes_a_client_reject_naming_the_venue():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    ev = venue_exec(child, ExecKind.REJECTED, OrdStatus.REJECTED)
+    rej = only(core.handle(ev).actions, ClientExecReport)
+    assert rej.ord_status is OrdStatus.REJECTED and "V1" in rej.text
+
+
+def test_cancel_is_forwarded_and_confirmed_only_when_the_venue_confirms():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    core.handle(venue_exec(child, ExecKind.NEW, OrdStatus.NEW, exec_id="E0"))
+    out = core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY))
+    pending = only(out.actions, ClientExecReport)
+    assert pending.ord_status is OrdStatus.PENDING_CANCEL and (pending.cl_ord_id, pending.orig_cl_ord_id) == ("X1", "A1")
+    vc = only(out.actions, VenueCancel)
+    assert vc.orig_cl_ord_id == child
+    done = only(core.handle(VenueExecution(
+        venue="V1", cl_ord_id=vc.cl_ord_id, orig_cl_ord_id=child, venue_order_id="VO1", exec_id="E9",
+        kind=ExecKind.CANCELED, ord_status=OrdStatus.CANCELED, symbol="AAPL", side=Side.BUY, last_qty=D(0),
+        last_px=D(0), cum_qty=D(0), leaves_qty=D(0))).actions, ClientExecReport)
+    assert done.ord_status is OrdStatus.CANCELED and (done.cl_ord_id, done.orig_cl_ord_id) == ("X1", "A1")
+    assert done.leaves_qty == 0
+
+
+def test_cancel_refused_by_the_venue_returns_the_order_to_working():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "10", "190", exec_id="E1"))
+    vc = only(core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY)).actions, VenueCancel)
+    rej = only(core.handle(VenueCancelReject("V1", vc.cl_ord_id, child, "VO1", CxlRejCode.TOO_LATE, "late")).actions,
+               ClientCancelReject)
+    assert rej.ord_status is OrdStatus.PARTIALLY_FILLED and rej.cl_ord_id == "X1" and "late" in rej.text
+
+
+def test_cancel_for_an_order_that_never_existed_gets_unknown_order():
+    rej = only(make_core().handle(CancelRequest("C1", "X1", "GHOST", "AAPL", Side.BUY)).actions, ClientCancelReject)
+    assert rej.reason is CxlRejCode.UNKNOWN_ORDER and rej.order_id == "NONE" and "GHOST" in rej.text
+
+
+def test_cancel_of_a_filled_order_is_too_late():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.FILLED, "100", "190", exec_id="E1"))
+    rej = only(core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY)).actions, ClientCancelReject)
+    assert rej.reason is CxlRejCode.TOO_LATE and rej.ord_status is OrdStatus.FILLED
+
+
+def test_second_cancel_while_one_is_pending_is_refused():
+    core = make_core()
+    core.handle(order())
+    core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY))
+    rej = only(core.handle(CancelRequest("C1", "X2", "A1", "AAPL", Side.BUY)).actions, ClientCancelReject)
+    assert rej.reason is CxlRejCode.ALREADY_PENDING
+
+
+def test_fill_racing_a_cancel_completes_the_order_and_the_late_cancel_reject_changes_nothing():
+    core = make_core()
+    child = only(core.handle(order()).actions, VenueNewOrder).cl_ord_id
+    vc = only(core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY)).actions, VenueCancel)
+    fill = only(core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.FILLED, "100", "190", exec_id="E1")).actions,
+                ClientExecReport)
+    assert fill.ord_status is OrdStatus.FILLED and fill.cum_qty == D(100)
+    rej = only(core.handle(VenueCancelReject("V1", vc.cl_ord_id, child, "VO1", CxlRejCode.TOO_LATE)).actions,
+               ClientCancelReject)
+    assert rej.ord_status is OrdStatus.FILLED
+    assert core.order_for_client("C1", "A1").cum_qty == D(100)
