@@ -1,0 +1,114 @@
+"""`fixgw db ...`: the journal database's schema.
+
+    fixgw db upgrade -c gateway.cfg   # migrate to the newest revision
+    fixgw db current -c gateway.cfg   # show the revision; exit 1 if not up to date
+
+The database URL is ``[journal] database_url`` of the configuration, or the
+FIXGW_DATABASE_URL environment variable when set. Passwords are never printed.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import click
+
+CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
+                             type=click.Path(dir_okay=False), help="gateway configuration file (TOML)")
+
+
+def _database_url(config_path: str) -> str:
+    from gateway.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path).journal.database_url
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _connect(url: str) -> None:
+    """Open and close one connection, so connection problems get their own clear message."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from gateway.db import make_engine, safe_url
+
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise click.ClickException(f"invalid journal database URL {safe_url(url)}: {_reason(exc)}") from None
+    except ValueError as exc:  # make_engine's own message names the URL
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the SQLite file's directory could not be created
+        raise click.ClickException(f"cannot connect to the journal database {safe_url(url)}: "
+                                   f"cannot create {exc.filename}: {exc.strerror}") from None
+    try:
+        with engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        raise click.ClickException(f"cannot connect to the journal database {safe_url(url)}: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _database_errors(url: str, doing: str):
+    """Anything else that goes wrong with the database, as a one-line ClickException."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.db import safe_url
+
+    try:
+        yield
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        raise click.ClickException(
+            f"{doing} the journal database {safe_url(url)} failed: {exc.__class__.__name__}: {_reason(exc)}"
+        ) from None
+
+
+@click.group()
+def db() -> None:
+    """The journal database: schema migrations."""
+
+
+@db.command()
+@CONFIG_OPTION
+def upgrade(config_path: str) -> None:
+    """Migrate the journal database to the newest schema revision."""
+    from gateway import db as gdb
+
+    url = _database_url(config_path)
+    click.echo(f"journal database: {gdb.safe_url(url)}")
+    _connect(url)
+    with _database_errors(url, "migrating"):
+        before = gdb.current_revision(url)
+        click.echo(f"revision before: {before or 'none (empty database)'}")
+        gdb.upgrade(url)
+        after = gdb.current_revision(url)
+    click.echo(f"revision after:  {after}" + (" (already up to date)" if before == after else ""))
+
+
+@db.command()
+@CONFIG_OPTION
+def current(config_path: str) -> None:
+    """Show the journal database's schema revision; exit code 1 unless it is up to date."""
+    from gateway import db as gdb
+
+    url = _database_url(config_path)
+    _connect(url)
+    with _database_errors(url, "reading"):
+        cur = gdb.current_revision(url)
+    head = gdb.head_revision()
+    click.echo(f"journal database: {gdb.safe_url(url)}")
+    click.echo(f"current revision: {cur or 'none (empty database)'}")
+    click.echo(f"head revision:    {head}")
+    if cur == head:
+        click.echo("up to date")
+        return
+    click.echo(f"NOT up to date: run `fixgw db upgrade -c {config_path}`")
+    click.get_current_context().exit(1)

@@ -1,0 +1,291 @@
+"""The journal database: table definitions, engines and schema migrations.
+
+The schema is owned by Alembic (the ``migrations`` package at the repository top
+level); the ``Table`` objects below mirror it for queries and must be kept in step
+with the newest revision (tests/test_journal.py compares the two).
+
+Timestamps are ``ts_us``: BIGINT microseconds since the Unix epoch, UTC
+(``time.time_ns() // 1000``). An integer is the cheapest thing to write from the
+journal thread and sorts and compares the same on SQLite and PostgreSQL.
+
+SQLite and PostgreSQL (driver psycopg 3) are supported; ``make_engine`` rejects
+anything else.
+"""
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Engine,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    false,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+#: MsgTypes of the session (admin) layer: Heartbeat, TestRequest, ResendRequest,
+#: Reject, SequenceReset, Logout, Logon.
+ADMIN_MSG_TYPES = ("0", "1", "2", "3", "4", "5", "A")
+
+#: How long a SQLite connection waits for another writer's lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Names constraints and indexes predictably so later migrations (and SQLite's
+# batch mode, which recreates tables) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# BIGINT identity on PostgreSQL; on SQLite an INTEGER PRIMARY KEY AUTOINCREMENT,
+# i.e. the rowid, never reused even after retention deletes the newest rows.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+journal_messages = Table(
+    "journal_messages",
+    metadata,
+    Column("id", _Id, Identity(), primary_key=True,
+           comment="orders all rows of all sessions: the commit order of the journal writer"),
+    Column("session_id", Text, nullable=False, comment='quickfix SessionID, e.g. "FIX.4.4:FIXGW->CLIENT44"'),
+    Column("direction", String(1), nullable=False, comment="I = received, O = sent"),
+    Column("seq_num", BigInteger, nullable=True, comment="MsgSeqNum (34); NULL if missing or not a number"),
+    Column("msg_type", Text, nullable=True, comment="MsgType (35)"),
+    Column("cl_ord_id", Text, nullable=True, comment="ClOrdID (11), first occurrence"),
+    Column("order_id", Text, nullable=True, comment="OrderID (37), first occurrence"),
+    Column("poss_dup", Boolean(create_constraint=False), nullable=False, server_default=false(),
+           comment="PossDupFlag (43) = Y"),
+    Column("ts_us", BigInteger, nullable=False,
+           comment="when the engine handed the message to the journal: microseconds since the Unix epoch, UTC"),
+    Column("raw", Text, nullable=False, comment="the message as on the wire, fields separated by SOH (\\x01)"),
+    CheckConstraint("direction IN ('I', 'O')", name="direction"),
+    Index(None, "session_id", "id"),
+    Index(None, "ts_us"),
+    Index(None, "cl_ord_id", postgresql_where=text("cl_ord_id IS NOT NULL"),
+          sqlite_where=text("cl_ord_id IS NOT NULL")),
+    Index(None, "order_id", postgresql_where=text("order_id IS NOT NULL"),
+          sqlite_where=text("order_id IS NOT NULL")),
+    sqlite_autoincrement=True,
+    comment="Every FIX message in and out of every session (admin and application), "
+    "in commit order. ts_us is BIGINT microseconds since the Unix epoch, UTC.",
+)
+
+session_events = Table(
+    "session_events",
+    metadata,
+    Column("id", _Id, Identity(), primary_key=True),
+    Column("session_id", Text, nullable=False, comment='quickfix SessionID, or "*" for the engine-wide log'),
+    Column("ts_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
+    Column("text", Text, nullable=False, comment="quickfix's event line, e.g. \"Received logon request\""),
+    Index(None, "session_id", "id"),
+    Index(None, "ts_us"),
+    sqlite_autoincrement=True,
+    comment="quickfix session events (logon, logout, resend, disconnect ...). "
+    "ts_us is BIGINT microseconds since the Unix epoch, UTC.",
+)
+
+
+class SchemaOutOfDate(Exception):
+    """The journal database is not at the schema revision this fixgw needs."""
+
+    def __init__(self, message: str, current: str | None = None, head: str | None = None):
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
+# ---------------------------------------------------------------- engines
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text with any password masked, fit for logs and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL must still be reportable
+        return "<unparsable database URL>"
+
+
+def _is_sqlite_memory(u: URL) -> bool:
+    db = u.database or ""
+    return db in ("", ":memory:") or "mode=memory" in db or u.query.get("mode") == "memory"
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An Engine for the journal database, tuned for it.
+
+    SQLite: the database file's directory is created if missing; each connection
+    gets WAL journaling, ``synchronous=NORMAL`` and a busy timeout, and SQLAlchemy
+    (not the sqlite3 module) emits BEGIN, so transactions, DDL included, are real.
+    PostgreSQL: ``postgresql://`` means psycopg 3; connections are pinged on
+    checkout and a connect timeout applies unless the URL sets one.
+    """
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return _make_sqlite_engine(u)
+    if backend == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        if u.get_driver_name() != "psycopg":
+            raise ValueError(f"journal database {safe_url(u)}: only the psycopg (3) driver is supported, "
+                             "use a postgresql+psycopg:// URL")
+        connect_args = {} if "connect_timeout" in u.query else {"connect_timeout": 10}
+        return create_engine(u, pool_pre_ping=True, connect_args=connect_args)
+    raise ValueError(f"journal database {safe_url(u)}: unsupported backend {backend!r}; "
+                     "use sqlite:///path or postgresql+psycopg://...")
+
+
+def _make_sqlite_engine(u: URL) -> Engine:
+    memory = _is_sqlite_memory(u)
+    if memory:
+        # One shared connection, so every thread sees the same in-memory database.
+        engine = create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        if u.query.get("uri") not in ("true", "1") and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, connection_record):  # noqa: ARG001
+        dbapi_connection.isolation_level = None  # the "begin" listener below emits BEGIN
+        cur = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _engine_for(url_or_engine: str | URL | Engine) -> tuple[Engine, bool]:
+    """(engine, owned): owned engines are disposed by the caller when done."""
+    if isinstance(url_or_engine, Engine):
+        return url_or_engine, False
+    return make_engine(url_or_engine), True
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def migrations_dir() -> str:
+    return str(importlib.resources.files("migrations"))
+
+
+def alembic_config(connection=None, url: str | URL | None = None):
+    """An Alembic Config for the packaged migrations (no alembic.ini needed).
+
+    Pass an open SQLAlchemy Connection (preferred; env.py then uses it as is) or
+    a URL (env.py then makes its own engine with ``make_engine``).
+    """
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    if url is not None:
+        # Passed as an attribute, not via set_main_option: ConfigParser would try
+        # to interpolate a '%' in a percent-encoded password.
+        cfg.attributes["url"] = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return cfg
+
+
+def _run(url: str | URL | Engine, fn) -> None:
+    engine, owned = _engine_for(url)
+    try:
+        with engine.begin() as conn:
+            fn(alembic_config(connection=conn))
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def upgrade(url: str | URL | Engine, revision: str = "head") -> None:
+    """Migrate the journal database up to ``revision`` (default: the newest)."""
+    from alembic import command
+
+    _run(url, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(url: str | URL | Engine, revision: str) -> None:
+    """Migrate the journal database down to ``revision`` ("base" removes everything)."""
+    from alembic import command
+
+    _run(url, lambda cfg: command.downgrade(cfg, revision))
+
+
+def current_revision(url: str | URL | Engine) -> str | None:
+    """The revision the database is at; None for a database never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine, owned = _engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision this fixgw's migrations define."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations package defines no revision"
+    return head
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def check_schema(url: str | URL | Engine, config_path: str | Path | None = None) -> None:
+    """Raise SchemaOutOfDate unless the database is at ``head_revision()``.
+
+    The message names the database (password masked), both revisions and the fix.
+    Connection errors propagate as SQLAlchemy's OperationalError.
+    """
+    head = head_revision()
+    current = current_revision(url)
+    if current == head:
+        return
+    where = safe_url(url.url if isinstance(url, Engine) else url)
+    fix = f"run `fixgw db upgrade -c {config_path if config_path is not None else '<config>'}`"
+    if current is None:
+        msg = (f"journal database {where} has no schema (revision none, needs {head}): {fix}")
+    elif current not in _known_revisions():
+        msg = (f"journal database {where} is at revision {current}, which this fixgw does not know "
+               f"(it needs {head}); it was migrated by a newer fixgw: upgrade fixgw, "
+               f"or downgrade the database with the newer version")
+    else:
+        msg = f"journal database {where} is at revision {current}, needs {head}: {fix}"
+    raise SchemaOutOfDate(msg, current=current, head=head)

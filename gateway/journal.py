@@ -1,0 +1,519 @@
+"""The message journal: every FIX message in and out of every session, in the database.
+
+``JournalWriter.record`` is called from quickfix's session threads (through
+sessions.journal_log.JournalLog) with each raw message. It only stamps the time
+and appends a tuple to an unbounded in-memory queue: no parsing, no lock held
+beyond the queue's own, no I/O, so a slow or unreachable database never slows a
+FIX session. One writer thread ("fixgw-journal") drains the queue in batches,
+picks out the few tags the table indexes (34, 35, 11, 37, 43) with ``str.find``,
+and writes each batch in one transaction: COPY on PostgreSQL, one executemany
+INSERT on SQLite.
+
+If a commit fails the batch is kept and retried with capped backoff; rows are
+never dropped while the process lives. ``healthy`` and ``last_error`` say what is
+going on; the counters (``submitted``, ``committed``, ``batches``, ...) feed the
+metrics.
+
+Row order: the writer takes rows in the order ``record``/``event`` queued them and
+the database assigns ``id`` in insertion order, so ``id`` orders all rows and the
+rows of one session come back in the order quickfix handed them over.
+
+Nothing a caller passes can make a row the database refuses (which would block
+the journal, since rows are never dropped): non-str values are converted to str,
+and text the database cannot store is escaped: lone surrogates (undecodable
+bytes) become ``\\udcXX`` and, on PostgreSQL, NUL becomes the four characters
+``\\x00``. FIX text without binary data fields is never affected.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import URL, Row
+
+from gateway.db import ADMIN_MSG_TYPES, _engine_for, journal_messages, make_engine, safe_url, session_events
+
+log = logging.getLogger("fixgw.journal")
+
+_time_ns = time.time_ns
+_monotonic = time.monotonic
+
+# The kinds of queue entries besides messages ("I"/"O").
+_EVENT = object()
+_FLUSH = object()
+_STOP = object()
+_DIRECTIONS = frozenset(("I", "O"))
+
+_BACKOFF_FIRST_S = 0.05
+_BACKOFF_MAX_S = 5.0
+
+MESSAGE_COLUMNS = ("session_id", "direction", "seq_num", "msg_type", "cl_ord_id", "order_id", "poss_dup",
+                   "ts_us", "raw")
+EVENT_COLUMNS = ("session_id", "ts_us", "text")
+
+_SQLITE_INSERT_MSG = (f"INSERT INTO journal_messages ({', '.join(MESSAGE_COLUMNS)}) "
+                      f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})")
+_SQLITE_INSERT_EVT = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
+                      f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
+_PG_COPY_MSG = f"COPY journal_messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
+_PG_COPY_EVT = f"COPY session_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+
+
+def _storable(s: str) -> str:
+    """``s`` with anything UTF-8 cannot encode (lone surrogates) backslash-escaped."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _as_text(value: object) -> str:
+    """Whatever a caller passed, as str, so no row can violate the schema and block the journal."""
+    if value.__class__ is str:
+        return value  # type: ignore[return-value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return "" if value is None else str(value)
+
+
+def parse_message(raw: str) -> tuple[int | None, str | None, str | None, str | None, bool]:
+    """(MsgSeqNum, MsgType, ClOrdID, OrderID, PossDup) of a raw SOH-separated FIX message.
+
+    Cheap on purpose: the first occurrence of "<SOH>tag=" for each tag, so 11 never
+    matches inside 111 or 211, and the leading "8=FIX..." field is never needed.
+    A missing field gives None, and so does a MsgSeqNum that is not 1 to 18 ASCII
+    digits (it must fit BIGINT). PossDup is True only for the exact field "43=Y".
+    """
+    find = raw.find
+    i = find("\x0134=")
+    seq = None
+    if i >= 0:
+        i += 4
+        j = find("\x01", i)
+        s = raw[i:j] if j >= 0 else raw[i:]
+        if s.isascii() and s.isdigit() and len(s) < 19:  # int() alone would take " 1", "+1", "1_0"
+            seq = int(s)
+    i = find("\x0135=")
+    if i >= 0:
+        i += 4
+        j = find("\x01", i)
+        msg_type = raw[i:j] if j >= 0 else raw[i:]
+    else:
+        msg_type = None
+    i = find("\x0111=")
+    if i >= 0:
+        i += 4
+        j = find("\x01", i)
+        cl_ord_id = raw[i:j] if j >= 0 else raw[i:]
+    else:
+        cl_ord_id = None
+    i = find("\x0137=")
+    if i >= 0:
+        i += 4
+        j = find("\x01", i)
+        order_id = raw[i:j] if j >= 0 else raw[i:]
+    else:
+        order_id = None
+    return seq, msg_type, cl_ord_id, order_id, "\x0143=Y\x01" in raw
+
+
+class JournalWriter:
+    """Queues messages from any thread; one writer thread commits them in batches."""
+
+    def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5):
+        if batch_max < 1:
+            raise ValueError("batch_max must be at least 1")
+        if flush_interval_ms < 0:
+            raise ValueError("flush_interval_ms must not be negative")
+        self.database_url = database_url
+        self.batch_max = batch_max
+        self.flush_interval = flush_interval_ms / 1000.0
+        self._engine: Engine = make_engine(database_url)
+        self._pg = self._engine.dialect.name == "postgresql"
+        self._q: SimpleQueue = SimpleQueue()
+        self._put = self._q.put  # never blocks: the queue is unbounded
+
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._stopped = False
+        self._abandon = threading.Event()  # stop() gave up waiting: exit even with rows unwritten
+        self._conn = None  # the writer thread's pooled DBAPI connection
+
+        # Counters. Written by the writer thread only (except the marker count).
+        self._stats_lock = threading.Lock()
+        self._taken = 0  # rows the writer has taken off the queue
+        self._markers_queued = 0  # flush/stop markers in the queue
+        self._submitted_seen = 0
+        self.committed = 0
+        self.batches = 0
+        self.last_batch_size = 0
+        self.last_commit_seconds = 0.0
+        self._inflight_since_ns = 0  # time stamp of the oldest row taken and not yet committed
+        self.healthy = True
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------ producer side
+
+    def record(self, session_id: str, direction: str, raw: str) -> None:
+        """Queue one raw message ('I' received, 'O' sent). O(1); never touches the database."""
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'I' or 'O', not {direction!r}")
+        self._put((_time_ns(), session_id, direction, raw))
+
+    def event(self, session_id: str, text: str) -> None:
+        """Queue one session event line. O(1); never touches the database."""
+        self._put((_time_ns(), session_id, _EVENT, text))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the writer thread (once)."""
+        with self._lifecycle:
+            if self._stopped:
+                raise RuntimeError("JournalWriter was stopped; make a new one")
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="fixgw-journal", daemon=True)
+            self._thread.start()
+
+    def _put_marker(self, kind: object, payload: Any) -> None:
+        with self._stats_lock:
+            self._markers_queued += 1
+        self._put((_time_ns(), None, kind, payload))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every row recorded before this call is committed. False on timeout."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return self.queue_depth() == 0
+        done = threading.Event()
+        self._put_marker(_FLUSH, done)
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Commit everything queued, stop the writer thread and dispose of the engine.
+
+        Idempotent. Returns False if rows could not be committed within ``timeout``
+        (the database is failing); they are then lost with the process, and an error
+        says how many.
+        """
+        with self._lifecycle:
+            if self._stopped:
+                return self.queue_depth() == 0
+            self._stopped = True
+            thread = self._thread
+            if thread is None and self.queue_depth():
+                # Rows were recorded but the writer never ran: write them now.
+                thread = self._thread = threading.Thread(target=self._run, name="fixgw-journal", daemon=True)
+                thread.start()
+        ok = True
+        if thread is not None:
+            self._put_marker(_STOP, None)
+            thread.join(timeout)
+            if thread.is_alive():
+                self._abandon.set()
+                thread.join(_BACKOFF_MAX_S)
+            left = self.queue_depth()
+            if left:
+                ok = False
+                log.error("journal stopped with %d rows not committed to %s (last error: %s)",
+                          left, safe_url(self.database_url), self.last_error)
+        self._engine.dispose()
+        return ok
+
+    # ------------------------------------------------------------ metrics
+
+    @property
+    def submitted(self) -> int:
+        """Rows (messages and events) handed to record()/event(). Never decreases."""
+        with self._stats_lock:
+            n = self._taken + self._q.qsize() - self._markers_queued
+            if n > self._submitted_seen:
+                self._submitted_seen = n
+            return self._submitted_seen
+
+    def queue_depth(self) -> int:
+        """Rows recorded and not yet committed (queued or in the batch being written)."""
+        return max(0, self.submitted - self.committed)
+
+    def commit_lag_seconds(self) -> float:
+        """Age of the oldest row not yet committed; 0 if none."""
+        since = self._inflight_since_ns
+        if not since:
+            return 0.0
+        return max(0.0, (_time_ns() - since) / 1e9)
+
+    # ------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                items = self._take(block=True)
+                if items:
+                    stopping = self._process(items)
+                if self._abandon.is_set():
+                    return
+            # Rows recorded while stop() ran (after its marker): best effort, no waiting.
+            while not self._abandon.is_set():
+                items = self._take(block=False)
+                if not items:
+                    break
+                self._process(items)
+        except BaseException:  # noqa: BLE001 - must be loud: nothing else would notice
+            log.critical("journal writer thread died; messages are no longer journaled", exc_info=True)
+            self.healthy = False
+            raise
+        finally:
+            self._close_conn(invalidate=False)
+
+    def _take(self, block: bool) -> list:
+        """Up to batch_max queue entries; waits at most flush_interval after the first."""
+        q = self._q
+        get_nowait = q.get_nowait
+        items: list = []
+        try:
+            if block:
+                while True:
+                    try:
+                        item = q.get(timeout=1.0)
+                        break
+                    except Empty:
+                        if self._abandon.is_set():
+                            return items
+            else:
+                item = get_nowait()
+        except Empty:
+            return items
+        self._inflight_since_ns = item[0]
+        append = items.append
+        append(item)
+        kind = item[2]
+        if kind is _FLUSH or kind is _STOP:
+            return self._count_taken(items)
+        batch_max = self.batch_max
+        deadline = _monotonic() + self.flush_interval
+        n = 1
+        while n < batch_max:
+            try:
+                item = get_nowait()
+            except Empty:
+                if not block:
+                    break
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = q.get(timeout=remaining)
+                except Empty:
+                    break
+            append(item)
+            n += 1
+            kind = item[2]
+            if kind is _FLUSH or kind is _STOP:
+                break  # someone is waiting: commit what we have now
+        return self._count_taken(items)
+
+    def _count_taken(self, items: list) -> list:
+        markers = sum(1 for it in items if it[2] is _FLUSH or it[2] is _STOP) if self._markers_queued else 0
+        with self._stats_lock:
+            self._taken += len(items) - markers
+            self._markers_queued -= markers
+        return items
+
+    def _process(self, items: list) -> bool:
+        """Parse and commit one batch; release flush waiters. True if a stop marker was in it."""
+        msgs = []
+        events = []
+        waiters = []
+        stop = False
+        add_msg = msgs.append
+        pg = self._pg
+        directions = _DIRECTIONS
+        parse = parse_message
+        for ts, sid, kind, payload in items:
+            if kind in directions:
+                if payload.__class__ is not str or sid.__class__ is not str:
+                    payload, sid = _as_text(payload), _as_text(sid)
+                if not payload.isascii():
+                    payload = _storable(payload)
+                if pg and "\x00" in payload:
+                    payload = payload.replace("\x00", "\\x00")
+                seq, msg_type, cl_ord_id, order_id, poss_dup = parse(payload)
+                add_msg((sid, kind, seq, msg_type, cl_ord_id, order_id, poss_dup, ts // 1000, payload))
+            elif kind is _EVENT:
+                text = _storable(_as_text(payload))
+                if pg:
+                    text = text.replace("\x00", "\\x00")
+                events.append((_storable(_as_text(sid)), ts // 1000, text))
+            elif kind is _FLUSH:
+                waiters.append(payload)
+            else:
+                stop = True
+        if msgs or events:
+            if not self._commit_with_retry(msgs, events):
+                return True  # abandoned by stop()
+        self._inflight_since_ns = 0
+        for w in waiters:
+            w.set()
+        return stop
+
+    def _commit_with_retry(self, msgs: list, events: list) -> bool:
+        n = len(msgs) + len(events)
+        delay = _BACKOFF_FIRST_S
+        attempt = 0
+        failing_since = 0.0
+        while True:
+            attempt += 1
+            t0 = _monotonic()
+            try:
+                self._write(msgs, events)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry
+                self._close_conn(invalidate=True)
+                self.healthy = False
+                self.last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+                if attempt == 1:
+                    failing_since = t0
+                    log.error("journal commit of %d rows to %s failed, will retry: %s",
+                              n, safe_url(self.database_url), self.last_error)
+                else:
+                    log.warning("journal commit still failing (attempt %d, %d rows waiting): %s",
+                                attempt, self.queue_depth(), self.last_error)
+                if self._abandon.wait(delay):
+                    return False
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                continue
+            elapsed = _monotonic() - t0
+            self.committed += n
+            self.batches += 1
+            self.last_batch_size = n
+            self.last_commit_seconds = elapsed
+            if not self.healthy:
+                self.healthy = True
+                log.warning("journal commits to %s recovered after %d attempts (%.1f s)",
+                            safe_url(self.database_url), attempt, _monotonic() - failing_since)
+            return True
+
+    def _write(self, msgs: list, events: list) -> None:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._engine.raw_connection()
+        try:
+            if self._pg:
+                with conn.driver_connection.cursor() as cur:
+                    if msgs:
+                        with cur.copy(_PG_COPY_MSG) as cp:
+                            write_row = cp.write_row
+                            for row in msgs:
+                                write_row(row)
+                    if events:
+                        with cur.copy(_PG_COPY_EVT) as cp:
+                            for row in events:
+                                cp.write_row(row)
+            else:
+                cur = conn.cursor()
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                    if msgs:
+                        cur.executemany(_SQLITE_INSERT_MSG, msgs)
+                    if events:
+                        cur.executemany(_SQLITE_INSERT_EVT, events)
+                finally:
+                    cur.close()
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - the connection is dropped by the caller anyway
+                pass
+            raise
+
+    def _close_conn(self, invalidate: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if invalidate:
+                conn.invalidate()
+            else:
+                conn.close()
+        except Exception:  # noqa: BLE001
+            log.debug("closing the journal connection failed", exc_info=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _message_filter(stmt, session_id: str | None, direction: str | None, app_only: bool = False):
+    t = journal_messages.c
+    if session_id is not None:
+        stmt = stmt.where(t.session_id == session_id)
+    if direction is not None:
+        stmt = stmt.where(t.direction == direction)
+    if app_only:
+        stmt = stmt.where(t.msg_type.is_not(None), t.msg_type.not_in(ADMIN_MSG_TYPES))
+    return stmt
+
+
+def iter_messages(engine_or_url: Engine | str | URL, session_id: str | None = None,
+                  direction: str | None = None, batch: int = 1000) -> Iterator[Row]:
+    """Journal rows in id order, fetched ``batch`` at a time (server-side cursor on PostgreSQL).
+
+    Each row has the attributes id, session_id, direction, seq_num, msg_type,
+    cl_ord_id, order_id, poss_dup, ts_us and raw. Close the generator (or exhaust
+    it) to release the connection.
+    """
+    engine, owned = _engine_for(engine_or_url)
+    try:
+        stmt = _message_filter(select(journal_messages), session_id, direction).order_by(journal_messages.c.id)
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+            try:
+                yield from result
+            finally:
+                result.close()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def iter_events(engine_or_url: Engine | str | URL, session_id: str | None = None,
+                batch: int = 1000) -> Iterator[Row]:
+    """Session event rows (id, session_id, ts_us, text) in id order."""
+    engine, owned = _engine_for(engine_or_url)
+    try:
+        stmt = select(session_events).order_by(session_events.c.id)
+        if session_id is not None:
+            stmt = stmt.where(session_events.c.session_id == session_id)
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+            try:
+                yield from result
+            finally:
+                result.close()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def count_messages(engine_or_url: Engine | str | URL, session_id: str | None = None,
+                   direction: str | None = None, app_only: bool = False) -> int:
+    """Number of journal rows; ``app_only`` leaves out admin MsgTypes (0,1,2,3,4,5,A)
+    and rows without a MsgType."""
+    engine, owned = _engine_for(engine_or_url)
+    try:
+        stmt = _message_filter(select(func.count()).select_from(journal_messages), session_id, direction,
+                               app_only)
+        with engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+    finally:
+        if owned:
+            engine.dispose()
