@@ -139,6 +139,7 @@ class JournalWriter:
         self._lifecycle = threading.Lock()
         self._stopped = False
         self._abandon = threading.Event()  # stop() gave up waiting: exit even with rows unwritten
+        self._urgent = threading.Event()  # a flush() or stop() marker is queued
         self._conn = None  # the writer thread's pooled DBAPI connection
 
         # Counters. Written by the writer thread only (except the marker count).
@@ -182,6 +183,7 @@ class JournalWriter:
         with self._stats_lock:
             self._markers_queued += 1
         self._put((_time_ns(), None, kind, payload))
+        self._urgent.set()  # cut the writer's batching window short
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every row recorded before this call is committed. False on timeout."""
@@ -294,21 +296,19 @@ class JournalWriter:
         if kind is _FLUSH or kind is _STOP:
             return self._count_taken(items)
         batch_max = self.batch_max
-        deadline = _monotonic() + self.flush_interval
+        if block and q.qsize() < batch_max:
+            # Let the batch fill while waiting on an event that only flush()/stop() set: a
+            # thread blocked in q.get() is woken by every record(), and each wake-up is a
+            # GIL hand-off that the FIX session threads pay for (measured: a large share of
+            # the gateway's CPU at 1,000 orders/s, see docs/performance.md).
+            self._urgent.wait(self.flush_interval)
+            self._urgent.clear()
         n = 1
         while n < batch_max:
             try:
                 item = get_nowait()
             except Empty:
-                if not block:
-                    break
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = q.get(timeout=remaining)
-                except Empty:
-                    break
+                break
             append(item)
             n += 1
             kind = item[2]

@@ -115,7 +115,13 @@ class FixClient:
         return self
 
     def stop(self) -> None:
+        if self._engine is None:
+            return
         graceful_stop(self._engine, [self.sid])
+        # Destroy the C++ engine now: quickfix keeps one process-wide SessionID ->
+        # Session map, and an engine destroyed later (by the garbage collector) would
+        # unregister a newer engine's session with the same SessionID.
+        self._engine = None
 
     def wait_logged_on(self, timeout: float = 10.0, up: bool = True) -> bool:
         with self._cond:

@@ -1,8 +1,13 @@
 """Translate between quickfix messages and the domain, for FIX 4.2, 4.4 and 5.0.
 
-This is the one module that knows how the FIX versions differ. Everything uses
-integer tags: ``msg.getField(11)`` costs about 1 µs in the binding against about
-60 µs for the typed ``msg.getField(fix.ClOrdID())``.
+This is the one module that knows how the FIX versions differ.
+
+Cost model (docs/quickfix-binding.md): every call into the binding releases and
+retakes the GIL, and with several busy threads each of those becomes a thread
+switch. So an outbound message is built as one tag=value string and handed to
+quickfix in one call (``fix.Message(text, False)``), and an inbound message is
+read with one ``toString()`` and split in Python, instead of one
+``setField``/``getField`` call per field.
 
 Decoding raises quickfix's own exceptions (``FieldNotFound``, ``IncorrectTagValue``)
 for messages that cannot be understood, so quickfix answers them with a
@@ -62,18 +67,55 @@ def utc_timestamp() -> str:
 
 
 # --------------------------------------------------------------------------- field helpers
-def _get(msg: fix.Message, tag: int) -> str:
-    return msg.getField(tag)
+SOH = "\x01"
+Fields = dict[int, str]
 
 
-def _opt(msg: fix.Message, tag: int) -> str | None:
-    if msg.isSetField(tag):
-        return msg.getField(tag)
-    return None
+def parse_fields(raw: str) -> Fields:
+    """tag -> value for a raw FIX string (the last value wins for a repeated tag)."""
+    out: Fields = {}
+    for part in raw.split(SOH):
+        if part:
+            tag, _, value = part.partition("=")
+            out[int(tag)] = value
+    return out
 
 
-def _decimal(msg: fix.Message, tag: int) -> Decimal:
-    raw = msg.getField(tag)
+def fields(msg) -> Fields:
+    """The fields of a quickfix Message (header, body, trailer), read with one binding call."""
+    if isinstance(msg, dict):
+        return msg
+    return parse_fields(msg.toString())
+
+
+def _text(value: str) -> str:
+    """A free-text value that cannot break the message (no SOH inside)."""
+    return value.replace(SOH, " ")[:1000]
+
+
+def _build(msg_type: str, pairs) -> fix.Message:
+    """One quickfix Message from (tag, value) pairs, in one binding call; None values are left out."""
+    parts = ["35=", msg_type, SOH]
+    append = parts.append
+    for tag, value in pairs:
+        if value is not None:
+            append(f"{tag}={value}{SOH}")
+    return fix.Message("".join(parts), False)
+
+
+def _get(f: Fields, tag: int) -> str:
+    try:
+        return f[tag]
+    except KeyError:
+        raise fix.FieldNotFound(tag) from None
+
+
+def _opt(f: Fields, tag: int) -> str | None:
+    return f.get(tag)
+
+
+def _decimal(f: Fields, tag: int) -> Decimal:
+    raw = _get(f, tag)
     try:
         value = Decimal(raw)
     except InvalidOperation:
@@ -83,64 +125,50 @@ def _decimal(msg: fix.Message, tag: int) -> Decimal:
     return value
 
 
-def _opt_decimal(msg: fix.Message, tag: int) -> Decimal | None:
-    return _decimal(msg, tag) if msg.isSetField(tag) else None
+def _opt_decimal(f: Fields, tag: int) -> Decimal | None:
+    return _decimal(f, tag) if tag in f else None
 
 
-def _enum(enum_type, msg: fix.Message, tag: int):
+def _enum(enum_type, f: Fields, tag: int):
     try:
-        return enum_type(msg.getField(tag))
+        return enum_type(_get(f, tag))
     except ValueError:
         raise fix.IncorrectTagValue(tag) from None
 
 
-def msg_type(msg: fix.Message) -> str:
-    return msg.getHeader().getField(35)
-
-
-def _new(msg_type_: str) -> fix.Message:
-    msg = fix.Message()
-    msg.getHeader().setField(35, msg_type_)
-    return msg
+def _opt_enum(enum_type, f: Fields, tag: int):
+    return _enum(enum_type, f, tag) if tag in f else None
 
 
 # --------------------------------------------------------------------------- client side: decode
-def decode_new_order(msg: fix.Message, session: str, recv_ns: int = 0) -> NewOrder:
-    ord_type = _enum(OrdType, msg, 40)
-    tif_raw = _opt(msg, 59)
-    try:
-        tif = TimeInForce(tif_raw) if tif_raw is not None else TimeInForce.DAY
-    except ValueError:
-        raise fix.IncorrectTagValue(59) from None
+def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
+    """A NewOrderSingle (a quickfix Message or its ``fields()``) as a domain command."""
+    f = fields(msg)
     return NewOrder(
         session=session,
-        cl_ord_id=_get(msg, 11),
-        symbol=_get(msg, 55),
-        side=_enum(Side, msg, 54),
-        qty=_decimal(msg, 38),
-        ord_type=ord_type,
-        price=_opt_decimal(msg, 44),
-        stop_px=_opt_decimal(msg, 99),
-        tif=tif,
-        account=_opt(msg, 1),
-        ex_destination=_opt(msg, 100),
+        cl_ord_id=_get(f, 11),
+        symbol=_get(f, 55),
+        side=_enum(Side, f, 54),
+        qty=_decimal(f, 38),
+        ord_type=_enum(OrdType, f, 40),
+        price=_opt_decimal(f, 44),
+        stop_px=_opt_decimal(f, 99),
+        tif=_opt_enum(TimeInForce, f, 59) or TimeInForce.DAY,
+        account=f.get(1),
+        ex_destination=f.get(100),
         recv_ns=recv_ns,
     )
 
 
-def decode_cancel_request(msg: fix.Message, session: str, recv_ns: int = 0) -> CancelRequest:
-    side_raw = _opt(msg, 54)
-    try:
-        side = Side(side_raw) if side_raw is not None else None
-    except ValueError:
-        raise fix.IncorrectTagValue(54) from None
+def decode_cancel_request(msg, session: str, recv_ns: int = 0) -> CancelRequest:
+    f = fields(msg)
     return CancelRequest(
         session=session,
-        cl_ord_id=_get(msg, 11),
-        orig_cl_ord_id=_get(msg, 41),
-        symbol=_get(msg, 55),
-        side=side,
-        order_id=_opt(msg, 37),
+        cl_ord_id=_get(f, 11),
+        orig_cl_ord_id=_get(f, 41),
+        symbol=_get(f, 55),
+        side=_opt_enum(Side, f, 54),
+        order_id=f.get(37),
         recv_ns=recv_ns,
     )
 
@@ -203,67 +231,60 @@ def cxl_rej_reason(version: str, code: CxlRejCode) -> str:
 
 
 def encode_exec_report(version: str, r: ClientExecReport) -> fix.Message:
-    msg = _new("8")
-    s = msg.setField
-    s(37, r.order_id)
-    s(11, r.cl_ord_id)
-    if r.orig_cl_ord_id:
-        s(41, r.orig_cl_ord_id)
-    s(17, r.exec_id)
-    if version == FIX42:
-        s(20, "0")  # ExecTransType=New
-    s(150, exec_type(version, r))
-    s(39, r.ord_status.value)
-    s(55, r.symbol)
-    s(54, r.side.value)
-    s(38, fmt(r.order_qty))
-    s(40, r.ord_type.value)
-    if r.price is not None:
-        s(44, fmt(r.price))
-    s(59, r.tif.value)
-    if r.account:
-        s(1, r.account)
-    if r.kind is ExecKind.TRADE:
-        s(32, fmt(r.last_qty))
-        s(31, fmt(r.last_px))
-        if r.last_mkt:
-            s(30, r.last_mkt)
-    s(151, fmt(r.leaves_qty))
-    s(14, fmt(r.cum_qty))
-    s(6, fmt(r.avg_px))
-    if r.reject_code is not None:
-        s(103, ord_rej_reason(version, r.reject_code))
-    if r.text:
-        s(58, r.text)
-    s(60, utc_timestamp())
-    return msg
+    trade = r.kind is ExecKind.TRADE
+    return _build("8", (
+        (37, r.order_id),
+        (11, r.cl_ord_id),
+        (41, r.orig_cl_ord_id or None),
+        (17, r.exec_id),
+        (20, "0" if version == FIX42 else None),  # ExecTransType=New, 4.2 only
+        (150, exec_type(version, r)),
+        (39, r.ord_status.value),
+        (55, r.symbol),
+        (54, r.side.value),
+        (38, fmt(r.order_qty)),
+        (40, r.ord_type.value),
+        (44, fmt(r.price) if r.price is not None else None),
+        (59, r.tif.value),
+        (1, r.account or None),
+        (32, fmt(r.last_qty) if trade else None),
+        (31, fmt(r.last_px) if trade else None),
+        (30, r.last_mkt if trade and r.last_mkt else None),
+        (151, fmt(r.leaves_qty)),
+        (14, fmt(r.cum_qty)),
+        (6, fmt(r.avg_px)),
+        (103, ord_rej_reason(version, r.reject_code) if r.reject_code is not None else None),
+        (58, _text(r.text) if r.text else None),
+        (60, utc_timestamp()),
+    ))
 
 
 def encode_cancel_reject(version: str, r: ClientCancelReject) -> fix.Message:
-    msg = _new("9")
-    s = msg.setField
-    s(37, r.order_id)
-    s(11, r.cl_ord_id)
-    s(41, r.orig_cl_ord_id)
-    s(39, r.ord_status.value)
-    s(434, r.response_to.value)
-    s(102, cxl_rej_reason(version, r.reason))
-    if r.account:
-        s(1, r.account)
-    s(58, r.text)
-    return msg
+    return _build("9", (
+        (37, r.order_id),
+        (11, r.cl_ord_id),
+        (41, r.orig_cl_ord_id),
+        (39, r.ord_status.value),
+        (434, r.response_to.value),
+        (102, cxl_rej_reason(version, r.reason)),
+        (1, r.account or None),
+        (58, _text(r.text)),
+    ))
 
 
-def encode_business_reject(ref_msg_type: str, ref_seq_num: str | None, text: str, reason: str = "0") -> fix.Message:
-    """BusinessMessageReject (j); reason 0 = Other, 3 = Unsupported message type."""
-    msg = _new("j")
-    s = msg.setField
-    if ref_seq_num:
-        s(45, ref_seq_num)
-    s(372, ref_msg_type or "?")
-    s(380, reason)
-    s(58, text[:1000])
-    return msg
+def encode_business_reject(ref_msg_type: str, ref_seq_num: str | None, text: str, reason: str = "0",
+                           ref_id: str | None = None) -> fix.Message:
+    """BusinessMessageReject (j); reason 0 = Other, 3 = Unsupported message type.
+
+    ``ref_id`` goes in BusinessRejectRefID (379), e.g. the ClOrdID the sender knows.
+    """
+    return _build("j", (
+        (45, ref_seq_num or None),
+        (372, ref_msg_type or "?"),
+        (379, ref_id or None),
+        (380, reason),
+        (58, _text(text)),
+    ))
 
 
 # --------------------------------------------------------------------------- venue side
@@ -284,37 +305,30 @@ _VENUE_EXEC_KIND = {
 }
 
 
-def decode_venue_exec(msg: fix.Message, venue: str, recv_ns: int = 0) -> VenueExecution:
-    kind = _VENUE_EXEC_KIND.get(_get(msg, 150))
+_ZERO = Decimal(0)
+
+
+def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
+    f = fields(msg)
+    kind = _VENUE_EXEC_KIND.get(_get(f, 150))
     if kind is None:
         raise fix.IncorrectTagValue(150)
-    side_raw = _opt(msg, 54)
-    try:
-        side = Side(side_raw) if side_raw is not None else None
-        ord_status = OrdStatus(_get(msg, 39))
-    except ValueError:
-        raise fix.IncorrectTagValue(39 if side_raw is None else 54) from None
-    if kind is ExecKind.TRADE:
-        last_qty = _decimal(msg, 32)
-        last_px = _decimal(msg, 31)
-    else:
-        last_qty = Decimal(0)
-        last_px = Decimal(0)
+    trade = kind is ExecKind.TRADE
     return VenueExecution(
         venue=venue,
-        cl_ord_id=_opt(msg, 11) or "",
-        orig_cl_ord_id=_opt(msg, 41),
-        venue_order_id=_get(msg, 37),
-        exec_id=_get(msg, 17),
+        cl_ord_id=f.get(11) or "",
+        orig_cl_ord_id=f.get(41),
+        venue_order_id=_get(f, 37),
+        exec_id=_get(f, 17),
         kind=kind,
-        ord_status=ord_status,
-        symbol=_opt(msg, 55) or "",
-        side=side,
-        last_qty=last_qty,
-        last_px=last_px,
-        cum_qty=_decimal(msg, 14),
-        leaves_qty=_decimal(msg, 151),
-        text=_opt(msg, 58),
+        ord_status=_enum(OrdStatus, f, 39),
+        symbol=f.get(55) or "",
+        side=_opt_enum(Side, f, 54),
+        last_qty=_decimal(f, 32) if trade else _ZERO,
+        last_px=_decimal(f, 31) if trade else _ZERO,
+        cum_qty=_decimal(f, 14),
+        leaves_qty=_decimal(f, 151),
+        text=f.get(58),
         recv_ns=recv_ns,
     )
 
@@ -322,63 +336,60 @@ def decode_venue_exec(msg: fix.Message, venue: str, recv_ns: int = 0) -> VenueEx
 _VENUE_CXL_REJ = {"0": CxlRejCode.TOO_LATE, "1": CxlRejCode.UNKNOWN_ORDER, "3": CxlRejCode.ALREADY_PENDING, "6": CxlRejCode.DUPLICATE_CLORDID}
 
 
-def decode_venue_cancel_reject(msg: fix.Message, venue: str, recv_ns: int = 0) -> VenueCancelReject:
+def decode_venue_cancel_reject(msg, venue: str, recv_ns: int = 0) -> VenueCancelReject:
+    f = fields(msg)
     return VenueCancelReject(
         venue=venue,
-        cl_ord_id=_get(msg, 11),
-        orig_cl_ord_id=_get(msg, 41),
-        venue_order_id=_opt(msg, 37),
-        reason=_VENUE_CXL_REJ.get(_opt(msg, 102) or "", CxlRejCode.OTHER),
-        text=_opt(msg, 58),
+        cl_ord_id=_get(f, 11),
+        orig_cl_ord_id=_get(f, 41),
+        venue_order_id=f.get(37),
+        reason=_VENUE_CXL_REJ.get(f.get(102) or "", CxlRejCode.OTHER),
+        text=f.get(58),
         recv_ns=recv_ns,
     )
 
 
+_PRICED = (OrdType.LIMIT, OrdType.STOP_LIMIT)
+_STOPPED = (OrdType.STOP, OrdType.STOP_LIMIT)
+
+
 def encode_venue_new_order(version: str, o: VenueNewOrder) -> fix.Message:
-    msg = _new("D")
-    s = msg.setField
-    s(11, o.cl_ord_id)
-    if version != FIX50:
-        s(21, "1")  # HandlInst: automated, no broker intervention (required in 4.2)
-    s(55, o.symbol)
-    s(54, o.side.value)
-    s(60, utc_timestamp())
-    s(38, fmt(o.qty))
-    s(40, o.ord_type.value)
-    if o.price is not None and o.ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT):
-        s(44, fmt(o.price))
-    if o.stop_px is not None and o.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
-        s(99, fmt(o.stop_px))
-    s(59, o.tif.value)
-    if o.account:
-        s(1, o.account)
-    return msg
+    return _build("D", (
+        (11, o.cl_ord_id),
+        (21, "1" if version != FIX50 else None),  # HandlInst: automated (required in 4.2)
+        (55, o.symbol),
+        (54, o.side.value),
+        (60, utc_timestamp()),
+        (38, fmt(o.qty)),
+        (40, o.ord_type.value),
+        (44, fmt(o.price) if o.price is not None and o.ord_type in _PRICED else None),
+        (99, fmt(o.stop_px) if o.stop_px is not None and o.ord_type in _STOPPED else None),
+        (59, o.tif.value),
+        (1, o.account or None),
+    ))
 
 
 def encode_venue_cancel(version: str, c: VenueCancel) -> fix.Message:
-    msg = _new("F")
-    s = msg.setField
-    s(41, c.orig_cl_ord_id)
-    s(11, c.cl_ord_id)
-    if c.venue_order_id:
-        s(37, c.venue_order_id)
-    s(55, c.symbol)
-    s(54, c.side.value)
-    s(60, utc_timestamp())
-    s(38, fmt(c.qty))
-    return msg
+    return _build("F", (
+        (41, c.orig_cl_ord_id),
+        (11, c.cl_ord_id),
+        (37, c.venue_order_id or None),
+        (55, c.symbol),
+        (54, c.side.value),
+        (60, utc_timestamp()),
+        (38, fmt(c.qty)),
+    ))
 
 
 def encode_dont_know(version: str, dk: VenueDontKnow) -> fix.Message:
-    msg = _new("Q")
-    s = msg.setField
-    s(37, dk.venue_order_id)
-    s(17, dk.exec_id)
-    s(127, "D")  # DKReason: no matching order
-    s(55, dk.symbol or "?")
-    s(54, (dk.side or Side.BUY).value)
-    s(38, fmt(dk.last_qty))
-    s(32, fmt(dk.last_qty))
-    s(31, fmt(dk.last_px))
-    s(58, dk.text[:1000])
-    return msg
+    return _build("Q", (
+        (37, dk.venue_order_id),
+        (17, dk.exec_id),
+        (127, "D"),  # DKReason: no matching order
+        (55, dk.symbol or "?"),
+        (54, (dk.side or Side.BUY).value),
+        (38, fmt(dk.last_qty)),
+        (32, fmt(dk.last_qty)),
+        (31, fmt(dk.last_px)),
+        (58, _text(dk.text)),
+    ))

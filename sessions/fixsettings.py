@@ -3,6 +3,10 @@
 quickfix 1.16 notes that shape this module:
 - An acceptor listens on every interface (there is no bind-address setting); restrict
   who may connect per session with ``AllowedRemoteAddresses``.
+- quickfix keeps one process-wide SessionID -> Session map. Destroying an engine
+  unregisters its SessionIDs, even if a newer engine registered the same ones, so
+  drop every engine reference right after stopping it (never let the garbage
+  collector destroy an old engine later).
 - ``Acceptor.stop()``/``Initiator.stop()`` without force poll for logouts in whole
   seconds (up to 10 s). ``graceful_stop`` logs out, waits in small steps, then
   force-stops, so shutdown costs milliseconds when peers answer promptly.

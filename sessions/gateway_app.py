@@ -100,6 +100,41 @@ class _Guarded(fix.Application):
             self._bug("fromAdmin", sid, exc)
 
     def toApp(self, msg, sid):
+        pass
+
+    def fromApp(self, msg, sid):
+        try:
+            self._dispatch(codec.fields(msg), sid, time.perf_counter_ns())
+        except QUICKFIX_ERRORS:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("fromApp", sid, exc, msg)
+
+    def _dispatch(self, f: codec.Fields, sid: fix.SessionID, recv_ns: int) -> None:
+        raise NotImplementedError
+
+
+class ClientApplication(_Guarded):
+    """Buy-side client sessions on the acceptor."""
+
+    role = "client"
+
+    def _dispatch(self, f, sid, recv_ns):
+        msg_type = f[35]
+        if msg_type == "D":
+            self._submit(codec.decode_new_order(f, self._name(sid), recv_ns))
+        elif msg_type == "F":
+            self._submit(codec.decode_cancel_request(f, self._name(sid), recv_ns))
+        else:
+            raise fix.UnsupportedMessageType()
+
+
+class VenueApplication(_Guarded):
+    """Initiator sessions to venues."""
+
+    role = "venue"
+
+    def toApp(self, msg, sid):
         try:
             header = msg.getHeader()
             if header.isSetField(43) and header.getField(43) == "Y" and header.getField(35) in NO_RESEND_TYPES:
@@ -111,45 +146,14 @@ class _Guarded(fix.Application):
         except BaseException as exc:  # noqa: BLE001
             self._bug("toApp", sid, exc)
 
-    def fromApp(self, msg, sid):
-        try:
-            self._dispatch(msg, sid, time.perf_counter_ns())
-        except QUICKFIX_ERRORS:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._bug("fromApp", sid, exc, msg)
-
-    def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
-        raise NotImplementedError
-
-
-class ClientApplication(_Guarded):
-    """Buy-side client sessions on the acceptor."""
-
-    role = "client"
-
-    def _dispatch(self, msg, sid, recv_ns):
-        msg_type = msg.getHeader().getField(35)
-        if msg_type == "D":
-            self._submit(codec.decode_new_order(msg, self._name(sid), recv_ns))
-        elif msg_type == "F":
-            self._submit(codec.decode_cancel_request(msg, self._name(sid), recv_ns))
-        else:
-            raise fix.UnsupportedMessageType()
-
-
-class VenueApplication(_Guarded):
-    """Initiator sessions to venues."""
-
-    role = "venue"
-
-    def _dispatch(self, msg, sid, recv_ns):
-        msg_type = msg.getHeader().getField(35)
+    def _dispatch(self, f, sid, recv_ns):
+        msg_type = f[35]
         if msg_type == "8":
-            self._submit(codec.decode_venue_exec(msg, self._name(sid), recv_ns))
+            self._submit(codec.decode_venue_exec(f, self._name(sid), recv_ns))
         elif msg_type == "9":
-            self._submit(codec.decode_venue_cancel_reject(msg, self._name(sid), recv_ns))
+            self._submit(codec.decode_venue_cancel_reject(f, self._name(sid), recv_ns))
         elif msg_type == "j":
-            log.warning("venue %s rejected a message: %s", self._name(sid), msg.toString().replace("\x01", "|"))
+            log.warning("venue %s rejected a message: %s", self._name(sid), "|".join(
+                f"{k}={v}" for k, v in f.items()))
         else:
             raise fix.UnsupportedMessageType()

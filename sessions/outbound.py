@@ -43,7 +43,5 @@ class Outbound:
         entry = self._clients.get(session) or self._venues.get(session)
         if entry is None:
             raise UnknownSession(f"no session named {session}")
-        msg = codec.encode_business_reject(ref_msg_type, None, text)
-        if ref_id:
-            msg.setField(379, ref_id)  # BusinessRejectRefID: the ClOrdID the client knows
-        return fix.Session.sendToTarget(msg, entry[0])
+        return fix.Session.sendToTarget(codec.encode_business_reject(ref_msg_type, None, text, ref_id=ref_id),
+                                         entry[0])

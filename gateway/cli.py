@@ -1,0 +1,148 @@
+"""The `fixgw` command. One small module per command group; this file wires them."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.cli_db import db
+from gateway.cli_venue_sim import run_simulators_for, venue_sim
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.logs import setup_logging
+
+CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
+                             type=click.Path(dir_okay=False), help="gateway configuration file (TOML)")
+DURATION_OPTION = click.option("--duration", type=float, default=None,
+                               help="stop by itself after this many seconds (default: run until Ctrl-C / SIGTERM)")
+
+
+@click.group()
+@click.version_option(package_name="fixgw")
+def main() -> None:
+    """fixgw: a FIX OMS/EMS gateway."""
+
+
+main.add_command(db)
+main.add_command(venue_sim)
+
+
+def load(config_path: str) -> GatewayConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def wait_for_stop(duration: float | None) -> None:
+    """Block until SIGINT/SIGTERM (or ``duration`` seconds)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            stop.wait(0.5 if remaining is None else min(0.5, remaining))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _check_schema(cfg: GatewayConfig, config_path: str) -> None:
+    from gateway.db import SchemaOutOfDate, check_schema
+
+    try:
+        check_schema(cfg.journal.database_url, config_path)
+    except SchemaOutOfDate as exc:
+        raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"cannot open the journal database {safe_url(cfg.journal.database_url)}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}") from None
+
+
+def _upgrade(cfg: GatewayConfig) -> None:
+    from gateway.db import upgrade
+
+    try:
+        upgrade(cfg.journal.database_url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"cannot prepare the journal database {safe_url(cfg.journal.database_url)}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+@main.command()
+@CONFIG_OPTION
+@DURATION_OPTION
+def run(config_path: str, duration: float | None) -> None:
+    """Run the gateway: client acceptor, venue sessions, core and journal."""
+    from gateway.server import Gateway
+
+    cfg = load(config_path)
+    setup_logging(cfg.log_level)
+    _check_schema(cfg, config_path)
+    gateway = Gateway(cfg).start()
+    click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}; "
+               f"journal {safe_url(cfg.journal.database_url)}. Ctrl-C stops.")
+    try:
+        wait_for_stop(duration)
+    finally:
+        gateway.stop()
+
+
+@main.command()
+@CONFIG_OPTION
+@DURATION_OPTION
+def demo(config_path: str, duration: float | None) -> None:
+    """Run everything on this machine: the gateway and a simulator for each venue with a simulator section."""
+    from gateway.server import Gateway
+
+    cfg = load(config_path)
+    setup_logging(cfg.log_level)
+    _upgrade(cfg)
+    simulators = run_simulators_for(cfg)
+    gateway = None
+    try:
+        gateway = Gateway(cfg).start()
+        up = gateway.wait_venues_up(15)
+        click.echo(banner(cfg, gateway, up))
+        wait_for_stop(duration)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for sim in simulators:
+            sim.stop()
+
+
+def banner(cfg: GatewayConfig, gateway, venues_up: bool) -> str:
+    lines = [
+        "",
+        f"fixgw demo is running. Connect a FIX initiator to 127.0.0.1:{cfg.acceptor.port}, TargetCompID={cfg.comp_id}:",
+    ]
+    for name, c in cfg.clients.items():
+        begin = "FIXT.1.1 (DefaultApplVerID=FIX.5.0)" if c.fix_version == "FIX.5.0" else c.fix_version
+        lines.append(f"  SenderCompID={name:<10} BeginString={begin}")
+    lines.append("Venues:")
+    for name, v in cfg.venues.items():
+        state = "logged on" if gateway.is_logged_on(name) else "NOT logged on"
+        sim = "simulator" if v.simulator else "external"
+        lines.append(f"  {name:<8} {v.fix_version} {v.host}:{v.port} ({sim}, {state}) symbols {', '.join(v.symbols)}")
+    if not venues_up:
+        lines.append("  warning: not every venue logged on within 15 s; orders for their symbols are rejected")
+    lines.append(f"Journal: {safe_url(cfg.journal.database_url)}")
+    lines.append("Ctrl-C stops the gateway and the simulators.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

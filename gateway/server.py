@@ -1,0 +1,132 @@
+"""Process wiring: one Gateway = client acceptor + venue initiator + engine + journal.
+
+Start order: journal, engine, then the FIX engines (so every message has somewhere
+to go). Stop order is the reverse: FIX sessions log out first (their Logouts are
+journaled), then the engine drains, then the journal commits what is left.
+"""
+from __future__ import annotations
+
+import logging
+import string
+import time
+from pathlib import Path
+
+import quickfix as fix
+
+from gateway import metrics
+from gateway.config import GatewayConfig
+from gateway.engine import Engine
+from gateway.journal import JournalWriter
+from routing.core import ClientOptions, Core
+from routing.router import Venue
+from sessions.fixsettings import build_settings, graceful_stop, session_id
+from sessions.gateway_app import ClientApplication, VenueApplication
+from sessions.journal_log import JournalLogFactory
+from sessions.outbound import Outbound
+
+log = logging.getLogger("fixgw.gateway")
+
+_B36 = string.digits + string.ascii_uppercase
+
+
+def order_id_prefix(now: float | None = None) -> str:
+    """A prefix unique per start (base-36 seconds since the epoch), so OrderIDs never repeat across restarts."""
+    n = int(time.time() if now is None else now)
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+    return out or "0"
+
+
+def _callback_error(callback: str, session: str, exc: BaseException) -> None:
+    metrics.INTERNAL_ERRORS.labels(callback).inc()
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, journal: JournalWriter | None = None):
+        self.cfg = cfg
+        self.journal = journal or JournalWriter(cfg.journal.database_url, cfg.journal.batch_max,
+                                                cfg.journal.flush_interval_ms)
+        self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
+        self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
+        venues = [Venue(name=name, symbols=frozenset(v.symbols)) for name, v in cfg.venues.items()]
+        clients = {name: ClientOptions(pending_new=c.pending_new) for name, c in cfg.clients.items()}
+        self.core = Core(venues, clients, order_id_prefix())
+        self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids))
+        self._log_factory = JournalLogFactory(self.journal, _callback_error)
+        names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
+        self.client_app = ClientApplication(names, self.engine.submit, _callback_error)
+        self.venue_app = VenueApplication(names, self.engine.submit, _callback_error)
+        self.acceptor = None
+        self.initiator = None
+        self.started_at: float | None = None
+
+    # ------------------------------------------------------------------ settings
+    def _acceptor_settings(self, store: Path) -> fix.SessionSettings:
+        sessions = []
+        for name, c in self.cfg.clients.items():
+            extra = {}
+            if c.allowed_addresses:
+                extra["AllowedRemoteAddresses"] = ",".join(c.allowed_addresses)
+            sessions.append((self.client_sids[name], c.fix_version, extra))
+        return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.acceptor.port)})
+
+    def _initiator_settings(self, store: Path) -> fix.SessionSettings:
+        sessions = [
+            (self.venue_sids[name], v.fix_version, {
+                "SocketConnectHost": v.host, "SocketConnectPort": str(v.port),
+                "HeartBtInt": str(v.heartbeat_s), "ReconnectInterval": str(v.reconnect_s),
+            })
+            for name, v in self.cfg.venues.items()
+        ]
+        return build_settings("initiator", store, sessions)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Gateway":
+        store = self.cfg.data_dir / "store"
+        self.journal.start()
+        self.engine.start()
+        if self.cfg.clients:
+            settings = self._acceptor_settings(store / "clients")
+            self.acceptor = fix.ThreadedSocketAcceptor(self.client_app, fix.FileStoreFactory(settings), settings,
+                                               self._log_factory)
+            self.acceptor.start()
+        if self.cfg.venues:
+            settings = self._initiator_settings(store / "venues")
+            self.initiator = fix.SocketInitiator(self.venue_app, fix.FileStoreFactory(settings), settings,
+                                                 self._log_factory)
+            self.initiator.start()
+        self.started_at = time.time()
+        log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
+                 ", ".join(self.cfg.clients) or "none", ", ".join(self.cfg.venues) or "none")
+        return self
+
+    def stop(self) -> None:
+        if self.initiator is not None:
+            graceful_stop(self.initiator, list(self.venue_sids.values()))
+            self.initiator = None
+        if self.acceptor is not None:
+            graceful_stop(self.acceptor, list(self.client_sids.values()))
+            self.acceptor = None
+        self.engine.stop()
+        self.journal.stop()
+        log.info("gateway %s stopped", self.cfg.comp_id)
+
+    # ------------------------------------------------------------------ queries
+    def session(self, name: str) -> fix.Session | None:
+        sid = self.client_sids.get(name) or self.venue_sids.get(name)
+        return fix.Session.lookupSession(sid) if sid is not None else None
+
+    def is_logged_on(self, name: str) -> bool:
+        s = self.session(name)
+        return bool(s is not None and s.isLoggedOn())
+
+    def wait_venues_up(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.is_logged_on(v) for v in self.venue_sids):
+                # the engine learns of logons through its queue: make sure it has caught up
+                return self.engine.call(lambda core: all(v.up for v in core.venues.values()))
+            time.sleep(0.02)
+        return False
