@@ -1,0 +1,434 @@
+"""The simulated venue: a quickfix acceptor in front of ``venuesim.book.Matcher``.
+
+``VenueSimulator`` accepts one session per (counterparty, FIX version) pair,
+SenderCompID = the venue's comp_id, on one port, and answers like a small real
+venue: NewOrderSingle (D) is acknowledged, filled against the synthetic book and
+resting client orders, or rejected; OrderCancelRequest (F),
+OrderCancelReplaceRequest (G) and OrderStatusRequest (H) act on the orders that
+session sent. Orders from every session share one book per symbol, so a resting
+order can be hit by another session's order; its owner then gets its own fill.
+
+Threading: the engine is a ``ThreadedSocketAcceptor`` (one thread per
+connection). quickfix 1.16's single-threaded ``SocketAcceptor.stop()`` closes the
+listening socket on the caller's thread while its acceptor thread may close and
+delete the same server: a use-after-free that segfaulted in about half of the
+stops made while a peer was logged on or reconnecting (reproduced here). The
+threaded acceptor's stop closes the sockets and joins its threads instead.
+Callbacks for different sessions can therefore run at the same time: the matcher
+is guarded by ``self._lock``, and the reports of one request are encoded and
+queued under that lock, in matcher order, to a single sender thread that calls
+``sendToTarget`` holding no lock of ours. So a fill for another session's
+resting order never makes one session thread wait for another session's lock
+(no A->B / B->A deadlock), and every session gets its reports in matcher order.
+
+Every callback is guarded: quickfix's own exceptions pass through (quickfix turns
+them into a session Reject or BusinessMessageReject), anything else is logged
+with its traceback and answered with a BusinessMessageReject (j).
+
+Market data: MarketDataRequest (V) is routed to ``_on_market_data_request`` and
+every book change to ``_book_changed``; both are the hooks for snapshots (W) and
+incrementals (X) later. ``Matcher.top_of_book`` / ``Book.depth`` give the data.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Callable
+
+import quickfix as fix
+
+from gateway.config import SimulatorConfig
+from routing.model import ClientCancelReject, ClientExecReport, Side
+from sessions import codec
+from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
+from sessions.journal_log import JournalLogFactory
+from venuesim.book import Matcher, TopOfBook
+
+log = logging.getLogger("fixgw.venuesim")
+
+QUICKFIX_ERRORS = (fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat, fix.UnsupportedMessageType)
+ALL_VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
+
+Outgoing = list[tuple[fix.Message, fix.SessionID]]
+
+
+def _run_token() -> str:
+    """A short token that differs between runs, so ids stay unique across simulator restarts."""
+    n = int(time.time() * 1000)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out
+
+
+def _decimal_field(msg: fix.Message, tag: int) -> Decimal:
+    try:
+        value = Decimal(msg.getField(tag))
+    except InvalidOperation:
+        raise fix.IncorrectDataFormat(tag) from None
+    if not value.is_finite():
+        raise fix.IncorrectDataFormat(tag)
+    return value
+
+
+class WireCounter:
+    """JournalLogFactory sink: counts wire messages, sends engine events to the debug log."""
+
+    def __init__(self) -> None:
+        self.incoming = 0
+        self.outgoing = 0
+        self.accepted = threading.Event()  # set when the acceptor has accepted a connection
+
+    def record(self, session_id: str, direction: str, raw: str) -> None:
+        if direction == "I":
+            self.incoming += 1
+        else:
+            self.outgoing += 1
+
+    def event(self, session_id: str, text: str) -> None:
+        if text.startswith("Accepted connection"):
+            self.accepted.set()
+        log.debug("%s: %s", session_id, text)
+
+
+class _Sender:
+    """One thread that sends every outgoing batch, in the order the batches were queued."""
+
+    def __init__(self, name: str):
+        self._queue: queue.SimpleQueue[Outgoing | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"venuesim-send-{name}", daemon=True)
+        self._name = name
+        self.sent = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def put(self, batch: Outgoing) -> None:
+        if batch:
+            self._queue.put(batch)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            for msg, sid in batch:
+                try:
+                    if fix.Session.sendToTarget(msg, sid):
+                        self.sent += 1
+                    else:
+                        log.warning("venue simulator %s: quickfix refused a message to %s", self._name,
+                                    sid.toString())
+                except fix.SessionNotFound:
+                    log.warning("venue simulator %s: no session %s for %s", self._name, sid.toString(),
+                                msg.toString().replace("\x01", "|"))
+                except BaseException:  # noqa: BLE001 - the sender must keep going
+                    log.exception("venue simulator %s: sending to %s failed", self._name, sid.toString())
+
+
+class _VenueApp(fix.Application):
+    """Guarded quickfix callbacks; the work is done by the VenueSimulator."""
+
+    def __init__(self, sim: "VenueSimulator"):
+        super().__init__()
+        self._sim = sim
+
+    def onCreate(self, sid):
+        pass
+
+    def onLogon(self, sid):
+        try:
+            self._sim._logged_on(sid, True)
+        except BaseException as exc:  # noqa: BLE001 - nothing may reach quickfix
+            self._sim._bug("onLogon", sid, exc)
+
+    def onLogout(self, sid):
+        try:
+            self._sim._logged_on(sid, False)
+        except BaseException as exc:  # noqa: BLE001
+            self._sim._bug("onLogout", sid, exc)
+
+    def toAdmin(self, msg, sid):
+        pass
+
+    def fromAdmin(self, msg, sid):
+        pass
+
+    def toApp(self, msg, sid):
+        try:
+            # quickfix 1.16 puts DefaultApplVerID (1137) in the body of the BusinessMessageReject
+            # it generates on FIXT sessions; a validating peer rejects that ("Tag not defined
+            # for this message type"). 1137 belongs only on Logon, so drop it here.
+            if msg.isSetField(1137):
+                msg.removeField(1137)
+        except BaseException as exc:  # noqa: BLE001
+            self._sim._bug("toApp", sid, exc)
+
+    def fromApp(self, msg, sid):
+        try:
+            self._sim._dispatch(msg, sid, time.perf_counter_ns())
+        except QUICKFIX_ERRORS:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._sim._bug("fromApp", sid, exc, msg)
+
+
+class VenueSimulator:
+    """A simulated FIX venue listening on ``port`` as ``comp_id``.
+
+    Accepts SessionID(BeginString, SenderCompID=comp_id, TargetCompID=counterparty)
+    for every counterparty and version. ``store_dir`` holds the quickfix file store
+    (sequence numbers survive a restart). Read-only views for tests and tools:
+    ``orders_received``, ``matcher``, ``top_of_book(symbol)``, ``logged_on``,
+    ``session_ids``, ``wire``.
+    """
+
+    def __init__(self, comp_id: str, port: int, sim: SimulatorConfig, store_dir: Path,
+                 counterparties: tuple[str, ...] = ("FIXGW",),
+                 versions: tuple[str, ...] = ALL_VERSIONS):
+        if not counterparties:
+            raise ValueError("a venue simulator needs at least one counterparty")
+        unknown = [v for v in versions if v not in ALL_VERSIONS]
+        if unknown or not versions:
+            raise ValueError(f"unsupported FIX version(s) {unknown or versions} (use {', '.join(ALL_VERSIONS)})")
+        self.comp_id = comp_id
+        self.port = port
+        self.sim = sim
+        self.store_dir = Path(store_dir)
+        self.counterparties = tuple(counterparties)
+        self.versions = tuple(versions)
+        self.matcher = Matcher(sim, id_prefix=f"{comp_id}-{_run_token()}", last_mkt=comp_id)
+        self._lock = threading.Lock()
+        self._orders_received = 0
+        self._logged_on_keys: set[str] = set()
+        self._sessions: dict[str, fix.SessionID] = {}  # session key (owner) -> SessionID
+        self._versions: dict[str, str] = {}  # session key -> application FIX version
+        for cp in self.counterparties:
+            for version in self.versions:
+                sid = session_id(version, comp_id, cp)
+                self._sessions[session_key(sid)] = sid
+                self._versions[session_key(sid)] = app_version(sid)
+        self.wire = WireCounter()
+        self._handlers: dict[str, Callable[[fix.Message, str, int], None]] = {
+            "D": self._on_new_order,
+            "F": self._on_cancel,
+            "G": self._on_replace,
+            "H": self._on_status,
+            "V": self._on_market_data_request,
+        }
+        self._app: _VenueApp | None = None
+        self._engine = None
+        self._sender: _Sender | None = None
+        self._started = False
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> "VenueSimulator":
+        if self._started:
+            return self
+        settings = build_settings("acceptor", self.store_dir, [
+            (sid, self._versions[key], {"SocketAcceptPort": str(self.port)}) for key, sid in self._sessions.items()
+        ])
+        self._settings = settings
+        self._app = _VenueApp(self)
+        self._store = fix.FileStoreFactory(settings)
+        self._logs = JournalLogFactory(self.wire)
+        self._sender = _Sender(self.comp_id)
+        self._sender.start()
+        self._engine = fix.ThreadedSocketAcceptor(self._app, self._store, settings, self._logs)
+        try:
+            self._engine.start()
+        except BaseException:
+            self._engine = None  # destroy the half-started engine (and unregister its sessions)
+            self._sender.close()
+            raise
+        self._started = True
+        self._wait_accepting()
+        log.info("venue simulator %s listening on port %d; sessions %s", self.comp_id, self.port,
+                 ", ".join(self.session_names))
+        return self
+
+    def _wait_accepting(self, timeout: float = 5.0) -> None:
+        """Return once the acceptor's accept thread runs, proven by accepting a probe connection.
+
+        ``ThreadedSocketAcceptor.start()`` spawns the accept thread from another
+        thread; a ``stop()`` that comes before it is registered leaves the listening
+        socket open for the rest of the process (the port cannot be bound again).
+        """
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout):
+                if not self.wire.accepted.wait(timeout):
+                    log.warning("venue simulator %s: no connection accepted on port %d within %.0f s", self.comp_id,
+                                self.port, timeout)
+        except OSError as exc:
+            log.warning("venue simulator %s: cannot connect to its own port %d: %s", self.comp_id, self.port, exc)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Log every session out, stop the acceptor and release its sessions (safe to call twice)."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            graceful_stop(self._engine, list(self._sessions.values()), timeout)
+        finally:
+            # No callback runs any more: flush what is queued while the Sessions still
+            # exist, then drop the engine. That destroys the C++ acceptor and its
+            # Sessions, so a new simulator with the same SessionIDs can start in this
+            # process. The Application must outlive the engine, hence the order.
+            if self._sender is not None:
+                self._sender.close()
+            self._engine = None
+            with self._lock:
+                self._logged_on_keys.clear()
+        log.info("venue simulator %s stopped", self.comp_id)
+
+    def __enter__(self) -> "VenueSimulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- views
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    @property
+    def orders_received(self) -> int:
+        """NewOrderSingle messages received (accepted or rejected)."""
+        return self._orders_received
+
+    @property
+    def session_ids(self) -> list[fix.SessionID]:
+        return list(self._sessions.values())
+
+    @property
+    def session_names(self) -> list[str]:
+        return list(self._sessions)
+
+    @property
+    def logged_on(self) -> set[str]:
+        """Keys (``SessionID.toString()``) of the sessions currently logged on."""
+        with self._lock:
+            return set(self._logged_on_keys)
+
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        with self._lock:
+            return self.matcher.top_of_book(symbol)
+
+    # ---------------------------------------------------------------- quickfix callbacks (via _VenueApp)
+    def _logged_on(self, sid: fix.SessionID, up: bool) -> None:
+        key = session_key(sid)
+        with self._lock:
+            (self._logged_on_keys.add if up else self._logged_on_keys.discard)(key)
+        log.info("venue simulator %s: session %s logged %s", self.comp_id, key, "on" if up else "out")
+
+    def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
+        handler = self._handlers.get(msg.getHeader().getField(35))
+        if handler is None:
+            raise fix.UnsupportedMessageType()
+        handler(msg, session_key(sid), recv_ns)
+
+    def _bug(self, callback: str, sid: fix.SessionID, exc: BaseException, msg: fix.Message | None = None) -> None:
+        """An unexpected exception: log it with its traceback and, for a message, tell the sender."""
+        try:
+            raw = msg.toString().replace("\x01", "|") if msg is not None else ""
+            log.error("venue simulator %s: internal error in %s for %s: %r; message: %s", self.comp_id, callback,
+                      sid.toString(), exc, raw, exc_info=exc)
+            if msg is not None:
+                header = msg.getHeader()
+                reject = codec.encode_business_reject(
+                    header.getField(35) if header.isSetField(35) else "?",
+                    header.getField(34) if header.isSetField(34) else None,
+                    f"venue simulator could not process this message: internal error ({type(exc).__name__})")
+                own_sid = self._sessions.get(session_key(sid))  # the callback's SessionID is only borrowed
+                if own_sid is not None and self._sender is not None and self._sender.running:
+                    self._sender.put([(reject, own_sid)])  # after the reports already queued for it
+                else:
+                    fix.Session.sendToTarget(reject, sid)
+        except BaseException as again:  # noqa: BLE001 - the guard itself must never fail outward
+            log.critical("venue simulator %s: error while handling an error in %s: %r", self.comp_id, callback,
+                         again)
+
+    # ---------------------------------------------------------------- message handlers
+    def _on_new_order(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        order = codec.decode_new_order(msg, owner, recv_ns)  # quickfix exceptions on bad fields
+        with self._lock:
+            self._orders_received += 1
+            self._queue(self.matcher.submit(order))
+        self._book_changed(order.symbol)
+
+    def _on_cancel(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        req = codec.decode_cancel_request(msg, owner, recv_ns)
+        with self._lock:
+            self._queue(self.matcher.cancel(owner, req.orig_cl_ord_id, req.cl_ord_id, recv_ns))
+        self._book_changed(req.symbol)
+
+    def _on_replace(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        orig = msg.getField(41)
+        cl_ord_id = msg.getField(11)
+        symbol = msg.getField(55)
+        qty = _decimal_field(msg, 38)
+        price = _decimal_field(msg, 44) if msg.isSetField(44) else None
+        with self._lock:
+            self._queue(self.matcher.replace(owner, orig, cl_ord_id, qty, price, recv_ns))
+        self._book_changed(symbol)
+
+    def _on_status(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        cl_ord_id = msg.getField(11)
+        symbol = msg.getField(55)
+        try:
+            side = Side(msg.getField(54))
+        except ValueError:
+            raise fix.IncorrectTagValue(54) from None
+        with self._lock:
+            self._queue([self.matcher.status(owner, cl_ord_id, symbol, side)])
+
+    def _on_market_data_request(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        """Hook for MarketDataRequest (V): not supported yet, so quickfix sends a BusinessMessageReject.
+
+        To add market data: validate the request (262 MDReqID, 263 SubscriptionRequestType,
+        the 146 symbols group), answer with a snapshot (W) built from
+        ``self.matcher.books[symbol].depth(side)``, remember subscriptions per
+        session, and publish incrementals (X) from ``_book_changed``.
+        """
+        raise fix.UnsupportedMessageType()
+
+    def _book_changed(self, symbol: str) -> None:
+        """Called after every request that may have changed ``symbol``'s book (outside the lock).
+
+        Hook for market data incrementals (X); nothing subscribes yet.
+        """
+
+    # ---------------------------------------------------------------- sending
+    def _queue(self, reports: list[ClientExecReport | ClientCancelReject]) -> None:
+        """Encode reports in their owners' FIX versions and queue them for the sender thread.
+
+        Called under ``self._lock`` so batches are queued in matcher order; it never
+        sends (and never waits for a session lock) itself.
+        """
+        out: Outgoing = []
+        for r in reports:
+            version = self._versions[r.session]
+            if isinstance(r, ClientExecReport):
+                out.append((codec.encode_exec_report(version, r), self._sessions[r.session]))
+            else:
+                out.append((codec.encode_cancel_reject(version, r), self._sessions[r.session]))
+        assert self._sender is not None
+        self._sender.put(out)
