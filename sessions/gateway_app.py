@@ -119,6 +119,16 @@ class ClientApplication(_Guarded):
 
     role = "client"
 
+    def toApp(self, msg, sid):
+        try:
+            # quickfix 1.16 puts ApplVerID (1137) in the body of the BusinessMessageReject it
+            # generates on FIXT.1.1 sessions; a validating FIX 5.0 client rejects that. Our own
+            # messages never carry it, so this one check is all it costs.
+            if msg.isSetField(1137):
+                msg.removeField(1137)
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("toApp", sid, exc)
+
     def _dispatch(self, f, sid, recv_ns):
         msg_type = f[35]
         if msg_type == "D":

@@ -4,6 +4,7 @@ Each test reads as the FIX conversation a client would have with the gateway.
 """
 from __future__ import annotations
 
+import time
 from decimal import Decimal as D
 
 import pytest
@@ -114,6 +115,22 @@ def test_invalid_field_value_gets_a_session_reject_and_is_journaled(stack):
     assert [(r.direction, r.msg_type) for r in rows] == [("I", "D")]
 
 
+@pytest.mark.parametrize("name", VERSIONS)
+def test_unsupported_message_type_gets_a_business_reject_the_client_accepts(stack, name):
+    client = stack.client(name)
+    msg = fix.Message()
+    msg.getHeader().setField(35, "c")  # SecurityDefinitionRequest: valid in every version, not taken here
+    msg.setField(320, "REQ1")
+    msg.setField(321, "0")
+    client.send(msg)
+    bmr = client.wait_for(lambda m: m.get(35) == "j" and m.get(372) == "c", what="BusinessMessageReject")
+    assert bmr[380] == "3" and 1137 not in bmr
+    time.sleep(0.3)  # the client's engine would have rejected it by now
+    rejects_of_bmr = [raw for d, raw in client.wire.lines
+                      if d == "O" and "\x0135=3\x01" in raw and f"\x0145={bmr[34]}\x01" in raw]
+    assert rejects_of_bmr == []
+
+
 def test_venue_fill_for_an_unknown_order_is_answered_with_dont_know_trade(stack):
     er = fix.Message()
     er.getHeader().setField(35, "8")
@@ -172,7 +189,6 @@ def journal_rows(stack):
 
 
 def wait_rows(stack, predicate, timeout=5.0):
-    import time
     deadline = time.monotonic() + timeout
     while True:
         stack.gateway.journal.flush()
