@@ -1,14 +1,19 @@
-"""First throughput figure: orders/s end to end, gateway vs a bare quickfix executor.
+"""First throughput and latency figures: the gateway against a bare quickfix executor.
 
-Modes, interleaved within one run (A, C, A, C, ...) so machine drift hits both:
-  A  bench/executor.py: one quickfix acceptor that acks and fills each order itself.
-  C  `fixgw demo`: the gateway (SQLite journal on) with its two venue simulators.
-Each system under test runs in its own process; this process is the load
-generator: one FIX.4.4 client, closed loop with a fixed number of orders in
-flight. An order counts as done when its Fill (39=2) arrives. Every order is a
-marketable limit buy of 100 AAPL, which the venue simulator fills at once.
+Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits all:
+  A  bench/executor.py: one quickfix acceptor that acks and fills each order itself
+     (the floor: one FIX hop, no routing, no journal).
+  C  `fixgw run` (SQLite journal on) with two `fixgw venue-sim` processes: the
+     gateway's real topology, venues outside its process.
+  D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
+This process is the load generator: one FIX.4.4 client. Every order is a
+marketable limit buy of 100 AAPL that fills at once; an order is done when its
+Fill (39=2) arrives.
+  - throughput: closed loop with --window orders in flight (saturation);
+  - latency: one order in flight, client send -> Fill, p50 and p99.
+All processes share this machine's cores (2 here), load generator included.
 
-Run:  .venv/bin/python bench/throughput.py            (about a minute)
+Run:  .venv/bin/python bench/throughput.py            (about three minutes)
 Output: a table on stdout and bench/results/throughput-<time>.json
 """
 from __future__ import annotations
@@ -49,6 +54,8 @@ class LoadApp(fix.Application):
         self.window: threading.Semaphore | None = None
         self.all_done = threading.Event()
         self.target = 0
+        self.rejected = 0
+        self.fill_ns: list[int] = []
 
     def onCreate(self, sid): pass
     def onLogon(self, sid): self.logged_on.set()
@@ -59,7 +66,12 @@ class LoadApp(fix.Application):
 
     def fromApp(self, msg, sid):
         try:
-            if msg.getField(39) == "2":
+            status = msg.getField(39)
+            if status == "2" or status == "8":
+                if status == "8":
+                    self.rejected += 1
+                else:
+                    self.fill_ns.append(time.perf_counter_ns())
                 self.done += 1
                 self.window.release()
                 if self.done >= self.target:
@@ -68,7 +80,8 @@ class LoadApp(fix.Application):
             pass
 
 
-def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tmp: Path) -> float:
+def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tmp: Path,
+             latency_orders: int = 0) -> dict:
     sid = session_id("FIX.4.4", sender, "FIXGW")
     settings = build_settings("initiator", tmp / f"load-{sender}-{port}", [(sid, "FIX.4.4", {
         "SocketConnectHost": "127.0.0.1", "SocketConnectPort": str(port), "ReconnectInterval": "1"})])
@@ -79,15 +92,17 @@ def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tm
         if not app.logged_on.wait(20):
             raise RuntimeError(f"load client could not log on to port {port}")
 
-        def burst(count: int, prefix: str) -> float:
+        def burst(count: int, prefix: str, window: int = window) -> float:
             app.done = 0
             app.target = count
             app.all_done.clear()
+            app.fill_ns.clear()
             app.window = threading.Semaphore(window)
             start = time.perf_counter()
             for i in range(count):
                 if not app.window.acquire(timeout=30):
                     raise RuntimeError(f"no fill for 30 s ({app.done}/{count} done)")
+                sent_ns.append(time.perf_counter_ns())
                 msg = fix.Message()
                 msg.getHeader().setField(35, "D")
                 msg.setField(11, f"{prefix}{i}")
@@ -103,8 +118,17 @@ def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tm
                 raise RuntimeError(f"only {app.done}/{count} fills within 60 s")
             return count / (time.perf_counter() - start)
 
+        sent_ns: list[int] = []
         burst(warmup, f"W{time.monotonic_ns()}-")
-        return burst(n_orders, f"M{time.monotonic_ns()}-")
+        rate = burst(n_orders, f"M{time.monotonic_ns()}-")
+        result = {"orders_per_s": round(rate, 1), "rejected": app.rejected}
+        if latency_orders:
+            sent_ns.clear()
+            burst(latency_orders, f"L{time.monotonic_ns()}-", window=1)
+            lat = sorted((f - s) / 1000 for s, f in zip(sent_ns, app.fill_ns))
+            result["latency_us_p50"] = round(lat[len(lat) // 2])
+            result["latency_us_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))])
+        return result
     finally:
         graceful_stop(engine, [sid], 2.0)
 
@@ -127,7 +151,7 @@ def demo_config(tmp: Path, port: int) -> Path:
     cfg.write_text(f"""
 comp_id = "FIXGW"
 data_dir = "var"
-log_level = "WARNING"
+log_level = "INFO"
 [acceptor]
 port = {port}
 [journal]
@@ -152,22 +176,50 @@ prices = {{ AAPL = 190.02 }}
     return cfg
 
 
-def start_sut(mode: str, tmp: Path) -> tuple[subprocess.Popen, int]:
+FIXGW = [sys.executable, "-m", "gateway.cli"]
+
+
+def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: float = 30) -> None:
+    """Read ``stream`` until every needle was seen, then keep draining it in the background."""
+    deadline = time.monotonic() + timeout
+    missing = set(needles)
+    for line in stream:
+        missing = {n for n in missing if n not in line}
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not seen within {timeout}s: {missing}")
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+
+
+def start_sut(mode: str, tmp: Path) -> tuple[list[subprocess.Popen], int]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FIXGW_DATABASE_URL", None)
+    procs: list[subprocess.Popen] = []
+
+    def spawn(cmd, **kw) -> subprocess.Popen:
+        p = subprocess.Popen(cmd, cwd=tmp, env=env, text=True, **kw)
+        procs.append(p)
+        return p
+
     if mode == "A":
-        cmd = [sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"]
+        gw = spawn([sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elif mode == "C":
+        cfg = str(demo_config(tmp, port))
+        subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=tmp, env=env, check=True, capture_output=True)
+        for venue in ("VENUE1", "VENUE2"):
+            spawn([*FIXGW, "venue-sim", "-c", cfg, "--venue", venue], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+        gw = spawn([*FIXGW, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_line(gw, gw.stderr, {"session logged on: VENUE1", "session logged on: VENUE2"})
     else:
-        cfg = demo_config(tmp, port)
-        cmd = [sys.executable, "-m", "gateway.cli", "demo", "-c", str(cfg)]
-    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    if mode == "C":
-        for line in proc.stdout:  # the banner is printed once the venues are logged on
-            if "fixgw demo is running" in line:
-                break
-    wait_port(port, proc)
-    return proc, port
+        gw = spawn([*FIXGW, "demo", "-c", str(demo_config(tmp, port))], stdout=subprocess.PIPE,
+                   stderr=subprocess.DEVNULL)
+        wait_for_line(gw, gw.stdout, {"fixgw demo is running"})  # printed once the venues are logged on
+    wait_port(port, gw)
+    return procs, port
 
 
 def main() -> None:
@@ -176,49 +228,62 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--window", type=int, default=32, help="orders in flight (closed loop)")
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--latency-orders", type=int, default=500, help="orders sent one at a time for latency")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
 
+    modes = ("A", "C", "D")
     results: list[dict] = []
     for cycle in range(1, args.cycles + 1):
-        for mode in ("A", "C"):
+        for mode in modes:
             with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d:
                 tmp = Path(d)
-                proc, port = start_sut(mode, tmp)
+                procs, port = start_sut(mode, tmp)
                 try:
-                    rate = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp)
+                    r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders)
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-            results.append({"cycle": cycle, "mode": mode, "orders_per_s": round(rate, 1)})
-            print(f"cycle {cycle} mode {mode}: {rate:8.1f} orders/s", flush=True)
+                    for p in reversed(procs):
+                        p.terminate()
+                        try:
+                            p.wait(20)
+                        except subprocess.TimeoutExpired:
+                            p.kill()
+            results.append({"cycle": cycle, "mode": mode, **r})
+            print(f"cycle {cycle} mode {mode}: {r}", flush=True)
 
-    by_cycle = {}
-    for r in results:
-        by_cycle.setdefault(r["cycle"], {})[r["mode"]] = r["orders_per_s"]
-    ratios = [c["C"] / c["A"] for c in by_cycle.values()]
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in results if r["mode"] == mode)
+
+    def ratio(mode: str, key: str) -> float:
+        """Median over cycles of (mode / A) within the same cycle."""
+        per_cycle = [next(r[key] for r in results if r["cycle"] == c and r["mode"] == mode) /
+                     next(r[key] for r in results if r["cycle"] == c and r["mode"] == "A")
+                     for c in range(1, args.cycles + 1)]
+        return round(statistics.median(per_cycle), 3)
+
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    keys = ("orders_per_s", "latency_us_p50", "latency_us_p99")
     summary = {
         "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
         "machine": machine,
-        "orders": args.orders, "window": args.window, "cycles": args.cycles,
+        "orders": args.orders, "window": args.window, "cycles": args.cycles, "latency_orders": args.latency_orders,
         "runs": results,
-        "median_A": statistics.median(c["A"] for c in by_cycle.values()),
-        "median_C": statistics.median(c["C"] for c in by_cycle.values()),
-        "median_ratio_C_to_A": round(statistics.median(ratios), 3),
+        "median": {m: {k: med(m, k) for k in keys} for m in modes},
+        "ratio_to_A": {m: {k: ratio(m, k) for k in keys} for m in modes if m != "A"},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=2))
+    names = {"A": "A: bare quickfix executor", "C": "C: fixgw run + 2 venue-sim processes",
+             "D": "D: fixgw demo (one process)"}
     print()
-    print("| cycle | A: bare quickfix executor (orders/s) | C: fixgw demo (orders/s) | C / A |")
-    print("|---|---|---|---|")
-    for cycle, c in by_cycle.items():
-        print(f"| {cycle} | {c['A']:.0f} | {c['C']:.0f} | {c['C'] / c['A']:.2f} |")
-    print(f"| median | {summary['median_A']:.0f} | {summary['median_C']:.0f} | {summary['median_ratio_C_to_A']:.2f} |")
+    print("| mode | orders/s (median) | vs A | send→Fill p50 µs | vs A | p99 µs | vs A |")
+    print("|---|---|---|---|---|---|---|")
+    for m in modes:
+        md = summary["median"][m]
+        rt = summary["ratio_to_A"].get(m, {k: 1.0 for k in keys})
+        print(f"| {names[m]} | {md['orders_per_s']:.0f} | {rt['orders_per_s']:.2f} | {md['latency_us_p50']:.0f} | "
+              f"{rt['latency_us_p50']:.2f} | {md['latency_us_p99']:.0f} | {rt['latency_us_p99']:.2f} |")
     print(f"\nmachine: {machine}\nresult file: {out}")
 
 

@@ -1,8 +1,8 @@
 """The gateway's quickfix Applications: thin, guarded, decode-and-hand-over.
 
 Each callback runs on a quickfix session thread holding that session's lock. It
-decodes what it needs with integer tags, hands a domain command to the engine's
-queue and returns. It never touches order state, never waits on anything, and
+reads the message once (``codec.fields``: one ``toString()``), hands a domain
+command to the engine's queue and returns. It never touches order state, never waits on anything, and
 never lets a Python exception reach quickfix (which would exit the process):
 
 - quickfix's own exceptions (FieldNotFound, IncorrectTagValue, IncorrectDataFormat,
