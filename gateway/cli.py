@@ -1,10 +1,6 @@
 """The `fixgw` command. One small module per command group; this file wires them."""
 from __future__ import annotations
 
-import signal
-import threading
-import time
-
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.cli_db import db
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
 
 CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
@@ -39,22 +36,6 @@ def load(config_path: str) -> GatewayConfig:
 
 def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
-
-
-def wait_for_stop(duration: float | None) -> None:
-    """Block until SIGINT/SIGTERM (or ``duration`` seconds)."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not stop.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            stop.wait(0.5 if remaining is None else min(0.5, remaining))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _check_schema(cfg: GatewayConfig, config_path: str) -> None:

@@ -14,9 +14,6 @@ simulator per configured venue that has a ``simulator`` section (``fixgw demo``)
 """
 from __future__ import annotations
 
-import signal
-import threading
-import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +22,7 @@ import click
 from pydantic import ValidationError
 
 from gateway.config import ConfigError, GatewayConfig, SimulatorConfig, load_config
+from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
 
 if TYPE_CHECKING:  # quickfix is imported only when a simulator is actually made
@@ -90,21 +88,6 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, Decimal]:
             raise click.BadParameter(f"{item!r} is not SYMBOL=PRICE (e.g. AAPL=190.00)", param_hint="--price") from None
         prices[symbol] = price
     return prices
-
-
-def _wait_for_signal(duration: float | None) -> None:
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not stop.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            stop.wait(0.5 if remaining is None else min(0.5, remaining))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @click.command("venue-sim")
@@ -193,6 +176,6 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
     click.echo(f"venue-sim {sim.comp_id} listening on port {sim.port} (all interfaces); accepting sessions "
                f"{', '.join(sim.session_names)}; symbols {', '.join(sim.sim.prices)}. Ctrl-C stops.")
     try:
-        _wait_for_signal(duration)
+        wait_for_stop(duration)
     finally:
         sim.stop()

@@ -86,37 +86,20 @@ def parse_message(raw: str) -> tuple[int | None, str | None, str | None, str | N
     A missing field gives None, and so does a MsgSeqNum that is not 1 to 18 ASCII
     digits (it must fit BIGINT). PossDup is True only for the exact field "43=Y".
     """
-    find = raw.find
-    i = find("\x0134=")
-    seq = None
-    if i >= 0:
-        i += 4
-        j = find("\x01", i)
-        s = raw[i:j] if j >= 0 else raw[i:]
-        if s.isascii() and s.isdigit() and len(s) < 19:  # int() alone would take " 1", "+1", "1_0"
-            seq = int(s)
-    i = find("\x0135=")
-    if i >= 0:
-        i += 4
-        j = find("\x01", i)
-        msg_type = raw[i:j] if j >= 0 else raw[i:]
-    else:
-        msg_type = None
-    i = find("\x0111=")
-    if i >= 0:
-        i += 4
-        j = find("\x01", i)
-        cl_ord_id = raw[i:j] if j >= 0 else raw[i:]
-    else:
-        cl_ord_id = None
-    i = find("\x0137=")
-    if i >= 0:
-        i += 4
-        j = find("\x01", i)
-        order_id = raw[i:j] if j >= 0 else raw[i:]
-    else:
-        order_id = None
-    return seq, msg_type, cl_ord_id, order_id, "\x0143=Y\x01" in raw
+    s = _field(raw, "\x0134=")
+    seq = int(s) if s is not None and s.isascii() and s.isdigit() and len(s) < 19 else None  # not " 1", "+1"
+    return (seq, _field(raw, "\x0135="), _field(raw, "\x0111="), _field(raw, "\x0137="),
+            "\x0143=Y\x01" in raw)
+
+
+def _field(raw: str, needle: str) -> str | None:
+    """The value after the first ``needle`` ("<SOH>tag="), or None."""
+    i = raw.find(needle)
+    if i < 0:
+        return None
+    i += len(needle)
+    j = raw.find("\x01", i)
+    return raw[i:j] if j >= 0 else raw[i:]
 
 
 class JournalWriter:

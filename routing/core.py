@@ -20,7 +20,6 @@ from routing.model import (
     ExecKind,
     NewOrder,
     OrdStatus,
-    OrdType,
     Outcome,
     RejectCode,
     SessionStatus,
@@ -32,6 +31,7 @@ from routing.model import (
 )
 from routing.orders import Event, Order, TransitionRefused
 from routing.router import Venue, choose_venue
+from routing.validation import order_shape_problem
 
 ZERO = Decimal(0)
 
@@ -93,15 +93,9 @@ class Core:
     def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
         if (cmd.session, cmd.cl_ord_id) in self._by_client:
             return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
-        if cmd.qty <= 0:
-            return RejectCode.INCORRECT_QUANTITY, f"OrderQty must be positive, got {cmd.qty}"
-        if cmd.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
-            return RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC, f"OrdType {cmd.ord_type.name.lower()} is not supported"
-        if cmd.ord_type is OrdType.LIMIT:
-            if cmd.price is None:
-                return RejectCode.OTHER, "limit order without Price (44)"
-            if cmd.price <= 0:
-                return RejectCode.OTHER, f"Price must be positive, got {cmd.price}"
+        problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
+        if problem is not None:
+            return problem
         if not any(cmd.symbol in v.symbols for v in self.venues.values()):
             return RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}: no configured venue trades it"
         if cmd.ex_destination is not None and cmd.ex_destination not in self.venues:

@@ -225,14 +225,14 @@ def test_partially_filled_resting_order_keeps_resting(m):
 @pytest.mark.parametrize("new, code, text", [
     (buy(100, "10", symbol="NOPE"), RejectCode.UNKNOWN_SYMBOL, "Unknown symbol NOPE"),
     (buy(100, "10", symbol="HALT"), RejectCode.VENUE, "reject_symbols"),
-    (buy(0, "190"), RejectCode.INCORRECT_QUANTITY, "quantity"),
-    (buy(-5), RejectCode.INCORRECT_QUANTITY, "quantity"),
-    (order(Side.BUY, 100, None, ord_type=OrdType.LIMIT), RejectCode.OTHER, "without price"),
+    (buy(0, "190"), RejectCode.INCORRECT_QUANTITY, "OrderQty must be positive"),
+    (buy(-5), RejectCode.INCORRECT_QUANTITY, "OrderQty must be positive"),
+    (order(Side.BUY, 100, None, ord_type=OrdType.LIMIT), RejectCode.OTHER, "without Price"),
     (buy(100, "-1"), RejectCode.OTHER, "positive"),
     (order(Side.BUY, 100, "190", ord_type=OrdType.STOP), RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC,
-     "order type not supported"),
+     "OrdType stop is not supported"),
     (order(Side.BUY, 100, "190", ord_type=OrdType.STOP_LIMIT), RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC,
-     "order type not supported"),
+     "OrdType stop_limit is not supported"),
 ])
 def test_invalid_orders_are_rejected_with_a_reason(m, new, code, text):
     [rep] = m.submit(new)

@@ -49,6 +49,7 @@ from routing.model import (
     Side,
     TimeInForce,
 )
+from routing.validation import order_shape_problem
 
 ZERO = Decimal(0)
 DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED})
@@ -363,16 +364,7 @@ class Matcher:
             return RejectCode.VENUE, f"symbol {new.symbol} is rejected by this venue (simulator reject_symbols)"
         if (new.session, new.cl_ord_id) in self._orders:
             return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {new.cl_ord_id}"
-        if new.qty <= 0:
-            return RejectCode.INCORRECT_QUANTITY, f"order quantity must be positive, got {new.qty}"
-        if new.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
-            return RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC, f"order type not supported ({new.ord_type.name})"
-        if new.ord_type is OrdType.LIMIT:
-            if new.price is None:
-                return RejectCode.OTHER, "limit order without price"
-            if new.price <= 0:
-                return RejectCode.OTHER, f"limit price must be positive, got {new.price}"
-        return None
+        return order_shape_problem(new.qty, new.ord_type, new.price)
 
     def _check_amendable(self, order: SimOrder | None, owner: str, orig: str, new_id: str,
                          response_to: CxlRejResponseTo) -> ClientCancelReject | None:
