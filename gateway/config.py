@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -62,6 +64,20 @@ class VenueConfig(_Strict):
 class ClientConfig(_Strict):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
+    cancel_on_disconnect: bool = Field(
+        False, description="when the session logs out or drops, cancel its open Day orders at the venues")
+    end_of_day: dt_time | None = Field(
+        None, description="local time (HH:MM:SS) at which the session's open Day orders expire")
+    timezone: str = Field("UTC", description="IANA time zone of end_of_day, e.g. America/New_York")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
+        return name
     allowed_addresses: tuple[str, ...] = Field(
         (), description="source IP addresses this session may connect from (empty: any)")
 

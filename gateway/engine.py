@@ -16,11 +16,12 @@ from typing import Callable
 
 from gateway import metrics
 from routing.core import Core
-from routing.model import CancelRequest, NewOrder
+from routing.model import CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, StatusRequest
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
+_REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 
 
 class Engine:
@@ -95,11 +96,11 @@ class Engine:
 
     def _answer_failure(self, command, exc: Exception) -> None:
         """Tell the client its message was not acted on, so it never waits for an answer forever."""
-        if not isinstance(command, (NewOrder, CancelRequest)):
+        ref_type = _REF_MSG_TYPE.get(type(command))
+        if ref_type is None:
             return
-        ref_type = "D" if isinstance(command, NewOrder) else "F"
         text = (f"gateway could not process ClOrdID {command.cl_ord_id}: internal error ({type(exc).__name__}); "
-                "it was journaled and not sent to any venue")
+                "it was journaled and not acted on")
         try:
             self.outbound.business_reject(command.session, ref_type, command.cl_ord_id, text)
         except Exception:  # noqa: BLE001

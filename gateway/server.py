@@ -17,6 +17,7 @@ from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.engine import Engine
 from gateway.journal import JournalWriter
+from gateway.schedule import build_scheduler
 from routing.core import ClientOptions, Core
 from routing.router import Venue
 from sessions.fixsettings import build_settings, graceful_stop, session_id
@@ -51,7 +52,8 @@ class Gateway:
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [Venue(name=name, symbols=frozenset(v.symbols)) for name, v in cfg.venues.items()]
-        clients = {name: ClientOptions(pending_new=c.pending_new) for name, c in cfg.clients.items()}
+        clients = {name: ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect)
+                   for name, c in cfg.clients.items()}
         self.core = Core(venues, clients, order_id_prefix())
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids))
         self._log_factory = JournalLogFactory(self.journal, _callback_error)
@@ -60,6 +62,7 @@ class Gateway:
         self.venue_app = VenueApplication(names, self.engine.submit, _callback_error)
         self.acceptor = None
         self.initiator = None
+        self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ settings
@@ -97,12 +100,15 @@ class Gateway:
             self.initiator = fix.SocketInitiator(self.venue_app, fix.FileStoreFactory(settings), settings,
                                                  self._log_factory)
             self.initiator.start()
+        self.scheduler.start()
         self.started_at = time.time()
         log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
                  ", ".join(self.cfg.clients) or "none", ", ".join(self.cfg.venues) or "none")
         return self
 
     def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.initiator is not None:
             graceful_stop(self.initiator, list(self.venue_sids.values()))
             self.initiator = None

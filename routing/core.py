@@ -15,21 +15,31 @@ from routing.model import (
     CancelRequest,
     ClientCancelReject,
     ClientExecReport,
+    ClientMassCancelReport,
     CxlRejCode,
     CxlRejResponseTo,
+    EndOfDay,
     ExecKind,
+    MassCancelRequest,
+    MassCancelScope,
     NewOrder,
     OrdStatus,
+    OrdType,
     Outcome,
     RejectCode,
+    ReplaceRequest,
     SessionStatus,
+    Side,
+    StatusRequest,
+    TimeInForce,
     VenueCancel,
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
     VenueNewOrder,
+    VenueReplace,
 )
-from routing.orders import Event, Order, TransitionRefused
+from routing.orders import Event, Order, PendingReplace, TransitionRefused
 from routing.router import Venue, choose_venue
 from routing.validation import order_shape_problem
 
@@ -39,6 +49,10 @@ ZERO = Decimal(0)
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     pending_new: bool = True
+    cancel_on_disconnect: bool = False
+
+
+END_OF_DAY = "end of day"
 
 
 _VENUE_KIND_EVENT = {
@@ -83,6 +97,14 @@ class Core:
             return self._new_order(cmd)
         if isinstance(cmd, CancelRequest):
             return self._cancel(cmd)
+        if isinstance(cmd, ReplaceRequest):
+            return self._replace(cmd)
+        if isinstance(cmd, StatusRequest):
+            return self._status(cmd)
+        if isinstance(cmd, MassCancelRequest):
+            return self._mass_cancel(cmd)
+        if isinstance(cmd, EndOfDay):
+            return self._end_of_day(cmd)
         if isinstance(cmd, VenueCancelReject):
             return self._venue_cancel_reject(cmd)
         if isinstance(cmd, SessionStatus):
@@ -135,42 +157,180 @@ class Core:
         ))
         return out
 
-    # ------------------------------------------------------------------ client: cancel
+    # ------------------------------------------------------------------ client: cancel / replace
+    def _cxl_reject(self, out: Outcome, session: str, cl_ord_id: str, orig_cl_ord_id: str, order: Order | None,
+                    response_to: CxlRejResponseTo, code: CxlRejCode, text: str) -> Outcome:
+        out.actions.append(ClientCancelReject(
+            session=session, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
+            order_id=order.order_id if order else "NONE",
+            ord_status=order.status if order else OrdStatus.REJECTED,
+            response_to=response_to, reason=code, text=text, account=order.account if order else None,
+        ))
+        return out
+
+    def _pending_problem(self, session: str, cl_ord_id: str, order: Order | None,
+                         orig_cl_ord_id: str) -> tuple[CxlRejCode, str] | None:
+        """Why a cancel or replace cannot even be considered, or None."""
+        if order is None:
+            return CxlRejCode.UNKNOWN_ORDER, f"unknown order: OrigClOrdID {orig_cl_ord_id}"
+        if (session, cl_ord_id) in self._by_client:
+            return CxlRejCode.DUPLICATE_CLORDID, f"duplicate ClOrdID {cl_ord_id}"
+        if order.status is OrdStatus.PENDING_CANCEL:
+            return CxlRejCode.ALREADY_PENDING, "a cancel for this order is already pending"
+        if order.status is OrdStatus.PENDING_REPLACE:
+            return CxlRejCode.ALREADY_PENDING, "a replace for this order is already pending"
+        return None
+
     def _cancel(self, cmd: CancelRequest) -> Outcome:
         out = Outcome()
         order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        problem = self._pending_problem(cmd.session, cmd.cl_ord_id, order, cmd.orig_cl_ord_id)
+        if problem is None:
+            try:
+                self._start_cancel(order, out, client_cl_ord_id=cmd.cl_ord_id, recv_ns=cmd.recv_ns)
+                return out
+            except TransitionRefused as exc:
+                problem = (CxlRejCode.TOO_LATE, str(exc))
+        return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
+                                CxlRejResponseTo.CANCEL, *problem)
 
-        def refuse(code: CxlRejCode, text: str) -> Outcome:
-            out.actions.append(ClientCancelReject(
-                session=cmd.session, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=cmd.orig_cl_ord_id,
-                order_id=order.order_id if order else "NONE",
-                ord_status=order.status if order else OrdStatus.REJECTED,
-                response_to=CxlRejResponseTo.CANCEL, reason=code, text=text,
-                account=order.account if order else None,
-            ))
-            return out
+    def _start_cancel(self, order: Order, out: Outcome, *, client_cl_ord_id: str | None = None,
+                      cause: str | None = None, recv_ns: int = 0) -> None:
+        """Send a cancel for ``order`` to its venue; the client hears Canceled only when the venue confirms.
 
-        if order is None:
-            return refuse(CxlRejCode.UNKNOWN_ORDER, f"unknown order: OrigClOrdID {cmd.orig_cl_ord_id}")
-        if (cmd.session, cmd.cl_ord_id) in self._by_client:
-            return refuse(CxlRejCode.DUPLICATE_CLORDID, f"duplicate ClOrdID {cmd.cl_ord_id}")
-        if order.status is OrdStatus.PENDING_CANCEL:
-            return refuse(CxlRejCode.ALREADY_PENDING, "a cancel for this order is already pending")
-        try:
-            order.apply(Event.CANCEL_REQUEST)
-        except TransitionRefused as exc:
-            return refuse(CxlRejCode.TOO_LATE, str(exc))
-
-        child_id = f"{order.order_id}.c{order.exec_seq + 1}"
-        order.pending_cl_ord_id = cmd.cl_ord_id
-        self._by_client[(cmd.session, cmd.cl_ord_id)] = order
+        ``client_cl_ord_id`` is the ClOrdID of the client's own cancel request; without one the
+        gateway cancels on its own account (``cause``: mass cancel, disconnect, end of day) and
+        the reports carry the order's ClOrdID.
+        """
+        order.apply(Event.CANCEL_REQUEST)  # raises TransitionRefused when too late
+        child_id = order.next_child_id("c")
+        order.pending_cl_ord_id = client_cl_ord_id
+        order.cancel_cause = cause
+        if client_cl_ord_id is not None:
+            self._by_client[(order.session, client_cl_ord_id)] = order
         self._by_child[(order.venue, child_id)] = order
-        out.actions.append(self._report(order, ExecKind.PENDING_CANCEL, cl_ord_id=cmd.cl_ord_id,
-                                        orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
+        out.actions.append(self._report(order, ExecKind.PENDING_CANCEL, cl_ord_id=client_cl_ord_id,
+                                        orig_cl_ord_id=order.cl_ord_id if client_cl_ord_id else None,
+                                        text=f"cancel requested: {cause}" if cause else None, recv_ns=recv_ns))
         out.actions.append(VenueCancel(
             venue=order.venue, cl_ord_id=child_id, orig_cl_ord_id=order.venue_cl_ord_id,
             venue_order_id=order.venue_order_id, symbol=order.symbol, side=order.side, qty=order.qty,
         ))
+
+    def _replace(self, cmd: ReplaceRequest) -> Outcome:
+        out = Outcome()
+        order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        problem = self._pending_problem(cmd.session, cmd.cl_ord_id, order, cmd.orig_cl_ord_id)
+        if problem is None:
+            problem = self._replace_problem(order, cmd)
+        if problem is None:
+            try:
+                order.apply(Event.REPLACE_REQUEST)
+            except TransitionRefused as exc:
+                problem = (CxlRejCode.TOO_LATE, str(exc))
+        if problem is not None:
+            return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
+                                    CxlRejResponseTo.REPLACE, *problem)
+        child_id = order.next_child_id("r")
+        tif = cmd.tif or order.tif
+        order.pending_replace = PendingReplace(cl_ord_id=cmd.cl_ord_id, child_cl_ord_id=child_id, qty=cmd.qty,
+                                               price=cmd.price, ord_type=cmd.ord_type, tif=tif)
+        self._by_client[(cmd.session, cmd.cl_ord_id)] = order
+        self._by_child[(order.venue, child_id)] = order
+        out.actions.append(self._report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
+                                        orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
+        out.actions.append(VenueReplace(
+            venue=order.venue, cl_ord_id=child_id, orig_cl_ord_id=order.venue_cl_ord_id,
+            venue_order_id=order.venue_order_id, symbol=order.symbol, side=order.side, qty=cmd.qty,
+            ord_type=cmd.ord_type, price=cmd.price, tif=tif, account=order.account,
+        ))
+        return out
+
+    @staticmethod
+    def _replace_problem(order: Order, cmd: ReplaceRequest) -> tuple[CxlRejCode, str] | None:
+        if cmd.side is not order.side:
+            return CxlRejCode.OTHER, f"a replace may not change Side ({order.side.name} to {cmd.side.name})"
+        if cmd.symbol != order.symbol:
+            return CxlRejCode.OTHER, f"a replace may not change Symbol ({order.symbol} to {cmd.symbol})"
+        if cmd.account is not None and cmd.account != order.account:
+            return CxlRejCode.OTHER, f"a replace may not change Account ({order.account} to {cmd.account})"
+        shape = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
+        if shape is not None:
+            return CxlRejCode.OTHER, shape[1]
+        if cmd.qty <= order.cum_qty:
+            return CxlRejCode.OTHER, f"new OrderQty {cmd.qty} must exceed CumQty {order.cum_qty}"
+        return None
+
+    # ------------------------------------------------------------------ client: status and mass cancel
+    def _status(self, cmd: StatusRequest) -> Outcome:
+        out = Outcome()
+        order = self._by_client.get((cmd.session, cmd.cl_ord_id))
+        if order is None and cmd.order_id:
+            order = self.orders.get(cmd.order_id)
+            if order is not None and order.session != cmd.session:
+                order = None  # never reveal another session's order
+        if order is not None:
+            out.actions.append(self._report(order, ExecKind.ORDER_STATUS, cl_ord_id=cmd.cl_ord_id))
+            return out
+        out.actions.append(ClientExecReport(
+            session=cmd.session, order_id="NONE", cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
+            exec_id=f"{self._id_prefix}-S{next(self._ids)}", kind=ExecKind.ORDER_STATUS,
+            ord_status=OrdStatus.REJECTED, symbol=cmd.symbol, side=cmd.side or Side.BUY, order_qty=ZERO,
+            ord_type=OrdType.LIMIT, price=None, tif=TimeInForce.DAY, account=None, last_qty=ZERO, last_px=ZERO,
+            cum_qty=ZERO, leaves_qty=ZERO, avg_px=ZERO, reject_code=RejectCode.UNKNOWN_ORDER,
+            text=f"unknown order: ClOrdID {cmd.cl_ord_id}",
+        ))
+        return out
+
+    def _mass_cancel(self, cmd: MassCancelRequest) -> Outcome:
+        out = Outcome()
+        mass_id = f"{self._id_prefix}-M{next(self._ids)}"
+
+        def report(response: str, affected: int, reason: str | None = None, text: str | None = None) -> None:
+            out.actions.insert(0, ClientMassCancelReport(
+                session=cmd.session, cl_ord_id=cmd.cl_ord_id, mass_order_id=mass_id,
+                request_type=cmd.request_type, response=response, affected=affected, reject_reason=reason,
+                text=text))
+
+        try:
+            scope = MassCancelScope(cmd.request_type)
+        except ValueError:
+            report("0", 0, "0", f"MassCancelRequestType {cmd.request_type} is not supported (use 1 or 7)")
+            return out
+        if scope is MassCancelScope.SYMBOL and not cmd.symbol:
+            report("0", 0, "1", "MassCancelRequestType 1 (by security) needs Symbol (55)")
+            return out
+        targets = [o for o in self._open_orders_of(cmd.session)
+                   if (scope is MassCancelScope.ALL or o.symbol == cmd.symbol)
+                   and (cmd.side is None or o.side is cmd.side)]
+        affected = self._cancel_all(targets, out, f"mass cancel {cmd.cl_ord_id}")
+        report(scope.value, affected)
+        return out
+
+    def _open_orders_of(self, session: str, tif: TimeInForce | None = None) -> list[Order]:
+        return [o for o in self.orders.values()
+                if o.session == session and o.is_open and (tif is None or o.tif is tif)]
+
+    def _cancel_all(self, orders: list[Order], out: Outcome, cause: str) -> int:
+        """Start a gateway-initiated cancel for each order that can take one; returns how many."""
+        started = 0
+        for order in orders:
+            if order.status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
+                out.warnings.append(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}")
+                continue
+            try:
+                self._start_cancel(order, out, cause=cause)
+                started += 1
+            except TransitionRefused as exc:
+                out.warnings.append(f"order {order.order_id} not canceled for {cause}: {exc}")
+        return started
+
+    def _end_of_day(self, cmd: EndOfDay) -> Outcome:
+        """Day orders still open expire: canceled at their venues, reported Expired when confirmed."""
+        out = Outcome()
+        n = self._cancel_all(self._open_orders_of(cmd.session, TimeInForce.DAY), out, END_OF_DAY)
+        if n:
+            out.warnings.append(f"end of day for {cmd.session}: {n} Day order(s) being expired")
         return out
 
     # ------------------------------------------------------------------ venue side
@@ -197,7 +357,11 @@ class Core:
 
         if ev.kind is ExecKind.TRADE:
             return self._venue_fill(order, ev, out)
+        if ev.kind is ExecKind.REPLACED:
+            return self._venue_replaced(order, ev, out)
         event = _VENUE_KIND_EVENT.get(ev.kind)
+        if event is Event.VENUE_CANCELED and order.cancel_cause == END_OF_DAY:
+            event = Event.EXPIRE
         if event is None:
             out.warnings.append(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action")
             return out
@@ -221,7 +385,10 @@ class Core:
             code = RejectCode.VENUE
             text = f"rejected by {ev.venue}: {ev.text or 'no reason given'}"
         elif event is Event.VENUE_CANCELED:
-            text = f"canceled by {ev.venue}" + (f": {ev.text}" if ev.text else "")
+            text = (f"canceled: {order.cancel_cause}" if order.cancel_cause else
+                    f"canceled by {ev.venue}" + (f": {ev.text}" if ev.text else ""))
+        elif event is Event.EXPIRE:
+            text = f"expired: {order.cancel_cause or ev.text or 'by the venue'}"
         out.actions.append(self._report(order, kind, recv_ns=ev.recv_ns, reject_code=code, text=text))
         return out
 
@@ -245,30 +412,62 @@ class Core:
                                         last_mkt=ev.venue, recv_ns=ev.recv_ns))
         return out
 
+    def _venue_replaced(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
+        if order.pending_replace is None:
+            out.warnings.append(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
+                                f"(ExecID {ev.exec_id}); ignored")
+            return out
+        try:
+            order.apply(Event.VENUE_REPLACED)
+        except TransitionRefused as exc:
+            out.warnings.append(f"order {order.order_id}: {exc}")
+            return out
+        orig = order.cl_ord_id
+        order.apply_replace()
+        out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=ev.recv_ns))
+        return out
+
     def _venue_cancel_reject(self, ev: VenueCancelReject) -> Outcome:
         out = Outcome()
         order = self._by_child.get((ev.venue, ev.cl_ord_id)) or self._by_child.get((ev.venue, ev.orig_cl_ord_id))
         if order is None:
             out.warnings.append(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}")
             return out
+        replace = ev.response_to is CxlRejResponseTo.REPLACE
         try:
-            order.apply(Event.VENUE_CANCEL_REJECT)
+            order.apply(Event.VENUE_REPLACE_REJECT if replace else Event.VENUE_CANCEL_REJECT)
         except TransitionRefused as exc:
             out.warnings.append(f"order {order.order_id}: {exc}")
             return out
-        cl = order.pending_cl_ord_id or ev.cl_ord_id
-        order.pending_cl_ord_id = None
+        if replace:
+            cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
+            order.pending_replace = None
+        else:
+            cl = order.pending_cl_ord_id
+            order.pending_cl_ord_id = None
+            if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
+                out.warnings.append(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
+                                    f"cancel: {ev.text or ev.reason.value}")
+                order.cancel_cause = None
+                return out
+        what = "replace" if replace else "cancel"
         out.actions.append(ClientCancelReject(
             session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
-            ord_status=order.status, response_to=CxlRejResponseTo.CANCEL, reason=ev.reason,
-            text=f"cancel refused by {ev.venue}: {ev.text or ev.reason.value}", account=order.account,
+            ord_status=order.status, response_to=ev.response_to, reason=ev.reason,
+            text=f"{what} refused by {ev.venue}: {ev.text or ev.reason.value}", account=order.account,
         ))
         return out
 
     def _session_status(self, ev: SessionStatus) -> Outcome:
+        out = Outcome()
         if ev.role == "venue" and ev.name in self.venues:
             self.venues[ev.name].up = ev.up
-        return Outcome()
+        elif ev.role == "client" and not ev.up and self.clients.get(ev.name, ClientOptions()).cancel_on_disconnect:
+            n = self._cancel_all(self._open_orders_of(ev.name, TimeInForce.DAY), out,
+                                 "the client session disconnected (cancel_on_disconnect)")
+            if n:
+                out.warnings.append(f"{ev.name} disconnected: canceling its {n} open Day order(s)")
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _report(self, order: Order, kind: ExecKind, *, cl_ord_id: str | None = None, orig_cl_ord_id: str | None = None,

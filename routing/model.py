@@ -122,6 +122,59 @@ class CancelRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    """OrderCancelReplaceRequest (G): the order's new terms."""
+
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None = None
+    tif: TimeInForce | None = None
+    account: str | None = None
+    recv_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """OrderStatusRequest (H): answered from the gateway's own state."""
+
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side | None
+    order_id: str | None = None
+
+
+class MassCancelScope(str, Enum):
+    """MassCancelRequestType (530) values the gateway supports."""
+
+    SYMBOL = "1"
+    ALL = "7"
+
+
+@dataclass(frozen=True, slots=True)
+class MassCancelRequest:
+    """OrderMassCancelRequest (q), FIX 4.4 and 5.0."""
+
+    session: str
+    cl_ord_id: str
+    request_type: str  # raw 530 value, validated by the core
+    symbol: str | None = None
+    side: Side | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfDay:
+    """The configured end of a client session's trading day: its open Day orders expire."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
 class VenueExecution:
     """An ExecutionReport received from a venue, decoded from any FIX version."""
 
@@ -151,6 +204,7 @@ class VenueCancelReject:
     reason: CxlRejCode
     text: str | None = None
     recv_ns: int = 0
+    response_to: CxlRejResponseTo = CxlRejResponseTo.CANCEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +284,35 @@ class VenueCancel:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueReplace:
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    venue_order_id: str | None
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None
+    tif: TimeInForce
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMassCancelReport:
+    """OrderMassCancelReport (r)."""
+
+    session: str
+    cl_ord_id: str
+    mass_order_id: str
+    request_type: str
+    response: str  # MassCancelResponse (531): 0 = rejected, else the request type
+    affected: int
+    reject_reason: str | None = None  # MassCancelRejectReason (532)
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class VenueDontKnow:
     """DontKnowTrade (Q): a venue reported a fill for an order we do not know."""
 
@@ -243,8 +326,10 @@ class VenueDontKnow:
     text: str
 
 
-Command = NewOrder | CancelRequest | VenueExecution | VenueCancelReject | SessionStatus
-Action = ClientExecReport | ClientCancelReject | VenueNewOrder | VenueCancel | VenueDontKnow
+Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
+           | VenueExecution | VenueCancelReject | SessionStatus)
+Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
+          | VenueReplace | VenueDontKnow)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,9 @@ class Event(str, Enum):
     CANCEL_REQUEST = "cancel_request"
     VENUE_CANCELED = "venue_canceled"  # solicited or unsolicited
     VENUE_CANCEL_REJECT = "venue_cancel_reject"
+    REPLACE_REQUEST = "replace_request"
+    VENUE_REPLACED = "venue_replaced"
+    VENUE_REPLACE_REJECT = "venue_replace_reject"
     DONE_FOR_DAY = "done_for_day"
     EXPIRE = "expire"
 
@@ -41,18 +44,21 @@ TRANSITIONS: dict[tuple[OrdStatus, Event], OrdStatus | str] = {
     (S.PENDING_NEW, E.VENUE_REJECT): S.REJECTED,
     (S.PENDING_NEW, E.VENUE_CANCELED): S.CANCELED,  # e.g. IOC with nothing to match
     (S.PENDING_NEW, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.PENDING_NEW, E.REPLACE_REQUEST): S.PENDING_REPLACE,
     (S.PENDING_NEW, E.EXPIRE): S.EXPIRED,
     # working
     (S.NEW, E.VENUE_ACK): S.NEW,  # duplicate ack: harmless
     (S.NEW, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.NEW, E.FILL): S.FILLED,
     (S.NEW, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.NEW, E.REPLACE_REQUEST): S.PENDING_REPLACE,
     (S.NEW, E.VENUE_CANCELED): S.CANCELED,
     (S.NEW, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
     (S.NEW, E.EXPIRE): S.EXPIRED,
     (S.PARTIALLY_FILLED, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.PARTIALLY_FILLED, E.FILL): S.FILLED,
     (S.PARTIALLY_FILLED, E.CANCEL_REQUEST): S.PENDING_CANCEL,
+    (S.PARTIALLY_FILLED, E.REPLACE_REQUEST): S.PENDING_REPLACE,
     (S.PARTIALLY_FILLED, E.VENUE_CANCELED): S.CANCELED,
     (S.PARTIALLY_FILLED, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
     (S.PARTIALLY_FILLED, E.EXPIRE): S.EXPIRED,
@@ -65,13 +71,26 @@ TRANSITIONS: dict[tuple[OrdStatus, Event], OrdStatus | str] = {
     (S.PENDING_CANCEL, E.VENUE_REJECT): S.REJECTED,
     (S.PENDING_CANCEL, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
     (S.PENDING_CANCEL, E.EXPIRE): S.EXPIRED,
-    # a cancel reject that arrives after the order completed changes nothing
+    # a replace is on its way to the venue: fills against the old terms still count
+    (S.PENDING_REPLACE, E.VENUE_ACK): S.PENDING_REPLACE,
+    (S.PENDING_REPLACE, E.PARTIAL_FILL): S.PENDING_REPLACE,
+    (S.PENDING_REPLACE, E.FILL): S.FILLED,
+    (S.PENDING_REPLACE, E.VENUE_REPLACED): WORKING,
+    (S.PENDING_REPLACE, E.VENUE_REPLACE_REJECT): WORKING,
+    (S.PENDING_REPLACE, E.VENUE_CANCELED): S.CANCELED,
+    (S.PENDING_REPLACE, E.VENUE_REJECT): S.REJECTED,
+    (S.PENDING_REPLACE, E.DONE_FOR_DAY): S.DONE_FOR_DAY,
+    (S.PENDING_REPLACE, E.EXPIRE): S.EXPIRED,
+    # a cancel/replace reject that arrives after the order completed changes nothing
     (S.FILLED, E.VENUE_CANCEL_REJECT): S.FILLED,
     (S.CANCELED, E.VENUE_CANCEL_REJECT): S.CANCELED,
+    (S.FILLED, E.VENUE_REPLACE_REJECT): S.FILLED,
+    (S.CANCELED, E.VENUE_REPLACE_REJECT): S.CANCELED,
 }
 
 _REFUSALS = {
     E.CANCEL_REQUEST: "order is {state}: too late to cancel",
+    E.REPLACE_REQUEST: "order is {state}: too late to replace",
     E.PARTIAL_FILL: "fill for an order that is {state}",
     E.FILL: "fill for an order that is {state}",
 }
@@ -89,6 +108,16 @@ class TransitionRefused(Exception):
         super().__init__(refusal(state, event))
         self.state = state
         self.event = event
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReplace:
+    cl_ord_id: str  # the client's new ClOrdID
+    child_cl_ord_id: str  # our new ClOrdID at the venue
+    qty: Decimal
+    price: Decimal | None
+    ord_type: OrdType
+    tif: TimeInForce
 
 
 @dataclass(slots=True)
@@ -113,7 +142,10 @@ class Order:
     venue_cl_ord_id: str | None = None
     venue_order_id: str | None = None
     pending_cl_ord_id: str | None = None  # client ClOrdID of a cancel in flight
+    pending_replace: "PendingReplace | None" = None  # new terms of a replace in flight
+    cancel_cause: str | None = None  # why the gateway itself cancels it (mass cancel, disconnect, end of day)
     exec_seq: int = 0
+    child_seq: int = 0
     seen_exec_ids: set[str] = field(default_factory=set)
 
     @property
@@ -135,6 +167,20 @@ class Order:
     def next_exec_id(self) -> str:
         self.exec_seq += 1
         return f"{self.order_id}.{self.exec_seq}"
+
+    def next_child_id(self, kind: str) -> str:
+        """A new ClOrdID at the venue for this order's next cancel ("c") or replace ("r")."""
+        self.child_seq += 1
+        return f"{self.order_id}.{kind}{self.child_seq}"
+
+    def apply_replace(self) -> None:
+        """The venue confirmed the pending replace: the new terms and ClOrdIDs take effect."""
+        p = self.pending_replace
+        self.qty, self.price, self.ord_type, self.tif = p.qty, p.price, p.ord_type, p.tif
+        self.cl_ord_id, self.venue_cl_ord_id = p.cl_ord_id, p.child_cl_ord_id
+        self.pending_replace = None
+        if self.cum_qty >= self.qty:
+            self.status = OrdStatus.FILLED
 
     def apply(self, event: Event) -> OrdStatus:
         """Move to the state the table names for ``event``; raise TransitionRefused otherwise."""

@@ -114,6 +114,10 @@ class FixClient:
             raise TimeoutError(f"{self.sid.toString()} did not log on within {timeout}s")
         return self
 
+    @property
+    def stopped(self) -> bool:
+        return self._engine is None
+
     def stop(self) -> None:
         if self._engine is None:
             return
@@ -209,6 +213,45 @@ class FixClient:
             msg.setField(1, account)
         for tag, value in (extra or {}).items():
             msg.setField(tag, value)
+        self.send(msg)
+        return cl
+
+    def replace(self, orig_cl_ord_id: str, symbol: str, side: str, qty, price=None, *, cl_ord_id: str | None = None,
+                ord_type: str | None = None) -> str:
+        cl = cl_ord_id or self.next_id("R")
+        msg = fix.Message()
+        msg.getHeader().setField(35, "G")
+        msg.setField(41, orig_cl_ord_id)
+        msg.setField(11, cl)
+        if self.version != "FIX.5.0":
+            msg.setField(21, "1")
+        msg.setField(55, symbol)
+        msg.setField(54, side)
+        msg.setField(60, utc_timestamp())
+        msg.setField(38, _text(qty))
+        msg.setField(40, ord_type or ("2" if price is not None else "1"))
+        if price is not None:
+            msg.setField(44, _text(price))
+        self.send(msg)
+        return cl
+
+    def status(self, cl_ord_id: str, symbol: str, side: str) -> None:
+        msg = fix.Message()
+        msg.getHeader().setField(35, "H")
+        msg.setField(11, cl_ord_id)
+        msg.setField(55, symbol)
+        msg.setField(54, side)
+        self.send(msg)
+
+    def mass_cancel(self, request_type: str = "7", symbol: str | None = None) -> str:
+        cl = self.next_id("Q")
+        msg = fix.Message()
+        msg.getHeader().setField(35, "q")
+        msg.setField(11, cl)
+        msg.setField(530, request_type)
+        if symbol:
+            msg.setField(55, symbol)
+        msg.setField(60, utc_timestamp())
         self.send(msg)
         return cl
 

@@ -24,7 +24,13 @@ from routing.model import (
     CancelRequest,
     ClientCancelReject,
     ClientExecReport,
+    ClientMassCancelReport,
     CxlRejCode,
+    CxlRejResponseTo,
+    MassCancelRequest,
+    ReplaceRequest,
+    StatusRequest,
+    VenueReplace,
     ExecKind,
     NewOrder,
     OrdStatus,
@@ -173,6 +179,35 @@ def decode_cancel_request(msg, session: str, recv_ns: int = 0) -> CancelRequest:
     )
 
 
+def decode_replace_request(msg, session: str, recv_ns: int = 0) -> ReplaceRequest:
+    f = fields(msg)
+    return ReplaceRequest(
+        session=session,
+        cl_ord_id=_get(f, 11),
+        orig_cl_ord_id=_get(f, 41),
+        symbol=_get(f, 55),
+        side=_enum(Side, f, 54),
+        qty=_decimal(f, 38),
+        ord_type=_enum(OrdType, f, 40),
+        price=_opt_decimal(f, 44),
+        tif=_opt_enum(TimeInForce, f, 59),
+        account=f.get(1),
+        recv_ns=recv_ns,
+    )
+
+
+def decode_status_request(msg, session: str) -> StatusRequest:
+    f = fields(msg)
+    return StatusRequest(session=session, cl_ord_id=_get(f, 11), symbol=_get(f, 55), side=_opt_enum(Side, f, 54),
+                         order_id=f.get(37))
+
+
+def decode_mass_cancel(msg, session: str) -> MassCancelRequest:
+    f = fields(msg)
+    return MassCancelRequest(session=session, cl_ord_id=_get(f, 11), request_type=_get(f, 530), symbol=f.get(55),
+                             side=_opt_enum(Side, f, 54))
+
+
 # --------------------------------------------------------------------------- client side: encode
 _EXEC_TYPE_44 = {
     ExecKind.PENDING_NEW: "A",
@@ -272,6 +307,18 @@ def encode_cancel_reject(version: str, r: ClientCancelReject) -> fix.Message:
     ))
 
 
+def encode_mass_cancel_report(version: str, r: ClientMassCancelReport) -> fix.Message:
+    return _build("r", (
+        (11, r.cl_ord_id),
+        (37, r.mass_order_id),
+        (530, r.request_type),
+        (531, r.response),
+        (532, r.reject_reason),
+        (533, str(r.affected)),
+        (58, _text(r.text) if r.text else None),
+    ))
+
+
 def encode_business_reject(ref_msg_type: str, ref_seq_num: str | None, text: str, reason: str = "0",
                            ref_id: str | None = None) -> fix.Message:
     """BusinessMessageReject (j); reason 0 = Other, 3 = Unsupported message type.
@@ -346,6 +393,7 @@ def decode_venue_cancel_reject(msg, venue: str, recv_ns: int = 0) -> VenueCancel
         reason=_VENUE_CXL_REJ.get(f.get(102) or "", CxlRejCode.OTHER),
         text=f.get(58),
         recv_ns=recv_ns,
+        response_to=CxlRejResponseTo.REPLACE if f.get(434) == "2" else CxlRejResponseTo.CANCEL,
     )
 
 
@@ -378,6 +426,23 @@ def encode_venue_cancel(version: str, c: VenueCancel) -> fix.Message:
         (54, c.side.value),
         (60, utc_timestamp()),
         (38, fmt(c.qty)),
+    ))
+
+
+def encode_venue_replace(version: str, r: VenueReplace) -> fix.Message:
+    return _build("G", (
+        (41, r.orig_cl_ord_id),
+        (11, r.cl_ord_id),
+        (37, r.venue_order_id or None),
+        (21, "1" if version != FIX50 else None),
+        (55, r.symbol),
+        (54, r.side.value),
+        (60, utc_timestamp()),
+        (38, fmt(r.qty)),
+        (40, r.ord_type.value),
+        (44, fmt(r.price) if r.price is not None and r.ord_type in _PRICED else None),
+        (59, r.tif.value),
+        (1, r.account or None),
     ))
 
 

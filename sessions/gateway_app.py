@@ -135,6 +135,12 @@ class ClientApplication(_Guarded):
             self._submit(codec.decode_new_order(f, self._name(sid), recv_ns))
         elif msg_type == "F":
             self._submit(codec.decode_cancel_request(f, self._name(sid), recv_ns))
+        elif msg_type == "G":
+            self._submit(codec.decode_replace_request(f, self._name(sid), recv_ns))
+        elif msg_type == "H":
+            self._submit(codec.decode_status_request(f, self._name(sid)))
+        elif msg_type == "q":
+            self._submit(codec.decode_mass_cancel(f, self._name(sid)))
         else:
             raise fix.UnsupportedMessageType()
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import quickfix as fix
 
-from routing.model import ClientCancelReject, ClientExecReport, VenueCancel, VenueDontKnow, VenueNewOrder
+from routing.model import (
+    ClientCancelReject,
+    ClientExecReport,
+    ClientMassCancelReport,
+    VenueCancel,
+    VenueDontKnow,
+    VenueNewOrder,
+    VenueReplace,
+)
 from sessions import codec
 from sessions.fixsettings import app_version
 
@@ -23,6 +31,8 @@ class Outbound:
         self._encoders = {
             ClientExecReport: (self._clients, codec.encode_exec_report, "session"),
             ClientCancelReject: (self._clients, codec.encode_cancel_reject, "session"),
+            ClientMassCancelReport: (self._clients, codec.encode_mass_cancel_report, "session"),
+            VenueReplace: (self._venues, codec.encode_venue_replace, "venue"),
             VenueNewOrder: (self._venues, codec.encode_venue_new_order, "venue"),
             VenueCancel: (self._venues, codec.encode_venue_cancel, "venue"),
             VenueDontKnow: (self._venues, codec.encode_dont_know, "venue"),

@@ -33,9 +33,13 @@ def port_factory():
 
 
 def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
-                 venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True) -> GatewayConfig:
+                 venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
+                 client_options: dict[str, str] | None = None) -> GatewayConfig:
+    """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
+    client_options = client_options or {}
     clients = "\n".join(
         f'[clients.{name}]\nfix_version = "{version}"\npending_new = {str(pending_new).lower()}\n'
+        f'{client_options.get(name, "")}\n'
         for name, version in CLIENTS.items())
     text = f"""
 comp_id = "FIXGW"
@@ -79,7 +83,7 @@ class Stack:
     stopped: bool = False
 
     def client(self, name: str) -> FixClient:
-        if name not in self.clients:
+        if name not in self.clients or self.clients[name].stopped:
             self.clients[name] = FixClient(version=CLIENTS[name], sender=name, target="FIXGW",
                                            port=self.cfg.acceptor.port, store_dir=self.tmp / "clients").start()
         return self.clients[name]

@@ -140,3 +140,32 @@ def test_undecodable_values_raise_quickfix_errors_so_quickfix_rejects_the_messag
     msg.removeField(38)
     with pytest.raises(fix.FieldNotFound):
         codec.decode_new_order(msg, "C")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
+    from routing.model import VenueReplace
+    vr = VenueReplace(venue="V", cl_ord_id="O1.r1", orig_cl_ord_id="O1", venue_order_id="VO", symbol="AAPL",
+                      side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D("186.5"), tif=TimeInForce.DAY,
+                      account="ACC")
+    msg = on_the_wire(version, codec.encode_venue_replace(version, vr))
+    req = codec.decode_replace_request(msg, "C")
+    assert (req.cl_ord_id, req.orig_cl_ord_id, req.qty, req.price, req.side) == ("O1.r1", "O1", D(200), D("186.5"),
+                                                                                 Side.BUY)
+
+
+@pytest.mark.parametrize("version", ["FIX.4.4", "FIX.5.0"])
+def test_mass_cancel_report_is_valid_where_the_version_has_it(version):
+    from routing.model import ClientMassCancelReport
+    r = ClientMassCancelReport(session="C", cl_ord_id="Q1", mass_order_id="T-M1", request_type="7", response="7",
+                               affected=3)
+    msg = on_the_wire(version, codec.encode_mass_cancel_report(version, r))
+    assert (msg.getField(531), msg.getField(533)) == ("7", "3")
+
+
+def test_venue_cancel_reject_says_whether_it_answers_a_cancel_or_a_replace():
+    from routing.model import CxlRejResponseTo
+    f = {35: "9", 11: "X", 41: "Y", 39: "0", 434: "2", 102: "0"}
+    assert codec.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.REPLACE
+    f[434] = "1"
+    assert codec.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.CANCEL

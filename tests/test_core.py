@@ -198,3 +198,178 @@ def test_fill_racing_a_cancel_completes_the_order_and_the_late_cancel_reject_cha
                ClientCancelReject)
     assert rej.ord_status is OrdStatus.FILLED
     assert core.order_for_client("C1", "A1").cum_qty == D(100)
+
+
+# ---------------------------------------------------------------------------- replace, status, mass cancel
+from routing.model import (  # noqa: E402
+    ClientMassCancelReport, CxlRejResponseTo, EndOfDay, MassCancelRequest, ReplaceRequest, StatusRequest,
+    TimeInForce, VenueReplace,
+)
+
+
+def working(core: Core, cl="A1", qty="100", price="185", **kw) -> str:
+    """An order acknowledged by V1; returns its child ClOrdID."""
+    child = only(core.handle(order(cl=cl, qty=qty, price=price, **kw)).actions, VenueNewOrder).cl_ord_id
+    core.handle(venue_exec(child, ExecKind.NEW, OrdStatus.NEW, exec_id=f"ack-{cl}"))
+    return child
+
+
+def replace(cl="R1", orig="A1", qty="200", price="185", side=Side.BUY, symbol="AAPL") -> ReplaceRequest:
+    return ReplaceRequest("C1", cl, orig, symbol, side, D(qty), OrdType.LIMIT, D(price))
+
+
+def venue_replaced(vr: VenueReplace, cum="0", exec_id="ER") -> VenueExecution:
+    return VenueExecution(venue="V1", cl_ord_id=vr.cl_ord_id, orig_cl_ord_id=vr.orig_cl_ord_id,
+                          venue_order_id="VO1", exec_id=exec_id, kind=ExecKind.REPLACED, ord_status=OrdStatus.NEW,
+                          symbol="AAPL", side=Side.BUY, last_qty=D(0), last_px=D(0), cum_qty=D(cum),
+                          leaves_qty=vr.qty - D(cum))
+
+
+def test_replace_is_forwarded_and_confirmed_only_when_the_venue_confirms():
+    core = make_core()
+    child = working(core)
+    out = core.handle(replace(qty="200", price="186"))
+    pending = only(out.actions, ClientExecReport)
+    assert pending.ord_status is OrdStatus.PENDING_REPLACE and (pending.cl_ord_id, pending.orig_cl_ord_id) == ("R1", "A1")
+    vr = only(out.actions, VenueReplace)
+    assert (vr.orig_cl_ord_id, vr.qty, vr.price) == (child, D(200), D(186))
+    done = only(core.handle(venue_replaced(vr)).actions, ClientExecReport)
+    assert done.kind is ExecKind.REPLACED and done.ord_status is OrdStatus.NEW
+    assert (done.cl_ord_id, done.orig_cl_ord_id, done.order_qty, done.price, done.leaves_qty) == \
+        ("R1", "A1", D(200), D(186), D(200))
+    # the chain goes on from the new ClOrdID
+    again = core.handle(replace(cl="R2", orig="R1", qty="150"))
+    assert only(again.actions, VenueReplace).orig_cl_ord_id == vr.cl_ord_id
+
+
+def test_fill_racing_a_replace_counts_against_the_old_terms_and_survives_the_replace():
+    core = make_core()
+    child = working(core)
+    vr = only(core.handle(replace(qty="300")).actions, VenueReplace)
+    fill = only(core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "40", "185",
+                                       exec_id="F1")).actions, ClientExecReport)
+    assert fill.ord_status is OrdStatus.PENDING_REPLACE and fill.cum_qty == D(40)
+    done = only(core.handle(venue_replaced(vr, cum="40")).actions, ClientExecReport)
+    assert (done.ord_status, done.cum_qty, done.leaves_qty) == (OrdStatus.PARTIALLY_FILLED, D(40), D(260))
+
+
+def test_fill_completing_the_order_before_a_replace_makes_the_late_replace_reject_harmless():
+    core = make_core()
+    child = working(core)
+    vr = only(core.handle(replace(qty="300")).actions, VenueReplace)
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.FILLED, "100", "185", exec_id="F1"))
+    rej = only(core.handle(VenueCancelReject("V1", vr.cl_ord_id, child, "VO1", CxlRejCode.TOO_LATE, "filled",
+                                             response_to=CxlRejResponseTo.REPLACE)).actions, ClientCancelReject)
+    assert rej.response_to is CxlRejResponseTo.REPLACE and rej.ord_status is OrdStatus.FILLED and rej.cl_ord_id == "R1"
+    assert core.order_for_client("C1", "A1").cum_qty == D(100)
+
+
+def test_venue_refusing_a_replace_returns_the_order_to_working_with_its_old_terms():
+    core = make_core()
+    child = working(core)
+    vr = only(core.handle(replace(qty="300")).actions, VenueReplace)
+    rej = only(core.handle(VenueCancelReject("V1", vr.cl_ord_id, child, "VO1", CxlRejCode.OTHER, "no",
+                                             response_to=CxlRejResponseTo.REPLACE)).actions, ClientCancelReject)
+    assert rej.ord_status is OrdStatus.NEW and "replace refused by V1" in rej.text
+    o = core.order_for_client("C1", "A1")
+    assert (o.qty, o.cl_ord_id, o.pending_replace) == (D(100), "A1", None)
+
+
+@pytest.mark.parametrize("req, words", [
+    (replace(side=Side.SELL), "may not change Side"),
+    (replace(symbol="MSFT"), "may not change Symbol"),
+    (replace(qty="0"), "OrderQty must be positive"),
+    (replace(orig="GHOST"), "unknown order"),
+])
+def test_replace_that_changes_what_may_not_change_is_refused_with_a_reason(req, words):
+    core = make_core()
+    working(core)
+    rej = only(core.handle(req).actions, ClientCancelReject)
+    assert rej.response_to is CxlRejResponseTo.REPLACE and words in rej.text
+
+
+def test_replace_below_what_has_filled_is_refused():
+    core = make_core()
+    child = working(core)
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "60", "185", exec_id="F1"))
+    rej = only(core.handle(replace(qty="60")).actions, ClientCancelReject)
+    assert "must exceed CumQty 60" in rej.text
+
+
+def test_status_request_is_answered_from_the_gateways_state():
+    core = make_core()
+    child = working(core)
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "30", "185", exec_id="F1"))
+    st = only(core.handle(StatusRequest("C1", "A1", "AAPL", Side.BUY)).actions, ClientExecReport)
+    assert (st.kind, st.ord_status, st.cum_qty, st.leaves_qty) == (ExecKind.ORDER_STATUS, OrdStatus.PARTIALLY_FILLED,
+                                                                  D(30), D(70))
+    unknown = only(core.handle(StatusRequest("C1", "NOPE", "AAPL", Side.BUY)).actions, ClientExecReport)
+    assert unknown.ord_status is OrdStatus.REJECTED and unknown.reject_code is RejectCode.UNKNOWN_ORDER
+
+
+def test_status_request_never_reveals_another_sessions_order():
+    core = make_core()
+    working(core)
+    oid = core.order_for_client("C1", "A1").order_id
+    st = only(core.handle(StatusRequest("OTHER", "A1", "AAPL", Side.BUY, order_id=oid)).actions, ClientExecReport)
+    assert st.ord_status is OrdStatus.REJECTED and st.session == "OTHER"
+
+
+def test_mass_cancel_by_symbol_reports_first_then_cancels_each_matching_order():
+    core = make_core()
+    working(core, cl="A1")
+    working(core, cl="A2")
+    working(core, cl="M1", symbol="MSFT")
+    out = core.handle(MassCancelRequest("C1", "Q1", "1", symbol="AAPL"))
+    report = out.actions[0]
+    assert isinstance(report, ClientMassCancelReport) and (report.response, report.affected) == ("1", 2)
+    assert len([a for a in out.actions if isinstance(a, VenueCancel)]) == 2
+    assert core.order_for_client("C1", "M1").status is OrdStatus.NEW
+
+
+@pytest.mark.parametrize("req_type, symbol, reason", [("3", None, "0"), ("1", None, "1")])
+def test_mass_cancel_that_cannot_be_done_is_rejected_with_a_reason(req_type, symbol, reason):
+    out = make_core().handle(MassCancelRequest("C1", "Q1", req_type, symbol=symbol))
+    (report,) = out.actions
+    assert (report.response, report.reject_reason, report.affected) == ("0", reason, 0) and report.text
+
+
+def test_gateway_initiated_cancel_reports_its_cause_when_the_venue_confirms():
+    core = make_core()
+    child = working(core)
+    vc = only(core.handle(MassCancelRequest("C1", "Q1", "7")).actions, VenueCancel)
+    done = only(core.handle(VenueExecution(
+        venue="V1", cl_ord_id=vc.cl_ord_id, orig_cl_ord_id=child, venue_order_id="VO1", exec_id="X9",
+        kind=ExecKind.CANCELED, ord_status=OrdStatus.CANCELED, symbol="AAPL", side=Side.BUY, last_qty=D(0),
+        last_px=D(0), cum_qty=D(0), leaves_qty=D(0))).actions, ClientExecReport)
+    assert done.ord_status is OrdStatus.CANCELED and done.cl_ord_id == "A1" and "mass cancel Q1" in done.text
+
+
+def cancel_confirm(core, vc: VenueCancel, exec_id: str) -> ClientExecReport:
+    return only(core.handle(VenueExecution(
+        venue="V1", cl_ord_id=vc.cl_ord_id, orig_cl_ord_id=vc.orig_cl_ord_id, venue_order_id="VO1", exec_id=exec_id,
+        kind=ExecKind.CANCELED, ord_status=OrdStatus.CANCELED, symbol="AAPL", side=Side.BUY, last_qty=D(0),
+        last_px=D(0), cum_qty=D(0), leaves_qty=D(0))).actions, ClientExecReport)
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_cancel_on_disconnect_cancels_only_day_orders_and_only_when_configured(configured):
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions(cancel_on_disconnect=configured)}, "T")
+    core.handle(SessionStatus("V1", "venue", True))
+    working(core, cl="DAY1")
+    working(core, cl="GTC1", tif=TimeInForce.GTC)
+    out = core.handle(SessionStatus("C1", "client", False))
+    cancels = [a for a in out.actions if isinstance(a, VenueCancel)]
+    assert len(cancels) == (1 if configured else 0)
+    assert core.order_for_client("C1", "GTC1").status is OrdStatus.NEW
+
+
+def test_end_of_day_expires_day_orders_when_the_venue_confirms_and_gtc_orders_survive():
+    core = make_core()
+    working(core, cl="DAY1")
+    working(core, cl="GTC1", tif=TimeInForce.GTC)
+    vc = only(core.handle(EndOfDay("C1")).actions, VenueCancel)
+    expired = cancel_confirm(core, vc, "X1")
+    assert (expired.kind, expired.ord_status, expired.cl_ord_id) == (ExecKind.EXPIRED, OrdStatus.EXPIRED, "DAY1")
+    assert "end of day" in expired.text
+    assert core.order_for_client("C1", "GTC1").is_open
