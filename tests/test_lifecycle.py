@@ -149,3 +149,33 @@ def test_cancel_on_disconnect_cancels_day_orders_and_the_client_learns_of_it_on_
                         and m.get(17, "").endswith(".3"), what="GTC status")
     assert st[151] == "100"
     again.wait_exec(again.cancel(gtc, "AAPL", "1", 100), "4")
+
+
+@pytest.mark.parametrize("name", VERSIONS)
+def test_ioc_fills_what_it_can_and_the_rest_is_canceled(stack, name):
+    c = stack.client(name)
+    cl = c.new_order("MSFT", "2", 2000, "409.98", tif="3")  # IOC: bids 409.99 x500, 409.98 x1000 -> 1500
+    canceled = c.wait_exec(cl, "4")
+    assert (canceled[14], canceled[151]) == ("1500", "0")
+    assert sum(D(m[32]) for m in fills(c, cl)) == D(1500)
+
+
+@pytest.mark.parametrize("name", VERSIONS)
+def test_fok_that_cannot_fill_completely_is_canceled_without_fills(stack, name):
+    c = stack.client(name)
+    cl = c.new_order("MSFT", "1", 5000, "410.02", tif="4")  # asks up to 410.02: only 1500 available
+    canceled = c.wait_exec(cl, "4")
+    assert canceled[14] == "0" and fills(c, cl) == []
+
+
+@pytest.mark.parametrize("name", VERSIONS)
+def test_account_is_carried_to_the_venue_and_back(stack, name):
+    c = stack.client(name)
+    cl = c.new_order("AAPL", "1", 10, "190.05", account="ACC-7")
+    done = c.wait_exec(cl, "2")
+    assert done[1] == "ACC-7"
+    stack.gateway.journal.flush()
+    from gateway.journal import iter_messages
+    to_venue = [r for r in iter_messages(stack.cfg.journal.database_url, "FIX.4.4:FIXGW->VENUE1", "O")
+                if r.msg_type == "D" and r.cl_ord_id == done[37]]
+    assert len(to_venue) == 1 and "\x011=ACC-7\x01" in to_venue[0].raw
