@@ -179,3 +179,32 @@ def test_account_is_carried_to_the_venue_and_back(stack, name):
     to_venue = [r for r in iter_messages(stack.cfg.journal.database_url, "FIX.4.4:FIXGW->VENUE1", "O")
                 if r.msg_type == "D" and r.cl_ord_id == done[37]]
     assert len(to_venue) == 1 and "\x011=ACC-7\x01" in to_venue[0].raw
+
+
+@pytest.mark.parametrize("first", ["replace", "fill"])
+@pytest.mark.parametrize("name", VERSIONS)
+def test_replace_racing_a_fill_ends_consistent_whichever_wins(stack, name, first):
+    """A resting buy is replaced up while another client's sell hits it: either the fill wins (the
+    replace is too late) or the replace wins (the order ends part-filled at its new size)."""
+    buyer, seller = stack.client(name), stack.client("CLIENT44" if name != "CLIENT44" else "CLIENT50")
+    bid = buyer.new_order("AAPL", "1", 100, "190.00")  # best bid: synthetic bids start at 189.99
+    buyer.wait_exec(bid, "0")
+    if first == "fill":
+        hit = seller.new_order("AAPL", "2", 100, "190.00")
+        rp = buyer.replace(bid, "AAPL", "1", 200, "190.00")
+    else:
+        rp = buyer.replace(bid, "AAPL", "1", 200, "190.00")
+        hit = seller.new_order("AAPL", "2", 100, "190.00")
+    seller.wait_exec(hit, "2")
+    outcome = buyer.wait_for(lambda m: (m.get(35) == "9" and m.get(11) == rp) or
+                             (m.get(11) == rp and m.get(150) == "5"), what="replace outcome")
+    if outcome[35] == "9":  # the fill won
+        assert outcome[434] == "2"
+        last = buyer.wait_exec(bid, "2")
+        assert (last[14], last[151]) == ("100", "0")
+    else:  # the replace won: 100 of 200 filled
+        last = buyer.wait_for(lambda m: m.get(11) == rp and m.get(150) in TRADE, what="fill after replace")
+        assert (last[14], last[151], last[38]) == ("100", "100", "200")
+        buyer.wait_exec(buyer.cancel(rp, "AAPL", "1", 200), "4")
+    for m in buyer.exec_reports(bid) + buyer.exec_reports(rp):
+        assert D(m[14]) <= D(m[38])  # never an overfill
