@@ -81,6 +81,12 @@ class Core:
         self.orders: dict[str, Order] = {}
         self._by_client: dict[tuple[str, str], Order] = {}
         self._by_child: dict[tuple[str, str], Order] = {}
+        self._handlers = {
+            VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
+            ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
+            EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
+            SessionStatus: self._session_status,
+        }
 
     # ------------------------------------------------------------------ queries
     def order_for_client(self, session: str, cl_ord_id: str) -> Order | None:
@@ -91,25 +97,11 @@ class Core:
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, cmd) -> Outcome:
-        if isinstance(cmd, VenueExecution):
-            return self._venue_execution(cmd)
-        if isinstance(cmd, NewOrder):
-            return self._new_order(cmd)
-        if isinstance(cmd, CancelRequest):
-            return self._cancel(cmd)
-        if isinstance(cmd, ReplaceRequest):
-            return self._replace(cmd)
-        if isinstance(cmd, StatusRequest):
-            return self._status(cmd)
-        if isinstance(cmd, MassCancelRequest):
-            return self._mass_cancel(cmd)
-        if isinstance(cmd, EndOfDay):
-            return self._end_of_day(cmd)
-        if isinstance(cmd, VenueCancelReject):
-            return self._venue_cancel_reject(cmd)
-        if isinstance(cmd, SessionStatus):
-            return self._session_status(cmd)
-        raise TypeError(f"core cannot handle {type(cmd).__name__}")
+        try:
+            handler = self._handlers[type(cmd)]
+        except KeyError:
+            raise TypeError(f"core cannot handle {type(cmd).__name__}") from None
+        return handler(cmd)
 
     # ------------------------------------------------------------------ client: new order
     def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
