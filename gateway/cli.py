@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_db import db
+from gateway.cli_journal import journal
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.lifecycle import wait_for_stop
@@ -24,6 +25,7 @@ def main() -> None:
 
 
 main.add_command(db)
+main.add_command(journal)
 main.add_command(venue_sim)
 
 

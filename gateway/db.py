@@ -25,6 +25,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -76,6 +77,9 @@ journal_messages = Table(
     Column("ts_us", BigInteger, nullable=False,
            comment="when the engine handed the message to the journal: microseconds since the Unix epoch, UTC"),
     Column("raw", Text, nullable=False, comment="the message as on the wire, fields separated by SOH (\\x01)"),
+    Column("chain_hash", LargeBinary, nullable=True,
+           comment="SHA-256 / HMAC-SHA256 over the previous row's chain_hash and this row's content; "
+           "NULL for rows written before revision 0002"),
     CheckConstraint("direction IN ('I', 'O')", name="direction"),
     Index(None, "session_id", "id"),
     Index(None, "ts_us"),
@@ -100,6 +104,16 @@ session_events = Table(
     sqlite_autoincrement=True,
     comment="quickfix session events (logon, logout, resend, disconnect ...). "
     "ts_us is BIGINT microseconds since the Unix epoch, UTC.",
+)
+
+#: Journal-wide settings (revision 0002): chain_start_id (rows with an id at or below it
+#: predate the chain), chain_mode ("sha256" or "hmac-sha256"), chain_key_check.
+journal_meta = Table(
+    "journal_meta",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    comment="Journal-wide settings: chain_start_id, chain_mode, chain_key_check",
 )
 
 

@@ -37,6 +37,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL, Row
 
 from gateway.db import ADMIN_MSG_TYPES, _engine_for, journal_messages, make_engine, safe_url, session_events
+from gateway.journal_verify import (
+    GENESIS,
+    HMAC_KEY_ENV,
+    MODE_KEYED,
+    chain_mode,
+    encode_row,
+    hasher_factory,
+    key_check,
+    key_from_env,
+)
 
 log = logging.getLogger("fixgw.journal")
 
@@ -56,11 +66,13 @@ MESSAGE_COLUMNS = ("session_id", "direction", "seq_num", "msg_type", "cl_ord_id"
                    "ts_us", "raw")
 EVENT_COLUMNS = ("session_id", "ts_us", "text")
 
-_SQLITE_INSERT_MSG = (f"INSERT INTO journal_messages ({', '.join(MESSAGE_COLUMNS)}) "
-                      f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})")
+# What the writer inserts: the message columns plus the chain hash (gateway/journal_verify.py).
+_WRITE_COLUMNS = MESSAGE_COLUMNS + ("chain_hash",)
+_SQLITE_INSERT_MSG = (f"INSERT INTO journal_messages ({', '.join(_WRITE_COLUMNS)}) "
+                      f"VALUES ({', '.join('?' * len(_WRITE_COLUMNS))})")
 _SQLITE_INSERT_EVT = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
                       f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
-_PG_COPY_MSG = f"COPY journal_messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
+_PG_COPY_MSG = f"COPY journal_messages ({', '.join(_WRITE_COLUMNS)}) FROM STDIN"
 _PG_COPY_EVT = f"COPY session_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
@@ -124,6 +136,15 @@ class JournalWriter:
         self._abandon = threading.Event()  # stop() gave up waiting: exit even with rows unwritten
         self._urgent = threading.Event()  # a flush() or stop() marker is queued
         self._conn = None  # the writer thread's pooled DBAPI connection
+
+        # Hash chain (gateway/journal_verify.py). Keyed with FIXGW_JOURNAL_HMAC_KEY when set.
+        # _chain_prev is the last committed row's chain_hash; read from the database (and the
+        # journal's chain mode checked) in the first transaction that writes messages.
+        self._chain_key = key_from_env()
+        self._new_hasher = hasher_factory(self._chain_key)
+        self._chain_prev = GENESIS
+        self._chain_loaded = False
+        self._chain_heads: dict[tuple[str, str], str] = {}
 
         # Counters. Written by the writer thread only (except the marker count).
         self._stats_lock = threading.Lock()
@@ -384,12 +405,14 @@ class JournalWriter:
         if conn is None:
             conn = self._conn = self._engine.raw_connection()
         try:
+            rows = msgs
             if self._pg:
                 with conn.driver_connection.cursor() as cur:
                     if msgs:
+                        rows = self._chain(msgs, self._chain_start(cur, "%s"))
                         with cur.copy(_PG_COPY_MSG) as cp:
                             write_row = cp.write_row
-                            for row in msgs:
+                            for row in rows:
                                 write_row(row)
                     if events:
                         with cur.copy(_PG_COPY_EVT) as cp:
@@ -400,18 +423,83 @@ class JournalWriter:
                 try:
                     cur.execute("BEGIN IMMEDIATE")
                     if msgs:
-                        cur.executemany(_SQLITE_INSERT_MSG, msgs)
+                        rows = self._chain(msgs, self._chain_start(cur, "?"))
+                        cur.executemany(_SQLITE_INSERT_MSG, rows)
                     if events:
                         cur.executemany(_SQLITE_INSERT_EVT, events)
                 finally:
                     cur.close()
             conn.commit()
+            if msgs:
+                self._chain_prev = rows[-1][-1]
+                self._chain_loaded = True
         except BaseException:
+            self._chain_loaded = False  # re-read the last hash: the database, not memory, says where the chain is
             try:
                 conn.rollback()
             except Exception:  # noqa: BLE001 - the connection is dropped by the caller anyway
                 pass
             raise
+
+    def _chain_start(self, cur, param: str) -> bytes:
+        """The chain hash to continue from; on the first write, read it and check the chain mode.
+
+        Runs inside the write transaction (after BEGIN IMMEDIATE on SQLite). Raises if the
+        journal's recorded mode or key does not match ours: the batch is then retried like
+        any failed commit, and last_error says what to fix.
+        """
+        if self._chain_loaded:
+            return self._chain_prev
+        cur.execute("SELECT name, value FROM journal_meta")
+        meta = dict(cur.fetchall())
+        key = self._chain_key
+        mode = meta.get("chain_mode")
+        if mode is None:
+            cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})",
+                        ("chain_mode", chain_mode(key)))
+            if key is not None:
+                cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})",
+                            ("chain_key_check", key_check(key)))
+        elif mode != chain_mode(key):
+            raise RuntimeError(f"the journal's hash chain is {mode} but {HMAC_KEY_ENV} is "
+                               f"{'set' if key is not None else 'not set'}; "
+                               f"{'set it to the journal key' if mode == MODE_KEYED else 'unset it'}")
+        elif key is not None and meta.get("chain_key_check") != key_check(key):
+            raise RuntimeError(f"{HMAC_KEY_ENV} is not the key this journal's hash chain was written with")
+        cur.execute("SELECT chain_hash FROM journal_messages ORDER BY id DESC LIMIT 1")
+        last = cur.fetchone()
+        self._chain_prev = GENESIS if last is None or last[0] is None else bytes(last[0])
+        return self._chain_prev
+
+    def _chain(self, msgs: list, prev: bytes) -> list:
+        """``msgs`` with each row's chain_hash appended, in order (encoding: journal_verify.encode_row)."""
+        new = self._new_hasher
+        heads = self._chain_heads  # (session_id, direction) -> their encoded fields, for ASCII ids
+        out = []
+        add = out.append
+        for row in msgs:
+            sid, direction, seq, msg_type, _, _, _, ts_us, raw = row
+            head = heads.get((sid, direction)) if raw.isascii() else None
+            if head is None and (not sid.isascii() or not raw.isascii()):
+                data = encode_row(sid, direction, seq, msg_type, ts_us, raw)
+            else:  # all ASCII: byte length == str length; the same bytes as encode_row, faster
+                if head is None:
+                    if len(heads) > 10_000:  # session ids are few; never let odd callers grow this
+                        heads.clear()
+                    head = heads[(sid, direction)] = f"{len(sid)}:{sid}1:{direction}"
+                t = str(ts_us)
+                if seq is not None and msg_type is not None:
+                    q = str(seq)
+                    data = f"{head}{len(q)}:{q}{len(msg_type)}:{msg_type}{len(t)}:{t}{len(raw)}:{raw}".encode()
+                else:
+                    data = (f"{head}{'-' if seq is None else f'{len(q := str(seq))}:{q}'}"
+                            f"{'-' if msg_type is None else f'{len(msg_type)}:{msg_type}'}"
+                            f"{len(t)}:{t}{len(raw)}:{raw}").encode()
+            h = new()
+            h.update(prev + data)
+            prev = h.finalize()
+            add(row + (prev,))
+        return out
 
     def _close_conn(self, invalidate: bool) -> None:
         conn, self._conn = self._conn, None

@@ -1,0 +1,140 @@
+"""`fixgw journal ...`: check and read the message journal.
+
+    fixgw journal verify -c gateway.cfg
+    fixgw journal replay -c gateway.cfg [--session S] [--direction I|O] [--since ISO] [--until ISO]
+                         [--msg-type 8 ...] [--cl-ord-id X] [--order-id Y] [--format raw|text|json] [--soh]
+
+verify exits 0 when the hash chain is intact, 1 when it found tampering (it names
+the first bad record), 2 on a usage, configuration, key or database error. replay
+exits 0, or 2 on an error. Errors are one line; passwords are masked. A keyed
+journal needs FIXGW_JOURNAL_HMAC_KEY (see gateway/journal_verify.py).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import click
+
+from gateway.cli_db import CONFIG_OPTION
+
+
+class JournalCommandError(click.ClickException):
+    """A usage, configuration, key or database error: one line, exit code 2."""
+
+    exit_code = 2
+
+
+def _database_url(config_path: str) -> str:
+    from gateway.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path).journal.database_url
+    except ConfigError as exc:
+        raise JournalCommandError(str(exc)) from None
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+@contextmanager
+def _open(url: str, config_path: str):
+    """An engine on the journal at the schema this fixgw needs; every failure as a JournalCommandError."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    from gateway.db import SchemaOutOfDate, check_schema, make_engine, safe_url
+
+    where = safe_url(url)
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise JournalCommandError(f"invalid journal database URL {where}: {_reason(exc)}") from None
+    except (ValueError, OSError) as exc:
+        raise JournalCommandError(f"cannot open the journal database {where}: {_reason(exc)}") from None
+    try:
+        try:
+            check_schema(engine, config_path)
+        except SchemaOutOfDate as exc:
+            raise JournalCommandError(str(exc)) from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise JournalCommandError(f"cannot connect to the journal database {where}: {_reason(exc)}") from None
+        try:
+            yield engine
+        except (SQLAlchemyError, OSError) as exc:
+            raise JournalCommandError(
+                f"reading the journal database {where} failed: {exc.__class__.__name__}: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def journal() -> None:
+    """The message journal: verify its hash chain, replay messages."""
+
+
+@journal.command()
+@CONFIG_OPTION
+def verify(config_path: str) -> None:
+    """Check the journal's hash chain; name the first altered, removed or inserted record.
+
+    Exit code 0: intact; 1: tampering found; 2: usage, configuration, key or database error.
+    """
+    from gateway.db import safe_url
+    from gateway.journal_verify import ChainKeyError, key_from_env, verify_database
+
+    url = _database_url(config_path)
+    click.echo(f"journal database: {safe_url(url)}")
+    with _open(url, config_path) as engine:
+        try:
+            result = verify_database(engine, key_from_env())
+        except ChainKeyError as exc:
+            raise JournalCommandError(str(exc)) from None
+    mode = "keyed, HMAC-SHA256" if result.mode == "hmac-sha256" else "unkeyed, SHA-256"
+    if result.legacy:
+        click.echo(f"{result.legacy} rows written before the hash chain existed (schema 0001): not covered")
+    p = result.problem
+    if p is None:
+        click.echo(f"OK: {result.checked} rows, hash chain intact ({mode})")
+        if result.last_id is not None:
+            click.echo(f"last row: id {result.last_id}, chain hash {result.last_hash.hex()}")
+        return
+    seq = "-" if p.seq_num is None else p.seq_num
+    click.echo(f"TAMPERED: record id {p.id} (session {p.session_id}, seq {seq}): {p.what}")
+    click.echo(f"{result.checked} rows before it are intact ({mode})")
+    click.get_current_context().exit(1)
+
+
+@journal.command()
+@CONFIG_OPTION
+@click.option("--session", "session_id", default=None, help='quickfix SessionID, e.g. "FIX.4.4:FIXGW->CLIENT44"')
+@click.option("--direction", type=click.Choice(["I", "O"]), default=None, help="I = received, O = sent")
+@click.option("--since", default=None, help="from this ISO 8601 time, inclusive (UTC unless a zone is given)")
+@click.option("--until", default=None, help="up to this ISO 8601 time, exclusive")
+@click.option("--msg-type", "msg_types", multiple=True, help="MsgType (35); repeat for several")
+@click.option("--cl-ord-id", default=None, help="ClOrdID (11)")
+@click.option("--order-id", default=None, help="OrderID (37)")
+@click.option("--format", "fmt", type=click.Choice(["raw", "text", "json"]), default="raw", show_default=True)
+@click.option("--soh", is_flag=True, help="raw format: keep the real SOH separator instead of |")
+def replay(config_path: str, session_id: str | None, direction: str | None, since: str | None,
+           until: str | None, msg_types: tuple[str, ...], cl_ord_id: str | None, order_id: str | None,
+           fmt: str, soh: bool) -> None:
+    """Print journal messages in id order, filtered, as raw FIX, text or JSON lines."""
+    from gateway.journal_replay import Filters, formatter, iter_replay, parse_time
+
+    try:
+        since_us = parse_time(since) if since is not None else None
+        until_us = parse_time(until) if until is not None else None
+    except ValueError as exc:
+        raise JournalCommandError(str(exc)) from None
+    filters = Filters(session_id, direction, since_us, until_us, msg_types, cl_ord_id, order_id)
+    out = formatter(fmt, soh)
+    url = _database_url(config_path)
+    with _open(url, config_path) as engine:
+        rows = iter_replay(engine, filters)
+        try:
+            for row in rows:
+                click.echo(out(row))
+        finally:
+            rows.close()
