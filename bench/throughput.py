@@ -154,6 +154,8 @@ data_dir = "var"
 log_level = "INFO"
 [acceptor]
 port = {port}
+[http]
+port = {free_port()}
 [journal]
 database_url = "sqlite:///var/journal.db"
 [clients.BENCH]

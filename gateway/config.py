@@ -88,6 +88,12 @@ class AcceptorConfig(_Strict):
     port: int = Field(9876, gt=0, lt=65536)
 
 
+class HttpConfig(_Strict):
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="address for /metrics and /health; keep it local unless needed")
+    port: int = Field(9878, gt=0, lt=65536)
+
+
 class JournalConfig(_Strict):
     database_url: str = "sqlite:///var/journal.db"
     batch_max: int = Field(2000, ge=1, description="most rows in one commit")
@@ -99,6 +105,7 @@ class GatewayConfig(_Strict):
     data_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     acceptor: AcceptorConfig = AcceptorConfig()
+    http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ import quickfix as fix
 from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.engine import Engine
+from gateway.http import HttpEndpoint
 from gateway.journal import JournalWriter
 from gateway.schedule import build_scheduler
 from routing.core import ClientOptions, Core
@@ -63,6 +64,7 @@ class Gateway:
         self.acceptor = None
         self.initiator = None
         self.scheduler = build_scheduler(cfg, self.engine.submit)
+        self.http: HttpEndpoint | None = None
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ settings
@@ -101,12 +103,18 @@ class Gateway:
                                                  self._log_factory)
             self.initiator.start()
         self.scheduler.start()
+        if self.cfg.http.enabled:
+            self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port)
+            self.http.start()
         self.started_at = time.time()
         log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
                  ", ".join(self.cfg.clients) or "none", ", ".join(self.cfg.venues) or "none")
         return self
 
     def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.initiator is not None:

@@ -37,6 +37,7 @@ def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, 
                  client_options: dict[str, str] | None = None) -> GatewayConfig:
     """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
     client_options = client_options or {}
+    http_port = free_port()
     clients = "\n".join(
         f'[clients.{name}]\nfix_version = "{version}"\npending_new = {str(pending_new).lower()}\n'
         f'{client_options.get(name, "")}\n'
@@ -47,6 +48,8 @@ data_dir = "{data_dir}"
 log_level = "DEBUG"
 [acceptor]
 port = {gw_port}
+[http]
+port = {http_port}
 [journal]
 database_url = "{database_url}"
 flush_interval_ms = 2

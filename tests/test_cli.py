@@ -28,6 +28,8 @@ data_dir = "var"
 {extra}
 [acceptor]
 port = {gw_port}
+[http]
+port = {free_port()}
 [journal]
 database_url = "sqlite:///var/journal.db"
 [clients.CLIENT44]

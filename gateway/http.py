@@ -1,0 +1,133 @@
+"""The gateway's HTTP endpoint: Prometheus metrics at /metrics, health at /health.
+
+Session, journal and engine figures are read when Prometheus scrapes (a custom
+collector), so they cost the order path nothing. It listens on 127.0.0.1 by
+default: it is for the operator's own Prometheus and load balancer checks.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger("fixgw.http")
+
+# /health says unhealthy when the journal's oldest uncommitted row is older than this
+JOURNAL_LAG_LIMIT_S = 5.0
+
+
+def health(gateway) -> tuple[bool, dict]:
+    """(healthy, details): the journal is committing and every venue session is logged on."""
+    journal = gateway.journal
+    lag = journal.commit_lag_seconds()
+    venues = {name: gateway.is_logged_on(name) for name in gateway.venue_sids}
+    problems = []
+    if not journal.healthy:
+        problems.append(f"journal is failing to commit: {journal.last_error}")
+    if lag > JOURNAL_LAG_LIMIT_S:
+        problems.append(f"journal is {lag:.1f} s behind")
+    problems += [f"venue {name} is not logged on" for name, up in venues.items() if not up]
+    return not problems, {
+        "healthy": not problems, "problems": problems, "venues": venues,
+        "journal": {"healthy": journal.healthy, "lag_seconds": round(lag, 3), "queue_depth": journal.queue_depth()},
+        "uptime_seconds": round(time.time() - gateway.started_at, 1) if gateway.started_at else 0,
+    }
+
+
+class GatewayCollector:
+    """Prometheus collector reading the gateway's live state at scrape time."""
+
+    def __init__(self, gateway):
+        self._gw = gateway
+
+    def collect(self):
+        gw = self._gw
+        up = GaugeMetricFamily("fixgw_session_up", "1 if the FIX session is logged on", labels=["session", "role"])
+        sender = GaugeMetricFamily("fixgw_session_next_sender_seqnum", "Next MsgSeqNum we will send",
+                                   labels=["session", "role"])
+        target = GaugeMetricFamily("fixgw_session_next_target_seqnum", "Next MsgSeqNum we expect",
+                                   labels=["session", "role"])
+        for role, sids in (("client", gw.client_sids), ("venue", gw.venue_sids)):
+            for name in sids:
+                session = gw.session(name)
+                up.add_metric([name, role], 1.0 if session is not None and session.isLoggedOn() else 0.0)
+                if session is not None:
+                    sender.add_metric([name, role], session.getExpectedSenderNum())
+                    target.add_metric([name, role], session.getExpectedTargetNum())
+        yield up
+        yield sender
+        yield target
+
+        j = gw.journal
+        yield GaugeMetricFamily("fixgw_journal_queue_depth", "Journal rows waiting to be committed",
+                                value=j.queue_depth())
+        yield GaugeMetricFamily("fixgw_journal_commit_lag_seconds", "Age of the oldest uncommitted journal row",
+                                value=j.commit_lag_seconds())
+        yield GaugeMetricFamily("fixgw_journal_last_batch_rows", "Rows in the last committed batch",
+                                value=j.last_batch_size)
+        yield GaugeMetricFamily("fixgw_journal_last_commit_seconds", "Duration of the last commit",
+                                value=j.last_commit_seconds)
+        yield GaugeMetricFamily("fixgw_journal_healthy", "1 while journal commits succeed", value=float(j.healthy))
+        yield CounterMetricFamily("fixgw_journal_committed_rows", "Journal rows committed", value=j.committed)
+        yield CounterMetricFamily("fixgw_journal_batches", "Journal batches committed", value=j.batches)
+        yield GaugeMetricFamily("fixgw_core_queue_depth", "Commands waiting for the core thread",
+                                value=gw.engine.queue_depth())
+        yield CounterMetricFamily("fixgw_core_commands_handled", "Commands the core handled", value=gw.engine.handled)
+        yield GaugeMetricFamily("fixgw_open_orders", "Orders not yet in a final state",
+                                value=sum(1 for o in list(gw.core.orders.values()) if o.is_open))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gateway = None  # set on the subclass made per server
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        try:
+            if self.path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+            elif self.path == "/health":
+                ok, details = health(self.gateway)
+                self._send(200 if ok else 503, "application/json", json.dumps(details).encode())
+            else:
+                self._send(404, "text/plain", b"not found: try /metrics or /health\n")
+        except Exception:  # noqa: BLE001 - a scrape must never take anything down
+            log.exception("HTTP %s failed", self.path)
+            self._send(500, "text/plain", b"internal error\n")
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):  # quiet: Prometheus scrapes every few seconds
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+
+class HttpEndpoint:
+    def __init__(self, gateway, host: str, port: int):
+        self._collector = GatewayCollector(gateway)
+        handler = type("GatewayHandler", (_Handler,), {"gateway": gateway})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fixgw-http", daemon=True)
+        self.address = self._server.server_address
+
+    def start(self) -> None:
+        REGISTRY.register(self._collector)
+        self._thread.start()
+        log.info("metrics and health on http://%s:%d/metrics and /health", *self.address)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        try:
+            REGISTRY.unregister(self._collector)
+        except KeyError:
+            pass
