@@ -65,6 +65,13 @@ class GatewayCollector:
         yield target
 
         j = gw.journal
+        names = {sid.toString(): name for name, sid in {**gw.client_sids, **gw.venue_sids}.items()}
+        messages = CounterMetricFamily(
+            "fixgw_messages", "FIX messages read (in) and written (out) per session and MsgType, as journaled",
+            labels=["session", "direction", "msg_type"])
+        for (sid, direction, msg_type), n in dict(j.message_counts).items():
+            messages.add_metric([names.get(sid, sid), "in" if direction == "I" else "out", msg_type or "?"], n)
+        yield messages
         yield GaugeMetricFamily("fixgw_journal_queue_depth", "Journal rows waiting to be committed",
                                 value=j.queue_depth())
         yield GaugeMetricFamily("fixgw_journal_commit_lag_seconds", "Age of the oldest uncommitted journal row",

@@ -158,6 +158,9 @@ class JournalWriter:
         self._inflight_since_ns = 0  # time stamp of the oldest row taken and not yet committed
         self.healthy = True
         self.last_error: str | None = None
+        # (session, direction, MsgType) -> messages taken for journaling; for the metrics endpoint.
+        # Updated only by the writer thread; readers copy it (dict copy is atomic under the GIL).
+        self.message_counts: dict[tuple[str, str, str | None], int] = {}
 
     # ------------------------------------------------------------ producer side
 
@@ -337,6 +340,7 @@ class JournalWriter:
         pg = self._pg
         directions = _DIRECTIONS
         parse = parse_message
+        counts = self.message_counts
         for ts, sid, kind, payload in items:
             if kind in directions:
                 if payload.__class__ is not str or sid.__class__ is not str:
@@ -347,6 +351,8 @@ class JournalWriter:
                     payload = payload.replace("\x00", "\\x00")
                 seq, msg_type, cl_ord_id, order_id, poss_dup = parse(payload)
                 add_msg((sid, kind, seq, msg_type, cl_ord_id, order_id, poss_dup, ts // 1000, payload))
+                key = (sid, kind, msg_type)
+                counts[key] = counts.get(key, 0) + 1
             elif kind is _EVENT:
                 text = _storable(_as_text(payload))
                 if pg:

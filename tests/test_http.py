@@ -61,6 +61,23 @@ def test_metrics_show_sessions_journal_and_orders(stack):
     c.wait_exec(c.cancel(resting, "AAPL", "1", 100), "4")
 
 
+def test_message_counters_equal_the_messages_the_client_exchanged(stack):
+    c = stack.client("CLIENT42")
+    for _ in range(3):
+        c.wait_exec(c.new_order("MSFT", "1", 10, "410.05"), "2")
+    stack.gateway.journal.flush()
+    _, text = get(stack, "/metrics")
+    by_type: dict[tuple[str, str], int] = {}
+    for direction, raw in list(c.wire.lines):
+        msg_type = raw.split("\x0135=", 1)[1].split("\x01", 1)[0]
+        key = ("in" if direction == "O" else "out", msg_type)  # what the client wrote, the gateway read
+        by_type[key] = by_type.get(key, 0) + 1
+    for (direction, msg_type), n in by_type.items():
+        line = f'fixgw_messages_total{{direction="{direction}",msg_type="{msg_type}",session="CLIENT42"}}'
+        assert metric(text, line) == n, line
+    assert by_type[("in", "D")] == 3 and by_type[("out", "8")] == 9  # PendingNew, New, Fill per order
+
+
 def test_unknown_path_is_a_404_that_says_where_to_look(stack):
     status, body = get(stack, "/nope")
     assert status == 404 and "/metrics" in body
