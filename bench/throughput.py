@@ -5,6 +5,8 @@ Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits 
      (the floor: one FIX hop, no routing, no journal).
   C  `fixgw run` (SQLite journal on) with two `fixgw venue-sim` processes: the
      gateway's real topology, venues outside its process.
+  P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
+     skipped with --pg-url "").
   D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
 This process is the load generator: one FIX.4.4 client. Every order is a
 marketable limit buy of 100 AAPL that fills at once; an order is done when its
@@ -19,6 +21,7 @@ Output: a table on stdout and bench/results/throughput-<time>.json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -181,6 +184,29 @@ prices = {{ AAPL = 190.02 }}
 FIXGW = [sys.executable, "-m", "gateway.cli"]
 
 
+@contextlib.contextmanager
+def pg_database(server_url: str):
+    """A fresh PostgreSQL database for one run, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"fixgw_bench_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def _no_database():
+    yield None
+
+
 def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: float = 30) -> None:
     """Read ``stream`` until every needle was seen, then keep draining it in the background."""
     deadline = time.monotonic() + timeout
@@ -194,10 +220,12 @@ def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: fl
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def start_sut(mode: str, tmp: Path) -> tuple[list[subprocess.Popen], int]:
+def start_sut(mode: str, tmp: Path, database_url: str | None = None) -> tuple[list[subprocess.Popen], int]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FIXGW_DATABASE_URL", None)
+    if database_url:
+        env["FIXGW_DATABASE_URL"] = database_url
     procs: list[subprocess.Popen] = []
 
     def spawn(cmd, **kw) -> subprocess.Popen:
@@ -208,7 +236,7 @@ def start_sut(mode: str, tmp: Path) -> tuple[list[subprocess.Popen], int]:
     if mode == "A":
         gw = spawn([sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elif mode == "C":
+    elif mode in ("C", "P"):
         cfg = str(demo_config(tmp, port))
         subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=tmp, env=env, check=True, capture_output=True)
         for venue in ("VENUE1", "VENUE2"):
@@ -231,16 +259,19 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=32, help="orders in flight (closed loop)")
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--latency-orders", type=int, default=500, help="orders sent one at a time for latency")
+    ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                    help="PostgreSQL server for mode P (a database is created and dropped per run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
 
-    modes = ("A", "C", "D")
+    modes = ("A", "C", "P", "D") if args.pg_url else ("A", "C", "D")
     results: list[dict] = []
     for cycle in range(1, args.cycles + 1):
         for mode in modes:
-            with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d:
+            with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
+                    (pg_database(args.pg_url) if mode == "P" else _no_database()) as db_url:
                 tmp = Path(d)
-                procs, port = start_sut(mode, tmp)
+                procs, port = start_sut(mode, tmp, db_url)
                 try:
                     r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders)
                 finally:
@@ -277,7 +308,7 @@ def main() -> None:
     out = args.out / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=2))
     names = {"A": "A: bare quickfix executor", "C": "C: fixgw run + 2 venue-sim processes",
-             "D": "D: fixgw demo (one process)"}
+             "P": "P: as C, journal on PostgreSQL", "D": "D: fixgw demo (one process)"}
     print()
     print("| mode | orders/s (median) | vs A | send→Fill p50 µs | vs A | p99 µs | vs A |")
     print("|---|---|---|---|---|---|---|")
