@@ -1,0 +1,398 @@
+"""Pre-trade risk state, updated incrementally by pure methods (no I/O, no clock reads).
+
+What it holds:
+
+- open orders by (session, ClOrdID) with quantity, cumulative filled quantity
+  and the price used for exposure (the limit price, or the reference price a
+  market order was accepted at);
+- per (account, symbol): position (quantity and signed cost notional, from
+  fills) and open buy / sell quantity and notional;
+- per account: gross exposure and the net components, daily notional used
+  (filled notional + open notional);
+- per session: open-order count, message times (throttle), breach count,
+  disabled flag;
+- recent orders for duplicate detection, reference prices, kill switches.
+
+Exposure definitions (all notionals at the order price for open quantity and at
+the fill price for positions, i.e. cost basis; never a float):
+
+- per account+symbol, long side = max(position, 0) + open buys, short side =
+  max(-position, 0) + open sells; gross = long + short;
+  net = max(|position + open buys|, |position - open sells|) (worst case);
+- per account: gross = sum of the symbols' gross, net = the same worst case on
+  the summed position notional and open buys / sells.
+
+Orders without an Account are booked under the account ``""``.
+"""
+from __future__ import annotations
+
+import copy
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from routing.model import NewOrder, Side
+
+ZERO = Decimal(0)
+KILL_SCOPES = ("global", "session", "account", "symbol")
+KILL_MODES = ("halt", "reduce_only")
+
+
+def sign(side: Side) -> int:
+    return 1 if side is Side.BUY else -1
+
+
+@dataclass(slots=True)
+class OpenOrder:
+    session: str
+    cl_ord_id: str
+    account: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    cum: Decimal
+    px: Decimal
+
+    @property
+    def leaves(self) -> Decimal:
+        return self.qty - self.cum
+
+
+@dataclass(slots=True)
+class Exposure:
+    """One account+symbol (or an account's sums): position from fills, open orders."""
+
+    pos_qty: Decimal = ZERO
+    pos_notional: Decimal = ZERO  # signed cost: buys +, sells -
+    buy_qty: Decimal = ZERO
+    buy_notional: Decimal = ZERO
+    sell_qty: Decimal = ZERO
+    sell_notional: Decimal = ZERO
+
+    @property
+    def gross(self) -> Decimal:
+        return max(self.pos_notional, ZERO) + max(-self.pos_notional, ZERO) + self.buy_notional + self.sell_notional
+
+    @property
+    def net(self) -> Decimal:
+        return max(abs(self.pos_notional + self.buy_notional), abs(self.pos_notional - self.sell_notional))
+
+    @property
+    def worst_position(self) -> Decimal:
+        return max(abs(self.pos_qty + self.buy_qty), abs(self.pos_qty - self.sell_qty))
+
+    def is_zero(self) -> bool:
+        return not (self.pos_qty or self.pos_notional or self.buy_qty or self.buy_notional
+                    or self.sell_qty or self.sell_notional)
+
+
+@dataclass(slots=True)
+class RiskState:
+    open_orders: dict[tuple[str, str], OpenOrder] = field(default_factory=dict)
+    open_count: dict[str, int] = field(default_factory=dict)  # per session
+    exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)  # (account, symbol)
+    account_totals: dict[str, Exposure] = field(default_factory=dict)  # linear sums per account
+    account_gross: dict[str, Decimal] = field(default_factory=dict)  # sum of symbol gross
+    daily_used: dict[str, Decimal] = field(default_factory=dict)  # per account
+    refs: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # symbol -> {last, mid, file}
+    msg_times: dict[str, deque] = field(default_factory=dict)  # session -> deque[datetime]
+    throttle_breaches: dict[str, int] = field(default_factory=dict)
+    disabled_sessions: set[str] = field(default_factory=set)
+    recent: dict[tuple, datetime] = field(default_factory=dict)  # duplicate key -> last accepted at
+    kill: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, key) -> mode
+
+    # ------------------------------------------------------------------ reads
+    def exposure(self, account: str | None, symbol: str) -> Exposure:
+        return self.exposures.get((account or "", symbol)) or Exposure()
+
+    def account_exposure(self, account: str | None) -> tuple[Decimal, Decimal]:
+        """(gross, net) notional for an account."""
+        acct = account or ""
+        tot = self.account_totals.get(acct)
+        if tot is None:
+            return ZERO, ZERO
+        return self.account_gross.get(acct, ZERO), tot.net
+
+    def reference(self, symbol: str, sources=("last", "mid", "file")) -> tuple[Decimal, str] | None:
+        refs = self.refs.get(symbol)
+        if refs:
+            for s in sources:
+                px = refs.get(s)
+                if px is not None:
+                    return px, s
+        return None
+
+    def message_count(self, session: str, now: datetime, window: timedelta) -> int:
+        times = self.msg_times.get(session)  # non-decreasing times, pruned by on_message
+        if not times:
+            return 0
+        cutoff = now - window
+        n = len(times)
+        for t in times:  # oldest first: usually already pruned by on_message
+            if t > cutoff:
+                break
+            n -= 1
+        return n
+
+    def kill_mode(self, order: NewOrder) -> tuple[str, str, str] | None:
+        """The strictest kill switch matching the order: (mode, scope, key), halt before reduce_only."""
+        if not self.kill:
+            return None
+        found = None
+        for scope, key in (("global", ""), ("session", order.session), ("account", order.account or ""),
+                           ("symbol", order.symbol)):
+            mode = self.kill.get((scope, key))
+            if mode == "halt":
+                return mode, scope, key
+            if mode is not None and found is None:
+                found = (mode, scope, key)
+        return found
+
+    # ------------------------------------------------------------------ internal bookkeeping
+    def _touch(self, account: str, symbol: str) -> tuple[Exposure, Exposure]:
+        key = (account, symbol)
+        ex = self.exposures.get(key)
+        if ex is None:
+            ex = self.exposures[key] = Exposure()
+        tot = self.account_totals.get(account)
+        if tot is None:
+            tot = self.account_totals[account] = Exposure()
+        return ex, tot
+
+    def _open_delta(self, o: OpenOrder, qty: Decimal) -> None:
+        """Add ``qty`` (may be negative) of open quantity of ``o`` to the aggregates."""
+        if not qty:
+            return
+        ex, tot = self._touch(o.account, o.symbol)
+        before = ex.gross
+        notional = qty * o.px
+        if o.side is Side.BUY:
+            ex.buy_qty += qty
+            ex.buy_notional += notional
+            tot.buy_qty += qty
+            tot.buy_notional += notional
+        else:
+            ex.sell_qty += qty
+            ex.sell_notional += notional
+            tot.sell_qty += qty
+            tot.sell_notional += notional
+        self.account_gross[o.account] = self.account_gross.get(o.account, ZERO) + ex.gross - before
+        self.daily_used[o.account] = self.daily_used.get(o.account, ZERO) + notional
+        self._tidy(o.account, o.symbol, ex)
+
+    def _position_delta(self, account: str, symbol: str, side: Side, qty: Decimal, px: Decimal) -> None:
+        ex, tot = self._touch(account, symbol)
+        before = ex.gross
+        q = qty if side is Side.BUY else -qty
+        n = q * px
+        ex.pos_qty += q
+        ex.pos_notional += n
+        tot.pos_qty += q
+        tot.pos_notional += n
+        self.account_gross[account] = self.account_gross.get(account, ZERO) + ex.gross - before
+        self.daily_used[account] = self.daily_used.get(account, ZERO) + qty * px
+        self._tidy(account, symbol, ex)
+
+    def _tidy(self, account: str, symbol: str, ex: Exposure) -> None:
+        if ex.is_zero():
+            del self.exposures[(account, symbol)]
+
+    def _add_open(self, o: OpenOrder) -> None:
+        if o.leaves <= 0:
+            return
+        self.open_orders[(o.session, o.cl_ord_id)] = o
+        self.open_count[o.session] = self.open_count.get(o.session, 0) + 1
+        self._open_delta(o, o.leaves)
+
+    def _remove_open(self, session: str, cl_ord_id: str) -> OpenOrder | None:
+        o = self.open_orders.pop((session, cl_ord_id), None)
+        if o is None:
+            return None
+        n = self.open_count[session] - 1
+        if n:
+            self.open_count[session] = n
+        else:
+            del self.open_count[session]
+        self._open_delta(o, -o.leaves)
+        return o
+
+    # ------------------------------------------------------------------ events
+    def on_message(self, session: str, now: datetime, window: timedelta) -> None:
+        """Count one inbound application message for the throttle; forgets times older than ``window``."""
+        times = self.msg_times.get(session)
+        if times is None:
+            times = self.msg_times[session] = deque()
+        times.append(now)
+        cutoff = now - window
+        while times and times[0] <= cutoff:
+            times.popleft()
+
+    def on_accepted(self, order: NewOrder, now: datetime | None = None, px: Decimal | None = None,
+                    duplicate_window: timedelta | None = None) -> None:
+        """An order passed risk: it is open for its full quantity.
+
+        ``px`` is the price its exposure is counted at when it has none (market
+        order: the reference price at acceptance; zero if there is none).
+        ``now`` records it for duplicate detection.
+        """
+        price = order.price if order.price is not None else (px if px is not None else ZERO)
+        self._add_open(OpenOrder(order.session, order.cl_ord_id, order.account or "", order.symbol,
+                                 Side.BUY if order.side is Side.BUY else Side.SELL, order.qty, ZERO, price))
+        if now is not None:
+            key = duplicate_key(order)
+            self.recent.pop(key, None)  # re-insert at the end: ``recent`` stays oldest first
+            self.recent[key] = now
+            if duplicate_window is not None:
+                self.prune_recent(now, duplicate_window)
+
+    def on_fill(self, session: str, cl_ord_id: str, qty: Decimal, px: Decimal) -> Decimal:
+        """A fill on an open order; returns the quantity booked (never beyond the order's leaves)."""
+        o = self.open_orders.get((session, cl_ord_id))
+        if o is None or qty <= 0:
+            return ZERO
+        booked = qty if qty <= o.leaves else o.leaves
+        self._open_delta(o, -booked)
+        o.cum += booked
+        self._position_delta(o.account, o.symbol, o.side, booked, px)
+        if o.leaves <= 0:
+            self._remove_open(session, cl_ord_id)  # leaves are zero: only the count changes
+        return booked
+
+    def on_done(self, session: str, cl_ord_id: str) -> bool:
+        """Cancelled, rejected, expired or done for day: the open quantity is released."""
+        return self._remove_open(session, cl_ord_id) is not None
+
+    def on_replace(self, session: str, orig_cl_ord_id: str, new: NewOrder, px: Decimal | None = None) -> bool:
+        """A replace was confirmed: the old order's leaves are released, the new terms are open.
+
+        FIX semantics: the new OrderQty includes what has already filled, so the
+        new leaves are ``new.qty - cum``.
+        """
+        old = self._remove_open(session, orig_cl_ord_id)
+        if old is None:
+            return False
+        price = new.price if new.price is not None else (px if px is not None else old.px)
+        self._add_open(OpenOrder(session, new.cl_ord_id, new.account or "", new.symbol,
+                                 Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price))
+        return True
+
+    def without_order(self, session: str, cl_ord_id: str) -> "RiskState":
+        """A copy with one open order's exposure released: what a replace is checked against."""
+        clone = copy.deepcopy(self)
+        clone._remove_open(session, cl_ord_id)
+        return clone
+
+    def new_day(self) -> None:
+        """Start of a trading day: daily notional restarts from the still-open orders."""
+        self.daily_used = {}
+        for o in self.open_orders.values():
+            self.daily_used[o.account] = self.daily_used.get(o.account, ZERO) + o.leaves * o.px
+
+    def prune_recent(self, now: datetime, window: timedelta) -> None:
+        """Forget orders older than ``window``; ``recent`` is kept oldest first."""
+        cutoff = now - window
+        recent = self.recent
+        expired = []
+        for k, t in recent.items():
+            if t > cutoff:
+                break
+            expired.append(k)
+        for k in expired:
+            del recent[k]
+
+    # ------------------------------------------------------------------ references and operator switches
+    def set_last_trade(self, symbol: str, px: Decimal) -> None:
+        self.refs.setdefault(symbol, {})["last"] = px
+
+    def set_quote(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
+        self.refs.setdefault(symbol, {})["mid"] = (bid + ask) / 2
+
+    def set_reference_price(self, symbol: str, px: Decimal) -> None:
+        """A value from the reference-price file."""
+        self.refs.setdefault(symbol, {})["file"] = px
+
+    def set_kill(self, scope: str, key: str = "", mode: str = "halt") -> None:
+        if scope not in KILL_SCOPES:
+            raise ValueError(f"kill switch scope must be one of {KILL_SCOPES}, got {scope!r}")
+        if mode not in KILL_MODES:
+            raise ValueError(f"kill switch mode must be one of {KILL_MODES}, got {mode!r}")
+        self.kill[(scope, "" if scope == "global" else key)] = mode
+
+    def clear_kill(self, scope: str, key: str = "") -> bool:
+        return self.kill.pop((scope, "" if scope == "global" else key), None) is not None
+
+    def record_breach(self, session: str, disable_after: int | None) -> bool:
+        """Count a throttle breach; returns True when this breach disabled the session."""
+        n = self.throttle_breaches.get(session, 0) + 1
+        self.throttle_breaches[session] = n
+        if disable_after is not None and n >= disable_after and session not in self.disabled_sessions:
+            self.disabled_sessions.add(session)
+            return True
+        return False
+
+    def enable_session(self, session: str) -> None:
+        """Operator action: re-enable a session disabled by throttle breaches and reset its count."""
+        self.disabled_sessions.discard(session)
+        self.throttle_breaches.pop(session, None)
+
+    # ------------------------------------------------------------------ snapshot / restore
+    def snapshot(self) -> dict:
+        """A plain, JSON-able dict (Decimals and datetimes as strings)."""
+        return {
+            "version": 1,
+            "open_orders": [
+                {"session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account, "symbol": o.symbol,
+                 "side": o.side.value, "qty": str(o.qty), "cum": str(o.cum), "px": str(o.px)}
+                for o in self.open_orders.values()
+            ],
+            "positions": [
+                {"account": a, "symbol": s, "qty": str(ex.pos_qty), "notional": str(ex.pos_notional)}
+                for (a, s), ex in self.exposures.items() if ex.pos_qty or ex.pos_notional
+            ],
+            "daily_used": {a: str(v) for a, v in self.daily_used.items()},
+            "refs": {sym: {k: str(v) for k, v in r.items()} for sym, r in self.refs.items()},
+            "msg_times": {s: [t.isoformat() for t in ts] for s, ts in self.msg_times.items()},
+            "throttle_breaches": dict(self.throttle_breaches),
+            "disabled_sessions": sorted(self.disabled_sessions),
+            "recent": [[list(_jsonable_key(k)), t.isoformat()] for k, t in self.recent.items()],
+            "kill": [[scope, key, mode] for (scope, key), mode in self.kill.items()],
+        }
+
+    @classmethod
+    def restore(cls, data: dict) -> "RiskState":
+        st = cls()
+        for p in data.get("positions", []):
+            ex, tot = st._touch(p["account"], p["symbol"])
+            q, n = Decimal(p["qty"]), Decimal(p["notional"])
+            before = ex.gross
+            ex.pos_qty += q
+            ex.pos_notional += n
+            tot.pos_qty += q
+            tot.pos_notional += n
+            st.account_gross[p["account"]] = st.account_gross.get(p["account"], ZERO) + ex.gross - before
+        for d in data.get("open_orders", []):
+            st._add_open(OpenOrder(d["session"], d["cl_ord_id"], d["account"], d["symbol"], Side(d["side"]),
+                                   Decimal(d["qty"]), Decimal(d["cum"]), Decimal(d["px"])))
+        st.daily_used = {a: Decimal(v) for a, v in data.get("daily_used", {}).items()}
+        st.refs = {sym: {k: Decimal(v) for k, v in r.items()} for sym, r in data.get("refs", {}).items()}
+        st.msg_times = {s: deque(datetime.fromisoformat(t) for t in ts) for s, ts in data.get("msg_times", {}).items()}
+        st.throttle_breaches = dict(data.get("throttle_breaches", {}))
+        st.disabled_sessions = set(data.get("disabled_sessions", []))
+        st.recent = {_key_from_json(k): datetime.fromisoformat(t) for k, t in data.get("recent", [])}
+        st.kill = {(scope, key): mode for scope, key, mode in data.get("kill", [])}
+        return st
+
+
+def duplicate_key(order: NewOrder) -> tuple:
+    return (order.session, order.side.value, order.symbol, order.qty, order.price)
+
+
+def _jsonable_key(k: tuple) -> tuple:
+    session, side, symbol, qty, price = k
+    return (session, side, symbol, str(qty), None if price is None else str(price))
+
+
+def _key_from_json(k: list) -> tuple:
+    session, side, symbol, qty, price = k
+    return (session, side, symbol, Decimal(qty), None if price is None else Decimal(price))
