@@ -3,7 +3,8 @@
 Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits all:
   A  bench/executor.py: one quickfix acceptor that acks and fills each order itself
      (the floor: one FIX hop, no routing, no journal).
-  C  `fixgw run` (SQLite journal on) with two `fixgw venue-sim` processes: the
+  C  `fixgw run` (SQLite journal on, the demo's risk rules with every check on but
+     a throttle a load test can pass) with two `fixgw venue-sim` processes: the
      gateway's real topology, venues outside its process.
   P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
      skipped with --pg-url "").
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -113,15 +115,19 @@ def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tm
                 msg.setField(55, "AAPL")
                 msg.setField(54, "1")
                 msg.setField(60, utc_timestamp())
-                msg.setField(38, "100")
+                # varied so no two orders within the risk chain's 1 s duplicate window are alike:
+                # 4,000 (qty, price) pairs, all marketable at the best ask and inside the price band
+                n = next(order_seq)
+                msg.setField(38, str(100 + n % 100))
                 msg.setField(40, "2")
-                msg.setField(44, "190.05")
+                msg.setField(44, f"190.{5 + (n // 100) % 40:02d}")
                 fix.Session.sendToTarget(msg, sid)
             if not app.all_done.wait(60):
                 raise RuntimeError(f"only {app.done}/{count} fills within 60 s")
             return count / (time.perf_counter() - start)
 
         sent_ns: list[int] = []
+        order_seq = itertools.count()
         burst(warmup, f"W{time.monotonic_ns()}-")
         rate = burst(n_orders, f"M{time.monotonic_ns()}-")
         result = {"orders_per_s": round(rate, 1), "rejected": app.rejected}
@@ -150,6 +156,11 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 def demo_config(tmp: Path, port: int) -> Path:
     v1, v2 = free_port(), free_port()
+    # the demo's risk rules, every check on, with a throttle a load test can pass
+    demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
+    rules = tmp / "bench-rules.toml"
+    rules.write_text(demo_rules.replace("throttle_msgs = 100 ", "throttle_msgs = 1000000 ")
+                     .replace("throttle_logout_msgs = 200 ", "throttle_logout_msgs = 2000000 "))
     cfg = tmp / "bench-gateway.cfg"
     cfg.write_text(f"""
 comp_id = "FIXGW"
@@ -163,6 +174,9 @@ port = {free_port()}
 database_url = "sqlite:///var/journal.db"
 [clients.BENCH]
 fix_version = "FIX.4.4"
+[risk]
+rules_file = "{rules}"
+reference_prices = {{ AAPL = 190.00 }}
 [venues.VENUE1]
 fix_version = "FIX.4.4"
 port = {v1}

@@ -40,6 +40,14 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def build(gateway_class, cfg: GatewayConfig):
+    """Construct the gateway; configuration problems found then (e.g. bad risk rules) exit cleanly."""
+    try:
+        return gateway_class(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _check_schema(cfg: GatewayConfig, config_path: str) -> None:
     from gateway.db import SchemaOutOfDate, check_schema
 
@@ -74,7 +82,7 @@ def run(config_path: str, duration: float | None) -> None:
     cfg = load(config_path)
     setup_logging(cfg.log_level)
     _check_schema(cfg, config_path)
-    gateway = Gateway(cfg).start()
+    gateway = build(Gateway, cfg).start()
     click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}; "
                f"journal {safe_url(cfg.journal.database_url)}. Ctrl-C stops.")
     try:
@@ -96,7 +104,7 @@ def demo(config_path: str, duration: float | None) -> None:
     simulators = run_simulators_for(cfg)
     gateway = None
     try:
-        gateway = Gateway(cfg).start()
+        gateway = build(Gateway, cfg).start()
         up = gateway.wait_venues_up(15)
         click.echo(banner(cfg, gateway, up))
         wait_for_stop(duration)

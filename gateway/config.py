@@ -100,6 +100,12 @@ class JournalConfig(_Strict):
     flush_interval_ms: int = Field(5, ge=1, description="longest a row waits before its batch commits")
 
 
+class RiskConfig(_Strict):
+    rules_file: Path | None = Field(None, description="pre-trade risk rules (TOML); unset: no risk checks")
+    reference_prices: dict[str, Decimal] = Field(
+        default_factory=dict, description="reference price per symbol until the first trade is seen")
+
+
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
@@ -107,6 +113,7 @@ class GatewayConfig(_Strict):
     acceptor: AcceptorConfig = AcceptorConfig()
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
+    risk: RiskConfig = RiskConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
 
@@ -131,7 +138,10 @@ def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConf
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
         url = prefix + str((base / url[len(prefix):]).resolve())
     journal = cfg.journal.model_copy(update={"database_url": url})
-    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal})
+    risk = cfg.risk
+    if risk.rules_file is not None and not risk.rules_file.is_absolute():
+        risk = risk.model_copy(update={"rules_file": (base / risk.rules_file).resolve()})
+    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal, "risk": risk})
 
 
 def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>") -> GatewayConfig:

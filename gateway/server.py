@@ -14,12 +14,14 @@ from pathlib import Path
 import quickfix as fix
 
 from gateway import metrics
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway.journal import JournalWriter
 from gateway.schedule import build_scheduler
 from routing.core import ClientOptions, Core
+from risk.engine import RiskEngine
+from risk.rules import RulesError, load_rules
 from routing.router import Venue
 from sessions.fixsettings import build_settings, graceful_stop, session_id
 from sessions.gateway_app import ClientApplication, VenueApplication
@@ -41,6 +43,19 @@ def order_id_prefix(now: float | None = None) -> str:
     return out or "0"
 
 
+def load_risk(cfg: GatewayConfig) -> RiskEngine | None:
+    """The risk engine for cfg's rules file, or None; a bad file raises ConfigError naming every problem."""
+    path = cfg.risk.rules_file
+    if path is None:
+        return None
+    try:
+        return RiskEngine(load_rules(path.read_text(), str(path)))
+    except OSError as exc:
+        raise ConfigError(f"cannot read risk rules {path}: {exc.strerror}") from None
+    except RulesError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _callback_error(callback: str, session: str, exc: BaseException) -> None:
     metrics.INTERNAL_ERRORS.labels(callback).inc()
 
@@ -55,7 +70,9 @@ class Gateway:
         venues = [Venue(name=name, symbols=frozenset(v.symbols)) for name, v in cfg.venues.items()]
         clients = {name: ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect)
                    for name, c in cfg.clients.items()}
-        self.core = Core(venues, clients, order_id_prefix())
+        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg))
+        for symbol, px in cfg.risk.reference_prices.items():
+            self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids))
         self._log_factory = JournalLogFactory(self.journal, _callback_error)
         names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Callable
 
 from routing.model import (
     CancelRequest,
@@ -20,6 +22,7 @@ from routing.model import (
     CxlRejResponseTo,
     EndOfDay,
     ExecKind,
+    LogoutClient,
     MassCancelRequest,
     MassCancelScope,
     NewOrder,
@@ -42,6 +45,8 @@ from routing.model import (
 from routing.orders import Event, Order, PendingReplace, TransitionRefused
 from routing.router import Venue, choose_venue
 from routing.validation import order_shape_problem
+from risk.engine import RiskEngine
+from risk.state import RiskState
 
 ZERO = Decimal(0)
 
@@ -71,8 +76,17 @@ _EVENT_REPORT_KIND = {
 }
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class Core:
-    def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str):
+    def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
+                 risk: RiskEngine | None = None, risk_state: RiskState | None = None,
+                 clock: Callable[[], datetime] = _utcnow):
+        self.risk = risk
+        self.risk_state = risk_state if risk_state is not None else RiskState()
+        self.clock = clock
         self.venues = {v.name: v for v in venues}
         self._venue_order = list(self.venues)
         self.clients = clients
@@ -125,6 +139,10 @@ class Core:
             side=cmd.side, qty=cmd.qty, ord_type=cmd.ord_type, price=cmd.price, stop_px=cmd.stop_px,
             tif=cmd.tif, account=cmd.account,
         )
+        now = None
+        if problem is None and self.risk is not None:
+            now = self.clock()
+            problem = self._risk_check(out, self.risk.check(cmd, self.risk_state, now), cmd.session, cmd.cl_ord_id)
         if problem is None:
             venue, why_not = choose_venue(cmd.symbol, cmd.ex_destination, self.venues, self._venue_order)
             if venue is None:
@@ -137,6 +155,9 @@ class Core:
 
         order.venue = venue
         order.venue_cl_ord_id = order_id
+        order.risk_key = cmd.cl_ord_id
+        if self.risk is not None:
+            self.risk.on_accepted(cmd, self.risk_state, now)
         self.orders[order_id] = order
         self._by_client[(cmd.session, cmd.cl_ord_id)] = order
         self._by_child[(venue, order_id)] = order
@@ -215,6 +236,12 @@ class Core:
         problem = self._pending_problem(cmd.session, cmd.cl_ord_id, order, cmd.orig_cl_ord_id)
         if problem is None:
             problem = self._replace_problem(order, cmd)
+        if problem is None and self.risk is not None:
+            decision = self.risk.check_replace(self._as_new_order(order, cmd), order.risk_key, self.risk_state,
+                                               self.clock())
+            rejected = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
+            if rejected is not None:
+                problem = (CxlRejCode.OTHER, rejected[1])
         if problem is None:
             try:
                 order.apply(Event.REPLACE_REQUEST)
@@ -365,6 +392,7 @@ class Core:
             return out
         if event is Event.VENUE_ACK and before is not OrdStatus.PENDING_NEW:
             return out  # the client already knows the order is working
+        self._risk_settle(order)
         kind = _EVENT_REPORT_KIND[event]
         if event is Event.VENUE_CANCELED and order.pending_cl_ord_id:
             cl, orig = order.pending_cl_ord_id, order.cl_ord_id
@@ -396,12 +424,16 @@ class Core:
             out.warnings.append(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} not booked")
             return out
         booked = order.add_fill(ev.last_qty, ev.last_px)
+        if self.risk is not None and booked > 0:
+            self.risk_state.on_fill(order.session, order.risk_key, booked, ev.last_px)
+            self.risk_state.set_last_trade(order.symbol, ev.last_px)
         if booked < ev.last_qty:
             out.warnings.append(
                 f"order {order.order_id}: {ev.venue} filled {ev.last_qty} but only {booked} remained; overfill not booked"
             )
         out.actions.append(self._report(order, ExecKind.TRADE, last_qty=booked, last_px=ev.last_px,
                                         last_mkt=ev.venue, recv_ns=ev.recv_ns))
+        self._risk_settle(order)
         return out
 
     def _venue_replaced(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
@@ -416,7 +448,12 @@ class Core:
             return out
         orig = order.cl_ord_id
         order.apply_replace()
+        if self.risk is not None:
+            new = self._as_new_order(order)
+            self.risk_state.on_replace(order.session, order.risk_key, new)
+            order.risk_key = new.cl_ord_id
         out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=ev.recv_ns))
+        self._risk_settle(order)
         return out
 
     def _venue_cancel_reject(self, ev: VenueCancelReject) -> Outcome:
@@ -460,6 +497,39 @@ class Core:
             if n:
                 out.warnings.append(f"{ev.name} disconnected: canceling its {n} open Day order(s)")
         return out
+
+    # ------------------------------------------------------------------ risk
+    def _risk_check(self, out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[RejectCode, str] | None:
+        """Record the decision; return (code, reason) if it blocks the order."""
+        out.risk.append(decision)
+        for shadow in decision.shadow_rejects:
+            out.warnings.append(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}")
+        if decision.session_disabled:
+            out.warnings.append(f"risk: session {session} disabled after repeated throttle breaches; "
+                                "an operator must re-enable it")
+            out.actions.append(LogoutClient(session, "disabled after repeated throttle breaches; "
+                                                     "an operator must re-enable the session"))
+        elif decision.logout:
+            out.actions.append(LogoutClient(session, "message rate above the throttle's logout threshold"))
+        if decision.accepted:
+            return None
+        return decision.reject.code, decision.reject.text
+
+    def _risk_settle(self, order: Order) -> None:
+        """A finished order no longer counts as open for risk (fills were booked as they came)."""
+        if self.risk is not None and not order.is_open:
+            self.risk_state.on_done(order.session, order.risk_key)
+
+    @staticmethod
+    def _as_new_order(order: Order, replace: ReplaceRequest | None = None) -> NewOrder:
+        """The order's terms (or a replace's new terms) as the NewOrder the risk engine checks."""
+        if replace is None:
+            return NewOrder(session=order.session, cl_ord_id=order.cl_ord_id, symbol=order.symbol, side=order.side,
+                            qty=order.qty, ord_type=order.ord_type, price=order.price, tif=order.tif,
+                            account=order.account)
+        return NewOrder(session=replace.session, cl_ord_id=replace.cl_ord_id, symbol=order.symbol, side=order.side,
+                        qty=replace.qty, ord_type=replace.ord_type, price=replace.price,
+                        tif=replace.tif or order.tif, account=order.account)
 
     # ------------------------------------------------------------------ helpers
     def _report(self, order: Order, kind: ExecKind, *, cl_ord_id: str | None = None, orig_cl_ord_id: str | None = None,

@@ -313,6 +313,14 @@ class ClientMassCancelReport:
 
 
 @dataclass(frozen=True, slots=True)
+class LogoutClient:
+    """Log a client session out (e.g. the risk throttle's second threshold)."""
+
+    session: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class VenueDontKnow:
     """DontKnowTrade (Q): a venue reported a fill for an order we do not know."""
 
@@ -329,7 +337,7 @@ class VenueDontKnow:
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
            | VenueExecution | VenueCancelReject | SessionStatus)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
-          | VenueReplace | VenueDontKnow)
+          | VenueReplace | VenueDontKnow | LogoutClient)
 
 
 @dataclass(slots=True)
@@ -338,3 +346,4 @@ class Outcome:
 
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    risk: list = field(default_factory=list)  # risk.engine.Decision objects, for journaling

@@ -144,6 +144,7 @@ class Order:
     pending_cl_ord_id: str | None = None  # client ClOrdID of a cancel in flight
     pending_replace: "PendingReplace | None" = None  # new terms of a replace in flight
     cancel_cause: str | None = None  # why the gateway itself cancels it (mass cancel, disconnect, end of day)
+    risk_key: str | None = None  # the ClOrdID the risk state books this order under
     exec_seq: int = 0
     child_seq: int = 0
     seen_exec_ids: set[str] = field(default_factory=set)

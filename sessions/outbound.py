@@ -11,6 +11,7 @@ from routing.model import (
     ClientCancelReject,
     ClientExecReport,
     ClientMassCancelReport,
+    LogoutClient,
     VenueCancel,
     VenueDontKnow,
     VenueNewOrder,
@@ -40,6 +41,8 @@ class Outbound:
 
     def perform(self, action) -> bool:
         """Send one action; False if quickfix refused it (it is still in the session's store)."""
+        if type(action) is LogoutClient:
+            return self._logout(action)
         table, encode, attr = self._encoders[type(action)]
         name = getattr(action, attr)
         try:
@@ -47,6 +50,16 @@ class Outbound:
         except KeyError:
             raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
         return fix.Session.sendToTarget(encode(version, action), sid)
+
+    def _logout(self, action: LogoutClient) -> bool:
+        entry = self._clients.get(action.session)
+        if entry is None:
+            raise UnknownSession(f"no client session named {action.session}")
+        session = fix.Session.lookupSession(entry[0])
+        if session is None or not session.isLoggedOn():
+            return False
+        session.logout(action.reason)
+        return True
 
     def business_reject(self, session: str, ref_msg_type: str, ref_id: str | None, text: str) -> bool:
         """BusinessMessageReject (j) to a client, e.g. when the core failed on its message."""

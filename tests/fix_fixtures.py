@@ -34,7 +34,7 @@ def port_factory():
 
 def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                  venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
-                 client_options: dict[str, str] | None = None) -> GatewayConfig:
+                 client_options: dict[str, str] | None = None, extra_toml: str = "") -> GatewayConfig:
     """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
     client_options = client_options or {}
     http_port = free_port()
@@ -66,13 +66,13 @@ reject_symbols = ["IBM"]
 [venues.VENUE2]
 fix_version = "{venue_versions[1]}"
 port = {v2_port}
-symbols = ["AAPL", "MSFT", "ORCL"]
+symbols = ["AAPL", "MSFT", "ORCL", "XXXX"]
 reconnect_s = 1
 [venues.VENUE2.simulator]
-prices = {{ AAPL = 190.02, MSFT = 409.97, ORCL = 120.00 }}
+prices = {{ AAPL = 190.02, MSFT = 409.97, ORCL = 120.00, XXXX = 10.00 }}
 half_spread_ticks = 2
 level_size = 300
-"""
+""" + extra_toml  # tables only: it follows the last table
     return parse_config(text, data_dir, env={})
 
 

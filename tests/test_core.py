@@ -373,3 +373,47 @@ def test_end_of_day_expires_day_orders_when_the_venue_confirms_and_gtc_orders_su
     assert (expired.kind, expired.ord_status, expired.cl_ord_id) == (ExecKind.EXPIRED, OrdStatus.EXPIRED, "DAY1")
     assert "end of day" in expired.text
     assert core.order_for_client("C1", "GTC1").is_open
+
+
+# ---------------------------------------------------------------------------- risk wiring
+from risk.engine import RiskEngine  # noqa: E402
+from risk.rules import load_rules  # noqa: E402
+
+
+def risk_core(rules: str) -> Core:
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T",
+                risk=RiskEngine(load_rules(rules, "test.toml")))
+    core.handle(SessionStatus("V1", "venue", True))
+    return core
+
+
+def test_risk_reject_is_an_execution_report_naming_the_rule_and_nothing_goes_to_the_venue():
+    core = risk_core('chain = ["max_order_qty"]\n[limits]\nmax_order_qty = 100\n')
+    out = core.handle(order(qty="101"))
+    rej = only(out.actions, ClientExecReport)
+    assert rej.ord_status is OrdStatus.REJECTED and "max_order_qty" in rej.text and "100" in rej.text
+    assert not [a for a in out.actions if isinstance(a, VenueNewOrder)] and len(out.risk) == 1
+    assert only(core.handle(order(cl="A2", qty="100")).actions, VenueNewOrder)  # exactly at the limit passes
+
+
+def test_fills_and_cancels_keep_the_risk_state_in_step_with_the_orders():
+    core = risk_core('chain = ["max_open_orders"]\n[limits]\nmax_open_orders = 5\n')
+    child = working(core, cl="A1", qty="100")
+    core.handle(venue_exec(child, ExecKind.TRADE, OrdStatus.PARTIALLY_FILLED, "40", "185", exec_id="F1"))
+    state = core.risk_state
+    assert state.exposure("", "AAPL").pos_qty == D(40)  # orders without an Account book under ""
+    assert ("C1", "A1") in state.open_orders and state.open_orders[("C1", "A1")].leaves == D(60)
+    vc = only(core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY)).actions, VenueCancel)
+    cancel_confirm(core, vc, "X9")
+    assert ("C1", "A1") not in state.open_orders
+
+
+def test_a_confirmed_replace_moves_the_risk_booking_to_the_new_clordid_and_terms():
+    core = risk_core('chain = ["max_order_qty"]\n[limits]\nmax_order_qty = 1000\n')
+    working(core, cl="A1", qty="100")
+    vr = only(core.handle(replace(cl="R1", orig="A1", qty="300")).actions, VenueReplace)
+    core.handle(venue_replaced(vr))
+    assert ("C1", "A1") not in core.risk_state.open_orders
+    assert core.risk_state.open_orders[("C1", "R1")].leaves == D(300)
+    refused = only(core.handle(replace(cl="R2", orig="R1", qty="1001")).actions, ClientCancelReject)
+    assert "max_order_qty" in refused.text

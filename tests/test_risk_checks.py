@@ -1,5 +1,5 @@
 """Each pre-trade check at its edges: exactly at the limit passes, one unit above rejects."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest

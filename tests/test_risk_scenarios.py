@@ -1,0 +1,63 @@
+"""The shipped demo risk rules over real sessions: each limit rejects with its rule named."""
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from tests.fix_fixtures import start_stack
+
+DEMO_RULES = resources.files("risk") / "demo_rules.toml"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("risk")
+    s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=f"""
+[risk]
+rules_file = "{DEMO_RULES}"
+reference_prices = {{ AAPL = 190.00, MSFT = 410.00, IBM = 230.00, XXXX = 10.00 }}
+""")
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("symbol, qty, price, rule, code", [
+    ("AAPL", 100001, "185", "max_order_qty", "3"),
+    ("AAPL", 30000, "185", "max_order_notional", "3"),
+    ("AAPL", 100, "150", "price_band", None),
+    ("XXXX", 100, "10", "restricted_symbols", None),
+])
+def test_each_demo_limit_rejects_with_the_rule_and_the_limit_named(stack, symbol, qty, price, rule, code):
+    c = stack.client("CLIENT44")
+    rej = c.wait_exec(c.new_order(symbol, "1", qty, price), "8")
+    assert rule in rej[58]
+    if code is not None:
+        assert rej[103] == code  # OrdRejReason: order exceeds limit
+
+
+def test_an_order_within_every_limit_trades(stack):
+    c = stack.client("CLIENT44")
+    done = c.wait_exec(c.new_order("AAPL", "1", 100, "190.05"), "2")
+    assert done[30] == "VENUE1"
+
+
+def test_replace_that_breaks_a_limit_is_refused_and_the_order_keeps_working(stack):
+    c = stack.client("CLIENT44")
+    cl = c.new_order("MSFT", "1", 100, "400")
+    c.wait_exec(cl, "0")
+    rp = c.replace(cl, "MSFT", "1", 100001, "400")
+    rej = c.wait_for(lambda m: m.get(35) == "9" and m.get(11) == rp, what="OrderCancelReject")
+    assert rej[434] == "2" and "max_order_qty" in rej[58] and rej[39] == "0"
+    c.wait_exec(c.cancel(cl, "MSFT", "1", 100), "4")
+
+
+def test_throttle_rejects_above_the_rate_then_logs_the_session_out(stack):
+    c = stack.client("CLIENT42")
+    for i in range(230):  # demo: over 100 messages/s rejected, over 200/s logged out
+        c.new_order("AAPL", "1", 1 + i, "180")  # different quantities: not duplicates
+    assert c.wait_logged_on(10, up=False), "the gateway did not log the session out"
+    throttled = [m for m in c.app_messages("8") if m.get(39) == "8" and "throttle" in m.get(58, "")]
+    assert throttled, "no order was rejected by the throttle"
+    logout = [m for m in c.messages if m.get(35) == "5"]
+    assert logout and "throttle" in logout[-1].get(58, "")
