@@ -21,6 +21,7 @@ from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
+_REQUEST = object()
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 
 
@@ -40,6 +41,12 @@ class Engine:
         """Run ``fn(core)`` on the core thread and return its result (for queries and admin)."""
         fut: Future = Future()
         self._queue.put((fn, fut))
+        return fut.result(timeout)
+
+    def request(self, command, timeout: float = 5.0):
+        """Submit a command, wait until the core has handled it and its actions were sent; returns the Outcome."""
+        fut: Future = Future()
+        self._queue.put((_REQUEST, command, fut))
         return fut.result(timeout)
 
     def queue_depth(self) -> int:
@@ -62,6 +69,10 @@ class Engine:
             item = get()
             if item is _STOP:
                 return
+            if type(item) is tuple and item[0] is _REQUEST:
+                _, command, fut = item
+                fut.set_result(self._handle(command))
+                continue
             if type(item) is tuple:
                 fn, fut = item
                 try:
@@ -71,7 +82,7 @@ class Engine:
                 continue
             self._handle(item)
 
-    def _handle(self, command) -> None:
+    def _handle(self, command):
         try:
             outcome = self.core.handle(command)
         except Exception as exc:  # noqa: BLE001 - a bug in the core must not stop the engine
@@ -79,7 +90,7 @@ class Engine:
             metrics.INTERNAL_ERRORS.labels("core").inc()
             log.exception("core failed on %r", command)
             self._answer_failure(command, exc)
-            return
+            return None
         self.handled += 1
         for warning in outcome.warnings:
             log.warning("%s", warning)
@@ -93,6 +104,7 @@ class Engine:
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
+        return outcome
 
     def _answer_failure(self, command, exc: Exception) -> None:
         """Tell the client its message was not acted on, so it never waits for an answer forever."""

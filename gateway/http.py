@@ -1,4 +1,4 @@
-"""The gateway's HTTP endpoint: Prometheus metrics at /metrics, health at /health.
+"""The gateway's HTTP endpoint: Prometheus metrics at /metrics, health at /health, admin API at /admin/.
 
 Session, journal and engine figures are read when Prometheus scrapes (a custom
 collector), so they cost the order path nothing. It listens on 127.0.0.1 by
@@ -92,9 +92,25 @@ class GatewayCollector:
 
 class _Handler(BaseHTTPRequestHandler):
     gateway = None  # set on the subclass made per server
+    admin = None
+
+    def do_POST(self):  # noqa: N802
+        self._admin("POST")
+
+    def _admin(self, method: str) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(min(length, 65536)) if length else b""
+            status, answer = self.admin.handle(method, self.path, body, self.headers, self.client_address[0])
+            self._send(status, "application/json", json.dumps(answer).encode())
+        except Exception:  # noqa: BLE001
+            log.exception("admin %s %s failed", method, self.path)
+            self._send(500, "application/json", b'{"error": "internal error; see the gateway log"}')
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         try:
+            if self.path.startswith("/admin/"):
+                return self._admin("GET")
             if self.path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
             elif self.path == "/health":
@@ -118,9 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HttpEndpoint:
-    def __init__(self, gateway, host: str, port: int):
+    def __init__(self, gateway, host: str, port: int, admin=None):
         self._collector = GatewayCollector(gateway)
-        handler = type("GatewayHandler", (_Handler,), {"gateway": gateway})
+        handler = type("GatewayHandler", (_Handler,), {"gateway": gateway, "admin": admin})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fixgw-http", daemon=True)

@@ -14,11 +14,12 @@ from pathlib import Path
 import quickfix as fix
 
 from gateway import metrics
+from gateway.admin import Admin, admin_token
 from gateway.config import ConfigError, GatewayConfig
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway.journal import JournalWriter
-from gateway.schedule import build_scheduler
+from gateway.schedule import build_scheduler, describe
 from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
@@ -121,7 +122,8 @@ class Gateway:
             self.initiator.start()
         self.scheduler.start()
         if self.cfg.http.enabled:
-            self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port)
+            admin = Admin(self, admin_token(self.cfg.data_dir, create=True))
+            self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port, admin)
             self.http.start()
         self.started_at = time.time()
         log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
@@ -145,6 +147,9 @@ class Gateway:
         log.info("gateway %s stopped", self.cfg.comp_id)
 
     # ------------------------------------------------------------------ queries
+    def scheduled_jobs(self) -> list[tuple[str, str]]:
+        return describe(self.scheduler) if self.scheduler.running else []
+
     def session(self, name: str) -> fix.Session | None:
         sid = self.client_sids.get(name) or self.venue_sids.get(name)
         return fix.Session.lookupSession(sid) if sid is not None else None

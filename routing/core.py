@@ -22,6 +22,7 @@ from routing.model import (
     CxlRejResponseTo,
     EndOfDay,
     ExecKind,
+    KillSwitch,
     LogoutClient,
     MassCancelRequest,
     MassCancelScope,
@@ -30,6 +31,7 @@ from routing.model import (
     OrdType,
     Outcome,
     RejectCode,
+    ReloadRisk,
     ReplaceRequest,
     SessionStatus,
     Side,
@@ -99,7 +101,7 @@ class Core:
             VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
             EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
-            SessionStatus: self._session_status,
+            SessionStatus: self._session_status, KillSwitch: self._kill_switch, ReloadRisk: self._reload_risk,
         }
 
     # ------------------------------------------------------------------ queries
@@ -497,6 +499,58 @@ class Core:
             if n:
                 out.warnings.append(f"{ev.name} disconnected: canceling its {n} open Day order(s)")
         return out
+
+    # ------------------------------------------------------------------ operator commands
+    _KILL_SCOPES = {"global": None, "session": "session", "account": "account", "symbol": "symbol"}
+
+    def _kill_switch(self, cmd: KillSwitch) -> Outcome:
+        out = Outcome()
+        if self.risk is None:
+            out.result = {"ok": False, "error": "risk checks are off: no [risk] rules_file is configured"}
+            return out
+        if cmd.scope not in self._KILL_SCOPES:
+            out.result = {"ok": False, "error": f"unknown kill-switch scope {cmd.scope!r} "
+                                                "(use global, session, account or symbol)"}
+            return out
+        if cmd.scope != "global" and not cmd.key:
+            out.result = {"ok": False, "error": f"a {cmd.scope} kill switch needs the {cmd.scope} it applies to"}
+            return out
+        if not cmd.engage:
+            released = self.risk.unkill(self.risk_state, cmd.scope, cmd.key)
+            out.warnings.append(f"kill switch {cmd.scope} {cmd.key} released by {cmd.operator}")
+            out.result = {"ok": True, "released": released}
+            return out
+        self.risk.kill(self.risk_state, cmd.scope, cmd.key, reduce_only=cmd.reduce_only)
+        canceled = 0
+        if cmd.cancel_open:
+            attr = self._KILL_SCOPES[cmd.scope]
+            targets = [o for o in self.orders.values()
+                       if o.is_open and (attr is None or getattr(o, attr) == cmd.key)]
+            canceled = self._cancel_all(targets, out, f"kill switch {cmd.scope} {cmd.key}".rstrip())
+        out.warnings.append(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
+                            f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled")
+        out.result = {"ok": True, "canceled": canceled}
+        return out
+
+    def _reload_risk(self, cmd: ReloadRisk) -> Outcome:
+        out = Outcome()
+        if self.risk is None:
+            out.result = {"ok": False, "error": "risk checks are off: no [risk] rules_file is configured"}
+            return out
+        self.risk.reload(cmd.rules)
+        out.warnings.append(f"risk rules reloaded from {cmd.source}")
+        out.result = {"ok": True, "source": cmd.source}
+        return out
+
+    def risk_summary(self) -> dict:
+        state = self.risk_state
+        return {
+            "enabled": self.risk is not None,
+            "kill_switches": {f"{scope} {key}".strip(): mode for (scope, key), mode in
+                              state.kill.items()},
+            "disabled_sessions": sorted(state.disabled_sessions),
+            "open_orders": len(state.open_orders),
+        }
 
     # ------------------------------------------------------------------ risk
     def _risk_check(self, out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[RejectCode, str] | None:

@@ -175,6 +175,26 @@ class EndOfDay:
 
 
 @dataclass(frozen=True, slots=True)
+class KillSwitch:
+    """Operator: engage (or release) a risk kill switch; optionally cancel the open orders it covers."""
+
+    scope: str  # global | session | account | symbol
+    key: str = ""
+    engage: bool = True
+    reduce_only: bool = False
+    cancel_open: bool = False
+    operator: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRisk:
+    """Operator: swap in new, already validated risk rules; exposure state is kept."""
+
+    rules: object  # risk.rules.RulesFile
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class VenueExecution:
     """An ExecutionReport received from a venue, decoded from any FIX version."""
 
@@ -335,7 +355,7 @@ class VenueDontKnow:
 
 
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
-           | VenueExecution | VenueCancelReject | SessionStatus)
+           | KillSwitch | ReloadRisk | VenueExecution | VenueCancelReject | SessionStatus)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
           | VenueReplace | VenueDontKnow | LogoutClient)
 
@@ -347,3 +367,4 @@ class Outcome:
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     risk: list = field(default_factory=list)  # risk.engine.Decision objects, for journaling
+    result: object = None  # the answer to an operator command

@@ -1,0 +1,188 @@
+"""The admin API: JSON on the gateway's HTTP endpoint under /admin/, for `fixgw` operator commands.
+
+Every call needs the admin token (``Authorization: Bearer <token>``): from the
+environment variable FIXGW_ADMIN_TOKEN, or else generated at start-up into
+``<data_dir>/admin.token`` (mode 0600), where the CLI on the same machine finds
+it. Every call, allowed or not, is logged and journaled as an operator action
+(who, from where, what, the answer) in the journal's session_events table under
+the session name ``operator``.
+
+Reads of order state and every change run on the engine's core thread.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from risk.rules import RulesError, load_rules
+from routing.model import KillSwitch, ReloadRisk
+
+log = logging.getLogger("fixgw.admin")
+TOKEN_ENV = "FIXGW_ADMIN_TOKEN"
+TOKEN_FILE = "admin.token"
+
+
+def admin_token(data_dir: Path, create: bool = False) -> str | None:
+    """The admin token: the environment's, else the token file's (made if ``create``)."""
+    env = os.environ.get(TOKEN_ENV)
+    if env:
+        return env
+    path = data_dir / TOKEN_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _order_row(o) -> dict:
+    return {
+        "order_id": o.order_id, "session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account,
+        "symbol": o.symbol, "side": o.side.name.lower(), "qty": str(o.qty), "price": str(o.price) if o.price else None,
+        "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
+        "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": str(o.avg_px),
+        "venue": o.venue, "venue_cl_ord_id": o.venue_cl_ord_id, "venue_order_id": o.venue_order_id,
+    }
+
+
+class Admin:
+    def __init__(self, gateway, token: str):
+        self._gw = gateway
+        self._token = token.encode()
+
+    def handle(self, method: str, raw_path: str, body: bytes, headers, peer: str) -> tuple[int, dict]:
+        operator = headers.get("X-Fixgw-Operator", "unknown")[:64]
+        url = urlsplit(raw_path)
+        try:
+            self._authorize(headers)
+            payload = json.loads(body or b"{}") if method == "POST" else {}
+            status, answer = 200, self._route(method, url.path, parse_qs(url.query), payload, operator)
+        except AdminError as exc:
+            status, answer = exc.status, {"error": str(exc)}
+        except json.JSONDecodeError as exc:
+            status, answer = 400, {"error": f"request body is not JSON: {exc}"}
+        what = f"{operator} from {peer}: {method} {raw_path}"
+        if body:
+            what += f" {body[:500].decode(errors='replace')}"
+        self._gw.journal.event("operator", f"{what} -> {status}")
+        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status)
+        return status, answer
+
+    def _authorize(self, headers) -> None:
+        given = headers.get("Authorization", "")
+        if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), self._token):
+            raise AdminError(401, "permission denied: missing or wrong admin token")
+
+    # ------------------------------------------------------------------ routes
+    def _route(self, method: str, path: str, query: dict, payload: dict, operator: str) -> dict:
+        parts = [p for p in path.split("/") if p][1:]  # drop "admin"
+        gw = self._gw
+        if method == "GET" and parts == ["status"]:
+            return self._status()
+        if method == "GET" and parts == ["sessions"]:
+            return {"sessions": self._sessions()}
+        if method == "GET" and len(parts) == 2 and parts[0] == "sessions":
+            for s in self._sessions():
+                if s["name"] == parts[1]:
+                    return s
+            raise AdminError(404, f"unknown session {parts[1]} (known: {', '.join(self._names())})")
+        if method == "GET" and parts == ["orders"]:
+            return {"orders": self._orders(query)}
+        if method == "GET" and len(parts) == 2 and parts[0] == "orders":
+            row = gw.engine.call(lambda core: _order_row(core.orders[parts[1]]) if parts[1] in core.orders else None)
+            if row is None:
+                raise AdminError(404, f"unknown order {parts[1]}")
+            return row
+        if method == "GET" and parts == ["risk"]:
+            return gw.engine.call(lambda core: core.risk_summary()) | {"rules_file": str(gw.cfg.risk.rules_file)}
+        if method == "POST" and parts == ["risk", "reload"]:
+            return self._reload()
+        if method == "POST" and parts in (["risk", "kill"], ["risk", "unkill"]):
+            cmd = KillSwitch(scope=str(payload.get("scope", "global")), key=str(payload.get("key") or ""),
+                             engage=parts[1] == "kill", reduce_only=bool(payload.get("reduce_only")),
+                             cancel_open=bool(payload.get("cancel_open")), operator=operator)
+            return self._request(cmd)
+        raise AdminError(404, f"no admin call {method} {path}")
+
+    def _names(self) -> list[str]:
+        return [*self._gw.client_sids, *self._gw.venue_sids]
+
+    def _sessions(self) -> list[dict]:
+        gw = self._gw
+        rows = []
+        for role, sids, configs in (("client", gw.client_sids, gw.cfg.clients), ("venue", gw.venue_sids, gw.cfg.venues)):
+            for name, sid in sids.items():
+                session = gw.session(name)
+                rows.append({
+                    "name": name, "role": role, "fix_version": configs[name].fix_version, "session_id": sid.toString(),
+                    "logged_on": bool(session is not None and session.isLoggedOn()),
+                    "next_sender_seqnum": session.getExpectedSenderNum() if session else None,
+                    "next_target_seqnum": session.getExpectedTargetNum() if session else None,
+                    "messages_in": sum(n for (s, d, _), n in dict(gw.journal.message_counts).items()
+                                       if s == sid.toString() and d == "I"),
+                    "messages_out": sum(n for (s, d, _), n in dict(gw.journal.message_counts).items()
+                                        if s == sid.toString() and d == "O"),
+                })
+        return rows
+
+    def _orders(self, query: dict) -> list[dict]:
+        want = {k: v[0] for k, v in query.items() if k in ("session", "account", "symbol") and v}
+        open_only = query.get("open", ["0"])[0] in ("1", "true", "yes")
+
+        def rows(core):
+            return [_order_row(o) for o in core.orders.values()
+                    if (not open_only or o.is_open) and all(getattr(o, k) == v for k, v in want.items())]
+        return self._gw.engine.call(rows)
+
+    def _status(self) -> dict:
+        from gateway.http import health
+
+        healthy, details = health(self._gw)
+        sessions = self._sessions()
+        return {
+            "comp_id": self._gw.cfg.comp_id, "healthy": healthy, "problems": details["problems"],
+            "uptime_seconds": details["uptime_seconds"], "pid": os.getpid(),
+            "sessions_up": sum(s["logged_on"] for s in sessions), "sessions_total": len(sessions),
+            "sessions": {s["name"]: s["logged_on"] for s in sessions},
+            "journal": details["journal"], "core_queue_depth": self._gw.engine.queue_depth(),
+            "risk": self._gw.engine.call(lambda core: core.risk_summary()),
+            "scheduled": [{"job": name, "next_run": when} for name, when in self._gw.scheduled_jobs()],
+        }
+
+    def _reload(self) -> dict:
+        path = self._gw.cfg.risk.rules_file
+        if path is None:
+            raise AdminError(400, "risk checks are off: no [risk] rules_file is configured")
+        try:
+            rules = load_rules(Path(path).read_text(), str(path))
+        except OSError as exc:
+            raise AdminError(400, f"cannot read {path}: {exc.strerror}; the current rules stay in force") from None
+        except RulesError as exc:
+            raise AdminError(400, f"{exc}\nthe current rules stay in force") from None
+        return self._request(ReloadRisk(rules, str(path)))
+
+    def _request(self, command) -> dict:
+        outcome = self._gw.engine.request(command)
+        if outcome is None:
+            raise AdminError(500, "the gateway failed on this request; see its log")
+        result = outcome.result or {}
+        if not result.get("ok", True):
+            raise AdminError(400, result.get("error", "refused"))
+        return result

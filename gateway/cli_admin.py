@@ -1,0 +1,211 @@
+"""Operator commands against a running gateway's admin API: status, sessions, orders, risk.
+
+Human-readable tables by default, ``--json`` for scripts. Errors say what went
+wrong in one line: the gateway is not running, the token was refused, the
+session or order does not exist, or why a request was refused.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import click
+
+from gateway.admin import TOKEN_ENV, TOKEN_FILE, admin_token
+from gateway.config import ConfigError, load_config
+
+CONFIG = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
+                      type=click.Path(dir_okay=False), help="the running gateway's configuration file")
+JSON = click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
+
+
+class AdminClient:
+    def __init__(self, config_path: str):
+        try:
+            cfg = load_config(config_path)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not cfg.http.enabled:
+            raise click.ClickException(f"{config_path}: [http] is disabled, so the gateway has no admin API")
+        self.base = f"http://{cfg.http.host}:{cfg.http.port}"
+        self.token = admin_token(cfg.data_dir)
+        if self.token is None:
+            raise click.ClickException(
+                f"no admin token: set {TOKEN_ENV}, or run as a user who can read {cfg.data_dir / TOKEN_FILE} "
+                "(the gateway writes it when it starts)")
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "X-Fixgw-Operator": getpass.getuser(),
+            "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read()).get("error", e.reason)
+            except ValueError:
+                message = e.reason
+            raise click.ClickException(message) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            reason = getattr(e, "reason", e)
+            raise click.ClickException(f"cannot reach the gateway's admin API at {self.base}: {reason}; "
+                                       "is the gateway running with this configuration?") from None
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def emit(data, as_json: bool, human) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else human(data))
+
+
+# ---------------------------------------------------------------------------- status
+@click.command()
+@CONFIG
+@JSON
+def status(config_path: str, as_json: bool) -> None:
+    """Process, uptime, sessions up/down, journal lag, risk state."""
+    data = AdminClient(config_path).call("GET", "/admin/status")
+
+    def human(d):
+        lines = [f"{d['comp_id']}: {'healthy' if d['healthy'] else 'UNHEALTHY'}, pid {d['pid']}, "
+                 f"up {d['uptime_seconds']:.0f} s",
+                 f"sessions: {d['sessions_up']}/{d['sessions_total']} logged on"
+                 + "".join(f"\n  {n}: {'up' if up else 'DOWN'}" for n, up in d["sessions"].items()),
+                 f"journal: lag {d['journal']['lag_seconds']} s, queue {d['journal']['queue_depth']}, "
+                 f"{'committing' if d['journal']['healthy'] else 'FAILING'}",
+                 f"risk: {'on' if d['risk']['enabled'] else 'off'}, kill switches "
+                 f"{', '.join(f'{k}={v}' for k, v in d['risk']['kill_switches'].items()) or 'none'}, "
+                 f"disabled sessions {', '.join(d['risk']['disabled_sessions']) or 'none'}"]
+        lines += [f"scheduled: {j['job']} at {j['next_run']}" for j in d["scheduled"]]
+        lines += [f"problem: {p}" for p in d["problems"]]
+        return "\n".join(lines)
+    emit(data, as_json, human)
+
+
+# ---------------------------------------------------------------------------- sessions
+@click.group()
+def sessions() -> None:
+    """FIX sessions of the running gateway."""
+
+
+SESSION_COLUMNS = ["name", "role", "fix_version", "logged_on", "next_sender_seqnum", "next_target_seqnum",
+                   "messages_in", "messages_out"]
+
+
+@sessions.command("list")
+@CONFIG
+@JSON
+def sessions_list(config_path: str, as_json: bool) -> None:
+    """Every session: state, next sequence numbers, messages in and out."""
+    data = AdminClient(config_path).call("GET", "/admin/sessions")
+    emit(data, as_json, lambda d: table(d["sessions"], SESSION_COLUMNS))
+
+
+@sessions.command("show")
+@click.argument("session")
+@CONFIG
+@JSON
+def sessions_show(session: str, config_path: str, as_json: bool) -> None:
+    """One session in detail."""
+    data = AdminClient(config_path).call("GET", f"/admin/sessions/{session}")
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+# ---------------------------------------------------------------------------- orders
+@click.group()
+def orders() -> None:
+    """Orders the running gateway holds."""
+
+
+ORDER_COLUMNS = ["order_id", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "status",
+                 "cum_qty", "avg_px", "venue"]
+
+
+@orders.command("list")
+@click.option("--session")
+@click.option("--account")
+@click.option("--symbol")
+@click.option("--open", "open_only", is_flag=True, help="only orders not yet in a final state")
+@CONFIG
+@JSON
+def orders_list(session, account, symbol, open_only, config_path: str, as_json: bool) -> None:
+    """Orders, filtered by session, account, symbol, open."""
+    query = {k: v for k, v in (("session", session), ("account", account), ("symbol", symbol)) if v}
+    if open_only:
+        query["open"] = "1"
+    data = AdminClient(config_path).call("GET", "/admin/orders" + (f"?{urlencode(query)}" if query else ""))
+    emit(data, as_json, lambda d: table(d["orders"], ORDER_COLUMNS))
+
+
+@orders.command("show")
+@click.argument("order_id")
+@CONFIG
+@JSON
+def orders_show(order_id: str, config_path: str, as_json: bool) -> None:
+    """One order's current state (its full message history: `fixgw journal replay --order-id`)."""
+    data = AdminClient(config_path).call("GET", f"/admin/orders/{order_id}")
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+# ---------------------------------------------------------------------------- risk
+@click.group()
+def risk() -> None:
+    """The pre-trade risk chain of the running gateway."""
+
+
+@risk.command("show")
+@CONFIG
+@JSON
+def risk_show(config_path: str, as_json: bool) -> None:
+    """Rules file, kill switches, disabled sessions, open orders counted."""
+    data = AdminClient(config_path).call("GET", "/admin/risk")
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+@risk.command("reload")
+@CONFIG
+def risk_reload(config_path: str) -> None:
+    """Re-read the rules file; a bad file is refused and the current rules stay."""
+    data = AdminClient(config_path).call("POST", "/admin/risk/reload", {})
+    click.echo(f"risk rules reloaded from {data['source']}")
+
+
+SCOPES = click.Choice(["global", "session", "account", "symbol"])
+
+
+@risk.command("kill")
+@click.argument("scope", type=SCOPES)
+@click.argument("key", required=False, default="")
+@click.option("--reduce-only", is_flag=True, help="let through only orders that reduce a position")
+@click.option("--cancel-open", is_flag=True, help="also cancel the open orders it covers, at their venues")
+@CONFIG
+def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config_path: str) -> None:
+    """Engage a kill switch: new orders in SCOPE (KEY: the session, account or symbol) are rejected."""
+    data = AdminClient(config_path).call("POST", "/admin/risk/kill", {
+        "scope": scope, "key": key, "reduce_only": reduce_only, "cancel_open": cancel_open})
+    click.echo(f"kill switch {scope} {key} engaged".replace("  ", " ")
+               + (f"; {data.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
+
+
+@risk.command("unkill")
+@click.argument("scope", type=SCOPES)
+@click.argument("key", required=False, default="")
+@CONFIG
+def risk_unkill(scope: str, key: str, config_path: str) -> None:
+    """Release a kill switch."""
+    data = AdminClient(config_path).call("POST", "/admin/risk/unkill", {"scope": scope, "key": key})
+    click.echo(f"kill switch {scope} {key} released".replace("  ", " ") if data.get("released")
+               else f"no kill switch {scope} {key} was engaged".replace("  ", " "))

@@ -1,0 +1,140 @@
+"""Operator commands (`fixgw status|sessions|orders|risk`), run as subprocesses against a running gateway."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from gateway.journal import iter_events
+from tests.fix_fixtures import free_port, start_stack
+
+FIXGW = shutil.which("fixgw", path=str(Path(sys.executable).parent)) or "fixgw"
+DEMO_RULES = (resources.files("risk") / "demo_rules.toml").read_text()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("admin")
+    rules = tmp / "rules.toml"
+    rules.write_text(DEMO_RULES)
+    stack = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=f"""
+[risk]
+rules_file = "{rules}"
+reference_prices = {{ AAPL = 190.00, MSFT = 410.00, ORCL = 120.00 }}
+""")
+    cli_cfg = tmp / "cli.cfg"  # what an operator's config gives the CLI: where the gateway is, its data dir
+    cli_cfg.write_text(f'data_dir = "{stack.cfg.data_dir}"\n[http]\nport = {stack.cfg.http.port}\n')
+    yield stack, cli_cfg, rules
+    stack.stop()
+
+
+def fixgw(cfg: Path, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "FIXGW_ADMIN_TOKEN"}
+    if token is not None:
+        env["FIXGW_ADMIN_TOKEN"] = token
+    return subprocess.run([FIXGW, *args, "-c", str(cfg)], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_status_shows_health_sessions_journal_and_risk(env):
+    stack, cfg, _ = env
+    out = fixgw(cfg, "status")
+    assert out.returncode == 0, out.stderr
+    assert "FIXGW: healthy" in out.stdout and "VENUE1: up" in out.stdout and "risk: on" in out.stdout
+    data = json.loads(fixgw(cfg, "status", "--json").stdout)
+    assert data["sessions_total"] == 5 and data["journal"]["healthy"] is True
+
+
+def test_sessions_list_and_show(env):
+    stack, cfg, _ = env
+    stack.client("CLIENT44")
+    listed = fixgw(cfg, "sessions", "list")
+    assert listed.returncode == 0 and "CLIENT44" in listed.stdout and "NEXT_SENDER_SEQNUM" in listed.stdout
+    shown = json.loads(fixgw(cfg, "sessions", "show", "CLIENT44", "--json").stdout)
+    assert shown["logged_on"] is True and shown["fix_version"] == "FIX.4.4" and shown["messages_in"] >= 1
+
+
+def test_unknown_session_is_named_in_a_clear_error(env):
+    _, cfg, _ = env
+    out = fixgw(cfg, "sessions", "show", "NOPE")
+    assert out.returncode == 1 and "unknown session NOPE" in out.stderr and "CLIENT44" in out.stderr
+
+
+def test_orders_list_and_show(env):
+    stack, cfg, _ = env
+    c = stack.client("CLIENT44")
+    cl = c.new_order("MSFT", "1", 100, "400", account="ACC9")
+    oid = c.wait_exec(cl, "0")[37]
+    listed = json.loads(fixgw(cfg, "orders", "list", "--open", "--account", "ACC9", "--json").stdout)["orders"]
+    assert [o["cl_ord_id"] for o in listed] == [cl]
+    shown = fixgw(cfg, "orders", "show", oid)
+    assert shown.returncode == 0 and "status: new" in shown.stdout and "venue: VENUE1" in shown.stdout
+    c.wait_exec(c.cancel(cl, "MSFT", "1", 100), "4")
+    assert json.loads(fixgw(cfg, "orders", "list", "--open", "--account", "ACC9", "--json").stdout)["orders"] == []
+
+
+def test_kill_switch_rejects_new_orders_until_released(env):
+    stack, cfg, _ = env
+    c = stack.client("CLIENT44")
+    assert fixgw(cfg, "risk", "kill", "global").returncode == 0
+    rej = c.wait_exec(c.new_order("AAPL", "1", 10, "190.05"), "8")
+    assert "kill_switch" in rej[58]
+    released = fixgw(cfg, "risk", "unkill", "global")
+    assert released.returncode == 0 and "released" in released.stdout
+    c.wait_exec(c.new_order("AAPL", "1", 11, "190.05"), "2")
+
+
+def test_symbol_kill_switch_can_cancel_the_open_orders_at_the_venue(env):
+    stack, cfg, _ = env
+    c = stack.client("CLIENT44")
+    cl = c.new_order("ORCL", "1", 100, "119")  # rests at VENUE2
+    c.wait_exec(cl, "0")
+    out = fixgw(cfg, "risk", "kill", "symbol", "ORCL", "--cancel-open")
+    assert out.returncode == 0 and "1 open order(s) being canceled" in out.stdout
+    canceled = c.wait_exec(cl, "4")
+    assert "kill switch symbol ORCL" in canceled[58]
+    rej = c.wait_exec(c.new_order("ORCL", "1", 100, "119"), "8")
+    assert "kill_switch" in rej[58]
+    assert fixgw(cfg, "risk", "unkill", "symbol", "ORCL").returncode == 0
+
+
+def test_reload_applies_new_limits_and_refuses_a_bad_file_keeping_the_old_rules(env):
+    stack, cfg, rules = env
+    c = stack.client("CLIENT44")
+    try:
+        rules.write_text(DEMO_RULES.replace("max_order_qty = 100000", "max_order_qty = 50"))
+        ok = fixgw(cfg, "risk", "reload")
+        assert ok.returncode == 0, ok.stderr
+        rej = c.wait_exec(c.new_order("AAPL", "1", 60, "190.05"), "8")
+        assert "max_order_qty" in rej[58] and "50" in rej[58]
+
+        rules.write_text(DEMO_RULES + "\nmax_order_qtty = 5\n")
+        bad = fixgw(cfg, "risk", "reload")
+        assert bad.returncode == 1 and "max_order_qtty" in bad.stderr and "current rules stay" in bad.stderr
+        rej = c.wait_exec(c.new_order("AAPL", "1", 61, "190.05"), "8")  # still the limit of 50
+        assert "50" in rej[58]
+    finally:
+        rules.write_text(DEMO_RULES)
+        assert fixgw(cfg, "risk", "reload").returncode == 0
+
+
+def test_a_wrong_token_is_refused_and_every_call_is_journaled_as_an_operator_action(env):
+    stack, cfg, _ = env
+    out = fixgw(cfg, "status", token="not-the-token")
+    assert out.returncode == 1 and "permission denied" in out.stderr
+    stack.gateway.journal.flush()
+    actions = [e.text for e in iter_events(stack.cfg.journal.database_url, "operator")]
+    assert any("GET /admin/status -> 401" in a for a in actions)
+    assert any("POST /admin/risk/kill" in a and "-> 200" in a for a in actions)
+
+
+def test_commands_say_clearly_when_the_gateway_is_not_running(tmp_path):
+    cfg = tmp_path / "cli.cfg"
+    cfg.write_text(f'data_dir = "{tmp_path}"\n[http]\nport = {free_port()}\n')
+    out = fixgw(cfg, "status", token="t")
+    assert out.returncode == 1 and "cannot reach the gateway" in out.stderr
