@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Callable
 
 from gateway import metrics
+from risk.engine import describe_decision
 from routing.core import Core
 from routing.model import CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, StatusRequest
 from sessions.outbound import Outbound
@@ -26,9 +27,10 @@ _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusR
 
 
 class Engine:
-    def __init__(self, core: Core, outbound: Outbound):
+    def __init__(self, core: Core, outbound: Outbound, journal_event: Callable[[str, str], None] | None = None):
         self.core = core
         self.outbound = outbound
+        self._journal_event = journal_event  # (session, text) -> None: risk decisions go to the journal
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -92,6 +94,9 @@ class Engine:
             self._answer_failure(command, exc)
             return None
         self.handled += 1
+        if outcome.risk and self._journal_event is not None:
+            for session, cl_ord_id, decision in outcome.risk:
+                self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
         for warning in outcome.warnings:
             log.warning("%s", warning)
         for action in outcome.actions:

@@ -74,7 +74,7 @@ class Gateway:
         self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg))
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
-        self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids))
+        self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
         self._log_factory = JournalLogFactory(self.journal, _callback_error)
         names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.client_app = ClientApplication(names, self.engine.submit, _callback_error)

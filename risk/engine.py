@@ -39,6 +39,17 @@ class Decision:
     session_disabled: bool = False  # this order's throttle breach disabled the session
 
 
+def describe_decision(decision: Decision, session: str, cl_ord_id: str) -> str:
+    """One journal line for a decision: cheap for an acceptance, the compared values for anything that fired."""
+    if decision.accepted and not decision.shadow_rejects:
+        return f"{session} {cl_ord_id} accepted: {len(decision.evaluated)} checks passed"
+    fired = ([decision.reject] if decision.reject else []) + list(decision.shadow_rejects)
+    parts = [f"{r.rule}{' (shadow)' if r.shadow else ''}: {r.text} "
+             f"[{', '.join(f'{k}={v}' for k, v in r.values.items())}]" for r in fired]
+    verdict = "accepted" if decision.accepted else "REJECTED"
+    return f"{session} {cl_ord_id} {verdict}: " + "; ".join(parts)
+
+
 class RiskEngine:
     def __init__(self, rules: RulesFile):
         # rules and the limits resolved from them travel together: one reference, swapped whole

@@ -555,7 +555,7 @@ class Core:
     # ------------------------------------------------------------------ risk
     def _risk_check(self, out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[RejectCode, str] | None:
         """Record the decision; return (code, reason) if it blocks the order."""
-        out.risk.append(decision)
+        out.risk.append((session, cl_ord_id, decision))
         for shadow in decision.shadow_rejects:
             out.warnings.append(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}")
         if decision.session_disabled:

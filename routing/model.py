@@ -366,5 +366,5 @@ class Outcome:
 
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    risk: list = field(default_factory=list)  # risk.engine.Decision objects, for journaling
+    risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
     result: object = None  # the answer to an operator command

@@ -36,10 +36,32 @@ def test_each_demo_limit_rejects_with_the_rule_and_the_limit_named(stack, symbol
         assert rej[103] == code  # OrdRejReason: order exceeds limit
 
 
+def test_every_decision_is_journaled_with_the_rule_and_the_values_compared(stack):
+    from gateway.journal import iter_events
+
+    c = stack.client("CLIENT44")
+    ok = c.new_order("AAPL", "1", 100, "190.05")
+    bad = c.new_order("AAPL", "1", 100002, "185")
+    c.wait_exec(ok, "2")
+    c.wait_exec(bad, "8")
+    stack.gateway.journal.flush()
+    lines = {e.text.split(" ")[1]: e.text for e in iter_events(stack.cfg.journal.database_url, "risk")
+             if e.text.startswith("CLIENT44 ")}
+    assert lines[ok].startswith(f"CLIENT44 {ok} accepted: 14 checks passed")
+    assert "REJECTED: max_order_qty" in lines[bad] and "100002" in lines[bad] and "100000" in lines[bad]
+
+
 def test_an_order_within_every_limit_trades(stack):
     c = stack.client("CLIENT44")
-    done = c.wait_exec(c.new_order("AAPL", "1", 100, "190.05"), "2")
+    done = c.wait_exec(c.new_order("AAPL", "1", 101, "190.05"), "2")
     assert done[30] == "VENUE1"
+
+
+def test_the_same_order_twice_within_the_window_is_a_duplicate(stack):
+    c = stack.client("CLIENT44")
+    c.wait_exec(c.new_order("AAPL", "1", 77, "190.05"), "2")
+    rej = c.wait_exec(c.new_order("AAPL", "1", 77, "190.05"), "8")
+    assert "duplicate_order" in rej[58] and rej[103] == "6"
 
 
 def test_replace_that_breaks_a_limit_is_refused_and_the_order_keeps_working(stack):
