@@ -209,3 +209,48 @@ def risk_unkill(scope: str, key: str, config_path: str) -> None:
     data = AdminClient(config_path).call("POST", "/admin/risk/unkill", {"scope": scope, "key": key})
     click.echo(f"kill switch {scope} {key} released".replace("  ", " ") if data.get("released")
                else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
+
+
+@risk.command("what-if")
+@click.argument("rules_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--since", help="from this time (ISO 8601, UTC if no zone), inclusive")
+@click.option("--until", help="to this time, exclusive")
+@click.option("--session", "sessions_", multiple=True, help="only these client sessions (repeatable)")
+@click.option("--all", "show_all", is_flag=True, help="list every order, not only those the rules would reject")
+@CONFIG
+@JSON
+def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, config_path: str, as_json: bool) -> None:
+    """Run the journaled orders of a period through RULES_FILE, offline: which would it have rejected, and why?"""
+    from pathlib import Path
+
+    from gateway.journal_replay import Filters, iter_replay, parse_time
+    from gateway.whatif import replay
+    from risk.rules import RulesError, load_rules
+    from sessions.fixsettings import session_id
+
+    try:
+        cfg = load_config(config_path)
+        rules = load_rules(Path(rules_file).read_text(), rules_file)
+        filters = Filters(since_us=parse_time(since) if since else None,
+                          until_us=parse_time(until) if until else None, msg_types=("D", "8"))
+    except (ConfigError, RulesError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    names = set(sessions_) or set(cfg.clients)
+    unknown = names - set(cfg.clients)
+    if unknown:
+        raise click.ClickException(f"unknown client session(s) {', '.join(sorted(unknown))} "
+                                   f"(known: {', '.join(cfg.clients)})")
+    clients = {session_id(cfg.clients[n].fix_version, cfg.comp_id, n).toString(): n for n in names}
+    results = list(replay(rules, iter_replay(cfg.journal.database_url, filters), clients,
+                          cfg.risk.reference_prices))
+    rejected = [r for r in results if r.candidate == "reject"]
+    if as_json:
+        for r in results if show_all else rejected:
+            click.echo(json.dumps(r.as_dict()))
+        return
+    shown = results if show_all else rejected
+    click.echo(table([r.as_dict() for r in shown],
+                     ["ts", "session", "cl_ord_id", "symbol", "side", "qty", "price", "candidate", "rule", "actual"]))
+    newly = sum(1 for r in rejected if r.actual == "accepted")
+    click.echo(f"\n{len(results)} orders; the candidate rules would reject {len(rejected)} "
+               f"({newly} of them were accepted by the rules in force)")

@@ -83,3 +83,49 @@ def test_throttle_rejects_above_the_rate_then_logs_the_session_out(stack):
     assert throttled, "no order was rejected by the throttle"
     logout = [m for m in c.messages if m.get(35) == "5"]
     assert logout and "throttle" in logout[-1].get(58, "")
+
+
+def test_what_if_replays_a_recorded_session_through_candidate_rules_order_by_order(stack, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    c = stack.client("CLIENT50")
+    small = c.new_order("AAPL", "1", 50, "190.05")
+    big = c.new_order("AAPL", "1", 95, "190.05")
+    off_band = c.new_order("AAPL", "1", 60, "150")
+    resting = c.new_order("MSFT", "1", 10, "400")
+    c.wait_exec(small, "2")
+    c.wait_exec(big, "2")
+    c.wait_exec(off_band, "8")
+    c.wait_exec(resting, "0")
+    c.wait_exec(c.cancel(resting, "MSFT", "1", 10), "4")
+    stack.gateway.journal.flush()
+
+    candidate = tmp_path / "candidate.toml"
+    candidate.write_text(DEMO_RULES.read_text().replace("max_order_qty = 100000", "max_order_qty = 90"))
+    cfg = tmp_path / "gateway.cfg"
+    cfg.write_text(f"""comp_id = "FIXGW"
+[journal]
+database_url = "{stack.cfg.journal.database_url}"
+[clients.CLIENT50]
+fix_version = "FIX.5.0"
+[risk]
+reference_prices = {{ AAPL = 190.00, MSFT = 410.00 }}
+""")
+    fixgw = shutil.which("fixgw", path=str(Path(sys.executable).parent))
+    out = subprocess.run([fixgw, "risk", "what-if", str(candidate), "-c", str(cfg), "--all", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    results = {r["cl_ord_id"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert [results[cl]["candidate"] for cl in (small, big, off_band, resting)] == \
+        ["accept", "reject", "reject", "accept"]
+    assert results[big]["rule"] == "max_order_qty" and results[big]["actual"] == "accepted"
+    assert results[off_band]["rule"] == "price_band" and results[off_band]["actual"].startswith("rejected: price_band")
+    assert results[small]["actual"] == results[resting]["actual"] == "accepted"
+
+    summary = subprocess.run([fixgw, "risk", "what-if", str(candidate), "-c", str(cfg)],
+                             capture_output=True, text=True, timeout=60)
+    assert "would reject 2 (1 of them were accepted by the rules in force)" in summary.stdout
