@@ -21,10 +21,19 @@ from sessions.venue_sim import VenueSimulator
 CLIENTS = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "CLIENT50": "FIX.5.0"}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never one this test run has handed out before (the kernel may repeat them)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port found")
 
 
 @pytest.fixture
@@ -115,9 +124,11 @@ def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
         venues[name] = sim
     gateway = Gateway(cfg).start()
     stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp)
-    if not gateway.wait_venues_up(15):
+    if not gateway.wait_venues_up(20):
+        down = {name: {"gateway_logged_on": gateway.is_logged_on(name), "simulator_logged_on": sorted(v.logged_on),
+                       "port": v.port} for name, v in venues.items()}
         stack.stop()
-        raise AssertionError("venues did not log on to the gateway within 15 s")
+        raise AssertionError(f"venues did not log on to the gateway within 20 s: {down}")
     return stack
 
 

@@ -12,7 +12,8 @@ from tests.fix_fixtures import start_stack
 
 
 def test_end_of_day_expires_day_orders_and_gtc_orders_survive(tmp_path):
-    at = (datetime.now(timezone.utc) + timedelta(seconds=4)).strftime("%H:%M:%S")
+    # far enough ahead that a slow start-up (a loaded CI machine) cannot pass it first
+    at = (datetime.now(timezone.utc) + timedelta(seconds=10)).strftime("%H:%M:%S")
     s = start_stack(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path,
                     client_options={"CLIENT44": f'end_of_day = "{at}"\ntimezone = "UTC"'})
     try:
@@ -21,7 +22,9 @@ def test_end_of_day_expires_day_orders_and_gtc_orders_survive(tmp_path):
         gtc = c.new_order("AAPL", "1", 100, "182", tif="1")
         c.wait_exec(day, "0")
         c.wait_exec(gtc, "0")
-        expired = c.wait_exec(day, "C", timeout=15)
+        assert s.gateway.scheduled_jobs()[0][1] < (datetime.now(timezone.utc) + timedelta(seconds=10)).isoformat(), \
+            "start-up took so long that the end-of-day time had already passed"
+        expired = c.wait_exec(day, "C", timeout=20)
         assert expired[150] == "C" and "end of day" in expired[58] and expired[151] == "0"
         time.sleep(0.3)
         assert [m[39] for m in c.exec_reports(gtc)] == ["A", "0"]
