@@ -195,18 +195,7 @@ class FixClient:
                   ord_type: str | None = None, tif: str | None = None, account: str | None = None,
                   extra: dict[int, str] | None = None) -> str:
         cl = cl_ord_id or self.next_id()
-        msg = fix.Message()
-        msg.getHeader().setField(35, "D")
-        msg.setField(11, cl)
-        if self.version != "FIX.5.0":
-            msg.setField(21, "1")
-        msg.setField(55, symbol)
-        msg.setField(54, side)
-        msg.setField(60, utc_timestamp())
-        msg.setField(38, _text(qty))
-        msg.setField(40, ord_type or ("2" if price is not None else "1"))
-        if price is not None:
-            msg.setField(44, _text(price))
+        msg = self._order_message("D", cl, symbol, side, qty, price, ord_type)
         if tif:
             msg.setField(59, tif)
         if account:
@@ -219,9 +208,15 @@ class FixClient:
     def replace(self, orig_cl_ord_id: str, symbol: str, side: str, qty, price=None, *, cl_ord_id: str | None = None,
                 ord_type: str | None = None) -> str:
         cl = cl_ord_id or self.next_id("R")
-        msg = fix.Message()
-        msg.getHeader().setField(35, "G")
+        msg = self._order_message("G", cl, symbol, side, qty, price, ord_type)
         msg.setField(41, orig_cl_ord_id)
+        self.send(msg)
+        return cl
+
+    def _order_message(self, msg_type: str, cl: str, symbol: str, side: str, qty, price, ord_type) -> fix.Message:
+        """The fields NewOrderSingle and OrderCancelReplaceRequest share, in this client's version."""
+        msg = fix.Message()
+        msg.getHeader().setField(35, msg_type)
         msg.setField(11, cl)
         if self.version != "FIX.5.0":
             msg.setField(21, "1")
@@ -232,8 +227,7 @@ class FixClient:
         msg.setField(40, ord_type or ("2" if price is not None else "1"))
         if price is not None:
             msg.setField(44, _text(price))
-        self.send(msg)
-        return cl
+        return msg
 
     def status(self, cl_ord_id: str, symbol: str, side: str) -> None:
         msg = fix.Message()
