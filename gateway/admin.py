@@ -16,11 +16,12 @@ import json
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from risk.rules import RulesError, load_rules
-from routing.model import KillSwitch, ReloadRisk
+from routing.model import KillSwitch, OperatorCancel, ReloadRisk
 
 log = logging.getLogger("fixgw.admin")
 TOKEN_ENV = "FIXGW_ADMIN_TOKEN"
@@ -103,6 +104,13 @@ class Admin:
                 if s["name"] == parts[1]:
                     return s
             raise AdminError(404, f"unknown session {parts[1]} (known: {', '.join(self._names())})")
+        if method == "POST" and len(parts) == 3 and parts[0] == "sessions":
+            return self._session_action(parts[1], parts[2])
+        if method == "POST" and parts == ["orders", "cancel-all"]:
+            return self._request(OperatorCancel(session=payload.get("session"), account=payload.get("account"),
+                                                symbol=payload.get("symbol"), operator=operator))
+        if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "cancel":
+            return self._request(OperatorCancel(order_id=parts[1], operator=operator))
         if method == "GET" and parts == ["orders"]:
             return {"orders": self._orders(query)}
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
@@ -120,6 +128,37 @@ class Admin:
                              cancel_open=bool(payload.get("cancel_open")), operator=operator)
             return self._request(cmd)
         raise AdminError(404, f"no admin call {method} {path}")
+
+    def _session_action(self, name: str, action: str) -> dict:
+        gw = self._gw
+        if name not in self._names():
+            raise AdminError(404, f"unknown session {name} (known: {', '.join(self._names())})")
+        session = gw.session(name)
+        if session is None:
+            raise AdminError(409, f"session {name} is not running")
+        if action in ("logout", "disable"):
+            if action == "disable":
+                if name not in gw.client_sids:
+                    raise AdminError(400, "only client sessions can be disabled; log a venue out instead")
+                gw.disabled_sessions.add(name)
+            was_on = session.isLoggedOn()
+            if was_on:
+                session.logout(f"{action} by operator")
+            if action == "disable":
+                # quickfix's logout() also stops the session accepting logons, silently. Once the
+                # client is out, let logons through again so the gateway refuses them with a reason.
+                deadline = time.monotonic() + 5
+                while session.isLoggedOn() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                session.logon()
+            return {"ok": True, "session": name, "was_logged_on": was_on}
+        if action in ("logon", "enable"):
+            if action == "enable":
+                gw.disabled_sessions.discard(name)
+                gw.engine.call(lambda core: core.risk_state.enable_session(name))
+            session.logon()  # lets an initiator reconnect / an acceptor session accept again
+            return {"ok": True, "session": name}
+        raise AdminError(404, f"unknown session action {action} (logout, logon, disable, enable)")
 
     def _names(self) -> list[str]:
         return [*self._gw.client_sids, *self._gw.venue_sids]

@@ -254,3 +254,45 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     newly = sum(1 for r in rejected if r.actual == "accepted")
     click.echo(f"\n{len(results)} orders; the candidate rules would reject {len(rejected)} "
                f"({newly} of them were accepted by the rules in force)")
+
+
+# ---------------------------------------------------------------------------- controls
+def _session_control(action: str, help_text: str):
+    @sessions.command(action, help=help_text)
+    @click.argument("session")
+    @CONFIG
+    def command(session: str, config_path: str) -> None:
+        data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/{action}", {})
+        extra = "" if data.get("was_logged_on", True) else " (it was not logged on)"
+        click.echo(f"{session}: {action} done{extra}")
+    return command
+
+
+_session_control("logout", "Log SESSION out now; it stays down until `fixgw sessions logon SESSION`.")
+_session_control("logon", "Let SESSION log on (or, for a venue, reconnect) again after a logout.")
+_session_control("disable", "Log a client SESSION out and refuse its logons until enabled.")
+_session_control("enable", "Accept a disabled client SESSION again (also after throttle breaches).")
+
+
+@orders.command("cancel")
+@click.argument("order_id")
+@CONFIG
+def orders_cancel(order_id: str, config_path: str) -> None:
+    """Cancel one order at its venue; the client is told when the venue confirms."""
+    AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
+    click.echo(f"cancel of {order_id} sent to its venue")
+
+
+@orders.command("cancel-all")
+@click.option("--session")
+@click.option("--account")
+@click.option("--symbol")
+@click.option("--everything", is_flag=True, help="no filter: every open order of every session")
+@CONFIG
+def orders_cancel_all(session, account, symbol, everything: bool, config_path: str) -> None:
+    """Cancel every open order matching the filters (at least one, or --everything)."""
+    if not (session or account or symbol or everything):
+        raise click.UsageError("give --session, --account or --symbol, or --everything to cancel every open order")
+    data = AdminClient(config_path).call("POST", "/admin/orders/cancel-all",
+                                         {"session": session, "account": account, "symbol": symbol})
+    click.echo(f"{data.get('canceled', 0)} open order(s) being canceled at their venues")

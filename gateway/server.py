@@ -77,7 +77,8 @@ class Gateway:
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
         self._log_factory = JournalLogFactory(self.journal, _callback_error)
         names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
-        self.client_app = ClientApplication(names, self.engine.submit, _callback_error)
+        self.disabled_sessions: set[str] = set()  # by an operator, until `fixgw sessions enable`
+        self.client_app = ClientApplication(names, self.engine.submit, _callback_error, self.logon_refusal)
         self.venue_app = VenueApplication(names, self.engine.submit, _callback_error)
         self.acceptor = None
         self.initiator = None
@@ -145,6 +146,14 @@ class Gateway:
         self.engine.stop()
         self.journal.stop()
         log.info("gateway %s stopped", self.cfg.comp_id)
+
+    def logon_refusal(self, name: str) -> str | None:
+        """Why a client session may not log on now, or None. Called on its session thread."""
+        if name in self.disabled_sessions:
+            return "session disabled by an operator"
+        if name in self.core.risk_state.disabled_sessions:  # a set read: safe from another thread
+            return "session disabled after repeated throttle breaches; an operator must re-enable it"
+        return None
 
     # ------------------------------------------------------------------ queries
     def scheduled_jobs(self) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ from routing.model import (
     MassCancelScope,
     NewOrder,
     OrdStatus,
+    OperatorCancel,
     OrdType,
     Outcome,
     RejectCode,
@@ -102,6 +103,7 @@ class Core:
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
             EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
             SessionStatus: self._session_status, KillSwitch: self._kill_switch, ReloadRisk: self._reload_risk,
+            OperatorCancel: self._operator_cancel,
         }
 
     # ------------------------------------------------------------------ queries
@@ -530,6 +532,27 @@ class Core:
         out.warnings.append(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
                             f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled")
         out.result = {"ok": True, "canceled": canceled}
+        return out
+
+    def _operator_cancel(self, cmd: OperatorCancel) -> Outcome:
+        out = Outcome()
+        if cmd.order_id is not None:
+            order = self.orders.get(cmd.order_id)
+            if order is None:
+                out.result = {"ok": False, "error": f"unknown order {cmd.order_id}"}
+                return out
+            if not order.is_open:
+                out.result = {"ok": False, "error": f"order {cmd.order_id} is {order.status.name.lower()}: "
+                                                    "nothing to cancel"}
+                return out
+            targets = [order]
+        else:
+            targets = [o for o in self.orders.values() if o.is_open
+                       and all(v is None or getattr(o, k) == v
+                               for k, v in (("session", cmd.session), ("account", cmd.account),
+                                            ("symbol", cmd.symbol)))]
+        n = self._cancel_all(targets, out, f"operator request ({cmd.operator})")
+        out.result = {"ok": True, "canceled": n}
         return out
 
     def _reload_risk(self, cmd: ReloadRisk) -> Outcome:

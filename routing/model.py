@@ -187,6 +187,17 @@ class KillSwitch:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorCancel:
+    """Operator: cancel one order (order_id) or every open order matching the filters, at their venues."""
+
+    order_id: str | None = None
+    session: str | None = None
+    account: str | None = None
+    symbol: str | None = None
+    operator: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadRisk:
     """Operator: swap in new, already validated risk rules; exposure state is kept."""
 
@@ -355,7 +366,7 @@ class VenueDontKnow:
 
 
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
-           | KillSwitch | ReloadRisk | VenueExecution | VenueCancelReject | SessionStatus)
+           | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
           | VenueReplace | VenueDontKnow | LogoutClient)
 

@@ -38,11 +38,13 @@ ErrorHook = Callable[[str, str, BaseException], None]  # (callback, session, exc
 class _Guarded(fix.Application):
     role = "?"
 
-    def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None):
+    def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None,
+                 refuse_logon: Callable[[str], str | None] | None = None):
         super().__init__()
         self._names = names  # SessionID text -> session name (the counterparty's CompID)
         self._submit = submit
         self._on_error = on_error or (lambda cb, session, exc: None)
+        self._refuse_logon = refuse_logon or (lambda name: None)  # name -> reason to refuse, or None
 
     def _name(self, sid: fix.SessionID) -> str:
         key = sid.toString()
@@ -93,9 +95,17 @@ class _Guarded(fix.Application):
 
     def fromAdmin(self, msg, sid):
         try:
-            if msg.getHeader().getField(35) == "3":
+            msg_type = msg.getHeader().getField(35)
+            if msg_type == "A":
+                reason = self._refuse_logon(self._name(sid))
+                if reason:
+                    log.warning("logon refused for %s: %s", self._name(sid), reason)
+                    raise fix.RejectLogon(reason)
+            elif msg_type == "3":
                 log.warning("session %s rejected our message: %s", self._name(sid),
                             msg.toString().replace("\x01", "|"))
+        except fix.RejectLogon:
+            raise
         except BaseException as exc:  # noqa: BLE001
             self._bug("fromAdmin", sid, exc)
 

@@ -138,3 +138,61 @@ def test_commands_say_clearly_when_the_gateway_is_not_running(tmp_path):
     cfg.write_text(f'data_dir = "{tmp_path}"\n[http]\nport = {free_port()}\n')
     out = fixgw(cfg, "status", token="t")
     assert out.returncode == 1 and "cannot reach the gateway" in out.stderr
+
+
+def test_operator_cancels_one_order_and_then_all_of_a_symbol(env):
+    stack, cfg, _ = env
+    c = stack.client("CLIENT44")
+    one = c.new_order("MSFT", "1", 100, "401")
+    two = c.new_order("MSFT", "1", 100, "402")
+    three = c.new_order("MSFT", "1", 100, "403")
+    oid = c.wait_exec(one, "0")[37]
+    c.wait_exec(two, "0")
+    c.wait_exec(three, "0")
+    out = fixgw(cfg, "orders", "cancel", oid)
+    assert out.returncode == 0, out.stderr
+    assert "operator request" in c.wait_exec(one, "4")[58]
+    again = fixgw(cfg, "orders", "cancel", oid)
+    assert again.returncode == 1 and "nothing to cancel" in again.stderr
+    assert fixgw(cfg, "orders", "cancel-all").returncode == 2  # refuses to cancel everything without saying so
+    out = fixgw(cfg, "orders", "cancel-all", "--symbol", "MSFT")
+    assert out.returncode == 0 and "2 open order(s)" in out.stdout
+    c.wait_exec(two, "4")
+    c.wait_exec(three, "4")
+
+
+def test_a_disabled_session_is_refused_at_logon_until_enabled(env):
+    from sessions.client import FixClient
+
+    stack, cfg, _ = env
+    first = stack.client("CLIENT50")
+    out = fixgw(cfg, "sessions", "disable", "CLIENT50")
+    assert out.returncode == 0, out.stderr
+    assert first.wait_logged_on(5, up=False)
+    first.stop()
+
+    again = FixClient(version="FIX.5.0", sender="CLIENT50", target="FIXGW", port=stack.cfg.acceptor.port,
+                      store_dir=stack.tmp / "clients")
+    stack.clients["CLIENT50"] = again  # the stack stops it at the end
+    again._engine.start()
+    assert not again.wait_logged_on(3)
+    refused = [raw for d, raw in list(again.wire.lines) if d == "I" and "\x0135=5\x01" in raw]
+    assert refused and "disabled by an operator" in refused[-1]
+
+    assert fixgw(cfg, "sessions", "enable", "CLIENT50").returncode == 0
+    assert again.wait_logged_on(10), "the session did not log on again after enable"
+
+
+def test_logout_then_logon_of_a_venue_session(env):
+    stack, cfg, _ = env
+    import time
+
+    assert fixgw(cfg, "sessions", "logout", "VENUE2").returncode == 0
+    deadline = time.monotonic() + 5
+    while stack.gateway.is_logged_on("VENUE2") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not stack.gateway.is_logged_on("VENUE2")
+    time.sleep(1.5)  # longer than its reconnect interval: it stays down
+    assert not stack.gateway.is_logged_on("VENUE2")
+    assert fixgw(cfg, "sessions", "logon", "VENUE2").returncode == 0
+    assert stack.gateway.wait_venues_up(15)
