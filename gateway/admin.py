@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from risk.rules import RulesError, load_rules
 from routing.model import KillSwitch, OperatorCancel, ReloadRisk
+from sessions.codec import fmt
 
 log = logging.getLogger("fixgw.admin")
 TOKEN_ENV = "FIXGW_ADMIN_TOKEN"
@@ -58,7 +59,7 @@ def _order_row(o) -> dict:
         "order_id": o.order_id, "session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account,
         "symbol": o.symbol, "side": o.side.name.lower(), "qty": str(o.qty), "price": str(o.price) if o.price else None,
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
-        "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": str(o.avg_px),
+        "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
         "venue": o.venue, "venue_cl_ord_id": o.venue_cl_ord_id, "venue_order_id": o.venue_order_id,
     }
 
