@@ -106,7 +106,7 @@ class Admin:
                     return s
             raise AdminError(404, f"unknown session {parts[1]} (known: {', '.join(self._names())})")
         if method == "POST" and len(parts) == 3 and parts[0] == "sessions":
-            return self._session_action(parts[1], parts[2])
+            return self._session_action(parts[1], parts[2], payload)
         if method == "POST" and parts == ["orders", "cancel-all"]:
             return self._request(OperatorCancel(session=payload.get("session"), account=payload.get("account"),
                                                 symbol=payload.get("symbol"), operator=operator))
@@ -130,7 +130,7 @@ class Admin:
             return self._request(cmd)
         raise AdminError(404, f"no admin call {method} {path}")
 
-    def _session_action(self, name: str, action: str) -> dict:
+    def _session_action(self, name: str, action: str, payload: dict) -> dict:
         gw = self._gw
         if name not in self._names():
             raise AdminError(404, f"unknown session {name} (known: {', '.join(self._names())})")
@@ -153,13 +153,33 @@ class Admin:
                     time.sleep(0.05)
                 session.logon()
             return {"ok": True, "session": name, "was_logged_on": was_on}
+        if action in ("set-seqnum", "reset"):
+            if session.isLoggedOn():
+                raise AdminError(409, f"session {name} is logged on: log it out first "
+                                      f"(fixgw sessions logout {name}), then {action}, then logon")
+            if action == "reset":
+                session.reset()  # both sequence numbers back to 1, stored messages dropped
+            else:
+                sender, target = payload.get("sender"), payload.get("target")
+                if sender is None and target is None:
+                    raise AdminError(400, "give --sender N, --target N or both")
+                for label, value in (("sender", sender), ("target", target)):
+                    if value is not None and (not isinstance(value, int) or value < 1):
+                        raise AdminError(400, f"--{label} must be a positive whole number, got {value!r}")
+                if sender is not None:
+                    session.setNextSenderMsgSeqNum(sender)
+                if target is not None:
+                    session.setNextTargetMsgSeqNum(target)
+            return {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
+                    "next_target_seqnum": session.getExpectedTargetNum()}
         if action in ("logon", "enable"):
             if action == "enable":
                 gw.disabled_sessions.discard(name)
                 gw.engine.call(lambda core: core.risk_state.enable_session(name))
             session.logon()  # lets an initiator reconnect / an acceptor session accept again
             return {"ok": True, "session": name}
-        raise AdminError(404, f"unknown session action {action} (logout, logon, disable, enable)")
+        raise AdminError(404, f"unknown session action {action} "
+                              "(logout, logon, disable, enable, set-seqnum, reset)")
 
     def _names(self) -> list[str]:
         return [*self._gw.client_sids, *self._gw.venue_sids]

@@ -274,6 +274,31 @@ _session_control("disable", "Log a client SESSION out and refuse its logons unti
 _session_control("enable", "Accept a disabled client SESSION again (also after throttle breaches).")
 
 
+@sessions.command("set-seqnum")
+@click.argument("session")
+@click.option("--sender", type=click.IntRange(min=1), help="the next MsgSeqNum we will send")
+@click.option("--target", type=click.IntRange(min=1), help="the next MsgSeqNum we expect to receive")
+@CONFIG
+def sessions_set_seqnum(session: str, sender, target, config_path: str) -> None:
+    """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
+    if sender is None and target is None:
+        raise click.UsageError("give --sender N, --target N or both")
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/set-seqnum",
+                                         {"sender": sender, "target": target})
+    click.echo(f"{session}: next sender seqnum {data['next_sender_seqnum']}, "
+               f"next target seqnum {data['next_target_seqnum']}")
+
+
+@sessions.command("reset")
+@click.argument("session")
+@CONFIG
+def sessions_reset(session: str, config_path: str) -> None:
+    """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/reset", {})
+    click.echo(f"{session}: reset; next sender seqnum {data['next_sender_seqnum']}, "
+               f"next target seqnum {data['next_target_seqnum']}")
+
+
 @orders.command("cancel")
 @click.argument("order_id")
 @CONFIG

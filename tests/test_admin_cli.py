@@ -196,3 +196,17 @@ def test_logout_then_logon_of_a_venue_session(env):
     assert not stack.gateway.is_logged_on("VENUE2")
     assert fixgw(cfg, "sessions", "logon", "VENUE2").returncode == 0
     assert stack.gateway.wait_venues_up(15)
+
+
+def test_sequence_numbers_can_be_set_and_reset_on_a_logged_out_session_only(env):
+    stack, cfg, _ = env
+    busy = fixgw(cfg, "sessions", "set-seqnum", "VENUE1", "--sender", "5")
+    assert busy.returncode == 1 and "log it out first" in busy.stderr
+    # CLIENT42 never logs on in this module
+    out = fixgw(cfg, "sessions", "set-seqnum", "CLIENT42", "--sender", "100", "--target", "50")
+    assert out.returncode == 0 and "next sender seqnum 100, next target seqnum 50" in out.stdout
+    shown = json.loads(fixgw(cfg, "sessions", "show", "CLIENT42", "--json").stdout)
+    assert (shown["next_sender_seqnum"], shown["next_target_seqnum"]) == (100, 50)
+    assert fixgw(cfg, "sessions", "set-seqnum", "CLIENT42", "--sender", "0").returncode == 2  # refused by the CLI
+    out = fixgw(cfg, "sessions", "reset", "CLIENT42")
+    assert out.returncode == 0 and "next sender seqnum 1, next target seqnum 1" in out.stdout
