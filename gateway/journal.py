@@ -548,9 +548,15 @@ def iter_messages(engine_or_url: Engine | str | URL, session_id: str | None = No
     cl_ord_id, order_id, poss_dup, ts_us and raw. Close the generator (or exhaust
     it) to release the connection.
     """
+    stmt = _message_filter(select(journal_messages), session_id, direction).order_by(journal_messages.c.id)
+    return stream_rows(engine_or_url, stmt, batch)
+
+
+def stream_rows(engine_or_url: Engine | str | URL, stmt, batch: int = 1000) -> Iterator[Row]:
+    """The rows of ``stmt``, fetched ``batch`` at a time (a server-side cursor on PostgreSQL), in constant
+    memory. Close the generator (or exhaust it) to release the connection."""
     engine, owned = _engine_for(engine_or_url)
     try:
-        stmt = _message_filter(select(journal_messages), session_id, direction).order_by(journal_messages.c.id)
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(stmt)
             try:
@@ -565,20 +571,10 @@ def iter_messages(engine_or_url: Engine | str | URL, session_id: str | None = No
 def iter_events(engine_or_url: Engine | str | URL, session_id: str | None = None,
                 batch: int = 1000) -> Iterator[Row]:
     """Session event rows (id, session_id, ts_us, text) in id order."""
-    engine, owned = _engine_for(engine_or_url)
-    try:
-        stmt = select(session_events).order_by(session_events.c.id)
-        if session_id is not None:
-            stmt = stmt.where(session_events.c.session_id == session_id)
-        with engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(stmt)
-            try:
-                yield from result
-            finally:
-                result.close()
-    finally:
-        if owned:
-            engine.dispose()
+    stmt = select(session_events).order_by(session_events.c.id)
+    if session_id is not None:
+        stmt = stmt.where(session_events.c.session_id == session_id)
+    return stream_rows(engine_or_url, stmt, batch)
 
 
 def count_messages(engine_or_url: Engine | str | URL, session_id: str | None = None,

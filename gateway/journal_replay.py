@@ -31,7 +31,8 @@ from xml.etree import ElementTree
 
 from sqlalchemy import select
 
-from gateway.db import _engine_for, journal_messages
+from gateway.db import journal_messages
+from gateway.journal import stream_rows
 
 SOH = "\x01"
 FORMATS = ("raw", "text", "json")
@@ -147,17 +148,7 @@ def select_messages(f: Filters):
 
 def iter_replay(engine_or_url, filters: Filters = Filters(), batch: int = 1000) -> Iterator:
     """Matching journal rows in id order, streamed."""
-    engine, owned = _engine_for(engine_or_url)
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(select_messages(filters))
-            try:
-                yield from result
-            finally:
-                result.close()
-    finally:
-        if owned:
-            engine.dispose()
+    return stream_rows(engine_or_url, select_messages(filters), batch)
 
 
 # ---------------------------------------------------------------- formats
