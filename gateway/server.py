@@ -170,8 +170,10 @@ class Gateway:
     def wait_venues_up(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self.is_logged_on(v) for v in self.venue_sids):
-                # the engine learns of logons through its queue: make sure it has caught up
-                return self.engine.call(lambda core: all(v.up for v in core.venues.values()))
+            # quickfix says "logged on" just before our onLogon callback queues the news for the
+            # core, so wait until the core has seen it too
+            if all(self.is_logged_on(v) for v in self.venue_sids) and \
+                    self.engine.call(lambda core: all(v.up for v in core.venues.values())):
+                return True
             time.sleep(0.02)
         return False
