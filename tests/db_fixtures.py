@@ -100,3 +100,20 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def writer_factory():
+    """Make JournalWriters that are stopped at the end of the test."""
+    from gateway.journal import JournalWriter
+
+    made: list = []
+
+    def make(url, **kw):
+        w = JournalWriter(url, **kw)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop(timeout=5)

@@ -58,20 +58,6 @@ def wait_until(cond, timeout=5.0, step=0.01) -> bool:
     return cond()
 
 
-@pytest.fixture
-def writer_factory():
-    made: list[JournalWriter] = []
-
-    def make(url, **kw) -> JournalWriter:
-        w = JournalWriter(url, **kw)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.stop(timeout=5)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_url(request) -> str:
     """A database without any schema, on each backend."""

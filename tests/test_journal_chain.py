@@ -31,20 +31,6 @@ KEY = "correct horse battery staple"
 
 
 @pytest.fixture
-def writer_factory():
-    made: list[JournalWriter] = []
-
-    def make(url, **kw) -> JournalWriter:
-        w = JournalWriter(url, **kw)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.stop(timeout=5)
-
-
-@pytest.fixture
 def no_key(monkeypatch):
     monkeypatch.delenv(HMAC_KEY_ENV, raising=False)
 
