@@ -27,16 +27,28 @@ bytes) become ``\\udcXX`` and, on PostgreSQL, NUL becomes the four characters
 from __future__ import annotations
 
 import logging
+import os
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL, Row
 
-from gateway.db import ADMIN_MSG_TYPES, _engine_for, journal_messages, make_engine, safe_url, session_events
+from gateway.db import (
+    ADMIN_MSG_TYPES,
+    _engine_for,
+    journal_messages,
+    journal_meta,
+    make_engine,
+    safe_url,
+    session_events,
+)
 from gateway.journal_verify import (
     GENESIS,
     HMAC_KEY_ENV,
@@ -117,7 +129,8 @@ def _field(raw: str, needle: str) -> str | None:
 class JournalWriter:
     """Queues messages from any thread; one writer thread commits them in batches."""
 
-    def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5):
+    def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
+                 spool_dir: Path | None = None):
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         if flush_interval_ms < 0:
@@ -136,6 +149,12 @@ class JournalWriter:
         self._abandon = threading.Event()  # stop() gave up waiting: exit even with rows unwritten
         self._urgent = threading.Event()  # a flush() or stop() marker is queued
         self._conn = None  # the writer thread's pooled DBAPI connection
+
+        # The spool (see Spool): every message is appended to a file before it is queued, so a
+        # crash loses nothing the database had not committed yet; start() imports the tail.
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self._spool: Spool | None = None
+        self.spool_recovered = 0
 
         # Hash chain (gateway/journal_verify.py). Keyed with FIXGW_JOURNAL_HMAC_KEY when set.
         # _chain_prev is the last committed row's chain_hash; read from the database (and the
@@ -165,14 +184,22 @@ class JournalWriter:
     # ------------------------------------------------------------ producer side
 
     def record(self, session_id: str, direction: str, raw: str) -> None:
-        """Queue one raw message ('I' received, 'O' sent). O(1); never touches the database."""
+        """Queue one raw message ('I' received, 'O' sent). O(1); never touches the database.
+
+        With a spool, the message is first appended to the spool file (one write()),
+        so it survives the process being killed before the database commits it.
+        """
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be 'I' or 'O', not {direction!r}")
-        self._put((_time_ns(), session_id, direction, raw))
+        spool = self._spool
+        if spool is None:
+            self._put((_time_ns(), session_id, direction, raw, None))
+        else:
+            spool.append(_time_ns(), session_id, direction, raw, self._put)
 
     def event(self, session_id: str, text: str) -> None:
         """Queue one session event line. O(1); never touches the database."""
-        self._put((_time_ns(), session_id, _EVENT, text))
+        self._put((_time_ns(), session_id, _EVENT, text, None))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -185,11 +212,49 @@ class JournalWriter:
                 return
             self._thread = threading.Thread(target=self._run, name="fixgw-journal", daemon=True)
             self._thread.start()
+        if self.spool_dir is not None:
+            self._start_spool()
+
+    def _start_spool(self) -> None:
+        """Import what earlier runs spooled and the database never committed; open a new spool file."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        position = self._spool_position()
+        files = sorted(self.spool_dir.glob("spool-*.bin"))
+        done = []
+        for f in files:
+            if position is not None and f.name < position[0]:
+                done.append(f)  # committed before the file named in the database
+                continue
+            start = position[1] if position is not None and f.name == position[0] else 0
+            for ts, sid, direction, raw, end in read_spool(f, start):
+                self._put((ts, sid, direction, raw, (f.name, end)))
+                self.spool_recovered += 1
+            done.append(f)
+        if self.spool_recovered:
+            text = (f"journal: {self.spool_recovered} message(s) the last run received or sent but did not "
+                    "commit were recovered from its spool")
+            log.warning("%s", text)
+            self.event("*", text)
+        if done and not self.flush(timeout=120):
+            raise RuntimeError(f"could not commit the spooled messages to {safe_url(self.database_url)} "
+                               f"({self.last_error}); the spool files in {self.spool_dir} are kept")
+        for f in done:
+            f.unlink()
+        newest = max(([position[0]] if position else []) + [f.name for f in files], default="")
+        self._spool = Spool.create(self.spool_dir, after=newest)
+
+    def _spool_position(self) -> tuple[str, int] | None:
+        with self._engine.connect() as conn:
+            value = conn.execute(select(journal_meta.c.value).where(journal_meta.c.name == _SPOOL_META)).scalar()
+        if not value:
+            return None
+        name, _, offset = value.rpartition(":")
+        return name, int(offset)
 
     def _put_marker(self, kind: object, payload: Any) -> None:
         with self._stats_lock:
             self._markers_queued += 1
-        self._put((_time_ns(), None, kind, payload))
+        self._put((_time_ns(), None, kind, payload, None))
         self._urgent.set()  # cut the writer's batching window short
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -230,6 +295,9 @@ class JournalWriter:
                 log.error("journal stopped with %d rows not committed to %s (last error: %s)",
                           left, safe_url(self.database_url), self.last_error)
         self._engine.dispose()
+        if self._spool is not None:
+            self._spool.close(remove=ok)  # everything in it is committed: a clean start imports nothing
+            self._spool = None
         return ok
 
     # ------------------------------------------------------------ metrics
@@ -341,8 +409,11 @@ class JournalWriter:
         directions = _DIRECTIONS
         parse = parse_message
         counts = self.message_counts
-        for ts, sid, kind, payload in items:
+        spooled = None
+        for ts, sid, kind, payload, pos in items:
             if kind in directions:
+                if pos is not None:
+                    spooled = pos
                 if payload.__class__ is not str or sid.__class__ is not str:
                     payload, sid = _as_text(payload), _as_text(sid)
                 if not payload.isascii():
@@ -363,14 +434,14 @@ class JournalWriter:
             else:
                 stop = True
         if msgs or events:
-            if not self._commit_with_retry(msgs, events):
+            if not self._commit_with_retry(msgs, events, spooled):
                 return True  # abandoned by stop()
         self._inflight_since_ns = 0
         for w in waiters:
             w.set()
         return stop
 
-    def _commit_with_retry(self, msgs: list, events: list) -> bool:
+    def _commit_with_retry(self, msgs: list, events: list, spooled: tuple[str, int] | None = None) -> bool:
         n = len(msgs) + len(events)
         delay = _BACKOFF_FIRST_S
         attempt = 0
@@ -379,7 +450,7 @@ class JournalWriter:
             attempt += 1
             t0 = _monotonic()
             try:
-                self._write(msgs, events)
+                self._write(msgs, events, spooled)
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry
                 self._close_conn(invalidate=True)
                 self.healthy = False
@@ -406,7 +477,7 @@ class JournalWriter:
                             safe_url(self.database_url), attempt, _monotonic() - failing_since)
             return True
 
-    def _write(self, msgs: list, events: list) -> None:
+    def _write(self, msgs: list, events: list, spooled: tuple[str, int] | None = None) -> None:
         conn = self._conn
         if conn is None:
             conn = self._conn = self._engine.raw_connection()
@@ -424,6 +495,8 @@ class JournalWriter:
                         with cur.copy(_PG_COPY_EVT) as cp:
                             for row in events:
                                 cp.write_row(row)
+                    if spooled is not None:
+                        _set_spool_position(cur, "%s", spooled)
             else:
                 cur = conn.cursor()
                 try:
@@ -433,6 +506,8 @@ class JournalWriter:
                         cur.executemany(_SQLITE_INSERT_MSG, rows)
                     if events:
                         cur.executemany(_SQLITE_INSERT_EVT, events)
+                    if spooled is not None:
+                        _set_spool_position(cur, "?", spooled)
                 finally:
                     cur.close()
             conn.commit()
@@ -520,6 +595,74 @@ class JournalWriter:
             log.debug("closing the journal connection failed", exc_info=True)
 
 
+_SPOOL_META = "spool_position"
+_SPOOL_HEADER = struct.Struct("<IIq")  # payload length, crc32 of the payload, time stamp (ns)
+
+
+def _set_spool_position(cur, param: str, spooled: tuple[str, int]) -> None:
+    """Record, in the batch's own transaction, how far into which spool file the journal is committed."""
+    value = f"{spooled[0]}:{spooled[1]}"
+    cur.execute(f"UPDATE journal_meta SET value = {param} WHERE name = {param}", (value, _SPOOL_META))
+    if cur.rowcount == 0:
+        cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})", (_SPOOL_META, value))
+
+
+class Spool:
+    """An append-only file in front of the journal queue: the crash-safe half of the journal.
+
+    ``append`` writes one record with a single ``write()`` (in the page cache it
+    survives the process being killed; it is not fsynced) and queues the row under
+    the same lock, so the queue's order is the file's order. Each committed batch
+    stores the file position of its last row in journal_meta, in the same
+    transaction; the next start imports the rest. Record: [length u32][crc32 u32]
+    [ns i64][direction, session, NUL, raw message in UTF-8].
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._pos = os.fstat(self._fd).st_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, directory: Path, after: str = "") -> "Spool":
+        stamp = time.time_ns()
+        if after:
+            stamp = max(stamp, int(after[len("spool-"):-len(".bin")]) + 1)
+        return cls(Path(directory) / f"spool-{stamp:020d}.bin")
+
+    def append(self, ts: int, session_id: str, direction: str, raw: str, put) -> None:
+        body = f"{direction}{session_id}\x00{raw}".encode("utf-8", "surrogatepass")
+        rec = _SPOOL_HEADER.pack(len(body), zlib.crc32(body), ts) + body
+        with self._lock:
+            os.write(self._fd, rec)
+            self._pos += len(rec)
+            put((ts, session_id, direction, raw, (self.path.name, self._pos)))
+
+    def close(self, remove: bool) -> None:
+        with self._lock:
+            os.close(self._fd)
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def read_spool(path: Path, start: int = 0):
+    """(ns, session, direction, raw, end offset) of each whole record from ``start``; stops at a torn one."""
+    data = path.read_bytes()
+    pos, n = start, len(data)
+    size = _SPOOL_HEADER.size
+    while pos + size <= n:
+        length, crc, ts = _SPOOL_HEADER.unpack_from(data, pos)
+        body = data[pos + size:pos + size + length]
+        if len(body) < length or zlib.crc32(body) != crc:
+            log.warning("spool %s: torn record at byte %d ignored (the process died while writing it)", path, pos)
+            return
+        pos += size + length
+        text = body.decode("utf-8", "surrogatepass")
+        head, _, raw = text.partition("\x00")
+        yield ts, head[1:], head[0], raw, pos
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
     text = str(orig if orig is not None else exc).strip()
@@ -590,3 +733,26 @@ def count_messages(engine_or_url: Engine | str | URL, session_id: str | None = N
     finally:
         if owned:
             engine.dispose()
+
+
+def inbound_after(engine_or_url: Engine | str | URL, session_id: str, since_us: int, after_seq: int) -> list[Row]:
+    """Rows (id, seq_num, msg_type, raw) received on a session at or after ``since_us`` with a MsgSeqNum
+    above ``after_seq``, in journal order."""
+    t = journal_messages.c
+    stmt = (select(t.id, t.seq_num, t.msg_type, t.raw)
+            .where(t.session_id == session_id, t.direction == "I", t.ts_us >= since_us, t.seq_num > after_seq)
+            .order_by(t.id))
+    return list(stream_rows(engine_or_url, stmt))
+
+
+def session_rejected(engine_or_url: Engine | str | URL, session_id: str, since_us: int) -> set[int]:
+    """MsgSeqNums (RefSeqNum, 45) of inbound messages the session answered with a session-level Reject (3)."""
+    t = journal_messages.c
+    stmt = select(t.raw).where(t.session_id == session_id, t.direction == "O", t.msg_type == "3",
+                               t.ts_us >= since_us)
+    out = set()
+    for row in stream_rows(engine_or_url, stmt):
+        ref = _field(row.raw, "\x0145=")
+        if ref is not None and ref.isdigit():
+            out.add(int(ref))
+    return out

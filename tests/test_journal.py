@@ -474,3 +474,53 @@ def test_cli_errors_are_one_line_and_hide_passwords(tmp_path):
         assert "cannot connect to the journal database postgresql+psycopg://fixgw:***@127.0.0.1:1/journal" \
             in res.output
         assert "s3cret" not in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------ the spool: nothing lost to kill -9
+_KILLED_WRITER = """
+import os, signal, sys
+from gateway.journal import JournalWriter
+url, spool = sys.argv[1], sys.argv[2]
+w = JournalWriter(url, flush_interval_ms=60_000, spool_dir=spool)
+w.start()
+for i in range(1, 301):
+    w.record("FIX.4.4:GW->C", "I", f"8=FIX.4.4\\x019=5\\x0135=D\\x0134={i}\\x0111=C{i}\\x0110=000\\x01")
+    if i == 100:
+        assert w.flush(10)
+os.kill(os.getpid(), signal.SIGKILL)  # 200 rows spooled, never committed
+"""
+
+
+def test_rows_spooled_but_not_committed_when_the_process_is_killed_are_imported_at_the_next_start(
+        database_url, tmp_path):
+    import subprocess
+    import sys
+
+    from gateway.db import make_engine
+    from gateway.journal_verify import verify_database
+
+    spool = tmp_path / "spool"
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, database_url, str(spool)], timeout=60)
+    assert done.returncode == -9
+    assert count_messages(database_url) == 100
+
+    w = JournalWriter(database_url, spool_dir=spool)
+    w.start()
+    assert w.spool_recovered == 200
+    w.record("FIX.4.4:GW->C", "I", "8=FIX.4.4\x019=5\x0135=0\x0134=301\x0110=000\x01")
+    assert w.stop()
+    seqs = [row.seq_num for row in iter_messages(database_url)]
+    assert seqs == list(range(1, 302))  # once each, in order
+    assert list(spool.glob("*.bin")) == []  # a clean stop leaves nothing to import
+    engine = make_engine(database_url)
+    try:
+        assert verify_database(engine).ok
+    finally:
+        engine.dispose()
+    assert any("recovered from its spool" in e.text for e in iter_events(database_url))
+
+    again = JournalWriter(database_url, spool_dir=spool)
+    again.start()
+    assert again.spool_recovered == 0
+    again.stop()
+    assert count_messages(database_url) == 301
