@@ -141,7 +141,7 @@ class Admin:
             if action == "disable":
                 if name not in gw.client_sids:
                     raise AdminError(400, "only client sessions can be disabled; log a venue out instead")
-                gw.disabled_sessions.add(name)
+                gw.engine.call(lambda core: core.operator_disabled.add(name))  # recorded: survives a restart
             was_on = session.isLoggedOn()
             if was_on:
                 session.logout(f"{action} by operator")
@@ -174,8 +174,10 @@ class Admin:
                     "next_target_seqnum": session.getExpectedTargetNum()}
         if action in ("logon", "enable"):
             if action == "enable":
-                gw.disabled_sessions.discard(name)
-                gw.engine.call(lambda core: core.risk_state.enable_session(name))
+                def enable(core):
+                    core.operator_disabled.discard(name)
+                    core.risk_state.enable_session(name)
+                gw.engine.call(enable)
             session.logon()  # lets an initiator reconnect / an acceptor session accept again
             return {"ok": True, "session": name}
         raise AdminError(404, f"unknown session action {action} "

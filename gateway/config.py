@@ -106,6 +106,13 @@ class RiskConfig(_Strict):
         default_factory=dict, description="reference price per symbol until the first trade is seen")
 
 
+class RecoveryConfig(_Strict):
+    fsync: bool = Field(False, description="flush the order-state log to disk after every command: survives a "
+                                           "power cut, not only a process crash, at the cost of a disk flush each")
+    venue_wait_s: float = Field(10, ge=0, le=300, description="after a crash, how long start-up waits for the "
+                                "venues before processing client messages received before the crash")
+
+
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
@@ -114,6 +121,7 @@ class GatewayConfig(_Strict):
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
     risk: RiskConfig = RiskConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
 

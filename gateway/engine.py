@@ -17,20 +17,36 @@ from typing import Callable
 from gateway import metrics
 from risk.engine import describe_decision
 from routing.core import Core
-from routing.model import CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, StatusRequest
+from routing.model import (
+    CancelRequest,
+    MassCancelRequest,
+    NewOrder,
+    ReplaceRequest,
+    SessionStatus,
+    StatusRequest,
+    VenueCancel,
+    VenueDontKnow,
+    VenueNewOrder,
+    VenueReplace,
+)
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
 _REQUEST = object()
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
+_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
 
 
 class Engine:
-    def __init__(self, core: Core, outbound: Outbound, journal_event: Callable[[str, str], None] | None = None):
+    def __init__(self, core: Core, outbound: Outbound, journal_event: Callable[[str, str], None] | None = None,
+                 recorder=None):
         self.core = core
         self.outbound = outbound
         self._journal_event = journal_event  # (session, text) -> None: risk decisions go to the journal
+        self.recorder = recorder  # gateway.recovery.Recorder: the state log, written before actions are sent
+        self.state_log_failures = 0
+        self._deferred: dict[str, list] = {}  # venue -> actions to send once it is logged on again
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -81,10 +97,52 @@ class Engine:
                     fut.set_result(fn(self.core))
                 except BaseException as exc:  # noqa: BLE001
                     fut.set_exception(exc)
+                if self.recorder is not None:
+                    self._record(None, None)
                 continue
             self._handle(item)
 
+    def resend(self, actions: list) -> None:
+        """Perform actions recovered from the state log (from the core thread, in order); venue
+        messages wait until their venue is logged on, so quickfix does not just store them."""
+        def run(core):
+            for action in actions:
+                if isinstance(action, _VENUE_ACTIONS) and not self._venue_up(action.venue):
+                    self._deferred.setdefault(action.venue, []).append(action)
+                else:
+                    self._perform(action)
+        self._queue.put((run, Future()))
+
+    def _venue_up(self, name: str) -> bool:
+        venue = self.core.venues.get(name)
+        return venue is not None and venue.up
+
+    def _record(self, command, outcome) -> None:
+        try:
+            if command is None:
+                self.recorder.record_controls()
+            else:
+                self.recorder.record(command, outcome)
+        except Exception:  # noqa: BLE001 - keep trading; /health and the metric say recovery is impaired
+            self.state_log_failures += 1
+            metrics.INTERNAL_ERRORS.labels("state_log").inc()
+            log.critical("could not write the state log for %r: a crash now would lose this change",
+                         command, exc_info=True)
+
+    def _perform(self, action) -> None:
+        try:
+            self.outbound.perform(action)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            log.exception("could not send %r", action)
+
     def _handle(self, command):
+        recorder = self.recorder
+        if recorder is not None and recorder.already_processed(command):
+            log.info("%s: re-sent message MsgSeqNum %d was processed before the restart; not acted on again",
+                     getattr(command, "session", None) or getattr(command, "venue", "?"), command.seq)
+            return None
         try:
             outcome = self.core.handle(command)
         except Exception as exc:  # noqa: BLE001 - a bug in the core must not stop the engine
@@ -99,13 +157,15 @@ class Engine:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
         for warning in outcome.warnings:
             log.warning("%s", warning)
+        if recorder is not None:
+            self._record(command, outcome)  # durable before anything leaves
+            if type(command) is SessionStatus and command.up:
+                recorder.session_up(command.role, command.name)
         for action in outcome.actions:
-            try:
-                self.outbound.perform(action)
-            except Exception:  # noqa: BLE001
-                self.errors += 1
-                metrics.INTERNAL_ERRORS.labels("outbound").inc()
-                log.exception("could not send %r", action)
+            self._perform(action)
+        if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
+            for action in self._deferred.pop(command.name):
+                self._perform(action)
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)

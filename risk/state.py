@@ -182,16 +182,20 @@ class RiskState:
         self._tidy(o.account, o.symbol, ex)
 
     def _position_delta(self, account: str, symbol: str, side: Side, qty: Decimal, px: Decimal) -> None:
+        self._book_position(account, symbol, side, qty, qty * px)
+
+    def _book_position(self, account: str, symbol: str, side: Side, qty: Decimal, notional: Decimal) -> None:
+        """Fills of ``qty`` on ``side`` costing ``notional`` in all (unsigned)."""
         ex, tot = self._touch(account, symbol)
         before = ex.gross
         q = qty if side is Side.BUY else -qty
-        n = q * px
+        n = notional if side is Side.BUY else -notional
         ex.pos_qty += q
         ex.pos_notional += n
         tot.pos_qty += q
         tot.pos_notional += n
         self.account_gross[account] = self.account_gross.get(account, ZERO) + ex.gross - before
-        self.daily_used[account] = self.daily_used.get(account, ZERO) + qty * px
+        self.daily_used[account] = self.daily_used.get(account, ZERO) + notional
         self._tidy(account, symbol, ex)
 
     def _tidy(self, account: str, symbol: str, ex: Exposure) -> None:
@@ -337,6 +341,25 @@ class RiskState:
         self.throttle_breaches.pop(session, None)
 
     # ------------------------------------------------------------------ snapshot / restore
+    @classmethod
+    def rebuild(cls, fills, open_orders) -> "RiskState":
+        """Exposure recomputed from the orders themselves, as after a restart.
+
+        ``fills``: (account, symbol, side, filled quantity, filled notional) per order
+        (notional = the sum of qty * px of its fills, exact); ``open_orders``: the
+        ``OpenOrder`` of every order still working. Positions, open exposure and
+        daily notional come out as the incremental updates would have left them.
+        Throttle windows, duplicate-detection memory, references and switches are
+        not orders' business: the caller restores what it keeps of them.
+        """
+        st = cls()
+        for account, symbol, side, qty, notional in fills:
+            if qty:
+                st._book_position(account or "", symbol, side, qty, notional)
+        for o in open_orders:
+            st._add_open(OpenOrder(o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.qty, o.cum, o.px))
+        return st
+
     def snapshot(self) -> dict:
         """A plain, JSON-able dict (Decimals and datetimes as strings)."""
         return {

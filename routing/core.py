@@ -98,6 +98,7 @@ class Core:
         self.orders: dict[str, Order] = {}
         self._by_client: dict[tuple[str, str], Order] = {}
         self._by_child: dict[tuple[str, str], Order] = {}
+        self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
         self._handlers = {
             VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
@@ -112,6 +113,58 @@ class Core:
 
     def open_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open]
+
+    def touched(self, cmd, outcome: Outcome) -> list[Order]:
+        """Every order ``cmd`` may have changed: the one it addressed and every one its actions concern.
+
+        What the engine writes to the state log after each command; a superset is harmless,
+        a missing order would come back stale after a restart (tests check it never is).
+        """
+        found: dict[str, Order] = {}
+        t = type(cmd)
+        order = None
+        if t is VenueExecution or t is VenueCancelReject:
+            order = self._by_child.get((cmd.venue, cmd.cl_ord_id))
+            if order is None and cmd.orig_cl_ord_id:
+                order = self._by_child.get((cmd.venue, cmd.orig_cl_ord_id))
+        elif t is CancelRequest or t is ReplaceRequest:
+            order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        if order is not None:
+            found[order.order_id] = order
+        for a in outcome.actions:
+            ta = type(a)
+            if ta is ClientExecReport or ta is ClientCancelReject:
+                o = self.orders.get(a.order_id)
+            elif ta is VenueNewOrder or ta is VenueCancel or ta is VenueReplace:
+                o = self._by_child.get((a.venue, a.cl_ord_id))
+            else:
+                continue
+            if o is not None:
+                found[o.order_id] = o
+        return list(found.values())
+
+    def restore(self, orders: list[Order]) -> None:
+        """Take over orders recovered from the state log (at start-up, before any command)."""
+        for order in orders:
+            self.orders[order.order_id] = order
+            ids = set(order.client_ids) | {order.cl_ord_id}
+            if order.pending_cl_ord_id:
+                ids.add(order.pending_cl_ord_id)
+            if order.pending_replace is not None:
+                ids.add(order.pending_replace.cl_ord_id)
+            for cl in ids:
+                self._by_client[(order.session, cl)] = order
+            if order.venue is not None:
+                for child in set(order.child_ids) | {order.venue_cl_ord_id or order.order_id}:
+                    self._by_child[(order.venue, child)] = order
+
+    def _index_client(self, order: Order, cl_ord_id: str) -> None:
+        self._by_client[(order.session, cl_ord_id)] = order
+        order.client_ids.append(cl_ord_id)
+
+    def _index_child(self, order: Order, child_id: str) -> None:
+        self._by_child[(order.venue, child_id)] = order
+        order.child_ids.append(child_id)
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, cmd) -> Outcome:
@@ -143,9 +196,8 @@ class Core:
             side=cmd.side, qty=cmd.qty, ord_type=cmd.ord_type, price=cmd.price, stop_px=cmd.stop_px,
             tif=cmd.tif, account=cmd.account,
         )
-        now = None
+        now = self.clock()
         if problem is None and self.risk is not None:
-            now = self.clock()
             problem = self._risk_check(out, self.risk.check(cmd, self.risk_state, now), cmd.session, cmd.cl_ord_id)
         if problem is None:
             venue, why_not = choose_venue(cmd.symbol, cmd.ex_destination, self.venues, self._venue_order)
@@ -160,11 +212,12 @@ class Core:
         order.venue = venue
         order.venue_cl_ord_id = order_id
         order.risk_key = cmd.cl_ord_id
+        order.accepted_at = now
         if self.risk is not None:
             self.risk.on_accepted(cmd, self.risk_state, now)
         self.orders[order_id] = order
-        self._by_client[(cmd.session, cmd.cl_ord_id)] = order
-        self._by_child[(venue, order_id)] = order
+        self._index_client(order, cmd.cl_ord_id)
+        self._index_child(order, order_id)
         if self.clients.get(cmd.session, ClientOptions()).pending_new:
             out.actions.append(self._report(order, ExecKind.PENDING_NEW, recv_ns=cmd.recv_ns))
         out.actions.append(VenueNewOrder(
@@ -196,7 +249,13 @@ class Core:
             return CxlRejCode.ALREADY_PENDING, "a cancel for this order is already pending"
         if order.status is OrdStatus.PENDING_REPLACE:
             return CxlRejCode.ALREADY_PENDING, "a replace for this order is already pending"
+        if order.is_open and not self._venue_connected(order):
+            return CxlRejCode.OTHER, f"venue {order.venue} is not connected; try again when it is"
         return None
+
+    def _venue_connected(self, order: Order) -> bool:
+        venue = self.venues.get(order.venue) if order.venue is not None else None
+        return venue is not None and venue.up
 
     def _cancel(self, cmd: CancelRequest) -> Outcome:
         out = Outcome()
@@ -224,8 +283,8 @@ class Core:
         order.pending_cl_ord_id = client_cl_ord_id
         order.cancel_cause = cause
         if client_cl_ord_id is not None:
-            self._by_client[(order.session, client_cl_ord_id)] = order
-        self._by_child[(order.venue, child_id)] = order
+            self._index_client(order, client_cl_ord_id)
+        self._index_child(order, child_id)
         out.actions.append(self._report(order, ExecKind.PENDING_CANCEL, cl_ord_id=client_cl_ord_id,
                                         orig_cl_ord_id=order.cl_ord_id if client_cl_ord_id else None,
                                         text=f"cancel requested: {cause}" if cause else None, recv_ns=recv_ns))
@@ -258,8 +317,8 @@ class Core:
         tif = cmd.tif or order.tif
         order.pending_replace = PendingReplace(cl_ord_id=cmd.cl_ord_id, child_cl_ord_id=child_id, qty=cmd.qty,
                                                price=cmd.price, ord_type=cmd.ord_type, tif=tif)
-        self._by_client[(cmd.session, cmd.cl_ord_id)] = order
-        self._by_child[(order.venue, child_id)] = order
+        self._index_client(order, cmd.cl_ord_id)
+        self._index_child(order, child_id)
         out.actions.append(self._report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
                                         orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
         out.actions.append(VenueReplace(
@@ -340,6 +399,10 @@ class Core:
         for order in orders:
             if order.status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
                 out.warnings.append(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}")
+                continue
+            if not self._venue_connected(order):
+                out.warnings.append(f"order {order.order_id} not canceled for {cause}: venue {order.venue} is not "
+                                    "connected (a cancel sent now would never reach it)")
                 continue
             try:
                 self._start_cancel(order, out, cause=cause)

@@ -108,6 +108,8 @@ class NewOrder:
     account: str | None = None
     ex_destination: str | None = None
     recv_ns: int = 0  # monotonic receive stamp (time.perf_counter_ns) for latency metrics
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class CancelRequest:
     side: Side | None
     order_id: str | None = None
     recv_ns: int = 0
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,8 @@ class ReplaceRequest:
     tif: TimeInForce | None = None
     account: str | None = None
     recv_ns: int = 0
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,8 @@ class StatusRequest:
     symbol: str
     side: Side | None
     order_id: str | None = None
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 class MassCancelScope(str, Enum):
@@ -165,6 +173,8 @@ class MassCancelRequest:
     request_type: str  # raw 530 value, validated by the core
     symbol: str | None = None
     side: Side | None = None
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +234,8 @@ class VenueExecution:
     leaves_qty: Decimal
     text: str | None = None
     recv_ns: int = 0
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +248,8 @@ class VenueCancelReject:
     text: str | None = None
     recv_ns: int = 0
     response_to: CxlRejResponseTo = CxlRejResponseTo.CANCEL
+    seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
+    poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ otherwise PARTIALLY_FILLED.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
@@ -148,6 +149,11 @@ class Order:
     exec_seq: int = 0
     child_seq: int = 0
     seen_exec_ids: set[str] = field(default_factory=set)
+    # every ClOrdID the client has used for this order, and every ClOrdID we have used for
+    # it at its venue: what the core's lookups are rebuilt from after a restart
+    client_ids: list[str] = field(default_factory=list)
+    child_ids: list[str] = field(default_factory=list)
+    accepted_at: datetime | None = None  # when the gateway accepted it (UTC)
 
     @property
     def leaves_qty(self) -> Decimal:

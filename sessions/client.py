@@ -187,9 +187,11 @@ class FixClient:
         self._seq += 1
         return f"{prefix}{self._seq}-{time.monotonic_ns() % 10**9}"
 
-    def send(self, msg: fix.Message) -> None:
-        if not fix.Session.sendToTarget(msg, self.sid):
-            raise RuntimeError(f"{self.sid.toString()}: send refused (session not found)")
+    def send(self, msg: fix.Message) -> bool:
+        """Send now, or (logged out) store it for the resend after the next logon: then False."""
+        if fix.Session.lookupSession(self.sid) is None:
+            raise RuntimeError(f"{self.sid.toString()}: no such session (client stopped?)")
+        return fix.Session.sendToTarget(msg, self.sid)
 
     def new_order(self, symbol: str, side: str, qty, price=None, *, cl_ord_id: str | None = None,
                   ord_type: str | None = None, tif: str | None = None, account: str | None = None,

@@ -146,6 +146,16 @@ def _opt_enum(enum_type, f: Fields, tag: int):
     return _enum(enum_type, f, tag) if tag in f else None
 
 
+def _seq(f: Fields) -> int:
+    """MsgSeqNum (34), or 0 for a message built outside a session (tests, tools)."""
+    raw = f.get(34)
+    return int(raw) if raw and raw.isdigit() else 0
+
+
+def _poss_dup(f: Fields) -> bool:
+    return f.get(43) == "Y"
+
+
 # --------------------------------------------------------------------------- client side: decode
 def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
     """A NewOrderSingle (a quickfix Message or its ``fields()``) as a domain command."""
@@ -163,6 +173,8 @@ def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
         account=f.get(1),
         ex_destination=f.get(100),
         recv_ns=recv_ns,
+        seq=_seq(f),
+        poss_dup=_poss_dup(f),
     )
 
 
@@ -176,6 +188,8 @@ def decode_cancel_request(msg, session: str, recv_ns: int = 0) -> CancelRequest:
         side=_opt_enum(Side, f, 54),
         order_id=f.get(37),
         recv_ns=recv_ns,
+        seq=_seq(f),
+        poss_dup=_poss_dup(f),
     )
 
 
@@ -193,19 +207,21 @@ def decode_replace_request(msg, session: str, recv_ns: int = 0) -> ReplaceReques
         tif=_opt_enum(TimeInForce, f, 59),
         account=f.get(1),
         recv_ns=recv_ns,
+        seq=_seq(f),
+        poss_dup=_poss_dup(f),
     )
 
 
 def decode_status_request(msg, session: str) -> StatusRequest:
     f = fields(msg)
     return StatusRequest(session=session, cl_ord_id=_get(f, 11), symbol=_get(f, 55), side=_opt_enum(Side, f, 54),
-                         order_id=f.get(37))
+                         order_id=f.get(37), seq=_seq(f), poss_dup=_poss_dup(f))
 
 
 def decode_mass_cancel(msg, session: str) -> MassCancelRequest:
     f = fields(msg)
     return MassCancelRequest(session=session, cl_ord_id=_get(f, 11), request_type=_get(f, 530), symbol=f.get(55),
-                             side=_opt_enum(Side, f, 54))
+                             side=_opt_enum(Side, f, 54), seq=_seq(f), poss_dup=_poss_dup(f))
 
 
 # --------------------------------------------------------------------------- client side: encode
@@ -377,6 +393,8 @@ def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
         leaves_qty=_decimal(f, 151),
         text=f.get(58),
         recv_ns=recv_ns,
+        seq=_seq(f),
+        poss_dup=_poss_dup(f),
     )
 
 
@@ -394,6 +412,8 @@ def decode_venue_cancel_reject(msg, venue: str, recv_ns: int = 0) -> VenueCancel
         text=f.get(58),
         recv_ns=recv_ns,
         response_to=CxlRejResponseTo.REPLACE if f.get(434) == "2" else CxlRejResponseTo.CANCEL,
+        seq=_seq(f),
+        poss_dup=_poss_dup(f),
     )
 
 

@@ -140,19 +140,7 @@ class ClientApplication(_Guarded):
             self._bug("toApp", sid, exc)
 
     def _dispatch(self, f, sid, recv_ns):
-        msg_type = f[35]
-        if msg_type == "D":
-            self._submit(codec.decode_new_order(f, self._name(sid), recv_ns))
-        elif msg_type == "F":
-            self._submit(codec.decode_cancel_request(f, self._name(sid), recv_ns))
-        elif msg_type == "G":
-            self._submit(codec.decode_replace_request(f, self._name(sid), recv_ns))
-        elif msg_type == "H":
-            self._submit(codec.decode_status_request(f, self._name(sid)))
-        elif msg_type == "q":
-            self._submit(codec.decode_mass_cancel(f, self._name(sid)))
-        else:
-            raise fix.UnsupportedMessageType()
+        self._submit(client_command(f, self._name(sid), recv_ns))
 
 
 class VenueApplication(_Guarded):
@@ -160,10 +148,22 @@ class VenueApplication(_Guarded):
 
     role = "venue"
 
+    # Child ClOrdIDs the venue had not answered when the gateway restarted after a crash
+    # (gateway.recovery.awaiting_venue): if the venue asks for them again, it never got
+    # them, so they are re-sent (PossDupFlag=Y) instead of gap-filled. Filled in before
+    # the engine starts; read-only afterwards.
+    resendable: frozenset[str] = frozenset()
+
     def toApp(self, msg, sid):
         try:
             header = msg.getHeader()
             if header.isSetField(43) and header.getField(43) == "Y" and header.getField(35) in NO_RESEND_TYPES:
+                cl_ord_id = msg.getField(11) if msg.isSetField(11) else ""
+                if cl_ord_id in self.resendable:
+                    log.warning("re-sending %s %s to %s with PossDupFlag=Y: it was sent just before a crash "
+                                "and the venue never received it", header.getField(35), cl_ord_id,
+                                self._name(sid))
+                    return
                 log.warning("not resending %s %s to %s (stale order messages are gap-filled)",
                             header.getField(35), msg.getField(11) if msg.isSetField(11) else "", self._name(sid))
                 raise fix.DoNotSend()
@@ -173,13 +173,45 @@ class VenueApplication(_Guarded):
             self._bug("toApp", sid, exc)
 
     def _dispatch(self, f, sid, recv_ns):
-        msg_type = f[35]
-        if msg_type == "8":
-            self._submit(codec.decode_venue_exec(f, self._name(sid), recv_ns))
-        elif msg_type == "9":
-            self._submit(codec.decode_venue_cancel_reject(f, self._name(sid), recv_ns))
-        elif msg_type == "j":
-            log.warning("venue %s rejected a message: %s", self._name(sid), "|".join(
-                f"{k}={v}" for k, v in f.items()))
-        else:
-            raise fix.UnsupportedMessageType()
+        command = venue_command(f, self._name(sid), recv_ns)
+        if command is not None:
+            self._submit(command)
+
+
+def client_command(f: codec.Fields, name: str, recv_ns: int = 0):
+    """The domain command for a client's application message; quickfix's exceptions for bad ones."""
+    msg_type = f[35]
+    if msg_type == "D":
+        return codec.decode_new_order(f, name, recv_ns)
+    if msg_type == "F":
+        return codec.decode_cancel_request(f, name, recv_ns)
+    if msg_type == "G":
+        return codec.decode_replace_request(f, name, recv_ns)
+    if msg_type == "H":
+        return codec.decode_status_request(f, name)
+    if msg_type == "q":
+        return codec.decode_mass_cancel(f, name)
+    raise fix.UnsupportedMessageType()
+
+
+def venue_command(f: codec.Fields, name: str, recv_ns: int = 0):
+    """The domain command for a venue's application message, or None when it needs none."""
+    msg_type = f[35]
+    if msg_type == "8":
+        return codec.decode_venue_exec(f, name, recv_ns)
+    if msg_type == "9":
+        return codec.decode_venue_cancel_reject(f, name, recv_ns)
+    if msg_type == "j":
+        log.warning("venue %s rejected a message: %s", name, "|".join(f"{k}={v}" for k, v in f.items()))
+        return None
+    raise fix.UnsupportedMessageType()
+
+
+def replay_command(role: str, name: str, raw: str):
+    """Decode a journaled inbound message as its session's callback would have; None if it is not one
+    the gateway acts on (an exception from quickfix's set when it would have been rejected)."""
+    f = codec.parse_fields(raw)
+    try:
+        return client_command(f, name) if role == "client" else venue_command(f, name)
+    except QUICKFIX_ERRORS:
+        return None

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections import Counter
 import socket
 import threading
 import time
@@ -85,12 +86,15 @@ class WireCounter:
         self.incoming = 0
         self.outgoing = 0
         self.accepted = threading.Event()  # set when the acceptor has accepted a connection
+        self.rows: list[tuple[str, str, str]] | None = None  # a list here keeps every message (for tests)
 
     def record(self, session_id: str, direction: str, raw: str) -> None:
         if direction == "I":
             self.incoming += 1
         else:
             self.outgoing += 1
+        if self.rows is not None:
+            self.rows.append((session_id, direction, raw))
 
     def event(self, session_id: str, text: str) -> None:
         if text.startswith("Accepted connection"):
@@ -217,6 +221,7 @@ class VenueSimulator:
         self.matcher = Matcher(sim, id_prefix=f"{comp_id}-{_run_token()}", last_mkt=comp_id)
         self._lock = threading.Lock()
         self._orders_received = 0
+        self.new_order_ids: Counter[tuple[str, str]] = Counter()  # (session key, ClOrdID) -> NewOrderSingles seen
         self._logged_on_keys: set[str] = set()
         self._sessions: dict[str, fix.SessionID] = {}  # session key (owner) -> SessionID
         self._versions: dict[str, str] = {}  # session key -> application FIX version
@@ -371,6 +376,7 @@ class VenueSimulator:
         order = codec.decode_new_order(msg, owner, recv_ns)  # quickfix exceptions on bad fields
         with self._lock:
             self._orders_received += 1
+            self.new_order_ids[(owner, order.cl_ord_id)] += 1
             self._queue(self.matcher.submit(order))
         self._book_changed(order.symbol)
 

@@ -45,13 +45,22 @@ def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, 
                  venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                  client_options: dict[str, str] | None = None, extra_toml: str = "") -> GatewayConfig:
     """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
+    text = stack_config_text(database_url, data_dir, gw_port, v1_port, v2_port, venue_versions, pending_new,
+                             client_options, extra_toml)
+    return parse_config(text, data_dir, env={})
+
+
+def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
+                      venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
+                      client_options: dict[str, str] | None = None, extra_toml: str = "") -> str:
+    """The test stack's configuration as a TOML file's text (absolute paths), e.g. for `fixgw run`."""
     client_options = client_options or {}
     http_port = free_port()
     clients = "\n".join(
         f'[clients.{name}]\nfix_version = "{version}"\npending_new = {str(pending_new).lower()}\n'
         f'{client_options.get(name, "")}\n'
         for name, version in CLIENTS.items())
-    text = f"""
+    return f"""
 comp_id = "FIXGW"
 data_dir = "{data_dir}"
 log_level = "DEBUG"
@@ -82,7 +91,6 @@ prices = {{ AAPL = 190.02, MSFT = 409.97, ORCL = 120.00, XXXX = 10.00 }}
 half_spread_ticks = 2
 level_size = 300
 """ + extra_toml  # tables only: it follows the last table
-    return parse_config(text, data_dir, env={})
 
 
 @dataclass

@@ -248,6 +248,10 @@ class Matcher:
     def top_of_book(self, symbol: str) -> TopOfBook:
         return self.books[symbol].top()
 
+    def all_orders(self) -> list[SimOrder]:
+        """Every order the venue remembers (open, and finished within the retention), each once."""
+        return list({id(o): o for o in self._orders.values()}.values())
+
     def resting_orders(self, symbol: str) -> list[SimOrder]:
         book = self.books[symbol]
         return [*book.resting[Side.BUY], *book.resting[Side.SELL]]

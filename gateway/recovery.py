@@ -1,0 +1,250 @@
+"""Coming back after a crash: order state, journal and sequence numbers put back in step.
+
+The durability point is the state log (gateway/statelog.py): the engine writes a
+record of what a command changed *before* it sends anything, so nothing the
+gateway said to a client or a venue is unknown to it after a restart. At start-up:
+
+1. **Order state.** Fold the snapshot and the log: every open order (and today's
+   finished ones, so ClOrdIDs stay unique), child ClOrdIDs, fills, the risk
+   exposure of each open order, operator switches (kill switches, disabled
+   sessions), and per session the MsgSeqNum of the last inbound message the core
+   processed (the watermark). Exposure is recomputed from the orders.
+2. After an unclean stop only:
+   - **Journal.** Nothing to do here: the journal writer spools every message to a
+     file before queueing it, and imports what the database had not committed
+     when it starts (gateway/journal.py, ``Spool``).
+   - **Messages received but not processed.** quickfix had accepted them (its
+     store counts them as received), the core had not acted on them: the inbound
+     application messages journaled after each session's watermark (in the
+     current sequence-number epoch, left out those quickfix rejected) are decoded
+     again and handed to the core first, in journal order, before any session
+     starts. No counterparty is asked to re-send anything.
+   - **Unsent actions.** The last record's actions may not all have reached
+     quickfix; those missing from the sessions' FileStores are sent now (to a
+     venue once it is logged on again).
+   - **Order messages a venue may lack.** A venue asks for a resend of what it did
+     not receive; the gateway normally gap-fills stale order messages, but it
+     re-sends (PossDupFlag=Y) the ones for orders still waiting for that venue's
+     answer, so an order sent just before the crash is not silently lost.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from risk.state import RiskState
+from routing.core import Core
+from routing.model import (
+    CancelRequest,
+    ClientCancelReject,
+    ClientExecReport,
+    ClientMassCancelReport,
+    MassCancelRequest,
+    NewOrder,
+    OrdStatus,
+    ReplaceRequest,
+    StatusRequest,
+    VenueCancel,
+    VenueCancelReject,
+    VenueDontKnow,
+    VenueExecution,
+    VenueNewOrder,
+    VenueReplace,
+)
+from gateway.statelog import State, StateLog
+
+log = logging.getLogger("fixgw.recovery")
+
+_CLIENT_COMMANDS = (NewOrder, CancelRequest, ReplaceRequest, StatusRequest, MassCancelRequest)
+_VENUE_COMMANDS = (VenueExecution, VenueCancelReject)
+_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
+
+
+def origin_of(cmd) -> str | None:
+    """The session an inbound command came from, as a watermark key ("client:NAME" / "venue:NAME")."""
+    t = type(cmd)
+    if t in _VENUE_COMMANDS:
+        return "venue:" + cmd.venue
+    if t in _CLIENT_COMMANDS:
+        return "client:" + cmd.session
+    return None
+
+
+def controls_of(core: Core) -> tuple:
+    """Operator and risk switches that must survive a restart, in a comparable form."""
+    rs = core.risk_state
+    return (tuple(sorted(rs.kill.items())), tuple(sorted(rs.disabled_sessions)),
+            tuple(sorted(rs.throttle_breaches.items())), tuple(sorted(core.operator_disabled)))
+
+
+class Recorder:
+    """The engine's side of the state log: skip already-processed resends, record every change.
+
+    Runs on the core thread only.
+    """
+
+    def __init__(self, statelog: StateLog, core: Core, state: State,
+                 store_epoch: Callable[[str], float | None] | None = None):
+        self.log = statelog
+        self.core = core
+        self.watermarks: dict[str, tuple[int, float]] = dict(state.watermarks)
+        self._controls = controls_of(core)
+        self._store_epoch = store_epoch or (lambda origin: None)
+        self.skipped = 0
+
+    def already_processed(self, cmd) -> bool:
+        """A re-sent message (PossDupFlag=Y) at or below its session's watermark was acted on before."""
+        if not getattr(cmd, "poss_dup", False):
+            return False
+        wm = self.watermarks.get(origin_of(cmd))
+        if wm is not None and cmd.seq <= wm[0]:
+            self.skipped += 1
+            return True
+        return False
+
+    def session_up(self, role: str, name: str) -> None:
+        """A session logged on: forget its watermark if its sequence numbers were reset since."""
+        origin = f"{role}:{name}"
+        wm = self.watermarks.get(origin)
+        if wm is None:
+            return
+        epoch = self._store_epoch(origin)
+        if epoch is not None and wm[1] < epoch:
+            del self.watermarks[origin]
+
+    def record(self, cmd, outcome) -> None:
+        origin = origin_of(cmd)
+        seq = cmd.seq if origin is not None else 0
+        touched = self.core.touched(cmd, outcome) if outcome is not None else []
+        controls = controls_of(self.core)
+        changed = controls != self._controls
+        if not (touched or seq or changed or (outcome is not None and outcome.actions)):
+            return
+        if seq:
+            self.watermarks[origin] = (seq, time.time())
+        open_orders = self.core.risk_state.open_orders
+        orders = [(o, open_orders.get((o.session, o.risk_key))) for o in touched]
+        self._controls = controls
+        self.log.append(origin if seq else None, seq, orders, outcome.actions if outcome is not None else [],
+                        controls if changed else None)
+
+    def record_controls(self) -> None:
+        """After an operator call ran on the core thread: record switches it changed."""
+        if controls_of(self.core) != self._controls:
+            self.record(None, None)
+
+    def capture(self) -> State:
+        """The whole current state, for the snapshot written at a clean stop."""
+        core = self.core
+        open_orders = core.risk_state.open_orders
+        open_risk = {}
+        for o in core.orders.values():
+            ro = open_orders.get((o.session, o.risk_key))
+            if ro is not None:
+                open_risk[o.order_id] = ro
+        last = {sym: refs["last"] for sym, refs in core.risk_state.refs.items() if "last" in refs}
+        return State(orders=dict(core.orders), open_risk=open_risk, watermarks=dict(self.watermarks),
+                     controls=controls_of(core), last_trades=last)
+
+
+def start_of_day_utc(now: float | None = None) -> float:
+    now_dt = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    return now_dt.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def restore_core(core: Core, state: State) -> None:
+    """Give the core the recovered orders, recompute risk exposure, restore the switches."""
+    orders = list(state.orders.values())
+    core.restore(orders)
+    old = core.risk_state
+    rebuilt = RiskState.rebuild(
+        ((o.account, o.symbol, o.side, o.cum_qty, o.notional) for o in orders),
+        state.open_risk.values())
+    rebuilt.refs = old.refs  # reference prices from the config
+    for symbol, px in state.last_trades.items():
+        rebuilt.set_last_trade(symbol, px)
+    if state.controls is not None:
+        kill, risk_disabled, breaches, operator_disabled = state.controls
+        rebuilt.kill = dict(kill)
+        rebuilt.disabled_sessions = set(risk_disabled)
+        rebuilt.throttle_breaches = dict(breaches)
+        core.operator_disabled = set(operator_disabled)
+    core.risk_state = rebuilt
+
+
+def awaiting_venue(state: State) -> set[str]:
+    """Child ClOrdIDs of order messages the venue has not answered yet (may be re-sent on its request)."""
+    out = set()
+    for o in state.orders.values():
+        if o.status is OrdStatus.PENDING_NEW and o.venue_cl_ord_id:
+            out.add(o.venue_cl_ord_id)
+        elif o.status is OrdStatus.PENDING_CANCEL and o.child_ids:
+            out.add(o.child_ids[-1])
+        elif o.status is OrdStatus.PENDING_REPLACE and o.pending_replace is not None:
+            out.add(o.pending_replace.child_cl_ord_id)
+    return out
+
+
+def action_key(action) -> tuple[str, str, str] | None:
+    """(session name, MsgType, identifying value) an action's message can be found by in a FileStore."""
+    t = type(action)
+    if t is ClientExecReport:
+        return action.session, "8", "17=" + action.exec_id
+    if t is ClientCancelReject:
+        return action.session, "9", "11=" + action.cl_ord_id
+    if t is ClientMassCancelReport:
+        return action.session, "r", "11=" + action.cl_ord_id
+    if t is VenueNewOrder:
+        return action.venue, "D", "11=" + action.cl_ord_id
+    if t is VenueCancel:
+        return action.venue, "F", "11=" + action.cl_ord_id
+    if t is VenueReplace:
+        return action.venue, "G", "11=" + action.cl_ord_id
+    if t is VenueDontKnow:
+        return action.venue, "Q", "17=" + action.exec_id
+    return None  # LogoutClient: nothing to re-send
+
+
+def unsent(actions: list, stored: Callable[[str], list[str]]) -> list:
+    """The actions whose message is not among the session's last stored sent messages.
+
+    ``stored(name)`` returns the raw text of the session's most recent sent messages.
+    """
+    cache: dict[str, list[str]] = {}
+    out = []
+    for a in actions:
+        key = action_key(a)
+        if key is None:
+            continue
+        name, msg_type, ident = key
+        if name not in cache:
+            cache[name] = stored(name)
+        tag35, needle = f"\x0135={msg_type}\x01", f"\x01{ident}\x01"
+        if not any(tag35 in raw and needle in raw for raw in cache[name]):
+            out.append(a)
+    return out
+
+
+ADMIN_MSG_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
+
+
+def unprocessed(rows, rejected: set[int]) -> list[tuple[int, int, str]]:
+    """(journal id, MsgSeqNum, raw) of the application messages among ``rows`` to hand to the core again.
+
+    ``rows``: a session's inbound journal rows (id, seq_num, msg_type, raw) after its
+    watermark, in journal order. A MsgSeqNum seen twice (a re-sent copy) is taken
+    once; admin messages and messages quickfix answered with a session Reject
+    (``rejected``) never reached the core and are left out.
+    """
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row.seq_num in seen:
+            continue
+        seen.add(row.seq_num)
+        if row.msg_type in ADMIN_MSG_TYPES or row.msg_type is None or row.seq_num in rejected:
+            continue
+        out.append((row.id, row.seq_num, row.raw))
+    return out
