@@ -84,7 +84,8 @@ class Admin:
         if body:
             what += f" {body[:500].decode(errors='replace')}"
         self._gw.journal.event("operator", f"{what} -> {status}")
-        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status)
+        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status,
+                                                     extra={"operator": operator, "peer": peer})
         return status, answer
 
     def _authorize(self, headers) -> None:

@@ -83,7 +83,7 @@ def run(config_path: str, duration: float | None) -> None:
     from gateway.server import Gateway
 
     cfg = load(config_path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     _check_schema(cfg, config_path)
     gateway = build(Gateway, cfg).start()
     click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}; "
@@ -102,7 +102,7 @@ def demo(config_path: str, duration: float | None) -> None:
     from gateway.server import Gateway
 
     cfg = load(config_path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     _upgrade(cfg)
     simulators = run_simulators_for(cfg)
     gateway = None

@@ -110,6 +110,7 @@ class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="stderr lines as logfmt (text) or JSON")
     acceptor: AcceptorConfig = AcceptorConfig()
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()

@@ -28,7 +28,8 @@ def build_scheduler(cfg: GatewayConfig, submit: Callable[[object], None]) -> Bac
             args=[EndOfDay(name)], id=f"end-of-day:{name}", name=f"end of day for {name}",
             misfire_grace_time=60, coalesce=True,
         )
-        log.info("end of day for %s scheduled at %s %s", name, t.isoformat(), client.timezone)
+        log.info("end of day for %s scheduled at %s %s", name, t.isoformat(), client.timezone,
+                 extra={"session": name})
     return scheduler
 
 

@@ -27,6 +27,7 @@ from routing.model import (
     MassCancelRequest,
     MassCancelScope,
     NewOrder,
+    Note,
     OrdStatus,
     OperatorCancel,
     OrdType,
@@ -77,6 +78,11 @@ _EVENT_REPORT_KIND = {
     Event.DONE_FOR_DAY: ExecKind.DONE_FOR_DAY,
     Event.EXPIRE: ExecKind.EXPIRED,
 }
+
+
+def _ids(order: Order) -> dict:
+    """The IDs of an order, as log fields for a Note."""
+    return {"session": order.session, "cl_ord_id": order.cl_ord_id, "order_id": order.order_id, "venue": order.venue}
 
 
 def _utcnow() -> datetime:
@@ -339,13 +345,14 @@ class Core:
         started = 0
         for order in orders:
             if order.status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}")
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}",
+                                      **_ids(order)))
                 continue
             try:
                 self._start_cancel(order, out, cause=cause)
                 started += 1
             except TransitionRefused as exc:
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: {exc}")
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: {exc}", **_ids(order)))
         return started
 
     def _end_of_day(self, cmd: EndOfDay) -> Outcome:
@@ -353,7 +360,8 @@ class Core:
         out = Outcome()
         n = self._cancel_all(self._open_orders_of(cmd.session, TimeInForce.DAY), out, END_OF_DAY)
         if n:
-            out.warnings.append(f"end of day for {cmd.session}: {n} Day order(s) being expired")
+            out.warnings.append(Note(f"end of day for {cmd.session}: {n} Day order(s) being expired",
+                                      session=cmd.session))
         return out
 
     # ------------------------------------------------------------------ venue side
@@ -364,7 +372,8 @@ class Core:
             order = self._by_child.get((ev.venue, ev.orig_cl_ord_id))
         if order is None:
             text = f"no order with ClOrdID {ev.cl_ord_id or '(none)'} at {ev.venue}"
-            out.warnings.append(f"venue {ev.venue} sent ExecutionReport {ev.exec_id} for an unknown order: {text}")
+            out.warnings.append(Note(f"venue {ev.venue} sent ExecutionReport {ev.exec_id} for an unknown order: {text}",
+                                      venue=ev.venue, exec_id=ev.exec_id))
             if ev.kind is ExecKind.TRADE:
                 out.actions.append(VenueDontKnow(
                     venue=ev.venue, venue_order_id=ev.venue_order_id, exec_id=ev.exec_id, symbol=ev.symbol,
@@ -372,7 +381,8 @@ class Core:
                 ))
             return out
         if ev.exec_id in order.seen_exec_ids:
-            out.warnings.append(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})")
+            out.warnings.append(Note(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         order.seen_exec_ids.add(ev.exec_id)
         if ev.venue_order_id and ev.venue_order_id != "NONE":
@@ -386,13 +396,15 @@ class Core:
         if event is Event.VENUE_CANCELED and order.cancel_cause == END_OF_DAY:
             event = Event.EXPIRE
         if event is None:
-            out.warnings.append(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action")
+            out.warnings.append(Note(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         before = order.status
         try:
             order.apply(event)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})")
+            out.warnings.append(Note(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         if event is Event.VENUE_ACK and before is not OrdStatus.PENDING_NEW:
             return out  # the client already knows the order is working
@@ -418,23 +430,25 @@ class Core:
 
     def _venue_fill(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
         if ev.last_qty <= 0:
-            out.warnings.append(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored")
+            out.warnings.append(Note(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         room = order.qty - order.cum_qty
         event = Event.FILL if ev.last_qty >= room else Event.PARTIAL_FILL
         try:
             order.apply(event)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} not booked")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} "
+                                      "not booked", **_ids(order), exec_id=ev.exec_id))
             return out
         booked = order.add_fill(ev.last_qty, ev.last_px)
         if self.risk is not None and booked > 0:
             self.risk_state.on_fill(order.session, order.risk_key, booked, ev.last_px)
             self.risk_state.set_last_trade(order.symbol, ev.last_px)
         if booked < ev.last_qty:
-            out.warnings.append(
-                f"order {order.order_id}: {ev.venue} filled {ev.last_qty} but only {booked} remained; overfill not booked"
-            )
+            out.warnings.append(Note(
+                f"order {order.order_id}: {ev.venue} filled {ev.last_qty} but only {booked} remained; overfill not booked",
+                **_ids(order), exec_id=ev.exec_id))
         out.actions.append(self._report(order, ExecKind.TRADE, last_qty=booked, last_px=ev.last_px,
                                         last_mkt=ev.venue, recv_ns=ev.recv_ns))
         self._risk_settle(order)
@@ -442,13 +456,13 @@ class Core:
 
     def _venue_replaced(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
         if order.pending_replace is None:
-            out.warnings.append(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
-                                f"(ExecID {ev.exec_id}); ignored")
+            out.warnings.append(Note(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
+                                     f"(ExecID {ev.exec_id}); ignored", **_ids(order), exec_id=ev.exec_id))
             return out
         try:
             order.apply(Event.VENUE_REPLACED)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order), exec_id=ev.exec_id))
             return out
         orig = order.cl_ord_id
         order.apply_replace()
@@ -464,13 +478,13 @@ class Core:
         out = Outcome()
         order = self._by_child.get((ev.venue, ev.cl_ord_id)) or self._by_child.get((ev.venue, ev.orig_cl_ord_id))
         if order is None:
-            out.warnings.append(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}")
+            out.warnings.append(Note(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}", venue=ev.venue))
             return out
         replace = ev.response_to is CxlRejResponseTo.REPLACE
         try:
             order.apply(Event.VENUE_REPLACE_REJECT if replace else Event.VENUE_CANCEL_REJECT)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
             return out
         if replace:
             cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
@@ -479,8 +493,8 @@ class Core:
             cl = order.pending_cl_ord_id
             order.pending_cl_ord_id = None
             if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
-                out.warnings.append(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
-                                    f"cancel: {ev.text or ev.reason.value}")
+                out.warnings.append(Note(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
+                                         f"cancel: {ev.text or ev.reason.value}", **_ids(order)))
                 order.cancel_cause = None
                 return out
         what = "replace" if replace else "cancel"
@@ -499,7 +513,7 @@ class Core:
             n = self._cancel_all(self._open_orders_of(ev.name, TimeInForce.DAY), out,
                                  "the client session disconnected (cancel_on_disconnect)")
             if n:
-                out.warnings.append(f"{ev.name} disconnected: canceling its {n} open Day order(s)")
+                out.warnings.append(Note(f"{ev.name} disconnected: canceling its {n} open Day order(s)", session=ev.name))
         return out
 
     # ------------------------------------------------------------------ operator commands
@@ -519,7 +533,8 @@ class Core:
             return out
         if not cmd.engage:
             released = self.risk.unkill(self.risk_state, cmd.scope, cmd.key)
-            out.warnings.append(f"kill switch {cmd.scope} {cmd.key} released by {cmd.operator}")
+            out.warnings.append(Note(f"kill switch {cmd.scope} {cmd.key} released by {cmd.operator}",
+                                      operator=cmd.operator))
             out.result = {"ok": True, "released": released}
             return out
         self.risk.kill(self.risk_state, cmd.scope, cmd.key, reduce_only=cmd.reduce_only)
@@ -529,8 +544,9 @@ class Core:
             targets = [o for o in self.orders.values()
                        if o.is_open and (attr is None or getattr(o, attr) == cmd.key)]
             canceled = self._cancel_all(targets, out, f"kill switch {cmd.scope} {cmd.key}".rstrip())
-        out.warnings.append(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
-                            f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled")
+        out.warnings.append(Note(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
+                                 f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled",
+                                 operator=cmd.operator))
         out.result = {"ok": True, "canceled": canceled}
         return out
 
@@ -580,10 +596,11 @@ class Core:
         """Record the decision; return (code, reason) if it blocks the order."""
         out.risk.append((session, cl_ord_id, decision))
         for shadow in decision.shadow_rejects:
-            out.warnings.append(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}")
+            out.warnings.append(Note(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}",
+                                      session=session, cl_ord_id=cl_ord_id))
         if decision.session_disabled:
-            out.warnings.append(f"risk: session {session} disabled after repeated throttle breaches; "
-                                "an operator must re-enable it")
+            out.warnings.append(Note(f"risk: session {session} disabled after repeated throttle breaches; "
+                                     "an operator must re-enable it", session=session, cl_ord_id=cl_ord_id))
             out.actions.append(LogoutClient(session, "disabled after repeated throttle breaches; "
                                                      "an operator must re-enable the session"))
         elif decision.logout:
