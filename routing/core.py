@@ -99,6 +99,7 @@ class Core:
         self.venues = {v.name: v for v in venues}
         self._venue_order = list(self.venues)
         self.clients = clients
+        self.closed_sessions: set[str] = set()  # client sessions removed by `fixgw sessions reload`
         self._ids = itertools.count(1)
         self._id_prefix = id_prefix
         self.orders: dict[str, Order] = {}
@@ -119,6 +120,44 @@ class Core:
     def open_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open]
 
+    def open_order_count(self, *, session: str | None = None, venue: str | None = None) -> int:
+        return sum(1 for o in self.orders.values()
+                   if o.is_open and (session is None or o.session == session) and (venue is None or o.venue == venue))
+
+    # ------------------------------------------------------------------ configuration (`fixgw sessions reload`)
+    # Called on the core thread (Engine.call), so a check and the change it allows are one step.
+    def add_venue(self, venue: Venue) -> None:
+        self.venues[venue.name] = venue
+        if venue.name not in self._venue_order:
+            self._venue_order.append(venue.name)
+
+    def remove_venue(self, name: str) -> int:
+        """Stop routing to a venue; refused (returns its open order count) while it holds open orders."""
+        n = self.open_order_count(venue=name)
+        if n == 0:
+            self.venues.pop(name, None)
+            self._venue_order = [v for v in self._venue_order if v != name]
+        return n
+
+    def set_venue_symbols(self, name: str, symbols: frozenset[str]) -> None:
+        self.venues[name].symbols = symbols
+
+    def set_routing_order(self, names: list[str]) -> None:
+        """Venues in the configuration file's order (routing prefers the first that trades a symbol)."""
+        self._venue_order = [n for n in names if n in self.venues] + [n for n in self._venue_order
+                                                                       if n not in names and n in self.venues]
+
+    def set_client(self, name: str, options: ClientOptions) -> None:
+        self.clients[name] = options
+        self.closed_sessions.discard(name)
+
+    def close_client(self, name: str) -> int:
+        """Refuse a client session's new orders from now on; refused (returns the count) while it has open orders."""
+        n = self.open_order_count(session=name)
+        if n == 0:
+            self.closed_sessions.add(name)
+        return n
+
     # ------------------------------------------------------------------ dispatch
     def handle(self, cmd) -> Outcome:
         try:
@@ -129,6 +168,8 @@ class Core:
 
     # ------------------------------------------------------------------ client: new order
     def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
+        if cmd.session in self.closed_sessions:
+            return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration"
         if (cmd.session, cmd.cl_ord_id) in self._by_client:
             return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
         problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)

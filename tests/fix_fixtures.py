@@ -45,6 +45,15 @@ def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, 
                  venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                  client_options: dict[str, str] | None = None, extra_toml: str = "") -> GatewayConfig:
     """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
+    text = stack_config_text(database_url, data_dir, gw_port, v1_port, v2_port, venue_versions, pending_new,
+                             client_options, extra_toml)
+    return parse_config(text, data_dir, env={})
+
+
+def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
+                      venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
+                      client_options: dict[str, str] | None = None, extra_toml: str = "") -> str:
+    """The TOML of ``stack_config``, to edit and re-read (``fixgw sessions reload``)."""
     client_options = client_options or {}
     http_port = free_port()
     clients = "\n".join(
@@ -82,7 +91,7 @@ prices = {{ AAPL = 190.02, MSFT = 409.97, ORCL = 120.00, XXXX = 10.00 }}
 half_spread_ticks = 2
 level_size = 300
 """ + extra_toml  # tables only: it follows the last table
-    return parse_config(text, data_dir, env={})
+    return text
 
 
 @dataclass
@@ -92,6 +101,7 @@ class Stack:
     venues: dict[str, VenueSimulator]
     clients: dict[str, FixClient] = field(default_factory=dict)
     tmp: Path = Path(".")
+    config_path: Path = Path("gateway.cfg")
     stopped: bool = False
 
     def client(self, name: str) -> FixClient:
@@ -115,15 +125,19 @@ class Stack:
 def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
     upgrade(database_url)
     ports = [free_port() for _ in range(3)]
-    cfg = stack_config(database_url, tmp / "gw", *ports, **kw)
+    text = stack_config_text(database_url, tmp / "gw", *ports, **kw)
+    cfg = parse_config(text, tmp / "gw", env={})
+    config_path = cfg.data_dir / "gateway.cfg"  # what the gateway re-reads on `fixgw sessions reload`
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text)
     venues = {}
     for name, v in cfg.venues.items():
         sim = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator, store_dir=tmp / "venues" / name,
                              counterparties=(cfg.comp_id,))
         sim.start()
         venues[name] = sim
-    gateway = Gateway(cfg).start()
-    stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp)
+    gateway = Gateway(cfg, config_path=config_path).start()
+    stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp, config_path=config_path)
     if not gateway.wait_venues_up(20):
         down = {name: {"gateway_logged_on": gateway.is_logged_on(name), "simulator_logged_on": sorted(v.logged_on),
                        "port": v.port} for name, v in venues.items()}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,8 +55,13 @@ def test_rejects_and_logons_are_logged_with_their_ids(stack, caplog):
     c = stack.client("CLIENT42")
     rejected = c.new_order("NOPE", "1", 10, "1.00")
     report = c.wait_exec(rejected, "8")
-    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
-    reject = [line for line in lines if line["msg"].startswith("order rejected")]
+    deadline = time.monotonic() + 5  # the core logs the reject just after handing it to quickfix
+    while True:
+        lines = [json.loads(JsonFormatter().format(r)) for r in list(caplog.records)]
+        reject = [line for line in lines if line["msg"].startswith("order rejected")]
+        if reject or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert reject, [line["msg"] for line in lines]
     assert reject[-1]["session"] == "CLIENT42" and reject[-1]["cl_ord_id"] == rejected
     assert reject[-1]["order_id"] == report[37]
