@@ -67,3 +67,19 @@ def test_rejects_and_logons_are_logged_with_their_ids(stack, caplog):
     assert reject[-1]["order_id"] == report[37]
     logons = [line for line in lines if line["msg"].startswith("session logged on")]
     assert any(line.get("session") == "CLIENT42" and line.get("role") == "client" for line in logons)
+
+
+def test_every_metric_the_runbook_and_dashboard_name_is_served(stack):
+    import re
+    from pathlib import Path
+
+    host, port = stack.gateway.http.address
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+        families = list(text_string_to_metric_families(r.read().decode()))
+    served = {s.name for f in families for s in f.samples}
+    served |= {f.name + suffix for f in families for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for doc in (docs / "operations.md", docs / "grafana" / "fixgw.json"):
+        names = set(re.findall(r"\b((?:fixgw|process)_[a-z_]+)\b", doc.read_text()))
+        assert names, doc
+        assert names <= served, f"{doc.name} names metrics /metrics does not serve: {sorted(names - served)}"
