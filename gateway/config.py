@@ -86,7 +86,7 @@ class ScheduleConfig(_Strict):
 def describe_schedule(schedule: ScheduleConfig | None) -> str:
     """A session's window as operators read it (no schedule: quickfix's 00:00:00-00:00:00, all day)."""
     if schedule is None:
-        return "00:00:00-00:00:00 UTC daily (all day; new session at 00:00:00 UTC)"
+        return "00:00:00-00:00:00 UTC daily (all day)"
     return schedule.describe()
 
 

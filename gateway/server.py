@@ -244,6 +244,10 @@ class Gateway:
         if not dry_run:
             self.journal.event("operator", f"sessions reload by {operator} from {self.config_path}: {summary}; " +
                                "; ".join(f"{s.session} {s.action}: {s.detail}" for s in the_plan.steps))
+            for step in the_plan.steps:
+                (log.warning if step.action in (REFUSED, FAILED) else log.info)(
+                    "sessions reload: %s %s %s: %s", step.role, step.session, step.action, step.detail,
+                    extra=fields(session=step.session, operator=operator))
             log.info("sessions reload by %s: %s", operator, summary, extra=fields(operator=operator))
         return {"config": str(self.config_path), "dry_run": dry_run, "summary": summary,
                 "changes": [s.as_dict() for s in the_plan.steps], "not_applied": the_plan.not_applied}

@@ -87,3 +87,28 @@ def test_log_format_json_is_refused_unless_spelt_right(tmp_path):
     assert parse_config('log_format = "json"\n', tmp_path, env={}).log_format == "json"
     with pytest.raises(ConfigError, match="log_format"):
         parse_config('log_format = "yaml"\n', tmp_path, env={})
+
+
+def test_a_fixgw_process_writes_one_json_object_per_line_to_stderr(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from tests.fix_fixtures import free_port
+
+    cfg = tmp_path / "gw.cfg"
+    cfg.write_text(f'''data_dir = "{tmp_path}"
+log_format = "json"
+[venues.V1]
+fix_version = "FIX.4.4"
+port = {free_port()}
+symbols = ["AAPL"]
+[venues.V1.simulator]
+prices = {{ AAPL = 190.00 }}
+''')
+    fixgw = shutil.which("fixgw", path=str(Path(sys.executable).parent)) or "fixgw"
+    out = subprocess.run([fixgw, "venue-sim", "-c", str(cfg), "--venue", "V1", "--duration", "0.5"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stderr.splitlines()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= line.keys() for line in lines)
+    assert any("V1" in line["msg"] for line in lines)
