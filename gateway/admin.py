@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from gateway.config import ConfigError, describe_schedule
 from risk.rules import RulesError, load_rules
 from routing.model import KillSwitch, OperatorCancel, ReloadRisk
 from sessions.codec import fmt
+from sessions.fixsettings import in_session_window
 
 log = logging.getLogger("fixgw.admin")
 TOKEN_ENV = "FIXGW_ADMIN_TOKEN"
@@ -84,7 +86,8 @@ class Admin:
         if body:
             what += f" {body[:500].decode(errors='replace')}"
         self._gw.journal.event("operator", f"{what} -> {status}")
-        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status)
+        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status,
+                                                     extra={"operator": operator, "peer": peer})
         return status, answer
 
     def _authorize(self, headers) -> None:
@@ -105,6 +108,8 @@ class Admin:
                 if s["name"] == parts[1]:
                     return s
             raise AdminError(404, f"unknown session {parts[1]} (known: {', '.join(self._names())})")
+        if method == "POST" and parts == ["sessions", "reload"]:
+            return self._reload_sessions(operator, bool(payload.get("dry_run")))
         if method == "POST" and len(parts) == 3 and parts[0] == "sessions":
             return self._session_action(parts[1], parts[2], payload)
         if method == "POST" and parts == ["orders", "cancel-all"]:
@@ -189,11 +194,15 @@ class Admin:
     def _sessions(self) -> list[dict]:
         gw = self._gw
         rows = []
-        for role, sids, configs in (("client", gw.client_sids, gw.cfg.clients), ("venue", gw.venue_sids, gw.cfg.venues)):
+        cfg = gw.cfg
+        for role, sids, configs in (("client", gw.client_sids, cfg.clients), ("venue", gw.venue_sids, cfg.venues)):
             for name, sid in sids.items():
                 session = gw.session(name)
+                c = configs.get(name)
+                if c is None:  # a sessions reload is between its two updates
+                    continue
                 rows.append({
-                    "name": name, "role": role, "fix_version": configs[name].fix_version, "session_id": sid.toString(),
+                    "name": name, "role": role, "fix_version": c.fix_version, "session_id": sid.toString(),
                     "logged_on": bool(session is not None and session.isLoggedOn()),
                     "next_sender_seqnum": session.getExpectedSenderNum() if session else None,
                     "next_target_seqnum": session.getExpectedTargetNum() if session else None,
@@ -201,6 +210,11 @@ class Admin:
                                        if s == sid.toString() and d == "I"),
                     "messages_out": sum(n for (s, d, _), n in dict(gw.journal.message_counts).items()
                                         if s == sid.toString() and d == "O"),
+                    "schedule": describe_schedule(c.schedule),
+                    "in_session_window": in_session_window(session) if session is not None else None,
+                    "end_of_day": (f"{c.end_of_day.isoformat()} {c.timezone}"
+                                   if role == "client" and c.end_of_day is not None else None),
+                    "port": cfg.client_port(name) if role == "client" else c.port,
                 })
         return rows
 
@@ -223,10 +237,22 @@ class Admin:
             "uptime_seconds": details["uptime_seconds"], "pid": os.getpid(),
             "sessions_up": sum(s["logged_on"] for s in sessions), "sessions_total": len(sessions),
             "sessions": {s["name"]: s["logged_on"] for s in sessions},
+            "schedules": {s["name"]: {k: s[k] for k in ("schedule", "in_session_window", "end_of_day")}
+                          for s in sessions},
             "journal": details["journal"], "core_queue_depth": self._gw.engine.queue_depth(),
             "risk": self._gw.engine.call(lambda core: core.risk_summary()),
             "scheduled": [{"job": name, "next_run": when} for name, when in self._gw.scheduled_jobs()],
         }
+
+    def _reload_sessions(self, operator: str, dry_run: bool) -> dict:
+        from gateway.server import ReloadBusy
+
+        try:
+            return self._gw.reload_sessions(operator, dry_run)
+        except ConfigError as exc:
+            raise AdminError(400, f"{exc}\nthe configuration was refused: nothing was changed") from None
+        except ReloadBusy as exc:
+            raise AdminError(409, str(exc)) from None
 
     def _reload(self) -> dict:
         path = self._gw.cfg.risk.rules_file

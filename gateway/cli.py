@@ -43,10 +43,10 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def build(gateway_class, cfg: GatewayConfig):
+def build(gateway_class, cfg: GatewayConfig, config_path: str):
     """Construct the gateway; configuration problems found then (e.g. bad risk rules) exit cleanly."""
     try:
-        return gateway_class(cfg)
+        return gateway_class(cfg, config_path=config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -83,9 +83,9 @@ def run(config_path: str, duration: float | None) -> None:
     from gateway.server import Gateway
 
     cfg = load(config_path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     _check_schema(cfg, config_path)
-    gateway = build(Gateway, cfg).start()
+    gateway = build(Gateway, cfg, config_path).start()
     click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}; "
                f"journal {safe_url(cfg.journal.database_url)}. Ctrl-C stops.")
     try:
@@ -102,12 +102,12 @@ def demo(config_path: str, duration: float | None) -> None:
     from gateway.server import Gateway
 
     cfg = load(config_path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     _upgrade(cfg)
     simulators = run_simulators_for(cfg)
     gateway = None
     try:
-        gateway = build(Gateway, cfg).start()
+        gateway = build(Gateway, cfg, config_path).start()
         up = gateway.wait_venues_up(15)
         click.echo(banner(cfg, gateway, up))
         wait_for_stop(duration)

@@ -37,13 +37,13 @@ class AdminClient:
                 f"no admin token: set {TOKEN_ENV}, or run as a user who can read {cfg.data_dir / TOKEN_FILE} "
                 "(the gateway writes it when it starts)")
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict | None = None, timeout: float = 10) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "X-Fixgw-Operator": getpass.getuser(),
             "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             try:
@@ -62,8 +62,8 @@ def table(rows: list[dict], columns: list[str]) -> str:
         return "(none)"
     cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
@@ -79,11 +79,22 @@ def status(config_path: str, as_json: bool) -> None:
     """Process, uptime, sessions up/down, journal lag, risk state."""
     data = AdminClient(config_path).call("GET", "/admin/status")
 
+    def session_line(name: str, up: bool, schedules: dict) -> str:
+        line = f"\n  {name}: {'up' if up else 'DOWN'}"
+        s = schedules.get(name)
+        if s:
+            line += f"; window {s['schedule']}"
+            if s.get("in_session_window") is False:
+                line += " (outside it now)"
+            if s.get("end_of_day"):
+                line += f"; end of day {s['end_of_day']}"
+        return line
+
     def human(d):
         lines = [f"{d['comp_id']}: {'healthy' if d['healthy'] else 'UNHEALTHY'}, pid {d['pid']}, "
                  f"up {d['uptime_seconds']:.0f} s",
                  f"sessions: {d['sessions_up']}/{d['sessions_total']} logged on"
-                 + "".join(f"\n  {n}: {'up' if up else 'DOWN'}" for n, up in d["sessions"].items()),
+                 + "".join(session_line(n, up, d.get("schedules", {})) for n, up in d["sessions"].items()),
                  f"journal: lag {d['journal']['lag_seconds']} s, queue {d['journal']['queue_depth']}, "
                  f"{'committing' if d['journal']['healthy'] else 'FAILING'}",
                  f"risk: {'on' if d['risk']['enabled'] else 'off'}, kill switches "
@@ -272,6 +283,31 @@ _session_control("logout", "Log SESSION out now; it stays down until `fixgw sess
 _session_control("logon", "Let SESSION log on (or, for a venue, reconnect) again after a logout.")
 _session_control("disable", "Log a client SESSION out and refuse its logons until enabled.")
 _session_control("enable", "Accept a disabled client SESSION again (also after throttle breaches).")
+
+
+@sessions.command("reload")
+@click.option("--dry-run", is_flag=True, help="only say what would change")
+@CONFIG
+@JSON
+def sessions_reload(dry_run: bool, config_path: str, as_json: bool) -> None:
+    """Apply sessions added to, removed from or changed in the gateway's configuration file, without a restart.
+
+    The gateway re-reads the file it was started with. A file that does not load
+    or validate is refused and nothing changes. Each session's change is applied
+    where quickfix allows it, or refused with the reason (e.g. it needs a
+    restart, or the session still has open orders); exit code 1 if any was
+    refused or failed.
+    """
+    data = AdminClient(config_path).call("POST", "/admin/sessions/reload", {"dry_run": dry_run}, timeout=120)
+
+    def human(d):
+        head = f"{'would apply (dry run)' if d['dry_run'] else 'reloaded'} {d['config']}: {d['summary']}"
+        lines = [head, table(d["changes"], ["session", "role", "action", "detail"]) if d["changes"] else ""]
+        lines += [f"not applied: {n}" for n in d["not_applied"]]
+        return "\n".join(line for line in lines if line)
+    emit(data, as_json, human)
+    if any(c["action"] in ("refused", "failed") for c in data["changes"]):
+        raise SystemExit(1)
 
 
 @sessions.command("set-seqnum")

@@ -142,6 +142,7 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         level = log_level or cfg.log_level
+        log_format = cfg.log_format
     else:
         missing = [flag for flag, value in (("--comp-id", comp_id), ("--port", port), ("--price", prices))
                    if not value]
@@ -166,8 +167,9 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
                              store_dir=store_dir or Path("var") / "venue-sim" / comp_id,
                              counterparties=counterparties or ("FIXGW",), versions=versions or ALL_VERSIONS)
         level = log_level or "INFO"
+        log_format = "text"
 
-    setup_logging(level)
+    setup_logging(level, log_format)
     try:
         sim.start()
     except Exception as exc:  # quickfix's RuntimeError/ConfigError: port in use, bad settings

@@ -43,6 +43,53 @@ class SimulatorConfig(_Strict):
         return prices
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+Weekday = Literal["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+class ScheduleConfig(_Strict):
+    """When a FIX session may be logged on: quickfix's StartTime/EndTime (and StartDay/EndDay), in UTC.
+
+    Outside the window quickfix logs the session out and refuses logons; each new
+    window is a new FIX session (sequence numbers start again at 1). Without
+    days the window repeats daily; with start_day and end_day it is weekly
+    (e.g. sun 21:00:00 to fri 21:00:00). quickfix 1.16 has no per-session time
+    zone, so times are UTC.
+    """
+
+    start: dt_time = Field(description="UTC time the session opens, HH:MM:SS")
+    end: dt_time = Field(description="UTC time the session closes, HH:MM:SS")
+    start_day: Weekday | None = None
+    end_day: Weekday | None = None
+
+    @model_validator(mode="after")
+    def _days_together(self) -> "ScheduleConfig":
+        if (self.start_day is None) != (self.end_day is None):
+            raise ValueError("give both start_day and end_day (a weekly session) or neither (a daily one)")
+        for t in (self.start, self.end):
+            if t.tzinfo is not None or t.microsecond:
+                raise ValueError("schedule times are whole seconds, HH:MM:SS, UTC, without a zone")
+        return self
+
+    def quickfix_settings(self) -> dict[str, str]:
+        out = {"StartTime": self.start.strftime("%H:%M:%S"), "EndTime": self.end.strftime("%H:%M:%S")}
+        if self.start_day is not None:
+            out |= {"StartDay": self.start_day, "EndDay": self.end_day}
+        return out
+
+    def describe(self) -> str:
+        if self.start_day is None:
+            return f"{self.start:%H:%M:%S}-{self.end:%H:%M:%S} UTC daily"
+        return f"{self.start_day} {self.start:%H:%M:%S} - {self.end_day} {self.end:%H:%M:%S} UTC weekly"
+
+
+def describe_schedule(schedule: ScheduleConfig | None) -> str:
+    """A session's window as operators read it (no schedule: quickfix's 00:00:00-00:00:00, all day)."""
+    if schedule is None:
+        return "00:00:00-00:00:00 UTC daily (all day)"
+    return schedule.describe()
+
+
 class VenueConfig(_Strict):
     fix_version: FixVersion
     host: str = "127.0.0.1"
@@ -50,6 +97,7 @@ class VenueConfig(_Strict):
     symbols: tuple[str, ...] = Field(min_length=1)
     heartbeat_s: int = Field(30, gt=0)
     reconnect_s: int = Field(5, gt=0)
+    schedule: ScheduleConfig | None = None
     simulator: SimulatorConfig | None = None
 
     @model_validator(mode="after")
@@ -80,6 +128,9 @@ class ClientConfig(_Strict):
         return name
     allowed_addresses: tuple[str, ...] = Field(
         (), description="source IP addresses this session may connect from (empty: any)")
+    port: int | None = Field(None, gt=0, lt=65536,
+                             description="port this client connects to, if not [acceptor] port")
+    schedule: ScheduleConfig | None = None
 
 
 class AcceptorConfig(_Strict):
@@ -117,6 +168,7 @@ class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="stderr lines as logfmt (text) or JSON")
     acceptor: AcceptorConfig = AcceptorConfig()
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
@@ -132,7 +184,16 @@ class GatewayConfig(_Strict):
             raise ValueError(f"names used for both a client and a venue: {', '.join(sorted(both))}")
         if self.comp_id in self.clients or self.comp_id in self.venues:
             raise ValueError(f"comp_id {self.comp_id} is also a session name")
+        if self.http.enabled and self.http.port in self.client_ports():
+            raise ValueError(f"port {self.http.port} is both the [http] port and a client acceptor port")
         return self
+
+    def client_port(self, name: str) -> int:
+        """The port a client session is accepted on."""
+        return self.clients[name].port or self.acceptor.port
+
+    def client_ports(self) -> set[int]:
+        return {self.client_port(name) for name in self.clients}
 
 
 class ConfigError(Exception):

@@ -15,17 +15,24 @@ from concurrent.futures import Future
 from typing import Callable
 
 from gateway import metrics
+from gateway.logs import fields
 from risk.engine import describe_decision
 from routing.core import Core
 from routing.model import (
     CancelRequest,
+    ClientCancelReject,
+    ClientExecReport,
+    CxlRejResponseTo,
+    ExecKind,
     MassCancelRequest,
     NewOrder,
     ReplaceRequest,
     SessionStatus,
     StatusRequest,
     VenueCancel,
+    VenueCancelReject,
     VenueDontKnow,
+    VenueExecution,
     VenueNewOrder,
     VenueReplace,
 )
@@ -36,6 +43,20 @@ _STOP = object()
 _REQUEST = object()
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 _VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
+
+# (command type, action type) -> the hop histogram child a sent action is timed on
+_HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
+    (NewOrder, VenueNewOrder, ("client_to_venue", "D", "D")),
+    (CancelRequest, VenueCancel, ("client_to_venue", "F", "F")),
+    (ReplaceRequest, VenueReplace, ("client_to_venue", "G", "G")),
+    (VenueExecution, ClientExecReport, ("venue_to_client", "8", "8")),
+    (VenueCancelReject, ClientCancelReject, ("venue_to_client", "9", "9")),
+    (NewOrder, ClientExecReport, ("client_to_client", "D", "8")),
+    (CancelRequest, ClientExecReport, ("client_to_client", "F", "8")),
+    (CancelRequest, ClientCancelReject, ("client_to_client", "F", "9")),
+    (ReplaceRequest, ClientExecReport, ("client_to_client", "G", "8")),
+    (ReplaceRequest, ClientCancelReject, ("client_to_client", "G", "9")),
+)}
 
 
 class Engine:
@@ -110,7 +131,7 @@ class Engine:
                 if isinstance(action, _VENUE_ACTIONS) and not self._venue_up(action.venue):
                     self._deferred.setdefault(action.venue, []).append(action)
                 else:
-                    self._perform(action)
+                    self._send(action, None)
         self._queue.put((run, Future()))
 
     def _venue_up(self, name: str) -> bool:
@@ -129,14 +150,6 @@ class Engine:
             log.critical("could not write the state log for %r: a crash now would lose this change",
                          command, exc_info=True)
 
-    def _perform(self, action) -> None:
-        try:
-            self.outbound.perform(action)
-        except Exception:  # noqa: BLE001
-            self.errors += 1
-            metrics.INTERNAL_ERRORS.labels("outbound").inc()
-            log.exception("could not send %r", action)
-
     def _handle(self, command):
         recorder = self.recorder
         if recorder is not None and recorder.already_processed(command):
@@ -148,7 +161,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a bug in the core must not stop the engine
             self.errors += 1
             metrics.INTERNAL_ERRORS.labels("core").inc()
-            log.exception("core failed on %r", command)
+            log.exception("core failed on %r", command, extra=_command_ids(command))
             self._answer_failure(command, exc)
             return None
         self.handled += 1
@@ -156,20 +169,41 @@ class Engine:
             for session, cl_ord_id, decision in outcome.risk:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
         for warning in outcome.warnings:
-            log.warning("%s", warning)
+            log.warning("%s", warning, extra=getattr(warning, "fields", None))
         if recorder is not None:
             self._record(command, outcome)  # durable before anything leaves
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
         for action in outcome.actions:
-            self._perform(action)
+            self._send(action, command)
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
             for action in self._deferred.pop(command.name):
-                self._perform(action)
+                self._send(action, None)
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         return outcome
+
+    def _send(self, action, command) -> None:
+        """Perform one action; time its hop from the command's arrival; log rejects with their IDs."""
+        try:
+            self.outbound.perform(action)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            log.exception("could not send %r", action, extra=_action_ids(action))
+            return
+        recv_ns = getattr(command, "recv_ns", 0)
+        if recv_ns:
+            hop = _HOP.get((type(command), type(action)))
+            if hop is not None:
+                hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
+        kind = type(action)
+        if kind is ClientExecReport and action.kind is ExecKind.REJECTED:
+            log.info("order rejected: %s", action.text, extra=_action_ids(action))
+        elif kind is ClientCancelReject:
+            log.info("%s rejected: %s", "replace" if action.response_to is CxlRejResponseTo.REPLACE else "cancel", action.text,
+                     extra=_action_ids(action))
 
     def _answer_failure(self, command, exc: Exception) -> None:
         """Tell the client its message was not acted on, so it never waits for an answer forever."""
@@ -183,3 +217,14 @@ class Engine:
         except Exception:  # noqa: BLE001
             metrics.INTERNAL_ERRORS.labels("outbound").inc()
             log.exception("could not send BusinessMessageReject for %r", command)
+
+
+def _command_ids(command) -> dict:
+    return fields(session=getattr(command, "session", None) or getattr(command, "venue", None),
+                  cl_ord_id=getattr(command, "cl_ord_id", None))
+
+
+def _action_ids(action) -> dict:
+    return fields(session=getattr(action, "session", None), venue=getattr(action, "venue", None),
+                  cl_ord_id=getattr(action, "cl_ord_id", None), orig_cl_ord_id=getattr(action, "orig_cl_ord_id", None),
+                  order_id=getattr(action, "order_id", None))

@@ -2,10 +2,19 @@
 
 Figures that can be read from live state (sessions, journal, queues, open orders)
 are collected at scrape time instead, by gateway.http.GatewayCollector.
+
+The hop histograms are observed on the core thread for every message sent, so
+each (hop, MsgType) child is bound here once: an observation is then one dict
+lookup and ``observe()``, with no label resolution on the order path.
 """
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+
+# 50 µs to 1 s: the gateway's own hops are tens to hundreds of microseconds when
+# healthy; milliseconds mean queueing, a slow session lock or a GC pause.
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                   0.1, 0.25, 0.5, 1.0)
 
 INTERNAL_ERRORS = Counter(
     "fixgw_internal_errors_total",
@@ -16,3 +25,20 @@ CORE_HANDLE_SECONDS = Histogram(
     "fixgw_core_handle_seconds", "Time from a message's arrival on a session thread to the core's actions sent",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
 )
+HOP_SECONDS = Histogram(
+    "fixgw_hop_latency_seconds",
+    "Time from a message's arrival (fromApp) to a resulting message handed to quickfix (sendToTarget returned). "
+    "hop: client_to_venue (order, cancel, replace sent to the venue), venue_to_client (execution report or "
+    "cancel reject to the client), client_to_client (the gateway's own ack or reject). in_msg_type: the MsgType "
+    "that arrived; out_msg_type: the MsgType sent",
+    ["hop", "in_msg_type", "out_msg_type"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# (hop, in MsgType, out MsgType) -> bound child; gateway.engine maps (command, action) types onto these keys
+HOPS = {key: HOP_SECONDS.labels(*key) for key in (
+    ("client_to_venue", "D", "D"), ("client_to_venue", "F", "F"), ("client_to_venue", "G", "G"),
+    ("venue_to_client", "8", "8"), ("venue_to_client", "9", "9"),
+    ("client_to_client", "D", "8"), ("client_to_client", "F", "8"), ("client_to_client", "F", "9"),
+    ("client_to_client", "G", "8"), ("client_to_client", "G", "9"),
+)}

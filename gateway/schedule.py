@@ -1,7 +1,9 @@
 """Scheduled jobs (apscheduler): each client session's end of day.
 
 Jobs only submit a command to the engine's queue; the core thread does the work,
-so a job never touches order state and never blocks a FIX session.
+so a job never touches order state and never blocks a FIX session. The jobs of
+a session are added and removed by `fixgw sessions reload` as its configuration
+comes and goes.
 """
 from __future__ import annotations
 
@@ -11,24 +13,36 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from gateway.config import GatewayConfig
+from gateway.config import ClientConfig, GatewayConfig
 from routing.model import EndOfDay
 
 log = logging.getLogger("fixgw.schedule")
 
 
+def job_id(name: str) -> str:
+    return f"end-of-day:{name}"
+
+
+def set_end_of_day(scheduler: BackgroundScheduler, name: str, client: ClientConfig | None,
+                   submit: Callable[[object], None]) -> None:
+    """(Re)schedule the session's end-of-day job from its configuration; None or no end_of_day removes it."""
+    if scheduler.get_job(job_id(name)) is not None:
+        scheduler.remove_job(job_id(name))
+    if client is None or client.end_of_day is None:
+        return
+    t = client.end_of_day
+    scheduler.add_job(
+        submit, CronTrigger(hour=t.hour, minute=t.minute, second=t.second, timezone=client.timezone),
+        args=[EndOfDay(name)], id=job_id(name), name=f"end of day for {name}",
+        misfire_grace_time=60, coalesce=True,
+    )
+    log.info("end of day for %s scheduled at %s %s", name, t.isoformat(), client.timezone, extra={"session": name})
+
+
 def build_scheduler(cfg: GatewayConfig, submit: Callable[[object], None]) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     for name, client in cfg.clients.items():
-        if client.end_of_day is None:
-            continue
-        t = client.end_of_day
-        scheduler.add_job(
-            submit, CronTrigger(hour=t.hour, minute=t.minute, second=t.second, timezone=client.timezone),
-            args=[EndOfDay(name)], id=f"end-of-day:{name}", name=f"end of day for {name}",
-            misfire_grace_time=60, coalesce=True,
-        )
-        log.info("end of day for %s scheduled at %s %s", name, t.isoformat(), client.timezone)
+        set_end_of_day(scheduler, name, client, submit)
     return scheduler
 
 

@@ -27,6 +27,7 @@ from routing.model import (
     MassCancelRequest,
     MassCancelScope,
     NewOrder,
+    Note,
     OrdStatus,
     OperatorCancel,
     OrdType,
@@ -79,6 +80,11 @@ _EVENT_REPORT_KIND = {
 }
 
 
+def _ids(order: Order) -> dict:
+    """The IDs of an order, as log fields for a Note."""
+    return {"session": order.session, "cl_ord_id": order.cl_ord_id, "order_id": order.order_id, "venue": order.venue}
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -93,6 +99,7 @@ class Core:
         self.venues = {v.name: v for v in venues}
         self._venue_order = list(self.venues)
         self.clients = clients
+        self.closed_sessions: set[str] = set()  # client sessions removed by `fixgw sessions reload`
         self._ids = itertools.count(1)
         self._id_prefix = id_prefix
         self.orders: dict[str, Order] = {}
@@ -166,6 +173,44 @@ class Core:
         self._by_child[(order.venue, child_id)] = order
         order.child_ids.append(child_id)
 
+    def open_order_count(self, *, session: str | None = None, venue: str | None = None) -> int:
+        return sum(1 for o in self.orders.values()
+                   if o.is_open and (session is None or o.session == session) and (venue is None or o.venue == venue))
+
+    # ------------------------------------------------------------------ configuration (`fixgw sessions reload`)
+    # Called on the core thread (Engine.call), so a check and the change it allows are one step.
+    def add_venue(self, venue: Venue) -> None:
+        self.venues[venue.name] = venue
+        if venue.name not in self._venue_order:
+            self._venue_order.append(venue.name)
+
+    def remove_venue(self, name: str) -> int:
+        """Stop routing to a venue; refused (returns its open order count) while it holds open orders."""
+        n = self.open_order_count(venue=name)
+        if n == 0:
+            self.venues.pop(name, None)
+            self._venue_order = [v for v in self._venue_order if v != name]
+        return n
+
+    def set_venue_symbols(self, name: str, symbols: frozenset[str]) -> None:
+        self.venues[name].symbols = symbols
+
+    def set_routing_order(self, names: list[str]) -> None:
+        """Venues in the configuration file's order (routing prefers the first that trades a symbol)."""
+        self._venue_order = [n for n in names if n in self.venues] + [n for n in self._venue_order
+                                                                       if n not in names and n in self.venues]
+
+    def set_client(self, name: str, options: ClientOptions) -> None:
+        self.clients[name] = options
+        self.closed_sessions.discard(name)
+
+    def close_client(self, name: str) -> int:
+        """Refuse a client session's new orders from now on; refused (returns the count) while it has open orders."""
+        n = self.open_order_count(session=name)
+        if n == 0:
+            self.closed_sessions.add(name)
+        return n
+
     # ------------------------------------------------------------------ dispatch
     def handle(self, cmd) -> Outcome:
         try:
@@ -176,6 +221,8 @@ class Core:
 
     # ------------------------------------------------------------------ client: new order
     def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
+        if cmd.session in self.closed_sessions:
+            return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration"
         if (cmd.session, cmd.cl_ord_id) in self._by_client:
             return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
         problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
@@ -398,7 +445,8 @@ class Core:
         started = 0
         for order in orders:
             if order.status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE):
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}")
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: it is {order.status.name}",
+                                      **_ids(order)))
                 continue
             if not self._venue_connected(order):
                 out.warnings.append(f"order {order.order_id} not canceled for {cause}: venue {order.venue} is not "
@@ -408,7 +456,7 @@ class Core:
                 self._start_cancel(order, out, cause=cause)
                 started += 1
             except TransitionRefused as exc:
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: {exc}")
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: {exc}", **_ids(order)))
         return started
 
     def _end_of_day(self, cmd: EndOfDay) -> Outcome:
@@ -416,7 +464,8 @@ class Core:
         out = Outcome()
         n = self._cancel_all(self._open_orders_of(cmd.session, TimeInForce.DAY), out, END_OF_DAY)
         if n:
-            out.warnings.append(f"end of day for {cmd.session}: {n} Day order(s) being expired")
+            out.warnings.append(Note(f"end of day for {cmd.session}: {n} Day order(s) being expired",
+                                      session=cmd.session))
         return out
 
     # ------------------------------------------------------------------ venue side
@@ -427,7 +476,8 @@ class Core:
             order = self._by_child.get((ev.venue, ev.orig_cl_ord_id))
         if order is None:
             text = f"no order with ClOrdID {ev.cl_ord_id or '(none)'} at {ev.venue}"
-            out.warnings.append(f"venue {ev.venue} sent ExecutionReport {ev.exec_id} for an unknown order: {text}")
+            out.warnings.append(Note(f"venue {ev.venue} sent ExecutionReport {ev.exec_id} for an unknown order: {text}",
+                                      venue=ev.venue, exec_id=ev.exec_id))
             if ev.kind is ExecKind.TRADE:
                 out.actions.append(VenueDontKnow(
                     venue=ev.venue, venue_order_id=ev.venue_order_id, exec_id=ev.exec_id, symbol=ev.symbol,
@@ -435,7 +485,8 @@ class Core:
                 ))
             return out
         if ev.exec_id in order.seen_exec_ids:
-            out.warnings.append(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})")
+            out.warnings.append(Note(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         order.seen_exec_ids.add(ev.exec_id)
         if ev.venue_order_id and ev.venue_order_id != "NONE":
@@ -449,13 +500,15 @@ class Core:
         if event is Event.VENUE_CANCELED and order.cancel_cause == END_OF_DAY:
             event = Event.EXPIRE
         if event is None:
-            out.warnings.append(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action")
+            out.warnings.append(Note(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         before = order.status
         try:
             order.apply(event)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})")
+            out.warnings.append(Note(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         if event is Event.VENUE_ACK and before is not OrdStatus.PENDING_NEW:
             return out  # the client already knows the order is working
@@ -481,23 +534,25 @@ class Core:
 
     def _venue_fill(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
         if ev.last_qty <= 0:
-            out.warnings.append(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored")
+            out.warnings.append(Note(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored",
+                                      **_ids(order), exec_id=ev.exec_id))
             return out
         room = order.qty - order.cum_qty
         event = Event.FILL if ev.last_qty >= room else Event.PARTIAL_FILL
         try:
             order.apply(event)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} not booked")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} "
+                                      "not booked", **_ids(order), exec_id=ev.exec_id))
             return out
         booked = order.add_fill(ev.last_qty, ev.last_px)
         if self.risk is not None and booked > 0:
             self.risk_state.on_fill(order.session, order.risk_key, booked, ev.last_px)
             self.risk_state.set_last_trade(order.symbol, ev.last_px)
         if booked < ev.last_qty:
-            out.warnings.append(
-                f"order {order.order_id}: {ev.venue} filled {ev.last_qty} but only {booked} remained; overfill not booked"
-            )
+            out.warnings.append(Note(
+                f"order {order.order_id}: {ev.venue} filled {ev.last_qty} but only {booked} remained; overfill not booked",
+                **_ids(order), exec_id=ev.exec_id))
         out.actions.append(self._report(order, ExecKind.TRADE, last_qty=booked, last_px=ev.last_px,
                                         last_mkt=ev.venue, recv_ns=ev.recv_ns))
         self._risk_settle(order)
@@ -505,13 +560,13 @@ class Core:
 
     def _venue_replaced(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
         if order.pending_replace is None:
-            out.warnings.append(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
-                                f"(ExecID {ev.exec_id}); ignored")
+            out.warnings.append(Note(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
+                                     f"(ExecID {ev.exec_id}); ignored", **_ids(order), exec_id=ev.exec_id))
             return out
         try:
             order.apply(Event.VENUE_REPLACED)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order), exec_id=ev.exec_id))
             return out
         orig = order.cl_ord_id
         order.apply_replace()
@@ -527,13 +582,13 @@ class Core:
         out = Outcome()
         order = self._by_child.get((ev.venue, ev.cl_ord_id)) or self._by_child.get((ev.venue, ev.orig_cl_ord_id))
         if order is None:
-            out.warnings.append(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}")
+            out.warnings.append(Note(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}", venue=ev.venue))
             return out
         replace = ev.response_to is CxlRejResponseTo.REPLACE
         try:
             order.apply(Event.VENUE_REPLACE_REJECT if replace else Event.VENUE_CANCEL_REJECT)
         except TransitionRefused as exc:
-            out.warnings.append(f"order {order.order_id}: {exc}")
+            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
             return out
         if replace:
             cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
@@ -542,8 +597,8 @@ class Core:
             cl = order.pending_cl_ord_id
             order.pending_cl_ord_id = None
             if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
-                out.warnings.append(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
-                                    f"cancel: {ev.text or ev.reason.value}")
+                out.warnings.append(Note(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
+                                         f"cancel: {ev.text or ev.reason.value}", **_ids(order)))
                 order.cancel_cause = None
                 return out
         what = "replace" if replace else "cancel"
@@ -562,7 +617,7 @@ class Core:
             n = self._cancel_all(self._open_orders_of(ev.name, TimeInForce.DAY), out,
                                  "the client session disconnected (cancel_on_disconnect)")
             if n:
-                out.warnings.append(f"{ev.name} disconnected: canceling its {n} open Day order(s)")
+                out.warnings.append(Note(f"{ev.name} disconnected: canceling its {n} open Day order(s)", session=ev.name))
         return out
 
     # ------------------------------------------------------------------ operator commands
@@ -582,7 +637,8 @@ class Core:
             return out
         if not cmd.engage:
             released = self.risk.unkill(self.risk_state, cmd.scope, cmd.key)
-            out.warnings.append(f"kill switch {cmd.scope} {cmd.key} released by {cmd.operator}")
+            out.warnings.append(Note(f"kill switch {cmd.scope} {cmd.key} released by {cmd.operator}",
+                                      operator=cmd.operator))
             out.result = {"ok": True, "released": released}
             return out
         self.risk.kill(self.risk_state, cmd.scope, cmd.key, reduce_only=cmd.reduce_only)
@@ -592,8 +648,9 @@ class Core:
             targets = [o for o in self.orders.values()
                        if o.is_open and (attr is None or getattr(o, attr) == cmd.key)]
             canceled = self._cancel_all(targets, out, f"kill switch {cmd.scope} {cmd.key}".rstrip())
-        out.warnings.append(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
-                            f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled")
+        out.warnings.append(Note(f"kill switch {cmd.scope} {cmd.key} engaged by {cmd.operator}"
+                                 f"{' (reduce-only)' if cmd.reduce_only else ''}; {canceled} open order(s) canceled",
+                                 operator=cmd.operator))
         out.result = {"ok": True, "canceled": canceled}
         return out
 
@@ -643,10 +700,11 @@ class Core:
         """Record the decision; return (code, reason) if it blocks the order."""
         out.risk.append((session, cl_ord_id, decision))
         for shadow in decision.shadow_rejects:
-            out.warnings.append(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}")
+            out.warnings.append(Note(f"risk shadow: {session} {cl_ord_id} would have been rejected: {shadow.text}",
+                                      session=session, cl_ord_id=cl_ord_id))
         if decision.session_disabled:
-            out.warnings.append(f"risk: session {session} disabled after repeated throttle breaches; "
-                                "an operator must re-enable it")
+            out.warnings.append(Note(f"risk: session {session} disabled after repeated throttle breaches; "
+                                     "an operator must re-enable it", session=session, cl_ord_id=cl_ord_id))
             out.actions.append(LogoutClient(session, "disabled after repeated throttle breaches; "
                                                      "an operator must re-enable the session"))
         elif decision.logout:

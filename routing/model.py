@@ -385,11 +385,25 @@ Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | Venue
           | VenueReplace | VenueDontKnow | LogoutClient)
 
 
+class Note(str):
+    """A warning for the log: its text, plus the IDs it concerns (session, order_id, ...) as log fields.
+
+    It is a ``str``, so code that reads warnings as text keeps working.
+    """
+
+    fields: dict
+
+    def __new__(cls, text: str, **ids) -> "Note":
+        note = super().__new__(cls, text)
+        note.fields = {k: v for k, v in ids.items() if v is not None}
+        return note
+
+
 @dataclass(slots=True)
 class Outcome:
     """What the core decided for one command: actions to perform, in order, and notes to log."""
 
     actions: list = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
     result: object = None  # the answer to an operator command

@@ -94,15 +94,52 @@ def build_settings(connection_type: str, store_dir: Path, sessions: list[tuple[f
     return settings
 
 
-def graceful_stop(engine, sids: list[fix.SessionID], timeout: float = 3.0) -> None:
+def in_session_window(session: fix.Session) -> bool:
+    """Whether quickfix considers now inside the session's StartTime/EndTime (and days) window."""
+    return bool(session.isSessionTime(fix.UtcTimeStamp.now()))
+
+
+def graceful_stop(engine, sids: list[fix.SessionID], timeout: float = 3.0, reason: str = "gateway shutting down") -> None:
     """Log every session out, wait (briefly) for the peers' Logout, then stop the engine."""
+    graceful_stop_all([(engine, sids)], timeout, reason)
+
+
+def graceful_stop_all(engines: list[tuple[object, list[fix.SessionID]]], timeout: float = 3.0,
+                      reason: str = "gateway shutting down") -> None:
+    """``graceful_stop`` for several engines at once: every session logs out first, so the waits overlap."""
+    sids = [sid for _, engine_sids in engines for sid in engine_sids]
     for sid in sids:
         session = fix.Session.lookupSession(sid)
         if session is not None and session.isLoggedOn():
-            session.logout("gateway shutting down")
+            session.logout(reason)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not any((s := fix.Session.lookupSession(sid)) is not None and s.isLoggedOn() for sid in sids):
             break
         time.sleep(0.02)
-    engine.stop(True)
+    for engine, _ in engines:
+        engine.stop(True)
+
+
+def start_engine(kind: str, application, settings: fix.SessionSettings, log_factory, start: bool = True):
+    """Create and start a ``ThreadedSocketAcceptor`` ("acceptor") or ``SocketInitiator`` ("initiator").
+
+    If ``start()`` fails (e.g. the port is taken), the engine, whose constructor has
+    already registered its sessions in quickfix's process-wide registry, is stopped
+    and dropped here, before anything else can register the same SessionIDs.
+    ``start=False`` only creates it (its sessions exist, unconnected): ``start_now`` later.
+    """
+    engine_class = fix.ThreadedSocketAcceptor if kind == "acceptor" else fix.SocketInitiator
+    engine = engine_class(application, fix.FileStoreFactory(settings), settings, log_factory)
+    if start:
+        start_now(engine)
+    return engine
+
+
+def start_now(engine) -> None:
+    """Start an engine made with ``start=False``; if that fails it is stopped before the error is raised."""
+    try:
+        engine.start()
+    except Exception:
+        engine.stop(True)
+        raise

@@ -56,7 +56,7 @@ class _Guarded(fix.Application):
             name = self._name(sid)
             raw = msg.toString().replace("\x01", "|") if msg is not None else ""
             log.error("internal error in %s for session %s: %r; message: %s", callback, name, exc, raw,
-                      exc_info=exc)
+                      exc_info=exc, extra={"session": name})
             self._on_error(callback, name, exc)
             if msg is not None and callback == "fromApp":
                 header = msg.getHeader()
@@ -77,7 +77,7 @@ class _Guarded(fix.Application):
     def onLogon(self, sid):
         try:
             name = self._name(sid)
-            log.info("session logged on: %s (%s)", name, sid.toString())
+            log.info("session logged on: %s (%s)", name, sid.toString(), extra={"session": name, "role": self.role})
             self._submit(SessionStatus(name=name, role=self.role, up=True))
         except BaseException as exc:  # noqa: BLE001
             self._bug("onLogon", sid, exc)
@@ -85,7 +85,7 @@ class _Guarded(fix.Application):
     def onLogout(self, sid):
         try:
             name = self._name(sid)
-            log.info("session logged out: %s (%s)", name, sid.toString())
+            log.info("session logged out: %s (%s)", name, sid.toString(), extra={"session": name, "role": self.role})
             self._submit(SessionStatus(name=name, role=self.role, up=False))
         except BaseException as exc:  # noqa: BLE001
             self._bug("onLogout", sid, exc)
@@ -99,11 +99,12 @@ class _Guarded(fix.Application):
             if msg_type == "A":
                 reason = self._refuse_logon(self._name(sid))
                 if reason:
-                    log.warning("logon refused for %s: %s", self._name(sid), reason)
+                    log.warning("logon refused for %s: %s", self._name(sid), reason,
+                                extra={"session": self._name(sid), "reason": reason})
                     raise fix.RejectLogon(reason)
             elif msg_type == "3":
                 log.warning("session %s rejected our message: %s", self._name(sid),
-                            msg.toString().replace("\x01", "|"))
+                            msg.toString().replace("\x01", "|"), extra={"session": self._name(sid)})
         except fix.RejectLogon:
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -165,7 +166,8 @@ class VenueApplication(_Guarded):
                                 self._name(sid))
                     return
                 log.warning("not resending %s %s to %s (stale order messages are gap-filled)",
-                            header.getField(35), msg.getField(11) if msg.isSetField(11) else "", self._name(sid))
+                            header.getField(35), cl_ord_id or "", self._name(sid),
+                            extra={"session": self._name(sid), **({"cl_ord_id": cl_ord_id} if cl_ord_id else {})})
                 raise fix.DoNotSend()
         except fix.DoNotSend:
             raise

@@ -39,6 +39,14 @@ class Outbound:
             VenueDontKnow: (self._venues, codec.encode_dont_know, "venue"),
         }
 
+    def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:
+        """Add, change or (sid None) remove a session; call on the core thread, which is the one sending."""
+        table = self._clients if role == "client" else self._venues
+        if sid is None:
+            table.pop(name, None)
+        else:
+            table[name] = (sid, app_version(sid))
+
     def perform(self, action) -> bool:
         """Send one action; False if quickfix refused it (it is still in the session's store)."""
         if type(action) is LogoutClient:

@@ -53,7 +53,8 @@ def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, 
 def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                       venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                       client_options: dict[str, str] | None = None, extra_toml: str = "") -> str:
-    """The test stack's configuration as a TOML file's text (absolute paths), e.g. for `fixgw run`."""
+    """The TOML of ``stack_config`` (absolute paths): for `fixgw run`, or to edit and re-read
+    (``fixgw sessions reload``)."""
     client_options = client_options or {}
     http_port = free_port()
     clients = "\n".join(
@@ -100,6 +101,7 @@ class Stack:
     venues: dict[str, VenueSimulator]
     clients: dict[str, FixClient] = field(default_factory=dict)
     tmp: Path = Path(".")
+    config_path: Path = Path("gateway.cfg")
     stopped: bool = False
 
     def client(self, name: str) -> FixClient:
@@ -123,15 +125,19 @@ class Stack:
 def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
     upgrade(database_url)
     ports = [free_port() for _ in range(3)]
-    cfg = stack_config(database_url, tmp / "gw", *ports, **kw)
+    text = stack_config_text(database_url, tmp / "gw", *ports, **kw)
+    cfg = parse_config(text, tmp / "gw", env={})
+    config_path = cfg.data_dir / "gateway.cfg"  # what the gateway re-reads on `fixgw sessions reload`
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text)
     venues = {}
     for name, v in cfg.venues.items():
         sim = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator, store_dir=tmp / "venues" / name,
                              counterparties=(cfg.comp_id,))
         sim.start()
         venues[name] = sim
-    gateway = Gateway(cfg).start()
-    stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp)
+    gateway = Gateway(cfg, config_path=config_path).start()
+    stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp, config_path=config_path)
     if not gateway.wait_venues_up(20):
         down = {name: {"gateway_logged_on": gateway.is_logged_on(name), "simulator_logged_on": sorted(v.logged_on),
                        "port": v.port} for name, v in venues.items()}
