@@ -23,7 +23,7 @@ JOURNAL_LAG_LIMIT_S = 5.0
 
 
 def health(gateway) -> tuple[bool, dict]:
-    """(healthy, details): the journal is committing and every venue session is logged on."""
+    """(healthy, details): the journal is committing, every venue session is logged on, the state log writes."""
     journal = gateway.journal
     lag = journal.commit_lag_seconds()
     venues = {name: gateway.is_logged_on(name) for name in gateway.venue_sids}
@@ -33,6 +33,9 @@ def health(gateway) -> tuple[bool, dict]:
     if lag > JOURNAL_LAG_LIMIT_S:
         problems.append(f"journal is {lag:.1f} s behind")
     problems += [f"venue {name} is not logged on" for name, up in venues.items() if not up]
+    if gateway.engine.state_log_failures:
+        problems.append(f"the order-state log failed {gateway.engine.state_log_failures} write(s): a crash now "
+                        "would lose order state (check the disk under data_dir/state)")
     return not problems, {
         "healthy": not problems, "problems": problems, "venues": venues,
         "journal": {"healthy": journal.healthy, "lag_seconds": round(lag, 3), "queue_depth": journal.queue_depth()},
