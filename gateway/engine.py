@@ -68,6 +68,7 @@ class Engine:
         self.recorder = recorder  # gateway.recovery.Recorder: the state log, written before actions are sent
         self.state_log_failures = 0
         self._deferred: dict[str, list] = {}  # venue -> actions to send once it is logged on again
+        self._routed: dict[str, object] = {}  # venue -> its fixgw_routed_orders_total child
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -168,6 +169,11 @@ class Engine:
         if outcome.risk and self._journal_event is not None:
             for session, cl_ord_id, decision in outcome.risk:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
+        for _, _, decision in outcome.risk:
+            if decision.reject is not None:
+                metrics.RISK_REJECTS.labels(decision.reject.rule, "enforced").inc()
+            for shadow in decision.shadow_rejects:
+                metrics.RISK_REJECTS.labels(shadow.rule, "shadow").inc()
         for warning in outcome.warnings:
             log.warning("%s", warning, extra=getattr(warning, "fields", None))
         if recorder is not None:
@@ -199,7 +205,12 @@ class Engine:
             if hop is not None:
                 hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         kind = type(action)
-        if kind is ClientExecReport and action.kind is ExecKind.REJECTED:
+        if kind is VenueNewOrder:
+            routed = self._routed.get(action.venue)
+            if routed is None:
+                routed = self._routed[action.venue] = metrics.ROUTED_ORDERS.labels(action.venue)
+            routed.inc()
+        elif kind is ClientExecReport and action.kind is ExecKind.REJECTED:
             log.info("order rejected: %s", action.text, extra=_action_ids(action))
         elif kind is ClientCancelReject:
             log.info("%s rejected: %s", "replace" if action.response_to is CxlRejResponseTo.REPLACE else "cancel", action.text,

@@ -42,3 +42,13 @@ HOPS = {key: HOP_SECONDS.labels(*key) for key in (
     ("client_to_client", "D", "8"), ("client_to_client", "F", "8"), ("client_to_client", "F", "9"),
     ("client_to_client", "G", "8"), ("client_to_client", "G", "9"),
 )}
+
+RISK_REJECTS = Counter(
+    "fixgw_risk_rejects_total",
+    "New orders and replaces the pre-trade risk chain refused, by the rule that fired; mode=shadow counts the "
+    "ones a shadow rule would have refused (they were let through)",
+    ["rule", "mode"],
+)
+ROUTED_ORDERS = Counter(
+    "fixgw_routed_orders_total", "Orders the router sent to a venue (NewOrderSingle out), by venue", ["venue"],
+)

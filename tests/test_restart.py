@@ -11,6 +11,7 @@ from gateway.journal import iter_events
 from gateway.server import Gateway
 from routing.model import KillSwitch
 from tests.fix_fixtures import start_stack
+from tests.test_observability import scrape
 
 RULES = """
 chain = ["kill_switch", "max_order_qty", "max_position", "daily_notional"]
@@ -56,6 +57,15 @@ def test_a_shadow_limit_reports_would_have_rejected_and_lets_the_order_trade(sta
     texts = [e.text for e in iter_events(stack.cfg.journal.database_url) if second in e.text]
     assert any("max_position (shadow)" in t and "150" in t for t in texts), texts
     assert not any(first in e.text and "shadow" in e.text for e in iter_events(stack.cfg.journal.database_url))
+    samples = scrape(stack)
+    assert samples[("fixgw_risk_rejects_total", (("mode", "shadow"), ("rule", "max_position")))] >= 1
+    assert samples[("fixgw_routed_orders_total", (("venue", "VENUE1"),))] >= 2
+
+
+def test_an_enforced_limit_is_counted_by_rule(stack):
+    c = stack.client("CLIENT44")
+    c.wait_exec(c.new_order("AAPL", "1", 100001, "190.10"), "8")
+    assert scrape(stack)[("fixgw_risk_rejects_total", (("mode", "enforced"), ("rule", "max_order_qty")))] >= 1
 
 
 def test_orders_exposure_and_switches_survive_a_restart(stack):
