@@ -8,9 +8,33 @@ Prices and quantities are ``Decimal``; nothing here ever holds a float.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import Enum
+from operator import attrgetter
+
+
+def compact_pickle(cls):
+    """Pickle a frozen slots dataclass as a plain tuple of its fields.
+
+    The state log pickles commands' results on every order; the ``__getstate__``
+    that ``dataclass(frozen=True, slots=True)`` adds walks ``fields()`` in Python and
+    was most of that cost. ``attrgetter`` builds the tuple in C.
+    """
+    names = tuple(f.name for f in fields(cls))
+    get = attrgetter(*names) if len(names) > 1 else (lambda obj, _g=attrgetter(names[0]): (_g(obj),))
+    setter = object.__setattr__
+
+    def __getstate__(self):
+        return get(self)
+
+    def __setstate__(self, state):
+        for name, value in zip(names, state):
+            setter(self, name, value)
+
+    cls.__getstate__ = __getstate__
+    cls.__setstate__ = __setstate__
+    return cls
 
 
 class Side(str, Enum):
@@ -92,6 +116,7 @@ class CxlRejResponseTo(str, Enum):
 
 
 # --------------------------------------------------------------------------- inbound commands
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class NewOrder:
     """A client's NewOrderSingle, decoded from any FIX version."""
@@ -112,6 +137,7 @@ class NewOrder:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
     session: str
@@ -125,6 +151,7 @@ class CancelRequest:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ReplaceRequest:
     """OrderCancelReplaceRequest (G): the order's new terms."""
@@ -144,6 +171,7 @@ class ReplaceRequest:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
     """OrderStatusRequest (H): answered from the gateway's own state."""
@@ -164,6 +192,7 @@ class MassCancelScope(str, Enum):
     ALL = "7"
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class MassCancelRequest:
     """OrderMassCancelRequest (q), FIX 4.4 and 5.0."""
@@ -177,6 +206,7 @@ class MassCancelRequest:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class EndOfDay:
     """The configured end of a client session's trading day: its open Day orders expire."""
@@ -184,6 +214,7 @@ class EndOfDay:
     session: str
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class KillSwitch:
     """Operator: engage (or release) a risk kill switch; optionally cancel the open orders it covers."""
@@ -196,6 +227,7 @@ class KillSwitch:
     operator: str = "operator"
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class OperatorCancel:
     """Operator: cancel one order (order_id) or every open order matching the filters, at their venues."""
@@ -207,6 +239,7 @@ class OperatorCancel:
     operator: str = "operator"
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ReloadRisk:
     """Operator: swap in new, already validated risk rules; exposure state is kept."""
@@ -215,6 +248,7 @@ class ReloadRisk:
     source: str = ""
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueExecution:
     """An ExecutionReport received from a venue, decoded from any FIX version."""
@@ -238,6 +272,7 @@ class VenueExecution:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueCancelReject:
     venue: str
@@ -252,6 +287,7 @@ class VenueCancelReject:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
     """A session logged on (up=True) or out."""
@@ -262,6 +298,7 @@ class SessionStatus:
 
 
 # --------------------------------------------------------------------------- outbound actions
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ClientExecReport:
     session: str
@@ -289,6 +326,7 @@ class ClientExecReport:
     recv_ns: int = 0  # carried from the triggering message, for hop latency
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ClientCancelReject:
     session: str
@@ -302,6 +340,7 @@ class ClientCancelReject:
     account: str | None = None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueNewOrder:
     venue: str
@@ -317,6 +356,7 @@ class VenueNewOrder:
     recv_ns: int = 0
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueCancel:
     venue: str
@@ -328,6 +368,7 @@ class VenueCancel:
     qty: Decimal
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueReplace:
     venue: str
@@ -343,6 +384,7 @@ class VenueReplace:
     account: str | None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class ClientMassCancelReport:
     """OrderMassCancelReport (r)."""
@@ -357,6 +399,7 @@ class ClientMassCancelReport:
     text: str | None = None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class LogoutClient:
     """Log a client session out (e.g. the risk throttle's second threshold)."""
@@ -365,6 +408,7 @@ class LogoutClient:
     reason: str
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class VenueDontKnow:
     """DontKnowTrade (Q): a venue reported a fill for an order we do not know."""

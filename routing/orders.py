@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
-from routing.model import OrdStatus, OrdType, Side, TimeInForce
+from routing.model import OrdStatus, OrdType, Side, TimeInForce, compact_pickle
 
 
 class Event(str, Enum):
@@ -111,6 +111,7 @@ class TransitionRefused(Exception):
         self.event = event
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class PendingReplace:
     cl_ord_id: str  # the client's new ClOrdID

@@ -1,0 +1,62 @@
+"""The state log's cost per order, against the core's own work on the same orders.
+
+Each order is three commands (NewOrderSingle, venue ack, venue fill), the common
+case; each command's record is written to a real file in a temporary directory.
+Prints microseconds per order for ``Core.handle`` and for ``Recorder.record``, and
+the bytes written per order. Absolute figures are machine-dependent; the ratio is
+what to compare between runs.
+
+Run: .venv/bin/python bench/state_log.py [orders]
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from decimal import Decimal as D
+
+from gateway import recovery
+from gateway.statelog import State, StateLog
+from routing.core import ClientOptions, Core
+from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
+from routing.router import Venue
+
+
+def venue_report(order, kind, n, last_qty=D(0), last_px=D(0)) -> VenueExecution:
+    return VenueExecution(venue=order.venue, cl_ord_id=order.venue_cl_ord_id, orig_cl_ord_id=None,
+                          venue_order_id="VO-" + order.order_id, exec_id=f"X{n}", kind=kind,
+                          ord_status=OrdStatus.NEW, symbol=order.symbol, side=order.side, last_qty=last_qty,
+                          last_px=last_px, cum_qty=last_qty, leaves_qty=D(0), seq=n)
+
+
+def main(n: int = 3000) -> None:
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T")
+    core.handle(SessionStatus("V1", "venue", True))
+    with tempfile.TemporaryDirectory() as d:
+        log = StateLog(d)
+        log.open(State())
+        rec = recovery.Recorder(log, core, State())
+        t_handle = t_rec = 0.0
+        for i in range(n):
+            cmds = [NewOrder(session="C1", cl_ord_id=f"A{i}", symbol="AAPL", side=Side.BUY, qty=D(100),
+                             ord_type=OrdType.LIMIT, price=D(190), seq=i + 2)]
+            for j, cmd in enumerate(cmds * 3):
+                if j == 1:
+                    o = core.order_for_client("C1", f"A{i}")
+                    cmd = venue_report(o, ExecKind.NEW, 2 * i + 2)
+                elif j == 2:
+                    cmd = venue_report(o, ExecKind.TRADE, 2 * i + 3, D(100), D(190))
+                t0 = time.perf_counter()
+                out = core.handle(cmd)
+                t1 = time.perf_counter()
+                rec.record(cmd, out)
+                t2 = time.perf_counter()
+                t_handle += t1 - t0
+                t_rec += t2 - t1
+        log.close(rec.capture())
+    print(f"per order (3 commands): core.handle {t_handle / n * 1e6:.1f} us, state log {t_rec / n * 1e6:.1f} us "
+          f"({t_rec / t_handle:.1f}x the core's own work), {log.bytes_written / n:.0f} bytes")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
