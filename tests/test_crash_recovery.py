@@ -7,6 +7,8 @@ messages wait in their stores). After the restart:
 
 - every order's final state at the client equals its state at the venue;
 - no venue saw any NewOrderSingle twice;
+- fills another firm made against our resting orders while the gateway was down
+  reach the clients (the venue re-sends them when the gateway logs on again);
 - the restarted gateway knew the open orders (the client can cancel them);
 - every message on the wire, both ways, on every session, is in the journal, byte for byte.
 """
@@ -86,7 +88,7 @@ def crash_env(tmp_path):
     venues, wires = {}, {}
     for name, v in cfg.venues.items():
         sim = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator, store_dir=tmp_path / "venues" / name,
-                             counterparties=(cfg.comp_id,))
+                             counterparties=(cfg.comp_id, "STREET"))  # STREET: another firm at the venue
         sim.wire.rows = wires[name] = []  # every message on the venue's sessions
         venues[name] = sim.start()
     procs: list[subprocess.Popen] = []
@@ -128,7 +130,7 @@ def test_kill_9_with_orders_in_flight_loses_nothing_and_sends_nothing_twice(cras
             if kind == 0:
                 cl = c.new_order("AAPL", "1", 100, "190.10")
             elif kind == 1:
-                cl = c.new_order("ORCL", "1", 100, "119.00")
+                cl = c.new_order("ORCL", "1", 100, "119.99")  # rests at VENUE2, the best bid
             else:
                 cl = c.new_order("MSFT", "2", 700, "409.90")
             sent[name].append(cl)
@@ -147,6 +149,20 @@ def test_kill_9_with_orders_in_flight_loses_nothing_and_sends_nothing_twice(cras
             gw.send_signal(signal.SIGKILL)
             gw.wait(10)
     time.sleep(0.5)  # the clients keep their last orders in their stores while the gateway is down
+    # Meanwhile another firm sells into our resting ORCL bids at VENUE2: the venue owes the
+    # gateway those fills and delivers them when it logs on again.
+    v2 = cfg.venues["VENUE2"]
+    street = FixClient(version=v2.fix_version, sender="STREET", target="VENUE2", port=v2.port,
+                       store_dir=env["tmp"] / "street")
+    env["clients"].append(street)
+    street.start(timeout=10)
+    resting_at_kill = sum(1 for o in venues["VENUE2"].matcher.all_orders()
+                          if o.symbol == "ORCL" and o.status.value == "0")
+    if acks_before_kill:
+        assert resting_at_kill >= 2, "the mid-flow kill should leave resting ORCL orders at the venue"
+    hit = street.new_order("ORCL", "2", 200, "119.99")
+    if resting_at_kill >= 2:
+        street.wait_exec(hit, "2", timeout=10)
 
     gw2 = start_gateway(env["cfg_path"], env["log"])
     env["procs"].append(gw2)
@@ -174,23 +190,29 @@ def test_kill_9_with_orders_in_flight_loses_nothing_and_sends_nothing_twice(cras
     venue_state = {}
     for sim in venues.values():
         for o in sim.matcher.all_orders():
-            venue_state[o.cl_ord_ids[0]] = (o.status.value, o.cum_qty)  # our first child ClOrdID = OrderID
+            if "STREET" not in o.owner:
+                venue_state[o.cl_ord_ids[0]] = (o.status.value, o.cum_qty)  # our first child ClOrdID = OrderID
     client_state = {}
     for c in clients.values():
         for oid, m in last_reports(c).items():
             client_state[oid] = (m[39], Decimal(m[14]))
     assert len(client_state) == 2 * n
     assert client_state == venue_state
+    if resting_at_kill >= 2:  # the fills made while the gateway was down reached the clients
+        orcl_filled = [oid for oid, m in client_state.items() if m[0] == "2" and oid in venue_state
+                       and any(r[37] == oid and r[55] == "ORCL" for c in clients.values() for r in c.app_messages("8"))]
+        assert len(orcl_filled) >= 2
 
     # No venue saw a NewOrderSingle twice.
     for sim in venues.values():
         assert all(count == 1 for count in sim.new_order_ids.values()), \
             [k for k, count in sim.new_order_ids.items() if count > 1]
-    assert sum(sim.orders_received for sim in venues.values()) == 2 * n
+    assert sum(sim.orders_received for sim in venues.values()) == 2 * n + 1  # + STREET's
 
     # Stop cleanly, then: the restart did recover, and the journal holds every message on the wire.
     for c in clients.values():
         c.stop()
+    street.stop()
     gw2.send_signal(signal.SIGTERM)
     assert gw2.wait(30) == 0
     log_text = env["log"].read_text()
@@ -214,7 +236,7 @@ def test_kill_9_with_orders_in_flight_loses_nothing_and_sends_nothing_twice(cras
     peers = [(f"FIX.4.4:{cfg.comp_id}->CLIENT44", clients["CLIENT44"].wire.lines),
              (f"FIX.4.2:{cfg.comp_id}->CLIENT42", clients["CLIENT42"].wire.lines)]
     for name, v in cfg.venues.items():
-        peers.append((f"{v.fix_version}:{cfg.comp_id}->{name}", [(d, r) for _, d, r in env["wires"][name]]))
+        peers.append((f"{v.fix_version}:{cfg.comp_id}->{name}", [(d, r) for sid, d, r in env["wires"][name] if sid.endswith(f"->{cfg.comp_id}")]))
     missing = []
     for ours, rows in peers:
         for direction, raw in rows:
