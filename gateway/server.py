@@ -16,6 +16,7 @@ import quickfix as fix
 from gateway import metrics
 from gateway.admin import Admin, admin_token
 from gateway.config import ConfigError, GatewayConfig
+from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway.journal import JournalWriter
@@ -24,6 +25,8 @@ from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from routing.router import Venue
+from dropcopy.filters import Scope
+from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import build_settings, graceful_stop, session_id
 from sessions.gateway_app import ClientApplication, VenueApplication
 from sessions.journal_log import JournalLogFactory
@@ -82,6 +85,24 @@ class Gateway:
         self.venue_app = VenueApplication(names, self.engine.submit, _callback_error)
         self.acceptor = None
         self.initiator = None
+        # Drop-copy receivers: their own acceptor (port [dropcopy].port), fed by the drop-copy thread
+        # from the journal (gateway/dropcopy.py).
+        dc = cfg.dropcopy.sessions
+        self.dropcopy_sids = {name: session_id(d.fix_version, cfg.comp_id, name) for name, d in dc.items()}
+        self.dropcopy: DropCopyService | None = None
+        self.dropcopy_acceptor = None
+        if dc:
+            self.dropcopy = DropCopyService(
+                cfg.journal.database_url,
+                {name: (d.fix_version, Scope(d.reports, frozenset(d.clients), frozenset(d.accounts),
+                                             frozenset(d.venues))) for name, d in dc.items()},
+                DropCopyLink(self.dropcopy_sids, cfg.data_dir / "store" / "dropcopy"),
+                {sid.toString(): name for name, sid in self.client_sids.items()},
+                {sid.toString(): name for name, sid in self.venue_sids.items()},
+                CoreDirectory(self.core))
+            self.journal.add_commit_listener(self.dropcopy.wake)
+            self.dropcopy_app = DropCopyApplication({sid.toString(): name for name, sid in self.dropcopy_sids.items()},
+                                                    self.dropcopy.notify, _callback_error)
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
         self.started_at: float | None = None
@@ -95,6 +116,13 @@ class Gateway:
                 extra["AllowedRemoteAddresses"] = ",".join(c.allowed_addresses)
             sessions.append((self.client_sids[name], c.fix_version, extra))
         return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.acceptor.port)})
+
+    def _dropcopy_settings(self, store: Path) -> fix.SessionSettings:
+        sessions = []
+        for name, d in self.cfg.dropcopy.sessions.items():
+            extra = {"AllowedRemoteAddresses": ",".join(d.allowed_addresses)} if d.allowed_addresses else {}
+            sessions.append((self.dropcopy_sids[name], d.fix_version, extra))
+        return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.dropcopy.port)})
 
     def _initiator_settings(self, store: Path) -> fix.SessionSettings:
         sessions = [
@@ -111,6 +139,16 @@ class Gateway:
         store = self.cfg.data_dir / "store"
         self.journal.start()
         self.engine.start()
+        if self.dropcopy is not None:
+            # before the trading sessions, so the first report already has its drop-copy sessions
+            settings = self._dropcopy_settings(store / "dropcopy")
+            self.dropcopy_acceptor = fix.ThreadedSocketAcceptor(self.dropcopy_app, fix.FileStoreFactory(settings),
+                                                                settings, self._log_factory)
+            self.dropcopy_acceptor.start()
+            self.dropcopy.start()
+            if not self.dropcopy.wait_loaded(10):
+                log.error("drop-copy state not loaded within 10 s (%s); copies start when it is",
+                          self.dropcopy.last_error)
         if self.cfg.clients:
             settings = self._acceptor_settings(store / "clients")
             self.acceptor = fix.ThreadedSocketAcceptor(self.client_app, fix.FileStoreFactory(settings), settings,
@@ -129,6 +167,8 @@ class Gateway:
         self.started_at = time.time()
         log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
                  ", ".join(self.cfg.clients) or "none", ", ".join(self.cfg.venues) or "none")
+        if self.dropcopy is not None:
+            log.info("drop-copy sessions on port %d: %s", self.cfg.dropcopy.port, ", ".join(self.dropcopy_sids))
         return self
 
     def stop(self) -> None:
@@ -144,6 +184,13 @@ class Gateway:
             graceful_stop(self.acceptor, list(self.client_sids.values()))
             self.acceptor = None
         self.engine.stop()
+        if self.dropcopy is not None:
+            # copy everything journaled up to now, then let the receivers go
+            self.journal.flush()
+            self.dropcopy.stop()
+        if self.dropcopy_acceptor is not None:
+            graceful_stop(self.dropcopy_acceptor, list(self.dropcopy_sids.values()))
+            self.dropcopy_acceptor = None
         self.journal.stop()
         log.info("gateway %s stopped", self.cfg.comp_id)
 
@@ -160,7 +207,7 @@ class Gateway:
         return describe(self.scheduler) if self.scheduler.running else []
 
     def session(self, name: str) -> fix.Session | None:
-        sid = self.client_sids.get(name) or self.venue_sids.get(name)
+        sid = self.client_sids.get(name) or self.venue_sids.get(name) or self.dropcopy_sids.get(name)
         return fix.Session.lookupSession(sid) if sid is not None else None
 
     def is_logged_on(self, name: str) -> bool:
