@@ -37,13 +37,13 @@ class AdminClient:
                 f"no admin token: set {TOKEN_ENV}, or run as a user who can read {cfg.data_dir / TOKEN_FILE} "
                 "(the gateway writes it when it starts)")
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict | None = None, timeout: float = 10.0) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "X-Fixgw-Operator": getpass.getuser(),
             "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             try:
