@@ -83,6 +83,7 @@ class _Session:
     last_probe_at: float = 0.0
     blocked_until: float = 0.0
     untranslatable_logged: set[int] = field(default_factory=set)
+    sent_metric: object = None  # this session's child of DROPCOPY_SENT (a labels() lookup per copy is not free)
 
 
 class CoreDirectory:
@@ -107,7 +108,8 @@ class DropCopyService:
         """``sessions``: name -> (FIX version, scope); ``client_sessions`` / ``venue_sessions``:
         quickfix SessionID text -> session name, for the sessions whose reports are sources."""
         self._engine = make_engine(database_url)
-        self._sessions = {name: _Session(name, version, scope) for name, (version, scope) in sessions.items()}
+        self._sessions = {name: _Session(name, version, scope, sent_metric=metrics.DROPCOPY_SENT.labels(name))
+                          for name, (version, scope) in sessions.items()}
         self._link = link
         self._clients = dict(client_sessions)
         self._venues = dict(venue_sessions)
@@ -298,62 +300,71 @@ class DropCopyService:
         return (VENUE, name) if name is not None else None
 
     def _copy_new_rows(self) -> None:
+        """Copy every source row past each session's cursor. Sessions at the same cursor (normally all
+        of them) share one query; a session catching up after a reset gets a chunk per round, after
+        the sessions that are up to date, so its backlog never holds back their live copies."""
         while True:
             now = time.monotonic()
-            active = [s for s in self._sessions.values() if s.ledger is not None and s.blocked_until <= now]
-            if not active:
+            groups: dict[int, list[_Session]] = {}
+            for s in self._sessions.values():
+                if s.ledger is not None and s.blocked_until <= now:
+                    groups.setdefault(s.ledger.sent_id, []).append(s)
+            more = False
+            for after in sorted(groups, reverse=True):
+                more |= self._copy_chunk(after, groups[after])
+            if not more:
                 return
-            stmt = self._source_stmt(min(s.ledger.sent_id for s in active))
-            if stmt is None:
-                return
-            with self._engine.connect() as conn:
-                rows = conn.execute(stmt).all()
-            if not rows:
-                return
-            last = rows[-1].id
-            described = {}
-            plans: list[tuple[_Session, list]] = []
-            for s in active:
-                copies = []
-                for row in rows:
-                    if row.id <= s.ledger.sent_id:
-                        continue
-                    d = described.get(row.id)
-                    if d is None:
-                        side, name = self._classify(row.session_id, row.direction)
-                        pairs = parse(row.raw)
-                        d = described[row.id] = (pairs, origin(side, name, dict(pairs), self._directory))
-                    pairs, o = d
-                    if not s.scope.covers(o):
-                        continue
-                    catch_up = s.ledger.poss_resend(row.id)
-                    try:
-                        text = translate(pairs, s.version, poss_resend=catch_up or bool(row.poss_dup))
-                    except Untranslatable as exc:
-                        self._untranslatable(s, row.id, exc)
-                        continue
-                    copies.append((row.id, text, catch_up, bool(row.poss_dup)))
-                plans.append((s, copies))
-            # Claim before sending: after a crash, copies up to `last` may have gone out (re-sent with 97=Y).
+
+    def _copy_chunk(self, after: int, members: list[_Session]) -> bool:
+        """Copy the next chunk of source rows after journal id ``after`` to ``members``; True if it was full."""
+        stmt = self._source_stmt(after)
+        if stmt is None:
+            return False
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            return False
+        last = rows[-1].id
+        described = {}
+        plans: list[tuple[_Session, list]] = []
+        for s in members:
+            copies = []
+            for row in rows:
+                d = described.get(row.id)
+                if d is None:
+                    side, name = self._classify(row.session_id, row.direction)
+                    pairs = parse(row.raw)
+                    d = described[row.id] = (pairs, origin(side, name, dict(pairs), self._directory))
+                pairs, o = d
+                if not s.scope.covers(o):
+                    continue
+                catch_up = s.ledger.poss_resend(row.id)
+                try:
+                    text = translate(pairs, s.version, poss_resend=catch_up or bool(row.poss_dup))
+                except Untranslatable as exc:
+                    self._untranslatable(s, row.id, exc)
+                    continue
+                copies.append((row.id, text, catch_up, bool(row.poss_dup)))
+            plans.append((s, copies))
+        # Claim before sending: after a crash, copies up to `last` may have gone out (re-sent with 97=Y).
+        if any(copies for _, copies in plans):
             for s, copies in plans:
                 if copies:
                     s.ledger.claim(last)
-            if any(copies for _, copies in plans):
-                self._persist()
-            for s, copies in plans:
-                for row_id, text, catch_up, source_resend in copies:
-                    if not self._send(s, text):
-                        s.ledger.advance(row_id - 1)
-                        s.blocked_until = time.monotonic() + RETRY_S
-                        break
-                    s.copies += 1
-                    metrics.DROPCOPY_SENT.labels(s.name).inc()
-                    if catch_up or source_resend:
-                        metrics.DROPCOPY_REPLAYED.labels(s.name, "catch_up" if catch_up else "source_resend").inc()
-                else:
-                    s.ledger.advance(last)
-            if len(rows) < CHUNK:
-                return
+            self._persist()
+        for s, copies in plans:
+            for row_id, text, catch_up, source_resend in copies:
+                if not self._send(s, text):
+                    s.ledger.advance(row_id - 1)
+                    s.blocked_until = time.monotonic() + RETRY_S
+                    break
+                s.copies += 1
+                s.sent_metric.inc()
+                if catch_up or source_resend:
+                    metrics.DROPCOPY_REPLAYED.labels(s.name, "catch_up" if catch_up else "source_resend").inc()
+            else:
+                s.ledger.advance(last)
+        return len(rows) == CHUNK
 
     def _send(self, s: _Session, text: str) -> bool:
         try:
