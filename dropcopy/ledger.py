@@ -9,9 +9,10 @@ restarts, sequence resets and store loss, and mean the same on every database.
   to quickfix (``sendToTarget``: in the session's store, so quickfix re-sends it
   with PossDupFlag 43=Y on a ResendRequest), or found out of scope.
 - ``claimed_id`` (>= sent_id): copies up to here *may* have been handed over.
-  Written before a chunk of copies is sent, ``sent_id`` after, so a crash in
-  between is known: the copies in (sent_id, claimed_id] are sent again after a
-  restart, marked PossResend (97=Y).
+  Written before a chunk of copies is sent (covering a margin of journal ids
+  beyond it, so it is not written for every chunk), ``sent_id`` after, so a
+  crash in between is known: the copies in (sent_id, claimed_id] are sent again
+  after a restart, marked PossResend (97=Y).
 - ``acked_id`` (<= sent_id): the receiver has read every copy up to here. Proven
   by a TestRequest (35=1) sent after those copies and answered by the receiver's
   Heartbeat with the same TestReqID: FIX sessions process messages in sequence
@@ -58,14 +59,21 @@ class Ledger:
         self.stream = stream
         if first:
             return False
-        self.resend_upto = max(self.resend_upto, self.claimed_id)
-        self.sent_id = self.claimed_id = self.acked_id
+        self.rewind()
         return True
 
     def rewind(self) -> None:
-        """Rewind to the last acknowledged copy (a sequence reset seen some other way)."""
-        self.resend_upto = max(self.resend_upto, self.claimed_id)
+        """Rewind to the last acknowledged copy (after a reset; a sequence regression seen some other way).
+
+        Within one run ``sent_id`` is exact, so copies up to it get 97=Y. (After a restart,
+        ``restarted`` has already widened ``resend_upto`` to the claim.)
+        """
+        self.resend_upto = max(self.resend_upto, self.sent_id)
         self.sent_id = self.claimed_id = self.acked_id
+
+    def closed(self) -> None:
+        """A clean stop: nothing beyond ``sent_id`` was handed over, so nothing is in doubt."""
+        self.claimed_id = self.sent_id
 
     def poss_resend(self, row_id: int) -> bool:
         return row_id <= self.resend_upto

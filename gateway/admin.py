@@ -186,6 +186,11 @@ class Admin:
                     session.setNextSenderMsgSeqNum(sender)
                 if target is not None:
                     session.setNextTargetMsgSeqNum(target)
+            if name in gw.dropcopy_sids and gw.dropcopy is not None and (action == "reset" or sender is not None):
+                # the copies in the session's store can no longer be re-sent by quickfix: from the journal
+                from sessions.dropcopy import StreamReset
+
+                gw.dropcopy.notify(StreamReset(name, f"operator {action}"))
             return {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
                     "next_target_seqnum": session.getExpectedTargetNum()}
         if action in ("logon", "enable"):

@@ -40,11 +40,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 from queue import Empty, SimpleQueue
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 
-from dropcopy.filters import CLIENT, VENUE, OrderDirectory, OrderInfo, Scope, origin
+from dropcopy.filters import CLIENT, VENUE, OrderDirectory, OrderInfo, Origin, Scope, origin
 from dropcopy.ledger import Ledger
 from dropcopy.translate import Untranslatable, parse, translate
 from gateway import metrics
@@ -52,7 +53,7 @@ from gateway.db import dropcopy_state, journal_messages, make_engine
 from gateway.journal import stream_rows
 from gateway.journal_replay import Filters, select_messages
 from routing.model import SessionStatus
-from sessions.dropcopy import ACK_PREFIX, AckReceived, DropCopyLink, InboundRefused
+from sessions.dropcopy import ACK_PREFIX, AckReceived, DropCopyLink, InboundRefused, StreamReset
 
 log = logging.getLogger("fixgw.dropcopy")
 
@@ -61,6 +62,11 @@ IDLE_WAKE_S = 0.25  # the thread looks at sessions (resets, acknowledgements) at
 PROBE_INTERVAL_S = 0.5  # at most one acknowledgement TestRequest per session this often
 PROBE_TIMEOUT_S = 10.0  # an unanswered one is forgotten after this long (a new one follows)
 PERSIST_INTERVAL_S = 0.2  # watermarks that do not guard a send are written at most this often
+# A claim covers this many journal ids past the chunk being sent, so under load the claim is written
+# about once per CLAIM_AHEAD journal rows, not once per chunk. The price: after a crash, copies of up
+# to CLAIM_AHEAD rows that had not gone out yet are sent with PossResend (97=Y), i.e. marked as
+# possibly seen before, which costs a receiver an ExecID lookup and never a missed or unmarked copy.
+CLAIM_AHEAD = 1000
 RETRY_S = 1.0  # after a failed send or database error
 
 
@@ -84,6 +90,64 @@ class _Session:
     blocked_until: float = 0.0
     untranslatable_logged: set[int] = field(default_factory=set)
     sent_metric: object = None  # this session's child of DROPCOPY_SENT (a labels() lookup per copy is not free)
+
+
+class _Row(NamedTuple):
+    id: int
+    session_id: str
+    direction: str
+    poss_dup: bool
+    raw: str
+
+
+class _SourceReader:
+    """The next source ExecutionReports after a journal id, on a connection of its own.
+
+    A prepared SQL string on a raw DBAPI connection: this query runs after every journal commit,
+    and SQLAlchemy's per-statement Python overhead would be most of its cost.
+    """
+
+    def __init__(self, engine, clients: list[str], venues: list[str]):
+        self._engine = engine
+        p = "?" if engine.dialect.name == "sqlite" else "%s"
+        sides, params = [], []
+        if clients:
+            sides.append(f"(direction = 'O' AND session_id IN ({', '.join([p] * len(clients))}))")
+            params += clients
+        if venues:
+            sides.append(f"(direction = 'I' AND session_id IN ({', '.join([p] * len(venues))}))")
+            params += venues
+        self._sql = (f"SELECT id, session_id, direction, poss_dup, raw FROM journal_messages "
+                     f"WHERE id > {p} AND msg_type = '8' AND ({' OR '.join(sides)}) ORDER BY id LIMIT {CHUNK}"
+                     if sides else None)
+        self._params = params
+        self._conn = None
+
+    def fetch(self, after: int) -> list[_Row]:
+        if self._sql is None:
+            return []
+        if self._conn is None:
+            self._conn = self._engine.raw_connection()
+        try:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self._sql, [after, *self._params])
+                rows = [_Row(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cur.fetchall()]
+            finally:
+                cur.close()
+            self._conn.commit()  # end the read transaction: the next fetch sees newer commits
+            return rows
+        except BaseException:
+            self.close(invalidate=True)
+            raise
+
+    def close(self, invalidate: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate() if invalidate else conn.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing the drop-copy reader's connection failed", exc_info=True)
 
 
 class CoreDirectory:
@@ -122,11 +186,13 @@ class DropCopyService:
         self._probe_seq = 0
         self._last_persist = 0.0
         self.cycles = 0  # completed cycles (tests wait on it)
+        self._clean = False  # the last cycle completed
         self.healthy = True
         self.last_error: str | None = None
         wanted = {s.scope.reports for s in self._sessions.values()}
-        self._want_client = bool(wanted & {CLIENT, "both"})
-        self._want_venue = bool(wanted & {VENUE, "both"})
+        self._reader = _SourceReader(self._engine, list(self._clients) if wanted & {CLIENT, "both"} else [],
+                                     list(self._venues) if wanted & {VENUE, "both"} else [])
+        self._last_observe = 0.0
 
     # ------------------------------------------------------------------ other threads
     def wake(self) -> None:
@@ -154,6 +220,7 @@ class DropCopyService:
             if self._thread.is_alive():
                 log.error("drop-copy thread did not stop within %.0f s", timeout)
             self._thread = None
+        self._reader.close()
         self._engine.dispose()
 
     def names(self) -> list[str]:
@@ -175,10 +242,12 @@ class DropCopyService:
     def _run(self) -> None:
         while True:
             stopping = self._stop.is_set()
+            self._clean = False
             try:
                 if not self._loaded.is_set():
                     self._load()
                 self._cycle()
+                self._clean = True
                 if not self.healthy:
                     log.warning("drop copies flowing again")
                 self.healthy, self.last_error = True, None
@@ -190,9 +259,21 @@ class DropCopyService:
                 if not stopping:
                     self._stop.wait(RETRY_S)
             if stopping:
+                self._close()
                 return
             self._wake.wait(IDLE_WAKE_S)
             self._wake.clear()
+
+    def _close(self) -> None:
+        """Last act of a clean stop: no claim is left in doubt, so a restart marks nothing 97=Y."""
+        if not self._loaded.is_set() or not self._clean:
+            return  # the last cycle failed part-way: leave the claims, a restart marks them 97=Y
+        for s in self._sessions.values():
+            s.ledger.closed()
+        try:
+            self._persist()
+        except Exception as exc:  # noqa: BLE001 - the claims stay: a restart re-sends them marked 97=Y
+            log.warning("drop-copy watermarks not written at stop: %s", exc)
 
     def _load(self) -> None:
         """Read (or create) each session's ledger; account for a restart and for store resets while stopped."""
@@ -234,28 +315,36 @@ class DropCopyService:
         self._loaded.set()
 
     def _cycle(self) -> None:
-        self._drain_events()
-        for s in self._sessions.values():
-            self._observe(s)
+        # Sessions are looked at on their events and every IDLE_WAKE_S, not after every journal
+        # commit: each look is several binding calls (GIL hand-offs) and a file read. A reset seen
+        # late only means the copies sent meanwhile are sent once more, marked 97=Y.
+        now = time.monotonic()
+        if self._drain_events() or now - self._last_observe >= IDLE_WAKE_S:
+            self._last_observe = now
+            for s in self._sessions.values():
+                self._observe(s)
         self._copy_new_rows()
         now = time.monotonic()
-        if self._stop.is_set() or now - self._last_persist >= PERSIST_INTERVAL_S or not self._wake.is_set():
+        if self._stop.is_set() or now - self._last_persist >= PERSIST_INTERVAL_S:
             self._persist()
         self._probe(now)
         self.cycles += 1
 
-    def _drain_events(self) -> None:
+    def _drain_events(self) -> bool:
+        """Apply queued session events; True if a session logged on or off."""
+        status_changed = False
         while True:
             try:
                 ev = self._events.get_nowait()
             except Empty:
-                return
+                return status_changed
             s = self._sessions.get(getattr(ev, "name", None))
             if s is None:
                 continue
             if type(ev) is SessionStatus:
                 s.logged_on = ev.up
                 s.probe = None
+                status_changed = True
                 log.info("drop-copy session %s %s", s.name, "logged on" if ev.up else "logged out")
             elif type(ev) is AckReceived:
                 p = s.probe
@@ -263,17 +352,28 @@ class DropCopyService:
                     s.ledger.acked(p[1])
                     s.acked_copies = max(s.acked_copies, p[2])
                     s.probe = None
+            elif type(ev) is StreamReset:
+                if s.ledger is not None:
+                    view = self._link.view(s.name)  # the new store: noted, so it is not taken for another reset
+                    s.ledger.rewind()
+                    s.ledger.stream = view.stream or s.ledger.stream
+                    s.last_seqnum = view.next_sender_seqnum
+                    log.warning("drop-copy session %s: sequence reset (%s); re-sending from the journal everything "
+                                "after id %d, with PossResend (97=Y)", s.name, ev.why, s.ledger.acked_id)
+                s.probe = None
             elif type(ev) is InboundRefused:
                 metrics.DROPCOPY_REFUSED.labels(s.name, ev.msg_type).inc()
 
     def _observe(self, s: _Session) -> None:
+        """Catch resets no event announced: a new store (its creation time: a new session day, store
+        files lost) or, as a safety net, a next sequence number below what our own sends imply."""
         view = self._link.view(s.name)
         if not view.exists or s.ledger is None:
             return
         s.logged_on = view.logged_on
         regressed = 0 < view.next_sender_seqnum < s.last_seqnum
         if s.ledger.stream_changed(view.stream) or regressed:
-            if regressed and s.ledger.sent_id != s.ledger.acked_id:
+            if regressed:
                 s.ledger.rewind()
             s.probe = None
             log.warning("drop-copy session %s: sequence reset (new message store); re-sending from the journal "
@@ -281,17 +381,6 @@ class DropCopyService:
         s.last_seqnum = view.next_sender_seqnum
 
     # ------------------------------------------------------------------ copying
-    def _source_stmt(self, after: int):
-        t = journal_messages.c
-        sides = []
-        if self._want_client and self._clients:
-            sides.append(and_(t.direction == "O", t.session_id.in_(list(self._clients))))
-        if self._want_venue and self._venues:
-            sides.append(and_(t.direction == "I", t.session_id.in_(list(self._venues))))
-        return (select(t.id, t.session_id, t.direction, t.poss_dup, t.raw)
-                .where(t.id > after, t.msg_type == "8", or_(*sides))
-                .order_by(t.id).limit(CHUNK)) if sides else None
-
     def _classify(self, session_id: str, direction: str) -> tuple[str, str] | None:
         if direction == "O":
             name = self._clients.get(session_id)
@@ -317,15 +406,13 @@ class DropCopyService:
 
     def _copy_chunk(self, after: int, members: list[_Session]) -> bool:
         """Copy the next chunk of source rows after journal id ``after`` to ``members``; True if it was full."""
-        stmt = self._source_stmt(after)
-        if stmt is None:
-            return False
-        with self._engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        rows = self._reader.fetch(after)
         if not rows:
             return False
         last = rows[-1].id
         described = {}
+        # the owner, account and venue of a report are looked up only if some scope filters on them
+        context = any(s.scope.clients or s.scope.accounts or s.scope.venues for s in members)
         plans: list[tuple[_Session, list]] = []
         for s in members:
             copies = []
@@ -334,7 +421,8 @@ class DropCopyService:
                 if d is None:
                     side, name = self._classify(row.session_id, row.direction)
                     pairs = parse(row.raw)
-                    d = described[row.id] = (pairs, origin(side, name, dict(pairs), self._directory))
+                    o = origin(side, name, dict(pairs), self._directory) if context else Origin(side, None, None, None)
+                    d = described[row.id] = (pairs, o)
                 pairs, o = d
                 if not s.scope.covers(o):
                     continue
@@ -346,11 +434,11 @@ class DropCopyService:
                     continue
                 copies.append((row.id, text, catch_up, bool(row.poss_dup)))
             plans.append((s, copies))
-        # Claim before sending: after a crash, copies up to `last` may have gone out (re-sent with 97=Y).
-        if any(copies for _, copies in plans):
+        # Claim before sending: after a crash, copies up to the claim may have gone out (re-sent with 97=Y).
+        if any(copies and s.ledger.claimed_id < last for s, copies in plans):
             for s, copies in plans:
                 if copies:
-                    s.ledger.claim(last)
+                    s.ledger.claim(last + CLAIM_AHEAD)
             self._persist()
         for s, copies in plans:
             for row_id, text, catch_up, source_resend in copies:
@@ -359,6 +447,7 @@ class DropCopyService:
                     s.blocked_until = time.monotonic() + RETRY_S
                     break
                 s.copies += 1
+                s.last_seqnum += 1  # a lower bound of the session's next sequence number
                 s.sent_metric.inc()
                 if catch_up or source_resend:
                     metrics.DROPCOPY_REPLAYED.labels(s.name, "catch_up" if catch_up else "source_resend").inc()
@@ -403,6 +492,7 @@ class DropCopyService:
                     log.exception("drop-copy session %s: acknowledgement TestRequest failed", s.name)
                     sent = False
                 if sent:
+                    s.last_seqnum += 1
                     s.probe = (test_req_id, ledger.sent_id, s.copies, now, ledger.stream)
                     s.last_probe_at = now
 

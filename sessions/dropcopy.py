@@ -10,7 +10,9 @@ never lets a Python exception reach quickfix:
   from its own callback (safe: quickfix's session lock is recursive). Nothing
   else happens: it never reaches the engine. Both messages are journaled by the
   JournalLogFactory like all traffic.
-- logon and logout are reported to the drop-copy thread (``notify``);
+- logon and logout are reported to the drop-copy thread (``notify``), and so is
+  a Logon with ResetSeqNumFlag (141=Y): quickfix has then reset the session's
+  store, so the copies in it can no longer be re-sent;
 - a Heartbeat answering one of our acknowledgement TestRequests (TestReqID
   ``DCACK-<journal id>``) is reported too: the receiver has read every copy sent
   before that TestRequest.
@@ -48,6 +50,15 @@ class AckReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamReset:
+    """The session's sequence numbers and message store were reset: quickfix can no longer re-send
+    the copies stored before. (quickfix resets the store before it calls fromAdmin for such a Logon.)"""
+
+    name: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class InboundRefused:
     name: str
     msg_type: str
@@ -66,7 +77,10 @@ class DropCopyApplication(_Guarded):
         try:
             header = msg.getHeader()
             msg_type = header.getField(35)
-            if msg_type == "0":
+            if msg_type == "A":
+                if msg.isSetField(141) and msg.getField(141) == "Y":
+                    self._submit(StreamReset(self._name(sid), "the receiver logged on with ResetSeqNumFlag (141=Y)"))
+            elif msg_type == "0":
                 if msg.isSetField(112):
                     test_req_id = msg.getField(112)
                     if test_req_id.startswith(ACK_PREFIX):

@@ -42,10 +42,24 @@ def ledger(url) -> tuple:
 
 def test_copies_survive_restarts_and_a_lost_store_is_refilled_from_the_journal(database_url, tmp_path):
     rx_store = tmp_path / "rx"
+    receivers = []  # stopped whatever happens: a receiver left running would outlive its SessionID's next owner
+    try:
+        check_restarts(database_url, tmp_path, rx_store, receivers)
+    finally:
+        for rx in receivers:
+            rx.stop()
+
+
+def check_restarts(database_url, tmp_path, rx_store, receivers):
+    def connect(stack, store, extra=None):
+        rx = receiver(stack.gateway.cfg.dropcopy.port, "DCR", "FIX.5.0", store, extra)
+        receivers.append(rx)
+        return rx
+
     # run 1: the receiver gets one fill, then goes away; a second fill waits in the gateway's store
     stack = start(database_url, tmp_path, free_port())
     try:
-        rx = receiver(stack.gateway.cfg.dropcopy.port, "DCR", "FIX.5.0", rx_store)
+        rx = connect(stack, rx_store)
         first = trade(stack, 100)
         settle(stack.gateway, ("DCR",))
         rx.stop()
@@ -60,7 +74,7 @@ def test_copies_survive_restarts_and_a_lost_store_is_refilled_from_the_journal(d
     # run 2: same store: the receiver logs on and quickfix re-sends what it missed (43=Y)
     stack = start(database_url, tmp_path, free_port())
     try:
-        rx = receiver(stack.gateway.cfg.dropcopy.port, "DCR", "FIX.5.0", rx_store)
+        rx = connect(stack, rx_store)
         settle(stack.gateway, ("DCR",))
         got = by_exec_id(copies(rx, lambda m: m[17] in first or m[17] in missed))
         assert set(got) == set(missed) and all(m[43] == "Y" and 97 not in m for m in got.values())
@@ -77,8 +91,7 @@ def test_copies_survive_restarts_and_a_lost_store_is_refilled_from_the_journal(d
     stack = start(database_url, tmp_path, free_port())
     try:
         # both sides start over: the receiver resets its sequence numbers too
-        rx = receiver(stack.gateway.cfg.dropcopy.port, "DCR", "FIX.5.0", tmp_path / "rx-fresh",
-                      extra={"ResetOnLogon": "Y"})
+        rx = connect(stack, tmp_path / "rx-fresh", extra={"ResetOnLogon": "Y"})
         settle(stack.gateway, ("DCR",))
         got = by_exec_id(copies(rx, lambda m: m[17] in first or m[17] in missed or m[17] in lost))
         assert set(got) == set(lost)  # everything not acknowledged, nothing that was

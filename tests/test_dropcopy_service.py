@@ -205,3 +205,26 @@ def test_a_reset_store_rewinds_to_the_acknowledged_copy_and_resends_from_the_jou
     finally:
         svc.stop()
     assert state(url)[4] == "20261124-07:00:00"
+
+
+def test_a_clean_stop_leaves_no_claim_in_doubt_so_a_restart_marks_nothing(url):
+    link = FakeLink()
+    svc = service(url, link)
+    try:
+        ids = journal(url, [(CLIENT, "O", er("Q1"))])
+        svc.wake()
+        wait(lambda: link.sent, what="copy")
+        assert state(url)[1] > ids[-1]  # claimed ahead while running
+    finally:
+        svc.stop()
+    sent, claimed, *_ = state(url)
+    assert sent == claimed == ids[-1]
+    link2 = FakeLink()
+    svc = service(url, link2)
+    try:
+        journal(url, [(CLIENT, "O", er("Q2"))])
+        svc.wake()
+        wait(lambda: link2.sent, what="copy after the restart")
+        assert [(c[17], c.get(97)) for c in map(codec.parse_fields, link2.sent)] == [("Q2", None)]
+    finally:
+        svc.stop()

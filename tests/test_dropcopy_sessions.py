@@ -31,6 +31,7 @@ DROPCOPY = {
     "DCGAP": ("FIX.4.4", 'clients = ["CLIENT44"]'),
     "DCRESET": ("FIX.4.2", 'clients = ["CLIENT44"]'),
     "DCOPS": ("FIX.4.4", 'clients = ["CLIENT44"]'),
+    "DCOPR": ("FIX.4.4", 'clients = ["CLIENT44"]'),
     "DCIDLE": ("FIX.4.4", ""),  # never connects
 }
 
@@ -244,6 +245,28 @@ def test_after_the_receivers_sequence_reset_it_gets_what_it_missed_from_the_jour
     for exec_id in got_after:
         assert 97 not in second[exec_id] and 43 not in second[exec_id]  # live again
     assert second[next(iter(got_after))][20] == "0"  # FIX 4.2
+    assert_valid_on_the_wire(rx2)
+
+
+def test_an_operator_reset_of_a_drop_copy_session_resends_what_was_not_acknowledged_from_the_journal(env):
+    c = env.stack.client("CLIENT44")
+    rx = env.receiver("DCOPR")
+    before = [trade(c)]
+    settle(env.gw, ("DCOPR",))
+    rx.stop()
+    missed = [trade(c, qty=120)]
+    settle(env.gw)
+    out = fixgw(env.cli_cfg, "sessions", "reset", "DCOPR")  # agreed with the receiver, which starts over too
+    assert out.returncode == 0 and "next sender seqnum 1" in out.stdout, out.stdout + out.stderr
+    settle(env.gw)
+    rx2 = env.receiver("DCOPR", store="DCOPR-fresh")
+    settle(env.gw, ("DCOPR",))
+    got_before, got_missed = reports_of(c, set(before)), reports_of(c, set(missed))
+    second = by_exec_id(copies(rx2, lambda m: m[17] in got_before or m[17] in got_missed))
+    assert set(second) == set(got_missed)
+    # re-sent from the journal into the new store (97=Y), then re-sent by quickfix on the receiver's
+    # ResendRequest, since it logged on expecting 1 (43=Y)
+    assert all(m[97] == "Y" and m[43] == "Y" for m in second.values())
     assert_valid_on_the_wire(rx2)
 
 
