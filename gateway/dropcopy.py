@@ -154,15 +154,14 @@ class CoreDirectory:
     """``OrderDirectory`` over the core's live orders (dict reads; see Core.order_by_venue_cl_ord_id)."""
 
     def __init__(self, core):
-        self._orders = core.orders
-        self._by_venue = core.order_by_venue_cl_ord_id
+        self._core = core
 
     def by_order_id(self, order_id: str) -> OrderInfo | None:
-        o = self._orders.get(order_id)
+        o = self._core.orders.get(order_id)
         return OrderInfo(o.session, o.account, o.venue) if o is not None else None
 
     def by_venue_cl_ord_id(self, venue: str, cl_ord_id: str) -> OrderInfo | None:
-        o = self._by_venue(venue, cl_ord_id)
+        o = self._core.order_by_venue_cl_ord_id(venue, cl_ord_id)
         return OrderInfo(o.session, o.account, o.venue) if o is not None else None
 
 

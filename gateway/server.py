@@ -1,8 +1,10 @@
-"""Process wiring: one Gateway = client acceptor + venue initiator + engine + journal.
+"""Process wiring: one Gateway = client acceptor + venue initiator + engine + journal (+ drop copies).
 
-Start order: journal, engine, then the FIX engines (so every message has somewhere
-to go). Stop order is the reverse: FIX sessions log out first (their Logouts are
-journaled), then the engine drains, then the journal commits what is left.
+Start order: journal, engine, the drop-copy acceptor and its thread, then the
+trading FIX engines (so every message has somewhere to go). Stop order is the
+reverse: trading sessions log out first (their Logouts are journaled), then the
+engine drains, the drop-copy thread copies everything journaled, the drop-copy
+receivers are logged out, and the journal commits what is left.
 """
 from __future__ import annotations
 
