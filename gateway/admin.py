@@ -186,13 +186,15 @@ class Admin:
                     session.setNextSenderMsgSeqNum(sender)
                 if target is not None:
                     session.setNextTargetMsgSeqNum(target)
+            answer = {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
+                      "next_target_seqnum": session.getExpectedTargetNum()}
             if name in gw.dropcopy_sids and gw.dropcopy is not None and (action == "reset" or sender is not None):
                 # the copies in the session's store can no longer be re-sent by quickfix: from the journal
+                # (after the answer is read: the re-sent copies take the next sequence numbers at once)
                 from sessions.dropcopy import StreamReset
 
                 gw.dropcopy.notify(StreamReset(name, f"operator {action}"))
-            return {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
-                    "next_target_seqnum": session.getExpectedTargetNum()}
+            return answer
         if action in ("logon", "enable"):
             if action == "enable":
                 gw.disabled_sessions.discard(name)

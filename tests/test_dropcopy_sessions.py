@@ -293,11 +293,13 @@ def test_journal_replay_to_session_resends_the_selected_reports_with_poss_resend
         in out.stdout, out.stdout
     assert "earlier drop copies" in out.stdout  # the copies on the drop-copy sessions are not sources
 
-    replayed = rx.wait_for(lambda m: m.get(35) == "8" and m.get(97) == "Y", what="replayed copy")
+    for exec_id in originals:
+        rx.wait_for(lambda m, e=exec_id: m.get(35) == "8" and m.get(17) == e and m.get(97) == "Y",
+                    what=f"replayed copy of {exec_id}")
     settle(env.gw, ("DCOPS",))
     again = by_exec_id(copies(rx)[live:])
     assert set(again) == set(originals)  # only the selected order, not `other`
-    assert all(m[97] == "Y" and m[797] == "Y" and m[11] == cl for m in again.values()) and replayed
+    assert all(m[97] == "Y" and m[797] == "Y" and m[11] == cl for m in again.values())
 
     # out of scope: CLIENT42's reports never reach DCOPS (CLIENT44 only), even on request
     c42 = env.stack.client("CLIENT42")
