@@ -137,6 +137,9 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
     except ValueError as exc:
         raise JournalCommandError(str(exc)) from None
     if to_session is not None:
+        if fmt != "raw" or soh:
+            raise JournalCommandError("--format and --soh choose how messages are printed; --to-session sends "
+                                      "them instead: give one or the other")
         _replay_to_session(config_path, to_session, {
             "session": session_id, "direction": direction, "since_us": since_us, "until_us": until_us,
             "msg_types": list(msg_types), "cl_ord_id": cl_ord_id, "order_id": order_id})

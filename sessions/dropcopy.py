@@ -31,7 +31,7 @@ from typing import Callable
 import quickfix as fix
 
 from sessions import codec
-from sessions.gateway_app import _Guarded
+from sessions.gateway_app import ClientApplication, _Guarded
 
 log = logging.getLogger("fixgw.dropcopy")
 
@@ -91,14 +91,9 @@ class DropCopyApplication(_Guarded):
         except BaseException as exc:  # noqa: BLE001
             self._bug("fromAdmin", sid, exc)
 
-    def toApp(self, msg, sid):
-        try:
-            # as for clients: quickfix 1.16 puts ApplVerID (1137) in the body of the reject it
-            # generates on FIXT.1.1 sessions, which a validating FIX 5.0 receiver refuses
-            if msg.isSetField(1137):
-                msg.removeField(1137)
-        except BaseException as exc:  # noqa: BLE001
-            self._bug("toApp", sid, exc)
+    # as for clients: quickfix 1.16 puts ApplVerID (1137) in the body of the reject it generates on
+    # FIXT.1.1 sessions, which a validating FIX 5.0 receiver refuses
+    toApp = ClientApplication.toApp
 
     def _dispatch(self, f, sid, recv_ns):
         name = self._name(sid)

@@ -318,6 +318,8 @@ def test_journal_replay_to_session_errors_are_clear(env):
     assert out.returncode == 2 and "drop-copy session DCIDLE is not logged on" in out.stderr
     out = fixgw(env.cli_cfg, "journal", "replay", "--to-session", "DC44", "--msg-type", "D")
     assert out.returncode == 2 and "ExecutionReports only" in out.stderr
+    out = fixgw(env.cli_cfg, "journal", "replay", "--to-session", "DC44", "--format", "json")
+    assert out.returncode == 2 and "give one or the other" in out.stderr
     down = env.tmp / "down.cfg"
     down.write_text(f'data_dir = "{env.stack.cfg.data_dir}"\n[http]\nport = {free_port()}\n')
     out = fixgw(down, "journal", "replay", "--to-session", "DC44")
