@@ -8,6 +8,9 @@ Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits 
      gateway's real topology, venues outside its process.
   P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
      skipped with --pg-url "").
+  R  as C, with a drop-copy session (FIX.4.4, every client-side report) and its
+     receiver logged on in this process: the cost of copying every report, and
+     the copy's lag behind the client's own report (Fill received -> copy received).
   D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
 This process is the load generator: one FIX.4.4 client. Every order is a
 marketable limit buy of 100 AAPL that fills at once; an order is done when its
@@ -42,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sessions.codec import utc_timestamp  # noqa: E402
-from sessions.fixsettings import build_settings, graceful_stop, session_id  # noqa: E402
+from sessions.fixsettings import build_settings, dictionary_settings, graceful_stop, session_id  # noqa: E402
 
 
 def free_port() -> int:
@@ -61,6 +64,8 @@ class LoadApp(fix.Application):
         self.target = 0
         self.rejected = 0
         self.fill_ns: list[int] = []
+        self.fill_at: dict[str, int] = {}  # ClOrdID -> when its Fill arrived (latency burst only)
+        self.track = False
 
     def onCreate(self, sid): pass
     def onLogon(self, sid): self.logged_on.set()
@@ -76,7 +81,10 @@ class LoadApp(fix.Application):
                 if status == "8":
                     self.rejected += 1
                 else:
-                    self.fill_ns.append(time.perf_counter_ns())
+                    now = time.perf_counter_ns()
+                    self.fill_ns.append(now)
+                    if self.track:
+                        self.fill_at[msg.getField(11)] = now
                 self.done += 1
                 self.window.release()
                 if self.done >= self.target:
@@ -85,17 +93,51 @@ class LoadApp(fix.Application):
             pass
 
 
+class CopyReceiver(fix.Application):
+    """A drop-copy receiver: counts the copies and notes when each Fill copy arrived."""
+
+    def __init__(self):
+        super().__init__()
+        self.logged_on = threading.Event()
+        self.copies = 0
+        self.fill_at: dict[str, int] = {}
+
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): self.logged_on.set()
+    def onLogout(self, sid): self.logged_on.clear()
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+
+    def fromApp(self, msg, sid):
+        try:
+            self.copies += 1
+            if msg.getField(39) == "2":
+                self.fill_at[msg.getField(11)] = time.perf_counter_ns()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tmp: Path,
-             latency_orders: int = 0) -> dict:
+             latency_orders: int = 0, dropcopy_port: int | None = None) -> dict:
     sid = session_id("FIX.4.4", sender, "FIXGW")
     settings = build_settings("initiator", tmp / f"load-{sender}-{port}", [(sid, "FIX.4.4", {
         "SocketConnectHost": "127.0.0.1", "SocketConnectPort": str(port), "ReconnectInterval": "1"})])
     app = LoadApp()
-    engine = fix.SocketInitiator(app, fix.FileStoreFactory(settings), settings, fix.ScreenLogFactory(False, False, False))
+    if dropcopy_port is not None:
+        dc_sid = session_id("FIX.4.4", "DC44", "FIXGW")
+        settings.set(dc_sid, _session_dict({**dictionary_settings("FIX.4.4"), "ConnectionType": "initiator",
+                                            "SocketConnectHost": "127.0.0.1",
+                                            "SocketConnectPort": str(dropcopy_port), "ReconnectInterval": "1"}))
+    rx = CopyReceiver()
+    engine = fix.SocketInitiator(_Router(app, rx), fix.FileStoreFactory(settings), settings,
+                                 fix.ScreenLogFactory(False, False, False))
     engine.start()
     try:
         if not app.logged_on.wait(20):
             raise RuntimeError(f"load client could not log on to port {port}")
+        if dropcopy_port is not None and not rx.logged_on.wait(20):
+            raise RuntimeError(f"drop-copy receiver could not log on to port {dropcopy_port}")
 
         def burst(count: int, prefix: str, window: int = window) -> float:
             app.done = 0
@@ -133,13 +175,52 @@ def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tm
         result = {"orders_per_s": round(rate, 1), "rejected": app.rejected}
         if latency_orders:
             sent_ns.clear()
+            app.track = True
             burst(latency_orders, f"L{time.monotonic_ns()}-", window=1)
             lat = sorted((f - s) / 1000 for s, f in zip(sent_ns, app.fill_ns))
             result["latency_us_p50"] = round(lat[len(lat) // 2])
             result["latency_us_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))])
+        if dropcopy_port is not None:
+            # every report copied: 3 per order (PendingNew, New, Fill)
+            expected = 3 * (warmup + n_orders + latency_orders)
+            deadline = time.monotonic() + 30
+            while rx.copies < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            result["copies"] = rx.copies
+            result["copies_expected"] = expected
+            lag = sorted((rx.fill_at[c] - t) / 1000 for c, t in app.fill_at.items() if c in rx.fill_at)
+            if lag:
+                result["copy_lag_us_p50"] = round(lag[len(lag) // 2])
+                result["copy_lag_us_p99"] = round(lag[min(len(lag) - 1, int(len(lag) * 0.99))])
         return result
     finally:
-        graceful_stop(engine, [sid], 2.0)
+        graceful_stop(engine, [sid] + ([session_id("FIX.4.4", "DC44", "FIXGW")] if dropcopy_port else []), 2.0)
+
+
+class _Router(fix.Application):
+    """One initiator, two sessions: the load client's and the drop-copy receiver's."""
+
+    def __init__(self, load: LoadApp, rx: CopyReceiver):
+        super().__init__()
+        self._load, self._rx = load, rx
+
+    def _app(self, sid):
+        return self._rx if sid.getSenderCompID().getValue() == "DC44" else self._load
+
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): self._app(sid).onLogon(sid)
+    def onLogout(self, sid): self._app(sid).onLogout(sid)
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+    def fromApp(self, msg, sid): self._app(sid).fromApp(msg, sid)
+
+
+def _session_dict(values: dict[str, str]) -> fix.Dictionary:
+    d = fix.Dictionary()
+    for k, v in values.items():
+        d.setString(k, str(v))
+    return d
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -154,7 +235,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise RuntimeError(f"port {port} not open after {timeout}s")
 
 
-def demo_config(tmp: Path, port: int) -> Path:
+def demo_config(tmp: Path, port: int, dropcopy_port: int | None = None) -> Path:
     v1, v2 = free_port(), free_port()
     # the demo's risk rules, every check on, with a throttle a load test can pass
     demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
@@ -191,7 +272,12 @@ symbols = ["AAPL"]
 reconnect_s = 1
 [venues.VENUE2.simulator]
 prices = {{ AAPL = 190.02 }}
-""")
+""" + (f"""
+[dropcopy]
+port = {dropcopy_port}
+[dropcopy.sessions.DC44]
+fix_version = "FIX.4.4"
+""" if dropcopy_port else ""))
     return cfg
 
 
@@ -234,7 +320,8 @@ def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: fl
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def start_sut(mode: str, tmp: Path, database_url: str | None = None) -> tuple[list[subprocess.Popen], int]:
+def start_sut(mode: str, tmp: Path, database_url: str | None = None,
+              dropcopy_port: int | None = None) -> tuple[list[subprocess.Popen], int]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FIXGW_DATABASE_URL", None)
@@ -250,8 +337,8 @@ def start_sut(mode: str, tmp: Path, database_url: str | None = None) -> tuple[li
     if mode == "A":
         gw = spawn([sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elif mode in ("C", "P"):
-        cfg = str(demo_config(tmp, port))
+    elif mode in ("C", "P", "R"):
+        cfg = str(demo_config(tmp, port, dropcopy_port))
         subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=tmp, env=env, check=True, capture_output=True)
         for venue in ("VENUE1", "VENUE2"):
             spawn([*FIXGW, "venue-sim", "-c", cfg, "--venue", venue], stdout=subprocess.DEVNULL,
@@ -276,18 +363,24 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="PostgreSQL server for mode P (a database is created and dropped per run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--modes", default=None, help="comma-separated subset, e.g. A,C,R (A is always run)")
     args = ap.parse_args()
 
-    modes = ("A", "C", "P", "D") if args.pg_url else ("A", "C", "D")
+    modes = ("A", "C", "P", "R", "D") if args.pg_url else ("A", "C", "R", "D")
+    if args.modes:
+        wanted = {"A", *args.modes.split(",")}
+        modes = tuple(m for m in modes if m in wanted)
     results: list[dict] = []
     for cycle in range(1, args.cycles + 1):
         for mode in modes:
             with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
                     (pg_database(args.pg_url) if mode == "P" else _no_database()) as db_url:
                 tmp = Path(d)
-                procs, port = start_sut(mode, tmp, db_url)
+                dc_port = free_port() if mode == "R" else None
+                procs, port = start_sut(mode, tmp, db_url, dc_port)
                 try:
-                    r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders)
+                    r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders,
+                                 dc_port)
                 finally:
                     for p in reversed(procs):
                         p.terminate()
@@ -322,7 +415,8 @@ def main() -> None:
     out = args.out / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=2))
     names = {"A": "A: bare quickfix executor", "C": "C: fixgw run + 2 venue-sim processes",
-             "P": "P: as C, journal on PostgreSQL", "D": "D: fixgw demo (one process)"}
+             "P": "P: as C, journal on PostgreSQL", "R": "R: as C, every report drop-copied to a receiver",
+             "D": "D: fixgw demo (one process)"}
     print()
     print("| mode | orders/s (median) | vs A | send→Fill p50 µs | vs A | p99 µs | vs A |")
     print("|---|---|---|---|---|---|---|")
@@ -331,6 +425,14 @@ def main() -> None:
         rt = summary["ratio_to_A"].get(m, {k: 1.0 for k in keys})
         print(f"| {names[m]} | {md['orders_per_s']:.0f} | {rt['orders_per_s']:.2f} | {md['latency_us_p50']:.0f} | "
               f"{rt['latency_us_p50']:.2f} | {md['latency_us_p99']:.0f} | {rt['latency_us_p99']:.2f} |")
+    if "R" in modes:
+        for k in ("copy_lag_us_p50", "copy_lag_us_p99"):
+            summary["median"]["R"][k] = med("R", k)
+        print(f"\nR: copies received {[r['copies'] for r in results if r['mode'] == 'R']} of "
+              f"{[r['copies_expected'] for r in results if r['mode'] == 'R']} expected; copy lag behind the "
+              f"client's Fill p50 {summary['median']['R']['copy_lag_us_p50']:.0f} µs, "
+              f"p99 {summary['median']['R']['copy_lag_us_p99']:.0f} µs")
+        out.write_text(json.dumps(summary, indent=2))
     print(f"\nmachine: {machine}\nresult file: {out}")
 
 

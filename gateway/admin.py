@@ -66,6 +66,20 @@ def _order_row(o) -> dict:
     }
 
 
+def _opt_str(payload: dict, key: str) -> str | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _opt_int(payload: dict, key: str) -> int | None:
+    value = payload.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{key} must be a whole number")
+    return value
+
+
 class Admin:
     def __init__(self, gateway, token: str):
         self._gw = gateway
@@ -126,6 +140,8 @@ class Admin:
             return row
         if method == "GET" and parts == ["risk"]:
             return gw.engine.call(lambda core: core.risk_summary()) | {"rules_file": str(gw.cfg.risk.rules_file)}
+        if method == "POST" and len(parts) == 3 and parts[0] == "dropcopy" and parts[2] == "replay":
+            return self._dropcopy_replay(parts[1], payload)
         if method == "POST" and parts == ["risk", "reload"]:
             return self._reload()
         if method == "POST" and parts in (["risk", "kill"], ["risk", "unkill"]):
@@ -175,8 +191,15 @@ class Admin:
                     session.setNextSenderMsgSeqNum(sender)
                 if target is not None:
                     session.setNextTargetMsgSeqNum(target)
-            return {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
-                    "next_target_seqnum": session.getExpectedTargetNum()}
+            answer = {"ok": True, "session": name, "next_sender_seqnum": session.getExpectedSenderNum(),
+                      "next_target_seqnum": session.getExpectedTargetNum()}
+            if name in gw.dropcopy_sids and gw.dropcopy is not None and (action == "reset" or sender is not None):
+                # the copies in the session's store can no longer be re-sent by quickfix: from the journal
+                # (after the answer is read: the re-sent copies take the next sequence numbers at once)
+                from sessions.dropcopy import StreamReset
+
+                gw.dropcopy.notify(StreamReset(name, f"operator {action}"))
+            return answer
         if action in ("logon", "enable"):
             if action == "enable":
                 def enable(core):
@@ -188,14 +211,44 @@ class Admin:
         raise AdminError(404, f"unknown session action {action} "
                               "(logout, logon, disable, enable, set-seqnum, reset)")
 
+    def _dropcopy_replay(self, name: str, payload: dict) -> dict:
+        """`fixgw journal replay --to-session NAME`: journaled ExecutionReports to a drop-copy session, 97=Y."""
+        from gateway.dropcopy import NotLoggedOn
+        from gateway.journal_replay import Filters
+
+        service = self._gw.dropcopy
+        if service is None:
+            raise AdminError(404, "this gateway has no drop-copy sessions ([dropcopy.sessions] in its config)")
+        if name not in service.names():
+            raise AdminError(404, f"unknown drop-copy session {name} (known: {', '.join(service.names())})")
+        msg_types = payload.get("msg_types") or []
+        if any(t != "8" for t in msg_types):
+            raise AdminError(400, "a drop-copy session only takes ExecutionReports (--msg-type 8)")
+        try:
+            filters = Filters(
+                session_id=_opt_str(payload, "session"), direction=_opt_str(payload, "direction"),
+                since_us=_opt_int(payload, "since_us"), until_us=_opt_int(payload, "until_us"), msg_types=("8",),
+                cl_ord_id=_opt_str(payload, "cl_ord_id"), order_id=_opt_str(payload, "order_id"))
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        if filters.direction not in (None, "I", "O"):
+            raise AdminError(400, "direction must be I or O")
+        try:
+            counts = service.replay(name, filters)
+        except NotLoggedOn:
+            raise AdminError(409, f"drop-copy session {name} is not logged on: nothing sent "
+                                  "(copies replayed to a logged-out session would only wait in its store)") from None
+        return {"session": name, **counts}
+
     def _names(self) -> list[str]:
-        return [*self._gw.client_sids, *self._gw.venue_sids]
+        return [*self._gw.client_sids, *self._gw.venue_sids, *self._gw.dropcopy_sids]
 
     def _sessions(self) -> list[dict]:
         gw = self._gw
         rows = []
         cfg = gw.cfg
-        for role, sids, configs in (("client", gw.client_sids, cfg.clients), ("venue", gw.venue_sids, cfg.venues)):
+        for role, sids, configs in (("client", gw.client_sids, cfg.clients), ("venue", gw.venue_sids, cfg.venues),
+                                    ("dropcopy", gw.dropcopy_sids, cfg.dropcopy.sessions)):
             for name, sid in sids.items():
                 session = gw.session(name)
                 c = configs.get(name)

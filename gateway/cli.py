@@ -86,7 +86,8 @@ def run(config_path: str, duration: float | None) -> None:
     setup_logging(cfg.log_level, cfg.log_format)
     _check_schema(cfg, config_path)
     gateway = build(Gateway, cfg, config_path).start()
-    click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}; "
+    dropcopy = f", drop-copy receivers to port {cfg.dropcopy.port}" if cfg.dropcopy.sessions else ""
+    click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}{dropcopy}; "
                f"journal {safe_url(cfg.journal.database_url)}. Ctrl-C stops.")
     try:
         wait_for_stop(duration)
@@ -133,6 +134,15 @@ def banner(cfg: GatewayConfig, gateway, venues_up: bool) -> str:
         lines.append(f"  {name:<8} {v.fix_version} {v.host}:{v.port} ({sim}, {state}) symbols {', '.join(v.symbols)}")
     if not venues_up:
         lines.append("  warning: not every venue logged on within 15 s; orders for their symbols are rejected")
+    if cfg.dropcopy.sessions:
+        from dropcopy.filters import Scope
+
+        lines.append(f"Drop copies: connect a FIX initiator to 127.0.0.1:{cfg.dropcopy.port}, "
+                     f"TargetCompID={cfg.comp_id}:")
+        for name, d in cfg.dropcopy.sessions.items():
+            begin = "FIXT.1.1 (DefaultApplVerID=FIX.5.0)" if d.fix_version == "FIX.5.0" else d.fix_version
+            scope = Scope(d.reports, frozenset(d.clients), frozenset(d.accounts), frozenset(d.venues))
+            lines.append(f"  SenderCompID={name:<10} BeginString={begin}: {scope.describe()} (read-only)")
     lines.append(f"Journal: {safe_url(cfg.journal.database_url)}")
     lines.append("Ctrl-C stops the gateway and the simulators.")
     return "\n".join(lines)

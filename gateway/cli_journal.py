@@ -3,6 +3,7 @@
     fixgw journal verify -c gateway.cfg
     fixgw journal replay -c gateway.cfg [--session S] [--direction I|O] [--since ISO] [--until ISO]
                          [--msg-type 8 ...] [--cl-ord-id X] [--order-id Y] [--format raw|text|json] [--soh]
+    fixgw journal replay -c gateway.cfg --to-session DC44 [the same filters]
 
 verify exits 0 when the hash chain is intact, 1 when it found tampering (it names
 the first bad record), 2 on a usage, configuration, key or database error. replay
@@ -117,10 +118,17 @@ def verify(config_path: str) -> None:
 @click.option("--order-id", default=None, help="OrderID (37)")
 @click.option("--format", "fmt", type=click.Choice(["raw", "text", "json"]), default="raw", show_default=True)
 @click.option("--soh", is_flag=True, help="raw format: keep the real SOH separator instead of |")
+@click.option("--to-session", "to_session", default=None, metavar="NAME",
+              help="instead of printing, send the selected ExecutionReports to drop-copy session NAME of the "
+                   "running gateway, marked PossResend (97=Y)")
 def replay(config_path: str, session_id: str | None, direction: str | None, since: str | None,
            until: str | None, msg_types: tuple[str, ...], cl_ord_id: str | None, order_id: str | None,
-           fmt: str, soh: bool) -> None:
-    """Print journal messages in id order, filtered, as raw FIX, text or JSON lines."""
+           fmt: str, soh: bool, to_session: str | None) -> None:
+    """Print journal messages in id order, filtered, as raw FIX, text or JSON lines.
+
+    With --to-session NAME, the running gateway sends the selected ExecutionReports that are in
+    drop-copy session NAME's scope to it again, in its FIX version, with PossResend (97=Y).
+    """
     from gateway.journal_replay import Filters, formatter, iter_replay, parse_time
 
     try:
@@ -128,6 +136,14 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
         until_us = parse_time(until) if until is not None else None
     except ValueError as exc:
         raise JournalCommandError(str(exc)) from None
+    if to_session is not None:
+        if fmt != "raw" or soh:
+            raise JournalCommandError("--format and --soh choose how messages are printed; --to-session sends "
+                                      "them instead: give one or the other")
+        _replay_to_session(config_path, to_session, {
+            "session": session_id, "direction": direction, "since_us": since_us, "until_us": until_us,
+            "msg_types": list(msg_types), "cl_ord_id": cl_ord_id, "order_id": order_id})
+        return
     filters = Filters(session_id, direction, since_us, until_us, msg_types, cl_ord_id, order_id)
     out = formatter(fmt, soh)
     url = _database_url(config_path)
@@ -138,3 +154,31 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
                 click.echo(out(row))
         finally:
             rows.close()
+
+
+# A long replay (a day of reports) is one admin request; the gateway streams the journal meanwhile.
+REPLAY_TIMEOUT_S = 3600.0
+
+
+def _replay_to_session(config_path: str, name: str, filters: dict) -> None:
+    from urllib.parse import quote
+
+    from gateway.cli_admin import AdminClient
+
+    if any(t != "8" for t in filters["msg_types"]):
+        raise JournalCommandError("--to-session sends ExecutionReports only: use --msg-type 8 or leave it out")
+    try:
+        data = AdminClient(config_path).call("POST", f"/admin/dropcopy/{quote(name, safe='')}/replay", filters,
+                                             timeout=REPLAY_TIMEOUT_S)
+    except click.ClickException as exc:
+        raise JournalCommandError(exc.message) from None
+    sent, selected = data.get("sent", 0), data.get("selected", 0)
+    click.echo(f"sent {sent} ExecutionReport(s) to drop-copy session {name} with PossResend (97=Y) "
+               f"({selected} selected)")
+    skipped = [(data.get(k, 0), why) for k, why in (
+        ("out_of_scope", "outside the session's scope"),
+        ("not_a_source", "not sent to a client or received from a venue (e.g. earlier drop copies)"),
+        ("untranslatable", "with no valid form in the session's FIX version (see the gateway log)"))]
+    for n, why in skipped:
+        if n:
+            click.echo(f"  {n} not sent: {why}")

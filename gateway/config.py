@@ -145,6 +145,26 @@ class HttpConfig(_Strict):
     port: int = Field(9878, gt=0, lt=65536)
 
 
+class DropCopySessionConfig(_Strict):
+    """One drop-copy receiver (a broker or clearing firm): the table name is its CompID."""
+
+    fix_version: FixVersion
+    reports: Literal["client", "venue", "both"] = Field(
+        "client", description="client-side reports (sent to clients), venue-side (received from venues) or both")
+    clients: tuple[str, ...] = Field((), description="only these client sessions' orders (empty: all)")
+    accounts: tuple[str, ...] = Field((), description="only these accounts (Account, 1) (empty: all)")
+    venues: tuple[str, ...] = Field((), description="only orders routed to these venues (empty: all)")
+    allowed_addresses: tuple[str, ...] = Field(
+        (), description="source IP addresses this session may connect from (empty: any)")
+
+
+class DropCopyConfig(_Strict):
+    # A second ThreadedSocketAcceptor, on its own port; like the clients' one it listens on
+    # every interface, so restrict sources per session with allowed_addresses.
+    port: int = Field(9877, gt=0, lt=65536)
+    sessions: dict[str, DropCopySessionConfig] = Field(default_factory=dict)
+
+
 class JournalConfig(_Strict):
     database_url: str = "sqlite:///var/journal.db"
     batch_max: int = Field(2000, ge=1, description="most rows in one commit")
@@ -176,13 +196,18 @@ class GatewayConfig(_Strict):
     recovery: RecoveryConfig = RecoveryConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
+    dropcopy: DropCopyConfig = DropCopyConfig()
 
     @model_validator(mode="after")
     def _names_unique(self) -> "GatewayConfig":
         both = set(self.clients) & set(self.venues)
         if both:
             raise ValueError(f"names used for both a client and a venue: {', '.join(sorted(both))}")
-        if self.comp_id in self.clients or self.comp_id in self.venues:
+        dc = set(self.dropcopy.sessions)
+        taken = dc & (set(self.clients) | set(self.venues))
+        if taken:
+            raise ValueError(f"drop-copy session names also used for a client or venue: {', '.join(sorted(taken))}")
+        if self.comp_id in self.clients or self.comp_id in self.venues or self.comp_id in dc:
             raise ValueError(f"comp_id {self.comp_id} is also a session name")
         if self.http.enabled and self.http.port in self.client_ports():
             raise ValueError(f"port {self.http.port} is both the [http] port and a client acceptor port")
@@ -194,6 +219,25 @@ class GatewayConfig(_Strict):
 
     def client_ports(self) -> set[int]:
         return {self.client_port(name) for name in self.clients}
+
+    @model_validator(mode="after")
+    def _dropcopy_refers_to_known_sessions(self) -> "GatewayConfig":
+        problems = []
+        for name, s in self.dropcopy.sessions.items():
+            unknown = [c for c in s.clients if c not in self.clients]
+            if unknown:
+                problems.append(f"dropcopy.sessions.{name}.clients: unknown client session(s) {', '.join(unknown)}")
+            unknown = [v for v in s.venues if v not in self.venues]
+            if unknown:
+                problems.append(f"dropcopy.sessions.{name}.venues: unknown venue(s) {', '.join(unknown)}")
+        if self.dropcopy.sessions:
+            if self.dropcopy.port == self.acceptor.port:
+                problems.append(f"dropcopy.port {self.dropcopy.port} is also the client acceptor's port")
+            if self.http.enabled and self.dropcopy.port == self.http.port:
+                problems.append(f"dropcopy.port {self.dropcopy.port} is also the HTTP port")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class ConfigError(Exception):

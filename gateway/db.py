@@ -117,6 +117,25 @@ journal_meta = Table(
 )
 
 
+#: Drop-copy delivery watermarks (revision 0003): journal ids, see dropcopy/ledger.py.
+dropcopy_state = Table(
+    "dropcopy_state",
+    metadata,
+    Column("session", Text, primary_key=True, comment="drop-copy session name (the receiver's CompID)"),
+    Column("sent_id", BigInteger, nullable=False,
+           comment="every source row up to this journal id was copied to the session's store or skipped"),
+    Column("claimed_id", BigInteger, nullable=False,
+           comment="copies of source rows up to this journal id may have been handed to quickfix"),
+    Column("acked_id", BigInteger, nullable=False,
+           comment="the receiver acknowledged (TestRequest/Heartbeat) every copy up to this journal id"),
+    Column("resend_upto", BigInteger, nullable=False, server_default="0",
+           comment="copies of source rows up to this journal id are sent with PossResend (97=Y)"),
+    Column("stream", Text, nullable=True, comment="creation time of the quickfix message store the copies went into"),
+    Column("updated_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
+    comment="Delivery watermarks of each drop-copy session, as journal ids",
+)
+
+
 class SchemaOutOfDate(Exception):
     """The journal database is not at the schema revision this fixgw needs."""
 

@@ -23,7 +23,13 @@ JOURNAL_LAG_LIMIT_S = 5.0
 
 
 def health(gateway) -> tuple[bool, dict]:
-    """(healthy, details): the journal is committing, every venue session is logged on, the state log writes."""
+    """(healthy, details): the journal is committing, every venue session is logged on, the state log writes.
+
+    Drop-copy sessions are listed (logged on, copies pending) but never make the gateway
+    unhealthy: a receiver that is down loses nothing (its copies wait in its store and the
+    journal), and taking the gateway out of rotation would stop trading for every client.
+    Alert on fixgw_session_up{role="dropcopy"} and fixgw_dropcopy_pending_copies instead.
+    """
     journal = gateway.journal
     lag = journal.commit_lag_seconds()
     venues = {name: gateway.is_logged_on(name) for name in gateway.venue_sids}
@@ -36,8 +42,11 @@ def health(gateway) -> tuple[bool, dict]:
     if gateway.engine.state_log_failures:
         problems.append(f"the order-state log failed {gateway.engine.state_log_failures} write(s): a crash now "
                         "would lose order state (check the disk under data_dir/state)")
+    dropcopy = gateway.dropcopy.status() if getattr(gateway, "dropcopy", None) is not None else []
     return not problems, {
         "healthy": not problems, "problems": problems, "venues": venues,
+        "dropcopy": {d["name"]: {"logged_on": d["logged_on"], "copies_pending": d["copies_pending"]}
+                     for d in dropcopy},
         "journal": {"healthy": journal.healthy, "lag_seconds": round(lag, 3), "queue_depth": journal.queue_depth()},
         "uptime_seconds": round(time.time() - gateway.started_at, 1) if gateway.started_at else 0,
     }
@@ -56,7 +65,8 @@ class GatewayCollector:
                                    labels=["session", "role"])
         target = GaugeMetricFamily("fixgw_session_next_target_seqnum", "Next MsgSeqNum we expect",
                                    labels=["session", "role"])
-        for role, sids in (("client", gw.client_sids), ("venue", gw.venue_sids)):
+        for role, sids in (("client", gw.client_sids), ("venue", gw.venue_sids),
+                           ("dropcopy", getattr(gw, "dropcopy_sids", {}))):
             for name in sids:
                 session = gw.session(name)
                 up.add_metric([name, role], 1.0 if session is not None and session.isLoggedOn() else 0.0)
@@ -68,7 +78,8 @@ class GatewayCollector:
         yield target
 
         j = gw.journal
-        names = {sid.toString(): name for name, sid in {**gw.client_sids, **gw.venue_sids}.items()}
+        names = {sid.toString(): name for name, sid in
+                 {**gw.client_sids, **gw.venue_sids, **getattr(gw, "dropcopy_sids", {})}.items()}
         messages = CounterMetricFamily(
             "fixgw_messages", "FIX messages read (in) and written (out) per session and MsgType, as journaled",
             labels=["session", "direction", "msg_type"])
@@ -91,6 +102,24 @@ class GatewayCollector:
         yield CounterMetricFamily("fixgw_core_commands_handled", "Commands the core handled", value=gw.engine.handled)
         yield GaugeMetricFamily("fixgw_open_orders", "Orders not yet in a final state",
                                 value=sum(1 for o in list(gw.core.orders.values()) if o.is_open))
+        service = getattr(gw, "dropcopy", None)
+        if service is not None:
+            pending = GaugeMetricFamily(
+                "fixgw_dropcopy_pending_copies",
+                "Drop copies handed to the session and not yet acknowledged by the receiver", labels=["session"])
+            mark = GaugeMetricFamily(
+                "fixgw_dropcopy_watermark_journal_id",
+                "Journal id up to which source reports were copied (sent) or acknowledged by the receiver (acked)",
+                labels=["session", "kind"])
+            for d in service.status():
+                pending.add_metric([d["name"]], d["copies_pending"])
+                for kind in ("sent", "acked"):
+                    if d[f"{kind}_id"] is not None:
+                        mark.add_metric([d["name"], kind], d[f"{kind}_id"])
+            yield pending
+            yield mark
+            yield GaugeMetricFamily("fixgw_dropcopy_healthy", "1 while the drop-copy thread's cycles succeed",
+                                    value=float(service.healthy))
 
 
 class _Handler(BaseHTTPRequestHandler):

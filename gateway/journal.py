@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -177,6 +177,9 @@ class JournalWriter:
         self._inflight_since_ns = 0  # time stamp of the oldest row taken and not yet committed
         self.healthy = True
         self.last_error: str | None = None
+        # Called on the writer thread after each commit that stored messages (e.g. the drop-copy
+        # thread's wake-up). Must be cheap and must not block: an Event.set(), not a query.
+        self._commit_listeners: list[Callable[[], None]] = []
         # (session, direction, MsgType) -> messages taken for journaling; for the metrics endpoint.
         # Updated only by the writer thread; readers copy it (dict copy is atomic under the GIL).
         self.message_counts: dict[tuple[str, str, str | None], int] = {}
@@ -200,6 +203,10 @@ class JournalWriter:
     def event(self, session_id: str, text: str) -> None:
         """Queue one session event line. O(1); never touches the database."""
         self._put((_time_ns(), session_id, _EVENT, text, None))
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on the writer thread after every commit that stored messages."""
+        self._commit_listeners.append(listener)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -475,6 +482,12 @@ class JournalWriter:
                 self.healthy = True
                 log.warning("journal commits to %s recovered after %d attempts (%.1f s)",
                             safe_url(self.database_url), attempt, _monotonic() - failing_since)
+            if msgs:
+                for listener in self._commit_listeners:
+                    try:
+                        listener()
+                    except Exception:  # noqa: BLE001 - a listener must never stop the journal
+                        log.exception("journal commit listener failed")
             return True
 
     def _write(self, msgs: list, events: list, spooled: tuple[str, int] | None = None) -> None:

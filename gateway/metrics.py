@@ -52,3 +52,24 @@ RISK_REJECTS = Counter(
 ROUTED_ORDERS = Counter(
     "fixgw_routed_orders_total", "Orders the router sent to a venue (NewOrderSingle out), by venue", ["venue"],
 )
+DROPCOPY_SENT = Counter(
+    "fixgw_dropcopy_copies_sent_total",
+    "Drop copies handed to a drop-copy session (quickfix stores each, and sends it when the session is logged on)",
+    ["session"],
+)
+DROPCOPY_REPLAYED = Counter(
+    "fixgw_dropcopy_copies_replayed_total",
+    "Drop copies sent again from the journal with PossResend (97=Y): cause catch_up after a sequence reset, "
+    "store loss or restart; cause operator for `fixgw journal replay --to-session`",
+    ["session", "cause"],
+)
+DROPCOPY_UNTRANSLATABLE = Counter(
+    "fixgw_dropcopy_untranslatable_total",
+    "Source ExecutionReports in a drop-copy session's scope that have no valid form in its FIX version (not sent)",
+    ["session"],
+)
+DROPCOPY_REFUSED = Counter(
+    "fixgw_dropcopy_inbound_refused_total",
+    "Application messages a drop-copy receiver sent, refused with a BusinessMessageReject (nothing acted on)",
+    ["session", "msg_type"],
+)

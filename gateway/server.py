@@ -1,8 +1,10 @@
-"""Process wiring: one Gateway = client acceptor + venue initiator + engine + journal.
+"""Process wiring: one Gateway = client acceptor + venue initiator + engine + journal (+ drop copies).
 
-Start order: journal, engine, then the FIX engines (so every message has somewhere
-to go). Stop order is the reverse: FIX sessions log out first (their Logouts are
-journaled), then the engine drains, then the journal commits what is left.
+Start order: journal, engine, the drop-copy acceptor and its thread, then the
+trading FIX engines (so every message has somewhere to go). Stop order is the
+reverse: trading sessions log out first (their Logouts are journaled), then the
+engine drains, the drop-copy thread copies everything journaled, the drop-copy
+receivers are logged out, and the journal commits what is left.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import quickfix as fix
 from gateway import metrics
 from gateway.admin import Admin, admin_token
 from gateway.config import ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config
+from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
@@ -30,7 +33,9 @@ from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from routing.router import Venue
+from dropcopy.filters import Scope
 from sessions import filestore
+from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
 from sessions.journal_log import JournalLogFactory
@@ -105,6 +110,24 @@ class Gateway:
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
         self.retired_clients: dict[str, ClientConfig] = {}  # removed by a reload: logged out, logons refused
         self._reload_lock = threading.Lock()
+        # Drop-copy receivers: their own acceptor (port [dropcopy].port), fed by the drop-copy thread
+        # from the journal (gateway/dropcopy.py).
+        dc = cfg.dropcopy.sessions
+        self.dropcopy_sids = {name: session_id(d.fix_version, cfg.comp_id, name) for name, d in dc.items()}
+        self.dropcopy: DropCopyService | None = None
+        self.dropcopy_acceptor = None
+        if dc:
+            self.dropcopy = DropCopyService(
+                cfg.journal.database_url,
+                {name: (d.fix_version, Scope(d.reports, frozenset(d.clients), frozenset(d.accounts),
+                                             frozenset(d.venues))) for name, d in dc.items()},
+                DropCopyLink(self.dropcopy_sids, cfg.data_dir / "store" / "dropcopy"),
+                {sid.toString(): name for name, sid in self.client_sids.items()},
+                {sid.toString(): name for name, sid in self.venue_sids.items()},
+                CoreDirectory(self.core))
+            self.journal.add_commit_listener(self.dropcopy.wake)
+            self.dropcopy_app = DropCopyApplication({sid.toString(): name for name, sid in self.dropcopy_sids.items()},
+                                                    self.dropcopy.notify, _callback_error)
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
         self.started_at: float | None = None
@@ -215,6 +238,13 @@ class Gateway:
             return []
         return [raw for _, raw in filestore.sent_messages(self._store_dir(origin), sid, tail=1000)]
 
+    def _dropcopy_settings(self, store: Path) -> fix.SessionSettings:
+        sessions = []
+        for name, d in self.cfg.dropcopy.sessions.items():
+            extra = {"AllowedRemoteAddresses": ",".join(d.allowed_addresses)} if d.allowed_addresses else {}
+            sessions.append((self.dropcopy_sids[name], d.fix_version, extra))
+        return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.dropcopy.port)})
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gateway":
         state = self.recovered = self._load_state()
@@ -227,6 +257,16 @@ class Gateway:
         self.statelog.open(state)
         self.engine.recorder = recovery.Recorder(self.statelog, self.core, state, self._store_epoch)
         self.engine.start()
+        if self.dropcopy is not None:
+            # before the trading sessions, so the first report already has its drop-copy sessions
+            settings = self._dropcopy_settings(self.cfg.data_dir / "store" / "dropcopy")
+            self.dropcopy_acceptor = fix.ThreadedSocketAcceptor(self.dropcopy_app, fix.FileStoreFactory(settings),
+                                                                settings, self._log_factory)
+            self.dropcopy_acceptor.start()
+            self.dropcopy.start()
+            if not self.dropcopy.wait_loaded(10):
+                log.error("drop-copy state not loaded within 10 s (%s); copies start when it is",
+                          self.dropcopy.last_error)
         # Create the engines (their sessions exist, not connected); recovered work goes first in the
         # engine's queue, each side's before that side's new messages; then connect.
         if self.cfg.clients:
@@ -262,6 +302,8 @@ class Gateway:
         self.started_at = time.time()
         log.info("gateway %s started: clients on port %d (%s), venues %s", self.cfg.comp_id, self.cfg.acceptor.port,
                  ", ".join(self.cfg.clients) or "none", ", ".join(self.cfg.venues) or "none")
+        if self.dropcopy is not None:
+            log.info("drop-copy sessions on port %d: %s", self.cfg.dropcopy.port, ", ".join(self.dropcopy_sids))
         return self
 
     def stop(self) -> None:
@@ -279,6 +321,13 @@ class Gateway:
         graceful_stop_all(acceptors)
         del acceptors
         self.engine.stop()
+        if self.dropcopy is not None:
+            # copy everything journaled up to now, then let the receivers go
+            self.journal.flush()
+            self.dropcopy.stop()
+        if self.dropcopy_acceptor is not None:
+            graceful_stop(self.dropcopy_acceptor, list(self.dropcopy_sids.values()))
+            self.dropcopy_acceptor = None
         if self.engine.recorder is not None:
             self.statelog.close(self.engine.recorder.capture())  # clean: the next start needs no repair
             self.engine.recorder = None
@@ -300,7 +349,7 @@ class Gateway:
         return describe(self.scheduler) if self.scheduler.running else []
 
     def session(self, name: str) -> fix.Session | None:
-        sid = self.client_sids.get(name) or self.venue_sids.get(name)
+        sid = self.client_sids.get(name) or self.venue_sids.get(name) or self.dropcopy_sids.get(name)
         return fix.Session.lookupSession(sid) if sid is not None else None
 
     def is_logged_on(self, name: str) -> bool:

@@ -118,6 +118,14 @@ class Core:
     def order_for_client(self, session: str, cl_ord_id: str) -> Order | None:
         return self._by_client.get((session, cl_ord_id))
 
+    def order_by_venue_cl_ord_id(self, venue: str, cl_ord_id: str) -> Order | None:
+        """The order a ClOrdID the gateway sent to ``venue`` belongs to (new, cancel or replace).
+
+        One dict read: the drop-copy thread calls it (under the GIL a dict read is atomic) and
+        uses only the fields fixed when an order is accepted: session, account and venue.
+        """
+        return self._by_child.get((venue, cl_ord_id))
+
     def open_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open]
 

@@ -20,7 +20,7 @@ def fixgw(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedPro
                           env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
 
 
-def write_config(tmp: Path, gw_port: int, v1: int, v2: int, extra: str = "") -> Path:
+def write_config(tmp: Path, gw_port: int, v1: int, v2: int, extra: str = "", tables: str = "") -> Path:
     cfg = tmp / "gateway.cfg"
     cfg.write_text(f"""
 comp_id = "FIXGW"
@@ -49,6 +49,7 @@ symbols = ["AAPL"]
 reconnect_s = 1
 [venues.VENUE2.simulator]
 prices = {{ AAPL = 190.02 }}
+{tables}
 """)
     return cfg
 
@@ -79,12 +80,13 @@ def test_missing_config_file_is_reported_clearly(tmp_path):
     assert result.returncode != 0 and "nope.cfg" in result.stderr
 
 
-def test_demo_serves_a_client_end_to_end_then_stops_by_itself(tmp_path):
-    gw_port = free_port()
-    write_config(tmp_path, gw_port, free_port(), free_port())
+def test_demo_serves_a_client_end_to_end_and_a_drop_copy_receiver_then_stops_by_itself(tmp_path):
+    gw_port, dc_port = free_port(), free_port()
+    write_config(tmp_path, gw_port, free_port(), free_port(),
+                 tables=f'[dropcopy]\nport = {dc_port}\n[dropcopy.sessions.DC44]\nfix_version = "FIX.4.4"\n')
     proc = subprocess.Popen([FIXGW, "demo", "-c", "gateway.cfg", "--duration", "20"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = None
+    client = receiver = None
     try:
         banner = []
         deadline = time.monotonic() + 30
@@ -94,14 +96,21 @@ def test_demo_serves_a_client_end_to_end_then_stops_by_itself(tmp_path):
                 break
         text = "".join(banner)
         assert f"127.0.0.1:{gw_port}" in text and "CLIENT44" in text and "logged on" in text, text
+        assert f"Drop copies: connect a FIX initiator to 127.0.0.1:{dc_port}" in text, text
+        assert "SenderCompID=DC44" in text and "client-side reports" in text, text
+        receiver = FixClient(version="FIX.4.4", sender="DC44", target="FIXGW", port=dc_port,
+                             store_dir=tmp_path / "receiver").start()
         client = FixClient(version="FIX.4.4", sender="CLIENT44", target="FIXGW", port=gw_port,
                            store_dir=tmp_path / "client").start()
         cl = client.new_order("AAPL", "1", 100, "190.05")
         filled = client.wait_exec(cl, "2", timeout=10)
         assert filled[30] == "VENUE1" and filled[14] == "100"
+        copy = receiver.wait_exec(cl, "2", timeout=10)
+        assert (copy[17], copy[37], copy[797]) == (filled[17], filled[37], "Y")
     finally:
-        if client is not None:
-            client.stop()
+        for fc in (client, receiver):
+            if fc is not None:
+                fc.stop()
         proc.terminate()  # SIGTERM: a clean stop, as an operator's service manager would do
         try:
             out, err = proc.communicate(timeout=30)
