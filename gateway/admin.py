@@ -263,11 +263,12 @@ class Admin:
                                        if s == sid.toString() and d == "I"),
                     "messages_out": sum(n for (s, d, _), n in dict(gw.journal.message_counts).items()
                                         if s == sid.toString() and d == "O"),
-                    "schedule": describe_schedule(c.schedule),
+                    "schedule": describe_schedule(getattr(c, "schedule", None)),
                     "in_session_window": in_session_window(session) if session is not None else None,
                     "end_of_day": (f"{c.end_of_day.isoformat()} {c.timezone}"
                                    if role == "client" and c.end_of_day is not None else None),
-                    "port": cfg.client_port(name) if role == "client" else c.port,
+                    "port": (cfg.client_port(name) if role == "client" else
+                             cfg.dropcopy.port if role == "dropcopy" else c.port),
                 })
         return rows
 

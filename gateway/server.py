@@ -103,8 +103,10 @@ class Gateway:
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
         self.recovered: State | None = None  # what start() found in the state log
-        self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal)
-        self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error)
+        self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal,
+                                            journal=self.journal.record)
+        self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
+                                          journal=self.journal.record)
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}

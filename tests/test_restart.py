@@ -101,3 +101,28 @@ def test_orders_exposure_and_switches_survive_a_restart(stack):
         time.sleep(0.05)
     stack.gateway.engine.request(KillSwitch("symbol", "MSFT", engage=False))
     stack.gateway.engine.call(lambda core: core.operator_disabled.discard("CLIENT50"))
+
+
+def test_a_report_for_a_logged_out_client_is_journaled_when_it_is_sent_not_only_when_resent(stack):
+    from gateway.journal import iter_messages
+    from routing.model import OperatorCancel
+
+    c = stack.client("CLIENT44")
+    cl = c.new_order("ORCL", "1", 100, "119.00", account="OFF1")  # rests at VENUE2
+    order_id = c.wait_exec(cl, "0")[37]
+    c.stop()  # the client is away
+    assert stack.gateway.engine.request(OperatorCancel(order_id=order_id, operator="test")).result["canceled"] == 1
+
+    def canceled_rows():
+        stack.gateway.journal.flush()
+        return [r for r in iter_messages(stack.cfg.journal.database_url, direction="O")
+                if r.order_id == order_id and "\x0139=4\x01" in r.raw]
+    deadline = time.monotonic() + 5
+    while not canceled_rows() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (row,) = canceled_rows()  # journaled while the client is logged out: nothing on the wire yet
+    assert not row.poss_dup
+    c = stack.client("CLIENT44")  # logs on again: quickfix re-sends it
+    resent = c.wait_exec(cl, "4")
+    assert resent.get(43) == "Y"
+    assert any(r.poss_dup for r in canceled_rows())  # and the resend on the wire is journaled too
