@@ -13,6 +13,7 @@ journal needs FIXGW_JOURNAL_HMAC_KEY (see gateway/journal_verify.py).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -93,6 +94,9 @@ def verify(config_path: str) -> None:
         except ChainKeyError as exc:
             raise JournalCommandError(str(exc)) from None
     mode = "keyed, HMAC-SHA256" if result.mode == "hmac-sha256" else "unkeyed, SHA-256"
+    if result.pruned_upto is not None:
+        click.echo(f"rows up to id {result.pruned_upto} were pruned by retention; the chain is checked from "
+                   "that checkpoint")
     if result.legacy:
         click.echo(f"{result.legacy} rows written before the hash chain existed (schema 0001): not covered")
     p = result.problem
@@ -105,6 +109,37 @@ def verify(config_path: str) -> None:
     click.echo(f"TAMPERED: record id {p.id} (session {p.session_id}, seq {seq}): {p.what}")
     click.echo(f"{result.checked} rows before it are intact ({mode})")
     click.get_current_context().exit(1)
+
+
+@journal.command()
+@CONFIG_OPTION
+@click.option("--older-than-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="prune rows older than this many days (default: [journal] retention_days)")
+@click.option("--archive-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write the pruned rows there first, gzip'd JSON lines (default: [journal] archive_dir)")
+@click.option("--dry-run", is_flag=True, help="say what would be pruned; change nothing")
+def prune(config_path: str, older_than_days: float | None, archive_dir: Path | None, dry_run: bool) -> None:
+    """Archive (optionally) and delete journal rows older than an age; `verify` keeps working.
+
+    The running gateway does the same every day when [journal] retention_days is set.
+    """
+    from datetime import timedelta
+
+    from gateway.config import ConfigError, load_config
+    from gateway.retention import prune as do_prune
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise JournalCommandError(str(exc)) from None
+    days = older_than_days if older_than_days is not None else cfg.journal.retention_days
+    if not days:
+        raise JournalCommandError("give --older-than-days N, or set [journal] retention_days in the configuration")
+    archive = archive_dir if archive_dir is not None else cfg.journal.archive_dir
+    url = _database_url(config_path)
+    with _open(url, config_path) as engine:
+        result = do_prune(engine, timedelta(days=days), archive_dir=archive, dry_run=dry_run)
+    click.echo(("would have " if dry_run else "") + result.describe())
 
 
 @journal.command()

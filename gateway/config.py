@@ -169,6 +169,11 @@ class JournalConfig(_Strict):
     database_url: str = "sqlite:///var/journal.db"
     batch_max: int = Field(2000, ge=1, description="most rows in one commit")
     flush_interval_ms: int = Field(5, ge=1, description="longest a row waits before its batch commits")
+    retention_days: float | None = Field(None, gt=0, description="every day, prune journal rows older than this "
+                                         "(unset: keep everything); `fixgw journal verify` keeps working")
+    retention_time: dt_time = Field(dt_time(2, 0), description="when the daily retention job runs (UTC)")
+    archive_dir: Path | None = Field(None, description="retention writes the rows it prunes here first "
+                                     "(gzip'd JSON lines); unset: pruned rows are gone")
 
 
 class RiskConfig(_Strict):
@@ -251,6 +256,8 @@ def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConf
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
         url = prefix + str((base / url[len(prefix):]).resolve())
     journal = cfg.journal.model_copy(update={"database_url": url})
+    if journal.archive_dir is not None and not journal.archive_dir.is_absolute():
+        journal = journal.model_copy(update={"archive_dir": (base / journal.archive_dir).resolve()})
     risk = cfg.risk
     if risk.rules_file is not None and not risk.rules_file.is_absolute():
         risk = risk.model_copy(update={"rules_file": (base / risk.rules_file).resolve()})

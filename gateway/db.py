@@ -82,6 +82,7 @@ journal_messages = Table(
            "NULL for rows written before revision 0002"),
     CheckConstraint("direction IN ('I', 'O')", name="direction"),
     Index(None, "session_id", "id"),
+    Index(None, "session_id", "ts_us"),  # one session's time range (revision 0004)
     Index(None, "ts_us"),
     Index(None, "cl_ord_id", postgresql_where=text("cl_ord_id IS NOT NULL"),
           sqlite_where=text("cl_ord_id IS NOT NULL")),

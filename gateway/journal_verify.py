@@ -127,6 +127,7 @@ class VerifyResult:
     last_hash: bytes | None
     problem: Problem | None
     mode: str = MODE_PLAIN
+    pruned_upto: int | None = None  # retention pruned every row up to this id; the chain was checked from there
 
     @property
     def ok(self) -> bool:
@@ -138,15 +139,21 @@ def _hash_of(row) -> bytes | None:
     return None if h is None else bytes(h)
 
 
-def verify_rows(rows: Iterable, key: bytes | None = None, chain_start_id: int = 0) -> VerifyResult:
+def verify_rows(rows: Iterable, key: bytes | None = None, chain_start_id: int = 0,
+                checkpoint: tuple[int, bytes] | None = None) -> VerifyResult:
     """Recompute the chain over ``rows`` (in id order) and stop at the first bad record.
 
     Rows need the attributes id, session_id, direction, seq_num, msg_type, ts_us, raw
     and chain_hash. Rows with ``id <= chain_start_id`` are legacy (counted, not checked).
+    ``checkpoint`` (id, hash): retention pruned every row up to that id, and the chain
+    continues from that hash (gateway/retention.py).
     """
     new_hasher = hasher_factory(key)
     prev = GENESIS
     prev_id: int | None = None
+    if checkpoint is not None:
+        prev_id, prev = checkpoint
+    pruned = checkpoint[0] if checkpoint is not None else None
     checked = legacy = 0
     last_id: int | None = None
     last_hash: bytes | None = None
@@ -154,6 +161,10 @@ def verify_rows(rows: Iterable, key: bytes | None = None, chain_start_id: int = 
     cur = next(it, None)
     while cur is not None:
         nxt = next(it, None)
+        if pruned is not None and cur.id <= pruned:
+            problem = Problem(cur.id, cur.session_id, cur.seq_num, "inserted",
+                              f"inserted: retention pruned every row up to id {pruned}, yet this one is there")
+            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
         if cur.id <= chain_start_id:
             legacy += 1
             prev_id = cur.id
@@ -163,15 +174,15 @@ def verify_rows(rows: Iterable, key: bytes | None = None, chain_start_id: int = 
         if stored is None:
             problem = Problem(cur.id, cur.session_id, cur.seq_num, "unhashed",
                               "has no chain hash: written outside the journal writer, or its hash was removed")
-            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key))
+            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
         if chain_hash(new_hasher, prev, cur) != stored:
             problem = _classify(new_hasher, prev, prev_id, chain_start_id, cur, stored, nxt)
-            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key))
+            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
         prev = last_hash = stored
         prev_id = last_id = cur.id
         checked += 1
         cur = nxt
-    return VerifyResult(checked, legacy, last_id, last_hash, None, chain_mode(key))
+    return VerifyResult(checked, legacy, last_id, last_hash, None, chain_mode(key), pruned)
 
 
 def _classify(new_hasher, prev: bytes, prev_id: int | None, start: int, cur, stored: bytes, nxt) -> Problem:
@@ -231,10 +242,12 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000) -> Veri
         meta = read_meta(conn)
         key = resolve_key(meta, key)
         start = int(meta.get("chain_start_id", "0"))
+        from gateway.retention import checkpoint
+
         stmt = select(t.c.id, t.c.session_id, t.c.direction, t.c.seq_num, t.c.msg_type, t.c.ts_us, t.c.raw,
                       t.c.chain_hash).order_by(t.c.id)
         result = conn.execution_options(yield_per=batch).execute(stmt)
         try:
-            return verify_rows(result, key, start)
+            return verify_rows(result, key, start, checkpoint(meta))
         finally:
             result.close()

@@ -43,7 +43,26 @@ def build_scheduler(cfg: GatewayConfig, submit: Callable[[object], None]) -> Bac
     scheduler = BackgroundScheduler(timezone="UTC")
     for name, client in cfg.clients.items():
         set_end_of_day(scheduler, name, client, submit)
+    j = cfg.journal
+    if j.retention_days:
+        scheduler.add_job(_retention_job, CronTrigger(hour=j.retention_time.hour, minute=j.retention_time.minute,
+                                                      second=j.retention_time.second, timezone="UTC"),
+                          args=(j.database_url, j.retention_days, j.archive_dir), id="journal-retention",
+                          name=f"journal retention (older than {j.retention_days:g} days)",
+                          max_instances=1, coalesce=True, misfire_grace_time=3600)
     return scheduler
+
+
+def _retention_job(database_url: str, days: float, archive_dir) -> None:
+    """Runs on the scheduler's worker thread: database work, never on a session or the core thread."""
+    from datetime import timedelta
+
+    from gateway.retention import prune
+
+    try:
+        prune(database_url, timedelta(days=days), archive_dir=archive_dir)
+    except Exception:  # noqa: BLE001 - tomorrow's run tries again; say so loudly
+        log.exception("journal retention failed; the journal keeps growing until it succeeds")
 
 
 def describe(scheduler: BackgroundScheduler) -> list[tuple[str, str]]:

@@ -105,7 +105,7 @@ def test_parse_message_finds_exactly_its_tags(fields):
 
 
 def test_upgrade_creates_schema(database_url):
-    assert db.current_revision(database_url) == db.head_revision() == "0003"
+    assert db.current_revision(database_url) == db.head_revision() == "0004"
     db.check_schema(database_url)  # does not raise
     engine = db.make_engine(database_url)
     try:
@@ -118,6 +118,7 @@ def test_upgrade_creates_schema(database_url):
         indexes = {i["name"]: i["column_names"] for i in insp.get_indexes("journal_messages")}
         assert indexes == {
             "ix_journal_messages_session_id_id": ["session_id", "id"],
+            "ix_journal_messages_session_id_ts_us": ["session_id", "ts_us"],
             "ix_journal_messages_ts_us": ["ts_us"],
             "ix_journal_messages_cl_ord_id": ["cl_ord_id"],
             "ix_journal_messages_order_id": ["order_id"],
@@ -145,8 +146,8 @@ def test_check_schema_on_empty_database(empty_url):
         db.check_schema(empty_url, "etc/gw.cfg")
     msg = str(info.value)
     assert "run `fixgw db upgrade -c etc/gw.cfg`" in msg
-    assert "needs 0003" in msg and "none" in msg
-    assert info.value.current is None and info.value.head == "0003"
+    assert "needs 0004" in msg and "none" in msg
+    assert info.value.current is None and info.value.head == "0004"
     with pytest.raises(db.SchemaOutOfDate, match=r"fixgw db upgrade -c <config>"):
         db.check_schema(empty_url)
 
@@ -447,12 +448,12 @@ def test_cli_current_and_upgrade(database_url, tmp_path):
     runner = CliRunner()
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 1, res.output
-    assert "current revision: none" in res.output and "head revision:    0003" in res.output
+    assert "current revision: none" in res.output and "head revision:    0004" in res.output
     assert f"fixgw db upgrade -c {cfg}" in res.output
 
     res = runner.invoke(db_cli, ["upgrade", "--config", cfg])
     assert res.exit_code == 0, res.output
-    assert "revision before: none" in res.output and "revision after:  0003" in res.output
+    assert "revision before: none" in res.output and "revision after:  0004" in res.output
 
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 0, res.output
