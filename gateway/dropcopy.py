@@ -60,7 +60,7 @@ log = logging.getLogger("fixgw.dropcopy")
 CHUNK = 500  # journal rows per query
 IDLE_WAKE_S = 0.25  # the thread looks at sessions (resets, acknowledgements) at least this often
 PROBE_INTERVAL_S = 0.5  # at most one acknowledgement TestRequest per session this often
-PROBE_TIMEOUT_S = 10.0  # an unanswered one is forgotten after this long (a new one follows)
+PROBE_TIMEOUT_S = 3.0  # an unanswered one is forgotten after this long (a new one follows); acks are bookkeeping
 PERSIST_INTERVAL_S = 0.2  # watermarks that do not guard a send are written at most this often
 # A claim covers this many journal ids past the chunk being sent, so under load the claim is written
 # about once per CLAIM_AHEAD journal rows, not once per chunk. The price: after a crash, copies of up
