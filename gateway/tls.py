@@ -116,6 +116,8 @@ def describe_ssl_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verification failed: {exc.verify_message}"
     reason = getattr(exc, "reason", None) or ""
+    if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        return "no client certificate (this port requires one)"
     if reason in _PLAINTEXT_REASONS:
         return f"not a TLS client (a plaintext FIX connection on a TLS port?): {reason}"
     if reason:
@@ -125,10 +127,14 @@ def describe_ssl_error(exc: BaseException) -> str:
     return f"TLS handshake failed: {type(exc).__name__}: {exc}"
 
 
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+          "stateOrProvinceName": "ST", "localityName": "L", "emailAddress": "E"}
+
+
 def _subject(cert: dict | None) -> str | None:
     if not cert:
         return None
-    parts = [f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn]
+    parts = [f"{_SHORT.get(k, k)}={v}" for rdn in cert.get("subject", ()) for k, v in rdn]
     return ",".join(parts) or None
 
 
