@@ -224,7 +224,8 @@ class ClientConfig(_Strict):
 
 class AcceptorConfig(_Strict):
     # quickfix 1.16 binds its acceptor to every interface; there is no bind-address
-    # setting. Restrict sources per session with clients.NAME.allowed_addresses.
+    # setting. Restrict sources per session with clients.NAME.allowed_addresses (checked
+    # by the gateway at logon).
     port: int = Field(9876, gt=0, lt=65536)
 
 
