@@ -214,3 +214,17 @@ def test_the_password_never_appears_in_the_journal_the_spool_or_the_logs(stack, 
     for where, texts in (("journal", everything), ("spool", spool), ("logs", logs)):
         for secret in (PASSWORD, WRONG):
             assert not any(secret in t for t in texts), f"a password is in the {where}"
+
+
+def test_allowed_addresses_change_live_on_a_sessions_reload(stack):
+    text = stack.config_path.read_text()
+    stack.config_path.write_text(text.replace('allowed_addresses = ["10.0.0.0/8"]', 'allowed_addresses = ["127.0.0.1/32"]'))
+    try:
+        result = stack.gateway.reload_sessions("test")
+        step = next(s for s in result["changes"] if s["session"] == "CLIENT42")
+        assert step["action"] == "updated" and "allowed_addresses" in step["detail"]
+        c = client(stack, "CLIENT42", "FIX.4.2").start()
+        stop(c)
+    finally:
+        stack.config_path.write_text(text)
+        stack.gateway.reload_sessions("test")

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -26,6 +27,9 @@ from sessions.fixsettings import build_settings, session_id
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text
 from tests.tls_certs import Pki, make_pki
+
+
+VENUE_PASSWORD = "venue-one-password-77"
 
 
 def test_the_pypi_quickfix_build_has_no_tls_transport(tmp_path):
@@ -106,11 +110,16 @@ def env(tmp_path_factory):
                     f'client_ca = "{pki.ca}", verify_client = true }}'})
     for name in ("VENUE1", "VENUE2"):
         text = text.replace(f"[venues.{name}]\n", f'[venues.{name}]\ntls = {{ ca = "{pki.ca}" }}\n', 1)
+    # VENUE1 also wants a username and password in our Logon; the password is a secret from the environment
+    text = text.replace("[venues.VENUE1]\n", '[venues.VENUE1]\nusername = "fixgw-user"\n'
+                                              'password_secret = "TEST_VENUE1_PASSWORD"\n', 1)
+    os.environ["TEST_VENUE1_PASSWORD"] = VENUE_PASSWORD
     cfg = parse_config(text, tmp / "gw", env={})
     for name, cert in (("VENUE1", pki.server), ("VENUE2", pki.untrusted_server)):
         inner = free_port()
         sim = VenueSimulator(comp_id=name, port=inner, sim=cfg.venues[name].simulator, store_dir=tmp / "venues" / name,
                              counterparties=(cfg.comp_id,))
+        sim.wire.rows = []
         sim.start()
         sims.append(sim)
         audit: list[str] = []
@@ -132,6 +141,7 @@ def env(tmp_path_factory):
             front.stop()
         for sim in sims:
             sim.stop()
+        os.environ.pop("TEST_VENUE1_PASSWORD", None)
 
 
 def test_a_tls_session_end_to_end_client_to_gateway_to_venue(env):
@@ -201,3 +211,16 @@ def test_a_tls_session_refuses_a_logon_that_bypasses_the_terminator(env):
     logouts = [raw for d, raw in direct.wire.lines if d == "I" and "\x0135=5\x01" in raw]
     assert logouts and "accepts logons over TLS only" in logouts[-1]
     assert any("logon refused: this session accepts logons over TLS only" in e for e in env.events())
+
+
+def test_our_logon_to_a_venue_carries_its_username_and_password_and_the_journal_masks_it(env):
+    venue = env.venues[0]
+    logons = [raw for _, d, raw in list(venue.wire.rows) if d == "I" and "\x0135=A\x01" in raw]
+    assert logons and "\x01553=fixgw-user\x01" in logons[-1] and f"\x01554={VENUE_PASSWORD}\x01" in logons[-1]
+    env.gateway.journal.flush()
+    from gateway.journal import iter_messages
+
+    ours = [r.raw for r in iter_messages(env.gateway.cfg.journal.database_url, direction="O") if r.msg_type == "A"
+            and "VENUE1" in r.session_id]
+    assert ours and all("\x01554=****\x01" in raw for raw in ours)
+    assert not any(VENUE_PASSWORD in r.raw for r in iter_messages(env.gateway.cfg.journal.database_url))
