@@ -12,6 +12,10 @@ Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits 
      receiver logged on in this process: the cost of copying every report, and
      the copy's lag behind the client's own report (Fill received -> copy received).
   D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
+  T  as C, with the client's session over TLS (1.3, client certificate verified): the gateway's
+     TLS terminator in front of its acceptor, and a client-side terminator (gateway/tls.py) in
+     this process in front of the load client, as a real client's TLS stack would be. Venue
+     sessions stay plaintext. Compare T with C (same run) for the cost of TLS.
 This process is the load generator: one FIX.4.4 client. Every order is a
 marketable limit buy of 100 AAPL that fills at once; an order is done when its
 Fill (39=2) arrives.
@@ -235,7 +239,13 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise RuntimeError(f"port {port} not open after {timeout}s")
 
 
-def demo_config(tmp: Path, port: int, dropcopy_port: int | None = None) -> Path:
+def make_certs(tmp: Path):
+    from tests.tls_certs import make_pki
+
+    return make_pki(tmp / "pki")
+
+
+def demo_config(tmp: Path, port: int, dropcopy_port: int | None = None, tls=None) -> Path:
     v1, v2 = free_port(), free_port()
     # the demo's risk rules, every check on, with a throttle a load test can pass
     demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
@@ -255,6 +265,8 @@ port = {free_port()}
 database_url = "sqlite:///var/journal.db"
 [clients.BENCH]
 fix_version = "FIX.4.4"
+{f'tls = {{ cert = "{tls.server.cert}", key = "{tls.server.key}", client_ca = "{tls.ca}", verify_client = true }}'
+ if tls else ""}
 [risk]
 rules_file = "{rules}"
 reference_prices = {{ AAPL = 190.00 }}
@@ -320,8 +332,8 @@ def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: fl
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def start_sut(mode: str, tmp: Path, database_url: str | None = None,
-              dropcopy_port: int | None = None) -> tuple[list[subprocess.Popen], int]:
+def start_sut(mode: str, tmp: Path, database_url: str | None = None, dropcopy_port: int | None = None,
+              tls=None) -> tuple[list[subprocess.Popen], int]:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FIXGW_DATABASE_URL", None)
@@ -337,8 +349,8 @@ def start_sut(mode: str, tmp: Path, database_url: str | None = None,
     if mode == "A":
         gw = spawn([sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elif mode in ("C", "P", "R"):
-        cfg = str(demo_config(tmp, port, dropcopy_port))
+    elif mode in ("C", "P", "R", "T"):
+        cfg = str(demo_config(tmp, port, dropcopy_port, tls if mode == "T" else None))
         subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=tmp, env=env, check=True, capture_output=True)
         for venue in ("VENUE1", "VENUE2"):
             spawn([*FIXGW, "venue-sim", "-c", cfg, "--venue", venue], stdout=subprocess.DEVNULL,
@@ -363,13 +375,13 @@ def main() -> None:
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="PostgreSQL server for mode P (a database is created and dropped per run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    ap.add_argument("--modes", default=None, help="comma-separated subset, e.g. A,C,R (A is always run)")
+    ap.add_argument("--modes", default=None, help="comma-separated subset, e.g. A,C,R,T (A is always run; T, the client over TLS, only when named)")
     args = ap.parse_args()
 
     modes = ("A", "C", "P", "R", "D") if args.pg_url else ("A", "C", "R", "D")
     if args.modes:
         wanted = {"A", *args.modes.split(",")}
-        modes = tuple(m for m in modes if m in wanted)
+        modes = tuple(m for m in ("A", "C", "P", "R", "T", "D") if m in wanted and (m != "P" or args.pg_url))
     results: list[dict] = []
     for cycle in range(1, args.cycles + 1):
         for mode in modes:
@@ -377,11 +389,22 @@ def main() -> None:
                     (pg_database(args.pg_url) if mode == "P" else _no_database()) as db_url:
                 tmp = Path(d)
                 dc_port = free_port() if mode == "R" else None
-                procs, port = start_sut(mode, tmp, db_url, dc_port)
+                pki = make_certs(tmp) if mode == "T" else None
+                procs, port = start_sut(mode, tmp, db_url, dc_port, pki)
+                client_tls = None
                 try:
+                    if pki is not None:  # the load client speaks TLS through a client-side terminator
+                        from gateway.auth import PeerBook
+                        from gateway.tls import TlsTerminator, client_context
+
+                        client_tls = TlsTerminator(PeerBook()).start()
+                        port = client_tls.connect_out("load", "127.0.0.1", port, client_context(
+                            pki.ca, pki.client.cert, pki.client.key), "localhost")
                     r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders,
                                  dc_port)
                 finally:
+                    if client_tls is not None:
+                        client_tls.stop()
                     for p in reversed(procs):
                         p.terminate()
                         try:
@@ -414,9 +437,16 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=2))
+    if "C" in modes and "T" in modes:  # the cost of TLS: T against C, cycle by cycle
+        summary["ratio_T_to_C"] = {k: round(statistics.median(
+            next(r[k] for r in results if r["cycle"] == c and r["mode"] == "T") /
+            next(r[k] for r in results if r["cycle"] == c and r["mode"] == "C")
+            for c in range(1, args.cycles + 1)), 3) for k in keys}
+        out.write_text(json.dumps(summary, indent=2))
     names = {"A": "A: bare quickfix executor", "C": "C: fixgw run + 2 venue-sim processes",
              "P": "P: as C, journal on PostgreSQL", "R": "R: as C, every report drop-copied to a receiver",
-             "D": "D: fixgw demo (one process)"}
+             "D": "D: fixgw demo (one process)",
+             "T": "T: as C, client session over TLS"}
     print()
     print("| mode | orders/s (median) | vs A | send→Fill p50 µs | vs A | p99 µs | vs A |")
     print("|---|---|---|---|---|---|---|")
@@ -433,6 +463,8 @@ def main() -> None:
               f"client's Fill p50 {summary['median']['R']['copy_lag_us_p50']:.0f} µs, "
               f"p99 {summary['median']['R']['copy_lag_us_p99']:.0f} µs")
         out.write_text(json.dumps(summary, indent=2))
+    if "ratio_T_to_C" in summary:
+        print(f"\nTLS cost, T / C per cycle (median): {summary['ratio_T_to_C']}")
     print(f"\nmachine: {machine}\nresult file: {out}")
 
 

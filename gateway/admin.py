@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from gateway import secretstore
 from gateway.config import ConfigError, describe_schedule
 from risk.rules import RulesError, load_rules
 from routing.model import KillSwitch, OperatorCancel, ReloadRisk
@@ -33,7 +34,7 @@ TOKEN_FILE = "admin.token"
 
 def admin_token(data_dir: Path, create: bool = False) -> str | None:
     """The admin token: the environment's, else the token file's (made if ``create``)."""
-    env = os.environ.get(TOKEN_ENV)
+    env = secretstore.get(TOKEN_ENV)  # the environment or the secrets file
     if env:
         return env
     path = data_dir / TOKEN_FILE

@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_admin import orders, risk, sessions, status
+from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
@@ -27,6 +28,7 @@ def main() -> None:
 
 main.add_command(db)
 main.add_command(journal)
+main.add_command(credentials)
 for command in (status, sessions, orders, risk):
     main.add_command(command)
 main.add_command(venue_sim)
@@ -108,9 +110,11 @@ def demo(config_path: str, duration: float | None) -> None:
     simulators = run_simulators_for(cfg)
     gateway = None
     try:
-        gateway = build(Gateway, cfg, config_path).start()
+        gateway = build(Gateway, cfg, config_path)
+        notes = demo_passwords(cfg, gateway)
+        gateway.start()
         up = gateway.wait_venues_up(15)
-        click.echo(banner(cfg, gateway, up))
+        click.echo(banner(cfg, gateway, up, notes))
         wait_for_stop(duration)
     finally:
         if gateway is not None:
@@ -119,14 +123,46 @@ def demo(config_path: str, duration: float | None) -> None:
             sim.stop()
 
 
-def banner(cfg: GatewayConfig, gateway, venues_up: bool) -> str:
+def demo_passwords(cfg: GatewayConfig, gateway) -> dict[str, str]:
+    """Sessions with ``demo_password_env``: store the variable's password as a hash, or disable the session.
+
+    Returns a note per such session for the banner (never the password).
+    """
+    from gateway import secretstore
+    from gateway.credentials import CredentialsError, password_problem
+
+    notes = {}
+    for name, c in cfg.clients.items():
+        if c.demo_password_env is None:
+            continue
+        password = secretstore.get(c.demo_password_env)
+        problem = password_problem(password) if password is not None else None
+        if password is None or problem is not None:
+            why = (f"{c.demo_password_env} is not set" if password is None
+                   else f"{c.demo_password_env} is unusable: {problem}")
+            gateway.set_startup_disabled(name, f"session disabled: the demo was started without its password ({why})")
+            notes[name] = f"DISABLED: {why}; export {c.demo_password_env}=... and restart the demo to use it"
+            continue
+        try:
+            gateway.credentials.set(name, password)
+        except CredentialsError as exc:
+            raise click.ClickException(f"cannot store the password of {name}: {exc}") from None
+        notes[name] = (f"password from {c.demo_password_env} (stored only as a hash); "
+                       f"Username (553)={c.expected_username(name)}")
+    return notes
+
+
+def banner(cfg: GatewayConfig, gateway, venues_up: bool, notes: dict[str, str] | None = None) -> str:
+    notes = notes or {}
     lines = [
         "",
         f"fixgw demo is running. Connect a FIX initiator to 127.0.0.1:{cfg.acceptor.port}, TargetCompID={cfg.comp_id}:",
     ]
     for name, c in cfg.clients.items():
         begin = "FIXT.1.1 (DefaultApplVerID=FIX.5.0)" if c.fix_version == "FIX.5.0" else c.fix_version
-        lines.append(f"  SenderCompID={name:<10} BeginString={begin}")
+        where = f" port {cfg.client_port(name)}" if cfg.client_port(name) != cfg.acceptor.port else ""
+        extra = f"  {notes[name]}" if name in notes else ("  password required" if c.password_required else "")
+        lines.append(f"  SenderCompID={name:<10} BeginString={begin}{where}{extra}")
     lines.append("Venues:")
     for name, v in cfg.venues.items():
         state = "logged on" if gateway.is_logged_on(name) else "NOT logged on"

@@ -6,6 +6,7 @@ as Decimal (TOML floats are parsed straight to Decimal, never through float).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from datetime import time as dt_time
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0"]
 DATABASE_URL_ENV = "FIXGW_DATABASE_URL"
+DATABASE_PASSWORD_ENV = "FIXGW_DATABASE_PASSWORD"
+SECRETS_FILE_ENV = "FIXGW_SECRETS_FILE"
 
 
 class _Strict(BaseModel):
@@ -90,6 +93,41 @@ def describe_schedule(schedule: ScheduleConfig | None) -> str:
     return schedule.describe()
 
 
+class ServerTlsConfig(_Strict):
+    """TLS on a client session's port: the gateway's terminator (gateway/tls.py) serves it."""
+
+    cert: Path = Field(description="the gateway's certificate chain (PEM) presented to clients")
+    key: Path = Field(description="its private key (PEM, unencrypted, readable by the gateway's user only)")
+    client_ca: Path | None = Field(None, description="CA certificates (PEM) that client certificates must chain to")
+    verify_client: bool = Field(False, description="require a client certificate signed by client_ca")
+
+    @model_validator(mode="after")
+    def _ca_for_verification(self) -> "ServerTlsConfig":
+        if self.verify_client and self.client_ca is None:
+            raise ValueError("verify_client = true needs client_ca (the CA that signs the client certificates)")
+        return self
+
+
+class ClientTlsConfig(_Strict):
+    """TLS to a venue: the gateway's initiator connects through the terminator (gateway/tls.py)."""
+
+    ca: Path | None = Field(None, description="CA certificates (PEM) the venue's certificate must chain to; "
+                                              "unset: the system's trusted CAs")
+    cert: Path | None = Field(None, description="our client certificate (PEM), if the venue asks for one")
+    key: Path | None = Field(None, description="its private key (PEM, unencrypted, owner-only permissions)")
+    server_name: str | None = Field(None, description="name to verify the venue's certificate against "
+                                                      "(default: host)")
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> "ClientTlsConfig":
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both cert and key (a client certificate) or neither")
+        return self
+
+
+_SECRET_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class VenueConfig(_Strict):
     fix_version: FixVersion
     host: str = "127.0.0.1"
@@ -99,6 +137,12 @@ class VenueConfig(_Strict):
     reconnect_s: int = Field(5, gt=0)
     schedule: ScheduleConfig | None = None
     simulator: SimulatorConfig | None = None
+    tls: ClientTlsConfig | None = None
+    username: str | None = Field(None, min_length=1, description="Username (553) in our Logon to the venue")
+    password_secret: str | None = Field(
+        None, pattern=_SECRET_NAME,
+        description="name of the secret (environment variable or secrets file entry) holding the Password (554) "
+                    "of our Logon to the venue")
 
     @model_validator(mode="after")
     def _sim_covers_symbols(self) -> "VenueConfig":
@@ -127,15 +171,61 @@ class ClientConfig(_Strict):
             raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
         return name
     allowed_addresses: tuple[str, ...] = Field(
-        (), description="source IP addresses this session may connect from (empty: any)")
+        (), description="source IP addresses or CIDR ranges (10.1.2.0/24) this session may log on from "
+                        "(empty: any); checked by the gateway at logon")
     port: int | None = Field(None, gt=0, lt=65536,
                              description="port this client connects to, if not [acceptor] port")
     schedule: ScheduleConfig | None = None
+    password_required: bool = Field(False, description="refuse logons without the right Username (553) and "
+                                                       "Password (554); passwords: `fixgw credentials set`")
+    username: str | None = Field(None, min_length=1, max_length=64,
+                                 description="the Username (553) expected (default: the session's name)")
+    accounts: tuple[str, ...] | None = Field(
+        None, description="the Accounts (1) this session may use; unset: any. With a list, an order, cancel or "
+                          "replace with another Account, or a new order without one, is rejected")
+    tls: ServerTlsConfig | None = None
+    demo_password_env: str | None = Field(
+        None, pattern=_SECRET_NAME,
+        description="fixgw demo only: set this session's password (stored hashed) from this environment "
+                    "variable at start-up; without it the session stays disabled")
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{v!r} is not an IP address or CIDR range ({exc})") from None
+        return values
+
+    @field_validator("username")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("username must be printable text")
+        return value
+
+    @model_validator(mode="after")
+    def _password_keys(self) -> "ClientConfig":
+        if not self.password_required:
+            for key in ("username", "demo_password_env"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} is only used with password_required = true")
+        return self
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(v) for v in self.allowed_addresses)
+
+    def expected_username(self, name: str) -> str:
+        return self.username or name
 
 
 class AcceptorConfig(_Strict):
     # quickfix 1.16 binds its acceptor to every interface; there is no bind-address
-    # setting. Restrict sources per session with clients.NAME.allowed_addresses.
+    # setting. Restrict sources per session with clients.NAME.allowed_addresses (checked
+    # by the gateway at logon).
     port: int = Field(9876, gt=0, lt=65536)
 
 
@@ -192,6 +282,8 @@ class RecoveryConfig(_Strict):
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
+    secrets_file: Path | None = Field(
+        None, description="TOML file of secrets (NAME = \"value\"), mode 0600; the environment overrides it")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="stderr lines as logfmt (text) or JSON")
     acceptor: AcceptorConfig = AcceptorConfig()
@@ -216,6 +308,16 @@ class GatewayConfig(_Strict):
             raise ValueError(f"comp_id {self.comp_id} is also a session name")
         if self.http.enabled and self.http.port in self.client_ports():
             raise ValueError(f"port {self.http.port} is both the [http] port and a client acceptor port")
+        by_port: dict[int, list[str]] = {}
+        for name in self.clients:
+            by_port.setdefault(self.client_port(name), []).append(name)
+        for port, names in by_port.items():
+            if len({self.clients[n].tls for n in names}) > 1:
+                raise ValueError(f"clients on port {port} ({', '.join(names)}) must all have the same tls "
+                                 "settings (a port is TLS or plaintext); give a TLS session a port of its own")
+        if make_url_password(self.journal.database_url):
+            raise ValueError("journal.database_url holds a password: keep it out of the configuration file; set "
+                             f"{DATABASE_PASSWORD_ENV} (environment or secrets file) or {DATABASE_URL_ENV}")
         return self
 
     def client_port(self, name: str) -> int:
@@ -245,8 +347,30 @@ class GatewayConfig(_Strict):
         return self
 
 
+def make_url_password(url: str) -> str | None:
+    """The password in a SQLAlchemy URL, or None (also for a URL that does not parse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
+
+
 class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+def _under(base: Path, p: Path | None) -> Path | None:
+    return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve_tls(base: Path, tls):
+    if tls is None:
+        return None
+    keys = [k for k in ("cert", "key", "client_ca", "ca") if k in type(tls).model_fields]
+    return tls.model_copy(update={k: _under(base, getattr(tls, k)) for k in keys})
 
 
 def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConfig:
@@ -255,13 +379,22 @@ def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConf
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
         url = prefix + str((base / url[len(prefix):]).resolve())
+    password = env.get(DATABASE_PASSWORD_ENV)
+    if password and not url.startswith("sqlite") and make_url_password(url) is None:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
     journal = cfg.journal.model_copy(update={"database_url": url})
     if journal.archive_dir is not None and not journal.archive_dir.is_absolute():
         journal = journal.model_copy(update={"archive_dir": (base / journal.archive_dir).resolve()})
     risk = cfg.risk
     if risk.rules_file is not None and not risk.rules_file.is_absolute():
         risk = risk.model_copy(update={"rules_file": (base / risk.rules_file).resolve()})
-    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal, "risk": risk})
+    clients = {n: c.model_copy(update={"tls": _resolve_tls(base, c.tls)}) for n, c in cfg.clients.items()}
+    venues = {n: v.model_copy(update={"tls": _resolve_tls(base, v.tls)}) for n, v in cfg.venues.items()}
+    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal, "risk": risk,
+                                  "secrets_file": _under(base, cfg.secrets_file), "clients": clients,
+                                  "venues": venues})
 
 
 def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>") -> GatewayConfig:
@@ -277,7 +410,17 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             lines.append(f"  {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
-    return _resolve(base, cfg, dict(os.environ) if env is None else env)
+    if env is None:
+        from gateway import secretstore
+
+        # secrets: the environment first, then the secrets file (its permissions checked)
+        path = os.environ.get(SECRETS_FILE_ENV) or _under(base, cfg.secrets_file)
+        try:
+            secretstore.use_file(Path(path) if path else None)
+        except secretstore.SecretsError as exc:
+            raise ConfigError(str(exc)) from None
+        env = secretstore.merged_env()
+    return _resolve(base, cfg, env)
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:

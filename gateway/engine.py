@@ -166,6 +166,9 @@ class Engine:
             self._answer_failure(command, exc)
             return None
         self.handled += 1
+        if outcome.audit and self._journal_event is not None:
+            for session, text in outcome.audit:  # access-control refusals (the core's account checks)
+                self._journal_event("access", f"{session}: {text}")
         if outcome.risk and self._journal_event is not None:
             for session, cl_ord_id, decision in outcome.risk:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))

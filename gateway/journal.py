@@ -23,6 +23,9 @@ the journal, since rows are never dropped): non-str values are converted to str,
 and text the database cannot store is escaped: lone surrogates (undecodable
 bytes) become ``\\udcXX`` and, on PostgreSQL, NUL becomes the four characters
 ``\\x00``. FIX text without binary data fields is never affected.
+
+Secrets never reach the journal: ``record`` and ``event`` mask Password (554) and the
+other secret tags (gateway/redact.py) before the spool file or the queue sees them.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from gateway.db import (
     safe_url,
     session_events,
 )
+from gateway.redact import redact
 from gateway.journal_verify import (
     GENESIS,
     HMAC_KEY_ENV,
@@ -194,6 +198,8 @@ class JournalWriter:
         """
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be 'I' or 'O', not {direction!r}")
+        if raw.__class__ is str:
+            raw = redact(raw)  # Password (554) and other secret tags never reach the spool or the database
         spool = self._spool
         if spool is None:
             self._put((_time_ns(), session_id, direction, raw, None))
@@ -202,6 +208,8 @@ class JournalWriter:
 
     def event(self, session_id: str, text: str) -> None:
         """Queue one session event line. O(1); never touches the database."""
+        if text.__class__ is str:
+            text = redact(text)  # quickfix's events can quote a whole raw message
         self._put((_time_ns(), session_id, _EVENT, text, None))
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:

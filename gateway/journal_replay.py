@@ -18,6 +18,9 @@ Formats:
 Names come from the QuickFIX data dictionaries in ``fixspecs/``, chosen by
 BeginString: FIX.4.2 -> FIX42, FIX.4.4 -> FIX44, FIXT.1.1 -> FIX50 + FIXT11 (session
 layer). Each is parsed once per process with xml.etree and cached.
+
+Every format masks Password (554) and the other secret tags (gateway/redact.py),
+also in rows journaled before the journal masked them itself.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from xml.etree import ElementTree
 from sqlalchemy import select
 
 from gateway.db import journal_messages
+from gateway.redact import redact
 from gateway.journal import stream_rows
 
 SOH = "\x01"
@@ -159,11 +163,12 @@ def _begin_string(pairs: list[tuple[str, str]]) -> str:
 
 
 def format_raw(row, soh: bool = False) -> str:
-    return row.raw if soh else row.raw.replace(SOH, "|")
+    raw = redact(row.raw)  # rows journaled before masking existed may still hold a password
+    return raw if soh else raw.replace(SOH, "|")
 
 
 def format_text(row) -> str:
-    pairs = split_fields(row.raw)
+    pairs = split_fields(redact(row.raw))
     d = dictionary(_begin_string(pairs))
     names, enums = d.fields, d.enums
     mt = row.msg_type
@@ -181,7 +186,7 @@ def format_text(row) -> str:
 
 
 def format_json(row) -> str:
-    pairs = split_fields(row.raw)
+    pairs = split_fields(redact(row.raw))
     d = dictionary(_begin_string(pairs))
     fields: dict[str, dict] = {}
     for tag, value in pairs:

@@ -34,7 +34,6 @@ look-ahead); ``verify_database`` reads a database and applies it.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,8 +47,11 @@ _KEY_CHECK_MSG = b"fixgw-journal-key-check"
 
 
 def key_from_env(env: dict[str, str] | None = None) -> bytes | None:
-    """The HMAC key from FIXGW_JOURNAL_HMAC_KEY (UTF-8 bytes), or None when unset or empty."""
-    value = (os.environ if env is None else env).get(HMAC_KEY_ENV)
+    """The HMAC key from FIXGW_JOURNAL_HMAC_KEY (UTF-8 bytes; the environment, else the secrets file), or None
+    when unset or empty."""
+    from gateway import secretstore
+
+    value = secretstore.get(HMAC_KEY_ENV, env)
     return value.encode("utf-8") if value else None
 
 

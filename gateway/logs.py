@@ -12,6 +12,9 @@ as fields, passed with ``extra``::
 ``fields(...)`` builds such an ``extra`` and leaves out the IDs that are None.
 Field names in use: session, cl_ord_id, orig_cl_ord_id, order_id, venue,
 exec_id, operator, reason. An exception's traceback goes in the field ``exc``.
+
+Both formats mask Password (554) and the other secret FIX tags (gateway/redact.py)
+in the message, the fields and tracebacks.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import json
 import logging
 import sys
 import time
+
+from gateway.redact import redact
 
 FORMATS = ("text", "json")
 
@@ -59,11 +64,11 @@ class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         q = self.quote
         parts = [f"ts={_timestamp(record)}", f"level={record.levelname.lower()}", f"logger={record.name}",
-                 f"msg={q(record.getMessage())}"]
-        parts += [f"{k}={q(v)}" for k, v in _extras(record).items()]
+                 f"msg={q(redact(record.getMessage()))}"]
+        parts += [f"{k}={q(redact(str(v)))}" for k, v in _extras(record).items()]
         exc = _exc_text(self, record)
         if exc:
-            parts.append(f"exc={q(exc)}")
+            parts.append(f"exc={q(redact(exc))}")
         return " ".join(parts)
 
 
@@ -72,11 +77,11 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": _timestamp(record), "level": record.levelname.lower(), "logger": record.name,
-               "msg": record.getMessage()}
-        out.update(_extras(record))
+               "msg": redact(record.getMessage())}
+        out.update({k: redact(v) if isinstance(v, str) else v for k, v in _extras(record).items()})
         exc = _exc_text(self, record)
         if exc:
-            out["exc"] = exc
+            out["exc"] = redact(exc)
         return json.dumps(out, default=str)
 
 

@@ -11,8 +11,10 @@ shapes every rule here (docs/quickfix-binding.md, "Sessions at run time"):
   own. A new client on a served port needs a restart.
 - Each venue has an initiator of its own, so a venue is added, removed or
   reconnected with new connection settings without touching any other session.
-- A running Session's FIX version, schedule and allowed addresses cannot be
-  changed from Python; such changes need a restart.
+- A running Session's FIX version and schedule cannot be changed from Python, and
+  a client's TLS settings belong to its port's listener; such changes need a
+  restart. Source addresses, passwords and accounts are the gateway's own checks
+  and apply live (from the next logon, or the next order).
 - A session that still has open orders is never removed (nor a venue's FIX
   version changed): its orders would lose their only path for reports.
 """
@@ -26,12 +28,16 @@ from gateway.config import ClientConfig, GatewayConfig, VenueConfig
 ADDED, READDED, REMOVED, UPDATED, RECONNECTED, REPLACED, REFUSED, FAILED = (
     "added", "re-added", "removed", "updated", "reconnected", "replaced", "refused", "failed")
 
-CLIENT_RESTART_FIELDS = ("fix_version", "port", "allowed_addresses", "schedule")
-CLIENT_LIVE_FIELDS = ("pending_new", "cancel_on_disconnect", "end_of_day", "timezone")
-VENUE_CONNECTION_FIELDS = ("host", "port", "heartbeat_s", "reconnect_s", "schedule")
+CLIENT_RESTART_FIELDS = ("fix_version", "port", "schedule", "tls")
+# the security settings are the gateway's own checks (gateway/auth.py, the core's accounts): live
+CLIENT_LIVE_FIELDS = ("pending_new", "cancel_on_disconnect", "end_of_day", "timezone", "allowed_addresses",
+                      "password_required", "username", "accounts", "demo_password_env")
+VENUE_CONNECTION_FIELDS = ("host", "port", "heartbeat_s", "reconnect_s", "schedule", "tls", "username",
+                           "password_secret")
 # sections outside the sessions: a reload reports their changes and leaves them alone
 OTHER_SECTIONS = {
     "data_dir": "needs a restart", "log_level": "needs a restart", "log_format": "needs a restart",
+    "secrets_file": "needs a restart",
     "acceptor": "needs a restart", "http": "needs a restart", "journal": "needs a restart",
     "risk": "rules: fixgw risk reload; rules_file and reference_prices: a restart",
 }

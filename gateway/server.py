@@ -16,10 +16,14 @@ from pathlib import Path
 
 import quickfix as fix
 
-from gateway import metrics
+from gateway import metrics, secretstore
 from gateway.admin import Admin, admin_token
+from gateway.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, LogonGuard, PeerBook, policy_for
 from gateway.config import ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config
+from gateway.credentials import CredentialsError, CredentialStore
 from gateway.dropcopy import CoreDirectory, DropCopyService
+from gateway.redact import redact
+from gateway.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
@@ -74,7 +78,25 @@ def _callback_error(callback: str, session: str, exc: BaseException) -> None:
 
 
 def client_options(c: ClientConfig) -> ClientOptions:
-    return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect)
+    return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect,
+                         accounts=frozenset(c.accounts) if c.accounts is not None else None)
+
+
+def _loopback_port() -> int:
+    """A port free now on this machine, for a quickfix acceptor only the TLS terminator connects to."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _field(raw: str, tag: int) -> str:
+    i = raw.find(f"\x01{tag}=")
+    if i < 0:
+        return "?"
+    j = raw.find("\x01", i + 1)
+    return raw[i + len(str(tag)) + 2: j if j >= 0 else None]
 
 
 class ReloadBusy(Exception):
@@ -98,7 +120,31 @@ class Gateway:
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
-        self._log_factory = JournalLogFactory(self.journal, _callback_error)
+        # security: where each logon comes from, its credentials, TLS (docs/security.md)
+        self.peers = PeerBook()
+        self.credentials = CredentialStore(cfg.data_dir)
+        try:
+            self.credentials.check()
+        except CredentialsError as exc:
+            raise ConfigError(str(exc)) from None
+        self.logon_guard = LogonGuard(self.credentials, self.peers, self._audit_logon,
+                                      policies={n: policy_for(n, c) for n, c in cfg.clients.items()})
+        self.startup_disabled: dict[str, str] = {}  # session -> why its logons are refused (fixgw demo sets it)
+        self._server_tls = {}  # client port -> SSLContext
+        self._venue_tls = {}  # venue -> SSLContext
+        try:
+            for name, c in cfg.clients.items():
+                if c.tls is not None and cfg.client_port(name) not in self._server_tls:
+                    self._server_tls[cfg.client_port(name)] = self._server_context(c)
+            for name, v in cfg.venues.items():
+                if v.tls is not None:
+                    self._venue_tls[name] = self._client_context(v)
+                self._venue_logon_fields(name)  # a missing venue password stops start-up here
+        except TlsError as exc:
+            raise ConfigError(str(exc)) from None
+        self.tls = TlsTerminator(self.peers, self._audit_tls)
+        self._internal_ports: dict[int, int] = {}  # TLS client port -> quickfix's loopback-only port behind it
+        self._log_factory = JournalLogFactory(self.journal, _callback_error, on_event=self._quickfix_event)
         # SessionID text -> name, shared by both Applications; a reload adds to it before starting an engine
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
@@ -106,7 +152,7 @@ class Gateway:
         self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal,
                                             journal=self.journal.record)
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
-                                          journal=self.journal.record)
+                                          logon_fields=self._venue_logon_fields, journal=self.journal.record)
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
@@ -139,10 +185,16 @@ class Gateway:
     # adds an acceptor for clients on a port no acceptor serves yet. Each venue has an initiator of
     # its own, so one venue can be added, removed or reconnected without touching the others (and
     # each venue's ReconnectInterval is its own: quickfix keeps one per initiator).
+    # Source addresses are checked by the gateway at logon (gateway/auth.py), not with quickfix's
+    # AllowedRemoteAddresses: that takes exact addresses only, refuses without a Logout or a reason, and
+    # cannot change on a running session. A TLS client's session listens on a loopback-only port of its
+    # own behind the TLS terminator (its quickfix port still listens on every interface, as quickfix 1.16
+    # has no bind address, but a TLS session refuses any logon that did not come through the terminator).
     def _client_session(self, name: str, c: ClientConfig) -> tuple:
-        extra = {"SocketAcceptPort": str(c.port or self.cfg.acceptor.port)}
-        if c.allowed_addresses:
-            extra["AllowedRemoteAddresses"] = ",".join(c.allowed_addresses)
+        port = c.port or self.cfg.acceptor.port
+        if c.tls is not None:
+            port = self._internal_ports.setdefault(port, _loopback_port())
+        extra = {"SocketAcceptPort": str(port)}
         if c.schedule is not None:
             extra.update(c.schedule.quickfix_settings())
         return session_id(c.fix_version, self.cfg.comp_id, name), c.fix_version, extra
@@ -151,12 +203,36 @@ class Gateway:
         sessions = [self._client_session(name, c) for name, c in clients.items()]
         settings = build_settings("acceptor", self.cfg.data_dir / "store" / "clients", sessions)
         engine = start_engine("acceptor", self.client_app, settings, self._log_factory, start=start)
-        self._acceptors.append((engine, [sid for sid, _, _ in sessions],
-                                {c.port or self.cfg.acceptor.port for c in clients.values()}))
+        ports = {c.port or self.cfg.acceptor.port for c in clients.values()}
+        self._acceptors.append((engine, [sid for sid, _, _ in sessions], ports))
+        if start:
+            self._open_tls_ports(ports)
+
+    def _open_tls_ports(self, ports: set[int]) -> None:
+        """TLS listeners for the TLS client ports among ``ports`` (their acceptor is running)."""
+        for port in sorted(p for p in ports if p in self._internal_ports):
+            if f"port:{port}" not in self.tls.listeners:
+                self._ensure_tls()
+                self.tls.serve(f"port:{port}", port, self._server_tls[port], self._internal_ports[port])
+
+    @property
+    def tls_in_use(self) -> bool:
+        """Whether any running session depends on the TLS terminator."""
+        return bool(self.tls.listeners)
+
+    def _ensure_tls(self) -> None:
+        if not self.tls.running:
+            self.tls.start()
 
     def _start_initiator(self, name: str, v: VenueConfig, start: bool = True) -> None:
         sid = session_id(v.fix_version, self.cfg.comp_id, name)
-        extra = {"SocketConnectHost": v.host, "SocketConnectPort": str(v.port), "HeartBtInt": str(v.heartbeat_s),
+        host, port = v.host, v.port
+        if v.tls is not None:  # quickfix connects to the terminator, which connects to the venue over TLS
+            self._ensure_tls()
+            context = self._venue_tls.get(name) or self._client_context(v)
+            port = self.tls.connect_out(f"venue:{name}", v.host, v.port, context, v.tls.server_name)
+            host = "127.0.0.1"
+        extra = {"SocketConnectHost": host, "SocketConnectPort": str(port), "HeartBtInt": str(v.heartbeat_s),
                  "ReconnectInterval": str(v.reconnect_s)}
         if v.schedule is not None:
             extra.update(v.schedule.quickfix_settings())
@@ -168,6 +244,57 @@ class Gateway:
         engine, sid = self._initiators.pop(name)
         graceful_stop(engine, [sid], reason=reason)
         del engine  # destroyed now: quickfix's session registry must not outlive it (quickfix-binding.md)
+        self.tls.close_listener(f"venue:{name}")
+
+    # ------------------------------------------------------------------ security
+    @staticmethod
+    def _server_context(c: ClientConfig):
+        t = c.tls
+        return server_context(t.cert, t.key, t.client_ca, t.verify_client)
+
+    @staticmethod
+    def _client_context(v: VenueConfig):
+        t = v.tls
+        return client_context(t.ca, t.cert, t.key)
+
+    def _venue_logon_fields(self, name: str) -> dict[int, str] | None:
+        """Username (553) / Password (554) for our Logon to a venue; the password from the secrets."""
+        v = self.cfg.venues.get(name)
+        if v is None or (v.username is None and v.password_secret is None):
+            return None
+        out = {}
+        if v.username is not None:
+            out[553] = v.username
+        if v.password_secret is not None:
+            password = secretstore.get(v.password_secret)
+            if password is None:
+                raise ConfigError(f"venue {name}: its password secret {v.password_secret} is not set (in the "
+                                  f"environment or the secrets file; secrets come from {secretstore.source()})")
+            out[554] = password
+        return out
+
+    def _audit_logon(self, name: str, session_key: str, text: str, refused: bool) -> None:
+        self.journal.event(session_key, text)
+        (log.warning if refused else log.info)("%s: %s", name, text, extra=fields(session=name))
+
+    def _audit_tls(self, where: str, text: str, failure: bool) -> None:
+        self.journal.event(f"tls:{where}", text)
+
+    def _quickfix_event(self, session_key: str, text: str) -> None:
+        """quickfix's engine and session events (on the thread that raised them): sources, refusals."""
+        self.peers.connection_event(session_key, text)
+        if text.startswith(UNKNOWN_SESSION_EVENT):
+            raw = text[len(UNKNOWN_SESSION_EVENT):]
+            log.warning("connection refused by quickfix: no session %s:%s->%s (SenderCompID %s is unknown or not "
+                        "served on that port); message: %s", _field("\x01" + raw, 8), _field(raw, 49),
+                        _field(raw, 56), _field(raw, 49), redact(raw).replace("\x01", "|"),
+                        extra=fields(reason="unknown session"))
+        elif text.startswith(DENY_EVENT):
+            log.warning("connection refused by quickfix for %s: %s", session_key, text)
+
+    def set_startup_disabled(self, name: str, reason: str) -> None:
+        """Refuse a client session's logons with ``reason`` for this run (fixgw demo without its password)."""
+        self.startup_disabled[name] = reason
 
     def served_ports(self) -> set[int]:
         return set().union(*(ports for _, _, ports in self._acceptors))
@@ -296,6 +423,11 @@ class Gateway:
             self.engine.call(lambda core: None, timeout=60)  # all processed before any new client message
         for engine, _, _ in self._acceptors:
             start_now(engine)
+        self._open_tls_ports(self.served_ports())
+        for name, c in self.cfg.clients.items():
+            if c.password_required and name not in self.startup_disabled and not self.credentials.has(name):
+                log.warning("client session %s requires a password but none is set: its logons are refused until "
+                            "`fixgw credentials set %s`", name, name, extra=fields(session=name))
         self.scheduler.start()
         if self.cfg.http.enabled:
             admin = Admin(self, admin_token(self.cfg.data_dir, create=True))
@@ -322,6 +454,7 @@ class Gateway:
         self._acceptors = []
         graceful_stop_all(acceptors)
         del acceptors
+        self.tls.stop()  # after the sessions' Logouts went out through it
         self.engine.stop()
         if self.dropcopy is not None:
             # copy everything journaled up to now, then let the receivers go
@@ -336,14 +469,23 @@ class Gateway:
         self.journal.stop()
         log.info("gateway %s stopped", self.cfg.comp_id)
 
-    def logon_refusal(self, name: str) -> str | None:
-        """Why a client session may not log on now, or None. Called on its session thread."""
+    def logon_refusal(self, name: str, session_key: str | None = None, username: str | None = None,
+                      password: str | None = None) -> str | None:
+        """Why a client session may not log on now, or None. Called on its session thread, from fromAdmin.
+
+        With ``session_key`` (the SessionID text of the Logon being processed) the logon is also
+        checked against the session's security settings: source address, TLS, username and password.
+        """
         if name in self.retired_clients:
             return REMOVED_REASON
+        if name in self.startup_disabled:
+            return self.startup_disabled[name]
         if name in self.disabled_sessions:
             return "session disabled by an operator"
         if name in self.core.risk_state.disabled_sessions:  # a set read: safe from another thread
             return "session disabled after repeated throttle breaches; an operator must re-enable it"
+        if session_key is not None:
+            return self.logon_guard.check(name, session_key, username, password)
         return None
 
     # ------------------------------------------------------------------ queries
@@ -435,6 +577,8 @@ class Gateway:
             return {n: d[n] for n in names if n in d} | {n: v for n, v in d.items() if n not in names}
         self.cfg = self.cfg.model_copy(update={"clients": ordered(clients, list(new.clients)),
                                                "venues": ordered(venues, list(new.venues))})
+        # logon checks (addresses, passwords) apply from the next logon on
+        self.logon_guard.policies = {n: policy_for(n, c) for n, c in self.cfg.clients.items()}
 
     def _step_failed(self, step: Step, exc: Exception) -> None:
         log.error("sessions reload: %s %s failed: %s", step.role, step.session, exc, exc_info=exc,
@@ -465,6 +609,8 @@ class Gateway:
             self._remove_venue(step, venues)
             if step.action == REMOVED or step.action == REFUSED:
                 return
+        if cfg is not None and cfg.tls is not None:
+            self._venue_tls[name] = self._client_context(cfg)  # a bad file stops this step, not the venue
         if step.action in (ADDED, REPLACED):
             self._add_venue(name, cfg)
             venues[name] = cfg
@@ -534,6 +680,13 @@ class Gateway:
     def _add_clients(self, steps: list[Step], clients: dict) -> None:
         """New client sessions on one port that no acceptor serves: an acceptor of their own."""
         configs = {s.session: s.config for s in steps}
+        for c in configs.values():
+            port = c.port or self.cfg.acceptor.port
+            if c.tls is not None and port not in self._server_tls:
+                try:
+                    self._server_tls[port] = self._server_context(c)
+                except TlsError as exc:
+                    raise ConfigError(str(exc)) from None
         sids = {name: session_id(c.fix_version, self.cfg.comp_id, name) for name, c in configs.items()}
         outbound = self.engine.outbound
         for name, sid in sids.items():

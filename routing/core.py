@@ -59,6 +59,7 @@ ZERO = Decimal(0)
 class ClientOptions:
     pending_new: bool = True
     cancel_on_disconnect: bool = False
+    accounts: frozenset[str] | None = None  # the Accounts (1) the session may use; None: any
 
 
 END_OF_DAY = "end of day"
@@ -228,9 +229,29 @@ class Core:
         return handler(cmd)
 
     # ------------------------------------------------------------------ client: new order
+    def _account_problem(self, session: str, account: str | None, required: bool = True) -> str | None:
+        """Why ``session`` may not use ``account``, or None. A session with an accounts list must name one
+        of them on a new order (``required``); a cancel or replace may leave Account out (the order's own)."""
+        allowed = self.clients.get(session, ClientOptions()).accounts
+        if allowed is None:
+            return None
+        if account is None:
+            return f"Account (1) is required on session {session}" if required else None
+        if account not in allowed:
+            return f"account {account} is not permitted for session {session}"
+        return None
+
+    def _refuse_account(self, out: Outcome, session: str, cl_ord_id: str, what: str, problem: str) -> None:
+        out.audit.append((session, f"{what} {cl_ord_id} refused: {problem}"))
+        out.warnings.append(Note(f"access control: {what} {cl_ord_id} refused: {problem}", session=session,
+                                 cl_ord_id=cl_ord_id))
+
     def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
         if cmd.session in self.closed_sessions:
             return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration"
+        account = self._account_problem(cmd.session, cmd.account)
+        if account is not None:
+            return RejectCode.UNKNOWN_ACCOUNT, account
         if (cmd.session, cmd.cl_ord_id) in self._by_client:
             return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
         problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
@@ -260,6 +281,8 @@ class Core:
                 problem = (RejectCode.EXCHANGE_CLOSED, why_not)
         if problem is not None:
             code, text = problem
+            if code is RejectCode.UNKNOWN_ACCOUNT:
+                self._refuse_account(out, cmd.session, cmd.cl_ord_id, "order", text)
             order.status = OrdStatus.REJECTED
             out.actions.append(self._report(order, ExecKind.REJECTED, recv_ns=cmd.recv_ns, reject_code=code, text=text))
             return out  # rejected orders are not kept: the ClOrdID stays free for a corrected resend
@@ -315,6 +338,11 @@ class Core:
     def _cancel(self, cmd: CancelRequest) -> Outcome:
         out = Outcome()
         order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        account = self._account_problem(cmd.session, cmd.account, required=False)
+        if account is not None:
+            self._refuse_account(out, cmd.session, cmd.cl_ord_id, "cancel", account)
+            return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
+                                    CxlRejResponseTo.CANCEL, CxlRejCode.OTHER, account)
         problem = self._pending_problem(cmd.session, cmd.cl_ord_id, order, cmd.orig_cl_ord_id)
         if problem is None:
             try:
@@ -351,6 +379,15 @@ class Core:
     def _replace(self, cmd: ReplaceRequest) -> Outcome:
         out = Outcome()
         order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        # the Account given, else the order's: a replace changes what trades, so the session must still be
+        # allowed the account (a cancel without Account is always allowed: it only reduces exposure)
+        account = self._account_problem(cmd.session, cmd.account if cmd.account is not None
+                                        else (order.account if order is not None else None),
+                                        required=order is not None)
+        if account is not None:
+            self._refuse_account(out, cmd.session, cmd.cl_ord_id, "replace", account)
+            return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
+                                    CxlRejResponseTo.REPLACE, CxlRejCode.OTHER, account)
         problem = self._pending_problem(cmd.session, cmd.cl_ord_id, order, cmd.orig_cl_ord_id)
         if problem is None:
             problem = self._replace_problem(order, cmd)

@@ -96,6 +96,7 @@ class RejectCode(str, Enum):
     DUPLICATE_ORDER = "duplicate_order"
     INCORRECT_QUANTITY = "incorrect_quantity"
     UNSUPPORTED_ORDER_CHARACTERISTIC = "unsupported_order_characteristic"
+    UNKNOWN_ACCOUNT = "unknown_account"
     VENUE = "venue"
     OTHER = "other"
 
@@ -147,6 +148,7 @@ class CancelRequest:
     side: Side | None
     order_id: str | None = None
     recv_ns: int = 0
+    account: str | None = None  # Account (1), when the request carries one
     seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
@@ -450,4 +452,5 @@ class Outcome:
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
+    audit: list = field(default_factory=list)  # (session, text): security refusals, journaled as session events
     result: object = None  # the answer to an operator command

@@ -68,7 +68,12 @@ class _ClientApp(fix.Application):
         self._client._set_logged_on(False)
 
     def toAdmin(self, msg, sid):
-        pass
+        try:
+            if self._client.logon_fields and msg.getHeader().getField(35) == "A":
+                for tag, value in self._client.logon_fields.items():
+                    msg.setField(tag, value)  # e.g. Username (553), Password (554)
+        except Exception:  # noqa: BLE001
+            pass
 
     def toApp(self, msg, sid):
         pass
@@ -88,8 +93,11 @@ class _ClientApp(fix.Application):
 
 class FixClient:
     def __init__(self, *, version: str, sender: str, target: str, port: int, store_dir: Path,
-                 host: str = "127.0.0.1", heartbeat_s: int = 30, extra: dict[str, str] | None = None):
+                 host: str = "127.0.0.1", heartbeat_s: int = 30, extra: dict[str, str] | None = None,
+                 logon_fields: dict[int, str] | None = None):
+        """``logon_fields`` go into every Logon this client sends (Username 553, Password 554, ...)."""
         self.version = version
+        self.logon_fields = dict(logon_fields or {})
         self.sid = session_id(version, sender, target)
         self.wire = WireLog()
         self.messages: list[dict[int, str]] = []
@@ -117,6 +125,11 @@ class FixClient:
     @property
     def stopped(self) -> bool:
         return self._engine is None
+
+    def refusals(self) -> list[str]:
+        """The Text (58) of each Logout received (a refused logon's reason)."""
+        with self._cond:
+            return [m.get(58, "") for m in self.messages if m.get(35) == "5"]
 
     def stop(self) -> None:
         if self._engine is None:

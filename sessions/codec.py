@@ -190,6 +190,7 @@ def decode_cancel_request(msg, session: str, recv_ns: int = 0) -> CancelRequest:
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
+        account=f.get(1),
     )
 
 
@@ -250,6 +251,7 @@ _ORD_REJ_REASON_44 = {
     **_ORD_REJ_REASON_42,
     RejectCode.UNSUPPORTED_ORDER_CHARACTERISTIC: "11",
     RejectCode.INCORRECT_QUANTITY: "13",
+    RejectCode.UNKNOWN_ACCOUNT: "15",
     RejectCode.OTHER: "99",
     RejectCode.VENUE: "0",
 }

@@ -19,6 +19,7 @@ from typing import Callable
 
 import quickfix as fix
 
+from gateway.redact import redact
 from routing.model import SessionStatus
 from sessions import codec
 
@@ -33,19 +34,24 @@ QUICKFIX_ERRORS = (fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFo
 NO_RESEND_TYPES = frozenset({"D", "F", "G", "q", "s", "E", "AB", "AC"})
 
 ErrorHook = Callable[[str, str, BaseException], None]  # (callback, session, exc)
+# (session name, SessionID text, Username (553) or None, Password (554) or None) -> reason to refuse, or None
+LogonCheck = Callable[[str, str, "str | None", "str | None"], "str | None"]
+# session name -> extra fields for our own outgoing Logon (an initiator's Username/Password), or None
+LogonFields = Callable[[str], "dict[int, str] | None"]
 
 
 class _Guarded(fix.Application):
     role = "?"
 
     def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None,
-                 refuse_logon: Callable[[str], str | None] | None = None,
+                 refuse_logon: LogonCheck | None = None, logon_fields: LogonFields | None = None,
                  journal: Callable[[str, str, str], None] | None = None):
         super().__init__()
         self._names = names  # SessionID text -> session name (the counterparty's CompID)
         self._submit = submit
         self._on_error = on_error or (lambda cb, session, exc: None)
-        self._refuse_logon = refuse_logon or (lambda name: None)  # name -> reason to refuse, or None
+        self._refuse_logon = refuse_logon or (lambda name, key, user, password: None)
+        self._logon_fields = logon_fields or (lambda name: None)
         # A message sent while its session is logged out is stored by quickfix and goes on the wire
         # (and through the Log, into the journal) only when the peer asks for it after logging on
         # again, maybe never. So it is journaled here, when it is sent: (SessionID text, "O", raw).
@@ -66,7 +72,7 @@ class _Guarded(fix.Application):
         """An unexpected exception: log it with the message, count it, tell the sender."""
         try:
             name = self._name(sid)
-            raw = msg.toString().replace("\x01", "|") if msg is not None else ""
+            raw = redact(msg.toString()).replace("\x01", "|") if msg is not None else ""
             log.error("internal error in %s for session %s: %r; message: %s", callback, name, exc, raw,
                       exc_info=exc, extra={"session": name})
             self._on_error(callback, name, exc)
@@ -108,20 +114,29 @@ class _Guarded(fix.Application):
             self._bug("onLogout", sid, exc)
 
     def toAdmin(self, msg, sid):
-        pass
+        try:
+            if msg.getHeader().getField(35) == "A":
+                extra = self._logon_fields(self._name(sid))
+                for tag, value in (extra or {}).items():
+                    msg.setField(tag, value)  # an initiator's Username (553) / Password (554)
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("toAdmin", sid, exc)
 
     def fromAdmin(self, msg, sid):
         try:
             msg_type = msg.getHeader().getField(35)
             if msg_type == "A":
-                reason = self._refuse_logon(self._name(sid))
+                name = self._name(sid)
+                user = msg.getField(553) if msg.isSetField(553) else None
+                password = msg.getField(554) if msg.isSetField(554) else None
+                reason = self._refuse_logon(name, sid.toString(), user, password)
+                del password
                 if reason:
-                    log.warning("logon refused for %s: %s", self._name(sid), reason,
-                                extra={"session": self._name(sid), "reason": reason})
+                    log.warning("logon refused for %s: %s", name, reason, extra={"session": name, "reason": reason})
                     raise fix.RejectLogon(reason)
             elif msg_type == "3":
                 log.warning("session %s rejected our message: %s", self._name(sid),
-                            msg.toString().replace("\x01", "|"), extra={"session": self._name(sid)})
+                            redact(msg.toString()).replace("\x01", "|"), extra={"session": self._name(sid)})
         except fix.RejectLogon:
             raise
         except BaseException as exc:  # noqa: BLE001

@@ -32,15 +32,20 @@ class Sink(Protocol):
     def event(self, session_id: str, text: str) -> None: ...
 
 
-class JournalLog(fix.Log):
-    __slots__ = ("_name", "_record", "_event", "_on_error")
+EventHook = Callable[[str, str], None]  # (session key, event text), on the thread that logged it
 
-    def __init__(self, name: str, sink: Sink, on_error: Callable[[str, BaseException], None]):
+
+class JournalLog(fix.Log):
+    __slots__ = ("_name", "_record", "_event", "_on_error", "_hook")
+
+    def __init__(self, name: str, sink: Sink, on_error: Callable[[str, BaseException], None],
+                 hook: EventHook | None = None):
         super().__init__()
         self._name = name
         self._record = sink.record
         self._event = sink.event
         self._on_error = on_error
+        self._hook = hook
 
     def clear(self):  # the journal keeps history across sequence resets
         pass
@@ -63,21 +68,28 @@ class JournalLog(fix.Log):
     def onEvent(self, text):
         try:
             self._event(self._name, text)
+            if self._hook is not None:
+                self._hook(self._name, text)
         except BaseException as exc:  # noqa: BLE001
             self._on_error("onEvent", exc)
 
 
 class JournalLogFactory(fix.LogFactory):
-    def __init__(self, sink: Sink, on_error: Callable[[str, BaseException], None] | None = None):
+    """``on_event`` also sees every engine and session event (the gateway learns each logon's source
+    address from quickfix's "Allows connections to the acceptor from ..." event: gateway/auth.py)."""
+
+    def __init__(self, sink: Sink, on_error: Callable[[str, BaseException], None] | None = None,
+                 on_event: EventHook | None = None):
         super().__init__()
         self._sink = sink
         self._on_error = on_error or _log_error
+        self._on_event = on_event
         self._logs: list[JournalLog] = []  # strong references for the engine's lifetime
 
     def create(self, sid=None):
         try:
             name = sid.toString() if sid is not None else "*"
-            created = JournalLog(name, self._sink, self._on_error)
+            created = JournalLog(name, self._sink, self._on_error, self._on_event)
             created.__disown__()
             self._logs.append(created)
             return created
