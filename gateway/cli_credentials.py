@@ -33,15 +33,21 @@ def _setup(config_path: str, session: str | None):
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise CredentialsCommandError(str(exc)) from None
-    if session is not None and session not in cfg.clients:
-        known = ", ".join(cfg.clients) or "none"
-        raise CredentialsCommandError(f"unknown client session {session} in {config_path} (client sessions: {known})")
+    if session is not None and session not in _sessions(cfg):
+        known = ", ".join(_sessions(cfg)) or "none"
+        raise CredentialsCommandError(f"unknown session {session} in {config_path} (client and drop-copy "
+                                      f"sessions: {known})")
     store = CredentialStore(cfg.data_dir)
     try:
         store.check()
     except CredentialsError as exc:
         raise CredentialsCommandError(str(exc)) from None
     return cfg, store
+
+
+def _sessions(cfg) -> dict:
+    """The sessions a password can be set for: clients and drop-copy receivers."""
+    return {**cfg.clients, **cfg.dropcopy.sessions}
 
 
 def _stdin_password() -> str:
@@ -79,12 +85,12 @@ def set_password(config_path: str, session: str, password_stdin: bool) -> None:
         raise click.ClickException(f"password not set: {exc}") from None
     click.echo(f"password set for {session} (stored as a scrypt hash in {store.path}); "
                "it applies from the session's next logon")
-    c = cfg.clients[session]
+    c = _sessions(cfg)[session]
     if not c.password_required:
         click.echo(f"note: {session} does not have password_required = true in {config_path}, so its logons are "
                    "not checked against it yet")
     else:
-        click.echo(f"the client logs on with Username (553) = {c.expected_username(session)} and this password "
+        click.echo(f"{session} logs on with Username (553) = {c.expected_username(session)} and this password "
                    "in Password (554)")
 
 
@@ -109,17 +115,17 @@ def check_password(config_path: str, session: str, password_stdin: bool) -> None
 @credentials.command("list")
 @CONFIG_OPTION
 def list_passwords(config_path: str) -> None:
-    """Client sessions: whether they require a password and whether one is set (never the hashes)."""
+    """Client and drop-copy sessions: whether they require a password and whether one is set (never the hashes)."""
     cfg, store = _setup(config_path, None)
     stored = {e["session"]: e for e in store.list()}
     rows = []
-    for name, c in cfg.clients.items():
+    for name, c in _sessions(cfg).items():
         e = stored.pop(name, None)
         rows.append((name, "yes" if c.password_required else "no", c.expected_username(name)
                      if c.password_required else "-", f"set {e['set_at']} (scrypt n={e['n']} r={e['r']} p={e['p']})"
                      if e else ("MISSING: logons refused" if c.password_required else "-")))
     for name, e in stored.items():
-        rows.append((name, "-", "-", f"set {e['set_at']} (not a client session in {config_path})"))
+        rows.append((name, "-", "-", f"set {e['set_at']} (no such session in {config_path})"))
     header = ("SESSION", "REQUIRED", "USERNAME", "PASSWORD")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for r in [header, *rows]:

@@ -13,7 +13,7 @@ from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -153,6 +153,21 @@ class VenueConfig(_Strict):
         return self
 
 
+def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    for v in values:
+        try:
+            ipaddress.ip_network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not an IP address or CIDR range ({exc})") from None
+    return values
+
+
+def _check_printable(value: str | None) -> str | None:
+    if value is not None and not value.isprintable():
+        raise ValueError("username must be printable text")
+    return value
+
+
 class ClientConfig(_Strict):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
@@ -192,19 +207,12 @@ class ClientConfig(_Strict):
     @field_validator("allowed_addresses")
     @classmethod
     def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        for v in values:
-            try:
-                ipaddress.ip_network(v, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{v!r} is not an IP address or CIDR range ({exc})") from None
-        return values
+        return _check_networks(values)
 
     @field_validator("username")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
-        if value is not None and not value.isprintable():
-            raise ValueError("username must be printable text")
-        return value
+        return _check_printable(value)
 
     @model_validator(mode="after")
     def _password_keys(self) -> "ClientConfig":
@@ -245,7 +253,36 @@ class DropCopySessionConfig(_Strict):
     accounts: tuple[str, ...] = Field((), description="only these accounts (Account, 1) (empty: all)")
     venues: tuple[str, ...] = Field((), description="only orders routed to these venues (empty: all)")
     allowed_addresses: tuple[str, ...] = Field(
-        (), description="source IP addresses this session may connect from (empty: any)")
+        (), description="source IP addresses or CIDR ranges this session may log on from (empty: any); "
+                        "checked by the gateway at logon")
+    password_required: bool = Field(False, description="refuse logons without the right Username (553) and "
+                                                       "Password (554); passwords: `fixgw credentials set`")
+    username: str | None = Field(None, min_length=1, max_length=64,
+                                 description="the Username (553) expected (default: the session's name)")
+    tls: ClassVar[None] = None  # drop-copy receivers connect over plain FIX (the gateway's TLS is for clients)
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(values)
+
+    @field_validator("username")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _check_printable(value)
+
+    @model_validator(mode="after")
+    def _username_needs_password(self) -> "DropCopySessionConfig":
+        if self.username is not None and not self.password_required:
+            raise ValueError("username is only used with password_required = true")
+        return self
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(v) for v in self.allowed_addresses)
+
+    def expected_username(self, name: str) -> str:
+        return self.username or name
 
 
 class DropCopyConfig(_Strict):

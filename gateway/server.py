@@ -128,7 +128,7 @@ class Gateway:
         except CredentialsError as exc:
             raise ConfigError(str(exc)) from None
         self.logon_guard = LogonGuard(self.credentials, self.peers, self._audit_logon,
-                                      policies={n: policy_for(n, c) for n, c in cfg.clients.items()})
+                                      policies=self._logon_policies(cfg))
         self.startup_disabled: dict[str, str] = {}  # session -> why its logons are refused (fixgw demo sets it)
         self._server_tls = {}  # client port -> SSLContext
         self._venue_tls = {}  # venue -> SSLContext
@@ -175,7 +175,7 @@ class Gateway:
                 CoreDirectory(self.core))
             self.journal.add_commit_listener(self.dropcopy.wake)
             self.dropcopy_app = DropCopyApplication({sid.toString(): name for name, sid in self.dropcopy_sids.items()},
-                                                    self.dropcopy.notify, _callback_error)
+                                                    self.dropcopy.notify, _callback_error, self.logon_refusal)
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
         self.started_at: float | None = None
@@ -370,8 +370,8 @@ class Gateway:
     def _dropcopy_settings(self, store: Path) -> fix.SessionSettings:
         sessions = []
         for name, d in self.cfg.dropcopy.sessions.items():
-            extra = {"AllowedRemoteAddresses": ",".join(d.allowed_addresses)} if d.allowed_addresses else {}
-            sessions.append((self.dropcopy_sids[name], d.fix_version, extra))
+            # source addresses and passwords are checked at logon, as for clients (gateway/auth.py)
+            sessions.append((self.dropcopy_sids[name], d.fix_version, {}))
         return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.dropcopy.port)})
 
     # ------------------------------------------------------------------ lifecycle
@@ -468,6 +468,12 @@ class Gateway:
             self.engine.recorder = None
         self.journal.stop()
         log.info("gateway %s stopped", self.cfg.comp_id)
+
+    @staticmethod
+    def _logon_policies(cfg: GatewayConfig) -> dict:
+        """Who may log on to each client and drop-copy session: address ranges, TLS, password."""
+        return {**{n: policy_for(n, c) for n, c in cfg.clients.items()},
+                **{n: policy_for(n, d) for n, d in cfg.dropcopy.sessions.items()}}
 
     def logon_refusal(self, name: str, session_key: str | None = None, username: str | None = None,
                       password: str | None = None) -> str | None:
@@ -578,7 +584,7 @@ class Gateway:
         self.cfg = self.cfg.model_copy(update={"clients": ordered(clients, list(new.clients)),
                                                "venues": ordered(venues, list(new.venues))})
         # logon checks (addresses, passwords) apply from the next logon on
-        self.logon_guard.policies = {n: policy_for(n, c) for n, c in self.cfg.clients.items()}
+        self.logon_guard.policies = self._logon_policies(self.cfg)
 
     def _step_failed(self, step: Step, exc: Exception) -> None:
         log.error("sessions reload: %s %s failed: %s", step.role, step.session, exc, exc_info=exc,

@@ -69,15 +69,17 @@ class DropCopyApplication(_Guarded):
 
     role = "dropcopy"
 
-    def __init__(self, names: dict[str, str], notify: Callable[[object], None], on_error=None):
-        # _Guarded reports onLogon/onLogout as SessionStatus to ``notify`` (the drop-copy thread's queue)
-        super().__init__(names, notify, on_error)
+    def __init__(self, names: dict[str, str], notify: Callable[[object], None], on_error=None, refuse_logon=None):
+        # _Guarded reports onLogon/onLogout as SessionStatus to ``notify`` (the drop-copy thread's queue);
+        # ``refuse_logon`` checks address ranges and passwords as for clients (gateway/auth.py)
+        super().__init__(names, notify, on_error, refuse_logon)
 
     def fromAdmin(self, msg, sid):
         try:
             header = msg.getHeader()
             msg_type = header.getField(35)
             if msg_type == "A":
+                self._check_logon(msg, sid)  # raises RejectLogon with the reason
                 if msg.isSetField(141) and msg.getField(141) == "Y":
                     self._submit(StreamReset(self._name(sid), "the receiver logged on with ResetSeqNumFlag (141=Y)"))
             elif msg_type == "0":
@@ -88,6 +90,8 @@ class DropCopyApplication(_Guarded):
             elif msg_type == "3":
                 log.warning("drop-copy receiver %s rejected our message: %s", self._name(sid),
                             msg.toString().replace(SOH, "|"))
+        except fix.RejectLogon:
+            raise
         except BaseException as exc:  # noqa: BLE001
             self._bug("fromAdmin", sid, exc)
 

@@ -122,18 +122,22 @@ class _Guarded(fix.Application):
         except BaseException as exc:  # noqa: BLE001
             self._bug("toAdmin", sid, exc)
 
+    def _check_logon(self, msg, sid) -> None:
+        """Raise RejectLogon (quickfix answers with a Logout carrying the reason) if this Logon is refused."""
+        name = self._name(sid)
+        user = msg.getField(553) if msg.isSetField(553) else None
+        password = msg.getField(554) if msg.isSetField(554) else None
+        reason = self._refuse_logon(name, sid.toString(), user, password)
+        del password
+        if reason:
+            log.warning("logon refused for %s: %s", name, reason, extra={"session": name, "reason": reason})
+            raise fix.RejectLogon(reason)
+
     def fromAdmin(self, msg, sid):
         try:
             msg_type = msg.getHeader().getField(35)
             if msg_type == "A":
-                name = self._name(sid)
-                user = msg.getField(553) if msg.isSetField(553) else None
-                password = msg.getField(554) if msg.isSetField(554) else None
-                reason = self._refuse_logon(name, sid.toString(), user, password)
-                del password
-                if reason:
-                    log.warning("logon refused for %s: %s", name, reason, extra={"session": name, "reason": reason})
-                    raise fix.RejectLogon(reason)
+                self._check_logon(msg, sid)
             elif msg_type == "3":
                 log.warning("session %s rejected our message: %s", self._name(sid),
                             redact(msg.toString()).replace("\x01", "|"), extra={"session": self._name(sid)})

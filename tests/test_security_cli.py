@@ -84,7 +84,7 @@ def test_credentials_set_prompts_twice_without_echo_and_refuses_a_mismatch(cfg):
 def test_credentials_commands_give_clear_errors(cfg):
     c = str(cfg)
     unknown = fixgw("credentials", "set", "NOPE", "-c", c, "--password-stdin", stdin=PASSWORD + "\n")
-    assert unknown.returncode == 2 and "unknown client session NOPE" in unknown.stderr and "SECURE44" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown session NOPE" in unknown.stderr and "SECURE44" in unknown.stderr
     short = fixgw("credentials", "set", "SECURE44", "-c", c, "--password-stdin", stdin="short\n")
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
     none = fixgw("credentials", "check", "OPEN42", "-c", c, "--password-stdin", stdin=PASSWORD + "\n")

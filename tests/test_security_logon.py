@@ -15,7 +15,7 @@ from gateway.credentials import CredentialStore
 from gateway.journal import iter_events, iter_messages, read_spool
 from gateway.logs import JsonFormatter, LogfmtFormatter
 from sessions.client import FixClient
-from tests.fix_fixtures import start_stack
+from tests.fix_fixtures import free_port, start_stack
 
 PASSWORD = "correct horse battery staple 44"
 WRONG = "Tr0ub4dor&3-wrong-one"
@@ -26,11 +26,22 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("logon")
     # the password is set before the gateway starts, as `fixgw credentials set` would
     CredentialStore(tmp / "gw").set("CLIENT44", PASSWORD)
+    CredentialStore(tmp / "gw").set("DCSEC", PASSWORD)
     s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, client_options={
         "CLIENT44": 'password_required = true\nusername = "trader44"\nallowed_addresses = ["127.0.0.0/8"]\n'
                     'accounts = ["ACC1"]',
         "CLIENT42": 'allowed_addresses = ["10.0.0.0/8"]',
-    })
+    }, extra_toml=f"""
+[dropcopy]
+port = {free_port()}
+[dropcopy.sessions.DCSEC]
+fix_version = "FIX.4.4"
+password_required = true
+allowed_addresses = ["127.0.0.0/8"]
+[dropcopy.sessions.DCFAR]
+fix_version = "FIX.4.4"
+allowed_addresses = ["10.0.0.0/8"]
+""")
     yield s
     s.stop()
 
@@ -228,3 +239,27 @@ def test_allowed_addresses_change_live_on_a_sessions_reload(stack):
     finally:
         stack.config_path.write_text(text)
         stack.gateway.reload_sessions("test")
+
+
+def receiver(stack, name: str, password: str | None = None) -> FixClient:
+    c = FixClient(version="FIX.4.4", sender=name, target="FIXGW", port=stack.cfg.dropcopy.port,
+                  store_dir=stack.tmp / "receivers", logon_fields={553: name, 554: password} if password else {})
+    stack.clients[f"{name}-{len(stack.clients)}"] = c
+    return c
+
+
+def test_a_drop_copy_receiver_needs_its_password_and_an_allowed_address_and_refusals_are_audited(stack):
+    ok = receiver(stack, "DCSEC", PASSWORD).start()
+    assert ok.session.isLoggedOn()
+    stop(ok)
+    wrong = receiver(stack, "DCSEC", WRONG)
+    wrong._engine.start()
+    assert wait_refused(wrong, "Rejected Logon") == "Rejected Logon Attempt: wrong username or password"
+    stop(wrong)
+    far = receiver(stack, "DCFAR")
+    far._engine.start()
+    assert "127.0.0.1" in wait_refused(far, "not allowed")
+    stop(far)
+    key = stack.gateway.dropcopy_sids["DCSEC"].toString()
+    assert any("refused" in e for e in events(stack, key))
+    assert not any(PASSWORD in e or WRONG in e for e in events(stack))
