@@ -129,13 +129,16 @@ class RiskEngine:
         """
         lims = self.limits_for(new)
         state.on_message(new.session, now, self._window(lims))
-        view = state.without_order(new.session, orig_cl_ord_id)
-        view.recent.clear()  # a replace is not a duplicate of anything
-        decision = self.check(new, view, now, count_message=False)
-        if decision.session_disabled or view.throttle_breaches != state.throttle_breaches:
-            state.throttle_breaches = dict(view.throttle_breaches)
-            state.disabled_sessions = set(view.disabled_sessions)
-        return decision
+        # Release the old order's exposure in place for the check and put it back after: O(1).
+        # (A deep copy of the state cost milliseconds per replace with many orders open.)
+        old = state.release_open(new.session, orig_cl_ord_id)
+        recent, state.recent = state.recent, {}  # a replace is not a duplicate of anything
+        try:
+            return self.check(new, state, now, count_message=False)
+        finally:
+            state.recent = recent
+            if old is not None:
+                state.restore_open(old)
 
     def on_accepted(self, order: NewOrder, state: RiskState, now: datetime) -> None:
         """Book an accepted order: market orders are counted at the reference price."""

@@ -281,6 +281,13 @@ class RiskState:
                                  Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price))
         return True
 
+    def release_open(self, session: str, cl_ord_id: str) -> OpenOrder | None:
+        """Take an open order's exposure out (to check its replacement); ``restore_open`` puts it back."""
+        return self._remove_open(session, cl_ord_id)
+
+    def restore_open(self, o: OpenOrder) -> None:
+        self._add_open(o)
+
     def without_order(self, session: str, cl_ord_id: str) -> "RiskState":
         """A copy with one open order's exposure released: what a replace is checked against."""
         clone = copy.deepcopy(self)

@@ -156,6 +156,9 @@ def test_check_replace_releases_old_exposure():
     assert d.accepted
     assert not e.check_replace(order("1001", cl="b"), "a", s, NOW).accepted
     assert ("S1", "a") in s.open_orders  # state unchanged until the replace is confirmed
+    before = {k: v for k, v in s.snapshot().items() if k != "msg_times"}
+    e.check_replace(order("900", cl="c"), "a", s, NOW)  # checked in place: exposure is put back exactly
+    assert {k: v for k, v in s.snapshot().items() if k != "msg_times"} == before
     s.on_replace("S1", "a", order("1000", cl="b"))
     assert s.exposure("ACC1", "AAPL").buy_qty == D(1000)
 
