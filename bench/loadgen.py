@@ -325,7 +325,7 @@ def main() -> None:
     try:
         if not app.logged_on.wait(30):
             raise RuntimeError(f"load client could not log on to port {args.port}")
-        mix = Mix(plan.get("seed", 8))
+        mix = Mix(plan.get("seed", 8), plan.get("mix", "mix"))
         prefix = plan.get("prefix") or f"B{time.time_ns() % 10**10:x}-"
         for spec in plan["phases"]:
             phase = Phase(spec["name"], spec["orders"], spec.get("rate", 0.0), spec.get("window", 0))

@@ -47,7 +47,8 @@ def markdown(s: dict) -> str:
     lines = [f"Command: `{s['command']}`  ", f"Machine: {s['machine']}  ",
              f"Started {s['started']}, {s['seconds']} s; load average before {s['load_average_before']}, "
              f"after {s['load_average_after']}. Medians over {s['cycles']} cycle(s); \"×A\" is the median over "
-             "cycles of the ratio to mode A in the same cycle. Latencies in µs, HdrHistogram.", ""]
+             "cycles of the ratio to mode A in the same cycle. Latencies in µs, HdrHistogram. Order mix: "
+             f"{s['plan'].get('mix', 'mix')} (bench/workload.py).", ""]
 
     def g(mode, phase, key):
         return agg.get(mode, {}).get(phase, {}).get(key)
@@ -58,7 +59,7 @@ def markdown(s: dict) -> str:
 
     if "saturation" in phases:
         sat = next(p for p in s["plan"]["phases"] if p["name"] == "saturation")
-        lines += [f"**Saturation** (closed loop, {sat['window']} orders in flight, {sat['orders']} orders of the mix)",
+        lines += [f"**Saturation** (closed loop, {sat['window']} orders in flight, {sat['orders']} orders)",
                   "", "| mode | orders/s | ×A | send→Fill p50 | p99 | p99.9 | max | final state p99 |",
                   "|---|---|---|---|---|---|---|---|"]
         for m in modes:
@@ -71,10 +72,11 @@ def markdown(s: dict) -> str:
                          f"{_fmt(med(m, 'saturation', 'latency_us.final.p99'))} |")
         lines.append("")
     if rates:
-        lines += ["**Open loop** (latency from the intended send time; late = sent more than 1 ms after it)", "",
-                  "| offered/s | mode | sent/s | late | send→New p50 | p99 | send→Fill p50 | ×A | p90 | p99 | ×A | "
-                  "p99.9 | max | order→venue p50 | p99 | ×A |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["**Open loop** (latency from the intended send time; late = sent more than 1 ms after it; done/s = "
+                  "orders that reached their final state per second, from the phase's start to its last answer)", "",
+                  "| offered/s | mode | sent/s | late | done/s | send→New p50 | p99 | send→Fill p50 | ×A | p90 | p99 | "
+                  "×A | p99.9 | max | order→venue p50 | p99 | ×A |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for ph in rates:
             for m in modes:
                 one = m == "A"
@@ -84,6 +86,7 @@ def markdown(s: dict) -> str:
                 lines.append(
                     f"| {ph[5:]} | {m} | {_fmt(med(m, ph, 'sent_per_s'))} | "
                     f"{_fmt(late)} ({_fmt(pct, 1)}%){' UNFINISHED ' + _fmt(unf) if unf else ''} | "
+                    f"{_fmt(med(m, ph, 'completed_per_s'))} | "
                     f"{_fmt(med(m, ph, 'latency_us.new.p50'))} | {_fmt(med(m, ph, 'latency_us.new.p99'))} | "
                     f"{_fmt(med(m, ph, 'latency_us.fill.p50'))} | "
                     f"{'1.00' if one else _ratio(g(m, ph, 'latency_us.fill.p50'))} | "
@@ -121,10 +124,10 @@ def markdown(s: dict) -> str:
                     if not vals:
                         cells.append("–")
                         continue
-                    p50 = statistics.median(v["p50_us"] for v in vals)
-                    p99 = statistics.median(v["p99_us"] for v in vals)
-                    over = any(v.get("p99_us_over_max") for v in vals)
-                    cells.append(f"{p50:,.0f} / {p99:,.0f}{'+' if over else ''}")
+                    cells.append(" / ".join(
+                        "> 1 s" if any(v.get(f"{key}_over_max") for v in vals) or
+                        statistics.median(v[key] for v in vals) >= 1e6
+                        else f"{statistics.median(v[key] for v in vals):,.0f}" for key in ("p50_us", "p99_us")))
                 lines.append(f"| {ph} | {m} | " + " | ".join(cells) + " |")
         lines.append("")
     cpu_phase = "saturation" if "saturation" in phases else (rates[-1] if rates else None)

@@ -366,7 +366,7 @@ def make_plan(args) -> dict:
         phases.append({"name": f"rate-{rate:g}", "rate": rate, "orders": max(1, int(rate * args.duration))})
     if args.saturation_orders:
         phases.append({"name": "saturation", "window": args.window, "orders": args.saturation_orders})
-    return {"phases": phases, "drain_s": args.drain, "seed": args.seed}
+    return {"phases": phases, "drain_s": args.drain, "seed": args.seed, "mix": args.mix}
 
 
 def machine() -> str:
@@ -401,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=32, help="orders in flight in the closed-loop phase")
     ap.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the last answers of a phase")
     ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--mix", choices=("mix", "marketable"), default="mix",
+                    help="order mix (bench/workload.py); marketable: marketable AAPL buys only")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="PostgreSQL server for mode P (a database is created and dropped per run); '' drops P")
     ap.add_argument("--profile", action="store_true", help="py-spy the gateway of C's first run (saturation)")

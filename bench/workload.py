@@ -18,7 +18,8 @@ X     5%    REJ     limit buy of a symbol the venue rejects (reject_symbols)   R
 Kinds are dealt in shuffled blocks of 20 (seeded), so any 20 consecutive orders
 hold exactly that mix. Quantity and price cycle per kind so that no two orders
 within the risk chain's 1 s duplicate window are alike below 8,000 orders/s.
-Every order is a buy (no limit on position is configured).
+Every order is a buy (no limit on position is configured). ``--mix marketable``
+sends kind M only (the flow of the first benchmark, for comparison).
 """
 from __future__ import annotations
 
@@ -59,17 +60,21 @@ def asks(venue: str) -> dict[str, list[tuple[Decimal, int]]]:
     return {s: [(Decimal(prices[s]) + TICK * (half + i), size * (i + 1)) for i in range(DEPTH)] for s in symbols}
 
 
-class Mix:
-    """An endless, deterministic sequence of order specs."""
+MIXES = {"mix": BLOCK, "marketable": ["M"]}
 
-    def __init__(self, seed: int = 8):
+
+class Mix:
+    """An endless, deterministic sequence of order specs: ``mix`` (the table above) or ``marketable`` (M only)."""
+
+    def __init__(self, seed: int = 8, name: str = "mix"):
         self._rng = random.Random(seed)
+        self._kinds = MIXES[name]
         self._block: list[str] = []
         self._n = dict.fromkeys(KINDS, 0)
 
     def next(self) -> Spec:
         if not self._block:
-            self._block = BLOCK[:]
+            self._block = self._kinds[:]
             self._rng.shuffle(self._block)
         kind = self._block.pop()
         n = self._n[kind]
