@@ -308,6 +308,7 @@ def main() -> None:
     ap.add_argument("--profile-phase", default="saturation")
     ap.add_argument("--profile-out", type=Path, default=None)
     ap.add_argument("--py-spy", default="py-spy")
+    ap.add_argument("--profile-flags", default="--native --gil")
     args = ap.parse_args()
     plan = json.loads(args.plan)
     pids = {"loadgen": os.getpid()}
@@ -332,7 +333,7 @@ def main() -> None:
             profiler = None
             if args.profile_pid and phase.name == args.profile_phase and args.profile_out:
                 profiler = subprocess.Popen(
-                    [args.py_spy, "record", "--native", "--gil", "--format", "raw", "--rate", "250",
+                    [args.py_spy, "record", *args.profile_flags.split(), "--format", "raw", "--rate", "250",
                      "-p", str(args.profile_pid), "-o", str(args.profile_out)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 time.sleep(1.0)  # py-spy attaches

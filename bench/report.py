@@ -168,10 +168,16 @@ def markdown(s: dict) -> str:
     lines.append("")
     if s.get("profile"):
         p = s["profile"]
-        lines += [f"**Profile** of C's gateway at saturation (py-spy --native --gil, {p.get('samples', 0)} samples "
-                  "holding the GIL; share of samples)", "", "| thread | share |", "|---|---|"]
+        how = ("py-spy --native --idle: every thread, running or waiting" if p.get("wall")
+               else "py-spy --native --gil: the thread holding the GIL")
+        lines += [f"**Profile** of C's gateway at saturation ({how}; {p.get('samples', 0)} samples; share of "
+                  "samples)", "", "| thread | share |", "|---|---|"]
         for name, share in p.get("threads", []):
             lines.append(f"| {name} | {share:.1%} |")
+        if p.get("wall") and p.get("core_thread"):
+            lines += ["", "| the core thread's time (fixgw-core, wall clock) | share |", "|---|---|"]
+            for name, share in p["core_thread"]:
+                lines.append(f"| {name} | {share:.1%} |")
         lines += ["", "| own time (leaf frame) | share |", "|---|---|"]
         for name, share in p.get("leaf", [])[:15]:
             lines.append(f"| `{name}` | {share:.1%} |")

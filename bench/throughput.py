@@ -76,7 +76,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_config(tmp: Path) -> tuple[Path, dict]:
+def bench_config(tmp: Path, journal_flush_ms: int | None = None) -> tuple[Path, dict]:
     """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
     ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
     # the demo's risk rules, every check on, with a throttle a load test can pass
@@ -110,6 +110,7 @@ port = {ports["client"]}
 port = {ports["http"]}
 [journal]
 database_url = "sqlite:///var/journal.db"
+{f"flush_interval_ms = {journal_flush_ms}" if journal_flush_ms is not None else ""}
 [clients.BENCH]
 fix_version = "FIX.4.4"
 [risk]
@@ -140,9 +141,9 @@ def pg_database(server_url: str):
 class Run:
     """The processes of one mode's run, their logs in the run's directory."""
 
-    def __init__(self, mode: str, tmp: Path, database_url: str | None):
+    def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None):
         self.mode, self.tmp = mode, tmp
-        self.cfg, self.ports = bench_config(tmp)
+        self.cfg, self.ports = bench_config(tmp, journal_flush_ms)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.pop("FIXGW_DATABASE_URL", None)
         self.database_url = database_url
@@ -311,11 +312,11 @@ def completeness(run: Run, lg: dict) -> dict:
     return out
 
 
-def run_one(mode: str, cycle: int, args, plan: dict, profile_dir: Path | None) -> dict:
+def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
             (pg_database(args.pg_url) if mode == "P" else contextlib.nullcontext()) as db_url:
         tmp = Path(d)
-        run = Run(mode, tmp, db_url)
+        run = Run(mode, tmp, db_url, args.journal_flush_ms)
         result: dict = {"cycle": cycle, "mode": mode}
         try:
             run.start()
@@ -324,9 +325,10 @@ def run_one(mode: str, cycle: int, args, plan: dict, profile_dir: Path | None) -
                    "--watch", run.watch()]
             if mode in ("C", "P", "D"):
                 cmd += ["--metrics-url", f"http://127.0.0.1:{run.ports['http']}/metrics"]
-            if profile_dir is not None:
+            if profile_file is not None:
                 cmd += ["--profile-pid", str(run.procs["gateway"].pid), "--py-spy", args.py_spy,
-                        "--profile-out", str(profile_dir / f"profile-{mode}-cycle{cycle}.txt")]
+                        "--profile-flags", "--native --idle" if args.profile_wall else "--native --gil",
+                        "--profile-out", str(profile_file)]
             lg_proc = subprocess.run(cmd, cwd=tmp, env=run.env, capture_output=True, text=True,
                                      timeout=args.run_timeout)
             if lg_proc.returncode != 0:
@@ -405,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="order mix (bench/workload.py); marketable: marketable AAPL buys only")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="PostgreSQL server for mode P (a database is created and dropped per run); '' drops P")
+    ap.add_argument("--journal-flush-ms", type=int, default=None,
+                    help="the gateway's [journal] flush_interval_ms (default: the gateway's default)")
     ap.add_argument("--profile", action="store_true", help="py-spy the gateway of C's first run (saturation)")
+    ap.add_argument("--profile-wall", action="store_true",
+                    help="with --profile: sample every thread all the time (--idle), not only the GIL holder")
     ap.add_argument("--run-timeout", type=float, default=900.0)
     ap.add_argument("--smoke", action="store_true",
                     help="tiny run to check the harness: A,B,C, 1 cycle, 60 orders at 200/s, 40 closed loop")
@@ -437,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for cycle in range(1, args.cycles + 1):
         for mode in modes:
-            profile_dir = args.out if (args.profile and mode == "C" and cycle == 1) else None
+            profile_file = args.out / f"{name}-profile.txt" if (args.profile and mode == "C" and cycle == 1) else None
             t = time.monotonic()
-            r = run_one(mode, cycle, args, plan, profile_dir)
+            r = run_one(mode, cycle, args, plan, profile_file)
             runs.append(r)
             print(report.run_line(r, time.monotonic() - t), flush=True)
     summary = {
@@ -450,11 +456,11 @@ def main(argv: list[str] | None = None) -> int:
         "plan": plan, "cycles": args.cycles, "runs": runs, "aggregate": analyze.aggregate(runs, modes),
     }
     if args.profile:
-        prof = args.out / "profile-C-cycle1.txt"
+        prof = args.out / f"{name}-profile.txt"
         if prof.exists():
             import profile_top
 
-            summary["profile"] = {"file": str(prof), **profile_top.summarize(prof)}
+            summary["profile"] = {"file": str(prof), "wall": args.profile_wall, **profile_top.summarize(prof)}
     out = args.out / f"{name}.json"
     out.write_text(json.dumps(summary, indent=1))
     md = report.markdown(summary)
