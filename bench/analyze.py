@@ -46,7 +46,7 @@ def phase_figures(phase: dict, fields: list[str], stamps: dict[str, int], child_
                   pids: dict[str, int] | None = None) -> dict:
     """Figures of one phase of one run. ``child_key``: the row field the venue knows the order by."""
     ix = {f: i for i, f in enumerate(fields)}
-    K, CL, OID, INT, SENT = ix["kind"], ix["cl_ord_id"], ix["order_id"], ix["intended"], ix["sent"]
+    K, INT, SENT = ix["kind"], ix["intended"], ix["sent"]
     ACK, NEW, FILL, REJ = ix["ack"], ix["new"], ix["fill"], ix["rej"]
     RS, RD, CS, CD, DONE, ERR, NF = (ix["rep_sent"], ix["replaced"], ix["cxl_sent"], ix["canceled"], ix["done"],
                                      ix["err"], ix["fills"])

@@ -142,9 +142,10 @@ def main() -> None:
     ap.add_argument("--comp-id", default="FIXGW")
     ap.add_argument("--target", default="BENCH")
     ap.add_argument("--stamps", type=Path, default=None)
+    ap.add_argument("--store", type=Path, default=None, help="quickfix FileStore directory [a new temporary one]")
     args = ap.parse_args()
     sid = session_id(args.version, args.comp_id, args.target)
-    store = Path(tempfile.mkdtemp(prefix="fixgw-exec-"))
+    store = args.store or Path(tempfile.mkdtemp(prefix="fixgw-exec-"))
     settings = build_settings("acceptor", store, [(sid, args.version, {})], {"SocketAcceptPort": str(args.port)})
     app = Executor(args.version)
     # FileStore as the gateway's sessions use; no log (quickfix's ScreenLog with everything off).

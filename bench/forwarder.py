@@ -39,7 +39,7 @@ import quickfix as fix
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import load_config  # noqa: E402
-from sessions.fixsettings import app_version, build_settings, graceful_stop_all, session_id, session_key  # noqa: E402
+from sessions.fixsettings import build_settings, graceful_stop_all, session_id, session_key  # noqa: E402
 
 SOH = "\x01"
 pc = time.perf_counter_ns
@@ -174,9 +174,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-c", "--config", required=True)
     ap.add_argument("--counts", type=Path, default=None)
+    ap.add_argument("--store", type=Path, default=None, help="quickfix FileStore directory [a new temporary one]")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    store = Path(tempfile.mkdtemp(prefix="fixgw-fwd-"))
+    store = args.store or Path(tempfile.mkdtemp(prefix="fixgw-fwd-"))
     fw = Forwarder(cfg, store)
     fw.start()
     deadline = time.monotonic() + 30

@@ -29,13 +29,11 @@ Output: bench/results/journal-<time>.json and a markdown table on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -281,8 +279,8 @@ def run_backend(name: str, url: str, tmp: Path, args) -> dict:
 def markdown(s: dict) -> str:
     lines = [f"Command: `{s['command']}`  ", f"Machine: {s['machine']}; load average before "
              f"{s['load_average_before']}  ", "",
-             f"| backend | offered msgs/s | committed msgs/s | backlog at end | commit lag p50 µs | p99 | p99.9 | max "
-             f"| rows per commit p50 |", "|---|---|---|---|---|---|---|---|---|"]
+             "| backend | offered msgs/s | committed msgs/s | backlog at end | commit lag p50 µs | p99 | p99.9 | max "
+             "| rows per commit p50 |", "|---|---|---|---|---|---|---|---|---|"]
     for b in s["backends"]:
         for r in b.get("open_loop", []):
             lag = r["commit_lag_us"] or {}

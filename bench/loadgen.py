@@ -49,7 +49,6 @@ from sessions.fixsettings import build_settings, graceful_stop, session_id  # no
 
 SOH = "\x01"
 pc = time.perf_counter_ns
-LATE_NS = 1_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

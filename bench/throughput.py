@@ -27,7 +27,7 @@ gateway's journal once; in A and B the forwarder's / executor's counts must matc
 the client's and the venues'. Every figure of B, C and P is also given as a ratio
 to A from the same cycle (the median over cycles of those ratios).
 
-Run:     .venv/bin/python bench/throughput.py                 (about 12 minutes)
+Run:     .venv/bin/python bench/throughput.py                 (about 10 minutes)
 Smoke:   .venv/bin/python bench/throughput.py --smoke         (seconds; what the test runs)
 Profile: add --profile (needs `pip install py-spy`): py-spy on C's gateway during
          the first cycle's saturation phase, top frames in the result.
@@ -191,7 +191,8 @@ class Run:
         mode, cfg = self.mode, str(self.cfg)
         if mode == "A":
             self.spawn("executor", [sys.executable, str(BENCH / "executor.py"), "--port", str(self.ports["client"]),
-                                    "--target", "BENCH", "--stamps", str(self.tmp / "stamps-executor.json")])
+                                    "--target", "BENCH", "--stamps", str(self.tmp / "stamps-executor.json"),
+                                    "--store", str(self.tmp / "executor-store")])
             self.wait_line("executor", "executor listening")
             return
         if mode == "D":
@@ -207,7 +208,8 @@ class Run:
             self.wait_line(venue, "venue-probe")
         if mode == "B":
             self.spawn("forwarder", [sys.executable, str(BENCH / "forwarder.py"), "-c", cfg,
-                                     "--counts", str(self.tmp / "forwarder-counts.json")])
+                                     "--counts", str(self.tmp / "forwarder-counts.json"),
+                                     "--store", str(self.tmp / "forwarder-store")])
             self.wait_line("forwarder", "forwarder ready")
             return
         subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=self.tmp, env=self.env, check=True,
