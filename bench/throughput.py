@@ -1,55 +1,73 @@
-"""First throughput and latency figures: the gateway against a bare quickfix executor.
+"""End-to-end benchmark: the gateway against a bare executor and a bare forwarder, in one run.
 
-Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits all:
-  A  bench/executor.py: one quickfix acceptor that acks and fills each order itself
-     (the floor: one FIX hop, no routing, no journal).
-  C  `fixgw run` (SQLite journal on, the demo's risk rules with every check on but
-     a throttle a load test can pass) with two `fixgw venue-sim` processes: the
-     gateway's real topology, venues outside its process.
+Modes, interleaved within one invocation (A, B, C, P, A, B, C, P, ...) so machine
+drift hits all of them alike:
+
+  A  bench/executor.py: one quickfix acceptor that answers each order itself
+     (one FIX hop, no routing, no journal). The floor.
+  B  bench/forwarder.py: a pass-through forwarder, client acceptor in, one
+     initiator per venue out, to the same venue processes as C. Two FIX hops and
+     a hand-off thread; no risk, no journal, no order state beyond an id map. B
+     against C isolates the gateway's own cost.
+  C  `fixgw run`: the full gateway (the demo's risk rules with every check on,
+     the throttle raised for a load test; router; SQLite journal; state log and
+     spool) with two venue processes (bench/venue_probe.py: `fixgw venue-sim`'s
+     simulator plus a receive stamp per order).
   P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
-     skipped with --pg-url "").
-  R  as C, with a drop-copy session (FIX.4.4, every client-side report) and its
-     receiver logged on in this process: the cost of copying every report, and
-     the copy's lag behind the client's own report (Fill received -> copy received).
-  D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
-  T  as C, with the client's session over TLS (1.3, client certificate verified): the gateway's
-     TLS terminator in front of its acceptor, and a client-side terminator (gateway/tls.py) in
-     this process in front of the load client, as a real client's TLS stack would be. Venue
-     sessions stay plaintext. Compare T with C (same run) for the cost of TLS.
-This process is the load generator: one FIX.4.4 client. Every order is a
-marketable limit buy of 100 AAPL that fills at once; an order is done when its
-Fill (39=2) arrives.
-  - throughput: closed loop with --window orders in flight (saturation);
-  - latency: one order in flight, client send -> Fill, p50 and p99.
-All processes share this machine's cores (2 here), load generator included.
+     left out with --pg-url "").
+  D  (optional, --modes) `fixgw demo`: gateway and simulators in one process.
 
-Run:  .venv/bin/python bench/throughput.py            (about three minutes)
-Output: a table on stdout and bench/results/throughput-<time>.json
+Each run: warm-up, then open-loop phases at fixed rates (--rates, each
+--duration seconds, latency from the intended send time), then one closed-loop
+saturation phase with --window orders in flight. The order mix is
+bench/workload.py. The load generator (bench/loadgen.py) is its own process.
+After each run the messages are counted against both peers: in C and P every
+MsgSeqNum each peer's FileStore says was sent on each session must be in the
+gateway's journal once; in A and B the forwarder's / executor's counts must match
+the client's and the venues'. Every figure of B, C and P is also given as a ratio
+to A from the same cycle (the median over cycles of those ratios).
+
+Run:     .venv/bin/python bench/throughput.py                 (about 10 minutes)
+Smoke:   .venv/bin/python bench/throughput.py --smoke         (seconds; what the test runs)
+Profile: add --profile (needs `pip install py-spy`): py-spy on C's gateway during
+         the first cycle's saturation phase, top frames in the result.
+Output:  bench/results/bench-<time>.json and .md (the markdown tables).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import platform
+import shutil
 import socket
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
-import quickfix as fix
-
-ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-from sessions.codec import utc_timestamp  # noqa: E402
-from sessions.fixsettings import build_settings, dictionary_settings, graceful_stop, session_id  # noqa: E402
+import analyze  # noqa: E402
+import report  # noqa: E402
+from workload import REFERENCE_PRICES, VENUES  # noqa: E402
+
+FIXGW = [sys.executable, "-m", "gateway.cli"]
+MODE_NAMES = {
+    "A": "A: bare quickfix executor (1 hop)",
+    "B": "B: pass-through forwarder (2 hops)",
+    "C": "C: fixgw run, SQLite journal",
+    "P": "P: fixgw run, PostgreSQL journal",
+    "D": "D: fixgw demo (one process)",
+}
+CLIENT_KEY = "FIX.4.4:FIXGW->BENCH"
 
 
 def free_port() -> int:
@@ -58,242 +76,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LoadApp(fix.Application):
-    def __init__(self):
-        super().__init__()
-        self.logged_on = threading.Event()
-        self.done = 0
-        self.window: threading.Semaphore | None = None
-        self.all_done = threading.Event()
-        self.target = 0
-        self.rejected = 0
-        self.fill_ns: list[int] = []
-        self.fill_at: dict[str, int] = {}  # ClOrdID -> when its Fill arrived (latency burst only)
-        self.track = False
-
-    def onCreate(self, sid): pass
-    def onLogon(self, sid): self.logged_on.set()
-    def onLogout(self, sid): self.logged_on.clear()
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
-    def toApp(self, msg, sid): pass
-
-    def fromApp(self, msg, sid):
-        try:
-            status = msg.getField(39)
-            if status == "2" or status == "8":
-                if status == "8":
-                    self.rejected += 1
-                else:
-                    now = time.perf_counter_ns()
-                    self.fill_ns.append(now)
-                    if self.track:
-                        self.fill_at[msg.getField(11)] = now
-                self.done += 1
-                self.window.release()
-                if self.done >= self.target:
-                    self.all_done.set()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-class CopyReceiver(fix.Application):
-    """A drop-copy receiver: counts the copies and notes when each Fill copy arrived."""
-
-    def __init__(self):
-        super().__init__()
-        self.logged_on = threading.Event()
-        self.copies = 0
-        self.fill_at: dict[str, int] = {}
-
-    def onCreate(self, sid): pass
-    def onLogon(self, sid): self.logged_on.set()
-    def onLogout(self, sid): self.logged_on.clear()
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
-    def toApp(self, msg, sid): pass
-
-    def fromApp(self, msg, sid):
-        try:
-            self.copies += 1
-            if msg.getField(39) == "2":
-                self.fill_at[msg.getField(11)] = time.perf_counter_ns()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def run_load(port: int, sender: str, n_orders: int, window: int, warmup: int, tmp: Path,
-             latency_orders: int = 0, dropcopy_port: int | None = None) -> dict:
-    sid = session_id("FIX.4.4", sender, "FIXGW")
-    settings = build_settings("initiator", tmp / f"load-{sender}-{port}", [(sid, "FIX.4.4", {
-        "SocketConnectHost": "127.0.0.1", "SocketConnectPort": str(port), "ReconnectInterval": "1"})])
-    app = LoadApp()
-    if dropcopy_port is not None:
-        dc_sid = session_id("FIX.4.4", "DC44", "FIXGW")
-        settings.set(dc_sid, _session_dict({**dictionary_settings("FIX.4.4"), "ConnectionType": "initiator",
-                                            "SocketConnectHost": "127.0.0.1",
-                                            "SocketConnectPort": str(dropcopy_port), "ReconnectInterval": "1"}))
-    rx = CopyReceiver()
-    engine = fix.SocketInitiator(_Router(app, rx), fix.FileStoreFactory(settings), settings,
-                                 fix.ScreenLogFactory(False, False, False))
-    engine.start()
-    try:
-        if not app.logged_on.wait(20):
-            raise RuntimeError(f"load client could not log on to port {port}")
-        if dropcopy_port is not None and not rx.logged_on.wait(20):
-            raise RuntimeError(f"drop-copy receiver could not log on to port {dropcopy_port}")
-
-        def burst(count: int, prefix: str, window: int = window) -> float:
-            app.done = 0
-            app.target = count
-            app.all_done.clear()
-            app.fill_ns.clear()
-            app.window = threading.Semaphore(window)
-            start = time.perf_counter()
-            for i in range(count):
-                if not app.window.acquire(timeout=30):
-                    raise RuntimeError(f"no fill for 30 s ({app.done}/{count} done)")
-                sent_ns.append(time.perf_counter_ns())
-                msg = fix.Message()
-                msg.getHeader().setField(35, "D")
-                msg.setField(11, f"{prefix}{i}")
-                msg.setField(21, "1")
-                msg.setField(55, "AAPL")
-                msg.setField(54, "1")
-                msg.setField(60, utc_timestamp())
-                # varied so no two orders within the risk chain's 1 s duplicate window are alike:
-                # 4,000 (qty, price) pairs, all marketable at the best ask and inside the price band
-                n = next(order_seq)
-                msg.setField(38, str(100 + n % 100))
-                msg.setField(40, "2")
-                msg.setField(44, f"190.{5 + (n // 100) % 40:02d}")
-                fix.Session.sendToTarget(msg, sid)
-            if not app.all_done.wait(60):
-                raise RuntimeError(f"only {app.done}/{count} fills within 60 s")
-            return count / (time.perf_counter() - start)
-
-        sent_ns: list[int] = []
-        order_seq = itertools.count()
-        burst(warmup, f"W{time.monotonic_ns()}-")
-        rate = burst(n_orders, f"M{time.monotonic_ns()}-")
-        result = {"orders_per_s": round(rate, 1), "rejected": app.rejected}
-        if latency_orders:
-            sent_ns.clear()
-            app.track = True
-            burst(latency_orders, f"L{time.monotonic_ns()}-", window=1)
-            lat = sorted((f - s) / 1000 for s, f in zip(sent_ns, app.fill_ns))
-            result["latency_us_p50"] = round(lat[len(lat) // 2])
-            result["latency_us_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))])
-        if dropcopy_port is not None:
-            # every report copied: 3 per order (PendingNew, New, Fill)
-            expected = 3 * (warmup + n_orders + latency_orders)
-            deadline = time.monotonic() + 30
-            while rx.copies < expected and time.monotonic() < deadline:
-                time.sleep(0.05)
-            result["copies"] = rx.copies
-            result["copies_expected"] = expected
-            lag = sorted((rx.fill_at[c] - t) / 1000 for c, t in app.fill_at.items() if c in rx.fill_at)
-            if lag:
-                result["copy_lag_us_p50"] = round(lag[len(lag) // 2])
-                result["copy_lag_us_p99"] = round(lag[min(len(lag) - 1, int(len(lag) * 0.99))])
-        return result
-    finally:
-        graceful_stop(engine, [sid] + ([session_id("FIX.4.4", "DC44", "FIXGW")] if dropcopy_port else []), 2.0)
-
-
-class _Router(fix.Application):
-    """One initiator, two sessions: the load client's and the drop-copy receiver's."""
-
-    def __init__(self, load: LoadApp, rx: CopyReceiver):
-        super().__init__()
-        self._load, self._rx = load, rx
-
-    def _app(self, sid):
-        return self._rx if sid.getSenderCompID().getValue() == "DC44" else self._load
-
-    def onCreate(self, sid): pass
-    def onLogon(self, sid): self._app(sid).onLogon(sid)
-    def onLogout(self, sid): self._app(sid).onLogout(sid)
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
-    def toApp(self, msg, sid): pass
-    def fromApp(self, msg, sid): self._app(sid).fromApp(msg, sid)
-
-
-def _session_dict(values: dict[str, str]) -> fix.Dictionary:
-    d = fix.Dictionary()
-    for k, v in values.items():
-        d.setString(k, str(v))
-    return d
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"system under test exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"port {port} not open after {timeout}s")
-
-
-def make_certs(tmp: Path):
-    from tests.tls_certs import make_pki
-
-    return make_pki(tmp / "pki")
-
-
-def demo_config(tmp: Path, port: int, dropcopy_port: int | None = None, tls=None) -> Path:
-    v1, v2 = free_port(), free_port()
+def bench_config(tmp: Path, journal_flush_ms: int | None = None) -> tuple[Path, dict]:
+    """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
+    ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
     # the demo's risk rules, every check on, with a throttle a load test can pass
     demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
     rules = tmp / "bench-rules.toml"
     rules.write_text(demo_rules.replace("throttle_msgs = 100 ", "throttle_msgs = 1000000 ")
                      .replace("throttle_logout_msgs = 200 ", "throttle_logout_msgs = 2000000 "))
+    refs = ", ".join(f"{s} = {p}" for s, p in REFERENCE_PRICES.items())
+    venues = []
+    for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
+        venues.append(f"""
+[venues.{name}]
+fix_version = "{version}"
+port = {ports[name]}
+symbols = [{", ".join(f'"{s}"' for s in symbols)}]
+reconnect_s = 1
+[venues.{name}.simulator]
+prices = {{ {", ".join(f"{s} = {p}" for s, p in prices.items())} }}
+half_spread_ticks = {half}
+level_size = {size}
+reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
+""")
     cfg = tmp / "bench-gateway.cfg"
     cfg.write_text(f"""
 comp_id = "FIXGW"
 data_dir = "var"
 log_level = "INFO"
 [acceptor]
-port = {port}
+port = {ports["client"]}
 [http]
-port = {free_port()}
+port = {ports["http"]}
 [journal]
 database_url = "sqlite:///var/journal.db"
+{f"flush_interval_ms = {journal_flush_ms}" if journal_flush_ms is not None else ""}
 [clients.BENCH]
 fix_version = "FIX.4.4"
-{f'tls = {{ cert = "{tls.server.cert}", key = "{tls.server.key}", client_ca = "{tls.ca}", verify_client = true }}'
- if tls else ""}
 [risk]
 rules_file = "{rules}"
-reference_prices = {{ AAPL = 190.00 }}
-[venues.VENUE1]
-fix_version = "FIX.4.4"
-port = {v1}
-symbols = ["AAPL"]
-reconnect_s = 1
-[venues.VENUE1.simulator]
-prices = {{ AAPL = 190.00 }}
-[venues.VENUE2]
-fix_version = "FIX.4.2"
-port = {v2}
-symbols = ["AAPL"]
-reconnect_s = 1
-[venues.VENUE2.simulator]
-prices = {{ AAPL = 190.02 }}
-""" + (f"""
-[dropcopy]
-port = {dropcopy_port}
-[dropcopy.sessions.DC44]
-fix_version = "FIX.4.4"
-""" if dropcopy_port else ""))
-    return cfg
-
-
-FIXGW = [sys.executable, "-m", "gateway.cli"]
+reference_prices = {{ {refs} }}
+""" + "".join(venues))
+    return cfg, ports
 
 
 @contextlib.contextmanager
@@ -314,159 +138,341 @@ def pg_database(server_url: str):
         admin.dispose()
 
 
-@contextlib.contextmanager
-def _no_database():
-    yield None
+class Run:
+    """The processes of one mode's run, their logs in the run's directory."""
 
+    def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None):
+        self.mode, self.tmp = mode, tmp
+        self.cfg, self.ports = bench_config(tmp, journal_flush_ms)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env.pop("FIXGW_DATABASE_URL", None)
+        self.database_url = database_url
+        if database_url:
+            self.env["FIXGW_DATABASE_URL"] = database_url
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.order: list[str] = []  # stop order: the system under test first, venues last
 
-def wait_for_line(proc: subprocess.Popen, stream, needles: set[str], timeout: float = 30) -> None:
-    """Read ``stream`` until every needle was seen, then keep draining it in the background."""
-    deadline = time.monotonic() + timeout
-    missing = set(needles)
-    for line in stream:
-        missing = {n for n in missing if n not in line}
-        if not missing:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not seen within {timeout}s: {missing}")
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
-
-
-def start_sut(mode: str, tmp: Path, database_url: str | None = None, dropcopy_port: int | None = None,
-              tls=None) -> tuple[list[subprocess.Popen], int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("FIXGW_DATABASE_URL", None)
-    if database_url:
-        env["FIXGW_DATABASE_URL"] = database_url
-    procs: list[subprocess.Popen] = []
-
-    def spawn(cmd, **kw) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, cwd=tmp, env=env, text=True, **kw)
-        procs.append(p)
+    def spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        out = open(self.tmp / f"{name}.log", "w")
+        p = subprocess.Popen(cmd, cwd=self.tmp, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        out.close()
+        self.procs[name] = p
+        self.order.insert(0, name)
         return p
 
-    if mode == "A":
-        gw = spawn([sys.executable, str(ROOT / "bench" / "executor.py"), "--port", str(port), "--target", "BENCH"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elif mode in ("C", "P", "R", "T"):
-        cfg = str(demo_config(tmp, port, dropcopy_port, tls if mode == "T" else None))
-        subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=tmp, env=env, check=True, capture_output=True)
-        for venue in ("VENUE1", "VENUE2"):
-            spawn([*FIXGW, "venue-sim", "-c", cfg, "--venue", venue], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL)
-        gw = spawn([*FIXGW, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_line(gw, gw.stderr, {"session logged on: VENUE1", "session logged on: VENUE2"})
+    def wait_line(self, name: str, needle: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        log = self.tmp / f"{name}.log"
+        while time.monotonic() < deadline:
+            if needle in log.read_text(errors="replace"):
+                return
+            if self.procs[name].poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} not ready ({needle!r} not seen); its log:\n{log.read_text()[-3000:]}")
+
+    def wait_health(self, name: str, timeout: float = 40) -> None:
+        url = f"http://127.0.0.1:{self.ports['http']}/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} not healthy within {timeout}s; its log:\n"
+                           f"{(self.tmp / f'{name}.log').read_text()[-3000:]}")
+
+    def start(self) -> None:
+        mode, cfg = self.mode, str(self.cfg)
+        if mode == "A":
+            self.spawn("executor", [sys.executable, str(BENCH / "executor.py"), "--port", str(self.ports["client"]),
+                                    "--target", "BENCH", "--stamps", str(self.tmp / "stamps-executor.json"),
+                                    "--store", str(self.tmp / "executor-store")])
+            self.wait_line("executor", "executor listening")
+            return
+        if mode == "D":
+            subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=self.tmp, env=self.env, check=True,
+                           capture_output=True)
+            self.spawn("gateway", [*FIXGW, "demo", "-c", cfg])
+            self.wait_health("gateway")
+            return
+        for venue in VENUES:
+            self.spawn(venue, [sys.executable, str(BENCH / "venue_probe.py"), "-c", cfg, "--venue", venue,
+                               "--stamps", str(self.tmp / f"stamps-{venue}.json")])
+        for venue in VENUES:
+            self.wait_line(venue, "venue-probe")
+        if mode == "B":
+            self.spawn("forwarder", [sys.executable, str(BENCH / "forwarder.py"), "-c", cfg,
+                                     "--counts", str(self.tmp / "forwarder-counts.json"),
+                                     "--store", str(self.tmp / "forwarder-store")])
+            self.wait_line("forwarder", "forwarder ready")
+            return
+        subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=self.tmp, env=self.env, check=True,
+                       capture_output=True)
+        self.spawn("gateway", [*FIXGW, "run", "-c", cfg])
+        self.wait_health("gateway")
+
+    @property
+    def sut(self) -> str:
+        return {"A": "executor", "B": "forwarder"}.get(self.mode, "gateway")
+
+    def watch(self) -> str:
+        return ",".join(f"{n}={p.pid}" for n, p in self.procs.items())
+
+    def stop(self) -> dict[str, int | None]:
+        codes = {}
+        for name in self.order:
+            p = self.procs[name]
+            if p.poll() is None:
+                p.terminate()
+            try:
+                codes[name] = p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[name] = p.wait()
+        return codes
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def journal_seqs(run: Run) -> dict[tuple[str, str], list[int]]:
+    """(session, direction) -> MsgSeqNums in the gateway's journal."""
+    out: dict[tuple[str, str], list[int]] = {}
+    query = "SELECT session_id, direction, seq_num FROM journal_messages"
+    if run.database_url:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(run.database_url)
+        try:
+            with engine.connect() as conn:
+                rows = list(conn.execute(text(query)))
+        finally:
+            engine.dispose()
     else:
-        gw = spawn([*FIXGW, "demo", "-c", str(demo_config(tmp, port))], stdout=subprocess.PIPE,
-                   stderr=subprocess.DEVNULL)
-        wait_for_line(gw, gw.stdout, {"fixgw demo is running"})  # printed once the venues are logged on
-    wait_port(port, gw)
-    return procs, port
+        with contextlib.closing(sqlite3.connect(run.tmp / "var" / "journal.db")) as db:
+            rows = db.execute(query).fetchall()
+    for sid, direction, seq in rows:
+        out.setdefault((sid, direction), []).append(seq)
+    return out
 
 
-def main() -> None:
+def completeness(run: Run, lg: dict) -> dict:
+    """Messages each peer sent and received, against what the system under test recorded or forwarded."""
+    import quickfix as fix
+
+    from sessions.filestore import read_info
+
+    lg_store = lg.get("store") or {}
+    lg_app_sent = sum(lg.get("sent", {}).values())
+    lg_app_received = sum(lg.get("received", {}).values())
+    out: dict = {"client_app_sent": lg_app_sent, "client_app_received": lg_app_received, "checks": []}
+    missing = 0
+
+    def check(what: str, expected: int, seen: int, extra: int = 0) -> None:
+        nonlocal missing
+        gap = max(0, expected - seen)
+        missing += gap
+        out["checks"].append({"what": what, "expected": expected, "seen": seen, "missing": gap, "extra": extra})
+
+    venues = {v: load_json(run.tmp / f"stamps-{v}.json") for v in VENUES}
+    if run.mode in ("C", "P"):
+        seqs = journal_seqs(run)
+        peers = {CLIENT_KEY: (lg_store.get("next_sender", 1) - 1, lg_store.get("next_target", 1) - 1)}
+        for v, (version, *_rest) in VENUES.items():
+            info = read_info(run.tmp / "var" / "venue-sim" / v, fix.SessionID(version, v, "FIXGW"))
+            # the venue sent next_sender - 1 messages (our inbound) and received next_target - 1 (our outbound)
+            peers[f"{version}:FIXGW->{v}"] = ((info.next_sender - 1, info.next_target - 1) if info else (0, 0))
+        for key, (peer_sent, peer_received) in peers.items():
+            for direction, expected in (("I", peer_sent), ("O", peer_received)):
+                got = seqs.get((key, direction), [])
+                distinct = set(got)
+                present = len(distinct & set(range(1, expected + 1)))
+                check(f"journal {key} {direction}", expected, present, extra=len(got) - len(distinct))
+        out["journal_rows"] = sum(len(v) for v in seqs.values())
+    elif run.mode == "B":
+        fw = load_json(run.tmp / "forwarder-counts.json").get("counts", {})
+        venue_in = sum(sum(v.get("received", {}).values()) for v in venues.values())
+        venue_out = sum(v.get("sent") or 0 for v in venues.values())
+        check("forwarder client in vs client sent", lg_app_sent, fw.get("client_in", 0))
+        check("venues received vs forwarder sent", fw.get("venue_out", 0), venue_in)
+        check("forwarder venue in vs venues sent", venue_out, fw.get("venue_in", 0))
+        check("client received vs forwarder sent", fw.get("client_out", 0), lg_app_received)
+    elif run.mode == "A":
+        ex = load_json(run.tmp / "stamps-executor.json")
+        check("executor received vs client sent", lg_app_sent, sum(ex.get("received", {}).values()))
+    out["missing"] = missing
+    return out
+
+
+def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
+            (pg_database(args.pg_url) if mode == "P" else contextlib.nullcontext()) as db_url:
+        tmp = Path(d)
+        run = Run(mode, tmp, db_url, args.journal_flush_ms)
+        result: dict = {"cycle": cycle, "mode": mode}
+        try:
+            run.start()
+            cmd = [sys.executable, str(BENCH / "loadgen.py"), "--port", str(run.ports["client"]),
+                   "--plan", json.dumps(plan), "--out", str(tmp / "loadgen.json"), "--store", str(tmp / "loadgen"),
+                   "--watch", run.watch()]
+            if mode in ("C", "P", "D"):
+                cmd += ["--metrics-url", f"http://127.0.0.1:{run.ports['http']}/metrics"]
+            if profile_file is not None:
+                cmd += ["--profile-pid", str(run.procs["gateway"].pid), "--py-spy", args.py_spy,
+                        "--profile-flags", "--native --idle" if args.profile_wall else "--native --gil",
+                        "--profile-out", str(profile_file)]
+            lg_proc = subprocess.run(cmd, cwd=tmp, env=run.env, capture_output=True, text=True,
+                                     timeout=args.run_timeout)
+            if lg_proc.returncode != 0:
+                raise RuntimeError(f"load generator failed ({lg_proc.returncode}):\n{lg_proc.stderr[-3000:]}")
+        except Exception as exc:  # noqa: BLE001 - recorded; the other runs go on
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            result["exit_codes"] = run.stop()
+        lg = load_json(tmp / "loadgen.json")
+        if lg.get("fatal"):
+            result["error"] = lg["fatal"]
+        if not lg.get("phases"):
+            result.setdefault("error", "no result from the load generator")
+            for name in run.procs:
+                result.setdefault("logs", {})[name] = (tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+            return result
+        stamps: dict[str, int] = {}
+        for f in tmp.glob("stamps-*.json"):
+            stamps.update(load_json(f).get("stamps", {}))
+        child = {"A": "cl_ord_id", "B": "cl_ord_id", "C": "order_id", "P": "order_id"}.get(mode)
+        result["phases"] = {p["name"]: analyze.phase_figures(p, lg["row_fields"], stamps, child)
+                            for p in lg["phases"]}
+        result["client"] = {"errors": lg.get("errors", [])[:10], "error_count": lg.get("error_count", 0),
+                            "sent": lg.get("sent"), "received": lg.get("received")}
+        if mode != "D":
+            result["completeness"] = completeness(run, lg)
+        if mode in ("C", "P", "D"):
+            errors = [line for line in (tmp / "gateway.log").read_text(errors="replace").splitlines()
+                      if "level=error" in line or "level=critical" in line or "Traceback" in line]
+            result["gateway_errors"] = errors[:10]
+        return result
+
+
+def make_plan(args) -> dict:
+    phases = [{"name": "warmup", "rate": args.warmup_rate, "orders": args.warmup}]
+    for rate in args.rates:
+        phases.append({"name": f"rate-{rate:g}", "rate": rate, "orders": max(1, int(rate * args.duration))})
+    if args.saturation_orders:
+        phases.append({"name": "saturation", "window": args.window, "orders": args.saturation_orders})
+    return {"phases": phases, "drain_s": args.drain, "seed": args.seed, "mix": args.mix}
+
+
+def machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem = f", {int(Path('/proc/meminfo').read_text().split()[1]) // 1024 // 1024} GiB"
+    return (f"{platform.machine()} {model}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
+            f"Linux {platform.release()}")
+
+
+def load_average() -> list[float]:
+    with contextlib.suppress(OSError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--orders", type=int, default=3000, help="measured orders per run")
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--window", type=int, default=32, help="orders in flight (closed loop)")
+    ap.add_argument("--modes", default="A,B,C,P", help="comma-separated, from A,B,C,P,D (order within a cycle)")
     ap.add_argument("--cycles", type=int, default=3)
-    ap.add_argument("--latency-orders", type=int, default=500, help="orders sent one at a time for latency")
+    ap.add_argument("--rates", default="250,500,1000,2000", help="open-loop rates, orders/s")
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per open-loop rate")
+    ap.add_argument("--warmup", type=int, default=1000, help="warm-up orders (not reported)")
+    ap.add_argument("--warmup-rate", type=float, default=500.0)
+    ap.add_argument("--saturation-orders", type=int, default=4000, help="closed-loop orders (0: no such phase)")
+    ap.add_argument("--window", type=int, default=32, help="orders in flight in the closed-loop phase")
+    ap.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the last answers of a phase")
+    ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--mix", choices=("mix", "marketable"), default="mix",
+                    help="order mix (bench/workload.py); marketable: marketable AAPL buys only")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                    help="PostgreSQL server for mode P (a database is created and dropped per run)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    ap.add_argument("--modes", default=None, help="comma-separated subset, e.g. A,C,R,T (A is always run; T, the client over TLS, only when named)")
-    args = ap.parse_args()
+                    help="PostgreSQL server for mode P (a database is created and dropped per run); '' drops P")
+    ap.add_argument("--journal-flush-ms", type=int, default=None,
+                    help="the gateway's [journal] flush_interval_ms (default: the gateway's default)")
+    ap.add_argument("--profile", action="store_true", help="py-spy the gateway of C's first run (saturation)")
+    ap.add_argument("--profile-wall", action="store_true",
+                    help="with --profile: sample every thread all the time (--idle), not only the GIL holder")
+    ap.add_argument("--run-timeout", type=float, default=900.0)
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny run to check the harness: A,B,C, 1 cycle, 60 orders at 200/s, 40 closed loop")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--name", default=None, help="result file name (default bench-<time>)")
+    if ap.parse_args(argv).smoke:  # other defaults; flags given explicitly still win
+        ap.set_defaults(modes="A,B,C", cycles=1, rates="200", duration=0.3, warmup=20, warmup_rate=200.0,
+                        saturation_orders=40, window=8, drain=15.0)
+    args = ap.parse_args(argv)
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    modes = [m.strip().upper() for m in args.modes.split(",") if m.strip()]
+    if not args.pg_url and "P" in modes:
+        modes.remove("P")
+    unknown = [m for m in modes if m not in MODE_NAMES]
+    if unknown:
+        ap.error(f"unknown mode(s) {unknown}")
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if args.profile and not py_spy:
+        ap.error("--profile needs py-spy (pip install py-spy)")
+    args.py_spy = py_spy
 
-    modes = ("A", "C", "P", "R", "D") if args.pg_url else ("A", "C", "R", "D")
-    if args.modes:
-        wanted = {"A", *args.modes.split(",")}
-        modes = tuple(m for m in ("A", "C", "P", "R", "T", "D") if m in wanted and (m != "P" or args.pg_url))
-    results: list[dict] = []
+    plan = make_plan(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    name = args.name or f"bench-{stamp}"
+    command = "python bench/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    started = time.time()
+    load_before = load_average()
+    runs = []
     for cycle in range(1, args.cycles + 1):
         for mode in modes:
-            with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
-                    (pg_database(args.pg_url) if mode == "P" else _no_database()) as db_url:
-                tmp = Path(d)
-                dc_port = free_port() if mode == "R" else None
-                pki = make_certs(tmp) if mode == "T" else None
-                procs, port = start_sut(mode, tmp, db_url, dc_port, pki)
-                client_tls = None
-                try:
-                    if pki is not None:  # the load client speaks TLS through a client-side terminator
-                        from gateway.auth import PeerBook
-                        from gateway.tls import TlsTerminator, client_context
-
-                        client_tls = TlsTerminator(PeerBook()).start()
-                        port = client_tls.connect_out("load", "127.0.0.1", port, client_context(
-                            pki.ca, pki.client.cert, pki.client.key), "localhost")
-                    r = run_load(port, "BENCH", args.orders, args.window, args.warmup, tmp, args.latency_orders,
-                                 dc_port)
-                finally:
-                    if client_tls is not None:
-                        client_tls.stop()
-                    for p in reversed(procs):
-                        p.terminate()
-                        try:
-                            p.wait(20)
-                        except subprocess.TimeoutExpired:
-                            p.kill()
-            results.append({"cycle": cycle, "mode": mode, **r})
-            print(f"cycle {cycle} mode {mode}: {r}", flush=True)
-
-    def med(mode: str, key: str) -> float:
-        return statistics.median(r[key] for r in results if r["mode"] == mode)
-
-    def ratio(mode: str, key: str) -> float:
-        """Median over cycles of (mode / A) within the same cycle."""
-        per_cycle = [next(r[key] for r in results if r["cycle"] == c and r["mode"] == mode) /
-                     next(r[key] for r in results if r["cycle"] == c and r["mode"] == "A")
-                     for c in range(1, args.cycles + 1)]
-        return round(statistics.median(per_cycle), 3)
-
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
-    keys = ("orders_per_s", "latency_us_p50", "latency_us_p99")
+            profile_file = args.out / f"{name}-profile.txt" if (args.profile and mode == "C" and cycle == 1) else None
+            t = time.monotonic()
+            r = run_one(mode, cycle, args, plan, profile_file)
+            runs.append(r)
+            print(report.run_line(r, time.monotonic() - t), flush=True)
     summary = {
-        "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
-        "machine": machine,
-        "orders": args.orders, "window": args.window, "cycles": args.cycles, "latency_orders": args.latency_orders,
-        "runs": results,
-        "median": {m: {k: med(m, k) for k in keys} for m in modes},
-        "ratio_to_A": {m: {k: ratio(m, k) for k in keys} for m in modes if m != "A"},
+        "command": command, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                                             time.localtime(started)),
+        "seconds": round(time.time() - started), "load_average_before": load_before,
+        "load_average_after": load_average(), "modes": modes, "mode_names": {m: MODE_NAMES[m] for m in modes},
+        "plan": plan, "cycles": args.cycles, "runs": runs, "aggregate": analyze.aggregate(runs, modes),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(summary, indent=2))
-    if "C" in modes and "T" in modes:  # the cost of TLS: T against C, cycle by cycle
-        summary["ratio_T_to_C"] = {k: round(statistics.median(
-            next(r[k] for r in results if r["cycle"] == c and r["mode"] == "T") /
-            next(r[k] for r in results if r["cycle"] == c and r["mode"] == "C")
-            for c in range(1, args.cycles + 1)), 3) for k in keys}
-        out.write_text(json.dumps(summary, indent=2))
-    names = {"A": "A: bare quickfix executor", "C": "C: fixgw run + 2 venue-sim processes",
-             "P": "P: as C, journal on PostgreSQL", "R": "R: as C, every report drop-copied to a receiver",
-             "D": "D: fixgw demo (one process)",
-             "T": "T: as C, client session over TLS"}
+    if args.profile:
+        prof = args.out / f"{name}-profile.txt"
+        if prof.exists():
+            import profile_top
+
+            summary["profile"] = {"file": str(prof), "wall": args.profile_wall, **profile_top.summarize(prof)}
+    out = args.out / f"{name}.json"
+    out.write_text(json.dumps(summary, indent=1))
+    md = report.markdown(summary)
+    (args.out / f"{name}.md").write_text(md)
     print()
-    print("| mode | orders/s (median) | vs A | send→Fill p50 µs | vs A | p99 µs | vs A |")
-    print("|---|---|---|---|---|---|---|")
-    for m in modes:
-        md = summary["median"][m]
-        rt = summary["ratio_to_A"].get(m, {k: 1.0 for k in keys})
-        print(f"| {names[m]} | {md['orders_per_s']:.0f} | {rt['orders_per_s']:.2f} | {md['latency_us_p50']:.0f} | "
-              f"{rt['latency_us_p50']:.2f} | {md['latency_us_p99']:.0f} | {rt['latency_us_p99']:.2f} |")
-    if "R" in modes:
-        for k in ("copy_lag_us_p50", "copy_lag_us_p99"):
-            summary["median"]["R"][k] = med("R", k)
-        print(f"\nR: copies received {[r['copies'] for r in results if r['mode'] == 'R']} of "
-              f"{[r['copies_expected'] for r in results if r['mode'] == 'R']} expected; copy lag behind the "
-              f"client's Fill p50 {summary['median']['R']['copy_lag_us_p50']:.0f} µs, "
-              f"p99 {summary['median']['R']['copy_lag_us_p99']:.0f} µs")
-        out.write_text(json.dumps(summary, indent=2))
-    if "ratio_T_to_C" in summary:
-        print(f"\nTLS cost, T / C per cycle (median): {summary['ratio_T_to_C']}")
-    print(f"\nmachine: {machine}\nresult file: {out}")
+    print(md)
+    print(f"result files: {out} and {out.with_suffix('.md')}")
+    failed = [r for r in runs if r.get("error") or (r.get("completeness") or {}).get("missing")]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
