@@ -88,6 +88,10 @@ class _Session:
     probe: tuple | None = None  # (TestReqID, journal id, copies, monotonic sent, stream)
     last_probe_at: float = 0.0
     blocked_until: float = 0.0
+    # A Logon with ResetSeqNumFlag was seen (fromAdmin). quickfix has reset the store by then, but
+    # the logon is not complete (our Logon answer is not sent yet); the rewind waits for onLogon so
+    # the re-sent copies follow the logon exchange instead of racing it.
+    reset_pending: str | None = None
     untranslatable_logged: set[int] = field(default_factory=set)
     sent_metric: object = None  # this session's child of DROPCOPY_SENT (a labels() lookup per copy is not free)
 
@@ -345,6 +349,9 @@ class DropCopyService:
                 s.probe = None
                 status_changed = True
                 log.info("drop-copy session %s %s", s.name, "logged on" if ev.up else "logged out")
+                if ev.up and s.reset_pending is not None:
+                    self._apply_reset(s, s.reset_pending)
+                    s.reset_pending = None
             elif type(ev) is AckReceived:
                 p = s.probe
                 if p is not None and p[0] == ev.test_req_id and s.ledger is not None and p[4] == s.ledger.stream:
@@ -352,16 +359,23 @@ class DropCopyService:
                     s.acked_copies = max(s.acked_copies, p[2])
                     s.probe = None
             elif type(ev) is StreamReset:
-                if s.ledger is not None:
-                    view = self._link.view(s.name)  # the new store: noted, so it is not taken for another reset
-                    s.ledger.rewind()
-                    s.ledger.stream = view.stream or s.ledger.stream
-                    s.last_seqnum = view.next_sender_seqnum
-                    log.warning("drop-copy session %s: sequence reset (%s); re-sending from the journal everything "
-                                "after id %d, with PossResend (97=Y)", s.name, ev.why, s.ledger.acked_id)
+                if ev.at_logon:
+                    s.reset_pending = ev.why  # applied when the logon completes (see _Session.reset_pending)
+                else:
+                    self._apply_reset(s, ev.why)
                 s.probe = None
             elif type(ev) is InboundRefused:
                 metrics.DROPCOPY_REFUSED.labels(s.name, ev.msg_type).inc()
+
+    def _apply_reset(self, s: _Session, why: str) -> None:
+        if s.ledger is None:
+            return
+        view = self._link.view(s.name)  # the new store: noted, so it is not taken for another reset
+        s.ledger.rewind()
+        s.ledger.stream = view.stream or s.ledger.stream
+        s.last_seqnum = view.next_sender_seqnum
+        log.warning("drop-copy session %s: sequence reset (%s); re-sending from the journal everything "
+                    "after id %d, with PossResend (97=Y)", s.name, why, s.ledger.acked_id)
 
     def _observe(self, s: _Session) -> None:
         """Catch resets no event announced: a new store (its creation time: a new session day, store
@@ -395,7 +409,7 @@ class DropCopyService:
             now = time.monotonic()
             groups: dict[int, list[_Session]] = {}
             for s in self._sessions.values():
-                if s.ledger is not None and s.blocked_until <= now:
+                if s.ledger is not None and s.blocked_until <= now and s.reset_pending is None:
                     groups.setdefault(s.ledger.sent_id, []).append(s)
             more = False
             for after in sorted(groups, reverse=True):

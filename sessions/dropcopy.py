@@ -56,6 +56,7 @@ class StreamReset:
 
     name: str
     why: str
+    at_logon: bool = False  # seen in fromAdmin: the drop-copy thread applies it once the logon completes
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,8 @@ class DropCopyApplication(_Guarded):
             if msg_type == "A":
                 self._check_logon(msg, sid)  # raises RejectLogon with the reason
                 if msg.isSetField(141) and msg.getField(141) == "Y":
-                    self._submit(StreamReset(self._name(sid), "the receiver logged on with ResetSeqNumFlag (141=Y)"))
+                    self._submit(StreamReset(self._name(sid), "the receiver logged on with ResetSeqNumFlag (141=Y)",
+                                             at_logon=True))
             elif msg_type == "0":
                 if msg.isSetField(112):
                     test_req_id = msg.getField(112)
