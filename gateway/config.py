@@ -33,6 +33,9 @@ class SimulatorConfig(_Strict):
     depth: int = Field(5, ge=1, le=50, description="price levels per side")
     level_size: Decimal = Field(Decimal(500), gt=0, description="size of the best level; level n holds n * level_size")
     reject_symbols: tuple[str, ...] = Field((), description="symbols this venue rejects (for UAT of reject paths)")
+    md_refresh_s: Decimal = Field(Decimal(1), ge=0, le=3600,
+                                  description="seconds between full snapshots to market data subscribers "
+                                              "(on top of every change); 0: only on changes")
 
     @field_validator("prices")
     @classmethod
@@ -90,6 +93,15 @@ def describe_schedule(schedule: ScheduleConfig | None) -> str:
     return schedule.describe()
 
 
+class MarketDataConfig(_Strict):
+    """The venue's bids and offers, subscribed to when its session logs on (MarketDataRequest V)."""
+
+    enabled: bool = True
+    depth: int = Field(5, ge=0, le=100, description="price levels per side to ask for (MarketDepth); 0: all")
+    updates: Literal["incremental", "snapshot"] = Field(
+        "incremental", description="incremental refreshes (X) or full snapshots (W) on every change")
+
+
 class VenueConfig(_Strict):
     fix_version: FixVersion
     host: str = "127.0.0.1"
@@ -98,6 +110,7 @@ class VenueConfig(_Strict):
     heartbeat_s: int = Field(30, gt=0)
     reconnect_s: int = Field(5, gt=0)
     schedule: ScheduleConfig | None = None
+    market_data: MarketDataConfig = MarketDataConfig()
     simulator: SimulatorConfig | None = None
 
     @model_validator(mode="after")
@@ -164,6 +177,13 @@ class RecoveryConfig(_Strict):
                                 "venues before processing client messages received before the crash")
 
 
+class RoutingConfig(_Strict):
+    """The smart order router's gateway-wide settings."""
+
+    max_quote_age_s: Decimal = Field(Decimal(5), gt=0, le=3600,
+                                     description="a venue's quote older than this is not trusted for routing")
+
+
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
@@ -174,6 +194,7 @@ class GatewayConfig(_Strict):
     journal: JournalConfig = JournalConfig()
     risk: RiskConfig = RiskConfig()
     recovery: RecoveryConfig = RecoveryConfig()
+    routing: RoutingConfig = RoutingConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
 

@@ -34,6 +34,7 @@ OTHER_SECTIONS = {
     "data_dir": "needs a restart", "log_level": "needs a restart", "log_format": "needs a restart",
     "acceptor": "needs a restart", "http": "needs a restart", "journal": "needs a restart",
     "risk": "rules: fixgw risk reload; rules_file and reference_prices: a restart",
+    "routing": "needs a restart",
 }
 
 

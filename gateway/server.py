@@ -10,6 +10,7 @@ import logging
 import string
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import quickfix as fix
@@ -29,7 +30,7 @@ from gateway.statelog import State, StateLog, StateLogError
 from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
-from routing.router import Venue
+from routing.router import RoutingPolicy, Venue
 from sessions import filestore
 from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
@@ -68,6 +69,17 @@ def _callback_error(callback: str, session: str, exc: BaseException) -> None:
     metrics.INTERNAL_ERRORS.labels(callback).inc()
 
 
+def venue_model(name: str, v: VenueConfig) -> Venue:
+    """The router's view of a configured venue (it is down until its session logs on)."""
+    return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
+                 md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental")
+
+
+def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
+    r = cfg.routing
+    return RoutingPolicy(max_quote_age=timedelta(seconds=float(r.max_quote_age_s)))
+
+
 def client_options(c: ClientConfig) -> ClientOptions:
     return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect)
 
@@ -87,9 +99,9 @@ class Gateway:
                                                 cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
-        venues = [Venue(name=name, symbols=frozenset(v.symbols)) for name, v in cfg.venues.items()]
+        venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
-        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg))
+        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg))
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
@@ -470,7 +482,7 @@ class Gateway:
         outbound = self.engine.outbound
 
         def add(core) -> None:
-            core.add_venue(Venue(name=name, symbols=frozenset(cfg.symbols)))
+            core.add_venue(venue_model(name, cfg))
             outbound.set_session("venue", name, sid)
         self.engine.call(add)
         try:

@@ -24,6 +24,8 @@ from routing.model import (
     ExecKind,
     KillSwitch,
     LogoutClient,
+    MarketData,
+    MarketDataReject,
     MassCancelRequest,
     MassCancelScope,
     NewOrder,
@@ -43,11 +45,13 @@ from routing.model import (
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
+    VenueMarketDataRequest,
     VenueNewOrder,
     VenueReplace,
 )
 from routing.orders import Event, Order, PendingReplace, TransitionRefused
-from routing.router import Venue, choose_venue
+from routing.quotes import Quotes
+from routing.router import RoutingPolicy, Venue, choose_venue
 from routing.validation import order_shape_problem
 from risk.engine import RiskEngine
 from risk.state import RiskState
@@ -92,8 +96,10 @@ def _utcnow() -> datetime:
 class Core:
     def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
                  risk: RiskEngine | None = None, risk_state: RiskState | None = None,
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow, policy: RoutingPolicy | None = None):
         self.risk = risk
+        self.policy = policy if policy is not None else RoutingPolicy()
+        self.quotes = Quotes()  # every venue's bids and offers per symbol (not kept across restarts)
         self.risk_state = risk_state if risk_state is not None else RiskState()
         self.clock = clock
         self.venues = {v.name: v for v in venues}
@@ -111,7 +117,8 @@ class Core:
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
             EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
             SessionStatus: self._session_status, KillSwitch: self._kill_switch, ReloadRisk: self._reload_risk,
-            OperatorCancel: self._operator_cancel,
+            OperatorCancel: self._operator_cancel, MarketData: self._market_data,
+            MarketDataReject: self._market_data_reject,
         }
 
     # ------------------------------------------------------------------ queries
@@ -612,13 +619,61 @@ class Core:
     def _session_status(self, ev: SessionStatus) -> Outcome:
         out = Outcome()
         if ev.role == "venue" and ev.name in self.venues:
-            self.venues[ev.name].up = ev.up
+            venue = self.venues[ev.name]
+            venue.up = ev.up
+            if ev.up:
+                self._subscribe(venue, out)
+            else:
+                venue.md_req_id = None
+                self.quotes.drop_venue(ev.name)  # its quotes die with the session
         elif ev.role == "client" and not ev.up and self.clients.get(ev.name, ClientOptions()).cancel_on_disconnect:
             n = self._cancel_all(self._open_orders_of(ev.name, TimeInForce.DAY), out,
                                  "the client session disconnected (cancel_on_disconnect)")
             if n:
                 out.warnings.append(Note(f"{ev.name} disconnected: canceling its {n} open Day order(s)", session=ev.name))
         return out
+
+    # ------------------------------------------------------------------ market data
+    def _subscribe(self, venue: Venue, out: Outcome) -> None:
+        """Ask a venue that just logged on for its bids and offers in every symbol it trades."""
+        if not venue.md_enabled or not venue.symbols:
+            return
+        venue.md_req_id = f"{self._id_prefix}-MD{next(self._ids)}"
+        out.actions.append(VenueMarketDataRequest(venue=venue.name, req_id=venue.md_req_id,
+                                                  symbols=tuple(sorted(venue.symbols)), depth=venue.md_depth,
+                                                  incremental=venue.md_incremental))
+
+    def _market_data(self, md: MarketData) -> Outcome:
+        """A venue's full or incremental refresh: update its book; the consolidated best bid and offer
+        becomes the risk engine's quote reference."""
+        if md.venue not in self.venues:
+            return Outcome()
+        now = self.clock()
+        max_age = self.policy.max_quote_age
+        for symbol in self.quotes.apply(md, now):
+            bid, ask = self.quotes.best(symbol, self._venue_order, now, max_age)
+            if bid is not None and ask is not None:
+                self.risk_state.set_quote(symbol, bid, ask)
+        return Outcome()
+
+    def _market_data_reject(self, rej: MarketDataReject) -> Outcome:
+        out = Outcome()
+        out.warnings.append(Note(f"{rej.venue} refused market data request {rej.req_id}: "
+                                 f"{rej.text or 'no reason given'} (MDReqRejReason {rej.reason or '-'}); "
+                                 "its quotes are unknown, routing treats it as quoteless", venue=rej.venue))
+        return out
+
+    def quote_table(self) -> list[dict]:
+        """Every venue's top of book per symbol with its age, for operators."""
+        now = self.clock()
+        max_age = self.policy.max_quote_age
+        rows = []
+        for q in self.quotes.all():
+            age = q.age(now)
+            rows.append({"venue": q.venue, "symbol": q.symbol, "bid": q.bid, "bid_size": q.bid_size, "ask": q.ask,
+                         "ask_size": q.ask_size, "age_ms": int(age.total_seconds() * 1000),
+                         "fresh": age <= max_age})
+        return rows
 
     # ------------------------------------------------------------------ operator commands
     _KILL_SCOPES = {"global": None, "session": "session", "account": "account", "symbol": "symbol"}

@@ -287,6 +287,52 @@ class VenueCancelReject:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+class MDUpdateAction(str, Enum):
+    """MDUpdateAction (279) of an incremental market data entry."""
+
+    NEW = "0"
+    CHANGE = "1"
+    DELETE = "2"
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MDEntry:
+    """One price level of a venue's book: a bid (side BUY, MDEntryType 0) or an offer (SELL, MDEntryType 1)."""
+
+    side: Side
+    price: Decimal
+    size: Decimal
+    action: MDUpdateAction = MDUpdateAction.NEW  # incrementals only: new, change or delete the level
+    symbol: str = ""  # incrementals only: each entry names its symbol
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MarketData:
+    """A venue's market data: a full refresh (W) of one symbol's book, or incremental updates (X)."""
+
+    venue: str
+    req_id: str | None
+    symbol: str | None  # the full refresh's symbol; None for incrementals (each entry names its own)
+    entries: tuple[MDEntry, ...]
+    snapshot: bool  # True: the entries replace the symbol's book; False: they update it level by level
+    recv_ns: int = 0
+    seq: int = 0  # MsgSeqNum (34) it arrived with
+    poss_dup: bool = False
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MarketDataReject:
+    """MarketDataRequestReject (Y): a venue refused our subscription."""
+
+    venue: str
+    req_id: str
+    reason: str | None
+    text: str | None = None
+
+
 @compact_pickle
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
@@ -423,10 +469,24 @@ class VenueDontKnow:
     text: str
 
 
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class VenueMarketDataRequest:
+    """MarketDataRequest (V) to a venue: subscribe to (or unsubscribe from) the bids and offers of symbols."""
+
+    venue: str
+    req_id: str
+    symbols: tuple[str, ...]
+    depth: int  # MarketDepth (264): 0 = full book, 1 = top of book, N = N levels per side
+    subscribe: bool = True  # SubscriptionRequestType (263): 1 subscribe, 2 unsubscribe
+    incremental: bool = True  # MDUpdateType (265): 1 incremental refresh (X), 0 full refresh (W)
+
+
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
-           | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus)
+           | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus
+           | MarketData | MarketDataReject)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
-          | VenueReplace | VenueDontKnow | LogoutClient)
+          | VenueReplace | VenueDontKnow | LogoutClient | VenueMarketDataRequest)
 
 
 class Note(str):

@@ -5,6 +5,7 @@ router (best price, sweep, failover) replaces ``choose_venue``'s body, not its p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 
 @dataclass(slots=True)
@@ -13,6 +14,17 @@ class Venue:
     symbols: frozenset[str]
     up: bool = False
     meta: dict = field(default_factory=dict)
+    md_enabled: bool = True  # subscribe to its bids and offers when its session logs on
+    md_depth: int = 5  # MarketDepth asked for: levels per side (0 = the whole book)
+    md_incremental: bool = True  # ask for incremental refreshes (X) rather than snapshots (W)
+    md_req_id: str | None = None  # the live subscription's MDReqID
+
+
+@dataclass(slots=True)
+class RoutingPolicy:
+    """How the router decides: gateway-wide settings ([routing] in the configuration)."""
+
+    max_quote_age: timedelta = timedelta(seconds=5)  # an older quote is not trusted
 
 
 def choose_venue(symbol: str, ex_destination: str | None, venues: dict[str, Venue],
