@@ -63,7 +63,31 @@ def _order_row(o) -> dict:
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
         "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
         "venue": o.venue, "venue_cl_ord_id": o.venue_cl_ord_id, "venue_order_id": o.venue_order_id,
+        "strategy": o.strategy,
     }
+
+
+def _px(v) -> str | None:
+    return None if v is None else fmt(v)
+
+
+def route_row(d) -> dict:
+    """A RouteDecision as JSON: what the router saw, what it chose and why."""
+    return {
+        "at": d.at.isoformat(timespec="milliseconds"), "reason": d.reason, "strategy": d.strategy,
+        "side": d.side.name.lower(), "qty": fmt(d.qty), "limit": _px(d.limit),
+        "split": [{"venue": v, "qty": fmt(q), "child": child} for v, q, child in d.split],
+        "unrouted": fmt(d.unrouted), "note": d.note,
+        "quotes": [{"venue": q.venue, "up": q.up, "trades": q.trades, "bid": _px(q.bid), "bid_size": fmt(q.bid_size),
+                    "ask": _px(q.ask), "ask_size": fmt(q.ask_size), "age_ms": q.age_ms, "trusted": q.trusted,
+                    "take_fee": fmt(q.take_fee), "make_fee": fmt(q.make_fee), "priority": q.priority}
+                   for q in d.quotes],
+    }
+
+
+def _order_detail(o) -> dict:
+    """One order for `fixgw orders show`: its row, and every routing decision taken for it."""
+    return _order_row(o) | {"routes": [route_row(d) for d in o.routes]}
 
 
 class Admin:
@@ -120,10 +144,14 @@ class Admin:
         if method == "GET" and parts == ["orders"]:
             return {"orders": self._orders(query)}
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
-            row = gw.engine.call(lambda core: _order_row(core.orders[parts[1]]) if parts[1] in core.orders else None)
+            row = gw.engine.call(lambda core: _order_detail(core.orders[parts[1]]) if parts[1] in core.orders else None)
             if row is None:
                 raise AdminError(404, f"unknown order {parts[1]}")
             return row
+        if method == "GET" and parts == ["quotes"]:
+            return {"quotes": gw.engine.call(lambda core: [
+                {k: (_px(v) if k in ("bid", "ask", "bid_size", "ask_size") else v) for k, v in row.items()}
+                for row in core.quote_table()]), "max_quote_age_s": str(gw.cfg.routing.max_quote_age_s)}
         if method == "GET" and parts == ["risk"]:
             return gw.engine.call(lambda core: core.risk_summary()) | {"rules_file": str(gw.cfg.risk.rules_file)}
         if method == "POST" and parts == ["risk", "reload"]:

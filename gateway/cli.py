@@ -5,7 +5,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli_admin import orders, risk, sessions, status
+from gateway.cli_admin import orders, quotes, risk, sessions, status
 from gateway.cli_db import db
 from gateway.cli_journal import journal
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
@@ -27,7 +27,7 @@ def main() -> None:
 
 main.add_command(db)
 main.add_command(journal)
-for command in (status, sessions, orders, risk):
+for command in (status, sessions, orders, quotes, risk):
     main.add_command(command)
 main.add_command(venue_sim)
 

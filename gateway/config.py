@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0"]
+StrategyName = Literal["best-price", "preferred"]
 DATABASE_URL_ENV = "FIXGW_DATABASE_URL"
 
 
@@ -102,6 +103,13 @@ class MarketDataConfig(_Strict):
         "incremental", description="incremental refreshes (X) or full snapshots (W) on every change")
 
 
+class FeesConfig(_Strict):
+    """What the venue charges per share, in the price's currency; a negative fee is a rebate."""
+
+    take: Decimal = Field(Decimal(0), ge=-1, le=1, description="an order that removes liquidity (trades on arrival)")
+    make: Decimal = Field(Decimal(0), ge=-1, le=1, description="an order that rests and is hit")
+
+
 class VenueConfig(_Strict):
     fix_version: FixVersion
     host: str = "127.0.0.1"
@@ -111,6 +119,9 @@ class VenueConfig(_Strict):
     reconnect_s: int = Field(5, gt=0)
     schedule: ScheduleConfig | None = None
     market_data: MarketDataConfig = MarketDataConfig()
+    fees: FeesConfig = FeesConfig()
+    priority: int = Field(0, ge=0, le=1000, description="lower is preferred when prices tie; equal priorities "
+                                                        "keep this file's order")
     simulator: SimulatorConfig | None = None
 
     @model_validator(mode="after")
@@ -122,7 +133,24 @@ class VenueConfig(_Strict):
         return self
 
 
-class ClientConfig(_Strict):
+class _Strategy(_Strict):
+    strategy: StrategyName | None = Field(None, description="best-price or preferred")
+    preferred_venues: tuple[str, ...] = Field((), description="preferred: the named venue, then its fallbacks")
+
+    @model_validator(mode="after")
+    def _venues_for_preferred(self):
+        if self.preferred_venues and self.strategy != "preferred":
+            raise ValueError("preferred_venues needs strategy = \"preferred\"")
+        if len(set(self.preferred_venues)) != len(self.preferred_venues):
+            raise ValueError("preferred_venues names a venue twice")
+        return self
+
+
+class AccountRouting(_Strategy):
+    strategy: StrategyName
+
+
+class ClientConfig(_Strategy):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
     cancel_on_disconnect: bool = Field(
@@ -177,11 +205,14 @@ class RecoveryConfig(_Strict):
                                 "venues before processing client messages received before the crash")
 
 
-class RoutingConfig(_Strict):
-    """The smart order router's gateway-wide settings."""
+class RoutingConfig(_Strategy):
+    """The smart order router's gateway-wide settings: the default strategy, per-account strategies."""
 
+    strategy: StrategyName = Field("preferred", description="for orders whose account and session name none")
     max_quote_age_s: Decimal = Field(Decimal(5), gt=0, le=3600,
                                      description="a venue's quote older than this is not trusted for routing")
+    accounts: dict[str, AccountRouting] = Field(default_factory=dict,
+                                                description="strategy per Account (1), before the session's")
 
 
 class GatewayConfig(_Strict):
@@ -207,6 +238,13 @@ class GatewayConfig(_Strict):
             raise ValueError(f"comp_id {self.comp_id} is also a session name")
         if self.http.enabled and self.http.port in self.client_ports():
             raise ValueError(f"port {self.http.port} is both the [http] port and a client acceptor port")
+        lists = [("routing", self.routing.preferred_venues)]
+        lists += [(f"routing.accounts.{a}", r.preferred_venues) for a, r in self.routing.accounts.items()]
+        lists += [(f"clients.{c}", cfg.preferred_venues) for c, cfg in self.clients.items()]
+        for where, names in lists:
+            unknown = [n for n in names if n not in self.venues]
+            if unknown:
+                raise ValueError(f"{where}.preferred_venues names {', '.join(unknown)}, not a configured venue")
         return self
 
     def client_port(self, name: str) -> int:

@@ -52,3 +52,9 @@ RISK_REJECTS = Counter(
 ROUTED_ORDERS = Counter(
     "fixgw_routed_orders_total", "Orders the router sent to a venue (NewOrderSingle out), by venue", ["venue"],
 )
+ROUTING_DECISIONS = Counter(
+    "fixgw_routing_decisions_total",
+    "Routing decisions by strategy (best-price, preferred, sweep, direct) and result (routed, or none: no venue "
+    "could take the order)",
+    ["strategy", "result"],
+)

@@ -30,7 +30,7 @@ from gateway.statelog import State, StateLog, StateLogError
 from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
-from routing.router import RoutingPolicy, Venue
+from routing.router import RoutingPolicy, StrategySpec, Venue
 from sessions import filestore
 from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
@@ -72,16 +72,20 @@ def _callback_error(callback: str, session: str, exc: BaseException) -> None:
 def venue_model(name: str, v: VenueConfig) -> Venue:
     """The router's view of a configured venue (it is down until its session logs on)."""
     return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
-                 md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental")
+                 md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental",
+                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make)
 
 
 def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
     r = cfg.routing
-    return RoutingPolicy(max_quote_age=timedelta(seconds=float(r.max_quote_age_s)))
+    return RoutingPolicy(max_quote_age=timedelta(seconds=float(r.max_quote_age_s)),
+                         default=StrategySpec(r.strategy, r.preferred_venues),
+                         accounts={a: StrategySpec(x.strategy, x.preferred_venues) for a, x in r.accounts.items()})
 
 
 def client_options(c: ClientConfig) -> ClientOptions:
-    return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect)
+    return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect,
+                         strategy=StrategySpec(c.strategy, c.preferred_venues) if c.strategy else None)
 
 
 class ReloadBusy(Exception):
@@ -431,11 +435,11 @@ class Gateway:
             venues[name] = cfg
         elif step.action == RECONNECTED:
             self._stop_initiator(name, reason="connection settings changed by an operator")
-            self.engine.call(lambda core: core.set_venue_symbols(name, frozenset(cfg.symbols)))
+            self.engine.call(lambda core: core.update_venue(venue_model(name, cfg)))
             venues[name] = cfg
             self._start_initiator(name, cfg)
         elif step.action == UPDATED:
-            self.engine.call(lambda core: core.set_venue_symbols(name, frozenset(cfg.symbols)))
+            self.engine.call(lambda core: core.update_venue(venue_model(name, cfg)))
             venues[name] = cfg
 
     def _remove_client(self, step: Step, clients: dict) -> None:

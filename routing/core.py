@@ -34,9 +34,11 @@ from routing.model import (
     OperatorCancel,
     OrdType,
     Outcome,
+    QuoteSeen,
     RejectCode,
     ReloadRisk,
     ReplaceRequest,
+    RouteDecision,
     SessionStatus,
     Side,
     StatusRequest,
@@ -51,7 +53,9 @@ from routing.model import (
 )
 from routing.orders import Event, Order, PendingReplace, TransitionRefused
 from routing.quotes import Quotes
-from routing.router import RoutingPolicy, Venue, choose_venue
+from routing.router import (
+    BEST_PRICE, DIRECT, PREFERRED, Candidate, Route, RoutingPolicy, StrategySpec, Venue, direct, parse_strategy, route,
+)
 from routing.validation import order_shape_problem
 from risk.engine import RiskEngine
 from risk.state import RiskState
@@ -63,6 +67,10 @@ ZERO = Decimal(0)
 class ClientOptions:
     pending_new: bool = True
     cancel_on_disconnect: bool = False
+    strategy: StrategySpec | None = None  # the session's routing strategy (None: the account's or the default)
+
+
+SUPPORTED_STRATEGIES = (BEST_PRICE, PREFERRED)
 
 
 END_OF_DAY = "end of day"
@@ -202,6 +210,13 @@ class Core:
     def set_venue_symbols(self, name: str, symbols: frozenset[str]) -> None:
         self.venues[name].symbols = symbols
 
+    def update_venue(self, new: Venue) -> None:
+        """A venue's changed configuration (symbols, fees, priority, market data); its session state is kept.
+        A changed market data setting or symbol list is subscribed with at the venue's next logon."""
+        old = self.venues[new.name]
+        new.up, new.md_req_id, new.meta = old.up, old.md_req_id, old.meta
+        self.venues[new.name] = new
+
     def set_routing_order(self, names: list[str]) -> None:
         """Venues in the configuration file's order (routing prefers the first that trades a symbol)."""
         self._venue_order = [n for n in names if n in self.venues] + [n for n in self._venue_order
@@ -239,7 +254,69 @@ class Core:
             return RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}: no configured venue trades it"
         if cmd.ex_destination is not None and cmd.ex_destination not in self.venues:
             return RejectCode.OTHER, f"unknown ExDestination {cmd.ex_destination}"
+        if cmd.strategy is not None and cmd.ex_destination is None:
+            try:
+                spec = parse_strategy(cmd.strategy)
+            except ValueError as exc:
+                return RejectCode.OTHER, str(exc)
+            if spec.name not in SUPPORTED_STRATEGIES:
+                return RejectCode.OTHER, f"routing strategy {spec.name} is not available"
+            unknown = [v for v in spec.venues if v not in self.venues]
+            if unknown:
+                return RejectCode.OTHER, f"unknown venue {', '.join(unknown)} in routing strategy {cmd.strategy}"
         return None
+
+    # ------------------------------------------------------------------ routing
+    def strategy_for(self, cmd: NewOrder) -> StrategySpec:
+        """The order's strategy: its own (tag 9100), else its account's, its session's, the default."""
+        if cmd.strategy is not None:
+            return parse_strategy(cmd.strategy)
+        if cmd.account is not None and cmd.account in self.policy.accounts:
+            return self.policy.accounts[cmd.account]
+        client = self.clients.get(cmd.session)
+        if client is not None and client.strategy is not None:
+            return client.strategy
+        return self.policy.default
+
+    def _candidates(self, symbol: str, now: datetime) -> tuple[list[Candidate], tuple[QuoteSeen, ...]]:
+        """Every configured venue as the router sees it for ``symbol`` now, and the record of it."""
+        max_age = self.policy.max_quote_age
+        candidates, seen = [], []
+        for rank, name in enumerate(self._venue_order):
+            v = self.venues[name]
+            q = self.quotes.quote(name, symbol)
+            age = q.age(now) if q is not None else None
+            trusted = q is not None and v.up and age <= max_age
+            candidates.append(Candidate(name, v.up, symbol in v.symbols, v.priority, rank, v.take_fee, v.make_fee,
+                                        q if trusted else None))
+            seen.append(QuoteSeen(name, v.up, symbol in v.symbols, q.bid if q else None, q.bid_size if q else ZERO,
+                                  q.ask if q else None, q.ask_size if q else ZERO,
+                                  int(age.total_seconds() * 1000) if age is not None else None, trusted,
+                                  v.take_fee, v.make_fee, v.priority))
+        return candidates, tuple(seen)
+
+    def _decide(self, out: Outcome, order: Order, spec: StrategySpec | None, qty: Decimal, reason: str,
+                ex_destination: str | None = None, exclude: frozenset[str] = frozenset()) -> Route:
+        """Run the router for ``qty`` of ``order``; the decision is recorded (``out.routes``) with its inputs."""
+        now = self.clock()
+        candidates, seen = self._candidates(order.symbol, now)
+        if exclude:
+            candidates = [c for c in candidates if c.name not in exclude]
+        limit = order.price if order.ord_type is OrdType.LIMIT else None
+        if ex_destination is not None:
+            result = direct(order.symbol, qty, ex_destination, candidates)
+        else:
+            result = route(spec, order.symbol, order.side, qty, limit, order.tif, candidates)
+        decision = RouteDecision(
+            at=now, order_id=order.order_id, session=order.session, cl_ord_id=order.cl_ord_id, reason=reason,
+            strategy=DIRECT if ex_destination is not None else spec.describe(),
+            symbol=order.symbol, side=order.side, qty=qty, limit=limit, quotes=seen,
+            split=tuple((leg.venue, leg.qty, order.order_id) for leg in result.legs), note=result.note,
+            unrouted=result.unrouted)
+        out.routes.append(decision)
+        if result.ok:
+            order.routes.append(decision)
+        return result
 
     def _new_order(self, cmd: NewOrder) -> Outcome:
         out = Outcome()
@@ -254,9 +331,13 @@ class Core:
         if problem is None and self.risk is not None:
             problem = self._risk_check(out, self.risk.check(cmd, self.risk_state, now), cmd.session, cmd.cl_ord_id)
         if problem is None:
-            venue, why_not = choose_venue(cmd.symbol, cmd.ex_destination, self.venues, self._venue_order)
-            if venue is None:
-                problem = (RejectCode.EXCHANGE_CLOSED, why_not)
+            spec = None if cmd.ex_destination is not None else self.strategy_for(cmd)
+            routed = self._decide(out, order, spec, order.qty, "new order", cmd.ex_destination)
+            if not routed.ok:
+                problem = (RejectCode.EXCHANGE_CLOSED, routed.note)
+            else:
+                venue = routed.legs[0].venue
+                order.strategy = DIRECT if spec is None else spec.name
         if problem is not None:
             code, text = problem
             order.status = OrdStatus.REJECTED

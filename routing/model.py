@@ -9,6 +9,7 @@ Prices and quantities are ``Decimal``; nothing here ever holds a float.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
@@ -135,6 +136,7 @@ class NewOrder:
     recv_ns: int = 0  # monotonic receive stamp (time.perf_counter_ns) for latency metrics
     seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
+    strategy: str | None = None  # the routing strategy the client asked for on this order (custom tag 9100)
 
 
 @compact_pickle
@@ -482,6 +484,64 @@ class VenueMarketDataRequest:
     incremental: bool = True  # MDUpdateType (265): 1 incremental refresh (X), 0 full refresh (W)
 
 
+# --------------------------------------------------------------------------- routing decisions
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class QuoteSeen:
+    """One venue as the router saw it when it decided: its top of book, the quote's age, its fees."""
+
+    venue: str
+    up: bool
+    trades: bool
+    bid: Decimal | None
+    bid_size: Decimal
+    ask: Decimal | None
+    ask_size: Decimal
+    age_ms: int | None  # None: no quote at all
+    trusted: bool  # young enough to route on
+    take_fee: Decimal
+    make_fee: Decimal
+    priority: int
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """A routing decision and its inputs: what the router saw, which strategy, the split it chose."""
+
+    at: datetime
+    order_id: str
+    session: str
+    cl_ord_id: str
+    reason: str  # new order, replace, re-route after a venue reject, a venue disconnected
+    strategy: str  # best-price, preferred, sweep, direct
+    symbol: str
+    side: Side
+    qty: Decimal  # the quantity routed
+    limit: Decimal | None
+    quotes: tuple[QuoteSeen, ...]
+    split: tuple[tuple[str, Decimal, str], ...]  # (venue, quantity, child ClOrdID); empty: nowhere to go
+    note: str  # the strategy's reason for the split
+    unrouted: Decimal = Decimal(0)  # not sent anywhere (an IOC sweep's rest)
+
+
+def describe_route(d: RouteDecision) -> str:
+    """One journal line for a routing decision, with its inputs."""
+    def px(v):
+        return "-" if v is None else format(v.normalize(), "f")
+
+    seen = "; ".join(
+        f"{q.venue}{'' if q.up else ' down'}{'' if q.trades else ' (does not trade it)'} "
+        + (f"{px(q.bid)}x{px(q.bid_size)}/{px(q.ask)}x{px(q.ask_size)} age {q.age_ms}ms"
+           f"{'' if q.trusted else ' STALE'}" if q.age_ms is not None else "no quote")
+        + f" fees take {px(q.take_fee)} make {px(q.make_fee)} prio {q.priority}"
+        for q in d.quotes)
+    split = ", ".join(f"{v} {px(q)} ({child})" for v, q, child in d.split) or "nowhere"
+    return (f"{d.order_id} {d.session} {d.cl_ord_id} {d.reason}: {d.strategy} {d.side.name.lower()} {px(d.qty)} "
+            f"{d.symbol} limit {px(d.limit) if d.limit is not None else 'market'} -> {split}"
+            + (f", {px(d.unrouted)} not routed" if d.unrouted else "") + f" | {d.note} | quotes: {seen or 'none'}")
+
+
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
            | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus
            | MarketData | MarketDataReject)
@@ -510,4 +570,5 @@ class Outcome:
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
+    routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
     result: object = None  # the answer to an operator command

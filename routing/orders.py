@@ -8,10 +8,11 @@ otherwise PARTIALLY_FILLED.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from operator import attrgetter
 
 from routing.model import OrdStatus, OrdType, Side, TimeInForce, compact_pickle
 
@@ -155,6 +156,19 @@ class Order:
     client_ids: list[str] = field(default_factory=list)
     child_ids: list[str] = field(default_factory=list)
     accepted_at: datetime | None = None  # when the gateway accepted it (UTC)
+    strategy: str | None = None  # the routing strategy that placed it (best-price, preferred, sweep, direct)
+    routes: list = field(default_factory=list)  # every RouteDecision taken for it, oldest first
+
+    # Pickled (the state log) as a tuple of the fields in order. A state file written before a field
+    # was added has fewer values: the missing (trailing) fields take their defaults.
+    def __getstate__(self):
+        return _ORDER_GET(self)
+
+    def __setstate__(self, state):
+        for name, value in zip(_ORDER_FIELDS, state):
+            object.__setattr__(self, name, value)
+        for name, default in _ORDER_DEFAULTS[len(state):]:
+            object.__setattr__(self, name, default())
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -208,3 +222,10 @@ class Order:
             self.cum_qty += booked
             self.notional += booked * px
         return booked
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_ORDER_GET = attrgetter(*_ORDER_FIELDS)
+_ORDER_DEFAULTS = tuple(
+    (f.name, f.default_factory if f.default_factory is not MISSING else (lambda v=f.default: v))
+    for f in fields(Order))

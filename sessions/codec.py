@@ -51,6 +51,7 @@ from routing.model import (
     VenueMarketDataRequest,
     VenueNewOrder,
 )
+from routing.router import STRATEGY_TAG
 from sessions.fixsettings import spec_path
 
 FIX42 = "FIX.4.2"
@@ -193,6 +194,7 @@ def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
+        strategy=f.get(STRATEGY_TAG),
     )
 
 
