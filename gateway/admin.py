@@ -62,8 +62,8 @@ def _order_row(o) -> dict:
         "symbol": o.symbol, "side": o.side.name.lower(), "qty": str(o.qty), "price": str(o.price) if o.price else None,
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
         "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
-        "venue": o.venue, "venue_cl_ord_id": o.venue_cl_ord_id, "venue_order_id": o.venue_order_id,
-        "strategy": o.strategy,
+        "venue": ",".join(o.venues) or None, "venue_cl_ord_id": o.venue_cl_ord_id,
+        "venue_order_id": o.venue_order_id, "strategy": o.strategy,
     }
 
 
@@ -85,9 +85,16 @@ def route_row(d) -> dict:
     }
 
 
+def child_row(c) -> dict:
+    return {"venue": c.venue, "child": c.child_id, "cl_ord_id": c.cl_ord_id, "qty": fmt(c.qty),
+            "price": _px(c.price), "status": c.status.name.lower(), "cum_qty": fmt(c.cum_qty),
+            "avg_px": fmt(c.avg_px), "venue_order_id": c.venue_order_id}
+
+
 def _order_detail(o) -> dict:
-    """One order for `fixgw orders show`: its row, and every routing decision taken for it."""
-    return _order_row(o) | {"routes": [route_row(d) for d in o.routes]}
+    """One order for `fixgw orders show`: its row, its children, and every routing decision taken for it."""
+    return _order_row(o) | {"children": [child_row(c) for c in o.children],
+                            "routes": [route_row(d) for d in o.routes]}
 
 
 class Admin:

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0"]
-StrategyName = Literal["best-price", "preferred"]
+StrategyName = Literal["best-price", "preferred", "sweep"]
 DATABASE_URL_ENV = "FIXGW_DATABASE_URL"
 
 
@@ -122,6 +122,10 @@ class VenueConfig(_Strict):
     fees: FeesConfig = FeesConfig()
     priority: int = Field(0, ge=0, le=1000, description="lower is preferred when prices tie; equal priorities "
                                                         "keep this file's order")
+    on_disconnect: Literal["hold", "cancel", "reroute"] = Field(
+        "hold", description="its open orders when its session drops: hold (wait for the venue to report them), "
+                            "cancel (the venue cancels on disconnect: treat them as canceled) or reroute (as "
+                            "cancel, and route what they held to the other venues)")
     simulator: SimulatorConfig | None = None
 
     @model_validator(mode="after")
@@ -134,7 +138,7 @@ class VenueConfig(_Strict):
 
 
 class _Strategy(_Strict):
-    strategy: StrategyName | None = Field(None, description="best-price or preferred")
+    strategy: StrategyName | None = Field(None, description="best-price, preferred or sweep")
     preferred_venues: tuple[str, ...] = Field((), description="preferred: the named venue, then its fallbacks")
 
     @model_validator(mode="after")
@@ -213,6 +217,8 @@ class RoutingConfig(_Strategy):
                                      description="a venue's quote older than this is not trusted for routing")
     accounts: dict[str, AccountRouting] = Field(default_factory=dict,
                                                 description="strategy per Account (1), before the session's")
+    max_reroutes: int = Field(0, ge=0, le=10, description="how often one order's rejected (or, with on_disconnect "
+                                                         "= reroute, lost) quantity is routed again; 0: never")
 
 
 class GatewayConfig(_Strict):

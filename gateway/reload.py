@@ -30,7 +30,7 @@ CLIENT_RESTART_FIELDS = ("fix_version", "port", "allowed_addresses", "schedule")
 CLIENT_LIVE_FIELDS = ("pending_new", "cancel_on_disconnect", "end_of_day", "timezone", "strategy",
                       "preferred_venues")
 VENUE_CONNECTION_FIELDS = ("host", "port", "heartbeat_s", "reconnect_s", "schedule")
-VENUE_LIVE_FIELDS = ("symbols", "fees", "priority", "market_data")  # market data: from the next logon
+VENUE_LIVE_FIELDS = ("symbols", "fees", "priority", "on_disconnect", "market_data")  # market data: next logon
 # sections outside the sessions: a reload reports their changes and leaves them alone
 OTHER_SECTIONS = {
     "data_dir": "needs a restart", "log_level": "needs a restart", "log_format": "needs a restart",

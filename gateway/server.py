@@ -73,14 +73,15 @@ def venue_model(name: str, v: VenueConfig) -> Venue:
     """The router's view of a configured venue (it is down until its session logs on)."""
     return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
                  md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental",
-                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make)
+                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make, on_disconnect=v.on_disconnect)
 
 
 def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
     r = cfg.routing
     return RoutingPolicy(max_quote_age=timedelta(seconds=float(r.max_quote_age_s)),
                          default=StrategySpec(r.strategy, r.preferred_venues),
-                         accounts={a: StrategySpec(x.strategy, x.preferred_venues) for a, x in r.accounts.items()})
+                         accounts={a: StrategySpec(x.strategy, x.preferred_venues) for a, x in r.accounts.items()},
+                         max_reroutes=r.max_reroutes)
 
 
 def client_options(c: ClientConfig) -> ClientOptions:

@@ -571,4 +571,5 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
     routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
+    changed: list = field(default_factory=list)  # orders changed that no action names (for the state log)
     result: object = None  # the answer to an operator command

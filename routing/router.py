@@ -59,6 +59,7 @@ class Venue:
     priority: int = 0  # lower is preferred when prices tie; equal priorities keep configuration order
     take_fee: Decimal = ZERO  # per share for an order that removes liquidity (negative: a rebate)
     make_fee: Decimal = ZERO  # per share for an order that rests and is hit (negative: a rebate)
+    on_disconnect: str = "hold"  # its orders when its session drops: hold, cancel or reroute
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class RoutingPolicy:
     max_quote_age: timedelta = timedelta(seconds=5)  # an older quote is not trusted
     default: StrategySpec = StrategySpec()
     accounts: dict[str, StrategySpec] = field(default_factory=dict)  # per Account (1), before the session's
-    max_reroutes: int = 2  # how often one order's quantity may be sent elsewhere after a venue reject
+    max_reroutes: int = 0  # how often one order's quantity may be sent elsewhere after a venue reject (0: never)
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,3 +191,249 @@ def test_a_bad_routing_setting_stops_start_up_naming_it(tmp_path, change, words)
 
     with pytest.raises(ConfigError, match=words.replace(".", r"\.").replace("(", r"\(")):
         parse_config(CONFIG.replace(*change), tmp_path, env={})
+
+
+# --------------------------------------------------------------------------- parents and children
+from routing.model import (  # noqa: E402
+    CancelRequest, ClientCancelReject, CxlRejCode, CxlRejResponseTo, ExecKind, ReplaceRequest, VenueCancel,
+    VenueCancelReject, VenueExecution, VenueReplace,
+)
+from routing.router import SWEEP  # noqa: E402
+
+_n = iter(range(1, 10**6))
+
+
+def ack(child: VenueNewOrder) -> VenueExecution:
+    return _exec(child.venue, child.cl_ord_id, ExecKind.NEW)
+
+
+def fill(child, qty, px) -> VenueExecution:
+    return _exec(child.venue, child.cl_ord_id, ExecKind.TRADE, D(qty), D(px))
+
+
+def _exec(venue, cl, kind, last_qty=D(0), last_px=D(0), orig=None, text=None) -> VenueExecution:
+    return VenueExecution(venue=venue, cl_ord_id=cl, orig_cl_ord_id=orig, venue_order_id=f"VO-{cl}",
+                          exec_id=f"E{next(_n)}", kind=kind, ord_status=OrdStatus.NEW, symbol="AAPL", side=Side.BUY,
+                          last_qty=last_qty, last_px=last_px, cum_qty=D(0), leaves_qty=D(0), text=text)
+
+
+def canceled(vc: VenueCancel) -> VenueExecution:
+    return _exec(vc.venue, vc.cl_ord_id, ExecKind.CANCELED, orig=vc.orig_cl_ord_id)
+
+
+def reports(out) -> list[ClientExecReport]:
+    return [a for a in out.actions if isinstance(a, ClientExecReport)]
+
+
+def of(out, kind) -> list:
+    return [a for a in out.actions if isinstance(a, kind)]
+
+
+def swept(core, qty="1000", price="190.02", **kw):
+    """A sweep of ``qty`` over the three books; returns (outcome, children by venue)."""
+    three_books(core)
+    out = core.handle(new(qty=qty, price=price, strategy="sweep", **kw))
+    return out, {c.venue: c for c in of(out, VenueNewOrder)}
+
+
+def test_a_sweep_places_children_across_venues_and_the_client_sees_one_order_with_exact_totals():
+    core = make_core()
+    out, kids = swept(core)
+    assert [(c.venue, c.qty) for c in of(out, VenueNewOrder)] == [("V2", D(200)), ("V1", D(500)), ("V3", D(300))]
+    assert [r.ord_status for r in reports(out)] == [OrdStatus.PENDING_NEW]
+    assert all(c.price == D("190.02") for c in kids.values())  # every child carries the client's limit
+    (new_report,) = reports(core.handle(ack(kids["V2"])))
+    assert new_report.ord_status is OrdStatus.NEW and new_report.leaves_qty == D(1000)
+    assert reports(core.handle(ack(kids["V1"]))) == []  # the client already knows it is working
+    r1 = reports(core.handle(fill(kids["V2"], 200, "190.00")))[0]
+    r2 = reports(core.handle(fill(kids["V1"], 500, "190.01")))[0]
+    r3 = reports(core.handle(fill(kids["V3"], 300, "190.01")))[0]
+    assert [(r.last_mkt, r.last_qty, r.cum_qty, r.leaves_qty) for r in (r1, r2, r3)] == [
+        ("V2", D(200), D(200), D(800)), ("V1", D(500), D(700), D(300)), ("V3", D(300), D(1000), D(0))]
+    assert [r.ord_status for r in (r1, r2, r3)] == [OrdStatus.PARTIALLY_FILLED] * 2 + [OrdStatus.FILLED]
+    assert r3.avg_px == (200 * D("190.00") + 800 * D("190.01")) / 1000  # exact
+    assert len({r.exec_id for r in (r1, r2, r3)}) == 3 and {r.order_id for r in (r1, r2, r3)} == {r1.order_id}
+    order = core.order_for_client("C1", "A1")
+    assert order.status is OrdStatus.FILLED and [c.status for c in order.children] == [OrdStatus.FILLED] * 3
+
+
+def test_the_rest_of_a_sweep_rests_at_the_best_venue_and_an_ioc_rest_is_never_sent():
+    core = make_core()
+    out, _ = swept(core, qty="1200", price="190.01")
+    assert [(c.venue, c.qty) for c in of(out, VenueNewOrder)] == [("V2", D(400)), ("V1", D(500)), ("V3", D(300))]
+    core = make_core()
+    out, kids = swept(core, qty="1200", price="190.01", tif=TimeInForce.IOC)
+    assert sum(c.qty for c in kids.values()) == D(1000) and out.routes[0].unrouted == D(200)
+    for venue, child in kids.items():
+        core.handle(fill(child, child.qty, "190.01" if venue != "V2" else "190.00"))
+    order = core.order_for_client("C1", "A1")
+    # everything routed filled; the 200 never sent leave the order canceled, as IOC asks
+    assert order.status is OrdStatus.CANCELED and order.cum_qty == D(1000)
+    assert core.handle(new("Q", qty="5")).actions  # (the core goes on)
+
+
+def test_cancel_of_a_parent_with_children_on_two_venues_is_confirmed_when_both_are():
+    core = make_core()
+    _, kids = swept(core, qty="1000", price="190.02", cl="B1")
+    core.handle(fill(kids["V1"], 100, "190.01"))
+    out = core.handle(CancelRequest("C1", "X1", "B1", "AAPL", Side.BUY))
+    (pending,) = reports(out)
+    cancels = of(out, VenueCancel)
+    assert pending.ord_status is OrdStatus.PENDING_CANCEL and {c.venue for c in cancels} == {"V1", "V2", "V3"}
+    by_venue = {c.venue: c for c in cancels}
+    assert by_venue["V1"].orig_cl_ord_id == kids["V1"].cl_ord_id
+    assert reports(core.handle(canceled(by_venue["V2"]))) == []  # still waiting for V1 and V3
+    assert reports(core.handle(canceled(by_venue["V1"]))) == []
+    (done,) = reports(core.handle(canceled(by_venue["V3"])))
+    assert (done.ord_status, done.cl_ord_id, done.orig_cl_ord_id, done.cum_qty, done.leaves_qty) == (
+        OrdStatus.CANCELED, "X1", "B1", D(100), D(0))
+
+
+def test_a_child_filling_before_its_cancel_arrives_counts_and_the_rest_is_canceled():
+    core = make_core()
+    _, kids = swept(core, qty="1000", price="190.02")
+    out = core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY))
+    by_venue = {c.venue: c for c in of(out, VenueCancel)}
+    core.handle(fill(kids["V2"], 200, "190.00"))  # filled before the cancel reached V2
+    core.handle(canceled(by_venue["V1"]))
+    (done,) = reports(core.handle(canceled(by_venue["V3"])))  # V2's refusal is not needed: it filled
+    assert (done.ord_status, done.cum_qty, done.cl_ord_id) == (OrdStatus.CANCELED, D(200), "X1")
+    late = core.handle(VenueCancelReject("V2", by_venue["V2"].cl_ord_id, kids["V2"].cl_ord_id, None,
+                                         CxlRejCode.TOO_LATE, "too late: filled"))
+    assert late.actions == []
+
+
+def test_a_venue_refusing_its_part_of_a_cancel_leaves_the_order_working_and_the_client_is_told():
+    core = make_core()
+    _, kids = swept(core, qty="1000", price="190.02")
+    out = core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY))
+    by_venue = {c.venue: c for c in of(out, VenueCancel)}
+    core.handle(canceled(by_venue["V1"]))
+    core.handle(canceled(by_venue["V3"]))
+    out = core.handle(VenueCancelReject("V2", by_venue["V2"].cl_ord_id, kids["V2"].cl_ord_id, None,
+                                        CxlRejCode.OTHER, "halted"))
+    (rej,) = of(out, ClientCancelReject)
+    assert rej.ord_status is OrdStatus.PENDING_NEW or rej.ord_status is OrdStatus.NEW
+    assert "cancel refused by V2: halted" in rej.text and rej.cl_ord_id == "X1"
+    order = core.order_for_client("C1", "A1")
+    assert order.is_open and [c.venue for c in order.live_children] == ["V2"]
+    traded, done = reports(core.handle(fill(kids["V2"], 200, "190.00")))  # V2 fills; nothing else works for it
+    assert (traded.kind, traded.cum_qty, traded.last_mkt) == (ExecKind.TRADE, D(200), "V2")
+    assert (done.ord_status, done.cum_qty, done.leaves_qty) == (OrdStatus.CANCELED, D(200), D(0))
+
+
+def test_replacing_a_parent_with_several_children_cancels_them_then_routes_the_new_terms():
+    core = make_core()
+    _, kids = swept(core, qty="1000", price="190.02")
+    core.handle(fill(kids["V1"], 100, "190.01"))
+    out = core.handle(ReplaceRequest("C1", "R1", "A1", "AAPL", Side.BUY, D(600), OrdType.LIMIT, D("190.05")))
+    (pending,) = reports(out)
+    assert pending.ord_status is OrdStatus.PENDING_REPLACE and not of(out, VenueReplace)
+    by_venue = {c.venue: c for c in of(out, VenueCancel)}
+    core.handle(canceled(by_venue["V1"]))
+    core.handle(canceled(by_venue["V2"]))
+    out = core.handle(canceled(by_venue["V3"]))
+    (replaced,) = reports(out)
+    assert (replaced.kind, replaced.cl_ord_id, replaced.orig_cl_ord_id, replaced.order_qty, replaced.price,
+            replaced.cum_qty, replaced.leaves_qty) == (ExecKind.REPLACED, "R1", "A1", D(600), D("190.05"), D(100),
+                                                       D(500))
+    placed = of(out, VenueNewOrder)
+    assert sum(c.qty for c in placed) == D(500) and all(c.price == D("190.05") for c in placed)
+    assert out.routes[0].reason == "replace"
+    order = core.order_for_client("C1", "R1")
+    assert order.committed <= order.qty
+
+
+def test_one_working_child_is_replaced_at_its_venue():
+    core = make_core()
+    _, kids = swept(core, qty="1200", price="190.01")
+    for venue in ("V2", "V3"):
+        core.handle(fill(kids[venue], kids[venue].qty if venue == "V3" else 200, "190.00"))
+    core.handle(_exec("V2", kids["V2"].cl_ord_id, ExecKind.CANCELED))  # V2's rest canceled by the venue
+    out = core.handle(ReplaceRequest("C1", "R1", "A1", "AAPL", Side.BUY, D(900), OrdType.LIMIT, D("190.01")))
+    (vr,) = of(out, VenueReplace)
+    # filled 500 (V2 200 + V3 300); V1's child (500, none filled) now holds the new 900 - 500
+    assert (vr.venue, vr.orig_cl_ord_id, vr.qty) == ("V1", kids["V1"].cl_ord_id, D(400))
+
+
+def test_a_child_rejected_by_its_venue_is_routed_elsewhere_and_the_client_never_sees_the_reject():
+    core = make_core(default=StrategySpec(BEST_PRICE), max_reroutes=2)
+    three_books(core)
+    first = of(core.handle(new(qty="100")), VenueNewOrder)[0]
+    assert first.venue == "V2"
+    out = core.handle(_exec("V2", first.cl_ord_id, ExecKind.REJECTED, text="halted"))
+    (again,) = of(out, VenueNewOrder)
+    assert again.venue == "V1" and again.qty == D(100) and reports(out) == []
+    assert out.routes[0].reason == "re-route after V2 rejected 100: halted" and "not to V2" in out.routes[0].note
+    out = core.handle(_exec("V1", again.cl_ord_id, ExecKind.REJECTED, text="no"))
+    (third,) = of(out, VenueNewOrder)
+    assert third.venue == "V3"
+    (rej,) = reports(core.handle(_exec("V3", third.cl_ord_id, ExecKind.REJECTED, text="closed")))
+    assert rej.ord_status is OrdStatus.REJECTED and rej.text == "rejected by V3: closed"  # two re-routes: done
+
+
+def test_without_re_routing_configured_a_venue_reject_fails_the_order_as_before():
+    core = make_core(default=StrategySpec(BEST_PRICE), max_reroutes=0)
+    three_books(core)
+    first = of(core.handle(new(qty="100")), VenueNewOrder)[0]
+    (rej,) = reports(core.handle(_exec("V2", first.cl_ord_id, ExecKind.REJECTED, text="halted")))
+    assert rej.ord_status is OrdStatus.REJECTED and rej.text == "rejected by V2: halted"
+
+
+def test_a_direct_order_is_never_re_routed():
+    core = make_core(max_reroutes=2)
+    first = of(core.handle(new(qty="100", ex_destination="V3")), VenueNewOrder)[0]
+    (rej,) = reports(core.handle(_exec("V3", first.cl_ord_id, ExecKind.REJECTED, text="no")))
+    assert rej.ord_status is OrdStatus.REJECTED
+
+
+@pytest.mark.parametrize("policy", ["hold", "cancel", "reroute"])
+def test_orders_at_a_venue_that_disconnects_are_handled_as_configured(policy):
+    core = make_core(max_reroutes=1, V2={"on_disconnect": policy})
+    _, kids = swept(core, qty="1000", price="190.02")
+    for child in kids.values():
+        core.handle(ack(child))
+    core.handle(fill(kids["V1"], 500, "190.01"))
+    out = core.handle(SessionStatus("V2", "venue", False))
+    order = core.order_for_client("C1", "A1")
+    v2 = order.child("V2", kids["V2"].cl_ord_id)
+    if policy == "hold":
+        assert out.actions == [] and v2.status is OrdStatus.NEW
+        rej = of(core.handle(CancelRequest("C1", "X1", "A1", "AAPL", Side.BUY)), ClientCancelReject)[0]
+        assert "venue V2 is not connected" in rej.text
+        return
+    assert v2.status is OrdStatus.CANCELED and order in core.touched(SessionStatus("V2", "venue", False), out)
+    placed = of(out, VenueNewOrder)
+    if policy == "cancel":
+        assert placed == [] and order.is_open  # V3's child still works
+        traded, done = reports(core.handle(fill(kids["V3"], 300, "190.01")))
+        assert traded.cum_qty == D(800) and done.ord_status is OrdStatus.CANCELED
+        assert "V2" in done.text and "disconnected" in done.text
+    else:
+        assert [(c.venue, c.qty) for c in placed] == [("V1", D(200))] or [(c.venue, c.qty) for c in placed] == [
+            ("V3", D(200))]
+        assert order.committed <= order.qty
+
+
+def test_an_order_restored_from_a_state_file_written_before_children_existed_has_one_child():
+    import pickle
+
+    from routing.orders import Order, PendingReplace
+
+    legacy = ["T-9", "C1", "A9", "AAPL", Side.BUY, D(100), OrdType.LIMIT, D(190), None, TimeInForce.DAY, None,
+              OrdStatus.PENDING_REPLACE, D(40), D(7600), "V1", "T-9", "VO-9", None,
+              PendingReplace("R9", "T-9.r1", D(200), D(191), OrdType.LIMIT, TimeInForce.DAY), None, "A9", 3, 1,
+              {"E1"}, ["A9", "R9"], ["T-9", "T-9.r1"], T0]
+    order = Order.__new__(Order)
+    order.__setstate__(legacy)
+    (child,) = order.children
+    assert (child.venue, child.cl_ord_id, child.venue_order_id, child.cum_qty, child.cl_ord_ids) == (
+        "V1", "T-9", "VO-9", D(40), ["T-9", "T-9.r1"])
+    assert child.pending_replace.cl_ord_id == "T-9.r1" and order.replace_mode == "venue"
+    assert order.routes == [] and order.strategy is None and order.venue == "V1"
+    assert pickle.loads(pickle.dumps(order)) == order
+    core = make_core()
+    core.restore([order])
+    out = core.handle(_exec("V1", "T-9.r1", ExecKind.REPLACED, orig="T-9"))
+    (replaced,) = reports(out)
+    assert (replaced.cl_ord_id, replaced.order_qty, replaced.cum_qty) == ("R9", D(200), D(40))
