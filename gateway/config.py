@@ -37,6 +37,10 @@ class SimulatorConfig(_Strict):
     md_refresh_s: Decimal = Field(Decimal(1), ge=0, le=3600,
                                   description="seconds between full snapshots to market data subscribers "
                                               "(on top of every change); 0: only on changes")
+    md_changes: bool = Field(True, description="publish every change of the book; false: only the periodic "
+                                               "snapshots (a conflated feed, whose quotes lag the book)")
+    cancel_on_disconnect: bool = Field(False, description="cancel a session's resting orders when it logs out "
+                                                          "or drops (it hears of them when it logs on again)")
 
     @field_validator("prices")
     @classmethod

@@ -688,6 +688,11 @@ class Core:
             out.warnings.append(Note(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
+        if event is Event.VENUE_CANCELED and child.status is OrdStatus.CANCELED:
+            out.warnings.append(Note(f"order {order.order_id}: {ev.venue} confirms child {child.child_id} canceled, "
+                                     "as the gateway had taken it to be when the venue disconnected",
+                                     **_ids(order), exec_id=ev.exec_id))
+            return out
         try:
             child.apply(event)
         except TransitionRefused as exc:
@@ -856,8 +861,12 @@ class Core:
         try:
             child.apply(Event.FILL if ev.last_qty >= child_room else Event.PARTIAL_FILL)
         except TransitionRefused as exc:
+            lost = child.status is OrdStatus.CANCELED and self.venues.get(ev.venue) is not None \
+                and self.venues[ev.venue].on_disconnect != "hold"
             out.warnings.append(Note(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} "
-                                      "not booked", **_ids(order), exec_id=ev.exec_id))
+                                     "not booked" + (f" (child {child.child_id} was taken as canceled when the venue "
+                                                     "disconnected, on_disconnect: reconcile with the venue)"
+                                                     if lost else ""), **_ids(order), exec_id=ev.exec_id))
             return out
         child_booked = child.add_fill(ev.last_qty, ev.last_px)
         room = order.qty - order.cum_qty

@@ -37,8 +37,10 @@ price level) when the request asked for MDUpdateType 265=1, otherwise as a full
 snapshot (W). Nothing is published when the visible book did not change (the
 synthetic levels are topped up after every request). Every ``md_refresh_s``
 seconds each subscription also gets a fresh snapshot of each of its symbols, so
-a subscriber can tell a quiet book from a dead feed. A session that logs out
-loses its subscriptions.
+a subscriber can tell a quiet book from a dead feed; with ``md_changes`` off
+that is all it gets (a conflated feed, whose quotes lag the book). A session
+that logs out loses its subscriptions, and with ``cancel_on_disconnect`` its
+resting orders.
 """
 from __future__ import annotations
 
@@ -405,6 +407,17 @@ class VenueSimulator:
             if not up:  # a subscription lives as long as its session
                 for k in [k for k in self._subscriptions if k[0] == key]:
                     del self._subscriptions[k]
+            if not up and self.sim.cancel_on_disconnect and self._sender is not None:
+                # quickfix stores the reports for the logged-out session; it gets them, as resends, once
+                # it logs on again
+                reports, symbols = self.matcher.cancel_owner(key, "canceled: the session disconnected "
+                                                                  "(the venue cancels on disconnect)")
+                self._queue(reports)
+                for symbol in symbols:
+                    self._book_changed(symbol)
+                if reports:
+                    log.info("venue simulator %s: %d resting order(s) of %s canceled on disconnect", self.comp_id,
+                             len(reports), key)
         log.info("venue simulator %s: session %s logged %s", self.comp_id, key, "on" if up else "out")
 
     def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
@@ -513,7 +526,7 @@ class VenueSimulator:
     def _book_changed(self, symbol: str) -> None:
         """Publish ``symbol``'s book to its subscribers if what they see changed. Under ``self._lock``,
         after the request's reports were queued."""
-        if not self._subscriptions or symbol not in self.matcher.books:
+        if not self._subscriptions or symbol not in self.matcher.books or not self.sim.md_changes:
             return
         out: Outgoing = []
         views: dict[int, BookView] = {}
