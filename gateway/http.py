@@ -91,6 +91,15 @@ class GatewayCollector:
         yield CounterMetricFamily("fixgw_core_commands_handled", "Commands the core handled", value=gw.engine.handled)
         yield GaugeMetricFamily("fixgw_open_orders", "Orders not yet in a final state",
                                 value=sum(1 for o in list(gw.core.orders.values()) if o.is_open))
+        ages = GaugeMetricFamily("fixgw_quote_age_seconds", "Age of each venue's quote per symbol (routing trusts "
+                                 "it up to [routing] max_quote_age_s)", labels=["venue", "symbol"])
+        try:
+            rows = gw.engine.call(lambda core: core.quote_table(), timeout=1.0)
+        except Exception:  # noqa: BLE001 - a busy core must not fail the scrape
+            rows = []
+        for row in rows:
+            ages.add_metric([row["venue"], row["symbol"]], row["age_ms"] / 1000)
+        yield ages
 
 
 class _Handler(BaseHTTPRequestHandler):

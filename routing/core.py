@@ -633,8 +633,9 @@ class Core:
                                       **_ids(order)))
                 continue
             if not self._venue_connected(order):
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: venue {order.venue} is not "
-                                    "connected (a cancel sent now would never reach it)")
+                down = ", ".join(c.venue for c in order.live_children if not self._up(c.venue))
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: venue {down} is not "
+                                         "connected (a cancel sent now would never reach it)", **_ids(order)))
                 continue
             try:
                 self._start_cancel(order, out, cause=cause)

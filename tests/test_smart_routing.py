@@ -198,9 +198,12 @@ def test_every_decision_is_journaled_and_counted(env):
     (line,) = lines
     assert f"{order_id} CLIENT44 {cl} new order: best-price buy 50 AAPL limit 190.05 -> VENUE2 50" in line
     assert "quotes: VENUE1 189.99x500/190.01x500 age" in line and "take 0.003" in line
-    from prometheus_client import REGISTRY
-    assert REGISTRY.get_sample_value("fixgw_routing_decisions_total",
-                                     {"strategy": "best-price", "result": "routed"}) >= 1
+    from tests.test_http import get, metric
+    status, text = get(stack, "/metrics")
+    assert status == 200
+    assert metric(text, 'fixgw_routing_decisions_total{result="routed",strategy="best-price"}') >= 1
+    assert metric(text, 'fixgw_routed_orders_total{venue="VENUE2"}') >= 1
+    assert 0 <= metric(text, 'fixgw_quote_age_seconds{symbol="AAPL",venue="VENUE2"}') < 5
 
 
 # --------------------------------------------------------------------------- sweep
