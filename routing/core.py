@@ -355,7 +355,8 @@ class Core:
                 ord_type=order.ord_type, price=order.price, stop_px=order.stop_px, tif=order.tif,
                 account=order.account, recv_ns=recv_ns,
             ))
-        decision = replace(decision, split=tuple((c.venue, c.qty, c.child_id) for c in children))
+        decision = replace(decision, split=tuple((c.venue, c.qty, c.child_id) for c in children)) if children \
+            else decision
         order.routes.append(decision)
         out.routes.append(decision)
         return children

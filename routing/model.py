@@ -528,7 +528,7 @@ class RouteDecision:
 def describe_route(d: RouteDecision) -> str:
     """One journal line for a routing decision, with its inputs."""
     def px(v):
-        return "-" if v is None else format(v.normalize(), "f")
+        return "-" if v is None else str(v)
 
     seen = "; ".join(
         f"{q.venue}{'' if q.up else ' down'}{'' if q.trades else ' (does not trade it)'} "

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from decimal import Decimal
 
 from routing.model import Side, TimeInForce
@@ -73,6 +74,7 @@ class StrategySpec:
         return f"{self.name}:{','.join(self.venues)}" if self.venues else self.name
 
 
+@lru_cache(maxsize=256)
 def parse_strategy(text: str) -> StrategySpec:
     """The strategy a client names on an order (tag 9100): ``best-price``, ``sweep``, ``preferred`` or
     ``preferred:VENUE1,VENUE2``. Raises ValueError with the reason."""
