@@ -63,7 +63,8 @@ def _order_row(o) -> dict:
         "symbol": o.symbol, "side": o.side.name.lower(), "qty": str(o.qty), "price": str(o.price) if o.price else None,
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
         "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
-        "venue": o.venue, "venue_cl_ord_id": o.venue_cl_ord_id, "venue_order_id": o.venue_order_id,
+        "venue": ",".join(o.venues) or None, "venue_cl_ord_id": o.venue_cl_ord_id,
+        "venue_order_id": o.venue_order_id, "strategy": o.strategy,
     }
 
 
@@ -79,6 +80,36 @@ def _opt_int(payload: dict, key: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise ValueError(f"{key} must be a whole number")
     return value
+
+
+def _px(v) -> str | None:
+    return None if v is None else fmt(v)
+
+
+def route_row(d) -> dict:
+    """A RouteDecision as JSON: what the router saw, what it chose and why."""
+    return {
+        "at": d.at.isoformat(timespec="milliseconds"), "reason": d.reason, "strategy": d.strategy,
+        "side": d.side.name.lower(), "qty": fmt(d.qty), "limit": _px(d.limit),
+        "split": [{"venue": v, "qty": fmt(q), "child": child} for v, q, child in d.split],
+        "unrouted": fmt(d.unrouted), "note": d.note,
+        "quotes": [{"venue": q.venue, "up": q.up, "trades": q.trades, "bid": _px(q.bid), "bid_size": fmt(q.bid_size),
+                    "ask": _px(q.ask), "ask_size": fmt(q.ask_size), "age_ms": q.age_ms, "trusted": q.trusted,
+                    "take_fee": fmt(q.take_fee), "make_fee": fmt(q.make_fee), "priority": q.priority}
+                   for q in d.quotes],
+    }
+
+
+def child_row(c) -> dict:
+    return {"venue": c.venue, "child": c.child_id, "cl_ord_id": c.cl_ord_id, "qty": fmt(c.qty),
+            "price": _px(c.price), "status": c.status.name.lower(), "cum_qty": fmt(c.cum_qty),
+            "avg_px": fmt(c.avg_px), "venue_order_id": c.venue_order_id}
+
+
+def _order_detail(o) -> dict:
+    """One order for `fixgw orders show`: its row, its children, and every routing decision taken for it."""
+    return _order_row(o) | {"children": [child_row(c) for c in o.children],
+                            "routes": [route_row(d) for d in o.routes]}
 
 
 class Admin:
@@ -135,10 +166,14 @@ class Admin:
         if method == "GET" and parts == ["orders"]:
             return {"orders": self._orders(query)}
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
-            row = gw.engine.call(lambda core: _order_row(core.orders[parts[1]]) if parts[1] in core.orders else None)
+            row = gw.engine.call(lambda core: _order_detail(core.orders[parts[1]]) if parts[1] in core.orders else None)
             if row is None:
                 raise AdminError(404, f"unknown order {parts[1]}")
             return row
+        if method == "GET" and parts == ["quotes"]:
+            return {"quotes": gw.engine.call(lambda core: [
+                {k: (_px(v) if k in ("bid", "ask", "bid_size", "ask_size") else v) for k, v in row.items()}
+                for row in core.quote_table()]), "max_quote_age_s": str(gw.cfg.routing.max_quote_age_s)}
         if method == "GET" and parts == ["risk"]:
             return gw.engine.call(lambda core: core.risk_summary()) | {"rules_file": str(gw.cfg.risk.rules_file)}
         if method == "POST" and len(parts) == 3 and parts[0] == "dropcopy" and parts[2] == "replay":

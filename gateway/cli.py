@@ -5,7 +5,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli_admin import orders, risk, sessions, status
+from gateway.cli_admin import orders, quotes, risk, sessions, status
 from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
@@ -29,7 +29,7 @@ def main() -> None:
 main.add_command(db)
 main.add_command(journal)
 main.add_command(credentials)
-for command in (status, sessions, orders, risk):
+for command in (status, sessions, orders, quotes, risk):
     main.add_command(command)
 main.add_command(venue_sim)
 

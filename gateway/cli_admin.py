@@ -168,7 +168,44 @@ def orders_list(session, account, symbol, open_only, config_path: str, as_json: 
 def orders_show(order_id: str, config_path: str, as_json: bool) -> None:
     """One order's current state (its full message history: `fixgw journal replay --order-id`)."""
     data = AdminClient(config_path).call("GET", f"/admin/orders/{order_id}")
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+    emit(data, as_json, show_order)
+
+
+def show_order(d: dict) -> str:
+    """An order's fields, then its routing decisions: inputs (quotes with their age, fees), split, why."""
+    lines = [f"{k}: {v}" for k, v in d.items() if k not in ("routes", "children")]
+    if d.get("children"):
+        lines.append("children:")
+        lines += ["  " + line for line in table(d["children"], CHILD_COLUMNS).splitlines()]
+    for r in d.get("routes", []):
+        split = ", ".join(f"{s['venue']} {s['qty']} ({s['child']})" for s in r["split"]) or "nowhere"
+        lines.append(f"routing {r['at']} {r['reason']}: {r['strategy']} {r['side']} {r['qty']} "
+                     f"limit {r['limit'] or 'market'} -> {split}"
+                     + (f", {r['unrouted']} not routed" if r["unrouted"] != "0" else ""))
+        lines.append(f"  why: {r['note']}")
+        rows = [{"venue": q["venue"], "state": ("up" if q["up"] else "down") + ("" if q["trades"] else ", no symbol"),
+                 "bid": f"{q['bid']} x {q['bid_size']}" if q["bid"] else None,
+                 "ask": f"{q['ask']} x {q['ask_size']}" if q["ask"] else None,
+                 "age_ms": q["age_ms"], "trusted": "yes" if q["trusted"] else "no",
+                 "take_fee": q["take_fee"], "make_fee": q["make_fee"], "priority": q["priority"]}
+                for q in r["quotes"]]
+        lines += ["  " + line for line in table(rows, QUOTE_COLUMNS).splitlines()]
+    return "\n".join(lines)
+
+
+CHILD_COLUMNS = ["venue", "child", "qty", "price", "status", "cum_qty", "avg_px", "venue_order_id"]
+QUOTE_COLUMNS = ["venue", "state", "bid", "ask", "age_ms", "trusted", "take_fee", "make_fee", "priority"]
+
+
+@click.command()
+@CONFIG
+@JSON
+def quotes(config_path: str, as_json: bool) -> None:
+    """Each venue's top of book per symbol as the router sees it, with the quote's age."""
+    data = AdminClient(config_path).call("GET", "/admin/quotes")
+    emit(data, as_json, lambda d: table([r | {"fresh": "yes" if r["fresh"] else "STALE"} for r in d["quotes"]],
+                                        ["venue", "symbol", "bid", "bid_size", "ask", "ask_size", "age_ms",
+                                         "fresh"]) + f"\n(quotes older than {d['max_quote_age_s']} s are not trusted)")
 
 
 # ---------------------------------------------------------------------------- risk

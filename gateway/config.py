@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0"]
+StrategyName = Literal["best-price", "preferred", "sweep"]
 DATABASE_URL_ENV = "FIXGW_DATABASE_URL"
 DATABASE_PASSWORD_ENV = "FIXGW_DATABASE_PASSWORD"
 SECRETS_FILE_ENV = "FIXGW_SECRETS_FILE"
@@ -36,6 +37,13 @@ class SimulatorConfig(_Strict):
     depth: int = Field(5, ge=1, le=50, description="price levels per side")
     level_size: Decimal = Field(Decimal(500), gt=0, description="size of the best level; level n holds n * level_size")
     reject_symbols: tuple[str, ...] = Field((), description="symbols this venue rejects (for UAT of reject paths)")
+    md_refresh_s: Decimal = Field(Decimal(1), ge=0, le=3600,
+                                  description="seconds between full snapshots to market data subscribers "
+                                              "(on top of every change); 0: only on changes")
+    md_changes: bool = Field(True, description="publish every change of the book; false: only the periodic "
+                                               "snapshots (a conflated feed, whose quotes lag the book)")
+    cancel_on_disconnect: bool = Field(False, description="cancel a session's resting orders when it logs out "
+                                                          "or drops (it hears of them when it logs on again)")
 
     @field_validator("prices")
     @classmethod
@@ -128,6 +136,22 @@ class ClientTlsConfig(_Strict):
 _SECRET_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+class MarketDataConfig(_Strict):
+    """The venue's bids and offers, subscribed to when its session logs on (MarketDataRequest V)."""
+
+    enabled: bool = True
+    depth: int = Field(5, ge=0, le=100, description="price levels per side to ask for (MarketDepth); 0: all")
+    updates: Literal["incremental", "snapshot"] = Field(
+        "incremental", description="incremental refreshes (X) or full snapshots (W) on every change")
+
+
+class FeesConfig(_Strict):
+    """What the venue charges per share, in the price's currency; a negative fee is a rebate."""
+
+    take: Decimal = Field(Decimal(0), ge=-1, le=1, description="an order that removes liquidity (trades on arrival)")
+    make: Decimal = Field(Decimal(0), ge=-1, le=1, description="an order that rests and is hit")
+
+
 class VenueConfig(_Strict):
     fix_version: FixVersion
     host: str = "127.0.0.1"
@@ -136,6 +160,14 @@ class VenueConfig(_Strict):
     heartbeat_s: int = Field(30, gt=0)
     reconnect_s: int = Field(5, gt=0)
     schedule: ScheduleConfig | None = None
+    market_data: MarketDataConfig = MarketDataConfig()
+    fees: FeesConfig = FeesConfig()
+    priority: int = Field(0, ge=0, le=1000, description="lower is preferred when prices tie; equal priorities "
+                                                        "keep this file's order")
+    on_disconnect: Literal["hold", "cancel", "reroute"] = Field(
+        "hold", description="its open orders when its session drops: hold (wait for the venue to report them), "
+                            "cancel (the venue cancels on disconnect: treat them as canceled) or reroute (as "
+                            "cancel, and route what they held to the other venues)")
     simulator: SimulatorConfig | None = None
     tls: ClientTlsConfig | None = None
     username: str | None = Field(None, min_length=1, description="Username (553) in our Logon to the venue")
@@ -168,7 +200,24 @@ def _check_printable(value: str | None) -> str | None:
     return value
 
 
-class ClientConfig(_Strict):
+class _Strategy(_Strict):
+    strategy: StrategyName | None = Field(None, description="best-price, preferred or sweep")
+    preferred_venues: tuple[str, ...] = Field((), description="preferred: the named venue, then its fallbacks")
+
+    @model_validator(mode="after")
+    def _venues_for_preferred(self):
+        if self.preferred_venues and self.strategy != "preferred":
+            raise ValueError("preferred_venues needs strategy = \"preferred\"")
+        if len(set(self.preferred_venues)) != len(self.preferred_venues):
+            raise ValueError("preferred_venues names a venue twice")
+        return self
+
+
+class AccountRouting(_Strategy):
+    strategy: StrategyName
+
+
+class ClientConfig(_Strategy):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
     cancel_on_disconnect: bool = Field(
@@ -316,6 +365,18 @@ class RecoveryConfig(_Strict):
                                 "venues before processing client messages received before the crash")
 
 
+class RoutingConfig(_Strategy):
+    """The smart order router's gateway-wide settings: the default strategy, per-account strategies."""
+
+    strategy: StrategyName = Field("preferred", description="for orders whose account and session name none")
+    max_quote_age_s: Decimal = Field(Decimal(5), gt=0, le=3600,
+                                     description="a venue's quote older than this is not trusted for routing")
+    accounts: dict[str, AccountRouting] = Field(default_factory=dict,
+                                                description="strategy per Account (1), before the session's")
+    max_reroutes: int = Field(0, ge=0, le=10, description="how often one order's rejected (or, with on_disconnect "
+                                                         "= reroute, lost) quantity is routed again; 0: never")
+
+
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
@@ -328,6 +389,7 @@ class GatewayConfig(_Strict):
     journal: JournalConfig = JournalConfig()
     risk: RiskConfig = RiskConfig()
     recovery: RecoveryConfig = RecoveryConfig()
+    routing: RoutingConfig = RoutingConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     dropcopy: DropCopyConfig = DropCopyConfig()
@@ -355,6 +417,13 @@ class GatewayConfig(_Strict):
         if make_url_password(self.journal.database_url):
             raise ValueError("journal.database_url holds a password: keep it out of the configuration file; set "
                              f"{DATABASE_PASSWORD_ENV} (environment or secrets file) or {DATABASE_URL_ENV}")
+        lists = [("routing", self.routing.preferred_venues)]
+        lists += [(f"routing.accounts.{a}", r.preferred_venues) for a, r in self.routing.accounts.items()]
+        lists += [(f"clients.{c}", cfg.preferred_venues) for c, cfg in self.clients.items()]
+        for where, names in lists:
+            unknown = [n for n in names if n not in self.venues]
+            if unknown:
+                raise ValueError(f"{where}.preferred_venues names {', '.join(unknown)}, not a configured venue")
         return self
 
     def client_port(self, name: str) -> int:

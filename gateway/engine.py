@@ -35,6 +35,7 @@ from routing.model import (
     VenueExecution,
     VenueNewOrder,
     VenueReplace,
+    describe_route,
 )
 from sessions.outbound import Outbound
 
@@ -172,6 +173,11 @@ class Engine:
         if outcome.risk and self._journal_event is not None:
             for session, cl_ord_id, decision in outcome.risk:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
+        for decision in outcome.routes:
+            if self._journal_event is not None:
+                self._journal_event("routing", describe_route(decision))
+            metrics.ROUTING_DECISIONS.labels(decision.strategy.partition(":")[0],
+                                             "routed" if decision.split else "none").inc()
         for _, _, decision in outcome.risk:
             if decision.reject is not None:
                 metrics.RISK_REJECTS.labels(decision.reject.rule, "enforced").inc()

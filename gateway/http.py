@@ -123,6 +123,15 @@ class GatewayCollector:
             yield mark
             yield GaugeMetricFamily("fixgw_dropcopy_healthy", "1 while the drop-copy thread's cycles succeed",
                                     value=float(service.healthy))
+        ages = GaugeMetricFamily("fixgw_quote_age_seconds", "Age of each venue's quote per symbol (routing trusts "
+                                 "it up to [routing] max_quote_age_s)", labels=["venue", "symbol"])
+        try:
+            rows = gw.engine.call(lambda core: core.quote_table(), timeout=1.0)
+        except Exception:  # noqa: BLE001 - a busy core must not fail the scrape
+            rows = []
+        for row in rows:
+            ages.add_metric([row["venue"], row["symbol"]], row["age_ms"] / 1000)
+        yield ages
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -73,3 +73,9 @@ DROPCOPY_REFUSED = Counter(
     "Application messages a drop-copy receiver sent, refused with a BusinessMessageReject (nothing acted on)",
     ["session", "msg_type"],
 )
+ROUTING_DECISIONS = Counter(
+    "fixgw_routing_decisions_total",
+    "Routing decisions by strategy (best-price, preferred, sweep, direct) and result (routed, or none: no venue "
+    "could take the order)",
+    ["strategy", "result"],
+)

@@ -175,15 +175,16 @@ def restore_core(core: Core, state: State) -> None:
 
 
 def awaiting_venue(state: State) -> set[str]:
-    """Child ClOrdIDs of order messages the venue has not answered yet (may be re-sent on its request)."""
+    """Child ClOrdIDs of order messages a venue has not answered yet (may be re-sent on its request)."""
     out = set()
     for o in state.orders.values():
-        if o.status is OrdStatus.PENDING_NEW and o.venue_cl_ord_id:
-            out.add(o.venue_cl_ord_id)
-        elif o.status is OrdStatus.PENDING_CANCEL and o.child_ids:
-            out.add(o.child_ids[-1])
-        elif o.status is OrdStatus.PENDING_REPLACE and o.pending_replace is not None:
-            out.add(o.pending_replace.child_cl_ord_id)
+        for c in o.children:
+            if c.status is OrdStatus.PENDING_NEW:
+                out.add(c.child_id)
+            if c.pending_cancel:
+                out.add(c.pending_cancel)
+            if c.pending_replace is not None:
+                out.add(c.pending_replace.cl_ord_id)
     return out
 
 

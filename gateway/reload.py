@@ -31,15 +31,18 @@ ADDED, READDED, REMOVED, UPDATED, RECONNECTED, REPLACED, REFUSED, FAILED = (
 CLIENT_RESTART_FIELDS = ("fix_version", "port", "schedule", "tls")
 # the security settings are the gateway's own checks (gateway/auth.py, the core's accounts): live
 CLIENT_LIVE_FIELDS = ("pending_new", "cancel_on_disconnect", "end_of_day", "timezone", "allowed_addresses",
-                      "password_required", "username", "accounts", "demo_password_env")
+                      "password_required", "username", "accounts", "demo_password_env", "strategy",
+                      "preferred_venues")
 VENUE_CONNECTION_FIELDS = ("host", "port", "heartbeat_s", "reconnect_s", "schedule", "tls", "username",
                            "password_secret")
+VENUE_LIVE_FIELDS = ("symbols", "fees", "priority", "on_disconnect", "market_data")  # market data: next logon
 # sections outside the sessions: a reload reports their changes and leaves them alone
 OTHER_SECTIONS = {
     "data_dir": "needs a restart", "log_level": "needs a restart", "log_format": "needs a restart",
     "secrets_file": "needs a restart",
     "acceptor": "needs a restart", "http": "needs a restart", "journal": "needs a restart",
     "risk": "rules: fixgw risk reload; rules_file and reference_prices: a restart",
+    "routing": "needs a restart",
 }
 
 
@@ -122,13 +125,16 @@ def plan(current: GatewayConfig, new: GatewayConfig, *, served_ports: set[int],
                                       " old session logged out, new session started", cfg, ("fix_version",)))
             continue
         connection = _changed(old, cfg, VENUE_CONNECTION_FIELDS)
-        symbols = ("symbols",) if old.symbols != cfg.symbols else ()
+        live = _changed(old, cfg, VENUE_LIVE_FIELDS)
         if connection:
-            out.steps.append(Step(name, "venue", RECONNECTED, f"{', '.join(connection + symbols)} applied: "
+            out.steps.append(Step(name, "venue", RECONNECTED, f"{', '.join(connection + live)} applied: "
                                   f"{name}'s initiator restarted (only this venue reconnects)", cfg,
-                                  connection + symbols))
-        elif symbols:
-            out.steps.append(Step(name, "venue", UPDATED, f"symbols now {', '.join(cfg.symbols)}", cfg, symbols))
+                                  connection + live))
+        elif live:
+            detail = "; ".join(f"symbols now {', '.join(cfg.symbols)}" if f == "symbols" else
+                               f"{f} applied" + (" (subscribed with from its next logon)" if f == "market_data"
+                                                 else "") for f in live)
+            out.steps.append(Step(name, "venue", UPDATED, detail, cfg, live))
     return out
 
 

@@ -12,6 +12,7 @@ import logging
 import string
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import quickfix as fix
@@ -36,7 +37,7 @@ from gateway.statelog import State, StateLog, StateLogError
 from routing.core import ClientOptions, Core
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
-from routing.router import Venue
+from routing.router import RoutingPolicy, StrategySpec, Venue
 from dropcopy.filters import Scope
 from sessions import filestore
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
@@ -77,9 +78,25 @@ def _callback_error(callback: str, session: str, exc: BaseException) -> None:
     metrics.INTERNAL_ERRORS.labels(callback).inc()
 
 
+def venue_model(name: str, v: VenueConfig) -> Venue:
+    """The router's view of a configured venue (it is down until its session logs on)."""
+    return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
+                 md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental",
+                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make, on_disconnect=v.on_disconnect)
+
+
+def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
+    r = cfg.routing
+    return RoutingPolicy(max_quote_age=timedelta(seconds=float(r.max_quote_age_s)),
+                         default=StrategySpec(r.strategy, r.preferred_venues),
+                         accounts={a: StrategySpec(x.strategy, x.preferred_venues) for a, x in r.accounts.items()},
+                         max_reroutes=r.max_reroutes)
+
+
 def client_options(c: ClientConfig) -> ClientOptions:
     return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect,
-                         accounts=frozenset(c.accounts) if c.accounts is not None else None)
+                         accounts=frozenset(c.accounts) if c.accounts is not None else None,
+                         strategy=StrategySpec(c.strategy, c.preferred_venues) if c.strategy else None)
 
 
 def _loopback_port() -> int:
@@ -114,9 +131,9 @@ class Gateway:
                                                 cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
-        venues = [Venue(name=name, symbols=frozenset(v.symbols)) for name, v in cfg.venues.items()]
+        venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
-        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg))
+        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg))
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
@@ -622,11 +639,11 @@ class Gateway:
             venues[name] = cfg
         elif step.action == RECONNECTED:
             self._stop_initiator(name, reason="connection settings changed by an operator")
-            self.engine.call(lambda core: core.set_venue_symbols(name, frozenset(cfg.symbols)))
+            self.engine.call(lambda core: core.update_venue(venue_model(name, cfg)))
             venues[name] = cfg
             self._start_initiator(name, cfg)
         elif step.action == UPDATED:
-            self.engine.call(lambda core: core.set_venue_symbols(name, frozenset(cfg.symbols)))
+            self.engine.call(lambda core: core.update_venue(venue_model(name, cfg)))
             venues[name] = cfg
 
     def _remove_client(self, step: Step, clients: dict) -> None:
@@ -673,7 +690,7 @@ class Gateway:
         outbound = self.engine.outbound
 
         def add(core) -> None:
-            core.add_venue(Venue(name=name, symbols=frozenset(cfg.symbols)))
+            core.add_venue(venue_model(name, cfg))
             outbound.set_session("venue", name, sid)
         self.engine.call(add)
         try:

@@ -4,11 +4,23 @@
 in order (send to a client, send to a venue). Business problems become reject
 actions, never exceptions. Anything raised from here is a bug, which the engine
 catches, logs and counts.
+
+Parents and children: the client sees one order (the parent, ``Order``); the
+router places it as one or more child orders at venues (``Child``). Children's
+fills are booked on the parent and reported to the client with LastMkt naming
+the child's venue. A cancel goes out to every working child and is answered when
+all have answered; a replace of an order with one working child is a replace at
+its venue, of an order with several a cancel of all of them and a fresh routing
+of the new terms once they are canceled. A child a venue rejects has its
+quantity routed again, elsewhere (``RoutingPolicy.max_reroutes`` times per
+order). When no child works any more the parent ends as the last one did. No
+child is ever sent that could make the children's quantities exceed the
+parent's (``Order.committed``).
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable
@@ -24,6 +36,8 @@ from routing.model import (
     ExecKind,
     KillSwitch,
     LogoutClient,
+    MarketData,
+    MarketDataReject,
     MassCancelRequest,
     MassCancelScope,
     NewOrder,
@@ -32,9 +46,11 @@ from routing.model import (
     OperatorCancel,
     OrdType,
     Outcome,
+    QuoteSeen,
     RejectCode,
     ReloadRisk,
     ReplaceRequest,
+    RouteDecision,
     SessionStatus,
     Side,
     StatusRequest,
@@ -43,11 +59,15 @@ from routing.model import (
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
+    VenueMarketDataRequest,
     VenueNewOrder,
     VenueReplace,
 )
-from routing.orders import Event, Order, PendingReplace, TransitionRefused
-from routing.router import Venue, choose_venue
+from routing.orders import TRANSITIONS, Child, ChildReplace, Event, Order, PendingReplace, TransitionRefused
+from routing.quotes import Quotes
+from routing.router import (
+    DIRECT, Candidate, Leg, Route, RoutingPolicy, StrategySpec, Venue, direct, parse_strategy, route,
+)
 from routing.validation import order_shape_problem
 from risk.engine import RiskEngine
 from risk.state import RiskState
@@ -60,6 +80,8 @@ class ClientOptions:
     pending_new: bool = True
     cancel_on_disconnect: bool = False
     accounts: frozenset[str] | None = None  # the Accounts (1) the session may use; None: any
+    strategy: StrategySpec | None = None  # the session's routing strategy (None: the account's or the default)
+
 
 
 END_OF_DAY = "end of day"
@@ -72,6 +94,7 @@ _VENUE_KIND_EVENT = {
     ExecKind.DONE_FOR_DAY: Event.DONE_FOR_DAY,
     ExecKind.EXPIRED: Event.EXPIRE,
 }
+_TERMINAL_EVENTS = frozenset({Event.VENUE_REJECT, Event.VENUE_CANCELED, Event.DONE_FOR_DAY, Event.EXPIRE})
 _EVENT_REPORT_KIND = {
     Event.VENUE_ACK: ExecKind.NEW,
     Event.VENUE_REJECT: ExecKind.REJECTED,
@@ -83,7 +106,12 @@ _EVENT_REPORT_KIND = {
 
 def _ids(order: Order) -> dict:
     """The IDs of an order, as log fields for a Note."""
-    return {"session": order.session, "cl_ord_id": order.cl_ord_id, "order_id": order.order_id, "venue": order.venue}
+    return {"session": order.session, "cl_ord_id": order.cl_ord_id, "order_id": order.order_id,
+            "venue": ",".join(order.venues) or None}
+
+
+def _unrouted(route: Route) -> str:
+    return f"{route.unrouted} not routed (IOC: no more displayed liquidity within the limit)"
 
 
 def _utcnow() -> datetime:
@@ -93,8 +121,10 @@ def _utcnow() -> datetime:
 class Core:
     def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
                  risk: RiskEngine | None = None, risk_state: RiskState | None = None,
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow, policy: RoutingPolicy | None = None):
         self.risk = risk
+        self.policy = policy if policy is not None else RoutingPolicy()
+        self.quotes = Quotes()  # every venue's bids and offers per symbol (not kept across restarts)
         self.risk_state = risk_state if risk_state is not None else RiskState()
         self.clock = clock
         self.venues = {v.name: v for v in venues}
@@ -112,7 +142,8 @@ class Core:
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
             EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
             SessionStatus: self._session_status, KillSwitch: self._kill_switch, ReloadRisk: self._reload_risk,
-            OperatorCancel: self._operator_cancel,
+            OperatorCancel: self._operator_cancel, MarketData: self._market_data,
+            MarketDataReject: self._market_data_reject,
         }
 
     # ------------------------------------------------------------------ queries
@@ -147,6 +178,8 @@ class Core:
             order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
         if order is not None:
             found[order.order_id] = order
+        for o in outcome.changed:
+            found[o.order_id] = o
         for a in outcome.actions:
             ta = type(a)
             if ta is ClientExecReport or ta is ClientCancelReject:
@@ -170,21 +203,23 @@ class Core:
                 ids.add(order.pending_replace.cl_ord_id)
             for cl in ids:
                 self._by_client[(order.session, cl)] = order
-            if order.venue is not None:
-                for child in set(order.child_ids) | {order.venue_cl_ord_id or order.order_id}:
-                    self._by_child[(order.venue, child)] = order
+            for child in order.children:
+                for cl in {*child.cl_ord_ids, child.child_id, child.cl_ord_id}:
+                    self._by_child[(child.venue, cl)] = order
 
     def _index_client(self, order: Order, cl_ord_id: str) -> None:
         self._by_client[(order.session, cl_ord_id)] = order
         order.client_ids.append(cl_ord_id)
 
-    def _index_child(self, order: Order, child_id: str) -> None:
-        self._by_child[(order.venue, child_id)] = order
-        order.child_ids.append(child_id)
+    def _index_child(self, order: Order, child: Child, cl_ord_id: str) -> None:
+        self._by_child[(child.venue, cl_ord_id)] = order
+        child.cl_ord_ids.append(cl_ord_id)
 
     def open_order_count(self, *, session: str | None = None, venue: str | None = None) -> int:
+        """Open orders of a client session, or with a child working at a venue."""
         return sum(1 for o in self.orders.values()
-                   if o.is_open and (session is None or o.session == session) and (venue is None or o.venue == venue))
+                   if o.is_open and (session is None or o.session == session)
+                   and (venue is None or any(c.venue == venue for c in o.live_children)))
 
     # ------------------------------------------------------------------ configuration (`fixgw sessions reload`)
     # Called on the core thread (Engine.call), so a check and the change it allows are one step.
@@ -203,6 +238,13 @@ class Core:
 
     def set_venue_symbols(self, name: str, symbols: frozenset[str]) -> None:
         self.venues[name].symbols = symbols
+
+    def update_venue(self, new: Venue) -> None:
+        """A venue's changed configuration (symbols, fees, priority, market data); its session state is kept.
+        A changed market data setting or symbol list is subscribed with at the venue's next logon."""
+        old = self.venues[new.name]
+        new.up, new.md_req_id, new.meta = old.up, old.md_req_id, old.meta
+        self.venues[new.name] = new
 
     def set_routing_order(self, names: list[str]) -> None:
         """Venues in the configuration file's order (routing prefers the first that trades a symbol)."""
@@ -261,7 +303,107 @@ class Core:
             return RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}: no configured venue trades it"
         if cmd.ex_destination is not None and cmd.ex_destination not in self.venues:
             return RejectCode.OTHER, f"unknown ExDestination {cmd.ex_destination}"
+        if cmd.strategy is not None and cmd.ex_destination is None:
+            try:
+                spec = parse_strategy(cmd.strategy)
+            except ValueError as exc:
+                return RejectCode.OTHER, str(exc)
+            unknown = [v for v in spec.venues if v not in self.venues]
+            if unknown:
+                return RejectCode.OTHER, f"unknown venue {', '.join(unknown)} in routing strategy {cmd.strategy}"
         return None
+
+    # ------------------------------------------------------------------ routing
+    def strategy_for(self, cmd: NewOrder) -> StrategySpec:
+        """The order's strategy: its own (tag 9100), else its account's, its session's, the default."""
+        if cmd.strategy is not None:
+            return parse_strategy(cmd.strategy)
+        if cmd.account is not None and cmd.account in self.policy.accounts:
+            return self.policy.accounts[cmd.account]
+        client = self.clients.get(cmd.session)
+        if client is not None and client.strategy is not None:
+            return client.strategy
+        return self.policy.default
+
+    def _candidates(self, symbol: str, now: datetime) -> tuple[list[Candidate], tuple[QuoteSeen, ...]]:
+        """Every configured venue as the router sees it for ``symbol`` now, and the record of it."""
+        max_age = self.policy.max_quote_age
+        candidates, seen = [], []
+        for rank, name in enumerate(self._venue_order):
+            v = self.venues[name]
+            q = self.quotes.quote(name, symbol)
+            age = q.age(now) if q is not None else None
+            trusted = q is not None and v.up and age <= max_age
+            candidates.append(Candidate(name, v.up, symbol in v.symbols, v.priority, rank, v.take_fee, v.make_fee,
+                                        q if trusted else None))
+            seen.append(QuoteSeen(name, v.up, symbol in v.symbols, q.bid if q else None, q.bid_size if q else ZERO,
+                                  q.ask if q else None, q.ask_size if q else ZERO,
+                                  int(age.total_seconds() * 1000) if age is not None else None, trusted,
+                                  v.take_fee, v.make_fee, v.priority))
+        return candidates, tuple(seen)
+
+    def _decide(self, order: Order, qty: Decimal, reason: str, ex_destination: str | None = None,
+                exclude: frozenset[str] = frozenset()) -> tuple[Route, RouteDecision]:
+        """Run the order's strategy (or its ExDestination) for ``qty``: the route, and the decision with its inputs
+        (not yet recorded: ``_place`` records it with the children it creates)."""
+        now = self.clock()
+        candidates, seen = self._candidates(order.symbol, now)
+        if exclude:
+            candidates = [c for c in candidates if c.name not in exclude]
+        limit = order.price if order.ord_type is OrdType.LIMIT else None
+        if ex_destination is not None:
+            result = direct(order.symbol, qty, ex_destination, candidates)
+        else:
+            result = route(parse_strategy(order.strategy), order.symbol, order.side, qty, limit, order.tif,
+                           candidates)
+        decision = RouteDecision(
+            at=now, order_id=order.order_id, session=order.session, cl_ord_id=order.cl_ord_id, reason=reason,
+            strategy=order.strategy, symbol=order.symbol, side=order.side, qty=qty, limit=limit, quotes=seen,
+            split=(), note=result.note + (f" (not to {', '.join(sorted(exclude))}: rejected it)" if exclude else ""),
+            unrouted=result.unrouted)
+        return result, decision
+
+    def _place(self, order: Order, legs: tuple[Leg, ...], decision: RouteDecision, out: Outcome,
+               recv_ns: int = 0) -> list[Child]:
+        """Send a child order for each leg; record the decision with the children it made."""
+        children = []
+        for leg in legs:
+            room = order.qty - order.committed
+            if leg.qty > room:  # never: the router splits at most what is left; a guard against overfills
+                out.warnings.append(Note(f"order {order.order_id}: {leg.qty} for {leg.venue} would exceed the "
+                                         f"order's quantity ({room} left unplaced); not sent", **_ids(order)))
+                continue
+            child_id = order.order_id if not order.children else order.next_child_id("n")
+            child = Child(child_id=child_id, venue=leg.venue, qty=leg.qty, price=order.price,
+                          ord_type=order.ord_type, tif=order.tif, cl_ord_id=child_id)
+            order.children.append(child)
+            self._index_child(order, child, child_id)
+            children.append(child)
+            out.actions.append(VenueNewOrder(
+                venue=leg.venue, cl_ord_id=child_id, symbol=order.symbol, side=order.side, qty=leg.qty,
+                ord_type=order.ord_type, price=order.price, stop_px=order.stop_px, tif=order.tif,
+                account=order.account, recv_ns=recv_ns,
+            ))
+        decision = replace(decision, split=tuple((c.venue, c.qty, c.child_id) for c in children)) if children \
+            else decision
+        order.routes.append(decision)
+        out.routes.append(decision)
+        return children
+
+    def _route_more(self, order: Order, qty: Decimal, reason: str, out: Outcome, recv_ns: int = 0,
+                    exclude: frozenset[str] = frozenset()) -> bool:
+        """Route ``qty`` more of an accepted order with its strategy; False if no venue can take any of it."""
+        if qty <= 0 or order.strategy == DIRECT:
+            return False
+        result, decision = self._decide(order, qty, reason, exclude=exclude)
+        if not result.ok:
+            order.routes.append(decision)
+            out.routes.append(decision)
+            order.released = (Event.VENUE_CANCELED, None, f"{qty} could not be routed again: {result.note}")
+            return False
+        if result.unrouted:
+            order.released = (Event.VENUE_CANCELED, None, _unrouted(result))
+        return bool(self._place(order, result.legs, decision, out, recv_ns))
 
     def _new_order(self, cmd: NewOrder) -> Outcome:
         out = Outcome()
@@ -276,9 +418,11 @@ class Core:
         if problem is None and self.risk is not None:
             problem = self._risk_check(out, self.risk.check(cmd, self.risk_state, now), cmd.session, cmd.cl_ord_id)
         if problem is None:
-            venue, why_not = choose_venue(cmd.symbol, cmd.ex_destination, self.venues, self._venue_order)
-            if venue is None:
-                problem = (RejectCode.EXCHANGE_CLOSED, why_not)
+            order.strategy = DIRECT if cmd.ex_destination is not None else self.strategy_for(cmd).describe()
+            routed, decision = self._decide(order, order.qty, "new order", cmd.ex_destination)
+            if not routed.ok:
+                out.routes.append(decision)
+                problem = (RejectCode.EXCHANGE_CLOSED, routed.note)
         if problem is not None:
             code, text = problem
             if code is RejectCode.UNKNOWN_ACCOUNT:
@@ -287,22 +431,19 @@ class Core:
             out.actions.append(self._report(order, ExecKind.REJECTED, recv_ns=cmd.recv_ns, reject_code=code, text=text))
             return out  # rejected orders are not kept: the ClOrdID stays free for a corrected resend
 
-        order.venue = venue
-        order.venue_cl_ord_id = order_id
         order.risk_key = cmd.cl_ord_id
         order.accepted_at = now
         if self.risk is not None:
             self.risk.on_accepted(cmd, self.risk_state, now)
         self.orders[order_id] = order
         self._index_client(order, cmd.cl_ord_id)
-        self._index_child(order, order_id)
         if self.clients.get(cmd.session, ClientOptions()).pending_new:
             out.actions.append(self._report(order, ExecKind.PENDING_NEW, recv_ns=cmd.recv_ns))
-        out.actions.append(VenueNewOrder(
-            venue=venue, cl_ord_id=order_id, symbol=order.symbol, side=order.side, qty=order.qty,
-            ord_type=order.ord_type, price=order.price, stop_px=order.stop_px, tif=order.tif,
-            account=order.account, recv_ns=cmd.recv_ns,
-        ))
+        self._place(order, routed.legs, decision, out, cmd.recv_ns)
+        if routed.unrouted:
+            order.released = (Event.VENUE_CANCELED, None, _unrouted(routed))
+        if not order.live_children:  # an IOC sweep that found nothing to route (never: it falls back)
+            self._progress(order, out, cmd.recv_ns)
         return out
 
     # ------------------------------------------------------------------ client: cancel / replace
@@ -328,12 +469,18 @@ class Core:
         if order.status is OrdStatus.PENDING_REPLACE:
             return CxlRejCode.ALREADY_PENDING, "a replace for this order is already pending"
         if order.is_open and not self._venue_connected(order):
-            return CxlRejCode.OTHER, f"venue {order.venue} is not connected; try again when it is"
+            down = ", ".join(v for v in order.venues if not self._up(v) and
+                             any(c.venue == v for c in order.live_children))
+            return CxlRejCode.OTHER, f"venue {down} is not connected; try again when it is"
         return None
 
-    def _venue_connected(self, order: Order) -> bool:
-        venue = self.venues.get(order.venue) if order.venue is not None else None
+    def _up(self, name: str) -> bool:
+        venue = self.venues.get(name)
         return venue is not None and venue.up
+
+    def _venue_connected(self, order: Order) -> bool:
+        """Every venue where the order has a child working is connected."""
+        return all(self._up(c.venue) for c in order.live_children)
 
     def _cancel(self, cmd: CancelRequest) -> Outcome:
         out = Outcome()
@@ -355,25 +502,41 @@ class Core:
 
     def _start_cancel(self, order: Order, out: Outcome, *, client_cl_ord_id: str | None = None,
                       cause: str | None = None, recv_ns: int = 0) -> None:
-        """Send a cancel for ``order`` to its venue; the client hears Canceled only when the venue confirms.
+        """Send a cancel for each of ``order``'s working children; the client hears Canceled only when every
+        venue has answered (``_progress``).
 
         ``client_cl_ord_id`` is the ClOrdID of the client's own cancel request; without one the
         gateway cancels on its own account (``cause``: mass cancel, disconnect, end of day) and
         the reports carry the order's ClOrdID.
         """
         order.apply(Event.CANCEL_REQUEST)  # raises TransitionRefused when too late
-        child_id = order.next_child_id("c")
         order.pending_cl_ord_id = client_cl_ord_id
         order.cancel_cause = cause
+        order.cancel_open = True
+        order.refusal = None
         if client_cl_ord_id is not None:
             self._index_client(order, client_cl_ord_id)
-        self._index_child(order, child_id)
         out.actions.append(self._report(order, ExecKind.PENDING_CANCEL, cl_ord_id=client_cl_ord_id,
                                         orig_cl_ord_id=order.cl_ord_id if client_cl_ord_id else None,
                                         text=f"cancel requested: {cause}" if cause else None, recv_ns=recv_ns))
+        for child in order.live_children:
+            self._cancel_child(order, child, out)
+        if not self._awaiting(order):
+            self._progress(order, out, recv_ns)
+
+    def _cancel_child(self, order: Order, child: Child, out: Outcome) -> None:
+        try:
+            child.apply(Event.CANCEL_REQUEST)
+        except TransitionRefused as exc:  # never: the parent refuses a second cancel or replace
+            out.warnings.append(Note(f"order {order.order_id}: child {child.child_id} at {child.venue} not "
+                                     f"canceled: {exc}", **_ids(order)))
+            return
+        cancel_id = order.next_child_id("c")
+        child.pending_cancel = cancel_id
+        self._index_child(order, child, cancel_id)
         out.actions.append(VenueCancel(
-            venue=order.venue, cl_ord_id=child_id, orig_cl_ord_id=order.venue_cl_ord_id,
-            venue_order_id=order.venue_order_id, symbol=order.symbol, side=order.side, qty=order.qty,
+            venue=child.venue, cl_ord_id=cancel_id, orig_cl_ord_id=child.cl_ord_id,
+            venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=child.qty,
         ))
 
     def _replace(self, cmd: ReplaceRequest) -> Outcome:
@@ -405,19 +568,41 @@ class Core:
         if problem is not None:
             return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
                                     CxlRejResponseTo.REPLACE, *problem)
-        child_id = order.next_child_id("r")
         tif = cmd.tif or order.tif
-        order.pending_replace = PendingReplace(cl_ord_id=cmd.cl_ord_id, child_cl_ord_id=child_id, qty=cmd.qty,
-                                               price=cmd.price, ord_type=cmd.ord_type, tif=tif)
+        live = order.live_children
         self._index_client(order, cmd.cl_ord_id)
-        self._index_child(order, child_id)
+        if len(live) == 1:
+            # one child working: replace it at its venue, keeping whatever priority the venue allows.
+            # Its new quantity leaves the new OrderQty minus everything filled working there.
+            child = live[0]
+            child.apply(Event.REPLACE_REQUEST)  # as the parent could, so can its one working child
+            child_id = order.next_child_id("r")
+            qty = child.cum_qty + (cmd.qty - order.cum_qty)
+            order.pending_replace = PendingReplace(cl_ord_id=cmd.cl_ord_id, child_cl_ord_id=child_id, qty=cmd.qty,
+                                                   price=cmd.price, ord_type=cmd.ord_type, tif=tif)
+            order.replace_mode = "venue"
+            child.pending_replace = ChildReplace(child_id, qty, cmd.price, cmd.ord_type, tif)
+            self._index_child(order, child, child_id)
+            out.actions.append(self._report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
+                                            orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
+            out.actions.append(VenueReplace(
+                venue=child.venue, cl_ord_id=child_id, orig_cl_ord_id=child.cl_ord_id,
+                venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=qty,
+                ord_type=cmd.ord_type, price=cmd.price, tif=tif, account=order.account,
+            ))
+            return out
+        # several children working (a sweep): cancel them all, then route the new terms afresh
+        # (``_progress``); the client hears Replaced once every venue has confirmed its cancel.
+        order.pending_replace = PendingReplace(cl_ord_id=cmd.cl_ord_id, child_cl_ord_id="", qty=cmd.qty,
+                                               price=cmd.price, ord_type=cmd.ord_type, tif=tif)
+        order.replace_mode = "reroute"
+        order.refusal = None
         out.actions.append(self._report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
                                         orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
-        out.actions.append(VenueReplace(
-            venue=order.venue, cl_ord_id=child_id, orig_cl_ord_id=order.venue_cl_ord_id,
-            venue_order_id=order.venue_order_id, symbol=order.symbol, side=order.side, qty=cmd.qty,
-            ord_type=cmd.ord_type, price=cmd.price, tif=tif, account=order.account,
-        ))
+        for child in live:
+            self._cancel_child(order, child, out)
+        if not self._awaiting(order):
+            self._progress(order, out, cmd.recv_ns)
         return out
 
     @staticmethod
@@ -494,8 +679,9 @@ class Core:
                                       **_ids(order)))
                 continue
             if not self._venue_connected(order):
-                out.warnings.append(f"order {order.order_id} not canceled for {cause}: venue {order.venue} is not "
-                                    "connected (a cancel sent now would never reach it)")
+                down = ", ".join(c.venue for c in order.live_children if not self._up(c.venue))
+                out.warnings.append(Note(f"order {order.order_id} not canceled for {cause}: venue {down} is not "
+                                         "connected (a cancel sent now would never reach it)", **_ids(order)))
                 continue
             try:
                 self._start_cancel(order, out, cause=cause)
@@ -519,7 +705,10 @@ class Core:
         order = self._by_child.get((ev.venue, ev.cl_ord_id))
         if order is None and ev.orig_cl_ord_id:
             order = self._by_child.get((ev.venue, ev.orig_cl_ord_id))
-        if order is None:
+        child = None
+        if order is not None:
+            child = order.child(ev.venue, ev.cl_ord_id) or order.child(ev.venue, ev.orig_cl_ord_id)
+        if child is None:
             text = f"no order with ClOrdID {ev.cl_ord_id or '(none)'} at {ev.venue}"
             out.warnings.append(Note(f"venue {ev.venue} sent ExecutionReport {ev.exec_id} for an unknown order: {text}",
                                       venue=ev.venue, exec_id=ev.exec_id))
@@ -529,68 +718,212 @@ class Core:
                     side=ev.side, last_qty=ev.last_qty, last_px=ev.last_px, text=text,
                 ))
             return out
-        if ev.exec_id in order.seen_exec_ids:
+        if ev.exec_id in child.seen_exec_ids:
             out.warnings.append(Note(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
-        order.seen_exec_ids.add(ev.exec_id)
+        child.seen_exec_ids.add(ev.exec_id)
         if ev.venue_order_id and ev.venue_order_id != "NONE":
-            order.venue_order_id = ev.venue_order_id
+            child.venue_order_id = ev.venue_order_id
 
         if ev.kind is ExecKind.TRADE:
-            return self._venue_fill(order, ev, out)
+            return self._venue_fill(order, child, ev, out)
         if ev.kind is ExecKind.REPLACED:
-            return self._venue_replaced(order, ev, out)
+            return self._venue_replaced(order, child, ev, out)
         event = _VENUE_KIND_EVENT.get(ev.kind)
-        if event is Event.VENUE_CANCELED and order.cancel_cause == END_OF_DAY:
-            event = Event.EXPIRE
         if event is None:
             out.warnings.append(Note(f"{ev.venue} ExecutionReport {ev.exec_id} ({ev.kind.value}) needs no action",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
-        before = order.status
+        if event is Event.VENUE_CANCELED and child.status is OrdStatus.CANCELED:
+            out.warnings.append(Note(f"order {order.order_id}: {ev.venue} confirms child {child.child_id} canceled, "
+                                     "as the gateway had taken it to be when the venue disconnected",
+                                     **_ids(order), exec_id=ev.exec_id))
+            return out
         try:
-            order.apply(event)
+            child.apply(event)
         except TransitionRefused as exc:
             out.warnings.append(Note(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
-        if event is Event.VENUE_ACK and before is not OrdStatus.PENDING_NEW:
-            return out  # the client already knows the order is working
+        if event is Event.VENUE_ACK:
+            if order.status is OrdStatus.PENDING_NEW:  # the first venue to acknowledge: the order is working
+                order.apply(Event.VENUE_ACK)
+                out.actions.append(self._report(order, ExecKind.NEW, recv_ns=ev.recv_ns))
+            return out
+        self._child_done(order, child, event, ev.venue, ev.text, out, ev.recv_ns)
+        return out
+
+    def _child_done(self, order: Order, child: Child, event: Event, venue: str, text: str | None, out: Outcome,
+                    recv_ns: int = 0, reroute: bool | None = None) -> None:
+        """A child finished without filling all of it (rejected, canceled, expired, done for the day): what it
+        leaves undone is routed again (after a reject, or ``reroute``) or, once nothing works any more, ends
+        the parent."""
+        child.pending_cancel = None
+        child.pending_replace = None
+        order.released = (event, venue, text)
+        left = child.qty - child.cum_qty
+        if reroute is None:
+            reroute = event is Event.VENUE_REJECT
+        if (reroute and left > 0 and order.is_open and not order.cancel_open and order.pending_replace is None
+                and order.strategy != DIRECT):
+            rejected = frozenset(c.venue for c in order.children if c.status is OrdStatus.REJECTED)
+            why = (f"re-route after {venue} rejected {left}: {text or 'no reason given'}"
+                   if event is Event.VENUE_REJECT else f"re-route: {text}")
+            if order.reroutes >= self.policy.max_reroutes:
+                if self.policy.max_reroutes:
+                    out.warnings.append(Note(f"order {order.order_id}: {left} not routed again: already re-routed "
+                                             f"{order.reroutes} time(s) (max_reroutes)", **_ids(order)))
+            else:
+                order.reroutes += 1
+                self._route_more(order, min(left, order.qty - order.committed), why, out, recv_ns,
+                                 exclude=rejected)
+                order.released = (event, venue, text)  # if the new children fail too, the parent ends as this
+        self._progress(order, out, recv_ns)
+
+    @staticmethod
+    def _awaiting(order: Order) -> bool:
+        """A cancel is still out at a child whose answer matters: one still working, or, once the parent is
+        filled, one that filled too (its venue's refusal is what the client's cancel reject says)."""
+        return any(c.pending_cancel and (c.is_open or not order.is_open) for c in order.children)
+
+    def _progress(self, order: Order, out: Outcome, recv_ns: int = 0) -> None:
+        """After any change to a child: answer a cancel or replace every child that matters has answered, or
+        end the parent when no child works any more."""
+        live = order.live_children
+        if order.cancel_open:
+            if self._awaiting(order):
+                return
+            order.cancel_open = False
+            if not order.is_open:  # filled meanwhile: the cancel came too late
+                self._cancel_refused(order, out)
+            elif not live:
+                self._finish(order, out, recv_ns)
+            else:  # a venue refused: the order works on
+                order.apply(Event.VENUE_CANCEL_REJECT)
+                self._cancel_refused(order, out)
+            return
+        if order.replace_mode == "reroute" and order.pending_replace is not None:
+            if self._awaiting(order):
+                return
+            self._replace_rerouted(order, out, recv_ns)
+            return
+        if order.is_open and not live:
+            self._finish(order, out, recv_ns)
+
+    def _finish(self, order: Order, out: Outcome, recv_ns: int = 0) -> None:
+        """No child works any more and the order is not filled: it ends as its last child did (canceled,
+        rejected, expired, done for the day), or canceled when that is no end the parent can take."""
+        event, venue, text = order.released or (Event.VENUE_CANCELED, None, None)
+        if event is Event.VENUE_CANCELED and order.cancel_cause == END_OF_DAY:
+            event = Event.EXPIRE
+        if (order.status, event) not in TRANSITIONS:
+            event = Event.VENUE_CANCELED
+        order.apply(event)
+        order.cancel_open = False
         self._risk_settle(order)
         kind = _EVENT_REPORT_KIND[event]
         if event is Event.VENUE_CANCELED and order.pending_cl_ord_id:
             cl, orig = order.pending_cl_ord_id, order.cl_ord_id
             order.cl_ord_id, order.pending_cl_ord_id = cl, None
-            out.actions.append(self._report(order, kind, cl_ord_id=cl, orig_cl_ord_id=orig, recv_ns=ev.recv_ns))
-            return out
-        text = None
+            out.actions.append(self._report(order, kind, cl_ord_id=cl, orig_cl_ord_id=orig, recv_ns=recv_ns))
+            return
         code = None
         if event is Event.VENUE_REJECT:
             code = RejectCode.VENUE
-            text = f"rejected by {ev.venue}: {ev.text or 'no reason given'}"
+            text = f"rejected by {venue}: {text or 'no reason given'}"
         elif event is Event.VENUE_CANCELED:
             text = (f"canceled: {order.cancel_cause}" if order.cancel_cause else
-                    f"canceled by {ev.venue}" + (f": {ev.text}" if ev.text else ""))
+                    f"canceled by {venue}" + (f": {text}" if text else "") if venue else f"canceled: {text}")
         elif event is Event.EXPIRE:
-            text = f"expired: {order.cancel_cause or ev.text or 'by the venue'}"
-        out.actions.append(self._report(order, kind, recv_ns=ev.recv_ns, reject_code=code, text=text))
-        return out
+            text = f"expired: {order.cancel_cause or text or 'by the venue'}"
+        else:
+            text = None
+        out.actions.append(self._report(order, kind, recv_ns=recv_ns, reject_code=code, text=text))
 
-    def _venue_fill(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
+    def _cancel_refused(self, order: Order, out: Outcome) -> None:
+        """Tell the client its cancel was refused (or note that the gateway's own cancel was)."""
+        code, venue, text = order.refusal or (CxlRejCode.TOO_LATE, None, None)
+        order.refusal = None
+        cl = order.pending_cl_ord_id
+        order.pending_cl_ord_id = None
+        if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
+            out.warnings.append(Note(f"order {order.order_id}: {venue or 'the venue'} refused the "
+                                     f"{order.cancel_cause} cancel: {text or code.value}", **_ids(order)))
+            order.cancel_cause = None
+            return
+        out.actions.append(ClientCancelReject(
+            session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
+            ord_status=order.status, response_to=CxlRejResponseTo.CANCEL, reason=code,
+            text=f"cancel refused by {venue or 'the venue'}: {text or code.value}", account=order.account,
+        ))
+
+    def _replace_rerouted(self, order: Order, out: Outcome, recv_ns: int = 0) -> None:
+        """Every child of a replaced order has answered its cancel: confirm the replace and route the new
+        terms, or refuse it (a venue refused to cancel, or fills left nothing to replace)."""
+        p = order.pending_replace
+        problem = None
+        if order.live_children:
+            code, venue, text = order.refusal or (CxlRejCode.OTHER, None, None)
+            problem = (code, f"replace refused: {venue or 'a venue'} refused to cancel its part: "
+                             f"{text or code.value}")
+        elif not order.is_open:
+            problem = (CxlRejCode.TOO_LATE, f"order is {order.status.name.lower()}: too late to replace")
+        elif p.qty <= order.cum_qty:
+            problem = (CxlRejCode.OTHER, f"new OrderQty {p.qty} must exceed CumQty {order.cum_qty}")
+        order.refusal = None
+        if problem is not None:
+            order.pending_replace = None
+            order.replace_mode = None
+            if order.is_open:
+                order.apply(Event.VENUE_REPLACE_REJECT)
+            out.actions.append(ClientCancelReject(
+                session=order.session, cl_ord_id=p.cl_ord_id, orig_cl_ord_id=order.cl_ord_id,
+                order_id=order.order_id, ord_status=order.status, response_to=CxlRejResponseTo.REPLACE,
+                reason=problem[0], text=problem[1], account=order.account))
+            if order.is_open:  # what the canceled children held is routed again on the old terms
+                self._route_more(order, order.qty - order.cum_qty - order.working, "replace refused: restore",
+                                 out, recv_ns)
+                if not order.live_children:
+                    self._finish(order, out, recv_ns)
+            return
+        order.apply(Event.VENUE_REPLACED)
+        orig = order.cl_ord_id
+        order.apply_replace()
+        if self.risk is not None:
+            new = self._as_new_order(order)
+            self.risk_state.on_replace(order.session, order.risk_key, new)
+            order.risk_key = new.cl_ord_id
+        out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=recv_ns))
+        self._route_more(order, order.qty - order.cum_qty, "replace", out, recv_ns)
+        if order.is_open and not order.live_children:
+            self._finish(order, out, recv_ns)
+
+    def _venue_fill(self, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
         if ev.last_qty <= 0:
             out.warnings.append(Note(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
-        room = order.qty - order.cum_qty
-        event = Event.FILL if ev.last_qty >= room else Event.PARTIAL_FILL
+        child_room = child.qty - child.cum_qty
         try:
-            order.apply(event)
+            child.apply(Event.FILL if ev.last_qty >= child_room else Event.PARTIAL_FILL)
+        except TransitionRefused as exc:
+            lost = child.status is OrdStatus.CANCELED and self.venues.get(ev.venue) is not None \
+                and self.venues[ev.venue].on_disconnect != "hold"
+            out.warnings.append(Note(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} "
+                                     "not booked" + (f" (child {child.child_id} was taken as canceled when the venue "
+                                                     "disconnected, on_disconnect: reconcile with the venue)"
+                                                     if lost else ""), **_ids(order), exec_id=ev.exec_id))
+            return out
+        child_booked = child.add_fill(ev.last_qty, ev.last_px)
+        room = order.qty - order.cum_qty
+        try:
+            order.apply(Event.FILL if child_booked >= room else Event.PARTIAL_FILL)
         except TransitionRefused as exc:
             out.warnings.append(Note(f"order {order.order_id}: {exc}; {ev.last_qty}@{ev.last_px} from {ev.venue} "
                                       "not booked", **_ids(order), exec_id=ev.exec_id))
             return out
-        booked = order.add_fill(ev.last_qty, ev.last_px)
+        booked = order.add_fill(child_booked, ev.last_px)
         if self.risk is not None and booked > 0:
             self.risk_state.on_fill(order.session, order.risk_key, booked, ev.last_px)
             self.risk_state.set_last_trade(order.symbol, ev.last_px)
@@ -601,18 +934,22 @@ class Core:
         out.actions.append(self._report(order, ExecKind.TRADE, last_qty=booked, last_px=ev.last_px,
                                         last_mkt=ev.venue, recv_ns=ev.recv_ns))
         self._risk_settle(order)
+        if not child.is_open:
+            self._progress(order, out, ev.recv_ns)
         return out
 
-    def _venue_replaced(self, order: Order, ev: VenueExecution, out: Outcome) -> Outcome:
-        if order.pending_replace is None:
+    def _venue_replaced(self, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
+        if child.pending_replace is None or order.pending_replace is None:
             out.warnings.append(Note(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
                                      f"(ExecID {ev.exec_id}); ignored", **_ids(order), exec_id=ev.exec_id))
             return out
         try:
+            child.apply(Event.VENUE_REPLACED)
             order.apply(Event.VENUE_REPLACED)
         except TransitionRefused as exc:
             out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order), exec_id=ev.exec_id))
             return out
+        child.apply_replace()
         orig = order.cl_ord_id
         order.apply_replace()
         if self.risk is not None:
@@ -626,44 +963,124 @@ class Core:
     def _venue_cancel_reject(self, ev: VenueCancelReject) -> Outcome:
         out = Outcome()
         order = self._by_child.get((ev.venue, ev.cl_ord_id)) or self._by_child.get((ev.venue, ev.orig_cl_ord_id))
-        if order is None:
+        child = None
+        if order is not None:
+            child = order.child(ev.venue, ev.cl_ord_id) or order.child(ev.venue, ev.orig_cl_ord_id)
+        if child is None:
             out.warnings.append(Note(f"{ev.venue} cancel reject for unknown ClOrdID {ev.cl_ord_id}", venue=ev.venue))
             return out
         replace = ev.response_to is CxlRejResponseTo.REPLACE
-        try:
-            order.apply(Event.VENUE_REPLACE_REJECT if replace else Event.VENUE_CANCEL_REJECT)
-        except TransitionRefused as exc:
-            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
-            return out
+        text = ev.text or ev.reason.value
         if replace:
+            try:
+                child.apply(Event.VENUE_REPLACE_REJECT)
+                order.apply(Event.VENUE_REPLACE_REJECT)
+            except TransitionRefused as exc:
+                out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
+                return out
+            child.pending_replace = None
             cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
             order.pending_replace = None
-        else:
-            cl = order.pending_cl_ord_id
-            order.pending_cl_ord_id = None
-            if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
-                out.warnings.append(Note(f"order {order.order_id}: {ev.venue} refused the {order.cancel_cause} "
-                                         f"cancel: {ev.text or ev.reason.value}", **_ids(order)))
-                order.cancel_cause = None
-                return out
-        what = "replace" if replace else "cancel"
-        out.actions.append(ClientCancelReject(
-            session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
-            ord_status=order.status, response_to=ev.response_to, reason=ev.reason,
-            text=f"{what} refused by {ev.venue}: {ev.text or ev.reason.value}", account=order.account,
-        ))
+            order.replace_mode = None
+            out.actions.append(ClientCancelReject(
+                session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
+                ord_status=order.status, response_to=ev.response_to, reason=ev.reason,
+                text=f"replace refused by {ev.venue}: {text}", account=order.account,
+            ))
+            return out
+        if child.pending_cancel is None:
+            out.warnings.append(Note(f"order {order.order_id}: {ev.venue} refused a cancel we are not waiting for "
+                                     f"({ev.cl_ord_id}): {text}", **_ids(order)))
+            return out
+        try:
+            child.apply(Event.VENUE_CANCEL_REJECT)
+        except TransitionRefused as exc:  # it ended meanwhile (rejected, say): the cancel is moot all the same
+            out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
+        child.pending_cancel = None
+        if child.is_open or order.refusal is None:
+            order.refusal = (ev.reason, ev.venue, ev.text or ev.reason.value)
+        self._progress(order, out)
         return out
 
     def _session_status(self, ev: SessionStatus) -> Outcome:
         out = Outcome()
         if ev.role == "venue" and ev.name in self.venues:
-            self.venues[ev.name].up = ev.up
+            venue = self.venues[ev.name]
+            venue.up = ev.up
+            if ev.up:
+                self._subscribe(venue, out)
+            else:
+                venue.md_req_id = None
+                self.quotes.drop_venue(ev.name)  # its quotes die with the session
+                if venue.on_disconnect != "hold":
+                    self._venue_lost(venue, out)
         elif ev.role == "client" and not ev.up and self.clients.get(ev.name, ClientOptions()).cancel_on_disconnect:
             n = self._cancel_all(self._open_orders_of(ev.name, TimeInForce.DAY), out,
                                  "the client session disconnected (cancel_on_disconnect)")
             if n:
                 out.warnings.append(Note(f"{ev.name} disconnected: canceling its {n} open Day order(s)", session=ev.name))
         return out
+
+    def _venue_lost(self, venue: Venue, out: Outcome) -> None:
+        """A venue that cancels its orders when our session drops (on_disconnect = cancel or reroute): its
+        children are canceled now; with reroute, what they held goes to the other venues."""
+        text = f"the venue disconnected and cancels open orders on disconnect (on_disconnect = {venue.on_disconnect})"
+        n = 0
+        for order in list(self.orders.values()):
+            lost = [c for c in order.live_children if c.venue == venue.name]
+            if not lost:
+                continue
+            for child in lost:
+                child.status = OrdStatus.CANCELED
+                n += 1
+                self._child_done(order, child, Event.VENUE_CANCELED, venue.name, text, out,
+                                 reroute=venue.on_disconnect == "reroute")
+            out.changed.append(order)
+        if n:
+            out.warnings.append(Note(f"{venue.name} disconnected: {n} child order(s) there treated as canceled "
+                                     f"(on_disconnect = {venue.on_disconnect})", venue=venue.name))
+
+    # ------------------------------------------------------------------ market data
+    def _subscribe(self, venue: Venue, out: Outcome) -> None:
+        """Ask a venue that just logged on for its bids and offers in every symbol it trades."""
+        if not venue.md_enabled or not venue.symbols:
+            return
+        venue.md_req_id = f"{self._id_prefix}-MD{next(self._ids)}"
+        out.actions.append(VenueMarketDataRequest(venue=venue.name, req_id=venue.md_req_id,
+                                                  symbols=tuple(sorted(venue.symbols)), depth=venue.md_depth,
+                                                  incremental=venue.md_incremental))
+
+    def _market_data(self, md: MarketData) -> Outcome:
+        """A venue's full or incremental refresh: update its book; the consolidated best bid and offer
+        becomes the risk engine's quote reference."""
+        if md.venue not in self.venues:
+            return Outcome()
+        now = self.clock()
+        max_age = self.policy.max_quote_age
+        for symbol in self.quotes.apply(md, now):
+            bid, ask = self.quotes.best(symbol, self._venue_order, now, max_age)
+            if bid is not None and ask is not None:
+                self.risk_state.set_quote(symbol, bid, ask)
+        return Outcome()
+
+    def _market_data_reject(self, rej: MarketDataReject) -> Outcome:
+        out = Outcome()
+        out.warnings.append(Note(f"{rej.venue} refused market data request {rej.req_id}: "
+                                 f"{rej.text or 'no reason given'} (MDReqRejReason {rej.reason or '-'}); "
+                                 "its quotes are unknown, routing treats it as quoteless", venue=rej.venue))
+        return out
+
+    def quote_table(self) -> list[dict]:
+        """Every venue's top of book per symbol with its age, for operators."""
+        now = self.clock()
+        max_age = self.policy.max_quote_age
+        rows = []
+        for q in self.quotes.all():
+            age = q.age(now)
+            rows.append({"venue": q.venue, "symbol": q.symbol, "bid": q.bid, "bid_size": q.bid_size, "ask": q.ask,
+                         "ask_size": q.ask_size, "age_ms": int(age.total_seconds() * 1000),
+                         "fresh": age <= max_age})
+        return rows
 
     # ------------------------------------------------------------------ operator commands
     _KILL_SCOPES = {"global": None, "session": "session", "account": "account", "symbol": "symbol"}

@@ -9,6 +9,7 @@ Prices and quantities are ``Decimal``; nothing here ever holds a float.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
@@ -136,6 +137,7 @@ class NewOrder:
     recv_ns: int = 0  # monotonic receive stamp (time.perf_counter_ns) for latency metrics
     seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
+    strategy: str | None = None  # the routing strategy the client asked for on this order (custom tag 9100)
 
 
 @compact_pickle
@@ -289,6 +291,52 @@ class VenueCancelReject:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
 
 
+class MDUpdateAction(str, Enum):
+    """MDUpdateAction (279) of an incremental market data entry."""
+
+    NEW = "0"
+    CHANGE = "1"
+    DELETE = "2"
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MDEntry:
+    """One price level of a venue's book: a bid (side BUY, MDEntryType 0) or an offer (SELL, MDEntryType 1)."""
+
+    side: Side
+    price: Decimal
+    size: Decimal
+    action: MDUpdateAction = MDUpdateAction.NEW  # incrementals only: new, change or delete the level
+    symbol: str = ""  # incrementals only: each entry names its symbol
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MarketData:
+    """A venue's market data: a full refresh (W) of one symbol's book, or incremental updates (X)."""
+
+    venue: str
+    req_id: str | None
+    symbol: str | None  # the full refresh's symbol; None for incrementals (each entry names its own)
+    entries: tuple[MDEntry, ...]
+    snapshot: bool  # True: the entries replace the symbol's book; False: they update it level by level
+    recv_ns: int = 0
+    seq: int = 0  # MsgSeqNum (34) it arrived with
+    poss_dup: bool = False
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class MarketDataReject:
+    """MarketDataRequestReject (Y): a venue refused our subscription."""
+
+    venue: str
+    req_id: str
+    reason: str | None
+    text: str | None = None
+
+
 @compact_pickle
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
@@ -425,10 +473,82 @@ class VenueDontKnow:
     text: str
 
 
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class VenueMarketDataRequest:
+    """MarketDataRequest (V) to a venue: subscribe to (or unsubscribe from) the bids and offers of symbols."""
+
+    venue: str
+    req_id: str
+    symbols: tuple[str, ...]
+    depth: int  # MarketDepth (264): 0 = full book, 1 = top of book, N = N levels per side
+    subscribe: bool = True  # SubscriptionRequestType (263): 1 subscribe, 2 unsubscribe
+    incremental: bool = True  # MDUpdateType (265): 1 incremental refresh (X), 0 full refresh (W)
+
+
+# --------------------------------------------------------------------------- routing decisions
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class QuoteSeen:
+    """One venue as the router saw it when it decided: its top of book, the quote's age, its fees."""
+
+    venue: str
+    up: bool
+    trades: bool
+    bid: Decimal | None
+    bid_size: Decimal
+    ask: Decimal | None
+    ask_size: Decimal
+    age_ms: int | None  # None: no quote at all
+    trusted: bool  # young enough to route on
+    take_fee: Decimal
+    make_fee: Decimal
+    priority: int
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """A routing decision and its inputs: what the router saw, which strategy, the split it chose."""
+
+    at: datetime
+    order_id: str
+    session: str
+    cl_ord_id: str
+    reason: str  # new order, replace, re-route after a venue reject, a venue disconnected
+    strategy: str  # best-price, preferred, sweep, direct
+    symbol: str
+    side: Side
+    qty: Decimal  # the quantity routed
+    limit: Decimal | None
+    quotes: tuple[QuoteSeen, ...]
+    split: tuple[tuple[str, Decimal, str], ...]  # (venue, quantity, child ClOrdID); empty: nowhere to go
+    note: str  # the strategy's reason for the split
+    unrouted: Decimal = Decimal(0)  # not sent anywhere (an IOC sweep's rest)
+
+
+def describe_route(d: RouteDecision) -> str:
+    """One journal line for a routing decision, with its inputs."""
+    def px(v):
+        return "-" if v is None else str(v)
+
+    seen = "; ".join(
+        f"{q.venue}{'' if q.up else ' down'}{'' if q.trades else ' (does not trade it)'} "
+        + (f"{px(q.bid)}x{px(q.bid_size)}/{px(q.ask)}x{px(q.ask_size)} age {q.age_ms}ms"
+           f"{'' if q.trusted else ' STALE'}" if q.age_ms is not None else "no quote")
+        + f" fees take {px(q.take_fee)} make {px(q.make_fee)} prio {q.priority}"
+        for q in d.quotes)
+    split = ", ".join(f"{v} {px(q)} ({child})" for v, q, child in d.split) or "nowhere"
+    return (f"{d.order_id} {d.session} {d.cl_ord_id} {d.reason}: {d.strategy} {d.side.name.lower()} {px(d.qty)} "
+            f"{d.symbol} limit {px(d.limit) if d.limit is not None else 'market'} -> {split}"
+            + (f", {px(d.unrouted)} not routed" if d.unrouted else "") + f" | {d.note} | quotes: {seen or 'none'}")
+
+
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
-           | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus)
+           | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus
+           | MarketData | MarketDataReject)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
-          | VenueReplace | VenueDontKnow | LogoutClient)
+          | VenueReplace | VenueDontKnow | LogoutClient | VenueMarketDataRequest)
 
 
 class Note(str):
@@ -453,4 +573,6 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
     audit: list = field(default_factory=list)  # (session, text): security refusals, journaled as session events
+    routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
+    changed: list = field(default_factory=list)  # orders changed that no action names (for the state log)
     result: object = None  # the answer to an operator command

@@ -1,17 +1,26 @@
-"""The order state machine, as data.
+"""The order state machine, as data, and the orders the core owns: a parent per client order, a child
+per venue order placed for it.
 
 ``TRANSITIONS`` maps (state, event) to the next state. A pair that is not in the
 table is refused with a reason from ``refusal()``; callers turn that into a FIX
 reject (client side) or a logged, counted anomaly (venue side). ``WORKING`` is a
 placeholder resolved from the order's fills: NEW if nothing has filled yet,
 otherwise PARTIALLY_FILLED.
+
+The same table drives both levels. A ``Child`` moves as its venue reports (it is
+a venue order). The parent ``Order`` moves on the client's requests and on what
+its children's events mean for the client: the first acknowledgement, fills
+(FILL when the parent's quantity is reached), and, once no child is working
+any more, the event that ended the last one (see ``routing.core``). With one
+child the parent moves exactly as that child does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from operator import attrgetter
 
 from routing.model import OrdStatus, OrdType, Side, TimeInForce, compact_pickle
 
@@ -115,80 +124,53 @@ class TransitionRefused(Exception):
 @dataclass(frozen=True, slots=True)
 class PendingReplace:
     cl_ord_id: str  # the client's new ClOrdID
-    child_cl_ord_id: str  # our new ClOrdID at the venue
+    child_cl_ord_id: str  # our new ClOrdID at the venue ("" when the children are canceled and re-routed)
     qty: Decimal
     price: Decimal | None
     ord_type: OrdType
     tif: TimeInForce
 
 
-@dataclass(slots=True)
-class Order:
-    """A client order as the gateway owns it, with the child it has at a venue."""
+def tuple_pickle(layout: str | None = None):
+    """Pickle a slots dataclass as the tuple of its fields, in order, built in C (``attrgetter``).
 
-    order_id: str
-    session: str
-    cl_ord_id: str
-    symbol: str
-    side: Side
-    qty: Decimal
-    ord_type: OrdType
-    price: Decimal | None
-    stop_px: Decimal | None
-    tif: TimeInForce
-    account: str | None
-    status: OrdStatus = OrdStatus.PENDING_NEW
-    cum_qty: Decimal = Decimal(0)
-    notional: Decimal = Decimal(0)  # sum of last_qty * last_px: AvgPx is exact
-    venue: str | None = None
-    venue_cl_ord_id: str | None = None
-    venue_order_id: str | None = None
-    pending_cl_ord_id: str | None = None  # client ClOrdID of a cancel in flight
-    pending_replace: "PendingReplace | None" = None  # new terms of a replace in flight
-    cancel_cause: str | None = None  # why the gateway itself cancels it (mass cancel, disconnect, end of day)
-    risk_key: str | None = None  # the ClOrdID the risk state books this order under
-    exec_seq: int = 0
-    child_seq: int = 0
-    seen_exec_ids: set[str] = field(default_factory=set)
-    # every ClOrdID the client has used for this order, and every ClOrdID we have used for
-    # it at its venue: what the core's lookups are rebuilt from after a restart
-    client_ids: list[str] = field(default_factory=list)
-    child_ids: list[str] = field(default_factory=list)
-    accepted_at: datetime | None = None  # when the gateway accepted it (UTC)
+    A state file written before a field was added has fewer values: the missing
+    (trailing) fields take their defaults. With ``layout``, the tuple starts with
+    that marker, and a state without it is an older layout that ``cls._legacy``
+    converts first.
+    """
+    def decorate(cls):
+        names = tuple(f.name for f in fields(cls))
+        get = attrgetter(*names)
+        defaults = tuple((f.name, f.default_factory if f.default_factory is not MISSING else (lambda v=f.default: v))
+                         for f in fields(cls))
+        setter = object.__setattr__
 
-    @property
-    def leaves_qty(self) -> Decimal:
-        if self.status in TERMINAL:
-            return Decimal(0)
-        return self.qty - self.cum_qty
+        if layout is None:
+            def __getstate__(self):
+                return get(self)
+        else:
+            def __getstate__(self):
+                return (layout, *get(self))
 
-    @property
-    def avg_px(self) -> Decimal:
-        if not self.cum_qty:
-            return Decimal(0)
-        return self.notional / self.cum_qty
+        def __setstate__(self, state):
+            if layout is not None:
+                state = state[1:] if state and state[0] == layout else cls._legacy(state)
+            for name, value in zip(names, state):
+                setter(self, name, value)
+            for name, default in defaults[len(state):]:
+                setter(self, name, default())
 
-    @property
-    def is_open(self) -> bool:
-        return self.status not in TERMINAL
+        cls.__getstate__ = __getstate__
+        cls.__setstate__ = __setstate__
+        return cls
+    return decorate
 
-    def next_exec_id(self) -> str:
-        self.exec_seq += 1
-        return f"{self.order_id}.{self.exec_seq}"
 
-    def next_child_id(self, kind: str) -> str:
-        """A new ClOrdID at the venue for this order's next cancel ("c") or replace ("r")."""
-        self.child_seq += 1
-        return f"{self.order_id}.{kind}{self.child_seq}"
+class _Stateful:
+    """The transition table and exact fill booking, shared by parents and children."""
 
-    def apply_replace(self) -> None:
-        """The venue confirmed the pending replace: the new terms and ClOrdIDs take effect."""
-        p = self.pending_replace
-        self.qty, self.price, self.ord_type, self.tif = p.qty, p.price, p.ord_type, p.tif
-        self.cl_ord_id, self.venue_cl_ord_id = p.cl_ord_id, p.child_cl_ord_id
-        self.pending_replace = None
-        if self.cum_qty >= self.qty:
-            self.status = OrdStatus.FILLED
+    __slots__ = ()
 
     def apply(self, event: Event) -> OrdStatus:
         """Move to the state the table names for ``event``; raise TransitionRefused otherwise."""
@@ -208,3 +190,221 @@ class Order:
             self.cum_qty += booked
             self.notional += booked * px
         return booked
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def avg_px(self) -> Decimal:
+        if not self.cum_qty:
+            return Decimal(0)
+        return self.notional / self.cum_qty
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class ChildReplace:
+    """New terms of a replace in flight at a child's venue."""
+
+    cl_ord_id: str  # our new ClOrdID at the venue
+    qty: Decimal
+    price: Decimal | None
+    ord_type: OrdType
+    tif: TimeInForce
+
+
+@tuple_pickle()
+@dataclass(slots=True)
+class Child(_Stateful):
+    """One order the gateway placed at a venue for a client order, as the venue reports it."""
+
+    child_id: str  # the ClOrdID it was sent with: its name
+    venue: str
+    qty: Decimal
+    price: Decimal | None
+    ord_type: OrdType
+    tif: TimeInForce
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: Decimal = Decimal(0)
+    notional: Decimal = Decimal(0)
+    cl_ord_id: str = ""  # its current ClOrdID at the venue (a replace changes it)
+    venue_order_id: str | None = None
+    pending_cancel: str | None = None  # our ClOrdID of a cancel in flight
+    pending_replace: ChildReplace | None = None
+    cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID we used for it at the venue
+    seen_exec_ids: set[str] = field(default_factory=set)
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return Decimal(0) if self.status in TERMINAL else self.qty - self.cum_qty
+
+    @property
+    def committed(self) -> Decimal:
+        """The most it can ever fill: what it filled if finished, else its quantity (the larger of the old and
+        new one while a replace is in flight)."""
+        if self.status in TERMINAL:
+            return self.cum_qty
+        if self.pending_replace is not None and self.pending_replace.qty > self.qty:
+            return self.pending_replace.qty
+        return self.qty
+
+    def owns(self, cl_ord_id: str) -> bool:
+        return cl_ord_id == self.child_id or cl_ord_id in self.cl_ord_ids
+
+    def apply_replace(self) -> None:
+        """The venue confirmed the pending replace: the new terms and ClOrdID take effect."""
+        p = self.pending_replace
+        self.qty, self.price, self.ord_type, self.tif, self.cl_ord_id = p.qty, p.price, p.ord_type, p.tif, p.cl_ord_id
+        self.pending_replace = None
+        if self.cum_qty >= self.qty:
+            self.status = OrdStatus.FILLED
+
+
+# The fields an Order had when it held one venue order itself (state files written then).
+_LEGACY_ORDER_FIELDS = (
+    "order_id", "session", "cl_ord_id", "symbol", "side", "qty", "ord_type", "price", "stop_px", "tif", "account",
+    "status", "cum_qty", "notional", "venue", "venue_cl_ord_id", "venue_order_id", "pending_cl_ord_id",
+    "pending_replace", "cancel_cause", "risk_key", "exec_seq", "child_seq", "seen_exec_ids", "client_ids",
+    "child_ids", "accepted_at", "strategy", "routes")
+
+
+@tuple_pickle(layout="order/2")  # since orders have children
+@dataclass(slots=True)
+class Order(_Stateful):
+    """A client order as the gateway owns it (the parent), with the child orders it placed at venues."""
+
+    order_id: str
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ord_type: OrdType
+    price: Decimal | None
+    stop_px: Decimal | None
+    tif: TimeInForce
+    account: str | None
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: Decimal = Decimal(0)
+    notional: Decimal = Decimal(0)  # sum of last_qty * last_px: AvgPx is exact
+    pending_cl_ord_id: str | None = None  # client ClOrdID of a cancel in flight
+    pending_replace: "PendingReplace | None" = None  # new terms of a replace in flight
+    cancel_cause: str | None = None  # why the gateway itself cancels it (mass cancel, disconnect, end of day)
+    risk_key: str | None = None  # the ClOrdID the risk state books this order under
+    exec_seq: int = 0
+    child_seq: int = 0
+    # every ClOrdID the client has used for this order: what the core's lookups are rebuilt from after a
+    # restart (with each child's ``cl_ord_ids``)
+    client_ids: list[str] = field(default_factory=list)
+    accepted_at: datetime | None = None  # when the gateway accepted it (UTC)
+    strategy: str | None = None  # the routing strategy that placed it (e.g. best-price, preferred:V2,V1, direct)
+    routes: list = field(default_factory=list)  # every RouteDecision taken for it, oldest first
+    children: list[Child] = field(default_factory=list)  # in the order they were placed
+    reroutes: int = 0  # quantity sent elsewhere after a venue reject or disconnect, so far
+    cancel_open: bool = False  # a cancel is out at its children; the parent answers when all have
+    replace_mode: str | None = None  # a replace in flight: "venue" (its one child replaced there) or "reroute"
+    refusal: tuple | None = None  # (CxlRejCode, venue, text) of a child's refused cancel, for the answer
+    released: tuple | None = None  # (Event, venue, text): how quantity last stopped working without filling
+
+    @staticmethod
+    def _legacy(state) -> tuple:
+        return _from_legacy(state)
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        if self.status in TERMINAL:
+            return Decimal(0)
+        return self.qty - self.cum_qty
+
+    @property
+    def live_children(self) -> list[Child]:
+        return [c for c in self.children if c.status not in TERMINAL]
+
+    @property
+    def committed(self) -> Decimal:
+        """What its children may ever fill in total: never more than the order's quantity."""
+        return sum((c.committed for c in self.children), Decimal(0))
+
+    @property
+    def working(self) -> Decimal:
+        """Quantity working at venues now."""
+        return sum((c.leaves_qty for c in self.children), Decimal(0))
+
+    @property
+    def venues(self) -> list[str]:
+        return list(dict.fromkeys(c.venue for c in self.children))
+
+    @property
+    def venue(self) -> str | None:
+        """Its first child's venue (with one child, the venue holding the order)."""
+        return self.children[0].venue if self.children else None
+
+    @property
+    def venue_cl_ord_id(self) -> str | None:
+        return self.children[0].cl_ord_id if self.children else None
+
+    @property
+    def venue_order_id(self) -> str | None:
+        return self.children[0].venue_order_id if self.children else None
+
+    @property
+    def child_ids(self) -> list[str]:
+        """Every ClOrdID we used at venues for it, child by child."""
+        return [cid for c in self.children for cid in c.cl_ord_ids]
+
+    def child(self, venue: str, cl_ord_id: str | None) -> Child | None:
+        """The child at ``venue`` that ``cl_ord_id`` (any ClOrdID we used for it) names."""
+        if not cl_ord_id:
+            return None
+        for c in self.children:
+            if c.venue == venue and c.owns(cl_ord_id):
+                return c
+        return None
+
+    def next_exec_id(self) -> str:
+        self.exec_seq += 1
+        return f"{self.order_id}.{self.exec_seq}"
+
+    def next_child_id(self, kind: str) -> str:
+        """A new ClOrdID at a venue for this order: a child ("n"), a cancel ("c") or a replace ("r")."""
+        self.child_seq += 1
+        return f"{self.order_id}.{kind}{self.child_seq}"
+
+    def apply_replace(self) -> None:
+        """The replace is confirmed: the client's new terms and ClOrdID take effect."""
+        p = self.pending_replace
+        self.qty, self.price, self.ord_type, self.tif = p.qty, p.price, p.ord_type, p.tif
+        self.cl_ord_id = p.cl_ord_id
+        self.pending_replace = None
+        self.replace_mode = None
+        if self.cum_qty >= self.qty:
+            self.status = OrdStatus.FILLED
+
+
+def _from_legacy(state) -> tuple:
+    """An Order pickled when it held its one venue order itself: the same order with that venue order as
+    its only child."""
+    d = dict(zip(_LEGACY_ORDER_FIELDS, state))
+    d.setdefault("strategy", None)
+    d.setdefault("routes", [])
+    children, mode = [], None
+    if d["venue"] is not None:
+        child = Child(child_id=d["order_id"], venue=d["venue"], qty=d["qty"], price=d["price"],
+                      ord_type=d["ord_type"], tif=d["tif"], status=d["status"], cum_qty=d["cum_qty"],
+                      notional=d["notional"], cl_ord_id=d["venue_cl_ord_id"] or d["order_id"],
+                      venue_order_id=d["venue_order_id"], cl_ord_ids=list(d["child_ids"]) or [d["order_id"]],
+                      seen_exec_ids=set(d["seen_exec_ids"]))
+        if d["status"] is OrdStatus.PENDING_CANCEL and d["child_ids"]:
+            child.pending_cancel = d["child_ids"][-1]
+        p = d["pending_replace"]
+        if p is not None:
+            child.pending_replace = ChildReplace(p.child_cl_ord_id, p.qty, p.price, p.ord_type, p.tif)
+            mode = "venue"
+        children.append(child)
+    cancel_open = d["status"] is OrdStatus.PENDING_CANCEL
+    return (d["order_id"], d["session"], d["cl_ord_id"], d["symbol"], d["side"], d["qty"], d["ord_type"],
+            d["price"], d["stop_px"], d["tif"], d["account"], d["status"], d["cum_qty"], d["notional"],
+            d["pending_cl_ord_id"], d["pending_replace"], d["cancel_cause"], d["risk_key"], d["exec_seq"],
+            d["child_seq"], list(d["client_ids"]), d["accepted_at"], d["strategy"], d["routes"], children, 0,
+            cancel_open, mode, None, None)

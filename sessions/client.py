@@ -16,6 +16,8 @@ from typing import Callable
 
 import quickfix as fix
 
+from routing.model import VenueMarketDataRequest
+from sessions import codec
 from sessions.codec import fmt, utc_timestamp
 from sessions.fixsettings import build_settings, graceful_stop, session_id
 from sessions.journal_log import JournalLogFactory
@@ -263,6 +265,25 @@ class FixClient:
         msg.setField(60, utc_timestamp())
         self.send(msg)
         return cl
+
+    def market_data_request(self, symbols, depth: int = 5, *, incremental: bool = True, request_type: str = "1",
+                            req_id: str | None = None) -> str:
+        """MarketDataRequest (V) for bids and offers: 263 = 0 snapshot, 1 subscribe, 2 unsubscribe."""
+        req = req_id or self.next_id("MD")
+        msg = codec.encode_md_request(self.version, VenueMarketDataRequest(
+            venue="", req_id=req, symbols=tuple(symbols), depth=depth, subscribe=request_type != "2",
+            incremental=incremental))
+        if request_type == "0":
+            msg.setField(263, "0")
+        self.send(msg)
+        return req
+
+    def raw_messages(self, msg_type: str) -> list[str]:
+        """The raw text of every received message of ``msg_type`` (for repeating groups, which
+        ``messages`` cannot hold)."""
+        needle = f"{SOH}35={msg_type}{SOH}"
+        with self.wire._lock:
+            return [raw for d, raw in self.wire.lines if d == "I" and needle in raw]
 
     def cancel(self, orig_cl_ord_id: str, symbol: str, side: str, qty, *, cl_ord_id: str | None = None) -> str:
         cl = cl_ord_id or self.next_id("X")

@@ -15,7 +15,9 @@ session-level Reject naming the tag. Business problems are not decided here.
 """
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import quickfix as fix
@@ -27,7 +29,11 @@ from routing.model import (
     ClientMassCancelReport,
     CxlRejCode,
     CxlRejResponseTo,
+    MarketData,
+    MarketDataReject,
     MassCancelRequest,
+    MDEntry,
+    MDUpdateAction,
     ReplaceRequest,
     StatusRequest,
     VenueReplace,
@@ -42,8 +48,11 @@ from routing.model import (
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
+    VenueMarketDataRequest,
     VenueNewOrder,
 )
+from routing.router import STRATEGY_TAG
+from sessions.fixsettings import spec_path
 
 FIX42 = "FIX.4.2"
 FIX44 = "FIX.4.4"
@@ -84,6 +93,16 @@ def parse_fields(raw: str) -> Fields:
         if part:
             tag, _, value = part.partition("=")
             out[int(tag)] = value
+    return out
+
+
+def parse_pairs(raw: str) -> list[tuple[int, str]]:
+    """(tag, value) in wire order, repeated tags kept: for messages with repeating groups."""
+    out = []
+    for part in raw.split(SOH):
+        if part:
+            tag, _, value = part.partition("=")
+            out.append((int(tag), value))
     return out
 
 
@@ -175,6 +194,7 @@ def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
+        strategy=f.get(STRATEGY_TAG),
     )
 
 
@@ -480,3 +500,171 @@ def encode_dont_know(version: str, dk: VenueDontKnow) -> fix.Message:
         (31, fmt(dk.last_px)),
         (58, _text(dk.text)),
     ))
+
+
+# --------------------------------------------------------------------------- market data (V, W, X, Y)
+# Messages with repeating groups cannot be built from a flat string without a data dictionary:
+# quickfix would keep the fields but sort them by tag, tearing the group entries apart. With the
+# version's dictionary, ``fix.Message(text, dd, False)`` parses the groups (still one binding call).
+# quickfix 1.16 drops the last entry of a trailing group unless another field follows it, so the
+# text ends with a CheckSum (10), which quickfix recomputes when it sends the message.
+_DICTIONARIES: dict[str, tuple] = {}
+_DD_LOCK = threading.Lock()
+BID, OFFER = "0", "1"  # MDEntryType (269)
+_ENTRY_SIDE = {BID: Side.BUY, OFFER: Side.SELL}
+_SIDE_ENTRY = {Side.BUY: BID, Side.SELL: OFFER}
+
+
+def dictionaries(version: str) -> tuple:
+    """The data dictionaries a message of ``version`` is parsed with: (app,) or (transport, app) for FIX 5.0."""
+    dds = _DICTIONARIES.get(version)
+    if dds is None:
+        with _DD_LOCK:
+            dds = _DICTIONARIES.get(version)
+            if dds is None:
+                if version == FIX50:
+                    dds = (fix.DataDictionary(spec_path("FIXT11.xml")), fix.DataDictionary(spec_path("FIX50.xml")))
+                else:
+                    dds = (fix.DataDictionary(spec_path("FIX42.xml" if version == FIX42 else "FIX44.xml")),)
+                _DICTIONARIES[version] = dds
+    return dds
+
+
+def _build_grouped(version: str, msg_type: str, pairs) -> fix.Message:
+    """Like ``_build``, for a message with repeating groups: ``pairs`` in dictionary order, groups included."""
+    parts = ["35=", msg_type, SOH]
+    append = parts.append
+    for tag, value in pairs:
+        if value is not None:
+            append(f"{tag}={value}{SOH}")
+    append("10=000" + SOH)
+    dds = dictionaries(version)
+    if len(dds) == 2:
+        return fix.Message("".join(parts), dds[0], dds[1], False)
+    return fix.Message("".join(parts), dds[0], False)
+
+
+def encode_md_request(version: str, r: VenueMarketDataRequest) -> fix.Message:
+    """MarketDataRequest (V): bids and offers (267 group), one NoRelatedSym (146) entry per symbol."""
+    pairs = [(262, r.req_id), (263, "1" if r.subscribe else "2"), (264, str(r.depth)),
+             (265, ("1" if r.incremental else "0") if r.subscribe else None),
+             (267, "2"), (269, BID), (269, OFFER), (146, str(len(r.symbols)))]
+    pairs += [(55, symbol) for symbol in r.symbols]
+    return _build_grouped(version, "V", pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class MDRequest:
+    """A decoded MarketDataRequest (V), for the venue simulator."""
+
+    req_id: str
+    request_type: str  # 263: 0 snapshot, 1 subscribe, 2 unsubscribe
+    depth: int  # 264: 0 = full book
+    incremental: bool  # 265 = 1
+    entry_types: tuple[str, ...]
+    symbols: tuple[str, ...]
+
+
+def decode_md_request(raw: str) -> MDRequest:
+    f = parse_fields(raw)
+    request_type = _get(f, 263)
+    if request_type not in ("0", "1", "2"):
+        raise fix.IncorrectTagValue(263)
+    depth_text = _get(f, 264)
+    if not depth_text.isdigit():
+        raise fix.IncorrectTagValue(264)
+    pairs = parse_pairs(raw)
+    types = tuple(v for t, v in pairs if t == 269)
+    symbols = tuple(v for t, v in pairs if t == 55)
+    return MDRequest(req_id=_get(f, 262), request_type=request_type, depth=int(depth_text),
+                     incremental=f.get(265) == "1", entry_types=types, symbols=symbols)
+
+
+def encode_md_snapshot(version: str, req_id: str | None, symbol: str, bids, asks) -> fix.Message:
+    """MarketDataSnapshotFullRefresh (W) of one symbol: ``bids``/``asks`` as (price, size), best first."""
+    entries = [(BID, px, size) for px, size in bids] + [(OFFER, px, size) for px, size in asks]
+    pairs = [(262, req_id), (55, symbol), (268, str(len(entries)))]
+    for entry_type, px, size in entries:
+        pairs += [(269, entry_type), (270, fmt(px)), (271, fmt(size))]
+    return _build_grouped(version, "W", pairs)
+
+
+def encode_md_incremental(version: str, req_id: str | None, entries) -> fix.Message:
+    """MarketDataIncrementalRefresh (X): ``entries`` as (MDUpdateAction, Side, symbol, price, size)."""
+    pairs = [(262, req_id), (268, str(len(entries)))]
+    for action, side, symbol, px, size in entries:
+        pairs += [(279, action.value), (269, _SIDE_ENTRY[side]), (55, symbol), (270, fmt(px)),
+                  (271, fmt(size))]
+    return _build_grouped(version, "X", pairs)
+
+
+def encode_md_reject(version: str, req_id: str, reason: str | None, text: str) -> fix.Message:
+    """MarketDataRequestReject (Y); MDReqRejReason (281): 0 unknown symbol, 1 duplicate MDReqID, ..."""
+    return _build("Y", ((262, req_id), (281, reason), (58, _text(text))))
+
+
+def _md_entries(pairs: list[tuple[int, str]], start_tag: int) -> list[dict[int, str]]:
+    """The entries of the NoMDEntries (268) group: a new entry starts at each ``start_tag``."""
+    entries: list[dict[int, str]] = []
+    inside = False
+    for tag, value in pairs:
+        if tag == 268:
+            inside = True
+            continue
+        if not inside:
+            continue
+        if tag == start_tag:
+            entries.append({})
+        if entries and tag != 10:
+            entries[-1].setdefault(tag, value)
+    return entries
+
+
+def _md_decimal(entry: dict[int, str], tag: int) -> Decimal:
+    try:
+        value = Decimal(entry[tag])
+    except KeyError:
+        raise fix.FieldNotFound(tag) from None
+    except InvalidOperation:
+        raise fix.IncorrectDataFormat(tag) from None
+    if not value.is_finite():
+        raise fix.IncorrectDataFormat(tag)
+    return value
+
+
+def decode_md_snapshot(raw: str, venue: str, recv_ns: int = 0) -> MarketData:
+    """A MarketDataSnapshotFullRefresh (W): the symbol's bids and offers; other entry types are left out."""
+    f = parse_fields(raw)
+    out = []
+    for e in _md_entries(parse_pairs(raw), 269):
+        side = _ENTRY_SIDE.get(e.get(269))
+        if side is None:
+            continue  # trades, imbalances, ...: not part of the book
+        size = _md_decimal(e, 271) if 271 in e else Decimal(0)
+        out.append(MDEntry(side=side, price=_md_decimal(e, 270), size=size))
+    return MarketData(venue=venue, req_id=f.get(262), symbol=_get(f, 55), entries=tuple(out), snapshot=True,
+                      recv_ns=recv_ns, seq=_seq(f), poss_dup=_poss_dup(f))
+
+
+def decode_md_incremental(raw: str, venue: str, recv_ns: int = 0) -> MarketData:
+    """A MarketDataIncrementalRefresh (X): level updates of bids and offers, each naming its symbol."""
+    f = parse_fields(raw)
+    out = []
+    for e in _md_entries(parse_pairs(raw), 279):
+        side = _ENTRY_SIDE.get(e.get(269))
+        if side is None:
+            continue
+        try:
+            action = MDUpdateAction(e[279])
+        except ValueError:
+            raise fix.IncorrectTagValue(279) from None
+        size = _md_decimal(e, 271) if 271 in e else Decimal(0)
+        out.append(MDEntry(side=side, price=_md_decimal(e, 270), size=size, action=action,
+                           symbol=e.get(55) or f.get(55) or ""))
+    return MarketData(venue=venue, req_id=f.get(262), symbol=None, entries=tuple(out), snapshot=False,
+                      recv_ns=recv_ns, seq=_seq(f), poss_dup=_poss_dup(f))
+
+
+def decode_md_reject(raw: str, venue: str) -> MarketDataReject:
+    f = parse_fields(raw)
+    return MarketDataReject(venue=venue, req_id=f.get(262) or "", reason=f.get(281), text=f.get(58))

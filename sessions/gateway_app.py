@@ -151,13 +151,13 @@ class _Guarded(fix.Application):
 
     def fromApp(self, msg, sid):
         try:
-            self._dispatch(codec.fields(msg), sid, time.perf_counter_ns())
+            self._dispatch(msg.toString(), sid, time.perf_counter_ns())
         except QUICKFIX_ERRORS:
             raise
         except BaseException as exc:  # noqa: BLE001
             self._bug("fromApp", sid, exc, msg)
 
-    def _dispatch(self, f: codec.Fields, sid: fix.SessionID, recv_ns: int) -> None:
+    def _dispatch(self, raw: str, sid: fix.SessionID, recv_ns: int) -> None:
         raise NotImplementedError
 
 
@@ -177,8 +177,8 @@ class ClientApplication(_Guarded):
         except BaseException as exc:  # noqa: BLE001
             self._bug("toApp", sid, exc)
 
-    def _dispatch(self, f, sid, recv_ns):
-        self._submit(client_command(f, self._name(sid), recv_ns))
+    def _dispatch(self, raw, sid, recv_ns):
+        self._submit(client_command(codec.parse_fields(raw), self._name(sid), recv_ns))
 
 
 class VenueApplication(_Guarded):
@@ -212,8 +212,8 @@ class VenueApplication(_Guarded):
         except BaseException as exc:  # noqa: BLE001
             self._bug("toApp", sid, exc)
 
-    def _dispatch(self, f, sid, recv_ns):
-        command = venue_command(f, self._name(sid), recv_ns)
+    def _dispatch(self, raw, sid, recv_ns):
+        command = venue_command(codec.parse_fields(raw), self._name(sid), recv_ns, raw)
         if command is not None:
             self._submit(command)
 
@@ -234,13 +234,26 @@ def client_command(f: codec.Fields, name: str, recv_ns: int = 0):
     raise fix.UnsupportedMessageType()
 
 
-def venue_command(f: codec.Fields, name: str, recv_ns: int = 0):
-    """The domain command for a venue's application message, or None when it needs none."""
+MARKET_DATA_TYPES = frozenset({"W", "X"})
+
+
+def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None = None):
+    """The domain command for a venue's application message, or None when it needs none.
+
+    ``raw`` (the message's text) is needed for market data, whose repeating groups
+    ``f`` (one value per tag) cannot hold.
+    """
     msg_type = f[35]
     if msg_type == "8":
         return codec.decode_venue_exec(f, name, recv_ns)
     if msg_type == "9":
         return codec.decode_venue_cancel_reject(f, name, recv_ns)
+    if msg_type == "X":
+        return codec.decode_md_incremental(raw, name, recv_ns)
+    if msg_type == "W":
+        return codec.decode_md_snapshot(raw, name, recv_ns)
+    if msg_type == "Y":
+        return codec.decode_md_reject(raw, name)
     if msg_type == "j":
         log.warning("venue %s rejected a message: %s", name, "|".join(f"{k}={v}" for k, v in f.items()))
         return None
@@ -251,7 +264,9 @@ def replay_command(role: str, name: str, raw: str):
     """Decode a journaled inbound message as its session's callback would have; None if it is not one
     the gateway acts on (an exception from quickfix's set when it would have been rejected)."""
     f = codec.parse_fields(raw)
+    if role == "venue" and f.get(35) in MARKET_DATA_TYPES:
+        return None  # quotes from before a restart are stale; the venue sends fresh ones when we subscribe
     try:
-        return client_command(f, name) if role == "client" else venue_command(f, name)
+        return client_command(f, name) if role == "client" else venue_command(f, name, raw=raw)
     except QUICKFIX_ERRORS:
         return None

@@ -14,6 +14,7 @@ from routing.model import (
     LogoutClient,
     VenueCancel,
     VenueDontKnow,
+    VenueMarketDataRequest,
     VenueNewOrder,
     VenueReplace,
 )
@@ -37,6 +38,7 @@ class Outbound:
             VenueNewOrder: (self._venues, codec.encode_venue_new_order, "venue"),
             VenueCancel: (self._venues, codec.encode_venue_cancel, "venue"),
             VenueDontKnow: (self._venues, codec.encode_dont_know, "venue"),
+            VenueMarketDataRequest: (self._venues, codec.encode_md_request, "venue"),
         }
 
     def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:

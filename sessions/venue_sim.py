@@ -25,15 +25,29 @@ Every callback is guarded: quickfix's own exceptions pass through (quickfix turn
 them into a session Reject or BusinessMessageReject), anything else is logged
 with its traceback and answered with a BusinessMessageReject (j).
 
-Market data: MarketDataRequest (V) is routed to ``_on_market_data_request`` and
-every book change to ``_book_changed``; both are the hooks for snapshots (W) and
-incrementals (X) later. ``Matcher.top_of_book`` / ``Book.depth`` give the data.
+Market data: a MarketDataRequest (V) for bids and offers subscribes the session
+to the symbols it names (263=1), answers with one snapshot (W) per symbol at the
+requested depth (264; 0 = every level), or (263=0) just sends the snapshots;
+263=2 ends the subscription named by its MDReqID. An unknown symbol or a reused
+MDReqID gets a MarketDataRequestReject (Y). While subscribed, every request that
+changes a symbol's visible book publishes the change, queued under the matcher
+lock right after the request's execution reports (so a subscriber sees the fills
+before the book they left behind): as incrementals (X: new, change or delete one
+price level) when the request asked for MDUpdateType 265=1, otherwise as a full
+snapshot (W). Nothing is published when the visible book did not change (the
+synthetic levels are topped up after every request). Every ``md_refresh_s``
+seconds each subscription also gets a fresh snapshot of each of its symbols, so
+a subscriber can tell a quiet book from a dead feed; with ``md_changes`` off
+that is all it gets (a conflated feed, whose quotes lag the book). A session
+that logs out loses its subscriptions, and with ``cancel_on_disconnect`` its
+resting orders.
 """
 from __future__ import annotations
 
 import logging
 import queue
 from collections import Counter
+from dataclasses import dataclass, field
 import socket
 import threading
 import time
@@ -44,7 +58,7 @@ from typing import Callable
 import quickfix as fix
 
 from gateway.config import SimulatorConfig
-from routing.model import ClientCancelReject, ClientExecReport, Side
+from routing.model import ClientCancelReject, ClientExecReport, MDUpdateAction, Side
 from sessions import codec
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory
@@ -56,6 +70,35 @@ QUICKFIX_ERRORS = (fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFo
 ALL_VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
 
 Outgoing = list[tuple[fix.Message, fix.SessionID]]
+BookView = tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]  # (bids, asks)
+
+
+@dataclass
+class Subscription:
+    """One session's market data subscription (MDReqID), and what it was last sent per symbol."""
+
+    owner: str  # session key
+    req_id: str
+    symbols: tuple[str, ...]
+    depth: int  # 0: every level
+    incremental: bool
+    last: dict[str, BookView] = field(default_factory=dict)
+
+
+def diff_levels(old: BookView, new: BookView, symbol: str) -> list[tuple]:
+    """Incremental entries (MDUpdateAction, Side, symbol, price, size) that turn ``old`` into ``new``."""
+    out = []
+    for side, before, after in ((Side.BUY, old[0], new[0]), (Side.SELL, old[1], new[1])):
+        b, a = dict(before), dict(after)
+        for px, size in before:
+            if px not in a:
+                out.append((MDUpdateAction.DELETE, side, symbol, px, size))
+        for px, size in after:
+            if px not in b:
+                out.append((MDUpdateAction.NEW, side, symbol, px, size))
+            elif b[px] != size:
+                out.append((MDUpdateAction.CHANGE, side, symbol, px, size))
+    return out
 
 
 def _run_token() -> str:
@@ -238,9 +281,13 @@ class VenueSimulator:
             "H": self._on_status,
             "V": self._on_market_data_request,
         }
+        self._subscriptions: dict[tuple[str, str], Subscription] = {}  # (session key, MDReqID) -> subscription
+        self.md_published = 0  # market data messages queued (snapshots and incrementals)
         self._app: _VenueApp | None = None
         self._engine = None
         self._sender: _Sender | None = None
+        self._refresher: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._started = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -264,6 +311,11 @@ class VenueSimulator:
             self._sender.close()
             raise
         self._started = True
+        self._stopping.clear()
+        if self.sim.md_refresh_s > 0:
+            self._refresher = threading.Thread(target=self._refresh_loop, name=f"venuesim-md-{self.comp_id}",
+                                               daemon=True)
+            self._refresher.start()
         self._wait_accepting()
         log.info("venue simulator %s listening on port %d; sessions %s", self.comp_id, self.port,
                  ", ".join(self.session_names))
@@ -289,6 +341,10 @@ class VenueSimulator:
         if not self._started:
             return
         self._started = False
+        self._stopping.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout)
+            self._refresher = None
         try:
             graceful_stop(self._engine, list(self._sessions.values()), timeout)
         finally:
@@ -301,6 +357,7 @@ class VenueSimulator:
             self._engine = None
             with self._lock:
                 self._logged_on_keys.clear()
+                self._subscriptions.clear()
         log.info("venue simulator %s stopped", self.comp_id)
 
     def __enter__(self) -> "VenueSimulator":
@@ -337,11 +394,30 @@ class VenueSimulator:
         with self._lock:
             return self.matcher.top_of_book(symbol)
 
+    def subscriptions(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(session key, MDReqID, symbols) of every live market data subscription."""
+        with self._lock:
+            return [(s.owner, s.req_id, s.symbols) for s in self._subscriptions.values()]
+
     # ---------------------------------------------------------------- quickfix callbacks (via _VenueApp)
     def _logged_on(self, sid: fix.SessionID, up: bool) -> None:
         key = session_key(sid)
         with self._lock:
             (self._logged_on_keys.add if up else self._logged_on_keys.discard)(key)
+            if not up:  # a subscription lives as long as its session
+                for k in [k for k in self._subscriptions if k[0] == key]:
+                    del self._subscriptions[k]
+            if not up and self.sim.cancel_on_disconnect and self._sender is not None:
+                # quickfix stores the reports for the logged-out session; it gets them, as resends, once
+                # it logs on again
+                reports, symbols = self.matcher.cancel_owner(key, "canceled: the session disconnected "
+                                                                  "(the venue cancels on disconnect)")
+                self._queue(reports)
+                for symbol in symbols:
+                    self._book_changed(symbol)
+                if reports:
+                    log.info("venue simulator %s: %d resting order(s) of %s canceled on disconnect", self.comp_id,
+                             len(reports), key)
         log.info("venue simulator %s: session %s logged %s", self.comp_id, key, "on" if up else "out")
 
     def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
@@ -378,13 +454,13 @@ class VenueSimulator:
             self._orders_received += 1
             self.new_order_ids[(owner, order.cl_ord_id)] += 1
             self._queue(self.matcher.submit(order))
-        self._book_changed(order.symbol)
+            self._book_changed(order.symbol)
 
     def _on_cancel(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
         req = codec.decode_cancel_request(msg, owner, recv_ns)
         with self._lock:
             self._queue(self.matcher.cancel(owner, req.orig_cl_ord_id, req.cl_ord_id, recv_ns))
-        self._book_changed(req.symbol)
+            self._book_changed(req.symbol)
 
     def _on_replace(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
         orig = msg.getField(41)
@@ -394,7 +470,7 @@ class VenueSimulator:
         price = _decimal_field(msg, 44) if msg.isSetField(44) else None
         with self._lock:
             self._queue(self.matcher.replace(owner, orig, cl_ord_id, qty, price, recv_ns))
-        self._book_changed(symbol)
+            self._book_changed(symbol)
 
     def _on_status(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
         cl_ord_id = msg.getField(11)
@@ -407,20 +483,85 @@ class VenueSimulator:
             self._queue([self.matcher.status(owner, cl_ord_id, symbol, side)])
 
     def _on_market_data_request(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
-        """Hook for MarketDataRequest (V): not supported yet, so quickfix sends a BusinessMessageReject.
+        """MarketDataRequest (V): snapshot (0), subscribe (1) or unsubscribe (2); see the module docstring."""
+        req = codec.decode_md_request(msg.toString())  # quickfix exceptions on bad fields
+        version = self._versions[owner]
+        sid = self._sessions[owner]
+        with self._lock:
+            key = (owner, req.req_id)
+            if req.request_type == "2":
+                self._subscriptions.pop(key, None)
+                return
+            unknown = [s for s in req.symbols if s not in self.matcher.books]
+            if not req.symbols or unknown:
+                text = f"unknown symbol {', '.join(unknown)}" if unknown else "no symbol requested (146)"
+                self._sender.put([(codec.encode_md_reject(version, req.req_id, "0", text), sid)])
+                return
+            if req.request_type == "1" and key in self._subscriptions:
+                self._sender.put([(codec.encode_md_reject(version, req.req_id, "1",
+                                                          f"duplicate MDReqID {req.req_id}"), sid)])
+                return
+            sub = Subscription(owner, req.req_id, tuple(dict.fromkeys(req.symbols)), req.depth, req.incremental)
+            self._send_snapshots(sub)
+            if req.request_type == "1":
+                self._subscriptions[key] = sub
 
-        To add market data: validate the request (262 MDReqID, 263 SubscriptionRequestType,
-        the 146 symbols group), answer with a snapshot (W) built from
-        ``self.matcher.books[symbol].depth(side)``, remember subscriptions per
-        session, and publish incrementals (X) from ``_book_changed``.
-        """
-        raise fix.UnsupportedMessageType()
+    def _view(self, symbol: str, depth: int) -> BookView:
+        book = self.matcher.books[symbol]
+        bids, asks = book.depth(Side.BUY), book.depth(Side.SELL)
+        if depth:
+            bids, asks = bids[:depth], asks[:depth]
+        return tuple(bids), tuple(asks)
+
+    def _send_snapshots(self, sub: Subscription) -> None:
+        """A full snapshot (W) of each of the subscription's symbols. Under ``self._lock``."""
+        version, sid = self._versions[sub.owner], self._sessions[sub.owner]
+        out: Outgoing = []
+        for symbol in sub.symbols:
+            view = sub.last[symbol] = self._view(symbol, sub.depth)
+            out.append((codec.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
+        self.md_published += len(out)
+        self._sender.put(out)
 
     def _book_changed(self, symbol: str) -> None:
-        """Called after every request that may have changed ``symbol``'s book (outside the lock).
+        """Publish ``symbol``'s book to its subscribers if what they see changed. Under ``self._lock``,
+        after the request's reports were queued."""
+        if not self._subscriptions or symbol not in self.matcher.books or not self.sim.md_changes:
+            return
+        out: Outgoing = []
+        views: dict[int, BookView] = {}
+        for sub in self._subscriptions.values():
+            if symbol not in sub.symbols:
+                continue
+            view = views.get(sub.depth)
+            if view is None:
+                view = views[sub.depth] = self._view(symbol, sub.depth)
+            old = sub.last.get(symbol)
+            if old == view:
+                continue
+            sub.last[symbol] = view
+            version, sid = self._versions[sub.owner], self._sessions[sub.owner]
+            if sub.incremental and old is not None:
+                out.append((codec.encode_md_incremental(version, sub.req_id, diff_levels(old, view, symbol)), sid))
+            else:
+                out.append((codec.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
+        if out:
+            self.md_published += len(out)
+            self._sender.put(out)
 
-        Hook for market data incrementals (X); nothing subscribes yet.
-        """
+    def _refresh_loop(self) -> None:
+        """Every ``md_refresh_s``: a fresh snapshot of every subscribed symbol (proof the feed is alive)."""
+        interval = float(self.sim.md_refresh_s)
+        while not self._stopping.wait(interval):
+            try:
+                with self._lock:
+                    if self._sender is None or not self._sender.running:
+                        continue
+                    for sub in list(self._subscriptions.values()):
+                        if sub.owner in self._logged_on_keys:
+                            self._send_snapshots(sub)
+            except BaseException:  # noqa: BLE001 - the refresher must keep going
+                log.exception("venue simulator %s: market data refresh failed", self.comp_id)
 
     # ---------------------------------------------------------------- sending
     def _queue(self, reports: list[ClientExecReport | ClientCancelReject]) -> None:

@@ -20,11 +20,11 @@ from risk.engine import RiskEngine
 from risk.rules import load_rules
 from routing.core import ClientOptions, Core
 from routing.model import (
-    CancelRequest, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, KillSwitch, NewOrder, OrdStatus,
-    OrdType, ReplaceRequest, SessionStatus, Side, VenueCancel, VenueCancelReject, VenueExecution, VenueNewOrder,
-    VenueReplace,
+    CancelRequest, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, KillSwitch, MarketData, MDEntry,
+    NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce, VenueCancel, VenueCancelReject,
+    VenueExecution, VenueNewOrder, VenueReplace,
 )
-from routing.router import Venue
+from routing.router import BEST_PRICE, SWEEP, RoutingPolicy, StrategySpec, Venue
 
 RULES = """
 chain = ["kill_switch", "max_order_qty", "max_open_orders", "max_position", "daily_notional"]
@@ -37,20 +37,32 @@ max_daily_notional = 100000000
 
 
 class Clock:
-    def __init__(self):
+    def __init__(self, step_ms: int = 250):
         self.t = datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc)
+        self.step = timedelta(milliseconds=step_ms)
 
     def __call__(self):
-        self.t += timedelta(milliseconds=250)
+        self.t += self.step
         return self.t
 
 
-def make_core(prefix="T") -> Core:
-    venues = [Venue("V1", frozenset({"AAPL", "MSFT"})), Venue("V2", frozenset({"AAPL", "IBM"}))]
-    core = Core(venues, {"C1": ClientOptions(), "C2": ClientOptions()}, prefix,
-                risk=RiskEngine(load_rules(RULES, "test")), clock=Clock())
-    for name in ("V1", "V2"):
-        core.handle(SessionStatus(name, "venue", True))
+def make_core(prefix="T", smart=False) -> Core:
+    """Two venues routed to as before the router; ``smart``: three venues, orders swept across them by
+    default (best price for C2), re-routed after rejects, each venue with its own on_disconnect."""
+    if not smart:
+        venues = [Venue("V1", frozenset({"AAPL", "MSFT"})), Venue("V2", frozenset({"AAPL", "IBM"}))]
+        core = Core(venues, {"C1": ClientOptions(), "C2": ClientOptions()}, prefix,
+                    risk=RiskEngine(load_rules(RULES, "test")), clock=Clock())
+    else:
+        venues = [Venue("V1", frozenset({"AAPL", "MSFT"}), on_disconnect="reroute", take_fee=D("0.003")),
+                  Venue("V2", frozenset({"AAPL", "IBM"}), on_disconnect="cancel", priority=1),
+                  Venue("V3", frozenset({"AAPL", "MSFT", "IBM"}))]
+        core = Core(venues, {"C1": ClientOptions(), "C2": ClientOptions(strategy=StrategySpec(BEST_PRICE))}, prefix,
+                    risk=RiskEngine(load_rules(RULES, "test")), clock=Clock(step_ms=20),
+                    policy=RoutingPolicy(default=StrategySpec(SWEEP), max_reroutes=2,
+                                         max_quote_age=timedelta(seconds=2)))
+    for v in venues:
+        core.handle(SessionStatus(v.name, "venue", True))
     return core
 
 
@@ -70,26 +82,54 @@ def risk_view(core: Core) -> dict:
 _exec_ids = itertools.count(1)
 
 
-def venue_report(order, kind, child=None, last_qty=D(0), last_px=D(0), orig=None):
-    return VenueExecution(venue=order.venue, cl_ord_id=child or order.venue_cl_ord_id, orig_cl_ord_id=orig,
+def venue_report(order, kind, child=None, last_qty=D(0), last_px=D(0), orig=None, venue=None):
+    return VenueExecution(venue=venue or order.venue, cl_ord_id=child or order.venue_cl_ord_id, orig_cl_ord_id=orig,
                           venue_order_id="VO-" + order.order_id, exec_id=f"X{next(_exec_ids)}", kind=kind,
                           ord_status=OrdStatus.NEW, symbol=order.symbol, side=order.side, last_qty=last_qty,
                           last_px=last_px, cum_qty=D(0), leaves_qty=D(0))
 
 
+def draw_books(data, core: Core) -> list[MarketData]:
+    """Snapshots of a symbol at every venue trading it (so that sweeps find several), or of one venue's."""
+    symbol = data.draw(st.sampled_from(["AAPL", "MSFT", "IBM"]))
+    venues = [v for v in sorted(core.venues) if symbol in core.venues[v].symbols]
+    if data.draw(st.booleans()):
+        venues = [data.draw(st.sampled_from(venues))]
+    return [draw_book(data, venue, symbol) for venue in venues]
+
+
+def draw_book(data, venue: str, symbol: str) -> MarketData:
+    """A venue's snapshot: a few levels each side around 200."""
+    bids = data.draw(st.lists(st.tuples(st.integers(190, 199), st.integers(1, 3000)), min_size=1, max_size=3))
+    asks = data.draw(st.lists(st.tuples(st.integers(200, 210), st.integers(1, 3000)), min_size=1, max_size=3))
+    entries = tuple(MDEntry(Side.BUY, D(px), D(size)) for px, size in bids) + tuple(
+        MDEntry(Side.SELL, D(px), D(size)) for px, size in asks)
+    return MarketData(venue=venue, req_id="R", symbol=symbol, entries=entries, snapshot=True)
+
+
 def draw_command(data, core: Core, cl_ids):
     orders = list(core.orders.values())
-    kind = data.draw(st.sampled_from(
-        ["new", "new", "cancel", "replace", "ack", "fill", "partial", "venue_cancel", "reject", "replaced",
-         "cxl_reject", "kill", "venue_down", "venue_up"] if orders else ["new"]))
+    kinds = ["new", "new", "cancel", "replace", "ack", "fill", "partial", "venue_cancel", "reject", "replaced",
+             "cxl_reject", "kill", "venue_down", "venue_up"]
+    if len(core.venues) > 2:
+        kinds += ["book", "book", "book", "new", "new"]
+    kind = data.draw(st.sampled_from(kinds if orders else ["new", "book"] if len(core.venues) > 2 else ["new"]))
+    if kind == "book":
+        return draw_books(data, core)
     if kind == "new":
+        smart = len(core.venues) > 2
         return NewOrder(session=data.draw(st.sampled_from(["C1", "C2"])), cl_ord_id=f"N{next(cl_ids)}",
-                        symbol=data.draw(st.sampled_from(["AAPL", "MSFT", "IBM"])),
+                        symbol=data.draw(st.sampled_from(["AAPL", "MSFT", "IBM"] + ["AAPL"] * 3 * smart)),
                         side=data.draw(st.sampled_from([Side.BUY, Side.SELL])),
                         qty=D(data.draw(st.integers(1, 6000))), ord_type=OrdType.LIMIT,
-                        price=D(data.draw(st.integers(100, 300))), account=data.draw(st.sampled_from(["A", None])))
+                        price=D(data.draw(st.integers(185, 215) if smart else st.integers(100, 300))),
+                        account=data.draw(st.sampled_from(["A", None])),
+                        tif=data.draw(st.sampled_from([TimeInForce.DAY, TimeInForce.IOC])) if smart
+                        else TimeInForce.DAY,
+                        strategy=data.draw(st.sampled_from([None, None, "best-price", "preferred:V2,V3"]))
+                        if smart else None)
     if kind in ("venue_down", "venue_up"):
-        return SessionStatus(data.draw(st.sampled_from(["V1", "V2"])), "venue", kind == "venue_up")
+        return SessionStatus(data.draw(st.sampled_from(sorted(core.venues))), "venue", kind == "venue_up")
     if kind == "kill":
         return KillSwitch("symbol", data.draw(st.sampled_from(["AAPL", "MSFT"])), engage=data.draw(st.booleans()),
                           cancel_open=True)
@@ -101,45 +141,75 @@ def draw_command(data, core: Core, cl_ids):
         return ReplaceRequest(session=o.session, cl_ord_id=f"R{next(cl_ids)}", orig_cl_ord_id=o.cl_ord_id,
                               symbol=o.symbol, side=o.side, qty=o.qty + data.draw(st.integers(-50, 50)),
                               ord_type=OrdType.LIMIT, price=D(data.draw(st.integers(100, 300))))
+    c = data.draw(st.sampled_from(o.children)) if o.children else None
+    if c is None:
+        return venue_report(o, ExecKind.NEW, venue="V1", child="nothing")
+    at = dict(venue=c.venue)
     if kind == "ack":
-        return venue_report(o, ExecKind.NEW)
+        return venue_report(o, ExecKind.NEW, child=c.cl_ord_id, **at)
     if kind in ("fill", "partial"):
-        room = o.qty - o.cum_qty
+        room = c.qty - c.cum_qty
         qty = room if kind == "fill" else D(data.draw(st.integers(1, 200)))
-        return venue_report(o, ExecKind.TRADE, last_qty=max(qty, D(1)), last_px=D(data.draw(st.integers(100, 300))))
+        return venue_report(o, ExecKind.TRADE, child=c.cl_ord_id, last_qty=max(qty, D(1)),
+                            last_px=D(data.draw(st.integers(100, 300))), **at)
     if kind == "venue_cancel":
-        return venue_report(o, ExecKind.CANCELED, child=o.child_ids[-1] if o.child_ids else None)
+        return venue_report(o, ExecKind.CANCELED, child=c.pending_cancel or c.cl_ord_id, orig=c.cl_ord_id, **at)
     if kind == "reject":
-        return venue_report(o, ExecKind.REJECTED)
+        return venue_report(o, ExecKind.REJECTED, child=c.cl_ord_id, **at)
     if kind == "replaced":
-        child = o.pending_replace.child_cl_ord_id if o.pending_replace else o.venue_cl_ord_id
-        return venue_report(o, ExecKind.REPLACED, child=child, orig=o.venue_cl_ord_id)
-    replace = o.pending_replace is not None
-    return VenueCancelReject(venue=o.venue, cl_ord_id=o.child_ids[-1] if o.child_ids else o.order_id,
-                             orig_cl_ord_id=o.venue_cl_ord_id or o.order_id, venue_order_id=None,
-                             reason=CxlRejCode.TOO_LATE,
+        child = c.pending_replace.cl_ord_id if c.pending_replace else c.cl_ord_id
+        return venue_report(o, ExecKind.REPLACED, child=child, orig=c.cl_ord_id, **at)
+    replace = c.pending_replace is not None
+    return VenueCancelReject(venue=c.venue, cl_ord_id=(c.pending_replace.cl_ord_id if replace else
+                                                       c.pending_cancel or c.cl_ord_ids[-1]),
+                             orig_cl_ord_id=c.cl_ord_id, venue_order_id=None, reason=CxlRejCode.TOO_LATE,
                              response_to=CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL)
+
+
+def check_invariants(core: Core, cmd) -> None:
+    """No overfill, fills add up, no order left open with nothing working for it."""
+    for o in core.orders.values():
+        limit = max(o.qty, o.pending_replace.qty if o.pending_replace else D(0))
+        assert o.committed <= limit, (cmd, o)
+        assert o.cum_qty == sum((c.cum_qty for c in o.children), D(0)), (cmd, o)
+        assert o.cum_qty <= o.qty or o.status is OrdStatus.FILLED, (cmd, o)
+        assert not o.is_open or o.live_children, ("an open order with no child working", cmd, o)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_every_changed_order_is_recorded_and_a_restored_core_equals_the_original(data):
-    core = make_core()
+    check_recorded_and_restored(data, smart=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_with_children_across_venues_every_change_is_recorded_restored_and_never_overfills(data):
+    check_recorded_and_restored(data, smart=True)
+
+
+def check_recorded_and_restored(data, smart: bool) -> None:
+    core = make_core(smart=smart)
     cl_ids = itertools.count(1)
     state = State()
-    for _ in range(data.draw(st.integers(1, 30))):
+    commands = []
+    for _ in range(data.draw(st.integers(1, 30 if not smart else 40))):
+        if not commands:
+            drawn = draw_command(data, core, cl_ids)
+            commands = drawn if isinstance(drawn, list) else [drawn]
+        cmd = commands.pop(0)
         before = frozen(core)
-        cmd = draw_command(data, core, cl_ids)
         outcome = core.handle(cmd)
         touched = {o.order_id for o in core.touched(cmd, outcome)}
         after = frozen(core)
         changed = {oid for oid, blob in after.items() if before.get(oid) != blob}
         assert changed <= touched, (cmd, changed - touched)
+        check_invariants(core, cmd)
         # what the engine writes: the touched orders as they are now, with their open risk
         open_orders = core.risk_state.open_orders
         state.apply(recovery_record(core, cmd, outcome, open_orders))
 
-    restored = make_core(prefix="U")
+    restored = make_core(prefix="U", smart=smart)
     state = pickle.loads(pickle.dumps(state))  # as read back from disk
     recovery.restore_core(restored, state)
     assert frozen(restored) == frozen(core)

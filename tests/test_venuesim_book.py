@@ -393,3 +393,16 @@ def test_finished_orders_are_forgotten_beyond_the_retention():
     assert m.order("S1", "c").status is OrdStatus.FILLED
     [rej] = m.cancel("S1", "a", "x")
     assert rej.reason is CxlRejCode.UNKNOWN_ORDER
+
+
+def test_a_sessions_resting_orders_are_canceled_when_the_venue_cancels_on_disconnect(m):
+    m.submit(buy(100, "189.995", owner="S1", cl="b1"))
+    m.submit(sell(100, "410.005", owner="S1", cl="s1", symbol="MSFT"))
+    m.submit(buy(50, "189.995", owner="S2", cl="b2"))
+    reports, symbols = m.cancel_owner("S1", "disconnected")
+    assert {(r.cl_ord_id, r.kind, r.ord_status, r.text) for r in reports} == {
+        ("b1", ExecKind.CANCELED, OrdStatus.CANCELED, "disconnected"),
+        ("s1", ExecKind.CANCELED, OrdStatus.CANCELED, "disconnected")}
+    assert symbols == {"AAPL", "MSFT"}
+    assert [o.cl_ord_id for o in m.resting_orders("AAPL")] == ["b2"]  # another session's order stays
+    assert m.top_of_book("MSFT") == TopOfBook(D("409.99"), D(500), D("410.01"), D(500))

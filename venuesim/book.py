@@ -349,6 +349,23 @@ class Matcher:
         book.replenish()
         return reports
 
+    def cancel_owner(self, owner: str, text: str) -> tuple[list[Report], set[str]]:
+        """Cancel every resting order of session ``owner`` (the venue's cancel on disconnect); returns the
+        Canceled reports and the symbols whose books changed."""
+        reports: list[Report] = []
+        symbols: set[str] = set()
+        for symbol, book in self.books.items():
+            mine = [o for side in (Side.BUY, Side.SELL) for o in book.resting[side] if o.owner == owner]
+            for order in mine:
+                book.remove(order)
+                order.status = OrdStatus.CANCELED
+                self._finish(order)
+                reports.append(self._report(order, ExecKind.CANCELED, text=text))
+            if mine:
+                book.replenish()
+                symbols.add(symbol)
+        return reports, symbols
+
     def status(self, owner: str, cl_ord_id: str, symbol: str = "", side: Side = Side.BUY) -> ClientExecReport:
         """An OrderStatusRequest: the order's current state, or a Rejected status for an unknown order."""
         order = self._orders.get((owner, cl_ord_id))
