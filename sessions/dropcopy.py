@@ -101,7 +101,8 @@ class DropCopyApplication(_Guarded):
     # FIXT.1.1 sessions, which a validating FIX 5.0 receiver refuses
     toApp = ClientApplication.toApp
 
-    def _dispatch(self, f, sid, recv_ns):
+    def _dispatch(self, raw, sid, recv_ns):
+        f = codec.parse_fields(raw)
         name = self._name(sid)
         msg_type = f.get(35, "?")
         what = _NAMES.get(msg_type, f"MsgType {msg_type}")
