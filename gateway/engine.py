@@ -189,6 +189,8 @@ class Engine:
             self._record(command, outcome)  # durable before anything leaves
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
+        if type(command) is SessionStatus:
+            self.outbound.session_up(command.name, command.up)
         for action in outcome.actions:
             self._send(action, command)
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:

@@ -136,7 +136,8 @@ class Gateway:
         self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg))
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
-        self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids), self.journal.event)
+        self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids, self.journal.record),
+                             self.journal.event)
         # security: where each logon comes from, its credentials, TLS (docs/security.md)
         self.peers = PeerBook()
         self.credentials = CredentialStore(cfg.data_dir)
@@ -166,10 +167,9 @@ class Gateway:
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
         self.recovered: State | None = None  # what start() found in the state log
-        self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal,
-                                            journal=self.journal.record)
+        self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal)
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
-                                          logon_fields=self._venue_logon_fields, journal=self.journal.record)
+                                          logon_fields=self._venue_logon_fields)
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}

@@ -44,25 +44,13 @@ class _Guarded(fix.Application):
     role = "?"
 
     def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None,
-                 refuse_logon: LogonCheck | None = None, logon_fields: LogonFields | None = None,
-                 journal: Callable[[str, str, str], None] | None = None):
+                 refuse_logon: LogonCheck | None = None, logon_fields: LogonFields | None = None):
         super().__init__()
         self._names = names  # SessionID text -> session name (the counterparty's CompID)
         self._submit = submit
         self._on_error = on_error or (lambda cb, session, exc: None)
         self._refuse_logon = refuse_logon or (lambda name, key, user, password: None)
         self._logon_fields = logon_fields or (lambda name: None)
-        # A message sent while its session is logged out is stored by quickfix and goes on the wire
-        # (and through the Log, into the journal) only when the peer asks for it after logging on
-        # again, maybe never. So it is journaled here, when it is sent: (SessionID text, "O", raw).
-        self._journal = journal
-        self._offline: set[str] = set()  # SessionID texts not logged on (written on their session thread)
-
-    def _journal_if_offline(self, msg, sid) -> None:
-        if self._journal is not None and self._offline:
-            key = sid.toString()
-            if key in self._offline:
-                self._journal(key, "O", msg.toString())
 
     def _name(self, sid: fix.SessionID) -> str:
         key = sid.toString()
@@ -90,14 +78,10 @@ class _Guarded(fix.Application):
 
     # -------------------------------------------------------------- lifecycle callbacks
     def onCreate(self, sid):
-        try:
-            self._offline.add(sid.toString())
-        except BaseException as exc:  # noqa: BLE001
-            self._bug("onCreate", sid, exc)
+        pass
 
     def onLogon(self, sid):
         try:
-            self._offline.discard(sid.toString())
             name = self._name(sid)
             log.info("session logged on: %s (%s)", name, sid.toString(), extra={"session": name, "role": self.role})
             self._submit(SessionStatus(name=name, role=self.role, up=True))
@@ -106,7 +90,6 @@ class _Guarded(fix.Application):
 
     def onLogout(self, sid):
         try:
-            self._offline.add(sid.toString())
             name = self._name(sid)
             log.info("session logged out: %s (%s)", name, sid.toString(), extra={"session": name, "role": self.role})
             self._submit(SessionStatus(name=name, role=self.role, up=False))
@@ -173,7 +156,6 @@ class ClientApplication(_Guarded):
             # messages never carry it, so this one check is all it costs.
             if msg.isSetField(1137):
                 msg.removeField(1137)
-            self._journal_if_offline(msg, sid)
         except BaseException as exc:  # noqa: BLE001
             self._bug("toApp", sid, exc)
 
@@ -206,7 +188,6 @@ class VenueApplication(_Guarded):
                             header.getField(35), cl_ord_id or "", self._name(sid),
                             extra={"session": self._name(sid), **({"cl_ord_id": cl_ord_id} if cl_ord_id else {})})
                 raise fix.DoNotSend()
-            self._journal_if_offline(msg, sid)
         except fix.DoNotSend:
             raise
         except BaseException as exc:  # noqa: BLE001

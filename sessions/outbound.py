@@ -5,6 +5,8 @@ Called only from the engine's core thread, which holds no lock of its own while
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import quickfix as fix
 
 from routing.model import (
@@ -27,7 +29,13 @@ class UnknownSession(LookupError):
 
 
 class Outbound:
-    def __init__(self, clients: dict[str, fix.SessionID], venues: dict[str, fix.SessionID]):
+    def __init__(self, clients: dict[str, fix.SessionID], venues: dict[str, fix.SessionID],
+                 journal: Callable[[str, str, str], None] | None = None):
+        # (SessionID text, "O", raw): quickfix puts a message sent while its session is logged out
+        # only in the session's store, and on the wire (and through the Log, into the journal) only
+        # when the peer asks for it after logging on again, maybe never; so it is journaled here.
+        self._journal = journal
+        self._down: set[str] = set(clients) | set(venues)  # sessions not logged on, as the engine has heard
         self._clients = {name: (sid, app_version(sid)) for name, sid in clients.items()}
         self._venues = {name: (sid, app_version(sid)) for name, sid in venues.items()}
         self._encoders = {
@@ -41,6 +49,10 @@ class Outbound:
             VenueMarketDataRequest: (self._venues, codec.encode_md_request, "venue"),
         }
 
+    def session_up(self, name: str, up: bool) -> None:
+        """The engine tells of a logon/logout in the order it handles them among the sends."""
+        (self._down.discard if up else self._down.add)(name)
+
     def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:
         """Add, change or (sid None) remove a session; call on the core thread, which is the one sending."""
         table = self._clients if role == "client" else self._venues
@@ -48,9 +60,10 @@ class Outbound:
             table.pop(name, None)
         else:
             table[name] = (sid, app_version(sid))
+            self._down.add(name)
 
     def perform(self, action) -> bool:
-        """Send one action; False if quickfix refused it (it is still in the session's store)."""
+        """Send one action (quickfix stores it, and sends it now if the session is logged on)."""
         if type(action) is LogoutClient:
             return self._logout(action)
         table, encode, attr = self._encoders[type(action)]
@@ -59,7 +72,14 @@ class Outbound:
             sid, version = table[name]
         except KeyError:
             raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
-        return fix.Session.sendToTarget(encode(version, action), sid)
+        return self._send(encode(version, action), sid, name)
+
+    def _send(self, msg: fix.Message, sid: fix.SessionID, name: str) -> bool:
+        sent = fix.Session.sendToTarget(msg, sid)  # True even when quickfix only stored it
+        if name in self._down and self._journal is not None:
+            # not on the wire: quickfix filled in the header and stored it; journal it as stored
+            self._journal(sid.toString(), "O", msg.toString())
+        return sent
 
     def _logout(self, action: LogoutClient) -> bool:
         entry = self._clients.get(action.session)
@@ -76,5 +96,4 @@ class Outbound:
         entry = self._clients.get(session) or self._venues.get(session)
         if entry is None:
             raise UnknownSession(f"no session named {session}")
-        return fix.Session.sendToTarget(codec.encode_business_reject(ref_msg_type, None, text, ref_id=ref_id),
-                                         entry[0])
+        return self._send(codec.encode_business_reject(ref_msg_type, None, text, ref_id=ref_id), entry[0], session)
