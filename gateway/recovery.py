@@ -59,7 +59,6 @@ log = logging.getLogger("fixgw.recovery")
 
 _CLIENT_COMMANDS = (NewOrder, CancelRequest, ReplaceRequest, StatusRequest, MassCancelRequest)
 _VENUE_COMMANDS = (VenueExecution, VenueCancelReject)
-_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
 
 
 def origin_of(cmd) -> str | None:
@@ -188,24 +187,26 @@ def awaiting_venue(state: State) -> set[str]:
     return out
 
 
+# action type -> (attribute naming its session, MsgType, tag and attribute identifying its message)
+_ACTION_KEYS = {
+    ClientExecReport: ("session", "8", "17", "exec_id"),
+    ClientCancelReject: ("session", "9", "11", "cl_ord_id"),
+    ClientMassCancelReport: ("session", "r", "11", "cl_ord_id"),
+    VenueNewOrder: ("venue", "D", "11", "cl_ord_id"),
+    VenueCancel: ("venue", "F", "11", "cl_ord_id"),
+    VenueReplace: ("venue", "G", "11", "cl_ord_id"),
+    VenueDontKnow: ("venue", "Q", "17", "exec_id"),
+}
+
+
 def action_key(action) -> tuple[str, str, str] | None:
-    """(session name, MsgType, identifying value) an action's message can be found by in a FileStore."""
-    t = type(action)
-    if t is ClientExecReport:
-        return action.session, "8", "17=" + action.exec_id
-    if t is ClientCancelReject:
-        return action.session, "9", "11=" + action.cl_ord_id
-    if t is ClientMassCancelReport:
-        return action.session, "r", "11=" + action.cl_ord_id
-    if t is VenueNewOrder:
-        return action.venue, "D", "11=" + action.cl_ord_id
-    if t is VenueCancel:
-        return action.venue, "F", "11=" + action.cl_ord_id
-    if t is VenueReplace:
-        return action.venue, "G", "11=" + action.cl_ord_id
-    if t is VenueDontKnow:
-        return action.venue, "Q", "17=" + action.exec_id
-    return None  # LogoutClient: nothing to re-send
+    """(session name, MsgType, identifying "tag=value") an action's message can be found by in a FileStore;
+    None for actions that are not messages (LogoutClient)."""
+    key = _ACTION_KEYS.get(type(action))
+    if key is None:
+        return None
+    session_attr, msg_type, tag, attr = key
+    return getattr(action, session_attr), msg_type, f"{tag}={getattr(action, attr)}"
 
 
 def unsent(actions: list, stored: Callable[[str], list[str]]) -> list:

@@ -358,9 +358,10 @@ class Gateway:
             info = filestore.read_info(self._store_dir(origin), sid)
             if info is None:
                 continue
+            epoch = info.created
             wm = state.watermarks.get(origin)
-            after = wm[0] if wm is not None and wm[1] >= info.created else 0
-            since_us = int(info.created * 1_000_000)
+            after = wm[0] if wm is not None and wm[1] >= epoch else 0
+            since_us = int(epoch * 1_000_000)
             text = sid.toString()
             rows = recovery.unprocessed(inbound_after(url, text, since_us, after),
                                         session_rejected(url, text, since_us))
