@@ -185,19 +185,46 @@ class VenueConfig(_Strict):
         return self
 
 
-def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{v!r} is not an IP address or CIDR range ({exc})") from None
-    return values
+class _LogonPolicy(_Strict):
+    """Who may log on to an acceptor session (client or drop-copy): checked by gateway/auth.py at logon."""
 
+    allowed_addresses: tuple[str, ...] = Field(
+        (), description="source IP addresses or CIDR ranges (10.1.2.0/24) this session may log on from "
+                        "(empty: any); checked by the gateway at logon")
+    password_required: bool = Field(False, description="refuse logons without the right Username (553) and "
+                                                       "Password (554); passwords: `fixgw credentials set`")
+    username: str | None = Field(None, min_length=1, max_length=64,
+                                 description="the Username (553) expected (default: the session's name)")
 
-def _check_printable(value: str | None) -> str | None:
-    if value is not None and not value.isprintable():
-        raise ValueError("username must be printable text")
-    return value
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{v!r} is not an IP address or CIDR range ({exc})") from None
+        return values
+
+    @field_validator("username")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("username must be printable text")
+        return value
+
+    @model_validator(mode="after")
+    def _username_needs_password(self):
+        if self.username is not None and not self.password_required:
+            raise ValueError("username is only used with password_required = true")
+        return self
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(v) for v in self.allowed_addresses)
+
+    def expected_username(self, name: str) -> str:
+        return self.username or name
 
 
 class _Strategy(_Strict):
@@ -217,7 +244,7 @@ class AccountRouting(_Strategy):
     strategy: StrategyName
 
 
-class ClientConfig(_Strategy):
+class ClientConfig(_Strategy, _LogonPolicy):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
     cancel_on_disconnect: bool = Field(
@@ -234,16 +261,9 @@ class ClientConfig(_Strategy):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
         return name
-    allowed_addresses: tuple[str, ...] = Field(
-        (), description="source IP addresses or CIDR ranges (10.1.2.0/24) this session may log on from "
-                        "(empty: any); checked by the gateway at logon")
     port: int | None = Field(None, gt=0, lt=65536,
                              description="port this client connects to, if not [acceptor] port")
     schedule: ScheduleConfig | None = None
-    password_required: bool = Field(False, description="refuse logons without the right Username (553) and "
-                                                       "Password (554); passwords: `fixgw credentials set`")
-    username: str | None = Field(None, min_length=1, max_length=64,
-                                 description="the Username (553) expected (default: the session's name)")
     accounts: tuple[str, ...] | None = Field(
         None, description="the Accounts (1) this session may use; unset: any. With a list, an order, cancel or "
                           "replace with another Account, or a new order without one, is rejected")
@@ -253,30 +273,11 @@ class ClientConfig(_Strategy):
         description="fixgw demo only: set this session's password (stored hashed) from this environment "
                     "variable at start-up; without it the session stays disabled")
 
-    @field_validator("allowed_addresses")
-    @classmethod
-    def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_networks(values)
-
-    @field_validator("username")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        return _check_printable(value)
-
     @model_validator(mode="after")
-    def _password_keys(self) -> "ClientConfig":
-        if not self.password_required:
-            for key in ("username", "demo_password_env"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"{key} is only used with password_required = true")
+    def _demo_password_needs_password(self) -> "ClientConfig":
+        if self.demo_password_env is not None and not self.password_required:
+            raise ValueError("demo_password_env is only used with password_required = true")
         return self
-
-    @property
-    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(v) for v in self.allowed_addresses)
-
-    def expected_username(self, name: str) -> str:
-        return self.username or name
 
 
 class AcceptorConfig(_Strict):
@@ -292,7 +293,7 @@ class HttpConfig(_Strict):
     port: int = Field(9878, gt=0, lt=65536)
 
 
-class DropCopySessionConfig(_Strict):
+class DropCopySessionConfig(_LogonPolicy):
     """One drop-copy receiver (a broker or clearing firm): the table name is its CompID."""
 
     fix_version: FixVersion
@@ -301,37 +302,7 @@ class DropCopySessionConfig(_Strict):
     clients: tuple[str, ...] = Field((), description="only these client sessions' orders (empty: all)")
     accounts: tuple[str, ...] = Field((), description="only these accounts (Account, 1) (empty: all)")
     venues: tuple[str, ...] = Field((), description="only orders routed to these venues (empty: all)")
-    allowed_addresses: tuple[str, ...] = Field(
-        (), description="source IP addresses or CIDR ranges this session may log on from (empty: any); "
-                        "checked by the gateway at logon")
-    password_required: bool = Field(False, description="refuse logons without the right Username (553) and "
-                                                       "Password (554); passwords: `fixgw credentials set`")
-    username: str | None = Field(None, min_length=1, max_length=64,
-                                 description="the Username (553) expected (default: the session's name)")
     tls: ClassVar[None] = None  # drop-copy receivers connect over plain FIX (the gateway's TLS is for clients)
-
-    @field_validator("allowed_addresses")
-    @classmethod
-    def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_networks(values)
-
-    @field_validator("username")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        return _check_printable(value)
-
-    @model_validator(mode="after")
-    def _username_needs_password(self) -> "DropCopySessionConfig":
-        if self.username is not None and not self.password_required:
-            raise ValueError("username is only used with password_required = true")
-        return self
-
-    @property
-    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(v) for v in self.allowed_addresses)
-
-    def expected_username(self, name: str) -> str:
-        return self.username or name
 
 
 class DropCopyConfig(_Strict):
