@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from sessions.codec import utc_timestamp  # noqa: E402
 from sessions.fixsettings import build_settings, dictionary_settings, graceful_stop, session_id  # noqa: E402
+from throughput import pg_database  # noqa: E402  (bench/ is on sys.path when this runs as a script)
 
 
 def free_port() -> int:
@@ -299,24 +300,6 @@ fix_version = "FIX.4.4"
 
 
 FIXGW = [sys.executable, "-m", "gateway.cli"]
-
-
-@contextlib.contextmanager
-def pg_database(server_url: str):
-    """A fresh PostgreSQL database for one run, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"fixgw_bench_{os.getpid()}_{time.monotonic_ns() % 10**9}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextlib.contextmanager
