@@ -41,6 +41,7 @@ from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
+_FAILED = object()  # an action whose message could not be encoded
 _REQUEST = object()
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 _VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
@@ -70,6 +71,7 @@ class Engine:
         self.state_log_failures = 0
         self._deferred: dict[str, list] = {}  # venue -> actions to send once it is logged on again
         self._routed: dict[str, object] = {}  # venue -> its fixgw_routed_orders_total child
+        self._decisions: dict[tuple[str, str], object] = {}  # (strategy, result) -> fixgw_routing_decisions_total
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -125,27 +127,34 @@ class Engine:
                 continue
             self._handle(item)
 
-    def resend(self, actions: list) -> None:
-        """Perform actions recovered from the state log (from the core thread, in order); venue
-        messages wait until their venue is logged on, so quickfix does not just store them."""
+    def resend(self, messages: list) -> None:
+        """Send messages recovered from the state log, [(role, session name, text)] (from the core thread,
+        in order); venue messages wait until their venue is logged on, so quickfix does not just store them.
+        (A state log of an older layout holds domain actions instead: those are performed.)"""
         def run(core):
-            for action in actions:
-                if isinstance(action, _VENUE_ACTIONS) and not self._venue_up(action.venue):
-                    self._deferred.setdefault(action.venue, []).append(action)
+            for m in messages:
+                if type(m) is tuple:
+                    role, venue = m[0], m[1]
+                    action, message = m, m
                 else:
-                    self._send(action, None)
+                    role, venue = ("venue", m.venue) if isinstance(m, _VENUE_ACTIONS) else ("client", None)
+                    action, message = m, None
+                if role == "venue" and not self._venue_up(venue):
+                    self._deferred.setdefault(venue, []).append((action, message))
+                else:
+                    self._send(action, None, message)
         self._queue.put((run, Future()))
 
     def _venue_up(self, name: str) -> bool:
         venue = self.core.venues.get(name)
         return venue is not None and venue.up
 
-    def _record(self, command, outcome) -> None:
+    def _record(self, command, outcome, sends: list = ()) -> None:
         try:
             if command is None:
                 self.recorder.record_controls()
             else:
-                self.recorder.record(command, outcome)
+                self.recorder.record(command, outcome, sends)
         except Exception:  # noqa: BLE001 - keep trading; /health and the metric say recovery is impaired
             self.state_log_failures += 1
             metrics.INTERNAL_ERRORS.labels("state_log").inc()
@@ -176,8 +185,11 @@ class Engine:
         for decision in outcome.routes:
             if self._journal_event is not None:
                 self._journal_event("routing", describe_route(decision))
-            metrics.ROUTING_DECISIONS.labels(decision.strategy.partition(":")[0],
-                                             "routed" if decision.split else "none").inc()
+            key = (decision.strategy.partition(":")[0], "routed" if decision.split else "none")
+            counter = self._decisions.get(key)
+            if counter is None:
+                counter = self._decisions[key] = metrics.ROUTING_DECISIONS.labels(*key)
+            counter.inc()
         for _, _, decision in outcome.risk:
             if decision.reject is not None:
                 metrics.RISK_REJECTS.labels(decision.reject.rule, "enforced").inc()
@@ -185,26 +197,44 @@ class Engine:
                 metrics.RISK_REJECTS.labels(shadow.rule, "shadow").inc()
         for warning in outcome.warnings:
             log.warning("%s", warning, extra=getattr(warning, "fields", None))
+        messages = [self._encode(action) for action in outcome.actions]
         if recorder is not None:
-            self._record(command, outcome)  # durable before anything leaves
+            # durable before anything leaves: the messages' texts, as they will be sent
+            self._record(command, outcome, [m for m in messages if type(m) is tuple])
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
         if type(command) is SessionStatus:
             self.outbound.session_up(command.name, command.up)
-        for action in outcome.actions:
-            self._send(action, command)
+        for action, message in zip(outcome.actions, messages):
+            if message is not _FAILED:
+                self._send(action, command, message)
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
-            for action in self._deferred.pop(command.name):
-                self._send(action, None)
+            for action, message in self._deferred.pop(command.name):
+                self._send(action, None, message)
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         return outcome
 
-    def _send(self, action, command) -> None:
-        """Perform one action; time its hop from the command's arrival; log rejects with their IDs."""
+    def _encode(self, action):
+        """The action's message as (role, session name, text); None for an action that is no message of
+        ours to record (a logout, a market data request); _FAILED when it cannot be encoded."""
         try:
-            self.outbound.perform(action)
+            return self.outbound.encode(action)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            log.exception("could not encode %r; not sent", action, extra=_action_ids(action))
+            return _FAILED
+
+    def _send(self, action, command, message=None) -> None:
+        """Send one action's message (or perform the action); time its hop from the command's arrival; log
+        rejects with their IDs."""
+        try:
+            if message is None:
+                self.outbound.perform(action)
+            else:
+                self.outbound.send(message)
         except Exception:  # noqa: BLE001
             self.errors += 1
             metrics.INTERNAL_ERRORS.labels("outbound").inc()

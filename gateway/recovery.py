@@ -113,21 +113,30 @@ class Recorder:
         if epoch is not None and wm[1] < epoch:
             del self.watermarks[origin]
 
-    def record(self, cmd, outcome) -> None:
+    def record(self, cmd, outcome, sends: list = ()) -> None:
+        """Write what ``cmd`` changed; ``sends``: the messages about to go out, [(role, name, body text)]."""
         origin = origin_of(cmd)
         seq = cmd.seq if origin is not None else 0
         touched = self.core.touched(cmd, outcome) if outcome is not None else []
         controls = controls_of(self.core)
         changed = controls != self._controls
-        if not (touched or seq or changed or (outcome is not None and outcome.actions)):
+        routes = outcome.routes if outcome is not None else []
+        if not (touched or seq or changed or sends or routes):
             return
         if seq:
             self.watermarks[origin] = (seq, time.time())
         open_orders = self.core.risk_state.open_orders
         orders = [(o, open_orders.get((o.session, o.risk_key))) for o in touched]
+        trades = None
+        if outcome is not None:
+            for a in outcome.actions:
+                if type(a) is ClientExecReport and a.last_qty and a.last_px:
+                    if trades is None:
+                        trades = {}
+                    trades[a.symbol] = a.last_px
         self._controls = controls
-        self.log.append(origin if seq else None, seq, orders, outcome.actions if outcome is not None else [],
-                        controls if changed else None)
+        self.log.append(origin if seq else None, seq, orders, list(sends), controls if changed else None,
+                        routes, trades)
 
     def record_controls(self) -> None:
         """After an operator call ran on the core thread: record switches it changed."""
@@ -197,11 +206,25 @@ _ACTION_KEYS = {
     VenueReplace: ("venue", "G", "11", "cl_ord_id"),
     VenueDontKnow: ("venue", "Q", "17", "exec_id"),
 }
+# MsgType -> the tag identifying a message of that type among a session's sent messages
+_IDENT_TAG = {msg_type: tag for _, msg_type, tag, _ in _ACTION_KEYS.values()}
 
 
 def action_key(action) -> tuple[str, str, str] | None:
     """(session name, MsgType, identifying "tag=value") an action's message can be found by in a FileStore;
-    None for actions that are not messages (LogoutClient)."""
+    None for actions that are not messages (LogoutClient).
+
+    ``action`` is a domain action (state logs of an older layout) or a message as the state log
+    records it: (role, session name, body text starting with "35=").
+    """
+    if type(action) is tuple:
+        _, name, text = action
+        msg_type = text[3:text.find("\x01")]
+        tag = _IDENT_TAG.get(msg_type)
+        if tag is None:
+            return None
+        value = _field(text, f"\x01{tag}=")
+        return (name, msg_type, f"{tag}={value}") if value is not None else None
     key = _ACTION_KEYS.get(type(action))
     if key is None:
         return None
@@ -209,8 +232,17 @@ def action_key(action) -> tuple[str, str, str] | None:
     return getattr(action, session_attr), msg_type, f"{tag}={getattr(action, attr)}"
 
 
+def _field(text: str, needle: str) -> str | None:
+    i = text.find(needle)
+    if i < 0:
+        return None
+    i += len(needle)
+    j = text.find("\x01", i)
+    return text[i:j] if j >= 0 else text[i:]
+
+
 def unsent(actions: list, stored: Callable[[str], list[str]]) -> list:
-    """The actions whose message is not among the session's last stored sent messages.
+    """The messages (or actions) whose message is not among the session's last stored sent messages.
 
     ``stored(name)`` returns the raw text of the session's most recent sent messages.
     """

@@ -1,9 +1,10 @@
 """The order-state log: what the core changed, made durable before anything is sent.
 
 After every command the engine appends one record (the orders the command
-touched, as they are now; their open risk exposure; the inbound MsgSeqNum it
-consumed; the actions about to be sent; operator switches when they changed)
-with a single ``write()``, and only then performs the actions. So every message
+touched, as they are now; their open risk exposure; the routing decisions it
+took, each written once; the inbound MsgSeqNum it consumed; the text of every
+message about to be sent; operator switches when they changed) with a single
+``write()``, and only then sends the messages. So every message
 the gateway ever sent is explained by a record on disk, and a message whose
 record is missing was never acted on. A ``write()`` lands in the kernel's page
 cache: it survives the process being killed (``kill -9``, OOM, a segfault).
@@ -16,9 +17,10 @@ Files, in ``<data_dir>/state/``:
   written at start-up (compaction) and at a clean stop (marked clean);
 - ``state.log``: the records since that snapshot, each ``[length u32][crc32 u32]
   [pickle]``. A torn last record (the process died inside ``write()``) fails its
-  length or CRC check and is ignored: its actions were never performed.
+  length or CRC check and is ignored: its messages were never sent.
 
-Records are pickled (fast, in C) and read back with an unpickler that only
+Records are pickled (fast, in C; orders without their routing decisions, which
+the records carry once) and read back with an unpickler that only
 accepts the gateway's own domain types and a few standard ones, so a tampered
 state file cannot run code; it can only fail to load, and start-up stops with a
 clear error naming the file.
@@ -34,6 +36,8 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from routing.orders import Order
 
 log = logging.getLogger("fixgw.statelog")
 
@@ -61,14 +65,42 @@ def _loads(data: bytes):
     return _SafeUnpickler(io.BytesIO(data)).load()
 
 
+def __newobj__(cls):  # named so, pickle writes NEWOBJ (the class only), not a reference to this function
+    return cls.__new__(cls)
+
+
+def _slim_order(order: Order):
+    """An order in a record: without its routing decisions, which each record carries once (``routes``)."""
+    return __newobj__, (Order,), order._slim_state()
+
+
+class _RecordPickler:
+    """pickle.dumps for records, with orders slimmed; one pickler reused (cleared per record)."""
+
+    def __init__(self):
+        self._buf = io.BytesIO()
+        self._pickler = pickle.Pickler(self._buf, protocol=5)
+        self._pickler.dispatch_table = {Order: _slim_order}
+
+    def dumps(self, obj) -> bytes:
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._pickler.clear_memo()
+        self._pickler.dump(obj)
+        return buf.getvalue()
+
+
 @dataclass
 class Record:
     ts: float  # time.time() when written
     origin: str | None  # "client:NAME" / "venue:NAME" of the inbound message consumed, or None
     seq: int  # its MsgSeqNum (0: none)
-    orders: list  # [(Order, OpenOrder | None)]
-    actions: list  # the actions performed after this record was written
+    orders: list  # [(Order, OpenOrder | None)]: each Order without its routing decisions (``routes``)
+    sends: list  # the messages sent after this record was written: [(role, session name, body text)]
     controls: tuple | None  # operator switches, when they changed
+    routes: list = field(default_factory=list)  # routing decisions taken by this command (each logged once)
+    trades: dict | None = None  # symbol -> last price of a fill reported to a client by this command
 
 
 @dataclass
@@ -80,27 +112,36 @@ class State:
     watermarks: dict = field(default_factory=dict)  # origin -> (seq, time processed)
     controls: tuple | None = None
     last_trades: dict = field(default_factory=dict)  # symbol -> last fill price reported to a client
-    pending_actions: list = field(default_factory=list)  # the last record's actions: maybe not all sent
+    pending_sends: list = field(default_factory=list)  # the last record's messages: maybe not all sent
     clean: bool = True  # the last stop was clean: nothing after the snapshot
     records: int = 0  # records read after the snapshot
     torn: bool = False  # the log ended in a partial record (ignored)
 
     def apply(self, rec: Record) -> None:
+        orders = self.orders
         for order, open_order in rec.orders:
-            self.orders[order.order_id] = order
+            prev = orders.get(order.order_id)
+            if prev is not None and not order.routes:  # (a record of an older layout carries them inline)
+                order.routes = prev.routes
+            orders[order.order_id] = order
             if open_order is None:
                 self.open_risk.pop(order.order_id, None)
             else:
                 self.open_risk[order.order_id] = open_order
+        for decision in rec.routes:
+            order = orders.get(decision.order_id)
+            if order is not None:  # (a rejected order is not kept, nor its decision)
+                order.routes.append(decision)
         if rec.origin is not None and rec.seq:
             self.watermarks[rec.origin] = (rec.seq, rec.ts)
         if rec.controls is not None:
             self.controls = rec.controls
-        for a in rec.actions:
-            last_px = getattr(a, "last_px", None)
-            if last_px and getattr(a, "last_qty", None):
-                self.last_trades[a.symbol] = last_px
-        self.pending_actions = rec.actions
+        if rec.trades:
+            self.last_trades.update(rec.trades)
+        for a in rec.sends:  # records of an older layout: actions, not message texts
+            if type(a) is not tuple and getattr(a, "last_px", None) and getattr(a, "last_qty", None):
+                self.last_trades[a.symbol] = a.last_px
+        self.pending_sends = rec.sends
         self.records += 1
 
     def prune(self, before: float) -> int:
@@ -122,6 +163,7 @@ class StateLog:
         self._fd: int | None = None
         self.written = 0
         self.bytes_written = 0
+        self._pickler = _RecordPickler()
 
     # ------------------------------------------------------------------ reading
     def recover(self) -> State:
@@ -142,7 +184,7 @@ class StateLog:
                 state.torn = True
                 break
             try:
-                rec = Record(*_loads(body))
+                rec = Record(*_loads(body))  # (a record of an older layout has 6 fields: the rest default)
             except Exception as exc:  # noqa: BLE001 - a record that passed its CRC but cannot load
                 raise StateLogError(f"{self.log_path}: record at byte {pos} cannot be read: {exc}") from None
             state.apply(rec)
@@ -176,8 +218,9 @@ class StateLog:
         if self.fsync:
             os.fsync(self._fd)
 
-    def append(self, origin: str | None, seq: int, orders: list, actions: list, controls: tuple | None) -> None:
-        body = pickle.dumps((time.time(), origin, seq, orders, actions, controls), protocol=5)
+    def append(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
+               routes: list, trades: dict | None) -> None:
+        body = self._pickler.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades))
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
         os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
         if self.fsync:
@@ -210,3 +253,4 @@ class StateLog:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+

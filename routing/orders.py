@@ -131,20 +131,31 @@ class PendingReplace:
     tif: TimeInForce
 
 
-def tuple_pickle(layout: str | None = None):
+def tuple_pickle(layout: str | None = None, slim: tuple[str, tuple[str, ...]] | None = None):
     """Pickle a slots dataclass as the tuple of its fields, in order, built in C (``attrgetter``).
 
     A state file written before a field was added has fewer values: the missing
     (trailing) fields take their defaults. With ``layout``, the tuple starts with
     that marker, and a state without it is an older layout that ``cls._legacy``
-    converts first.
+    converts first, to the values of every field in order.
+
+    ``slim`` = (marker, fields left out) adds ``cls._slim_state(obj)``: the state
+    without those fields, which come back with their defaults (the state log
+    pickles orders so and carries their routing decisions separately). Copies
+    and every other pickle keep every field.
     """
     def decorate(cls):
-        names = tuple(f.name for f in fields(cls))
-        get = attrgetter(*names)
-        defaults = tuple((f.name, f.default_factory if f.default_factory is not MISSING else (lambda v=f.default: v))
-                         for f in fields(cls))
+        every = tuple(f.name for f in fields(cls))
+        get = attrgetter(*every)
+        defaults = {f.name: (f.default_factory if f.default_factory is not MISSING else (lambda v=f.default: v))
+                    for f in fields(cls)}
         setter = object.__setattr__
+
+        def _set(self, names, values):
+            for name, value in zip(names, values):
+                setter(self, name, value)
+            for name in names[len(values):]:
+                setter(self, name, defaults[name]())
 
         if layout is None:
             def __getstate__(self):
@@ -153,13 +164,26 @@ def tuple_pickle(layout: str | None = None):
             def __getstate__(self):
                 return (layout, *get(self))
 
+        slim_marker, slim_names, left_out = None, (), ()
+        if slim is not None:
+            slim_marker, left_out = slim
+            slim_names = tuple(n for n in every if n not in left_out)
+            get_slim = attrgetter(*slim_names)
+
+            def _slim_state(self):
+                return (slim_marker, *get_slim(self))
+            cls._slim_state = _slim_state
+
         def __setstate__(self, state):
             if layout is not None:
-                state = state[1:] if state and state[0] == layout else cls._legacy(state)
-            for name, value in zip(names, state):
-                setter(self, name, value)
-            for name, default in defaults[len(state):]:
-                setter(self, name, default())
+                marker = state[0] if state else None
+                if marker == slim_marker and slim_marker is not None:
+                    _set(self, slim_names, state[1:])
+                    for name in left_out:
+                        setter(self, name, defaults[name]())
+                    return
+                state = state[1:] if marker == layout else cls._legacy(state)
+            _set(self, every, state)
 
         cls.__getstate__ = __getstate__
         cls.__setstate__ = __setstate__
@@ -269,7 +293,9 @@ _LEGACY_ORDER_FIELDS = (
     "child_ids", "accepted_at", "strategy", "routes")
 
 
-@tuple_pickle(layout="order/2")  # since orders have children
+# "order/2" since orders have children; the state log writes "order/3", without the routing decisions,
+# and logs each decision once instead (gateway/statelog.py)
+@tuple_pickle(layout="order/2", slim=("order/3", ("routes",)))
 @dataclass(slots=True)
 class Order(_Stateful):
     """A client order as the gateway owns it (the parent), with the child orders it placed at venues."""

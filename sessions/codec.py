@@ -67,18 +67,39 @@ APPL_VER_ID = {FIX50: "7"}
 _DECIMAL_PLACES = Decimal("1e-10")
 
 
+_FMT_CACHE: dict[Decimal, str] = {}  # prices and quantities repeat: most calls are one dict read
+_FMT_CACHE_MAX = 50_000
+
+
 def fmt(value: Decimal) -> str:
     """A Decimal as a FIX float field: no exponent, no trailing zeros."""
+    if not value:
+        return "0"  # also for -0, which equals 0 and so must not be cached as "-0"
+    text = _FMT_CACHE.get(value)  # equal values (100, 100.0) format alike
+    if text is not None:
+        return text
     if value == value.to_integral_value():
-        return format(value.quantize(Decimal(1)), "f")
-    return format(value.quantize(_DECIMAL_PLACES).normalize(), "f")
+        text = format(value.quantize(Decimal(1)), "f")
+    else:
+        text = format(value.quantize(_DECIMAL_PLACES).normalize(), "f")
+    if len(_FMT_CACHE) >= _FMT_CACHE_MAX:
+        _FMT_CACHE.clear()
+    _FMT_CACHE[value] = text
+    return text
+
+
+_stamp = (-1, "")  # (unix second, its "YYYYMMDD-HH:MM:SS."), replaced as one object: safe across threads
 
 
 def utc_timestamp() -> str:
-    """UTCTimestamp with milliseconds, e.g. 20261124-06:31:02.123."""
-    now = time.time()
-    ms = int(now * 1000) % 1000
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(now)) + f".{ms:03d}"
+    """UTCTimestamp with milliseconds, e.g. 20261124-06:31:02.123 (the date and time formatted once a second)."""
+    global _stamp
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
+    known, prefix = _stamp
+    if second != known:
+        prefix = time.strftime("%Y%m%d-%H:%M:%S.", time.gmtime(second))
+        _stamp = (second, prefix)
+    return f"{prefix}{milli:03d}"
 
 
 # --------------------------------------------------------------------------- field helpers
@@ -118,14 +139,31 @@ def _text(value: str) -> str:
     return value.replace(SOH, " ")[:1000]
 
 
-def _build(msg_type: str, pairs) -> fix.Message:
-    """One quickfix Message from (tag, value) pairs, in one binding call; None values are left out."""
+def _body(msg_type: str, pairs) -> str:
+    """A message's text from MsgType and (tag, value) pairs, None values left out (quickfix adds the header)."""
     parts = ["35=", msg_type, SOH]
     append = parts.append
     for tag, value in pairs:
         if value is not None:
             append(f"{tag}={value}{SOH}")
-    return fix.Message("".join(parts), False)
+    return "".join(parts)
+
+
+def _build(msg_type: str, pairs) -> fix.Message:
+    """One quickfix Message from (tag, value) pairs, in one binding call; None values are left out."""
+    return fix.Message(_body(msg_type, pairs), False)
+
+
+def _message(text_encoder):
+    """``encode_x(version, r)`` returns a quickfix Message; ``encode_x.text(version, r)`` its text, which
+    the engine writes to the state log before it sends the message (gateway/outbound.py)."""
+    def encode(version: str, r) -> fix.Message:
+        return fix.Message(text_encoder(version, r), False)
+
+    encode.text = text_encoder
+    encode.__name__ = encode.__qualname__ = text_encoder.__name__
+    encode.__doc__ = text_encoder.__doc__
+    return encode
 
 
 def _get(f: Fields, tag: int) -> str:
@@ -303,9 +341,10 @@ def cxl_rej_reason(version: str, code: CxlRejCode) -> str:
     return table.get(code, "2" if version == FIX42 else "99")
 
 
-def encode_exec_report(version: str, r: ClientExecReport) -> fix.Message:
+@_message
+def encode_exec_report(version: str, r: ClientExecReport) -> str:
     trade = r.kind is ExecKind.TRADE
-    return _build("8", (
+    return _body("8", (
         (37, r.order_id),
         (11, r.cl_ord_id),
         (41, r.orig_cl_ord_id or None),
@@ -332,8 +371,9 @@ def encode_exec_report(version: str, r: ClientExecReport) -> fix.Message:
     ))
 
 
-def encode_cancel_reject(version: str, r: ClientCancelReject) -> fix.Message:
-    return _build("9", (
+@_message
+def encode_cancel_reject(version: str, r: ClientCancelReject) -> str:
+    return _body("9", (
         (37, r.order_id),
         (11, r.cl_ord_id),
         (41, r.orig_cl_ord_id),
@@ -345,8 +385,9 @@ def encode_cancel_reject(version: str, r: ClientCancelReject) -> fix.Message:
     ))
 
 
-def encode_mass_cancel_report(version: str, r: ClientMassCancelReport) -> fix.Message:
-    return _build("r", (
+@_message
+def encode_mass_cancel_report(version: str, r: ClientMassCancelReport) -> str:
+    return _body("r", (
         (11, r.cl_ord_id),
         (37, r.mass_order_id),
         (530, r.request_type),
@@ -443,8 +484,9 @@ _PRICED = (OrdType.LIMIT, OrdType.STOP_LIMIT)
 _STOPPED = (OrdType.STOP, OrdType.STOP_LIMIT)
 
 
-def encode_venue_new_order(version: str, o: VenueNewOrder) -> fix.Message:
-    return _build("D", (
+@_message
+def encode_venue_new_order(version: str, o: VenueNewOrder) -> str:
+    return _body("D", (
         (11, o.cl_ord_id),
         (21, "1" if version != FIX50 else None),  # HandlInst: automated (required in 4.2)
         (55, o.symbol),
@@ -459,8 +501,9 @@ def encode_venue_new_order(version: str, o: VenueNewOrder) -> fix.Message:
     ))
 
 
-def encode_venue_cancel(version: str, c: VenueCancel) -> fix.Message:
-    return _build("F", (
+@_message
+def encode_venue_cancel(version: str, c: VenueCancel) -> str:
+    return _body("F", (
         (41, c.orig_cl_ord_id),
         (11, c.cl_ord_id),
         (37, c.venue_order_id or None),
@@ -471,8 +514,9 @@ def encode_venue_cancel(version: str, c: VenueCancel) -> fix.Message:
     ))
 
 
-def encode_venue_replace(version: str, r: VenueReplace) -> fix.Message:
-    return _build("G", (
+@_message
+def encode_venue_replace(version: str, r: VenueReplace) -> str:
+    return _body("G", (
         (41, r.orig_cl_ord_id),
         (11, r.cl_ord_id),
         (37, r.venue_order_id or None),
@@ -488,8 +532,9 @@ def encode_venue_replace(version: str, r: VenueReplace) -> fix.Message:
     ))
 
 
-def encode_dont_know(version: str, dk: VenueDontKnow) -> fix.Message:
-    return _build("Q", (
+@_message
+def encode_dont_know(version: str, dk: VenueDontKnow) -> str:
+    return _body("Q", (
         (37, dk.venue_order_id),
         (17, dk.exec_id),
         (127, "D"),  # DKReason: no matching order

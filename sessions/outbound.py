@@ -38,15 +38,15 @@ class Outbound:
         self._down: set[str] = set(clients) | set(venues)  # sessions not logged on, as the engine has heard
         self._clients = {name: (sid, app_version(sid)) for name, sid in clients.items()}
         self._venues = {name: (sid, app_version(sid)) for name, sid in venues.items()}
+        # action type -> (its sessions, role, the codec's body-text encoder, attribute naming the session)
         self._encoders = {
-            ClientExecReport: (self._clients, codec.encode_exec_report, "session"),
-            ClientCancelReject: (self._clients, codec.encode_cancel_reject, "session"),
-            ClientMassCancelReport: (self._clients, codec.encode_mass_cancel_report, "session"),
-            VenueReplace: (self._venues, codec.encode_venue_replace, "venue"),
-            VenueNewOrder: (self._venues, codec.encode_venue_new_order, "venue"),
-            VenueCancel: (self._venues, codec.encode_venue_cancel, "venue"),
-            VenueDontKnow: (self._venues, codec.encode_dont_know, "venue"),
-            VenueMarketDataRequest: (self._venues, codec.encode_md_request, "venue"),
+            ClientExecReport: (self._clients, "client", codec.encode_exec_report.text, "session"),
+            ClientCancelReject: (self._clients, "client", codec.encode_cancel_reject.text, "session"),
+            ClientMassCancelReport: (self._clients, "client", codec.encode_mass_cancel_report.text, "session"),
+            VenueReplace: (self._venues, "venue", codec.encode_venue_replace.text, "venue"),
+            VenueNewOrder: (self._venues, "venue", codec.encode_venue_new_order.text, "venue"),
+            VenueCancel: (self._venues, "venue", codec.encode_venue_cancel.text, "venue"),
+            VenueDontKnow: (self._venues, "venue", codec.encode_dont_know.text, "venue"),
         }
 
     def session_up(self, name: str, up: bool) -> None:
@@ -62,17 +62,40 @@ class Outbound:
             table[name] = (sid, app_version(sid))
             self._down.add(name)
 
-    def perform(self, action) -> bool:
-        """Send one action (quickfix stores it, and sends it now if the session is logged on)."""
-        if type(action) is LogoutClient:
-            return self._logout(action)
-        table, encode, attr = self._encoders[type(action)]
+    def encode(self, action) -> tuple[str, str, str] | None:
+        """(role, session name, body text) of an action's message; None for an action ``perform`` does
+        itself (a logout, a market data request). Raises UnknownSession for a session not configured."""
+        entry = self._encoders.get(type(action))
+        if entry is None:
+            return None
+        table, role, text, attr = entry
         name = getattr(action, attr)
         try:
-            sid, version = table[name]
+            _, version = table[name]
         except KeyError:
             raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
-        return self._send(encode(version, action), sid, name)
+        return role, name, text(version, action)
+
+    def send(self, message: tuple[str, str, str]) -> bool:
+        """Send a message ``encode`` made (quickfix stores it, and sends it now if the session is logged on)."""
+        role, name, text = message
+        try:
+            sid = (self._clients if role == "client" else self._venues)[name][0]
+        except KeyError:
+            raise UnknownSession(f"no {role} session named {name}") from None
+        return self._send(fix.Message(text, False), sid, name)
+
+    def perform(self, action) -> bool:
+        """Encode and send one action, or perform one that is not a message."""
+        kind = type(action)
+        if kind is LogoutClient:
+            return self._logout(action)
+        if kind is VenueMarketDataRequest:
+            entry = self._venues.get(action.venue)
+            if entry is None:
+                raise UnknownSession(f"no session named {action.venue} for VenueMarketDataRequest")
+            return self._send(codec.encode_md_request(entry[1], action), entry[0], action.venue)
+        return self.send(self.encode(action))
 
     def _send(self, msg: fix.Message, sid: fix.SessionID, name: str) -> bool:
         sent = fix.Session.sendToTarget(msg, sid)  # True even when quickfix only stored it

@@ -25,6 +25,7 @@ from routing.model import (
     VenueExecution, VenueNewOrder, VenueReplace,
 )
 from routing.router import BEST_PRICE, SWEEP, RoutingPolicy, StrategySpec, Venue
+from sessions import codec
 
 RULES = """
 chain = ["kill_switch", "max_order_qty", "max_open_orders", "max_position", "daily_notional"]
@@ -67,7 +68,7 @@ def make_core(prefix="T", smart=False) -> Core:
 
 
 def frozen(core: Core) -> dict:
-    return {oid: copy.deepcopy(o) for oid, o in core.orders.items()}
+    return {oid: copy.deepcopy(o) for oid, o in core.orders.items()}  # (routing decisions included)
 
 
 def risk_view(core: Core) -> dict:
@@ -219,11 +220,12 @@ def check_recorded_and_restored(data, smart: bool) -> None:
 
 
 def recovery_record(core, cmd, outcome, open_orders):
-    from gateway.statelog import Record
+    """The record the engine writes, as read back from the log (orders pickled without their decisions)."""
+    from gateway.statelog import Record, _RecordPickler
     touched = core.touched(cmd, outcome)
-    return Record(ts=0.0, origin=recovery.origin_of(cmd), seq=0,
-                  orders=[(o, open_orders.get((o.session, o.risk_key))) for o in touched],
-                  actions=outcome.actions, controls=recovery.controls_of(core))
+    return Record(*pickle.loads(_RecordPickler().dumps((
+        0.0, recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],
+        recovery.controls_of(core), outcome.routes, None))))
 
 
 # --------------------------------------------------------------------------- the state log on disk
@@ -258,6 +260,69 @@ def test_the_log_folds_into_the_last_state_of_each_order_with_watermarks_and_swi
     assert {k: v[0] for k, v in state.watermarks.items()} == {"client:C1": 3, "venue:V1": 7}
     assert state.controls[0] == ((("symbol", "IBM"), "halt"),)
     assert state.last_trades == {"AAPL": D("190.5")}
+
+
+def test_each_routing_decision_is_logged_once_and_comes_back_with_its_order(tmp_path):
+    core = make_core()
+    log = StateLog(tmp_path)
+    log.open(State())
+    rec = recovery.Recorder(log, core, State())
+    new = NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
+                   price=D(190), seq=2)
+    rec.record(new, core.handle(new))
+    first = log.bytes_written
+    a1 = core.order_for_client("C1", "A1")
+    for kind in (ExecKind.NEW, ExecKind.TRADE):
+        ev = venue_report(a1, kind, last_qty=D(100) if kind is ExecKind.TRADE else D(0), last_px=D(190))
+        rec.record(ev, core.handle(ev))
+    assert (log.bytes_written - first) / 2 < first  # the later records do not carry the decision again
+    state = StateLog(tmp_path).recover()
+    assert state.orders[a1.order_id].routes == a1.routes and len(a1.routes) == 1
+
+
+def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):
+    core = make_core()
+    log = StateLog(tmp_path)
+    log.open(State())
+    rec = recovery.Recorder(log, core, State())
+    new = NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
+                   price=D(190), seq=2)
+    out = core.handle(new)
+    sends = [("venue", a.venue, codec.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
+             if isinstance(a, VenueNewOrder)]
+    rec.record(new, out, sends)
+    state = StateLog(tmp_path).recover()
+    assert state.pending_sends == sends and sends[0][2].startswith("35=D\x01")
+    child = sends[0]
+    stored = {"V1": [f"8=FIX.4.4\x019=9\x0135=D\x0134=2\x0111={out.actions[-1].cl_ord_id}\x01"]}
+    assert recovery.unsent(sends, lambda name: []) == [child]
+    assert recovery.unsent(sends, stored.__getitem__) == []
+
+
+def test_a_log_written_by_the_previous_version_still_loads_decisions_and_actions_included(tmp_path):
+    """Before decisions were logged once, records had six fields: orders pickled whole and domain actions."""
+    core = make_core()
+    new = NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
+                   price=D(190), seq=2)
+    out = core.handle(new)
+    a1 = core.order_for_client("C1", "A1")
+    fill = venue_report(a1, ExecKind.TRADE, last_qty=D(100), last_px=D("190.5"))
+    fill_out = core.handle(fill)
+    log = StateLog(tmp_path)
+    log.open(State())
+    for cmd, o in ((new, out), (fill, fill_out)):
+        body = pickle.dumps((0.0, recovery.origin_of(cmd), 0, [(a1, None)], o.actions, None), protocol=5)
+        os.write(log._fd, statelog_header(body) + body)
+    state = StateLog(tmp_path).recover()
+    assert state.orders[a1.order_id].routes == a1.routes and len(a1.routes) == 1
+    assert state.last_trades == {"AAPL": D("190.5")}
+    assert state.pending_sends == fill_out.actions
+
+
+def statelog_header(body: bytes) -> bytes:
+    import struct
+    import zlib
+    return struct.pack("<II", len(body), zlib.crc32(body))
 
 
 def test_a_clean_close_leaves_a_snapshot_marked_clean_and_an_empty_log(tmp_path):
