@@ -69,7 +69,7 @@ class Engine:
         self._journal_event = journal_event  # (session, text) -> None: risk decisions go to the journal
         self.recorder = recorder  # gateway.recovery.Recorder: the state log, written before actions are sent
         self.state_log_failures = 0
-        self._deferred: dict[str, list] = {}  # venue -> actions to send once it is logged on again
+        self._deferred: dict[str, list] = {}  # venue -> (action, message) to send once it is logged on again
         self._routed: dict[str, object] = {}  # venue -> its fixgw_routed_orders_total child
         self._decisions: dict[tuple[str, str], object] = {}  # (strategy, result) -> fixgw_routing_decisions_total
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
