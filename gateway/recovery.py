@@ -54,6 +54,7 @@ from routing.model import (
     VenueReplace,
 )
 from gateway.statelog import State, StateLog
+from sessions.codec import parse_fields
 
 log = logging.getLogger("fixgw.recovery")
 
@@ -223,22 +224,13 @@ def action_key(action) -> tuple[str, str, str] | None:
         tag = _IDENT_TAG.get(msg_type)
         if tag is None:
             return None
-        value = _field(text, f"\x01{tag}=")
+        value = parse_fields(text).get(int(tag))
         return (name, msg_type, f"{tag}={value}") if value is not None else None
     key = _ACTION_KEYS.get(type(action))
     if key is None:
         return None
     session_attr, msg_type, tag, attr = key
     return getattr(action, session_attr), msg_type, f"{tag}={getattr(action, attr)}"
-
-
-def _field(text: str, needle: str) -> str | None:
-    i = text.find(needle)
-    if i < 0:
-        return None
-    i += len(needle)
-    j = text.find("\x01", i)
-    return text[i:j] if j >= 0 else text[i:]
 
 
 def unsent(actions: list, stored: Callable[[str], list[str]]) -> list:

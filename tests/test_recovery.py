@@ -262,13 +262,18 @@ def test_the_log_folds_into_the_last_state_of_each_order_with_watermarks_and_swi
     assert state.last_trades == {"AAPL": D("190.5")}
 
 
-def test_each_routing_decision_is_logged_once_and_comes_back_with_its_order(tmp_path):
+def recording(tmp_path):
+    """A core whose commands are recorded to a fresh state log, and a first order for it."""
     core = make_core()
     log = StateLog(tmp_path)
     log.open(State())
-    rec = recovery.Recorder(log, core, State())
     new = NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
                    price=D(190), seq=2)
+    return core, log, recovery.Recorder(log, core, State()), new
+
+
+def test_each_routing_decision_is_logged_once_and_comes_back_with_its_order(tmp_path):
+    core, log, rec, new = recording(tmp_path)
     rec.record(new, core.handle(new))
     first = log.bytes_written
     a1 = core.order_for_client("C1", "A1")
@@ -281,12 +286,7 @@ def test_each_routing_decision_is_logged_once_and_comes_back_with_its_order(tmp_
 
 
 def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):
-    core = make_core()
-    log = StateLog(tmp_path)
-    log.open(State())
-    rec = recovery.Recorder(log, core, State())
-    new = NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
-                   price=D(190), seq=2)
+    core, log, rec, new = recording(tmp_path)
     out = core.handle(new)
     sends = [("venue", a.venue, codec.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
              if isinstance(a, VenueNewOrder)]
