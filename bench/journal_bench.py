@@ -1,7 +1,7 @@
 """The journal on its own: sustained write rate with batching, commit lag, and replay time.
 
 Uses the gateway's own ``JournalWriter`` (batching, hash chain, COPY on
-PostgreSQL, executemany on SQLite, the crash spool in front of it) on a fresh
+PostgreSQL, multi-row INSERTs on SQLite, the crash spool in front of it) on a fresh
 database per backend: a SQLite file in a temporary directory, and a new
 database on the PostgreSQL server at --pg-url (dropped afterwards). The
 messages are what the gateway journals for one filled order, seven per order

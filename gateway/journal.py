@@ -6,8 +6,8 @@ and appends a tuple to an unbounded in-memory queue: no parsing, no lock held
 beyond the queue's own, no I/O, so a slow or unreachable database never slows a
 FIX session. One writer thread ("fixgw-journal") drains the queue in batches,
 picks out the few tags the table indexes (34, 35, 11, 37, 43) with ``str.find``,
-and writes each batch in one transaction: COPY on PostgreSQL, one executemany
-INSERT on SQLite.
+and writes each batch in one transaction: COPY on PostgreSQL, multi-row INSERTs
+(up to 500 rows a statement) on SQLite.
 
 If a commit fails the batch is kept and retried with capped backoff; rows are
 never dropped while the process lives. ``healthy`` and ``last_error`` say what is
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import struct
 import threading
 import time
@@ -84,10 +85,27 @@ EVENT_COLUMNS = ("session_id", "ts_us", "text")
 
 # What the writer inserts: the message columns plus the chain hash (gateway/journal_verify.py).
 _WRITE_COLUMNS = MESSAGE_COLUMNS + ("chain_hash",)
-_SQLITE_INSERT_MSG = (f"INSERT INTO journal_messages ({', '.join(_WRITE_COLUMNS)}) "
-                      f"VALUES ({', '.join('?' * len(_WRITE_COLUMNS))})")
-_SQLITE_INSERT_EVT = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
-                      f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
+# SQLite: many rows per INSERT. executemany() steps the statement once per row, and each step releases
+# and retakes the GIL: a hand-off to a FIX session thread or the core thread per journaled row. One
+# multi-row INSERT binds every value and steps once. Rows per statement stay within SQLite's limit on
+# parameters (32,766 since 3.32; 999 before).
+_SQLITE_ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 90
+_sqlite_inserts: dict[tuple[str, int], str] = {}
+
+
+def _sqlite_insert(cur, table: str, columns: tuple[str, ...], rows: list) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order) in statements of up to _SQLITE_ROWS_PER_INSERT rows."""
+    step = _SQLITE_ROWS_PER_INSERT
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        sql = _sqlite_inserts.get((table, len(chunk)))
+        if sql is None:
+            one = f"({', '.join('?' * len(columns))})"
+            sql = _sqlite_inserts[(table, len(chunk))] = (
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}")
+        cur.execute(sql, [v for row in chunk for v in row])
+
+
 _PG_COPY_MSG = f"COPY journal_messages ({', '.join(_WRITE_COLUMNS)}) FROM STDIN"
 _PG_COPY_EVT = f"COPY session_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
@@ -524,9 +542,9 @@ class JournalWriter:
                     cur.execute("BEGIN IMMEDIATE")
                     if msgs:
                         rows = self._chain(msgs, self._chain_start(cur, "?"))
-                        cur.executemany(_SQLITE_INSERT_MSG, rows)
+                        _sqlite_insert(cur, "journal_messages", _WRITE_COLUMNS, rows)
                     if events:
-                        cur.executemany(_SQLITE_INSERT_EVT, events)
+                        _sqlite_insert(cur, "session_events", EVENT_COLUMNS, events)
                     if spooled is not None:
                         _set_spool_position(cur, "?", spooled)
                 finally:
