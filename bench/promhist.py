@@ -3,7 +3,8 @@
 ``fixgw_hop_latency_seconds{hop,in_msg_type,out_msg_type}`` (a message's arrival
 in ``fromApp`` to the resulting message handed to quickfix) and
 ``fixgw_core_handle_seconds`` (arrival to the core's actions all sent) are
-Prometheus histograms with fixed buckets (50 µs to 1 s). The difference of the
+Prometheus histograms with fixed buckets (50 µs to 1 s); ``fixgw_risk_check_seconds``
+(the risk chain's check of one order or replace) has buckets from 1 µs to 10 ms. The difference of the
 cumulative bucket counts between a scrape before and one after a phase is that
 phase's histogram; percentiles are interpolated linearly inside the bucket
 that holds them (so they are only as fine as the buckets: 50, 100, 200, 300,
@@ -16,7 +17,8 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-HISTOGRAMS = ("fixgw_hop_latency_seconds", "fixgw_core_handle_seconds")
+HISTOGRAMS = ("fixgw_hop_latency_seconds", "fixgw_core_handle_seconds", "fixgw_risk_check_seconds")
+_LABELS = {"fixgw_core_handle_seconds": "core_handle", "fixgw_risk_check_seconds": "risk_check"}
 COUNTERS = ("process_cpu_seconds",)
 
 
@@ -84,7 +86,7 @@ def summary(before_text: str | None, after_text: str | None) -> dict:
             continue
         lab = dict(labels)
         label = (f"hop {lab['hop']} {lab['in_msg_type']}->{lab['out_msg_type']}" if name.startswith("fixgw_hop")
-                 else "core_handle")
+                 else _LABELS[name])
         row = {"count": int(h["count"]), "mean_us": round(h["sum"] / h["count"] * 1e6, 1)}
         for q, key in ((0.5, "p50_us"), (0.9, "p90_us"), (0.99, "p99_us"), (0.999, "p99_9_us")):
             v, over = percentile(h, q)

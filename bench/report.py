@@ -110,14 +110,16 @@ def markdown(s: dict) -> str:
     stage_modes = [m for m in modes if m in ("C", "P", "D")]
     if stage_modes:
         lines += ["**Gateway stages** from its /metrics histograms (bucket-interpolated, p50 / p99 µs; buckets "
-                  "50, 100, 200, 300, 500, 750 µs, 1, 2, 5 ms...)", "",
-                  "| phase | mode | client→venue D | client→client D (PendingNew) | venue→client 8 | core_handle |",
-                  "|---|---|---|---|---|---|"]
+                  "50, 100, 200, 300, 500, 750 µs, 1, 2, 5 ms...; the risk chain's 1, 2, 5, 10, 15, 20, 30, 50, "
+                  "100 µs...)", "",
+                  "| phase | mode | client→venue D | client→client D (PendingNew) | venue→client 8 | core_handle "
+                  "| risk chain |",
+                  "|---|---|---|---|---|---|---|"]
         for ph in phases:
             for m in stage_modes:
                 cells = []
                 for label in ("hop client_to_venue D->D", "hop client_to_client D->8", "hop venue_to_client 8->8",
-                              "core_handle"):
+                              "core_handle", "risk_check"):
                     vals = [(r["phases"].get(ph, {}).get("gateway_stages") or {}).get(label)
                             for r in s["runs"] if r["mode"] == m and r.get("phases")]
                     vals = [v for v in vals if v]

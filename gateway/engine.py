@@ -190,6 +190,8 @@ class Engine:
             if counter is None:
                 counter = self._decisions[key] = metrics.ROUTING_DECISIONS.labels(*key)
             counter.inc()
+        for ns in outcome.risk_ns:
+            metrics.RISK_CHECK_SECONDS.observe(ns / 1e9)
         for _, _, decision in outcome.risk:
             if decision.reject is not None:
                 metrics.RISK_REJECTS.labels(decision.reject.rule, "enforced").inc()

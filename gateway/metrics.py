@@ -95,6 +95,12 @@ CORE_HANDLE_SECONDS = CoreHistogram(
     "fixgw_core_handle_seconds", "Time from a message's arrival on a session thread to the core's actions sent",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
 )
+RISK_CHECK_SECONDS = CoreHistogram(
+    "fixgw_risk_check_seconds",
+    "Time the pre-trade risk chain took to check one new order or replace (every rule, on the core thread)",
+    buckets=(0.000001, 0.000002, 0.000005, 0.00001, 0.000015, 0.00002, 0.00003, 0.00005, 0.0001, 0.00025, 0.001,
+             0.01),
+)
 HOP_SECONDS = CoreHistogram(
     "fixgw_hop_latency_seconds",
     "Time from a message's arrival (fromApp) to a resulting message handed to quickfix (sendToTarget returned). "

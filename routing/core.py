@@ -20,6 +20,7 @@ parent's (``Order.committed``).
 from __future__ import annotations
 
 import itertools
+from time import perf_counter_ns
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -416,7 +417,10 @@ class Core:
         )
         now = self.clock()
         if problem is None and self.risk is not None:
-            problem = self._risk_check(out, self.risk.check(cmd, self.risk_state, now), cmd.session, cmd.cl_ord_id)
+            t0 = perf_counter_ns()
+            decision = self.risk.check(cmd, self.risk_state, now)
+            out.risk_ns.append(perf_counter_ns() - t0)
+            problem = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
         if problem is None:
             order.strategy = DIRECT if cmd.ex_destination is not None else self.strategy_for(cmd).describe()
             routed, decision = self._decide(order, order.qty, "new order", cmd.ex_destination)
@@ -555,8 +559,10 @@ class Core:
         if problem is None:
             problem = self._replace_problem(order, cmd)
         if problem is None and self.risk is not None:
-            decision = self.risk.check_replace(self._as_new_order(order, cmd), order.risk_key, self.risk_state,
-                                               self.clock())
+            new_terms, now = self._as_new_order(order, cmd), self.clock()
+            t0 = perf_counter_ns()
+            decision = self.risk.check_replace(new_terms, order.risk_key, self.risk_state, now)
+            out.risk_ns.append(perf_counter_ns() - t0)
             rejected = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
             if rejected is not None:
                 problem = (CxlRejCode.OTHER, rejected[1])

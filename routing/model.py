@@ -572,6 +572,7 @@ class Outcome:
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
+    risk_ns: list = field(default_factory=list)  # how long each risk check took (ns), for the metrics
     audit: list = field(default_factory=list)  # (session, text): security refusals, journaled as session events
     routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
     changed: list = field(default_factory=list)  # orders changed that no action names (for the state log)

@@ -31,3 +31,55 @@ def test_an_unlabelled_core_histogram_observes_directly():
     h.observe(0.0005)
     assert 'h_bucket{le="0.001"} 1.0' in _series(registry)
     assert "h_count 1.0" in _series(registry)
+
+
+RULES = """
+chain = ["kill_switch", "max_order_qty", "max_position"]
+[limits]
+max_order_qty = 5000
+max_position = 20000
+"""
+
+
+class _Outbound:
+    """Stands in for the sessions: takes every message, sends nothing."""
+
+    def encode(self, action):
+        return None
+
+    def perform(self, action):
+        return True
+
+    def session_up(self, name, up):
+        pass
+
+
+def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
+    from decimal import Decimal as D
+
+    from gateway import metrics
+    from gateway.engine import Engine
+    from risk.engine import RiskEngine
+    from risk.rules import load_rules
+    from routing.core import ClientOptions, Core
+    from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, VenueExecution
+    from routing.router import Venue
+
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T",
+                risk=RiskEngine(load_rules(RULES, "test")))
+    engine = Engine(core, _Outbound())
+    engine._handle(SessionStatus("V1", "venue", True))
+    counts = metrics.RISK_CHECK_SECONDS.labels()
+    before = sum(counts.counts)
+    out = engine._handle(NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100),
+                                  ord_type=OrdType.LIMIT, price=D(190)))
+    assert len(out.risk_ns) == 1 and out.risk_ns[0] > 0
+    order = core.order_for_client("C1", "A1")
+    engine._handle(VenueExecution(venue="V1", cl_ord_id=order.venue_cl_ord_id, orig_cl_ord_id=None,
+                                  venue_order_id="VO1", exec_id="X1", kind=ExecKind.NEW, ord_status=OrdStatus.NEW,
+                                  symbol="AAPL", side=Side.BUY, last_qty=D(0), last_px=D(0), cum_qty=D(0),
+                                  leaves_qty=D(100)))
+    out = engine._handle(ReplaceRequest(session="C1", cl_ord_id="A2", orig_cl_ord_id="A1", symbol="AAPL",
+                                        side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D(190)))
+    assert len(out.risk_ns) == 1
+    assert sum(counts.counts) - before == 2
