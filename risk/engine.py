@@ -29,6 +29,11 @@ class Evaluation:
     text: str | None = None
 
 
+# Every passed check's evaluation: one shared, read-only instance (a new one per check and order was
+# about a third of the chain's time).
+PASSED = Evaluation(True)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     accepted: bool
@@ -105,7 +110,7 @@ class RiskEngine:
                     continue
             rej = fn(order, lims, state, now)
             if rej is None:
-                evaluated[name] = Evaluation(True)
+                evaluated[name] = PASSED
                 continue
             evaluated[name] = Evaluation(False, rej.shadow, rej.values, rej.text)
             if rej.shadow:

@@ -248,14 +248,13 @@ class Resolved:
 class EffectiveLimits:
     """The limits that apply to one (session, account, symbol): limit name → Resolved (absent = off)."""
 
-    __slots__ = ("values", "shadow_checks")
+    __slots__ = ("values", "shadow_checks", "get")
 
     def __init__(self, values: dict[str, Resolved], shadow_checks: frozenset[str] = frozenset()):
         self.values = values
         self.shadow_checks = shadow_checks
-
-    def get(self, name: str) -> Resolved | None:
-        return self.values.get(name)
+        # get(name) -> Resolved | None: the dict's own method, so the checks' many lookups stay in C
+        self.get = values.get
 
     def value(self, name: str, default: Any = None) -> Any:
         r = self.values.get(name)
