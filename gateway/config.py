@@ -316,6 +316,9 @@ class JournalConfig(_Strict):
     database_url: str = "sqlite:///var/journal.db"
     batch_max: int = Field(2000, ge=1, description="most rows in one commit")
     flush_interval_ms: int = Field(5, ge=1, description="longest a row waits before its batch commits")
+    writer: Literal["process", "thread"] = Field(
+        "process", description="process: the rows are committed by a child process that reads the spool "
+        "(gateway/journal_proc.py), off the gateway's GIL; thread: by a thread of the gateway process")
     retention_days: float | None = Field(None, gt=0, description="every day, prune journal rows older than this "
                                          "(unset: keep everything); `fixgw journal verify` keeps working")
     retention_time: dt_time = Field(dt_time(2, 0), description="when the daily retention job runs (UTC)")

@@ -110,6 +110,10 @@ _PG_COPY_MSG = f"COPY journal_messages ({', '.join(_WRITE_COLUMNS)}) FROM STDIN"
 _PG_COPY_EVT = f"COPY session_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
+def _noop(item) -> None:
+    pass
+
+
 def _storable(s: str) -> str:
     """``s`` with anything UTF-8 cannot encode (lone surrogates) backslash-escaped."""
     return s.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -260,7 +264,8 @@ class JournalWriter:
                 continue
             start = position[1] if position is not None and f.name == position[0] else 0
             for ts, sid, direction, raw, end in read_spool(f, start):
-                self._put((ts, sid, direction, raw, (f.name, end)))
+                # ("E": an event, spooled by the process writer, gateway/journal_proc.py)
+                self._put((ts, sid, _EVENT if direction == "E" else direction, raw, (f.name, end)))
                 self.spool_recovered += 1
             done.append(f)
         if self.spool_recovered:
@@ -458,6 +463,8 @@ class JournalWriter:
                 key = (sid, kind, msg_type)
                 counts[key] = counts.get(key, 0) + 1
             elif kind is _EVENT:
+                if pos is not None:
+                    spooled = pos
                 text = _storable(_as_text(payload))
                 if pg:
                     text = text.replace("\x00", "\\x00")
@@ -662,6 +669,7 @@ class Spool:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._pos = os.fstat(self._fd).st_size
         self._lock = threading.Lock()
+        self.records = 0  # appended by this process
 
     @classmethod
     def create(cls, directory: Path, after: str = "") -> "Spool":
@@ -676,6 +684,7 @@ class Spool:
         with self._lock:
             os.write(self._fd, rec)
             self._pos += len(rec)
+            self.records += 1
             put((ts, session_id, direction, raw, (self.path.name, self._pos)))
 
     def close(self, remove: bool) -> None:

@@ -30,6 +30,7 @@ from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
 from gateway.journal import JournalWriter, inbound_after, session_rejected
+from gateway.journal_proc import ProcessJournalWriter
 from gateway.logs import fields
 from gateway.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, Step,
                             plan)
@@ -128,8 +129,9 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, journal: JournalWriter | None = None, config_path: str | Path | None = None):
         self.cfg = cfg
         self.config_path = Path(config_path).resolve() if config_path is not None else None  # for sessions reload
-        self.journal = journal or JournalWriter(cfg.journal.database_url, cfg.journal.batch_max,
-                                                cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
+        writer = ProcessJournalWriter if cfg.journal.writer == "process" else JournalWriter
+        self.journal = journal or writer(cfg.journal.database_url, cfg.journal.batch_max,
+                                         cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]

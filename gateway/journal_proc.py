@@ -1,0 +1,358 @@
+"""The journal's database writer in a process of its own, fed by the spool file.
+
+Every message the gateway receives or sends is already appended to the spool
+(``gateway.journal.Spool``: one ``write()`` on the thread that saw it) before
+anything depends on it. In "process" mode (``[journal] writer``, the default for
+``fixgw run``) that append is all the gateway process does per message: a child
+process (``python -m gateway.journal_proc``) tails the spool file and commits its
+records with the same ``JournalWriter`` code (parsing, hash chain, batching,
+retries). The parsing, hashing and driver work of every row then runs under
+the child's own GIL instead of competing with the FIX session threads and the core
+thread for the gateway's (bench/ measured the in-process writer at about a fifth of
+the gateway's GIL time at saturation).
+
+Exactly once: each commit stores, in the same transaction, the spool position of
+its last record (``journal_meta.spool_position``); a child starts from that
+position, so a child that dies and is restarted, or a gateway that is killed and
+started again, never writes a record twice or skips one. Only one writer may
+append to the journal: a child holds ``<spool_dir>/writer.lock`` (flock) while it
+runs, and the gateway takes that lock before it imports old spool files at
+start-up, so a child of a killed gateway has exited before anything else writes.
+
+Child -> gateway: one JSON line per change of its state (after each commit, on a
+failure): the committed spool position, counters, health, message counts. The
+gateway -> child: "stop" on stdin (commit everything spooled, then exit); EOF on
+stdin (the gateway died): exit at once.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections import deque
+from pathlib import Path
+
+from gateway.journal import _DIRECTIONS as _MESSAGE_DIRECTIONS
+from gateway.journal import _EVENT, _SPOOL_HEADER, _STOP, JournalWriter, _noop
+from gateway.redact import redact
+from gateway.db import safe_url
+
+log = logging.getLogger("fixgw.journal")
+
+LOCK_NAME = "writer.lock"
+CONFIG_ENV = "FIXGW_JOURNAL_PROC_CONFIG"
+_START_TIMEOUT_S = 60.0
+_RESTARTS_MAX = 5
+
+
+def lock_writer(spool_dir: Path, timeout: float) -> int | None:
+    """Take the journal writer's lock (an open fd; closing it releases); None if not within ``timeout``."""
+    fd = os.open(Path(spool_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.02)
+
+
+class SpoolTail:
+    """Whole records appended to a spool file since ``pos``; a record still being written waits."""
+
+    def __init__(self, path: Path, pos: int):
+        self.path = path
+        self.name = path.name
+        self.pos = pos
+        self._fd = os.open(path, os.O_RDONLY)
+        self._buf = b""
+
+    def read(self) -> list:
+        """[(ns, session, kind, payload, (file name, end offset))] of the new whole records."""
+        chunk = os.pread(self._fd, 1 << 20, self.pos + len(self._buf))
+        if chunk:
+            self._buf += chunk
+        buf, out, at = self._buf, [], 0
+        size = _SPOOL_HEADER.size
+        while at + size <= len(buf):
+            length, crc, ts = _SPOOL_HEADER.unpack_from(buf, at)
+            end = at + size + length
+            if end > len(buf):
+                break  # not all of it is in the file yet
+            body = buf[at + size:end]
+            if zlib.crc32(body) != crc:
+                break  # being written (or torn): read again next time
+            head, _, payload = body.decode("utf-8", "surrogatepass").partition("\x00")
+            kind = head[0]
+            out.append((ts, head[1:], _EVENT if kind == "E" else kind, payload, (self.name, self.pos + end)))
+            at = end
+        if at:
+            self.pos += at
+            self._buf = buf[at:]
+        return out
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ---------------------------------------------------------------------------- the child
+def child_main(config: dict) -> int:
+    spool_dir = Path(config["spool_dir"])
+    lock = lock_writer(spool_dir, timeout=30)
+    if lock is None:
+        print(json.dumps({"fatal": f"another journal writer holds {spool_dir / LOCK_NAME}"}), flush=True)
+        return 2
+    writer = JournalWriter(config["database_url"], config["batch_max"], config["flush_interval_ms"])
+    tail = SpoolTail(spool_dir / config["spool"], config["start"])
+    skipped = 0
+    stored = writer._spool_position()
+    if stored is not None and stored[0] == tail.name and stored[1] > tail.pos:
+        # A child before this one committed further than the gateway heard: those records are done.
+        while tail.pos < stored[1]:
+            rows = [r for r in tail.read() if r[4][1] <= stored[1]]
+            if not rows:
+                break
+            skipped += len(rows)
+            tail.pos, tail._buf = rows[-1][4][1], b""
+    committed_pos = tail.pos
+    marks: deque[tuple[int, int]] = deque()  # (rows put so far, spool position after them)
+    put_total = 0
+    counts_sent: dict = {}
+    last = None
+
+    def report(final: bool = False) -> None:
+        nonlocal committed_pos, counts_sent, last
+        committed = writer.committed
+        while marks and marks[0][0] <= committed:  # the writer commits in queue order
+            committed_pos = marks.popleft()[1]
+        counts = dict(writer.message_counts)
+        delta = [[*k, n - counts_sent.get(k, 0)] for k, n in counts.items() if n != counts_sent.get(k, 0)]
+        state = (committed, committed_pos, writer.healthy, writer.last_error)
+        if state == last and not delta and not final:
+            return
+        last, counts_sent = state, counts
+        sys.stdout.write(json.dumps({
+            "committed": committed, "skipped": skipped, "pos": committed_pos, "healthy": writer.healthy,
+            "last_error": writer.last_error, "batches": writer.batches, "last_batch_size": writer.last_batch_size,
+            "last_commit_seconds": writer.last_commit_seconds, "inflight_since_ns": writer._inflight_since_ns,
+            "counts": delta, "final": final}) + "\n")
+        sys.stdout.flush()
+
+    writer.start()
+    poll = max(config["flush_interval_ms"], 1) / 1000.0
+    stdin = sys.stdin.fileno()
+    stopping = False
+    try:
+        while True:
+            rows = tail.read()
+            for row in rows:
+                writer._put(row)
+            if rows:
+                put_total += len(rows)
+                marks.append((put_total, tail.pos))
+            report()
+            if stopping and not rows:
+                break
+            ready, _, _ = select.select([stdin], [], [], poll)
+            if ready and not stopping:
+                data = os.read(stdin, 64)
+                if not data:
+                    os._exit(0)  # the gateway died: its next start imports the rest (exactly once, by position)
+                stopping = b"stop" in data
+        ok = writer.stop(timeout=config.get("stop_timeout", 10.0))
+        report(final=True)
+        return 0 if ok else 1
+    finally:
+        tail.close()
+
+
+# ---------------------------------------------------------------------------- the gateway's side
+class ProcessJournalWriter(JournalWriter):
+    """A JournalWriter whose database writes happen in a child process fed by the spool (see the module).
+
+    Until ``start()`` has imported what earlier runs spooled, it is a plain JournalWriter;
+    from then on ``record()`` and ``event()`` only append to the spool.
+    """
+
+    def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
+                 spool_dir: Path | None = None):
+        if spool_dir is None:
+            raise ValueError("the process writer needs a spool directory")
+        super().__init__(database_url, batch_max, flush_interval_ms, spool_dir)
+        self._spool_only = False
+        self._child: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._child_pos = 0  # position in the spool file up to which the journal has committed
+        self._committed_before = 0  # rows committed before the current child started
+        self._submitted_at_switch = 0
+        self._records_at_switch = 0
+        self._child_stopping = False
+        self._restarts = 0
+
+    # ------------------------------------------------------------ producer side
+    def record(self, session_id: str, direction: str, raw: str) -> None:
+        if not self._spool_only or self._spool is None:  # (before start(); after stop(), as the thread writer)
+            return super().record(session_id, direction, raw)
+        if direction not in _MESSAGE_DIRECTIONS:
+            raise ValueError(f"direction must be 'I' or 'O', not {direction!r}")
+        if raw.__class__ is str:
+            raw = redact(raw)
+        self._spool.append(time.time_ns(), session_id, direction, raw, _noop)
+
+    def event(self, session_id: str, text: str) -> None:
+        if not self._spool_only or self._spool is None:
+            return super().event(session_id, text)
+        if text.__class__ is str:
+            text = redact(text)
+        self._spool.append(time.time_ns(), session_id, "E", text, _noop)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_writer(self.spool_dir, timeout=30)  # a child of a killed gateway must have exited
+        if lock is None:
+            raise RuntimeError(f"another journal writer holds {self.spool_dir / LOCK_NAME}")
+        try:
+            super().start()  # the writer thread imports what earlier runs spooled; a new spool file is opened
+            spool = self._spool
+            with spool._lock:
+                self._spool_only = True  # from here on, records only go to the spool
+                start = spool._pos
+                self._records_at_switch = spool.records
+            thread = self._thread
+            self._put_marker(_STOP, None)  # the writer thread commits what it has, then ends
+            thread.join(_START_TIMEOUT_S)
+            if thread.is_alive():  # the database accepted the import's reads but not these few rows
+                raise RuntimeError(f"could not commit the journal's first rows to {safe_url(self.database_url)} "
+                                   f"within {_START_TIMEOUT_S:.0f} s ({self.last_error})")
+            self._thread = None
+            self._committed_before = self._submitted_at_switch = self.committed
+            self._child_pos = start
+        finally:
+            os.close(lock)
+        self._spawn(start)
+
+    def _spawn(self, start: int) -> None:
+        config = {"database_url": self.database_url, "batch_max": self.batch_max,
+                  "flush_interval_ms": max(1, round(self.flush_interval * 1000)), "spool_dir": str(self.spool_dir),
+                  "spool": self._spool.path.name, "start": start}
+        # The configuration (the database URL may carry its password) goes in the environment, which only
+        # the same user can read, not on the command line, which `ps` shows everyone.
+        env = {**os.environ, CONFIG_ENV: json.dumps(config)}
+        child = subprocess.Popen([sys.executable, "-m", "gateway.journal_proc"], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self._child = child
+        self._reader = threading.Thread(target=self._read_child, args=(child,), name="fixgw-journal-proc",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read_child(self, child: subprocess.Popen) -> None:
+        for line in child.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "fatal" in msg:
+                self.healthy, self.last_error = False, msg["fatal"]
+                continue
+            with self._cond:
+                before = self.committed
+                self.committed = self._committed_before + msg["skipped"] + msg["committed"]
+                self._child_pos = msg["pos"]
+                self.healthy, self.last_error = msg["healthy"], msg["last_error"]
+                self.batches, self.last_batch_size = msg["batches"], msg["last_batch_size"]
+                self.last_commit_seconds = msg["last_commit_seconds"]
+                self._inflight_since_ns = msg["inflight_since_ns"]
+                if msg["counts"]:
+                    counts = dict(self.message_counts)
+                    for sid, direction, msg_type, n in msg["counts"]:
+                        key = (sid, direction, msg_type)
+                        counts[key] = counts.get(key, 0) + n
+                    self.message_counts = counts
+                self._cond.notify_all()
+            if self.committed > before:
+                for listener in self._commit_listeners:
+                    try:
+                        listener()
+                    except Exception:  # noqa: BLE001 - a listener must never stop the journal
+                        log.exception("journal commit listener failed")
+        code = child.wait()
+        if self._child_stopping:
+            return
+        self.healthy = False
+        self.last_error = f"journal writer process exited with code {code}"
+        self._restarts += 1
+        if self._restarts > _RESTARTS_MAX:
+            log.critical("journal writer process exited (code %s) %d times; not restarted again: messages are "
+                         "still spooled to %s and imported at the next start", code, self._restarts,
+                         self._spool.path)
+            return
+        log.critical("journal writer process exited with code %s; restarting it (it resumes where the "
+                     "journal's last commit left the spool)", code)
+        with self._cond:
+            self._committed_before = self.committed
+        self._spawn(self._child_pos)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        if self._child is None:
+            return super().flush(timeout)
+        spool = self._spool
+        if spool is None:
+            return self.queue_depth() == 0
+        with spool._lock:
+            target = spool._pos
+        with self._cond:
+            return self._cond.wait_for(lambda: self._child_pos >= target, timeout)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        child = self._child
+        if child is None:
+            return super().stop(timeout)
+        with self._lifecycle:
+            if self._stopped:
+                return self.queue_depth() == 0
+            self._stopped = True
+        self._child_stopping = True
+        ok = False
+        try:
+            child.stdin.write(b"stop\n")
+            child.stdin.flush()
+            child.wait(timeout)
+            self._reader.join(5)
+            ok = child.returncode == 0 and self.flush(0)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("journal writer process did not stop cleanly: %s", exc)
+            child.kill()
+            child.wait(5)
+        if not ok:
+            log.error("journal stopped with %d rows not committed to %s; they stay in the spool %s and are "
+                      "imported at the next start", self.queue_depth(), safe_url(self.database_url),
+                      self._spool.path)
+        self._engine.dispose()
+        self._spool.close(remove=ok)
+        self._spool = None
+        return ok
+
+    # ------------------------------------------------------------ metrics
+    @property
+    def submitted(self) -> int:
+        spool = self._spool
+        if self._child is None or spool is None:
+            return super().submitted if self._child is None else self.committed
+        return self._submitted_at_switch + spool.records - self._records_at_switch
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s journal-writer %(levelname)s %(message)s")
+    sys.exit(child_main(json.loads(os.environ.pop(CONFIG_ENV))))
