@@ -107,7 +107,7 @@ def markdown(s: dict) -> str:
                                  f"{_fmt(med(m, ph, f'latency_us.{h}.p99'))}")
                 lines.append(f"| {ph[5:]} | {m} | " + " | ".join(cells) + " |")
         lines.append("")
-    stage_modes = [m for m in modes if m in ("C", "P", "D")]
+    stage_modes = [m for m in modes if m in ("C", "P", "W", "D")]
     if stage_modes:
         lines += ["**Gateway stages** from its /metrics histograms (bucket-interpolated, p50 / p99 µs; buckets "
                   "50, 100, 200, 300, 500, 750 µs, 1, 2, 5 ms...; the risk chain's 1, 2, 5, 10, 15, 20, 30, 50, "
@@ -135,7 +135,8 @@ def markdown(s: dict) -> str:
     cpu_phase = "saturation" if "saturation" in phases else (rates[-1] if rates else None)
     if cpu_phase:
         lines += [f"**CPU per order** ({cpu_phase}; µs of CPU per completed order, user + system, and cores busy)",
-                  "", "| mode | system under test | venues (both) | load generator | other processes on the "
+                  "", "| mode | system under test (C, P: with its journal writer process) | venues (both) | load generator | "
+                  "other processes on the "
                   "machine (cores) |", "|---|---|---|---|---|"]
         for m in modes:
             rows = [r["phases"][cpu_phase].get("cpu", {}) for r in s["runs"]
@@ -150,7 +151,7 @@ def markdown(s: dict) -> str:
                 return f"{statistics.median(per):,.0f} ({statistics.median(cores):.2f})" if per else "–"
 
             other = [c["machine"]["other_cores"] for c in rows if "machine" in c]
-            lines.append(f"| {m} | {cell(['gateway', 'forwarder', 'executor'])} | {cell(['VENUE1', 'VENUE2'])} | "
+            lines.append(f"| {m} | {cell(['gateway', 'journal', 'forwarder', 'executor'])} | {cell(['VENUE1', 'VENUE2'])} | "
                          f"{cell(['loadgen'])} | {f'{statistics.median(other):.2f}' if other else '–'} |")
         lines.append("")
     lines += ["**Completeness** (every run): messages each peer sent or received against the journal (C, P: "

@@ -15,6 +15,8 @@ drift hits all of them alike:
      simulator plus a receive stamp per order).
   P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
      left out with --pg-url "").
+  W  (optional, --modes) as C, with the journal committed by a thread of the
+     gateway process ([journal] writer = "thread") instead of its writer process.
   D  (optional, --modes) `fixgw demo`: gateway and simulators in one process.
 
 Each run: warm-up, then open-loop phases at fixed rates (--rates, each
@@ -65,9 +67,21 @@ MODE_NAMES = {
     "B": "B: pass-through forwarder (2 hops)",
     "C": "C: fixgw run, SQLite journal",
     "P": "P: fixgw run, PostgreSQL journal",
+    "W": "W: as C, journal written by a thread of the gateway",
     "D": "D: fixgw demo (one process)",
 }
 CLIENT_KEY = "FIX.4.4:FIXGW->BENCH"
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 
 def free_port() -> int:
@@ -76,7 +90,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_config(tmp: Path, journal_flush_ms: int | None = None) -> tuple[Path, dict]:
+def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process") -> tuple[Path, dict]:
     """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
     ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
     # the demo's risk rules, every check on, with a throttle a load test can pass
@@ -111,6 +125,7 @@ port = {ports["http"]}
 [journal]
 database_url = "sqlite:///var/journal.db"
 {f"flush_interval_ms = {journal_flush_ms}" if journal_flush_ms is not None else ""}
+writer = "{journal_writer}"
 [clients.BENCH]
 fix_version = "FIX.4.4"
 [risk]
@@ -143,7 +158,7 @@ class Run:
 
     def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None):
         self.mode, self.tmp = mode, tmp
-        self.cfg, self.ports = bench_config(tmp, journal_flush_ms)
+        self.cfg, self.ports = bench_config(tmp, journal_flush_ms, "thread" if mode == "W" else "process")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.pop("FIXGW_DATABASE_URL", None)
         self.database_url = database_url
@@ -222,7 +237,11 @@ class Run:
         return {"A": "executor", "B": "forwarder"}.get(self.mode, "gateway")
 
     def watch(self) -> str:
-        return ",".join(f"{n}={p.pid}" for n, p in self.procs.items())
+        pids = {n: p.pid for n, p in self.procs.items()}
+        if self.mode in ("C", "P"):  # the journal's writer process (gateway/journal_proc.py) is the gateway's too
+            for i, pid in enumerate(child_pids(self.procs["gateway"].pid)):
+                pids[f"journal{i or ''}"] = pid
+        return ",".join(f"{n}={pid}" for n, pid in pids.items())
 
     def stop(self) -> dict[str, int | None]:
         codes = {}
@@ -285,7 +304,7 @@ def completeness(run: Run, lg: dict) -> dict:
         out["checks"].append({"what": what, "expected": expected, "seen": seen, "missing": gap, "extra": extra})
 
     venues = {v: load_json(run.tmp / f"stamps-{v}.json") for v in VENUES}
-    if run.mode in ("C", "P"):
+    if run.mode in ("C", "P", "W"):
         seqs = journal_seqs(run)
         peers = {CLIENT_KEY: (lg_store.get("next_sender", 1) - 1, lg_store.get("next_target", 1) - 1)}
         for v, (version, *_rest) in VENUES.items():
@@ -325,7 +344,7 @@ def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) 
             cmd = [sys.executable, str(BENCH / "loadgen.py"), "--port", str(run.ports["client"]),
                    "--plan", json.dumps(plan), "--out", str(tmp / "loadgen.json"), "--store", str(tmp / "loadgen"),
                    "--watch", run.watch()]
-            if mode in ("C", "P", "D"):
+            if mode in ("C", "P", "W", "D"):
                 cmd += ["--metrics-url", f"http://127.0.0.1:{run.ports['http']}/metrics"]
             if profile_file is not None:
                 cmd += ["--profile-pid", str(run.procs["gateway"].pid), "--py-spy", args.py_spy,
@@ -350,14 +369,14 @@ def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) 
         stamps: dict[str, int] = {}
         for f in tmp.glob("stamps-*.json"):
             stamps.update(load_json(f).get("stamps", {}))
-        child = {"A": "cl_ord_id", "B": "cl_ord_id", "C": "order_id", "P": "order_id"}.get(mode)
+        child = {"A": "cl_ord_id", "B": "cl_ord_id", "C": "order_id", "P": "order_id", "W": "order_id"}.get(mode)
         result["phases"] = {p["name"]: analyze.phase_figures(p, lg["row_fields"], stamps, child)
                             for p in lg["phases"]}
         result["client"] = {"errors": lg.get("errors", [])[:10], "error_count": lg.get("error_count", 0),
                             "sent": lg.get("sent"), "received": lg.get("received")}
         if mode != "D":
             result["completeness"] = completeness(run, lg)
-        if mode in ("C", "P", "D"):
+        if mode in ("C", "P", "W", "D"):
             errors = [line for line in (tmp / "gateway.log").read_text(errors="replace").splitlines()
                       if "level=error" in line or "level=critical" in line or "Traceback" in line]
             result["gateway_errors"] = errors[:10]
@@ -395,7 +414,7 @@ def load_average() -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--modes", default="A,B,C,P", help="comma-separated, from A,B,C,P,D (order within a cycle)")
+    ap.add_argument("--modes", default="A,B,C,P", help="comma-separated, from A,B,C,P,W,D (order within a cycle)")
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--rates", default="250,500,1000,2000", help="open-loop rates, orders/s")
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per open-loop rate")
