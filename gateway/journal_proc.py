@@ -22,7 +22,9 @@ start-up, so a child of a killed gateway has exited before anything else writes.
 Child -> gateway: one JSON line per change of its state (after each commit, on a
 failure): the committed spool position, counters, health, message counts. The
 gateway -> child: "stop" on stdin (commit everything spooled, then exit); EOF on
-stdin (the gateway died): exit at once.
+stdin (the gateway died): exit at once. The child ignores SIGINT and SIGTERM,
+which a terminal's Ctrl-C or a service manager send to the whole process group:
+the gateway's own clean stop decides when it is done.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -107,6 +110,10 @@ class SpoolTail:
 
 # ---------------------------------------------------------------------------- the child
 def child_main(config: dict) -> int:
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group; the gateway
+    # then stops cleanly and tells this process to finish ("stop"), or dies and closes its stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     spool_dir = Path(config["spool_dir"])
     lock = lock_writer(spool_dir, timeout=30)
     if lock is None:

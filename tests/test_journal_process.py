@@ -88,3 +88,15 @@ def test_what_a_killed_gateway_spooled_is_imported_once_at_the_next_start(sqlite
     assert again.flush(10)
     assert rows(sqlite_db)[0] == list(range(1, 151))
     assert again.stop()
+
+
+def test_ctrl_c_in_the_terminal_does_not_stop_the_writer_process_before_the_gateway_says_so(sqlite_db, tmp_path):
+    j = ProcessJournalWriter(sqlite_db, spool_dir=tmp_path / "spool")
+    j.start()
+    os.kill(j._child.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    os.kill(j._child.pid, signal.SIGTERM)  # so does a service manager's stop
+    for i in range(1, 51):
+        j.record("S1", "I", msg(i))
+    assert j.flush(10)
+    assert j.stop()  # the clean stop is what ends it, with everything committed
+    assert rows(sqlite_db)[0] == list(range(1, 51))
