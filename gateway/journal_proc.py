@@ -126,11 +126,12 @@ def child_main(config: dict) -> int:
     if stored is not None and stored[0] == tail.name and stored[1] > tail.pos:
         # A child before this one committed further than the gateway heard: those records are done.
         while tail.pos < stored[1]:
+            at = tail.pos
             rows = [r for r in tail.read() if r[4][1] <= stored[1]]
+            tail.pos, tail._buf = (rows[-1][4][1] if rows else at), b""  # (read() may have gone further)
             if not rows:
                 break
             skipped += len(rows)
-            tail.pos, tail._buf = rows[-1][4][1], b""
     committed_pos = tail.pos
     marks: deque[tuple[int, int]] = deque()  # (rows put so far, spool position after them)
     put_total = 0

@@ -100,3 +100,26 @@ def test_ctrl_c_in_the_terminal_does_not_stop_the_writer_process_before_the_gate
     assert j.flush(10)
     assert j.stop()  # the clean stop is what ends it, with everything committed
     assert rows(sqlite_db)[0] == list(range(1, 51))
+
+
+def test_a_writer_process_started_behind_the_journal_skips_what_is_already_committed(sqlite_db, tmp_path):
+    """A child that died after a commit it had not reported yet: its successor is told an older position."""
+    j = ProcessJournalWriter(sqlite_db, spool_dir=tmp_path / "spool")
+    j.start()
+    for i in range(1, 101):
+        j.record("S1", "I", msg(i))
+    assert j.flush(10)
+    j._child_stopping = True  # no automatic restart: this test starts the successor itself
+    j._child.kill()
+    j._child.wait(10)
+    j._reader.join(10)
+    j._child_stopping = False
+    j._committed_before = j.committed - 100  # as if the gateway had never heard of those 100 commits
+    j._child_pos = 0
+    j._spawn(0)
+    for i in range(101, 121):
+        j.record("S1", "I", msg(i))
+    assert j.flush(10)
+    assert rows(sqlite_db)[0] == list(range(1, 121))
+    assert j.queue_depth() == 0  # the skipped records count as committed
+    assert j.stop()
