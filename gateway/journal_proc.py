@@ -143,11 +143,11 @@ def child_main(config: dict) -> int:
         committed = writer.committed
         while marks and marks[0][0] <= committed:  # the writer commits in queue order
             committed_pos = marks.popleft()[1]
+        state = (committed, committed_pos, writer.healthy, writer.last_error)
+        if state == last and not final:
+            return  # (message counts change as rows are taken: they travel with the next commit's report)
         counts = dict(writer.message_counts)
         delta = [[*k, n - counts_sent.get(k, 0)] for k, n in counts.items() if n != counts_sent.get(k, 0)]
-        state = (committed, committed_pos, writer.healthy, writer.last_error)
-        if state == last and not delta and not final:
-            return
         last, counts_sent = state, counts
         sys.stdout.write(json.dumps({
             "committed": committed, "skipped": skipped, "pos": committed_pos, "healthy": writer.healthy,
@@ -268,7 +268,7 @@ class ProcessJournalWriter(JournalWriter):
     def _read_child(self, child: subprocess.Popen) -> None:
         for line in child.stdout:
             try:
-                msg = json.loads(line)
+                msg = json.loads(line.decode("utf-8", "replace"))
             except ValueError:
                 continue
             if "fatal" in msg:

@@ -37,7 +37,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from routing.orders import Order
+from routing.orders import Order, order_from_state_log, order_state_log_form
 
 log = logging.getLogger("fixgw.statelog")
 
@@ -65,13 +65,10 @@ def _loads(data: bytes):
     return _SafeUnpickler(io.BytesIO(data)).load()
 
 
-def __newobj__(cls):  # named so, pickle writes NEWOBJ (the class only), not a reference to this function
-    return cls.__new__(cls)
-
-
 def _slim_order(order: Order):
-    """An order in a record: without its routing decisions, which each record carries once (``routes``)."""
-    return __newobj__, (Order,), order._slim_state()
+    """An order in a record: plain values (no enum objects), without its routing decisions, which each
+    record carries once (``routes``)."""
+    return order_from_state_log, (order_state_log_form(order),)
 
 
 class _RecordPickler:

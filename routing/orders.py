@@ -139,10 +139,11 @@ def tuple_pickle(layout: str | None = None, slim: tuple[str, tuple[str, ...]] | 
     that marker, and a state without it is an older layout that ``cls._legacy``
     converts first, to the values of every field in order.
 
-    ``slim`` = (marker, fields left out) adds ``cls._slim_state(obj)``: the state
-    without those fields, which come back with their defaults (the state log
-    pickles orders so and carries their routing decisions separately). Copies
-    and every other pickle keep every field.
+    ``slim`` = (marker, fields left out): ``__setstate__`` also takes a state that
+    starts with that marker and lacks those fields, which come back with their
+    defaults (the state log writes orders so and carries their routing decisions
+    separately: ``order_state_log_form``). Copies and every other pickle keep
+    every field.
     """
     def decorate(cls):
         every = tuple(f.name for f in fields(cls))
@@ -168,11 +169,6 @@ def tuple_pickle(layout: str | None = None, slim: tuple[str, tuple[str, ...]] | 
         if slim is not None:
             slim_marker, left_out = slim
             slim_names = tuple(n for n in every if n not in left_out)
-            get_slim = attrgetter(*slim_names)
-
-            def _slim_state(self):
-                return (slim_marker, *get_slim(self))
-            cls._slim_state = _slim_state
 
         def __setstate__(self, state):
             if layout is not None:
@@ -406,6 +402,55 @@ class Order(_Stateful):
         self.replace_mode = None
         if self.cum_qty >= self.qty:
             self.status = OrdStatus.FILLED
+
+
+# ----------------------------------------------------------------------------- the state log's form of an order
+# The state log writes an order after every command that touches it; pickling it field by field as objects
+# spent most of that time on the enums (a Python __reduce_ex__ call and the class's global reference each).
+# ``order_state_log_form`` is the order's slim state ("order/3", no routing decisions) with every enum of the
+# order and its children as its plain value; ``order_from_state_log`` turns it back. Fields added later
+# come back with their defaults from older records, as with every tuple_pickle layout.
+_SLIM = tuple(f.name for f in fields(Order) if f.name != "routes")  # as tuple_pickle's slim "order/3"
+_SLIM_GET = attrgetter(*_SLIM)
+_ORDER_ENUMS = tuple((_SLIM.index(n), t) for n, t in (("side", Side), ("ord_type", OrdType), ("tif", TimeInForce),
+                                                         ("status", OrdStatus)))
+_CHILDREN = _SLIM.index("children")
+_CHILD_FIELDS = tuple(f.name for f in fields(Child))
+_CHILD_GET = attrgetter(*_CHILD_FIELDS)
+_CHILD_ENUMS = tuple((_CHILD_FIELDS.index(n), t) for n, t in (("ord_type", OrdType), ("tif", TimeInForce),
+                                                                ("status", OrdStatus)))
+
+
+def order_state_log_form(order: Order) -> tuple:
+    v = list(_SLIM_GET(order))
+    for i, _ in _ORDER_ENUMS:
+        v[i] = v[i]._value_
+    children = []
+    for c in v[_CHILDREN]:
+        cv = list(_CHILD_GET(c))
+        for i, _ in _CHILD_ENUMS:
+            cv[i] = cv[i]._value_
+        children.append(tuple(cv))
+    v[_CHILDREN] = children
+    return tuple(v)
+
+
+def order_from_state_log(form: tuple) -> Order:
+    v = list(form)
+    for i, enum in _ORDER_ENUMS:
+        v[i] = enum(v[i])
+    children = []
+    for cv in v[_CHILDREN]:
+        cv = list(cv)
+        for i, enum in _CHILD_ENUMS:
+            cv[i] = enum(cv[i])
+        child = Child.__new__(Child)
+        child.__setstate__(tuple(cv))
+        children.append(child)
+    v[_CHILDREN] = children
+    order = Order.__new__(Order)
+    order.__setstate__(("order/3", *v))
+    return order
 
 
 def _from_legacy(state) -> tuple:
