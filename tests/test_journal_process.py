@@ -35,6 +35,16 @@ def rows(url: str) -> tuple[list[int], int]:
         engine.dispose()
 
 
+def started(url: str, tmp_path, n: int) -> ProcessJournalWriter:
+    """A started process writer that has committed messages 1..n."""
+    j = ProcessJournalWriter(url, spool_dir=tmp_path / "spool")
+    j.start()
+    for i in range(1, n + 1):
+        j.record("S1", "I", msg(i))
+    assert j.flush(10)
+    return j
+
+
 def test_messages_and_events_reach_the_database_through_the_writer_process(database_url, tmp_path):
     j = ProcessJournalWriter(database_url, spool_dir=tmp_path / "spool")
     j.start()
@@ -53,11 +63,7 @@ def test_messages_and_events_reach_the_database_through_the_writer_process(datab
 
 
 def test_a_writer_process_that_dies_is_restarted_and_writes_nothing_twice(sqlite_db, tmp_path):
-    j = ProcessJournalWriter(sqlite_db, spool_dir=tmp_path / "spool")
-    j.start()
-    for i in range(1, 201):
-        j.record("S1", "I", msg(i))
-    assert j.flush(10)
+    j = started(sqlite_db, tmp_path, 200)
     first = j._child
     os.kill(first.pid, signal.SIGKILL)
     for i in range(201, 401):
@@ -72,11 +78,7 @@ def test_a_writer_process_that_dies_is_restarted_and_writes_nothing_twice(sqlite
 
 def test_what_a_killed_gateway_spooled_is_imported_once_at_the_next_start(sqlite_db, tmp_path):
     spool = tmp_path / "spool"
-    j = ProcessJournalWriter(sqlite_db, spool_dir=spool)
-    j.start()
-    for i in range(1, 101):
-        j.record("S1", "I", msg(i))
-    assert j.flush(10)
+    j = started(sqlite_db, tmp_path, 100)
     j._child.stdin.close()  # the gateway "dies": its child sees EOF and exits at once
     j._child_stopping = True
     j._child.wait(10)
@@ -104,11 +106,7 @@ def test_ctrl_c_in_the_terminal_does_not_stop_the_writer_process_before_the_gate
 
 def test_a_writer_process_started_behind_the_journal_skips_what_is_already_committed(sqlite_db, tmp_path):
     """A child that died after a commit it had not reported yet: its successor is told an older position."""
-    j = ProcessJournalWriter(sqlite_db, spool_dir=tmp_path / "spool")
-    j.start()
-    for i in range(1, 101):
-        j.record("S1", "I", msg(i))
-    assert j.flush(10)
+    j = started(sqlite_db, tmp_path, 100)
     j._child_stopping = True  # no automatic restart: this test starts the successor itself
     j._child.kill()
     j._child.wait(10)
