@@ -33,6 +33,7 @@ def _frame(f: str) -> str:
 _ROLES = (
     ("Engine._run", "core thread (fixgw-core)"),
     ("JournalWriter._run", "journal writer thread"),
+    ("ProcessJournalWriter._read_child", "journal writer process's reports (reader thread)"),
     ("ThreadedSocketAcceptor", "client session threads (acceptor)"),
     ("SocketInitiator", "venue session threads (initiators)"),
     ("http", "HTTP thread"),

@@ -19,8 +19,9 @@ append to the journal: a child holds ``<spool_dir>/writer.lock`` (flock) while i
 runs, and the gateway takes that lock before it imports old spool files at
 start-up, so a child of a killed gateway has exited before anything else writes.
 
-Child -> gateway: one JSON line per change of its state (after each commit, on a
-failure): the committed spool position, counters, health, message counts. The
+Child -> gateway: a short line after each commit (rows committed, the committed
+spool position, batch figures), and a JSON line when its health changes and,
+at most once a second, with the message counts for the metrics. The
 gateway -> child: "stop" on stdin (commit everything spooled, then exit); EOF on
 stdin (the gateway died): exit at once. The child ignores SIGINT and SIGTERM,
 which a terminal's Ctrl-C or a service manager send to the whole process group:
@@ -138,23 +139,34 @@ def child_main(config: dict) -> int:
     counts_sent: dict = {}
     last = None
 
-    def report(final: bool = False) -> None:
+    status_sent = [None, 0.0]  # (healthy, last_error) last sent, and when the message counts were last sent
+
+    def report(final: bool = False, idle: bool = False) -> None:
+        """A commit: one short line ("c committed skipped position inflight batches size seconds"). Health,
+        errors and message counts (for the metrics): a JSON line, before the commit line, when they change;
+        the counts at most once a second while records keep coming, at once when they stop. Parsing JSON
+        for every commit was a measurable share of the gateway's GIL."""
         nonlocal committed_pos, counts_sent, last
         committed = writer.committed
         while marks and marks[0][0] <= committed:  # the writer commits in queue order
             committed_pos = marks.popleft()[1]
-        state = (committed, committed_pos, writer.healthy, writer.last_error)
-        if state == last and not final:
-            return  # (message counts change as rows are taken: they travel with the next commit's report)
-        counts = dict(writer.message_counts)
-        delta = [[*k, n - counts_sent.get(k, 0)] for k, n in counts.items() if n != counts_sent.get(k, 0)]
-        last, counts_sent = state, counts
-        sys.stdout.write(json.dumps({
-            "committed": committed, "skipped": skipped, "pos": committed_pos, "healthy": writer.healthy,
-            "last_error": writer.last_error, "batches": writer.batches, "last_batch_size": writer.last_batch_size,
-            "last_commit_seconds": writer.last_commit_seconds, "inflight_since_ns": writer._inflight_since_ns,
-            "counts": delta, "final": final}) + "\n")
-        sys.stdout.flush()
+        out = []
+        now = time.monotonic()
+        health = (writer.healthy, writer.last_error)
+        if final or idle or health != status_sent[0] or now - status_sent[1] >= 1.0:
+            counts = dict(writer.message_counts)
+            delta = [[*k, n - counts_sent.get(k, 0)] for k, n in counts.items() if n != counts_sent.get(k, 0)]
+            if final or delta or health != status_sent[0]:
+                out.append(json.dumps({"healthy": health[0], "last_error": health[1], "counts": delta}))
+            counts_sent, status_sent[0], status_sent[1] = counts, health, now
+        state = (committed, committed_pos)
+        if state != last or final:
+            last = state
+            out.append(f"c {committed} {skipped} {committed_pos} {writer._inflight_since_ns} {writer.batches} "
+                       f"{writer.last_batch_size} {writer.last_commit_seconds:.6f}")
+        if out:
+            sys.stdout.write("\n".join(out) + "\n")
+            sys.stdout.flush()
 
     writer.start()
     poll = max(config["flush_interval_ms"], 1) / 1000.0
@@ -168,7 +180,7 @@ def child_main(config: dict) -> int:
             if rows:
                 put_total += len(rows)
                 marks.append((put_total, tail.pos))
-            report()
+            report(idle=not rows)
             if stopping and not rows:
                 break
             ready, _, _ = select.select([stdin], [], [], poll)
@@ -267,6 +279,27 @@ class ProcessJournalWriter(JournalWriter):
 
     def _read_child(self, child: subprocess.Popen) -> None:
         for line in child.stdout:
+            if line.startswith(b"c "):  # a commit (see child_main's report)
+                try:
+                    _, committed, skipped, pos, inflight, batches, size, seconds = line.split()
+                    total = self._committed_before + int(skipped) + int(committed)
+                except ValueError:
+                    continue
+                with self._cond:
+                    before = self.committed
+                    self.committed = total
+                    self._child_pos = int(pos)
+                    self._inflight_since_ns = int(inflight)
+                    self.batches, self.last_batch_size = int(batches), int(size)
+                    self.last_commit_seconds = float(seconds)
+                    self._cond.notify_all()
+                if total > before:
+                    for listener in self._commit_listeners:
+                        try:
+                            listener()
+                        except Exception:  # noqa: BLE001 - a listener must never stop the journal
+                            log.exception("journal commit listener failed")
+                continue
             try:
                 msg = json.loads(line.decode("utf-8", "replace"))
             except ValueError:
@@ -274,27 +307,13 @@ class ProcessJournalWriter(JournalWriter):
             if "fatal" in msg:
                 self.healthy, self.last_error = False, msg["fatal"]
                 continue
-            with self._cond:
-                before = self.committed
-                self.committed = self._committed_before + msg["skipped"] + msg["committed"]
-                self._child_pos = msg["pos"]
-                self.healthy, self.last_error = msg["healthy"], msg["last_error"]
-                self.batches, self.last_batch_size = msg["batches"], msg["last_batch_size"]
-                self.last_commit_seconds = msg["last_commit_seconds"]
-                self._inflight_since_ns = msg["inflight_since_ns"]
-                if msg["counts"]:
-                    counts = dict(self.message_counts)
-                    for sid, direction, msg_type, n in msg["counts"]:
-                        key = (sid, direction, msg_type)
-                        counts[key] = counts.get(key, 0) + n
-                    self.message_counts = counts
-                self._cond.notify_all()
-            if self.committed > before:
-                for listener in self._commit_listeners:
-                    try:
-                        listener()
-                    except Exception:  # noqa: BLE001 - a listener must never stop the journal
-                        log.exception("journal commit listener failed")
+            self.healthy, self.last_error = msg["healthy"], msg["last_error"]
+            if msg["counts"]:
+                counts = dict(self.message_counts)
+                for sid, direction, msg_type, n in msg["counts"]:
+                    key = (sid, direction, msg_type)
+                    counts[key] = counts.get(key, 0) + n
+                self.message_counts = counts
         code = child.wait()
         if self._child_stopping:
             return
