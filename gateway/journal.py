@@ -71,7 +71,7 @@ _time_ns = time.time_ns
 _monotonic = time.monotonic
 
 # The kinds of queue entries besides messages ("I"/"O").
-_EVENT = object()
+_EVENT = "E"  # a session event: its kind in the queue and its direction in a spool record
 _FLUSH = object()
 _STOP = object()
 _DIRECTIONS = frozenset(("I", "O"))
@@ -226,13 +226,17 @@ class JournalWriter:
         if spool is None:
             self._put((_time_ns(), session_id, direction, raw, None))
         else:
-            spool.append(_time_ns(), session_id, direction, raw, self._put)
+            spool.append(_time_ns(), session_id, direction, raw)
 
     def event(self, session_id: str, text: str) -> None:
-        """Queue one session event line. O(1); never touches the database."""
+        """Queue one session event line, through the spool like a message. O(1); never touches the database."""
         if text.__class__ is str:
             text = redact(text)  # quickfix's events can quote a whole raw message
-        self._put((_time_ns(), session_id, _EVENT, text, None))
+        spool = self._spool
+        if spool is None:
+            self._put((_time_ns(), session_id, _EVENT, text, None))
+        else:
+            spool.append(_time_ns(), session_id, _EVENT, text)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` on the writer thread after every commit that stored messages."""
@@ -263,14 +267,13 @@ class JournalWriter:
                 done.append(f)  # committed before the file named in the database
                 continue
             start = position[1] if position is not None and f.name == position[0] else 0
-            for ts, sid, direction, raw, end in read_spool(f, start):
-                # ("E": an event, spooled by the process writer, gateway/journal_proc.py)
-                self._put((ts, sid, _EVENT if direction == "E" else direction, raw, (f.name, end)))
+            for ts, sid, kind, raw, end in read_spool(f, start):
+                self._put((ts, sid, kind, raw, (f.name, end)))
                 self.spool_recovered += 1
             done.append(f)
         if self.spool_recovered:
-            text = (f"journal: {self.spool_recovered} message(s) the last run received or sent but did not "
-                    "commit were recovered from its spool")
+            text = (f"journal: {self.spool_recovered} message(s) and event(s) the last run journaled but did "
+                    "not commit were recovered from its spool")
             log.warning("%s", text)
             self.event("*", text)
         if done and not self.flush(timeout=120):
@@ -279,7 +282,7 @@ class JournalWriter:
         for f in done:
             f.unlink()
         newest = max(([position[0]] if position else []) + [f.name for f in files], default="")
-        self._spool = Spool.create(self.spool_dir, after=newest)
+        self._spool = Spool.create(self.spool_dir, self._put, after=newest)
 
     def _spool_position(self) -> tuple[str, int] | None:
         with self._engine.connect() as conn:
@@ -462,7 +465,7 @@ class JournalWriter:
                 add_msg((sid, kind, seq, msg_type, cl_ord_id, order_id, poss_dup, ts // 1000, payload))
                 key = (sid, kind, msg_type)
                 counts[key] = counts.get(key, 0) + 1
-            elif kind is _EVENT:
+            elif kind == _EVENT:
                 if pos is not None:
                     spooled = pos
                 text = _storable(_as_text(payload))
@@ -661,31 +664,44 @@ class Spool:
     the same lock, so the queue's order is the file's order. Each committed batch
     stores the file position of its last row in journal_meta, in the same
     transaction; the next start imports the rest. Record: [length u32][crc32 u32]
-    [ns i64][direction, session, NUL, raw message in UTF-8].
+    [ns i64][direction ("I", "O", or "E" for a session event), session, NUL, raw message or event text in
+    UTF-8].
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, put: Callable[[tuple], None]):
         self.path = path
+        self._put = put  # where each record goes once it is written (the writer's queue)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._pos = os.fstat(self._fd).st_size
         self._lock = threading.Lock()
         self.records = 0  # appended by this process
 
     @classmethod
-    def create(cls, directory: Path, after: str = "") -> "Spool":
+    def create(cls, directory: Path, put: Callable[[tuple], None], after: str = "") -> "Spool":
         stamp = time.time_ns()
         if after:
             stamp = max(stamp, int(after[len("spool-"):-len(".bin")]) + 1)
-        return cls(Path(directory) / f"spool-{stamp:020d}.bin")
+        return cls(Path(directory) / f"spool-{stamp:020d}.bin", put)
 
-    def append(self, ts: int, session_id: str, direction: str, raw: str, put) -> None:
+    def append(self, ts: int, session_id: str, direction: str, raw: str) -> None:
         body = f"{direction}{session_id}\x00{raw}".encode("utf-8", "surrogatepass")
         rec = _SPOOL_HEADER.pack(len(body), zlib.crc32(body), ts) + body
         with self._lock:
             os.write(self._fd, rec)
             self._pos += len(rec)
             self.records += 1
-            put((ts, session_id, direction, raw, (self.path.name, self._pos)))
+            self._put((ts, session_id, direction, raw, (self.path.name, self._pos)))
+
+    def position(self) -> tuple[int, int]:
+        """(bytes, records appended by this process) so far, read together."""
+        with self._lock:
+            return self._pos, self.records
+
+    def redirect(self, put: Callable[[tuple], None]) -> tuple[int, int]:
+        """Hand the records appended from now on to ``put``; ``position()`` at the switch."""
+        with self._lock:
+            self._put = put
+            return self._pos, self.records
 
     def close(self, remove: bool) -> None:
         with self._lock:

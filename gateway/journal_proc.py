@@ -43,9 +43,7 @@ import zlib
 from collections import deque
 from pathlib import Path
 
-from gateway.journal import _DIRECTIONS as _MESSAGE_DIRECTIONS
-from gateway.journal import _EVENT, _SPOOL_HEADER, _STOP, JournalWriter, _noop
-from gateway.redact import redact
+from gateway.journal import _SPOOL_HEADER, _STOP, JournalWriter, _noop
 from gateway.db import safe_url
 
 log = logging.getLogger("fixgw.journal")
@@ -97,13 +95,24 @@ class SpoolTail:
             if zlib.crc32(body) != crc:
                 break  # being written (or torn): read again next time
             head, _, payload = body.decode("utf-8", "surrogatepass").partition("\x00")
-            kind = head[0]
-            out.append((ts, head[1:], _EVENT if kind == "E" else kind, payload, (self.name, self.pos + end)))
+            out.append((ts, head[1:], head[0], payload, (self.name, self.pos + end)))
             at = end
         if at:
             self.pos += at
             self._buf = buf[at:]
         return out
+
+    def skip_to(self, pos: int) -> int:
+        """Move past the whole records that end at or before ``pos``; how many."""
+        skipped = 0
+        while self.pos < pos:
+            at = self.pos
+            rows = [r for r in self.read() if r[4][1] <= pos]
+            self.pos, self._buf = (rows[-1][4][1] if rows else at), b""  # (read() may have gone further)
+            if not rows:
+                break
+            skipped += len(rows)
+        return skipped
 
     def close(self) -> None:
         os.close(self._fd)
@@ -124,15 +133,9 @@ def child_main(config: dict) -> int:
     tail = SpoolTail(spool_dir / config["spool"], config["start"])
     skipped = 0
     stored = writer._spool_position()
-    if stored is not None and stored[0] == tail.name and stored[1] > tail.pos:
+    if stored is not None and stored[0] == tail.name:
         # A child before this one committed further than the gateway heard: those records are done.
-        while tail.pos < stored[1]:
-            at = tail.pos
-            rows = [r for r in tail.read() if r[4][1] <= stored[1]]
-            tail.pos, tail._buf = (rows[-1][4][1] if rows else at), b""  # (read() may have gone further)
-            if not rows:
-                break
-            skipped += len(rows)
+        skipped = tail.skip_to(stored[1])
     committed_pos = tail.pos
     marks: deque[tuple[int, int]] = deque()  # (rows put so far, spool position after them)
     put_total = 0
@@ -201,7 +204,7 @@ class ProcessJournalWriter(JournalWriter):
     """A JournalWriter whose database writes happen in a child process fed by the spool (see the module).
 
     Until ``start()`` has imported what earlier runs spooled, it is a plain JournalWriter;
-    from then on ``record()`` and ``event()`` only append to the spool.
+    from then on ``record()`` and ``event()`` only append to the spool file.
     """
 
     def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
@@ -209,7 +212,6 @@ class ProcessJournalWriter(JournalWriter):
         if spool_dir is None:
             raise ValueError("the process writer needs a spool directory")
         super().__init__(database_url, batch_max, flush_interval_ms, spool_dir)
-        self._spool_only = False
         self._child: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -220,23 +222,6 @@ class ProcessJournalWriter(JournalWriter):
         self._child_stopping = False
         self._restarts = 0
 
-    # ------------------------------------------------------------ producer side
-    def record(self, session_id: str, direction: str, raw: str) -> None:
-        if not self._spool_only or self._spool is None:  # (before start(); after stop(), as the thread writer)
-            return super().record(session_id, direction, raw)
-        if direction not in _MESSAGE_DIRECTIONS:
-            raise ValueError(f"direction must be 'I' or 'O', not {direction!r}")
-        if raw.__class__ is str:
-            raw = redact(raw)
-        self._spool.append(time.time_ns(), session_id, direction, raw, _noop)
-
-    def event(self, session_id: str, text: str) -> None:
-        if not self._spool_only or self._spool is None:
-            return super().event(session_id, text)
-        if text.__class__ is str:
-            text = redact(text)
-        self._spool.append(time.time_ns(), session_id, "E", text, _noop)
-
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -245,11 +230,8 @@ class ProcessJournalWriter(JournalWriter):
             raise RuntimeError(f"another journal writer holds {self.spool_dir / LOCK_NAME}")
         try:
             super().start()  # the writer thread imports what earlier runs spooled; a new spool file is opened
-            spool = self._spool
-            with spool._lock:
-                self._spool_only = True  # from here on, records only go to the spool
-                start = spool._pos
-                self._records_at_switch = spool.records
+            # from here on records only go to the spool file, for the child to read
+            start, self._records_at_switch = self._spool.redirect(_noop)
             thread = self._thread
             self._put_marker(_STOP, None)  # the writer thread commits what it has, then ends
             thread.join(_START_TIMEOUT_S)
@@ -337,8 +319,7 @@ class ProcessJournalWriter(JournalWriter):
         spool = self._spool
         if spool is None:
             return self.queue_depth() == 0
-        with spool._lock:
-            target = spool._pos
+        target, _ = spool.position()
         with self._cond:
             return self._cond.wait_for(lambda: self._child_pos >= target, timeout)
 
@@ -377,7 +358,7 @@ class ProcessJournalWriter(JournalWriter):
         spool = self._spool
         if self._child is None or spool is None:
             return super().submitted if self._child is None else self.committed
-        return self._submitted_at_switch + spool.records - self._records_at_switch
+        return self._submitted_at_switch + spool.position()[1] - self._records_at_switch
 
 
 if __name__ == "__main__":

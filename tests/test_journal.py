@@ -488,7 +488,8 @@ for i in range(1, 301):
     w.record("FIX.4.4:GW->C", "I", f"8=FIX.4.4\\x019=5\\x0135=D\\x0134={i}\\x0111=C{i}\\x0110=000\\x01")
     if i == 100:
         assert w.flush(10)
-os.kill(os.getpid(), signal.SIGKILL)  # 200 rows spooled, never committed
+w.event("FIX.4.4:GW->C", "an event, spooled like a message")
+os.kill(os.getpid(), signal.SIGKILL)  # 200 rows and an event spooled, never committed
 """
 
 
@@ -507,7 +508,7 @@ def test_rows_spooled_but_not_committed_when_the_process_is_killed_are_imported_
 
     w = JournalWriter(database_url, spool_dir=spool)
     w.start()
-    assert w.spool_recovered == 200
+    assert w.spool_recovered == 201  # the 200 messages and the event
     w.record("FIX.4.4:GW->C", "I", "8=FIX.4.4\x019=5\x0135=0\x0134=301\x0110=000\x01")
     assert w.stop()
     seqs = [row.seq_num for row in iter_messages(database_url)]
@@ -519,6 +520,7 @@ def test_rows_spooled_but_not_committed_when_the_process_is_killed_are_imported_
     finally:
         engine.dispose()
     assert any("recovered from its spool" in e.text for e in iter_events(database_url))
+    assert [e.text for e in iter_events(database_url)].count("an event, spooled like a message") == 1
 
     again = JournalWriter(database_url, spool_dir=spool)
     again.start()
