@@ -894,13 +894,7 @@ class Core:
                     self._finish(order, out, recv_ns)
             return
         order.apply(Event.VENUE_REPLACED)
-        orig = order.cl_ord_id
-        order.apply_replace()
-        if self.risk is not None:
-            new = self._as_new_order(order)
-            self.risk_state.on_replace(order.session, order.risk_key, new)
-            order.risk_key = new.cl_ord_id
-        out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=recv_ns))
+        self._confirm_replace(order, out, recv_ns)
         self._route_more(order, order.qty - order.cum_qty, "replace", out, recv_ns)
         if order.is_open and not order.live_children:
             self._finish(order, out, recv_ns)
@@ -956,15 +950,19 @@ class Core:
             out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order), exec_id=ev.exec_id))
             return out
         child.apply_replace()
+        self._confirm_replace(order, out, ev.recv_ns)
+        self._risk_settle(order)
+        return out
+
+    def _confirm_replace(self, order: Order, out: Outcome, recv_ns: int) -> None:
+        """The client's new terms take effect: re-book its risk under the new ClOrdID and report Replaced."""
         orig = order.cl_ord_id
         order.apply_replace()
         if self.risk is not None:
             new = self._as_new_order(order)
             self.risk_state.on_replace(order.session, order.risk_key, new)
             order.risk_key = new.cl_ord_id
-        out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=ev.recv_ns))
-        self._risk_settle(order)
-        return out
+        out.actions.append(self._report(order, ExecKind.REPLACED, orig_cl_ord_id=orig, recv_ns=recv_ns))
 
     def _venue_cancel_reject(self, ev: VenueCancelReject) -> Outcome:
         out = Outcome()

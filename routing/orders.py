@@ -140,7 +140,7 @@ def tuple_pickle(layout: str | None = None, slim: tuple[str, tuple[str, ...]] | 
     converts first, to the values of every field in order.
 
     ``slim`` = (marker, fields left out): ``__setstate__`` also takes a state that
-    starts with that marker and lacks those fields, which come back with their
+    starts with that marker and has the fields ``cls._slim_fields`` (all but those), which come back with their
     defaults (the state log writes orders so and carries their routing decisions
     separately: ``order_state_log_form``). Copies and every other pickle keep
     every field.
@@ -169,6 +169,7 @@ def tuple_pickle(layout: str | None = None, slim: tuple[str, tuple[str, ...]] | 
         if slim is not None:
             slim_marker, left_out = slim
             slim_names = tuple(n for n in every if n not in left_out)
+        cls._slim_fields = slim_names
 
         def __setstate__(self, state):
             if layout is not None:
@@ -410,7 +411,7 @@ class Order(_Stateful):
 # ``order_state_log_form`` is the order's slim state ("order/3", no routing decisions) with every enum of the
 # order and its children as its plain value; ``order_from_state_log`` turns it back. Fields added later
 # come back with their defaults from older records, as with every tuple_pickle layout.
-_SLIM = tuple(f.name for f in fields(Order) if f.name != "routes")  # as tuple_pickle's slim "order/3"
+_SLIM = Order._slim_fields  # tuple_pickle's "order/3": every field but the routing decisions
 _SLIM_GET = attrgetter(*_SLIM)
 _ORDER_ENUMS = tuple((_SLIM.index(n), t) for n, t in (("side", Side), ("ord_type", OrdType), ("tif", TimeInForce),
                                                          ("status", OrdStatus)))
