@@ -55,19 +55,27 @@ sys.path.insert(0, str(ROOT))
 
 from sessions.codec import utc_timestamp  # noqa: E402
 from sessions.fixsettings import build_settings, dictionary_settings, graceful_stop, session_id  # noqa: E402
-from throughput import pg_database  # noqa: E402  (bench/ is on sys.path when this runs as a script)
+from throughput import bench_rules, free_port, pg_database  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class _Client(fix.Application):
+    """A test initiator's quickfix callbacks: logon state only; subclasses read fromApp."""
 
-
-class LoadApp(fix.Application):
     def __init__(self):
         super().__init__()
         self.logged_on = threading.Event()
+
+    def onCreate(self, sid): pass
+    def onLogon(self, sid): self.logged_on.set()
+    def onLogout(self, sid): self.logged_on.clear()
+    def toAdmin(self, msg, sid): pass
+    def fromAdmin(self, msg, sid): pass
+    def toApp(self, msg, sid): pass
+
+
+class LoadApp(_Client):
+    def __init__(self):
+        super().__init__()
         self.done = 0
         self.window: threading.Semaphore | None = None
         self.all_done = threading.Event()
@@ -76,13 +84,6 @@ class LoadApp(fix.Application):
         self.fill_ns: list[int] = []
         self.fill_at: dict[str, int] = {}  # ClOrdID -> when its Fill arrived (latency burst only)
         self.track = False
-
-    def onCreate(self, sid): pass
-    def onLogon(self, sid): self.logged_on.set()
-    def onLogout(self, sid): self.logged_on.clear()
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
-    def toApp(self, msg, sid): pass
 
     def fromApp(self, msg, sid):
         try:
@@ -103,21 +104,13 @@ class LoadApp(fix.Application):
             pass
 
 
-class CopyReceiver(fix.Application):
+class CopyReceiver(_Client):
     """A drop-copy receiver: counts the copies and notes when each Fill copy arrived."""
 
     def __init__(self):
         super().__init__()
-        self.logged_on = threading.Event()
         self.copies = 0
         self.fill_at: dict[str, int] = {}
-
-    def onCreate(self, sid): pass
-    def onLogon(self, sid): self.logged_on.set()
-    def onLogout(self, sid): self.logged_on.clear()
-    def toAdmin(self, msg, sid): pass
-    def fromAdmin(self, msg, sid): pass
-    def toApp(self, msg, sid): pass
 
     def fromApp(self, msg, sid):
         try:
@@ -253,11 +246,7 @@ def make_certs(tmp: Path):
 
 def demo_config(tmp: Path, port: int, dropcopy_port: int | None = None, tls=None) -> Path:
     v1, v2 = free_port(), free_port()
-    # the demo's risk rules, every check on, with a throttle a load test can pass
-    demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
-    rules = tmp / "bench-rules.toml"
-    rules.write_text(demo_rules.replace("throttle_msgs = 100 ", "throttle_msgs = 1000000 ")
-                     .replace("throttle_logout_msgs = 200 ", "throttle_logout_msgs = 2000000 "))
+    rules = bench_rules(tmp)
     cfg = tmp / "bench-gateway.cfg"
     cfg.write_text(f"""
 comp_id = "FIXGW"

@@ -90,14 +90,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process") -> tuple[Path, dict]:
-    """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
-    ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
-    # the demo's risk rules, every check on, with a throttle a load test can pass
+def bench_rules(tmp: Path) -> Path:
+    """The demo's risk rules, every check on, with a throttle a load test can pass, written into ``tmp``."""
     demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
     rules = tmp / "bench-rules.toml"
     rules.write_text(demo_rules.replace("throttle_msgs = 100 ", "throttle_msgs = 1000000 ")
                      .replace("throttle_logout_msgs = 200 ", "throttle_logout_msgs = 2000000 "))
+    return rules
+
+
+def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process") -> tuple[Path, dict]:
+    """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
+    ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
+    rules = bench_rules(tmp)
     refs = ", ".join(f"{s} = {p}" for s, p in REFERENCE_PRICES.items())
     venues = []
     for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
