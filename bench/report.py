@@ -38,6 +38,50 @@ def run_line(r: dict, seconds: float) -> str:
             + f"; missing messages {missing}{err}")
 
 
+def _cpu_per_order(run: dict, phase: str) -> float | None:
+    cpu = (run.get("phases", {}).get(phase) or {}).get("cpu") or {}
+    keys = [k for k in ("gateway", "journal", "journal1") if k in cpu]
+    return sum(cpu[k]["us_per_order"] for k in keys) if keys else None
+
+
+def compare_revisions(s: dict, phases: list[str], rates: list[str]) -> list[str]:
+    """C (this tree) against O (the gateway at --rev), cycle by cycle: the same-run measure of a change."""
+    by = {(r["cycle"], r["mode"]): r for r in s["runs"] if r.get("phases")}
+    cycles = sorted({c for c, _ in by})
+    rows = []
+
+    def fig(run, phase, *path):
+        v = run["phases"].get(phase)
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    def row(label, get, better):
+        ratios = []
+        for c in cycles:
+            cur, old = by.get((c, "C")), by.get((c, "O"))
+            a, b = (get(cur), get(old)) if cur and old else (None, None)
+            if a and b:
+                ratios.append(a / b)
+        if ratios:
+            rows.append(f"| {label} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+                        f"**{statistics.median(ratios):.2f}** | {better} |")
+
+    if "saturation" in phases:
+        row("saturation orders/s", lambda r: fig(r, "saturation", "completed_per_s"), "higher")
+        row("saturation CPU per order (gateway + writer process)", lambda r: _cpu_per_order(r, "saturation"), "lower")
+        row("saturation send→Fill p50", lambda r: fig(r, "saturation", "latency_us", "fill", "p50"), "lower")
+    for ph in rates:
+        row(f"{ph[5:]}/s send→Fill p50", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p50"), "lower")
+        row(f"{ph[5:]}/s send→Fill p99", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p99"), "lower")
+        row(f"{ph[5:]}/s done/s", lambda r, ph=ph: fig(r, ph, "completed_per_s"), "higher")
+    if not rows:
+        return []
+    return [f"**This tree (C) against the gateway at `{s.get('rev')}` (O)**, same cycles: C's figure divided by "
+            "O's, per cycle and median", "", "| figure | per cycle | median | better |", "|---|---|---|---|",
+            *rows, ""]
+
+
 def markdown(s: dict) -> str:
     agg = s["aggregate"]
     modes = s["modes"]
@@ -107,7 +151,9 @@ def markdown(s: dict) -> str:
                                  f"{_fmt(med(m, ph, f'latency_us.{h}.p99'))}")
                 lines.append(f"| {ph[5:]} | {m} | " + " | ".join(cells) + " |")
         lines.append("")
-    stage_modes = [m for m in modes if m in ("C", "P", "W", "D")]
+    if "C" in modes and "O" in modes:
+        lines += compare_revisions(s, phases, rates)
+    stage_modes = [m for m in modes if m in ("C", "P", "W", "O", "D")]
     if stage_modes:
         lines += ["**Gateway stages** from its /metrics histograms (bucket-interpolated, p50 / p99 µs; buckets "
                   "50, 100, 200, 300, 500, 750 µs, 1, 2, 5 ms...; the risk chain's 1, 2, 5, 10, 15, 20, 30, 50, "

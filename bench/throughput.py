@@ -17,6 +17,10 @@ drift hits all of them alike:
      left out with --pg-url "").
   W  (optional, --modes) as C, with the journal committed by a thread of the
      gateway process ([journal] writer = "thread") instead of its writer process.
+  O  (optional, --modes, with --rev REV) as C, with the gateway (and its writer
+     process) from another git revision, REV, exported with `git archive` and put
+     first on PYTHONPATH; venues and load generator stay this tree's. C against O
+     in the same cycle is a same-run measurement of what changed between the two.
   D  (optional, --modes) `fixgw demo`: gateway and simulators in one process.
 
 Each run: warm-up, then open-loop phases at fixed rates (--rates, each
@@ -68,6 +72,7 @@ MODE_NAMES = {
     "C": "C: fixgw run, SQLite journal",
     "P": "P: fixgw run, PostgreSQL journal",
     "W": "W: as C, journal written by a thread of the gateway",
+    "O": "O: as C, gateway from --rev",
     "D": "D: fixgw demo (one process)",
 }
 CLIENT_KEY = "FIX.4.4:FIXGW->BENCH"
@@ -161,11 +166,15 @@ def pg_database(server_url: str):
 class Run:
     """The processes of one mode's run, their logs in the run's directory."""
 
-    def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None):
+    def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None,
+                 gateway_tree: Path | None = None):
         self.mode, self.tmp = mode, tmp
         self.cfg, self.ports = bench_config(tmp, journal_flush_ms, "thread" if mode == "W" else "process")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.pop("FIXGW_DATABASE_URL", None)
+        self.gateway_tree = gateway_tree
+        if gateway_tree is not None:  # mode O: the gateway's packages from another revision, ahead of this tree's
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(gateway_tree), os.environ.get("PYTHONPATH")]))
         self.database_url = database_url
         if database_url:
             self.env["FIXGW_DATABASE_URL"] = database_url
@@ -232,6 +241,12 @@ class Run:
                                      "--store", str(self.tmp / "forwarder-store")])
             self.wait_line("forwarder", "forwarder ready")
             return
+        if self.gateway_tree is not None:  # an editable install must not win over PYTHONPATH
+            where = subprocess.run([sys.executable, "-c", "import gateway, routing; print(gateway.__file__, "
+                                    "routing.__file__)"], cwd=self.tmp, env=self.env, capture_output=True, text=True,
+                                   check=True).stdout.split()
+            if not all(Path(w).is_relative_to(self.gateway_tree) for w in where):
+                raise RuntimeError(f"mode O would not run the gateway from {self.gateway_tree}: {where}")
         subprocess.run([*FIXGW, "db", "upgrade", "-c", cfg], cwd=self.tmp, env=self.env, check=True,
                        capture_output=True)
         self.spawn("gateway", [*FIXGW, "run", "-c", cfg])
@@ -243,7 +258,7 @@ class Run:
 
     def watch(self) -> str:
         pids = {n: p.pid for n, p in self.procs.items()}
-        if self.mode in ("C", "P"):  # the journal's writer process (gateway/journal_proc.py) is the gateway's too
+        if self.mode in ("C", "P", "O"):  # the journal's writer process (gateway/journal_proc.py) is the gateway's too
             for i, pid in enumerate(child_pids(self.procs["gateway"].pid)):
                 pids[f"journal{i or ''}"] = pid
         return ",".join(f"{n}={pid}" for n, pid in pids.items())
@@ -309,7 +324,7 @@ def completeness(run: Run, lg: dict) -> dict:
         out["checks"].append({"what": what, "expected": expected, "seen": seen, "missing": gap, "extra": extra})
 
     venues = {v: load_json(run.tmp / f"stamps-{v}.json") for v in VENUES}
-    if run.mode in ("C", "P", "W"):
+    if run.mode in GATEWAY_MODES:
         seqs = journal_seqs(run)
         peers = {CLIENT_KEY: (lg_store.get("next_sender", 1) - 1, lg_store.get("next_target", 1) - 1)}
         for v, (version, *_rest) in VENUES.items():
@@ -338,18 +353,34 @@ def completeness(run: Run, lg: dict) -> dict:
     return out
 
 
+GATEWAY_MODES = ("C", "P", "W", "O")  # modes whose system under test is `fixgw run`
+
+
+@contextlib.contextmanager
+def revision_tree(rev: str | None):
+    """This repository's files at git revision ``rev``, exported to a temporary directory (None: no export)."""
+    if not rev:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="fixgw-bench-rev-") as d:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+        yield Path(d)
+
+
 def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
             (pg_database(args.pg_url) if mode == "P" else contextlib.nullcontext()) as db_url:
         tmp = Path(d)
-        run = Run(mode, tmp, db_url, args.journal_flush_ms)
+        run = Run(mode, tmp, db_url, args.journal_flush_ms, args.rev_tree if mode == "O" else None)
         result: dict = {"cycle": cycle, "mode": mode}
         try:
             run.start()
             cmd = [sys.executable, str(BENCH / "loadgen.py"), "--port", str(run.ports["client"]),
                    "--plan", json.dumps(plan), "--out", str(tmp / "loadgen.json"), "--store", str(tmp / "loadgen"),
                    "--watch", run.watch()]
-            if mode in ("C", "P", "W", "D"):
+            if mode in (*GATEWAY_MODES, "D"):
                 cmd += ["--metrics-url", f"http://127.0.0.1:{run.ports['http']}/metrics"]
             if profile_file is not None:
                 cmd += ["--profile-pid", str(run.procs["gateway"].pid), "--py-spy", args.py_spy,
@@ -374,14 +405,14 @@ def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) 
         stamps: dict[str, int] = {}
         for f in tmp.glob("stamps-*.json"):
             stamps.update(load_json(f).get("stamps", {}))
-        child = {"A": "cl_ord_id", "B": "cl_ord_id", "C": "order_id", "P": "order_id", "W": "order_id"}.get(mode)
+        child = "cl_ord_id" if mode in ("A", "B") else "order_id" if mode in GATEWAY_MODES else None
         result["phases"] = {p["name"]: analyze.phase_figures(p, lg["row_fields"], stamps, child)
                             for p in lg["phases"]}
         result["client"] = {"errors": lg.get("errors", [])[:10], "error_count": lg.get("error_count", 0),
                             "sent": lg.get("sent"), "received": lg.get("received")}
         if mode != "D":
             result["completeness"] = completeness(run, lg)
-        if mode in ("C", "P", "W", "D"):
+        if mode in (*GATEWAY_MODES, "D"):
             errors = [line for line in (tmp / "gateway.log").read_text(errors="replace").splitlines()
                       if "level=error" in line or "level=critical" in line or "Traceback" in line]
             result["gateway_errors"] = errors[:10]
@@ -435,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="PostgreSQL server for mode P (a database is created and dropped per run); '' drops P")
     ap.add_argument("--journal-flush-ms", type=int, default=None,
                     help="the gateway's [journal] flush_interval_ms (default: the gateway's default)")
+    ap.add_argument("--rev", default=None, help="git revision whose gateway mode O runs (e.g. main~3)")
     ap.add_argument("--profile", action="store_true", help="py-spy the gateway of C's first run (saturation)")
     ap.add_argument("--profile-wall", action="store_true",
                     help="with --profile: sample every thread all the time (--idle), not only the GIL holder")
@@ -454,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODE_NAMES]
     if unknown:
         ap.error(f"unknown mode(s) {unknown}")
+    if ("O" in modes) != bool(args.rev):
+        ap.error("mode O and --rev go together")
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if args.profile and not py_spy:
         ap.error("--profile needs py-spy (pip install py-spy)")
@@ -467,19 +501,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load_before = load_average()
     runs = []
-    for cycle in range(1, args.cycles + 1):
-        for mode in modes:
-            profile_file = args.out / f"{name}-profile.txt" if (args.profile and mode == "C" and cycle == 1) else None
-            t = time.monotonic()
-            r = run_one(mode, cycle, args, plan, profile_file)
-            runs.append(r)
-            print(report.run_line(r, time.monotonic() - t), flush=True)
+    with revision_tree(args.rev) as args.rev_tree:
+        for cycle in range(1, args.cycles + 1):
+            for mode in modes:
+                profile_file = (args.out / f"{name}-profile.txt" if (args.profile and mode == "C" and cycle == 1)
+                                else None)
+                t = time.monotonic()
+                r = run_one(mode, cycle, args, plan, profile_file)
+                runs.append(r)
+                print(report.run_line(r, time.monotonic() - t), flush=True)
     summary = {
         "command": command, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z",
                                                                              time.localtime(started)),
         "seconds": round(time.time() - started), "load_average_before": load_before,
         "load_average_after": load_average(), "modes": modes, "mode_names": {m: MODE_NAMES[m] for m in modes},
-        "plan": plan, "cycles": args.cycles, "runs": runs, "aggregate": analyze.aggregate(runs, modes),
+        "plan": plan, "cycles": args.cycles, "rev": args.rev, "runs": runs, "aggregate": analyze.aggregate(runs, modes),
     }
     if args.profile:
         prof = args.out / f"{name}-profile.txt"

@@ -65,3 +65,41 @@ def test_journal_bench_smoke_writes_and_replays(tmp_path):
     assert replay["full_parse"]["rows"] == 3500
     assert replay["full_parse"]["orders"] == replay["indexed_columns"]["orders"] == 500
     assert replay["full_parse"]["fills"] == replay["indexed_columns"]["fills"] == 500
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git repository")
+def test_mode_o_exports_the_gateway_of_another_revision():
+    throughput = _bench_module("throughput")
+    with throughput.revision_tree("HEAD") as tree:
+        assert (tree / "gateway" / "cli.py").is_file() and (tree / "routing" / "core.py").is_file()
+        where = subprocess.run([sys.executable, "-c", "import gateway; print(gateway.__file__)"], cwd=tree.parent,
+                               env={"PYTHONPATH": str(tree), "PATH": ""}, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        assert Path(where).is_relative_to(tree)
+    assert not tree.exists()
+
+
+def test_report_compares_this_tree_with_the_revision_cycle_by_cycle():
+    report = _bench_module("report")
+
+    def run(cycle, mode, rate, cpu):
+        return {"cycle": cycle, "mode": mode, "phases": {"saturation": {
+            "completed_per_s": rate, "latency_us": {"fill": {"p50": 1000.0}},
+            "cpu": {"gateway": {"us_per_order": cpu, "cores": 0.8}, "journal": {"us_per_order": 100, "cores": 0.1}}}}}
+
+    summary = {"rev": "main~2", "runs": [run(1, "C", 600, 900), run(1, "O", 500, 1100),
+                                         run(2, "C", 660, 900), run(2, "O", 600, 900)]}
+    lines = report.compare_revisions(summary, ["saturation"], [])
+    assert "`main~2`" in lines[0]
+    rate = next(line for line in lines if line.startswith("| saturation orders/s"))
+    assert "1.20, 1.10" in rate and "**1.15**" in rate
+    cpu = next(line for line in lines if line.startswith("| saturation CPU per order"))
+    assert "0.83, 1.00" in cpu  # (900 + 100) / (1100 + 100), then equal
