@@ -99,6 +99,11 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
         self._thread.start()
 
+    @property
+    def thread_id(self) -> int | None:
+        """The core thread's identifier (``threading.get_ident()`` on it) while it runs."""
+        return self._thread.ident if self._thread is not None else None
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return

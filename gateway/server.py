@@ -407,6 +407,7 @@ class Gateway:
         self.statelog.open(state)
         self.engine.recorder = recovery.Recorder(self.statelog, self.core, state, self._store_epoch)
         self.engine.start()
+        self.client_app.own_sender = self.venue_app.own_sender = self.engine.thread_id
         if self.dropcopy is not None:
             # before the trading sessions, so the first report already has its drop-copy sessions
             settings = self._dropcopy_settings(self.cfg.data_dir / "store" / "dropcopy")

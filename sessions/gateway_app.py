@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from threading import get_ident
 from typing import Callable
 
 import quickfix as fix
@@ -42,6 +43,11 @@ LogonFields = Callable[[str], "dict[int, str] | None"]
 
 class _Guarded(fix.Application):
     role = "?"
+    # The thread that sends the gateway's own messages (the engine's core thread, through Outbound), set
+    # once it runs. ``toApp`` on that thread sees only messages the codec encoded, fresh (a resend runs on
+    # the session's own thread): it skips the checks meant for quickfix's own and resent messages, each a
+    # call into the binding that lets go of the GIL.
+    own_sender: int | None = None
 
     def __init__(self, names: dict[str, str], submit: Callable[[object], None], on_error: ErrorHook | None = None,
                  refuse_logon: LogonCheck | None = None, logon_fields: LogonFields | None = None):
@@ -150,6 +156,8 @@ class ClientApplication(_Guarded):
     role = "client"
 
     def toApp(self, msg, sid):
+        if get_ident() == self.own_sender:
+            return
         try:
             # quickfix 1.16 puts ApplVerID (1137) in the body of the BusinessMessageReject it
             # generates on FIXT.1.1 sessions; a validating FIX 5.0 client rejects that. Our own
@@ -175,6 +183,8 @@ class VenueApplication(_Guarded):
     resendable: frozenset[str] = frozenset()
 
     def toApp(self, msg, sid):
+        if get_ident() == self.own_sender:
+            return
         try:
             header = msg.getHeader()
             if header.isSetField(43) and header.getField(43) == "Y" and header.getField(35) in NO_RESEND_TYPES:
