@@ -20,7 +20,8 @@ Files, in ``<data_dir>/state/``:
   length or CRC check and is ignored: its messages were never sent.
 
 Records are pickled (fast, in C; orders without their routing decisions, which
-the records carry once) and read back with an unpickler that only
+the records carry once; orders, open orders and decisions as plain values: Decimals
+as text, enums as codes) and read back with an unpickler that only
 accepts the gateway's own domain types and a few standard ones, so a tampered
 state file cannot run code; it can only fail to load, and start-up stops with a
 clear error naming the file.
@@ -37,6 +38,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from risk.state import OpenOrder, open_order_from_state_log, open_order_state_log_form
+from routing.model import RouteDecision, route_from_state_log, route_state_log_form
 from routing.orders import Order, order_from_state_log, order_state_log_form
 
 log = logging.getLogger("fixgw.statelog")
@@ -66,18 +69,23 @@ def _loads(data: bytes):
 
 
 def _slim_order(order: Order):
-    """An order in a record: plain values (no enum objects), without its routing decisions, which each
-    record carries once (``routes``)."""
+    """An order in a record: plain values, without its routing decisions, which each record carries once
+    (``routes``)."""
     return order_from_state_log, (order_state_log_form(order),)
 
 
 class _RecordPickler:
-    """pickle.dumps for records, with orders slimmed; one pickler reused (cleared per record)."""
+    """pickle.dumps for records: orders slimmed, and orders, open orders and routing decisions as plain
+    values (``routing.model.PlainForm``); one pickler reused (cleared per record)."""
 
     def __init__(self):
         self._buf = io.BytesIO()
         self._pickler = pickle.Pickler(self._buf, protocol=5)
-        self._pickler.dispatch_table = {Order: _slim_order}
+        self._pickler.dispatch_table = {
+            Order: _slim_order,
+            RouteDecision: lambda d: (route_from_state_log, (route_state_log_form(d),)),
+            OpenOrder: lambda o: (open_order_from_state_log, (open_order_state_log_form(o),)),
+        }
 
     def dumps(self, obj) -> bytes:
         buf = self._buf

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from routing.model import NewOrder, Side
+from routing.model import NewOrder, PlainForm, Side
 
 ZERO = Decimal(0)
 KILL_SCOPES = ("global", "session", "account", "symbol")
@@ -57,6 +57,19 @@ class OpenOrder:
     @property
     def leaves(self) -> Decimal:
         return self.qty - self.cum
+
+
+_OPEN_FIELDS = ("session", "cl_ord_id", "account", "symbol", "side", "qty", "cum", "px")
+_OPEN_FORM = PlainForm(OpenOrder, _OPEN_FIELDS)
+
+
+def open_order_state_log_form(o: OpenOrder) -> list:
+    """An open order as plain values (``PlainForm``), for the state log."""
+    return _OPEN_FORM.dump([o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.qty, o.cum, o.px])
+
+
+def open_order_from_state_log(v: list) -> OpenOrder:
+    return OpenOrder(*_OPEN_FORM.load(v))
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ Prices and quantities are ``Decimal``; nothing here ever holds a float.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
@@ -115,6 +115,60 @@ class CxlRejCode(str, Enum):
 class CxlRejResponseTo(str, Enum):
     CANCEL = "1"
     REPLACE = "2"
+
+
+# --------------------------------------------------------------------------- plain-value forms
+_UTC = timezone.utc
+_PLAIN_ENUMS = {"Side": Side, "OrdType": OrdType, "TimeInForce": TimeInForce, "OrdStatus": OrdStatus}
+
+
+class PlainForm:
+    """Field values of a dataclass as plain values, for the state log, and back.
+
+    Decimals become their text (``str`` round-trips exactly, exponent and trailing zeros included), the
+    order enums their FIX codes, and UTC datetimes their 10-byte pickled state. A pickler copies such values
+    in C; a Decimal, an enum or a datetime costs it a reduce call and a class reference each, which was most
+    of the state log's time (bench/state_log.py). ``load`` also takes values that are still objects (the
+    forms of older state logs), so one reader serves both.
+    """
+
+    def __init__(self, cls, names: tuple[str, ...]):
+        kinds = {f.name: str(f.type).strip('"').replace(" | None", "") for f in fields(cls)}
+        self.decimals = tuple(i for i, n in enumerate(names) if kinds[n] == "Decimal")
+        self.times = tuple(i for i, n in enumerate(names) if kinds[n] == "datetime")
+        self.enums = tuple((i, _PLAIN_ENUMS[kinds[n]]) for i, n in enumerate(names) if kinds[n] in _PLAIN_ENUMS)
+
+    def dump(self, v: list) -> list:
+        """Make ``v`` (the values, in ``names`` order) plain, in place."""
+        for i in self.decimals:
+            x = v[i]
+            if x is not None:
+                v[i] = str(x)
+        for i, _ in self.enums:
+            x = v[i]
+            if x is not None:
+                v[i] = x._value_
+        for i in self.times:
+            x = v[i]
+            if x is not None and x.tzinfo is _UTC:
+                v[i] = x.__reduce__()[1][0]
+        return v
+
+    def load(self, v: list) -> list:
+        """Turn ``dump``'s values (or an older form's, whose Decimals and datetimes are objects) back, in place."""
+        for i in self.decimals:
+            x = v[i]
+            if type(x) is str:
+                v[i] = Decimal(x)
+        for i, enum in self.enums:
+            x = v[i]
+            if x is not None:
+                v[i] = enum(x)
+        for i in self.times:
+            x = v[i]
+            if type(x) is bytes:
+                v[i] = datetime(x, _UTC)
+        return v
 
 
 # --------------------------------------------------------------------------- inbound commands
@@ -525,6 +579,28 @@ class RouteDecision:
     split: tuple[tuple[str, Decimal, str], ...]  # (venue, quantity, child ClOrdID); empty: nowhere to go
     note: str  # the strategy's reason for the split
     unrouted: Decimal = Decimal(0)  # not sent anywhere (an IOC sweep's rest)
+
+
+_QUOTE_FIELDS = tuple(f.name for f in fields(QuoteSeen))
+_QUOTE_GET, _QUOTE_FORM = attrgetter(*_QUOTE_FIELDS), PlainForm(QuoteSeen, _QUOTE_FIELDS)
+_ROUTE_FIELDS = tuple(f.name for f in fields(RouteDecision))
+_ROUTE_GET, _ROUTE_FORM = attrgetter(*_ROUTE_FIELDS), PlainForm(RouteDecision, _ROUTE_FIELDS)
+_QUOTES, _SPLIT = _ROUTE_FIELDS.index("quotes"), _ROUTE_FIELDS.index("split")
+
+
+def route_state_log_form(d: RouteDecision) -> list:
+    """A routing decision as plain values (``PlainForm``), its quotes and split too."""
+    v = _ROUTE_FORM.dump(list(_ROUTE_GET(d)))
+    v[_QUOTES] = [_QUOTE_FORM.dump(list(_QUOTE_GET(q))) for q in v[_QUOTES]]
+    v[_SPLIT] = [(venue, str(qty), child) for venue, qty, child in v[_SPLIT]]
+    return v
+
+
+def route_from_state_log(v: list) -> RouteDecision:
+    _ROUTE_FORM.load(v)
+    v[_QUOTES] = tuple(QuoteSeen(*_QUOTE_FORM.load(q)) for q in v[_QUOTES])
+    v[_SPLIT] = tuple((venue, Decimal(qty), child) for venue, qty, child in v[_SPLIT])
+    return RouteDecision(*v)
 
 
 def describe_route(d: RouteDecision) -> str:

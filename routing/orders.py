@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
 
-from routing.model import OrdStatus, OrdType, Side, TimeInForce, compact_pickle
+from routing.model import OrdStatus, OrdType, PlainForm, Side, TimeInForce, compact_pickle
 
 
 class Event(str, Enum):
@@ -406,47 +406,31 @@ class Order(_Stateful):
 
 
 # ----------------------------------------------------------------------------- the state log's form of an order
-# The state log writes an order after every command that touches it; pickling it field by field as objects
-# spent most of that time on the enums (a Python __reduce_ex__ call and the class's global reference each).
-# ``order_state_log_form`` is the order's slim state ("order/3", no routing decisions) with every enum of the
-# order and its children as its plain value; ``order_from_state_log`` turns it back. Fields added later
-# come back with their defaults from older records, as with every tuple_pickle layout.
+# The state log writes an order after every command that touches it. ``order_state_log_form`` is the order's
+# slim state ("order/3", no routing decisions) as plain values (``PlainForm``: Decimals as text, enums as
+# codes, UTC datetimes as bytes), its children's too; ``order_from_state_log`` turns it back, and also
+# reads the forms of older logs (objects where this writes text). Fields added later come back with their
+# defaults from older records, as with every tuple_pickle layout.
 _SLIM = Order._slim_fields  # tuple_pickle's "order/3": every field but the routing decisions
-_SLIM_GET = attrgetter(*_SLIM)
-_ORDER_ENUMS = tuple((_SLIM.index(n), t) for n, t in (("side", Side), ("ord_type", OrdType), ("tif", TimeInForce),
-                                                         ("status", OrdStatus)))
+_SLIM_GET, _ORDER_FORM = attrgetter(*_SLIM), PlainForm(Order, _SLIM)
 _CHILDREN = _SLIM.index("children")
 _CHILD_FIELDS = tuple(f.name for f in fields(Child))
-_CHILD_GET = attrgetter(*_CHILD_FIELDS)
-_CHILD_ENUMS = tuple((_CHILD_FIELDS.index(n), t) for n, t in (("ord_type", OrdType), ("tif", TimeInForce),
-                                                                ("status", OrdStatus)))
+_CHILD_GET, _CHILD_FORM = attrgetter(*_CHILD_FIELDS), PlainForm(Child, _CHILD_FIELDS)
 
 
-def order_state_log_form(order: Order) -> tuple:
-    v = list(_SLIM_GET(order))
-    for i, _ in _ORDER_ENUMS:
-        v[i] = v[i]._value_
-    children = []
-    for c in v[_CHILDREN]:
-        cv = list(_CHILD_GET(c))
-        for i, _ in _CHILD_ENUMS:
-            cv[i] = cv[i]._value_
-        children.append(tuple(cv))
-    v[_CHILDREN] = children
-    return tuple(v)
+def order_state_log_form(order: Order) -> list:
+    v = _ORDER_FORM.dump(list(_SLIM_GET(order)))
+    dump, get = _CHILD_FORM.dump, _CHILD_GET
+    v[_CHILDREN] = [dump(list(get(c))) for c in v[_CHILDREN]]
+    return v
 
 
-def order_from_state_log(form: tuple) -> Order:
-    v = list(form)
-    for i, enum in _ORDER_ENUMS:
-        v[i] = enum(v[i])
+def order_from_state_log(form) -> Order:
+    v = _ORDER_FORM.load(list(form))
     children = []
     for cv in v[_CHILDREN]:
-        cv = list(cv)
-        for i, enum in _CHILD_ENUMS:
-            cv[i] = enum(cv[i])
         child = Child.__new__(Child)
-        child.__setstate__(tuple(cv))
+        child.__setstate__(tuple(_CHILD_FORM.load(list(cv))))
         children.append(child)
     v[_CHILDREN] = children
     order = Order.__new__(Order)

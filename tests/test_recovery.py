@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import os
 import pickle
+import pickletools
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
@@ -283,6 +284,46 @@ def test_each_routing_decision_is_logged_once_and_comes_back_with_its_order(tmp_
     assert (log.bytes_written - first) / 2 < first  # the later records do not carry the decision again
     state = StateLog(tmp_path).recover()
     assert state.orders[a1.order_id].routes == a1.routes and len(a1.routes) == 1
+
+
+def test_records_hold_plain_values_and_give_back_exact_orders_decisions_and_open_orders(tmp_path):
+    core, log, rec, new = recording(tmp_path)
+    new = dataclasses.replace(new, price=D("190.50"), qty=D("1E+2"))  # trailing zero and exponent kept
+    out = core.handle(new)
+    rec.record(new, out)
+    a1 = core.order_for_client("C1", "A1")
+    body = (tmp_path / "state.log").read_bytes()[8:]
+    strings, referenced = [], set()
+    for op, arg, _ in pickletools.genops(body):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE"):
+            strings.append(arg)
+        elif op.name == "STACK_GLOBAL":
+            referenced.add(tuple(strings[-2:]))
+    assert referenced == {("routing.orders", "order_from_state_log"), ("routing.model", "route_from_state_log"),
+                          ("risk.state", "open_order_from_state_log")}  # no Decimal, enum or datetime objects
+    state = StateLog(tmp_path).recover()
+    back = state.orders[a1.order_id]
+    assert back == a1 and str(back.price) == "190.50" and str(back.qty) == "1E+2"
+    assert back.accepted_at == a1.accepted_at and back.accepted_at.tzinfo is timezone.utc
+    assert back.routes == a1.routes and back.routes[0].quotes and back.routes[0].side is Side.BUY
+    assert state.open_risk[a1.order_id] == core.risk_state.open_orders[("C1", a1.risk_key)]
+
+
+def test_an_order_in_the_form_of_the_previous_version_still_loads():
+    """Until this version the state log wrote enums as codes but Decimals and datetimes as objects."""
+    from routing.orders import _SLIM, _SLIM_GET, order_from_state_log, order_state_log_form
+
+    core = make_core()
+    core.handle(NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100),
+                         ord_type=OrdType.LIMIT, price=D("190.25"), seq=2))
+    a1 = core.order_for_client("C1", "A1")
+    plain = order_state_log_form(a1)
+    older = [getattr(a1, name) if name in ("qty", "price", "cum_qty", "notional", "accepted_at") else value
+             for name, value in zip(_SLIM, plain)]
+    assert type(older[_SLIM.index("price")]) is D and len(older) == len(_SLIM_GET(a1))
+    back = order_from_state_log(older)
+    back.routes = a1.routes
+    assert back == a1
 
 
 def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):
