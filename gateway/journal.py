@@ -30,6 +30,7 @@ other secret tags (gateway/redact.py) before the spool file or the queue sees th
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import sqlite3
 import struct
@@ -656,23 +657,34 @@ def _set_spool_position(cur, param: str, spooled: tuple[str, int]) -> None:
         cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})", (_SPOOL_META, value))
 
 
+_SPOOL_GROWTH = 16 << 20  # the spool file is extended (zero-filled, sparse) and mapped this much at a time
+
+
 class Spool:
     """An append-only file in front of the journal queue: the crash-safe half of the journal.
 
-    ``append`` writes one record with a single ``write()`` (in the page cache it
-    survives the process being killed; it is not fsynced) and queues the row under
-    the same lock, so the queue's order is the file's order. Each committed batch
-    stores the file position of its last row in journal_meta, in the same
-    transaction; the next start imports the rest. Record: [length u32][crc32 u32]
-    [ns i64][direction ("I", "O", or "E" for a session event), session, NUL, raw message or event text in
-    UTF-8].
+    ``append`` copies one record into the file through a shared memory map (in the
+    page cache it survives the process being killed; it is not fsynced) and queues
+    the row under the same lock, so the queue's order is the file's order. A copy
+    into the map is no system call and does not let go of the GIL, where a
+    ``write()`` per message did both, on every session thread and the core thread.
+    The file grows by ``_SPOOL_GROWTH`` at a time; what follows the last record is
+    zeros (a record never has length 0), and a clean close trims them. Each
+    committed batch stores the file position of its last row in journal_meta, in
+    the same transaction; the next start imports the rest. Record: [length u32]
+    [crc32 u32][ns i64][direction ("I", "O", or "E" for a session event), session,
+    NUL, raw message or event text in UTF-8].
     """
 
     def __init__(self, path: Path, put: Callable[[tuple], None]):
         self.path = path
         self._put = put  # where each record goes once it is written (the writer's queue)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._pos = os.fstat(self._fd).st_size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        size = os.fstat(self._fd).st_size
+        self._pos = spool_end(path) if size else 0
+        self._size = max(size, self._pos + _SPOOL_GROWTH)
+        os.ftruncate(self._fd, self._size)
+        self._map = mmap.mmap(self._fd, self._size)
         self._lock = threading.Lock()
         self.records = 0  # appended by this process
 
@@ -687,10 +699,15 @@ class Spool:
         body = f"{direction}{session_id}\x00{raw}".encode("utf-8", "surrogatepass")
         rec = _SPOOL_HEADER.pack(len(body), zlib.crc32(body), ts) + body
         with self._lock:
-            os.write(self._fd, rec)
-            self._pos += len(rec)
+            start = self._pos
+            end = start + len(rec)
+            if end > self._size:
+                self._size = end + _SPOOL_GROWTH
+                self._map.resize(self._size)  # extends the file too
+            self._map[start:end] = rec
+            self._pos = end
             self.records += 1
-            self._put((ts, session_id, direction, raw, (self.path.name, self._pos)))
+            self._put((ts, session_id, direction, raw, (self.path.name, end)))
 
     def position(self) -> tuple[int, int]:
         """(bytes, records appended by this process) so far, read together."""
@@ -705,26 +722,56 @@ class Spool:
 
     def close(self, remove: bool) -> None:
         with self._lock:
+            self._map.close()
+            os.ftruncate(self._fd, self._pos)  # no zeros after the last record
             os.close(self._fd)
         if remove:
             self.path.unlink(missing_ok=True)
 
 
-def read_spool(path: Path, start: int = 0):
-    """(ns, session, direction, raw, end offset) of each whole record from ``start``; stops at a torn one."""
-    data = path.read_bytes()
+def parse_spool(data: bytes, start: int = 0, base: int = 0):
+    """(ns, session, direction, raw, end offset) of each whole record in ``data`` from ``start``, then
+    (None, why it stopped, ..., offset): "end" (no more data, or the zeros after the last record), "partial"
+    (a record that runs past ``data``) or "torn" (its checksum fails: still being written, or the process
+    died while writing it). Offsets are ``base`` + offsets in ``data``."""
     pos, n = start, len(data)
     size = _SPOOL_HEADER.size
-    while pos + size <= n:
-        length, crc, ts = _SPOOL_HEADER.unpack_from(data, pos)
-        body = data[pos + size:pos + size + length]
-        if len(body) < length or zlib.crc32(body) != crc:
-            log.warning("spool %s: torn record at byte %d ignored (the process died while writing it)", path, pos)
+    while True:
+        if pos + size > n:
+            yield None, "end" if pos == n or not any(data[pos:]) else "partial", None, None, base + pos
             return
-        pos += size + length
-        text = body.decode("utf-8", "surrogatepass")
-        head, _, raw = text.partition("\x00")
-        yield ts, head[1:], head[0], raw, pos
+        length, crc, ts = _SPOOL_HEADER.unpack_from(data, pos)
+        if length == 0:
+            yield None, "end", None, None, base + pos
+            return
+        end = pos + size + length
+        if end > n:
+            yield None, "partial", length, None, base + pos
+            return
+        body = data[pos + size:end]
+        if zlib.crc32(body) != crc:
+            yield None, "torn", None, None, base + pos
+            return
+        pos = end
+        head, _, raw = body.decode("utf-8", "surrogatepass").partition("\x00")
+        yield ts, head[1:], head[0], raw, base + pos
+
+
+def read_spool(path: Path, start: int = 0):
+    """(ns, session, direction, raw, end offset) of each whole record from ``start``; stops at a torn one."""
+    for ts, sid, direction, raw, end in parse_spool(path.read_bytes(), start):
+        if ts is None:
+            if sid != "end":
+                log.warning("spool %s: torn record at byte %d ignored (the process died while writing it)",
+                            path, end)
+            return
+        yield ts, sid, direction, raw, end
+
+
+def spool_end(path: Path) -> int:
+    """The offset just after the last whole record of a spool file."""
+    *_, last = parse_spool(path.read_bytes())
+    return last[4]  # where parsing stopped
 
 
 def _first_line(exc: BaseException) -> str:

@@ -39,11 +39,10 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections import deque
 from pathlib import Path
 
-from gateway.journal import _SPOOL_HEADER, _STOP, JournalWriter, _noop
+from gateway.journal import _SPOOL_HEADER, _STOP, JournalWriter, _noop, parse_spool
 from gateway.db import safe_url
 
 log = logging.getLogger("fixgw.journal")
@@ -70,37 +69,34 @@ def lock_writer(spool_dir: Path, timeout: float) -> int | None:
 
 
 class SpoolTail:
-    """Whole records appended to a spool file since ``pos``; a record still being written waits."""
+    """Whole records appended to a spool file since ``pos``; a record still being written waits.
+
+    The gateway copies records into the file through a memory map, so the bytes after the last whole
+    record are zeros or a record being copied: each read starts afresh at ``pos`` and keeps nothing of
+    a record it could not take whole."""
+
+    _CHUNK = 64 << 10
 
     def __init__(self, path: Path, pos: int):
         self.path = path
         self.name = path.name
         self.pos = pos
         self._fd = os.open(path, os.O_RDONLY)
-        self._buf = b""
+        self._chunk = self._CHUNK
 
     def read(self) -> list:
         """[(ns, session, kind, payload, (file name, end offset))] of the new whole records."""
-        chunk = os.pread(self._fd, 1 << 20, self.pos + len(self._buf))
-        if chunk:
-            self._buf += chunk
-        buf, out, at = self._buf, [], 0
-        size = _SPOOL_HEADER.size
-        while at + size <= len(buf):
-            length, crc, ts = _SPOOL_HEADER.unpack_from(buf, at)
-            end = at + size + length
-            if end > len(buf):
-                break  # not all of it is in the file yet
-            body = buf[at + size:end]
-            if zlib.crc32(body) != crc:
-                break  # being written (or torn): read again next time
-            head, _, payload = body.decode("utf-8", "surrogatepass").partition("\x00")
-            out.append((ts, head[1:], head[0], payload, (self.name, self.pos + end)))
-            at = end
-        if at:
-            self.pos += at
-            self._buf = buf[at:]
-        return out
+        out = []
+        while True:
+            base = self.pos
+            data = os.pread(self._fd, self._chunk, base)
+            *whole, (_, why, length, _, stop) = parse_spool(data, base=base)
+            out += [(ts, sid, kind, payload, (self.name, end)) for ts, sid, kind, payload, end in whole]
+            self.pos = stop
+            if len(data) < self._chunk or why == "torn" or (why == "end" and stop < base + len(data)):
+                return out  # the end (zeros), or a record being written (or torn): read again next time
+            if not whole:  # the chunk ended inside one record longer than it
+                self._chunk = max(2 * self._chunk, (length or 0) + _SPOOL_HEADER.size)
 
     def skip_to(self, pos: int) -> int:
         """Move past the whole records that end at or before ``pos``; how many."""
@@ -108,7 +104,7 @@ class SpoolTail:
         while self.pos < pos:
             at = self.pos
             rows = [r for r in self.read() if r[4][1] <= pos]
-            self.pos, self._buf = (rows[-1][4][1] if rows else at), b""  # (read() may have gone further)
+            self.pos = rows[-1][4][1] if rows else at  # (read() may have gone further)
             if not rows:
                 break
             skipped += len(rows)
