@@ -62,6 +62,16 @@ class _Guarded(fix.Application):
         key = sid.toString()
         return self._names.get(key, key)
 
+    def _sender_name(self, f: codec.Fields, sid: fix.SessionID) -> str:
+        """The session name of an inbound message, from its own header (BeginString, TargetCompID,
+        SenderCompID: the SessionID's text, which quickfix has checked against the session): no call into
+        the binding, which would let go of the GIL. The SessionID's text if that names no session."""
+        try:
+            name = self._names.get(f"{f[8]}:{f[56]}->{f[49]}")
+        except KeyError:
+            name = None
+        return name if name is not None else self._name(sid)
+
     def _bug(self, callback: str, sid: fix.SessionID, exc: BaseException, msg: fix.Message | None = None) -> None:
         """An unexpected exception: log it with the message, count it, tell the sender."""
         try:
@@ -168,7 +178,8 @@ class ClientApplication(_Guarded):
             self._bug("toApp", sid, exc)
 
     def _dispatch(self, raw, sid, recv_ns):
-        self._submit(client_command(codec.parse_fields(raw), self._name(sid), recv_ns))
+        f = codec.parse_fields(raw)
+        self._submit(client_command(f, self._sender_name(f, sid), recv_ns))
 
 
 class VenueApplication(_Guarded):
@@ -204,7 +215,8 @@ class VenueApplication(_Guarded):
             self._bug("toApp", sid, exc)
 
     def _dispatch(self, raw, sid, recv_ns):
-        command = venue_command(codec.parse_fields(raw), self._name(sid), recv_ns, raw)
+        f = codec.parse_fields(raw)
+        command = venue_command(f, self._sender_name(f, sid), recv_ns, raw)
         if command is not None:
             self._submit(command)
 

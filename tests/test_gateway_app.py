@@ -60,3 +60,28 @@ def test_before_the_core_thread_runs_every_message_is_checked():
     assert app.own_sender is None
     with pytest.raises(fix.DoNotSend):
         app.toApp(_resent_order(), SID)
+
+
+class _NoCallsSid:
+    """A SessionID stand-in that fails the test if the callback asks it for its text."""
+
+    def toString(self):
+        raise AssertionError("the session's name should have come from the message's header")
+
+
+def test_an_inbound_message_is_named_from_its_own_header_without_asking_the_binding():
+    submitted = []
+    app = ClientApplication({"FIX.4.4:FIXGW->CLIENT44": "CLIENT44"}, submitted.append)
+    raw = ("8=FIX.4.4\x019=10\x0135=D\x0134=2\x0149=CLIENT44\x0156=FIXGW\x0152=20261124-15:00:00.000\x01"
+           "11=A1\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=190\x0160=20261124-15:00:00.000\x0110=000\x01")
+    app._dispatch(raw, _NoCallsSid(), 0)
+    assert submitted[0].session == "CLIENT44" and submitted[0].cl_ord_id == "A1"
+
+
+def test_a_header_that_names_no_session_falls_back_to_the_session_id():
+    submitted = []
+    app = ClientApplication({"FIX.4.4:FIXGW->CLIENT44": "CLIENT44"}, submitted.append)
+    raw = ("8=FIX.4.4\x019=10\x0135=D\x0134=2\x0149=OTHER\x0156=FIXGW\x0152=20261124-15:00:00.000\x01"
+           "11=A1\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=190\x0160=20261124-15:00:00.000\x0110=000\x01")
+    app._dispatch(raw, fix.SessionID("FIX.4.4", "FIXGW", "CLIENT44"), 0)
+    assert submitted[0].session == "CLIENT44"
