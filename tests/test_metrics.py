@@ -83,3 +83,67 @@ def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
                                         side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D(190)))
     assert len(out.risk_ns) == 1
     assert sum(counts.counts) - before == 2
+
+
+def test_the_core_thread_keeps_the_orders_it_holds_out_of_the_collectors_full_passes(monkeypatch):
+    import gc
+    from decimal import Decimal as D
+
+    from gateway.engine import Engine
+    from routing.core import ClientOptions, Core
+    from routing.model import NewOrder, OrdType, SessionStatus, Side
+    from routing.router import Venue
+
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T")
+    engine = Engine(core, _Outbound())
+    monkeypatch.setattr(Engine, "FREEZE_EVERY", 50)
+    gc.collect()
+    gc.unfreeze()  # (what earlier tests froze, back in the collector's reach)
+    try:
+        engine.start()
+        engine.request(SessionStatus("V1", "venue", True))
+        for i in range(120):
+            engine.submit(NewOrder(session="C1", cl_ord_id=f"A{i}", symbol="AAPL", side=Side.BUY, qty=D(10),
+                                   ord_type=OrdType.LIMIT, price=D(190)))
+        engine.call(lambda c: None)  # the 122nd item: everything before it was handled
+        order = core.order_for_client("C1", "A0")
+        assert gc.is_tracked(order) and gc.get_freeze_count() > 0
+        assert not any(o is order for o in gc.get_objects())  # in no generation: frozen
+    finally:
+        engine.stop()
+        gc.unfreeze()
+
+
+def test_the_order_flow_leaves_no_reference_cycles_for_the_collector():
+    """What the core thread freezes is never collected as a cycle: the flow must not make any."""
+    import gc
+    from decimal import Decimal as D
+
+    from gateway.engine import Engine
+    from routing.core import ClientOptions, Core
+    from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
+    from routing.router import Venue
+
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T")
+    engine = Engine(core, _Outbound())
+    engine._handle(SessionStatus("V1", "venue", True))
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(200):
+            engine._handle(NewOrder(session="C1", cl_ord_id=f"A{i}", symbol="AAPL", side=Side.BUY, qty=D(100),
+                                    ord_type=OrdType.LIMIT, price=D(190)))
+            child = core.order_for_client("C1", f"A{i}").venue_cl_ord_id
+            for n, kind in enumerate((ExecKind.NEW, ExecKind.TRADE)):
+                trade = kind is ExecKind.TRADE
+                engine._handle(VenueExecution(
+                    venue="V1", cl_ord_id=child, orig_cl_ord_id=None, venue_order_id=f"VO{i}", exec_id=f"X{i}.{n}",
+                    kind=kind, ord_status=OrdStatus.FILLED if trade else OrdStatus.NEW, symbol="AAPL", side=Side.BUY,
+                    last_qty=D(100) if trade else D(0), last_px=D(190) if trade else D(0),
+                    cum_qty=D(100) if trade else D(0), leaves_qty=D(0) if trade else D(100)))
+        assert core.order_for_client("C1", "A199").status is OrdStatus.FILLED
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
