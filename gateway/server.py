@@ -80,6 +80,16 @@ def _callback_error(callback: str, session: str, exc: BaseException) -> None:
     metrics.INTERNAL_ERRORS.labels(callback).inc()
 
 
+_journal_log = logging.getLogger("fixgw.journal")
+
+
+def journal_log_error(where: str, exc: BaseException) -> None:
+    """The journal's quickfix Log could not take a message or event (the spool refused it: a full disk,
+    say): say so and count it. Trading goes on; the message is in quickfix's store if we sent it."""
+    metrics.INTERNAL_ERRORS.labels(where).inc()
+    _journal_log.error("could not journal a message or event (%s): %s", where, exc)
+
+
 def venue_model(name: str, v: VenueConfig) -> Venue:
     """The router's view of a configured venue (it is down until its session logs on)."""
     return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
@@ -165,7 +175,7 @@ class Gateway:
             raise ConfigError(str(exc)) from None
         self.tls = TlsTerminator(self.peers, self._audit_tls)
         self._internal_ports: dict[int, int] = {}  # TLS client port -> quickfix's loopback-only port behind it
-        self._log_factory = JournalLogFactory(self.journal, _callback_error, on_event=self._quickfix_event)
+        self._log_factory = JournalLogFactory(self.journal, journal_log_error, on_event=self._quickfix_event)
         # SessionID text -> name, shared by both Applications; a reload adds to it before starting an engine
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)

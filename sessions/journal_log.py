@@ -35,11 +35,13 @@ class Sink(Protocol):
 EventHook = Callable[[str, str], None]  # (session key, event text), on the thread that logged it
 
 
+ErrorHook = Callable[[str, BaseException], None]  # (callback, exception)
+
+
 class JournalLog(fix.Log):
     __slots__ = ("_name", "_record", "_event", "_on_error", "_hook")
 
-    def __init__(self, name: str, sink: Sink, on_error: Callable[[str, BaseException], None],
-                 hook: EventHook | None = None):
+    def __init__(self, name: str, sink: Sink, on_error: ErrorHook, hook: EventHook | None = None):
         super().__init__()
         self._name = name
         self._record = sink.record
@@ -57,13 +59,13 @@ class JournalLog(fix.Log):
         try:
             self._record(self._name, "I", raw)
         except BaseException as exc:  # noqa: BLE001 - nothing may reach quickfix
-            self._on_error("onIncoming", exc)
+            self._failed("onIncoming", exc)
 
     def onOutgoing(self, raw):
         try:
             self._record(self._name, "O", raw)
         except BaseException as exc:  # noqa: BLE001
-            self._on_error("onOutgoing", exc)
+            self._failed("onOutgoing", exc)
 
     def onEvent(self, text):
         try:
@@ -71,15 +73,17 @@ class JournalLog(fix.Log):
             if self._hook is not None:
                 self._hook(self._name, text)
         except BaseException as exc:  # noqa: BLE001
-            self._on_error("onEvent", exc)
+            self._failed("onEvent", exc)
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        _report(self._on_error, where, exc)
 
 
 class JournalLogFactory(fix.LogFactory):
     """``on_event`` also sees every engine and session event (the gateway learns each logon's source
     address from quickfix's "Allows connections to the acceptor from ..." event: gateway/auth.py)."""
 
-    def __init__(self, sink: Sink, on_error: Callable[[str, BaseException], None] | None = None,
-                 on_event: EventHook | None = None):
+    def __init__(self, sink: Sink, on_error: ErrorHook | None = None, on_event: EventHook | None = None):
         super().__init__()
         self._sink = sink
         self._on_error = on_error or _log_error
@@ -94,7 +98,7 @@ class JournalLogFactory(fix.LogFactory):
             self._logs.append(created)
             return created
         except BaseException as exc:  # noqa: BLE001
-            self._on_error("LogFactory.create", exc)
+            _report(self._on_error, "LogFactory.create", exc)
             fallback = fix.NullLog()
             fallback.thisown = False  # same ownership rule as above
             self._logs.append(fallback)
@@ -106,3 +110,15 @@ class JournalLogFactory(fix.LogFactory):
 
 def _log_error(where: str, exc: BaseException) -> None:
     log.error("journal log callback %s failed: %r", where, exc)
+
+
+def _report(on_error: ErrorHook, where: str, exc: BaseException) -> None:
+    """Hand a failure to the error hook; if the hook fails too, log both (nothing may reach quickfix)."""
+    try:
+        on_error(where, exc)
+    except BaseException as again:  # noqa: BLE001
+        try:
+            _log_error(where, exc)
+            log.critical("journal log error hook failed: %r", again)
+        except BaseException:  # noqa: BLE001 - logging itself failed: there is nothing left to tell
+            pass
