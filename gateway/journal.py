@@ -657,7 +657,7 @@ def _set_spool_position(cur, param: str, spooled: tuple[str, int]) -> None:
         cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})", (_SPOOL_META, value))
 
 
-_SPOOL_GROWTH = 16 << 20  # the spool file is extended (zero-filled, sparse) and mapped this much at a time
+_SPOOL_GROWTH = 16 << 20  # the spool file is extended (zero-filled, allocated) and mapped this much at a time
 
 
 class Spool:
@@ -668,8 +668,9 @@ class Spool:
     the row under the same lock, so the queue's order is the file's order. A copy
     into the map is no system call and does not let go of the GIL, where a
     ``write()`` per message did both, on every session thread and the core thread.
-    The file grows by ``_SPOOL_GROWTH`` at a time; what follows the last record is
-    zeros (a record never has length 0), and a clean close trims them. Each
+    The file grows by ``_SPOOL_GROWTH`` at a time, its disk blocks allocated at once
+    (``_allocate``); what follows the last record is zeros (a record never has
+    length 0), and a clean close trims them. Each
     committed batch stores the file position of its last row in journal_meta, in
     the same transaction; the next start imports the rest. Record: [length u32]
     [crc32 u32][ns i64][direction ("I", "O", or "E" for a session event), session,
@@ -683,7 +684,7 @@ class Spool:
         size = os.fstat(self._fd).st_size
         self._pos = spool_end(path) if size else 0
         self._size = max(size, self._pos + _SPOOL_GROWTH)
-        os.ftruncate(self._fd, self._size)
+        _allocate(self._fd, self._size)
         self._map = mmap.mmap(self._fd, self._size)
         self._lock = threading.Lock()
         self.records = 0  # appended by this process
@@ -702,8 +703,10 @@ class Spool:
             start = self._pos
             end = start + len(rec)
             if end > self._size:
-                self._size = end + _SPOOL_GROWTH
-                self._map.resize(self._size)  # extends the file too
+                size = end + _SPOOL_GROWTH
+                _allocate(self._fd, size)  # OSError (disk full): this record is refused, the spool stays whole
+                self._map.resize(size)
+                self._size = size
             self._map[start:end] = rec
             self._pos = end
             self.records += 1
@@ -727,6 +730,13 @@ class Spool:
             os.close(self._fd)
         if remove:
             self.path.unlink(missing_ok=True)
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Give the file ``size`` bytes of disk blocks now. A store into a mapped page with no block behind it
+    on a full disk kills the process (SIGBUS); an allocation that fails raises OSError (ENOSPC) here,
+    like the ``write()`` it replaced."""
+    os.posix_fallocate(fd, 0, size)
 
 
 def parse_spool(data: bytes, start: int = 0, base: int = 0):

@@ -493,6 +493,7 @@ class Gateway:
         del acceptors
         self.tls.stop()  # after the sessions' Logouts went out through it
         self.engine.stop()
+        self.client_app.own_sender = self.venue_app.own_sender = None  # (its identifier may be reused)
         if self.dropcopy is not None:
             # copy everything journaled up to now, then let the receivers go
             self.journal.flush()

@@ -84,3 +84,26 @@ def test_the_tail_takes_a_record_longer_than_its_read_chunk(tmp_path):
     assert tail.pos == spool.position()[0]
     tail.close()
     spool.close(remove=True)
+
+
+def test_a_full_disk_refuses_the_record_that_needs_more_room_and_keeps_the_spool_whole(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    monkeypatch.setattr(journal, "_SPOOL_GROWTH", 4096)
+    spool = Spool.create(tmp_path, lambda row: None)
+    spool.append(1, SID, "I", msg(1))
+    before = spool.position()
+
+    def full(fd, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal, "_allocate", full)
+    with pytest.raises(OSError, match="No space left"):
+        spool.append(2, SID, "I", msg(2, pad="x" * 8192))  # needs the file to grow: refused, not a SIGBUS
+    assert spool.position() == before
+    monkeypatch.undo()  # space again
+    spool.append(3, SID, "I", msg(3))
+    spool.close(remove=False)
+    assert [r[3] for r in read_spool(spool.path)] == [msg(1), msg(3)]
