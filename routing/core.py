@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from time import perf_counter_ns
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Callable
@@ -63,6 +63,7 @@ from routing.model import (
     VenueMarketDataRequest,
     VenueNewOrder,
     VenueReplace,
+    with_split,
 )
 from routing.orders import TRANSITIONS, Child, ChildReplace, Event, Order, PendingReplace, TransitionRefused
 from routing.quotes import Quotes
@@ -385,7 +386,7 @@ class Core:
                 ord_type=order.ord_type, price=order.price, stop_px=order.stop_px, tif=order.tif,
                 account=order.account, recv_ns=recv_ns,
             ))
-        decision = replace(decision, split=tuple((c.venue, c.qty, c.child_id) for c in children)) if children \
+        decision = with_split(decision, tuple((c.venue, c.qty, c.child_id) for c in children)) if children \
             else decision
         order.routes.append(decision)
         out.routes.append(decision)

@@ -588,6 +588,13 @@ _ROUTE_GET, _ROUTE_FORM = attrgetter(*_ROUTE_FIELDS), PlainForm(RouteDecision, _
 _QUOTES, _SPLIT = _ROUTE_FIELDS.index("quotes"), _ROUTE_FIELDS.index("split")
 
 
+def with_split(d: RouteDecision, split: tuple) -> RouteDecision:
+    """``d`` with ``split`` (what ``dataclasses.replace`` does, without its walk over the fields)."""
+    v = list(_ROUTE_GET(d))
+    v[_SPLIT] = split
+    return RouteDecision(*v)
+
+
 def route_state_log_form(d: RouteDecision) -> list:
     """A routing decision as plain values (``PlainForm``), its quotes and split too."""
     v = _ROUTE_FORM.dump(list(_ROUTE_GET(d)))
