@@ -29,6 +29,7 @@ other secret tags (gateway/redact.py) before the spool file or the queue sees th
 """
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import os
@@ -705,8 +706,9 @@ class Spool:
             if end > self._size:
                 size = end + _SPOOL_GROWTH
                 _allocate(self._fd, size)  # OSError (disk full): this record is refused, the spool stays whole
-                self._map.resize(size)
-                self._size = size
+                mapped = mmap.mmap(self._fd, size)  # (a new map: mmap.resize needs Linux's mremap)
+                self._map.close()
+                self._map, self._size = mapped, size
             self._map[start:end] = rec
             self._pos = end
             self.records += 1
@@ -735,8 +737,20 @@ class Spool:
 def _allocate(fd: int, size: int) -> None:
     """Give the file ``size`` bytes of disk blocks now. A store into a mapped page with no block behind it
     on a full disk kills the process (SIGBUS); an allocation that fails raises OSError (ENOSPC) here,
-    like the ``write()`` it replaced."""
-    os.posix_fallocate(fd, 0, size)
+    like the ``write()`` it replaced. Where ``posix_fallocate`` is missing (macOS) or the file system
+    refuses it, the new part of the file is written with zeros instead."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None:
+        try:
+            fallocate(fd, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+    at = os.fstat(fd).st_size
+    zeros = bytes(1 << 20)
+    while at < size:
+        at += os.pwrite(fd, zeros[:size - at], at)
 
 
 def parse_spool(data: bytes, start: int = 0, base: int = 0):

@@ -107,3 +107,14 @@ def test_a_full_disk_refuses_the_record_that_needs_more_room_and_keeps_the_spool
     spool.append(3, SID, "I", msg(3))
     spool.close(remove=False)
     assert [r[3] for r in read_spool(spool.path)] == [msg(1), msg(3)]
+
+
+def test_without_posix_fallocate_the_spool_grows_by_writing_zeros(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)  # as on macOS
+    monkeypatch.setattr(journal, "_SPOOL_GROWTH", 4096)
+    spool = Spool.create(tmp_path, lambda row: None)
+    for i in range(1, 201):
+        spool.append(i, SID, "O", msg(i))
+    assert spool.path.stat().st_size >= spool.position()[0]
+    spool.close(remove=False)
+    assert [r[3] for r in read_spool(spool.path)] == [msg(i) for i in range(1, 201)]
