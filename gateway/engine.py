@@ -115,9 +115,9 @@ class Engine:
     # Every this many commands the core thread moves what survived so far (the open orders above all) out of
     # the cyclic garbage collector's reach (``gc.freeze()``, O(1)). Otherwise each automatic full collection
     # walks every order the gateway holds, on whichever thread triggers it, and the walks grow with the day:
-    # 240 ms with 100,000 orders in memory, measured (docs/performance.md). Reference counting still frees
-    # frozen objects; only a reference cycle that became garbage after it was frozen is never collected, and
-    # the order flow makes none (tests/test_metrics.py). 0: never (bench/gc_pauses.py compares the two).
+    # 170 ms per pass with 100,000 orders open (bench/gc_pauses.py). Reference counting still frees frozen
+    # objects; only a reference cycle that became garbage after it was frozen is never collected, and the
+    # order flow makes none (tests/test_metrics.py). 0: never (bench/gc_pauses.py compares the two).
     FREEZE_EVERY = 1024
 
     def _run(self) -> None:

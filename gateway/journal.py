@@ -217,7 +217,7 @@ class JournalWriter:
     def record(self, session_id: str, direction: str, raw: str) -> None:
         """Queue one raw message ('I' received, 'O' sent). O(1); never touches the database.
 
-        With a spool, the message is first appended to the spool file (one write()),
+        With a spool, the message is first appended to the spool file (a copy into its memory map),
         so it survives the process being killed before the database commits it.
         """
         if direction not in _DIRECTIONS:

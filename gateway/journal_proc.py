@@ -1,7 +1,7 @@
 """The journal's database writer in a process of its own, fed by the spool file.
 
 Every message the gateway receives or sends is already appended to the spool
-(``gateway.journal.Spool``: one ``write()`` on the thread that saw it) before
+(``gateway.journal.Spool``: a copy into its memory map, on the thread that saw it) before
 anything depends on it. In "process" mode (``[journal] writer``, the default for
 ``fixgw run``) that append is all the gateway process does per message: a child
 process (``python -m gateway.journal_proc``) tails the spool file and commits its
