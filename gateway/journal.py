@@ -41,7 +41,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL, Row
@@ -753,28 +753,36 @@ def _allocate(fd: int, size: int) -> None:
         at += os.pwrite(fd, zeros[:size - at], at)
 
 
+class SpoolStop(NamedTuple):
+    """Where and why ``parse_spool`` stopped: "end" (no more data, or the zeros after the last record),
+    "partial" (a record that runs past the data; ``length``: its length, when its header was whole) or
+    "torn" (its checksum fails: still being copied, or the process died while writing it)."""
+
+    why: str
+    at: int  # the offset of the first byte not taken (just after the last whole record)
+    length: int | None = None
+
+
 def parse_spool(data: bytes, start: int = 0, base: int = 0):
-    """(ns, session, direction, raw, end offset) of each whole record in ``data`` from ``start``, then
-    (None, why it stopped, ..., offset): "end" (no more data, or the zeros after the last record), "partial"
-    (a record that runs past ``data``) or "torn" (its checksum fails: still being written, or the process
-    died while writing it). Offsets are ``base`` + offsets in ``data``."""
+    """(ns, session, direction, raw, end offset) of each whole record in ``data`` from ``start``, then one
+    ``SpoolStop``. Offsets are ``base`` + offsets in ``data``."""
     pos, n = start, len(data)
     size = _SPOOL_HEADER.size
     while True:
         if pos + size > n:
-            yield None, "end" if pos == n or not any(data[pos:]) else "partial", None, None, base + pos
+            yield SpoolStop("end" if pos == n or not any(data[pos:]) else "partial", base + pos)
             return
         length, crc, ts = _SPOOL_HEADER.unpack_from(data, pos)
         if length == 0:
-            yield None, "end", None, None, base + pos
+            yield SpoolStop("end", base + pos)
             return
         end = pos + size + length
         if end > n:
-            yield None, "partial", length, None, base + pos
+            yield SpoolStop("partial", base + pos, length)
             return
         body = data[pos + size:end]
         if zlib.crc32(body) != crc:
-            yield None, "torn", None, None, base + pos
+            yield SpoolStop("torn", base + pos)
             return
         pos = end
         head, _, raw = body.decode("utf-8", "surrogatepass").partition("\x00")
@@ -783,19 +791,19 @@ def parse_spool(data: bytes, start: int = 0, base: int = 0):
 
 def read_spool(path: Path, start: int = 0):
     """(ns, session, direction, raw, end offset) of each whole record from ``start``; stops at a torn one."""
-    for ts, sid, direction, raw, end in parse_spool(path.read_bytes(), start):
-        if ts is None:
-            if sid != "end":
+    for record in parse_spool(path.read_bytes(), start):
+        if type(record) is SpoolStop:
+            if record.why != "end":
                 log.warning("spool %s: torn record at byte %d ignored (the process died while writing it)",
-                            path, end)
+                            path, record.at)
             return
-        yield ts, sid, direction, raw, end
+        yield record
 
 
 def spool_end(path: Path) -> int:
     """The offset just after the last whole record of a spool file."""
-    *_, last = parse_spool(path.read_bytes())
-    return last[4]  # where parsing stopped
+    *_, stop = parse_spool(path.read_bytes())
+    return stop.at
 
 
 def _first_line(exc: BaseException) -> str:

@@ -90,13 +90,13 @@ class SpoolTail:
         while True:
             base = self.pos
             data = os.pread(self._fd, self._chunk, base)
-            *whole, (_, why, length, _, stop) = parse_spool(data, base=base)
+            *whole, stop = parse_spool(data, base=base)
             out += [(ts, sid, kind, payload, (self.name, end)) for ts, sid, kind, payload, end in whole]
-            self.pos = stop
-            if len(data) < self._chunk or why == "torn" or (why == "end" and stop < base + len(data)):
+            self.pos = stop.at
+            if len(data) < self._chunk or stop.why == "torn" or (stop.why == "end" and stop.at < base + len(data)):
                 return out  # the end (zeros), or a record being written (or torn): read again next time
             if not whole:  # the chunk ended inside one record longer than it
-                self._chunk = max(2 * self._chunk, (length or 0) + _SPOOL_HEADER.size)
+                self._chunk = max(2 * self._chunk, (stop.length or 0) + _SPOOL_HEADER.size)
 
     def skip_to(self, pos: int) -> int:
         """Move past the whole records that end at or before ``pos``; how many."""
@@ -351,9 +351,11 @@ class ProcessJournalWriter(JournalWriter):
     # ------------------------------------------------------------ metrics
     @property
     def submitted(self) -> int:
+        if self._child is None:
+            return super().submitted
         spool = self._spool
-        if self._child is None or spool is None:
-            return super().submitted if self._child is None else self.committed
+        if spool is None:  # stopped
+            return self.committed
         return self._submitted_at_switch + spool.position()[1] - self._records_at_switch
 
 
