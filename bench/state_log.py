@@ -20,10 +20,10 @@ from decimal import Decimal as D
 from gateway import recovery
 from gateway.statelog import State, StateLog
 from routing.core import ClientOptions, Core
-from routing.model import (ClientExecReport, ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side,
-                           VenueExecution, VenueNewOrder)
+from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
 from routing.router import Venue
-from sessions import codec
+from sessions.fixsettings import session_id
+from sessions.outbound import Outbound
 
 
 def venue_report(order, kind, n, last_qty=D(0), last_px=D(0)) -> VenueExecution:
@@ -33,14 +33,8 @@ def venue_report(order, kind, n, last_qty=D(0), last_px=D(0)) -> VenueExecution:
                           last_px=last_px, cum_qty=last_qty, leaves_qty=D(0), seq=n)
 
 
-_TEXT = {ClientExecReport: codec.encode_exec_report.text, VenueNewOrder: codec.encode_venue_new_order.text}
-
-
-def encoded(action) -> tuple[str, str, str]:
-    """(role, session, text) as the engine records a message (gateway/engine.py)."""
-    if type(action) is VenueNewOrder:
-        return "venue", action.venue, _TEXT[VenueNewOrder]("FIX.4.4", action)
-    return "client", action.session, _TEXT[type(action)]("FIX.4.4", action)
+# Encodes each message as the engine does before the record (gateway/engine.py); no session is started.
+OUTBOUND = Outbound({"C1": session_id("FIX.4.4", "T", "C1")}, {"V1": session_id("FIX.4.4", "T", "V1")})
 
 
 def main(n: int = 3000) -> None:
@@ -62,7 +56,7 @@ def main(n: int = 3000) -> None:
                     cmd = venue_report(o, ExecKind.TRADE, 2 * i + 3, D(100), D(190))
                 t0 = time.perf_counter()
                 out = core.handle(cmd)
-                sends = [encoded(a) for a in out.actions]  # the engine encodes each message before the record
+                sends = [OUTBOUND.encode(a) for a in out.actions]  # the engine encodes each message before the record
                 t1 = time.perf_counter()
                 rec.record(cmd, out, sends)
                 t2 = time.perf_counter()
