@@ -20,10 +20,10 @@ parent's (``Order.committed``).
 from __future__ import annotations
 
 import itertools
-from time import perf_counter_ns
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from time import perf_counter_ns
 from typing import Callable
 
 from routing.model import (
