@@ -5,7 +5,8 @@ case; each command's record (with the text of the messages it sends, encoded as
 the engine does before the record and not timed here) is written to a real file
 in a temporary directory.
 Prints microseconds per order for ``Core.handle`` and for ``Recorder.record``, and
-the bytes written per order. Absolute figures are machine-dependent; the ratio is
+the bytes written per order; then the time ``StateLog.recover()`` takes to read it
+all back (what a restart after a crash does), against the same baseline. Absolute figures are machine-dependent; the ratio is
 what to compare between runs.
 
 Run: .venv/bin/python bench/state_log.py [orders]
@@ -62,9 +63,15 @@ def main(n: int = 3000) -> None:
                 t2 = time.perf_counter()
                 t_handle += t1 - t0
                 t_rec += t2 - t1
+        t0 = time.perf_counter()
+        recovered = StateLog(d).recover()  # what a restart after a crash reads: every record since start-up
+        t_recover = time.perf_counter() - t0
+        assert len(recovered.orders) == n
         log.close(rec.capture())
     print(f"per order (3 commands): core.handle {t_handle / n * 1e6:.1f} us, state log {t_rec / n * 1e6:.1f} us "
           f"({t_rec / t_handle:.1f}x the core's own work), {log.bytes_written / n:.0f} bytes")
+    print(f"recovering the {n} orders from the log after a crash: {t_recover:.2f} s "
+          f"({t_recover / t_handle:.1f}x the core's own work on them), {log.bytes_written / 1e6:.0f} MB read")
 
 
 if __name__ == "__main__":
