@@ -8,11 +8,16 @@ messages are what the gateway journals for one filled order, seven per order
 (client D in, PendingNew, New and Fill out; venue D out, New and Fill in), with
 real tag=value text of about 200 bytes.
 
+The writer is the gateway's default, the child process fed by the spool
+(--writer process), or a thread of this process (--writer thread).
+
 1. Open loop at fixed rates (--rates, messages/s, each --duration s): a
    producer thread calls ``record()`` on a 1 ms tick to keep to the rate.
    Reported: the rate achieved by the producer and committed by the writer, the
    backlog when the producer stopped, and the commit lag of every row (the time
-   from ``record()`` to its batch's commit returning; HdrHistogram).
+   from ``record()`` to its batch's commit returning on the writer thread, or,
+   with the process writer, to the gateway hearing of the commit from the
+   child, as drop copies do; HdrHistogram).
 2. Burst: --burst messages recorded as fast as possible; the write rate is
    messages / time until the last one is committed.
 3. Replay: the time to rebuild the order picture from --replay messages (and,
@@ -35,6 +40,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -46,6 +52,7 @@ from hdrh.histogram import HdrHistogram  # noqa: E402
 from analyze import hist_summary  # noqa: E402
 from gateway import db as gdb  # noqa: E402
 from gateway.journal import JournalWriter  # noqa: E402
+from gateway.journal_proc import ProcessJournalWriter  # noqa: E402
 from gateway.journal_replay import Filters, iter_replay, split_fields  # noqa: E402
 from throughput import machine, pg_database  # noqa: E402
 
@@ -72,6 +79,41 @@ class LagWriter(JournalWriter):
             self.batch_sizes.record_value(len(msgs))
 
     def reset(self) -> None:
+        self.lag.reset()
+        self.batch_sizes.reset()
+
+
+class ProcessLagWriter(ProcessJournalWriter):
+    """The gateway's default writer ([journal] writer = "process"): ``record()`` appends to the spool, a
+    child process commits. A row's commit lag ends when the gateway hears of its commit (the child's
+    report, which is also what wakes the drop-copy sender): the lag a drop-copy receiver sees."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lag = HdrHistogram(1, 600_000_000, 3)
+        self.batch_sizes = HdrHistogram(1, 1_000_000, 3)  # rows per commit report
+        self._stamps: deque[int] = deque()  # record() times (µs) of the rows not yet heard committed
+        self._heard = 0
+        self.add_commit_listener(self._on_commit)
+
+    def record(self, session_id: str, direction: str, raw: str) -> None:
+        self._stamps.append(time.time_ns() // 1000)
+        super().record(session_id, direction, raw)
+
+    def _on_commit(self) -> None:  # on the thread reading the child's reports
+        committed = self.committed
+        n = min(committed - self._heard, len(self._stamps))
+        self._heard = committed
+        now_us = time.time_ns() // 1000
+        pop, record = self._stamps.popleft, self.lag.record_value
+        for _ in range(n):
+            record(max(1, now_us - pop()))
+        if n:
+            self.batch_sizes.record_value(n)
+
+    def reset(self) -> None:  # after a flush(): nothing in flight
+        self._stamps.clear()
+        self._heard = self.committed
         self.lag.reset()
         self.batch_sizes.reset()
 
@@ -244,12 +286,19 @@ def replay(url: str, limit: int) -> dict:
 def run_backend(name: str, url: str, tmp: Path, args) -> dict:
     gdb.upgrade(url)
     result: dict = {"backend": name}
-    writer = LagWriter(url, batch_max=args.batch_max, flush_interval_ms=args.flush_ms,
-                       spool_dir=None if args.no_spool else tmp / f"spool-{name}")
+    if args.writer == "process":
+        writer = ProcessLagWriter(url, batch_max=args.batch_max, flush_interval_ms=args.flush_ms,
+                                  spool_dir=tmp / f"spool-{name}")
+    else:
+        writer = LagWriter(url, batch_max=args.batch_max, flush_interval_ms=args.flush_ms,
+                           spool_dir=None if args.no_spool else tmp / f"spool-{name}")
     writer.start()
     flow = Flow()
     msgs = flow.messages()
     try:
+        for _ in range(700):  # warm-up: the first commit (and a process writer's child) is up before timing
+            writer.record(*next(msgs))
+        writer.flush(60)
         result["open_loop"] = [open_loop(writer, msgs, r, args.duration) for r in args.rates]
         for r in result["open_loop"]:
             print(f"{name}: {r['offered_per_s']:.0f}/s offered: committed {r['committed_per_s_during']}/s, "
@@ -278,7 +327,8 @@ def run_backend(name: str, url: str, tmp: Path, args) -> dict:
 
 def markdown(s: dict) -> str:
     lines = [f"Command: `{s['command']}`  ", f"Machine: {s['machine']}; load average before "
-             f"{s['load_average_before']}  ", "",
+             f"{s['load_average_before']}  ", f"Journal writer: {s.get('writer', 'thread')}, flush_interval_ms "
+             f"{s.get('flush_ms', 5)}  ", "",
              "| backend | offered msgs/s | committed msgs/s | backlog at end | commit lag p50 µs | p99 | p99.9 | max "
              "| rows per commit p50 |", "|---|---|---|---|---|---|---|---|---|"]
     for b in s["backends"]:
@@ -316,15 +366,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=300.0, help="time bound for writing the replay journals")
     ap.add_argument("--batch-max", type=int, default=2000, help="as [journal] batch_max")
     ap.add_argument("--flush-ms", type=int, default=5, help="as [journal] flush_interval_ms")
-    ap.add_argument("--no-spool", action="store_true", help="without the crash spool in front of the queue")
+    ap.add_argument("--writer", choices=("process", "thread"), default="process",
+                    help="as [journal] writer: the child process fed by the spool (the default; a row's lag ends "
+                         "when the gateway hears of its commit), or a thread of this process")
+    ap.add_argument("--no-spool", action="store_true", help="without the crash spool in front of the queue "
+                                                             "(thread writer only)")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     args = ap.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    if args.no_spool and args.writer == "process":
+        ap.error("--no-spool needs --writer thread: the process writer reads the spool")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     summary = {"command": "python bench/journal_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": machine(), "load_average_before": [round(x, 2) for x in os.getloadavg()],
-               "python": platform.python_version(), "backends": []}
+               "python": platform.python_version(), "writer": args.writer, "flush_ms": args.flush_ms,
+               "backends": []}
     with tempfile.TemporaryDirectory(prefix="fixgw-journal-bench-") as d:
         tmp = Path(d)
         for b in backends:

@@ -139,12 +139,17 @@ def child_main(config: dict) -> int:
     last = None
 
     status_sent = [None, 0.0]  # (healthy, last_error) last sent, and when the message counts were last sent
+    reporting = threading.Lock()  # report() runs on this loop's thread and, after each commit, the writer's
 
     def report(final: bool = False, idle: bool = False) -> None:
         """A commit: one short line ("c committed skipped position inflight batches size seconds"). Health,
         errors and message counts (for the metrics): a JSON line, before the commit line, when they change;
         the counts at most once a second while records keep coming, at once when they stop. Parsing JSON
         for every commit was a measurable share of the gateway's GIL."""
+        with reporting:
+            _report(final, idle)
+
+    def _report(final: bool, idle: bool) -> None:
         nonlocal committed_pos, counts_sent, last
         committed = writer.committed
         while marks and marks[0][0] <= committed:  # the writer commits in queue order
@@ -167,6 +172,9 @@ def child_main(config: dict) -> int:
             sys.stdout.write("\n".join(out) + "\n")
             sys.stdout.flush()
 
+    # Each commit is reported as soon as it returns (on the writer's thread), not at the next poll: the
+    # gateway (drop copies, flush()) hears of it up to a flush interval sooner.
+    writer.add_commit_listener(report)
     writer.start()
     poll = max(config["flush_interval_ms"], 1) / 1000.0
     stdin = sys.stdin.fileno()
@@ -178,7 +186,11 @@ def child_main(config: dict) -> int:
                 writer._put(row)
             if rows:
                 put_total += len(rows)
-                marks.append((put_total, tail.pos))
+                with reporting:
+                    marks.append((put_total, tail.pos))
+                # The poll was this batch's window: the writer commits it now instead of waiting a flush
+                # interval more for rows that arrive only at the next poll (which doubled the commit lag).
+                writer._urgent.set()
             report(idle=not rows)
             if stopping and not rows:
                 break

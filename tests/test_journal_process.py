@@ -62,6 +62,23 @@ def test_messages_and_events_reach_the_database_through_the_writer_process(datab
     assert not list((tmp_path / "spool").glob("spool-*.bin"))  # all committed: nothing to import next time
 
 
+def test_a_commit_is_reported_when_it_returns_not_one_poll_later(sqlite_db, tmp_path):
+    # The child polls the spool every flush interval (3 s here). A poll's rows are committed at once, and
+    # the commit is reported to the gateway when it returns: a row is heard committed within one poll. Before,
+    # the writer waited a further interval for more rows and the report waited for the poll after the
+    # commit, so a row took at least two intervals.
+    j = ProcessJournalWriter(sqlite_db, flush_interval_ms=3000, spool_dir=tmp_path / "spool")
+    j.start()
+    try:
+        j.record("S1", "I", msg(1))
+        assert j.flush(30)  # the child is up and has just polled
+        j.record("S1", "I", msg(2))
+        assert j.flush(5.0), "the commit of a polled row was not heard within 5 s with a 3 s poll"
+        assert rows(sqlite_db)[0] == [1, 2]
+    finally:
+        assert j.stop()
+
+
 def test_a_writer_process_that_dies_is_restarted_and_writes_nothing_twice(sqlite_db, tmp_path):
     j = started(sqlite_db, tmp_path, 200)
     first = j._child
