@@ -27,16 +27,16 @@ def database_url(request) -> str:
     return url
 
 
-def fill(url: str, writer_factory, monkeypatch, old: int = 100, young: int = 50) -> None:
-    """``old`` messages ten days before NOW, then ``young`` one day before."""
-    clock = {"ns": int((NOW - timedelta(days=10)).timestamp() * 1e9)}
+def fill(url: str, writer_factory, monkeypatch, old: int = 100, young: int = 50, now: datetime = NOW) -> None:
+    """``old`` messages ten days before ``now``, then ``young`` one day before."""
+    clock = {"ns": int((now - timedelta(days=10)).timestamp() * 1e9)}
     monkeypatch.setattr(journal_mod, "_time_ns", lambda: clock["ns"])
     w = writer_factory(url)
     w.start()
     for i in range(1, old + young + 1):
         if i == old + 1:
             assert w.flush(10)
-            clock["ns"] = int((NOW - timedelta(days=1)).timestamp() * 1e9)
+            clock["ns"] = int((now - timedelta(days=1)).timestamp() * 1e9)
         w.record("FIX.4.4:GW->C", "I", f"8=FIX.4.4\x019=5\x0135=D\x0134={i}\x0111=C{i}\x0110=000\x01")
     assert w.flush(10)
 
@@ -130,7 +130,8 @@ def test_the_prune_command_says_what_it_would_do_then_does_it(sqlite_url, writer
     from gateway.cli import main
 
     db.upgrade(sqlite_url)
-    fill(sqlite_url, writer_factory, monkeypatch, old=20, young=5)
+    # the command prunes against the real clock, so the rows are dated from it
+    fill(sqlite_url, writer_factory, monkeypatch, old=20, young=5, now=datetime.now(timezone.utc))
     cfg = tmp_path / "gw.cfg"
     cfg.write_text(f'data_dir = "{tmp_path / "var"}"\n[journal]\ndatabase_url = "{sqlite_url}"\n'
                    f'retention_days = 5\narchive_dir = "{tmp_path / "archive"}"\n')
