@@ -1,9 +1,20 @@
 """The engine: runs the core on its own thread and performs its actions.
 
-quickfix callbacks and scheduler jobs only ``submit()`` commands; one thread
-applies them to the core in arrival order and sends the resulting messages. That
-thread is the single owner of order state, so the core needs no locks, and no
-quickfix session lock is ever held while another session's lock is taken.
+quickfix callbacks and scheduler jobs only ``submit()`` commands; one thread, the
+core thread, applies them to the core in arrival order, encodes the resulting
+messages and writes the state log. That thread is the single owner of order
+state, so the core needs no locks. A second thread, the sender, sends the
+messages (``sendToTarget``) in the order the core thread handed them over, so a
+message never leaves before the state log record that names it, and never
+overtakes one decided before it. No quickfix session lock is ever held while
+another session's lock is taken.
+
+Why two threads: a send is mostly waiting, for the session's lock (held while
+the session thread runs its callbacks), the socket, quickfix's FileStore, and
+the GIL again after each of its two Python callbacks (``toApp`` and the
+journal's ``Log.onOutgoing``). With one thread the core's Python work waited
+behind every send; with the sender beside it, the next command is handled while
+the last one's messages go out.
 """
 from __future__ import annotations
 
@@ -17,6 +28,7 @@ from typing import Callable
 
 from gateway import metrics
 from gateway.logs import fields
+from gateway.statelog import SEND_BACKLOG_MAX
 from risk.engine import describe_decision
 from routing.core import Core
 from routing.model import (
@@ -44,6 +56,10 @@ log = logging.getLogger("fixgw.engine")
 _STOP = object()
 _FAILED = object()  # an action whose message could not be encoded
 _REQUEST = object()
+# the sender's work items besides (action, command, message): marks kept in order with the sends
+_SESSION = object()  # (_SESSION, name, up): a logon or logout the core handled
+_DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
+_CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 _VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
 
@@ -75,6 +91,14 @@ class Engine:
         self._decisions: dict[tuple[str, str], object] = {}  # (strategy, result) -> fixgw_routing_decisions_total
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._sends: queue.SimpleQueue = queue.SimpleQueue()  # to the sender thread, in the core's order
+        self._sender: threading.Thread | None = None
+        # The sender is never more than SEND_BACKLOG_MAX items behind when the core writes a record: after a
+        # crash, recovery looks that far back in the state log for messages that were decided and not sent.
+        self._put_count = 0  # items put for the sender (core thread only)
+        self._done_count = 0  # items the sender has finished (sender thread only)
+        self._core_waiting = False  # the core thread waits for the sender to catch up
+        self._caught_up = threading.Event()
         self.handled = 0
         self.errors = 0
 
@@ -82,13 +106,15 @@ class Engine:
         self._queue.put(command)
 
     def call(self, fn: Callable[[Core], object], timeout: float = 5.0):
-        """Run ``fn(core)`` on the core thread and return its result (for queries and admin)."""
+        """Run ``fn(core)`` on the core thread and return its result (for queries and admin), once the sender
+        has also sent every message decided before it: a barrier, as when the core thread sent them itself."""
         fut: Future = Future()
         self._queue.put((fn, fut))
         return fut.result(timeout)
 
     def request(self, command, timeout: float = 5.0):
-        """Submit a command, wait until the core has handled it and its actions were sent; returns the Outcome."""
+        """Submit a command, wait until the core has handled it and the sender has sent its actions; returns
+        the Outcome."""
         fut: Future = Future()
         self._queue.put((_REQUEST, command, fut))
         return fut.result(timeout)
@@ -96,21 +122,50 @@ class Engine:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def send_queue_depth(self) -> int:
+        """Messages (and marks) the core has decided and the sender has not finished yet."""
+        return max(0, self._put_count - self._done_count)
+
+    def _put(self, item) -> None:
+        """Hand one item to the sender (core thread only)."""
+        self._put_count += 1
+        self._sends.put(item)
+
+    def _keep_sender_close(self) -> None:
+        """After a command's items were put: if the sender is more than SEND_BACKLOG_MAX behind, wait until
+        it has caught up half of that, so the next record is written with at most that many unsent."""
+        if self._put_count - self._done_count <= SEND_BACKLOG_MAX:
+            return
+        self._caught_up.clear()
+        self._core_waiting = True
+        try:
+            while self._put_count - self._done_count > SEND_BACKLOG_MAX // 2 and self._sender is not None:
+                self._caught_up.wait(0.05)
+                self._caught_up.clear()
+        finally:
+            self._core_waiting = False
+
     def start(self) -> None:
+        self._sender = threading.Thread(target=self._send_loop, name="fixgw-sender", daemon=True)
+        self._sender.start()
         self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
         self._thread.start()
 
     @property
-    def thread_id(self) -> int | None:
-        """The core thread's identifier (``threading.get_ident()`` on it) while it runs."""
-        return self._thread.ident if self._thread is not None else None
+    def sender_thread_id(self) -> int | None:
+        """The identifier (``threading.get_ident()``) of the thread that sends the gateway's messages."""
+        return self._sender.ident if self._sender is not None else None
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Handle what was submitted before, send what that decided, stop both threads."""
         if self._thread is None:
             return
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        self._sends.put(_STOP)
+        self._sender.join(timeout)
+        self._sender = None
 
     # Every this many commands the core thread moves what survived so far (the open orders above all) out of
     # the cyclic garbage collector's reach (``gc.freeze()``, O(1)). Otherwise each automatic full collection
@@ -133,16 +188,17 @@ class Engine:
                 return
             if type(item) is tuple and item[0] is _REQUEST:
                 _, command, fut = item
-                fut.set_result(self._handle(command))
+                self._put((_DONE, fut, self._handle(command), None))  # answered once its actions are sent
                 continue
             if type(item) is tuple:
                 fn, fut = item
                 try:
-                    fut.set_result(fn(self.core))
+                    done = (_DONE, fut, fn(self.core), None)
                 except BaseException as exc:  # noqa: BLE001
-                    fut.set_exception(exc)
+                    done = (_DONE, fut, None, exc)
                 if self.recorder is not None:
                     self._record(None, None)
+                self._put(done)  # answered once the messages decided before it have been sent too
                 continue
             self._handle(item)
 
@@ -161,7 +217,7 @@ class Engine:
                 if role == "venue" and not self._venue_up(venue):
                     self._deferred.setdefault(venue, []).append((action, message))
                 else:
-                    self._send(action, None, message)
+                    self._put((action, None, message))
         self._queue.put((run, Future()))
 
     def _venue_up(self, name: str) -> bool:
@@ -224,18 +280,49 @@ class Engine:
             self._record(command, outcome, [m for m in messages if type(m) is tuple])
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
+        put = self._put
         if type(command) is SessionStatus:
-            self.outbound.session_up(command.name, command.up)
+            put((_SESSION, command.name, command.up))
         for action, message in zip(outcome.actions, messages):
             if message is not _FAILED:
-                self._send(action, command, message)
+                put((action, command, message))
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
             for action, message in self._deferred.pop(command.name):
-                self._send(action, None, message)
+                put((action, None, message))
+        self._keep_sender_close()
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         return outcome
+
+    def _send_loop(self) -> None:
+        """The sender thread: perform the core's actions, and its marks, in the order they were put."""
+        get = self._sends.get
+        send = self._send
+        while True:
+            item = get()
+            if item is _STOP:
+                return
+            kind = item[0]
+            try:
+                if kind is _SESSION:
+                    self.outbound.session_up(item[1], item[2])
+                elif kind is _DONE:
+                    if item[3] is None:
+                        item[1].set_result(item[2])
+                    else:
+                        item[1].set_exception(item[3])
+                elif kind is _CALL:
+                    item[1]()
+                else:
+                    send(*item)  # (catches and logs what the sessions raise)
+            except Exception:  # noqa: BLE001 - a bug: the sender must keep sending what follows
+                self.errors += 1
+                metrics.INTERNAL_ERRORS.labels("outbound").inc()
+                log.exception("sender failed on %r", item)
+            self._done_count += 1
+            if self._core_waiting and self._put_count - self._done_count <= SEND_BACKLOG_MAX // 2:
+                self._caught_up.set()
 
     def _encode(self, action):
         """The action's message as (role, session name, text); None for an action that is no message of
@@ -249,8 +336,8 @@ class Engine:
             return _FAILED
 
     def _send(self, action, command, message=None) -> None:
-        """Send one action's message (or perform the action); time its hop from the command's arrival; log
-        rejects with their IDs."""
+        """Send one action's message (or perform the action), on the sender thread; time its hop from the
+        command's arrival; log rejects with their IDs."""
         try:
             if message is None:
                 self.outbound.perform(action)
@@ -285,11 +372,14 @@ class Engine:
             return
         text = (f"gateway could not process ClOrdID {command.cl_ord_id}: internal error ({type(exc).__name__}); "
                 "it was journaled and not acted on")
-        try:
-            self.outbound.business_reject(command.session, ref_type, command.cl_ord_id, text)
-        except Exception:  # noqa: BLE001
-            metrics.INTERNAL_ERRORS.labels("outbound").inc()
-            log.exception("could not send BusinessMessageReject for %r", command)
+
+        def reject() -> None:
+            try:
+                self.outbound.business_reject(command.session, ref_type, command.cl_ord_id, text)
+            except Exception:  # noqa: BLE001
+                metrics.INTERNAL_ERRORS.labels("outbound").inc()
+                log.exception("could not send BusinessMessageReject for %r", command)
+        self._put((_CALL, reject))
 
 
 def _command_ids(command) -> dict:

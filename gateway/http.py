@@ -103,6 +103,8 @@ class GatewayCollector:
         yield GaugeMetricFamily("fixgw_core_queue_depth", "Commands waiting for the core thread",
                                 value=gw.engine.queue_depth())
         yield CounterMetricFamily("fixgw_core_commands_handled", "Commands the core handled", value=gw.engine.handled)
+        yield GaugeMetricFamily("fixgw_send_queue_depth", "Messages the core decided that the sender thread has "
+                                "not sent yet", value=gw.engine.send_queue_depth())
         yield GaugeMetricFamily("fixgw_open_orders", "Orders not yet in a final state",
                                 value=sum(1 for o in list(gw.core.orders.values()) if o.is_open))
         service = getattr(gw, "dropcopy", None)

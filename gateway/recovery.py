@@ -19,9 +19,11 @@ gateway said to a client or a venue is unknown to it after a restart. At start-u
      current sequence-number epoch, left out those quickfix rejected) are decoded
      again and handed to the core first, in journal order, before any session
      starts. No counterparty is asked to re-send anything.
-   - **Unsent actions.** The last record's actions may not all have reached
-     quickfix; those missing from the sessions' FileStores are sent now (to a
-     venue once it is logged on again).
+   - **Unsent messages.** The engine's sender thread may not have sent the last
+     record's messages, nor up to ``SEND_BACKLOG_MAX`` before them; those
+     missing from the sessions' FileStores are sent now (to a venue once it is
+     logged on again). A message decided before its session's FileStore was
+     created (a sequence reset since) is never sent again.
    - **Order messages a venue may lack.** A venue asks for a resend of what it did
      not receive; the gateway normally gap-fills stale order messages, but it
      re-sends (PossDupFlag=Y) the ones for orders still waiting for that venue's
@@ -233,23 +235,43 @@ def action_key(action) -> tuple[str, str, str] | None:
     return getattr(action, session_attr), msg_type, f"{tag}={getattr(action, attr)}"
 
 
-def unsent(actions: list, stored: Callable[[str], list[str]]) -> list:
+def unsent(actions: list, stored: Callable[[str, int], list[str]]) -> list:
     """The messages (or actions) whose message is not among the session's last stored sent messages.
 
-    ``stored(name)`` returns the raw text of the session's most recent sent messages.
+    ``stored(name, n)`` returns the raw text of at least the session's ``n`` most recent sent messages
+    (``n``: how many of ``actions`` are for it, plus a margin for the session's own messages among them).
     """
+    keys = [action_key(a) for a in actions]
+    per_session: dict[str, int] = {}
+    for key in keys:
+        if key is not None:
+            per_session[key[0]] = per_session.get(key[0], 0) + 1
     cache: dict[str, list[str]] = {}
     out = []
-    for a in actions:
-        key = action_key(a)
+    for a, key in zip(actions, keys):
         if key is None:
             continue
         name, msg_type, ident = key
         if name not in cache:
-            cache[name] = stored(name)
+            cache[name] = stored(name, per_session[name] + 1000)
         tag35, needle = f"\x0135={msg_type}\x01", f"\x01{ident}\x01"
         if not any(tag35 in raw and needle in raw for raw in cache[name]):
             out.append(a)
+    return out
+
+
+def decided_in_epoch(pending: list, epoch: Callable[[str], float | None]) -> list:
+    """The messages of ``pending`` [(record time, message)] decided since their session's FileStore was created
+    (``epoch(origin)``: its creation time, None if unknown). One decided before is of an earlier sequence (the
+    session was reset since) and must not be sent again. Domain actions (state logs of an older layout) are
+    kept."""
+    out = []
+    for ts, m in pending:
+        if type(m) is tuple:
+            created = epoch(f"{m[0]}:{m[1]}")
+            if created is not None and ts < created:
+                continue
+        out.append(m)
     return out
 
 

@@ -391,12 +391,12 @@ class Gateway:
         found.sort(key=lambda item: item[0])
         return [(role, command) for _, role, command in found]
 
-    def _stored_tail(self, name: str) -> list[str]:
+    def _stored_tail(self, name: str, n: int) -> list[str]:
         origin = f"client:{name}" if name in self.client_sids else f"venue:{name}"
         sid = self._sids_by_origin().get(origin)
         if sid is None:
             return []
-        return [raw for _, raw in filestore.sent_messages(self._store_dir(origin), sid, tail=1000)]
+        return [raw for _, raw in filestore.sent_messages(self._store_dir(origin), sid, tail=n)]
 
     def _dropcopy_settings(self, store: Path) -> fix.SessionSettings:
         sessions = []
@@ -412,12 +412,12 @@ class Gateway:
         replay, pending = [], []
         if not state.clean:
             replay = self._unprocessed_commands(state)
-            pending = recovery.unsent(state.pending_sends, self._stored_tail)
+            pending = recovery.unsent(recovery.decided_in_epoch(state.pending, self._store_epoch), self._stored_tail)
             self.venue_app.resendable = frozenset(recovery.awaiting_venue(state))
         self.statelog.open(state)
         self.engine.recorder = recovery.Recorder(self.statelog, self.core, state, self._store_epoch)
         self.engine.start()
-        self.client_app.own_sender = self.venue_app.own_sender = self.engine.thread_id
+        self.client_app.own_sender = self.venue_app.own_sender = self.engine.sender_thread_id
         if self.dropcopy is not None:
             # before the trading sessions, so the first report already has its drop-copy sessions
             settings = self._dropcopy_settings(self.cfg.data_dir / "store" / "dropcopy")

@@ -4,7 +4,8 @@ After every command the engine appends one record (the orders the command
 touched, as they are now; their open risk exposure; the routing decisions it
 took, each written once; the inbound MsgSeqNum it consumed; the text of every
 message about to be sent; operator switches when they changed) with a single
-``write()``, and only then sends the messages. So every message
+``write()``, and only then are the messages sent (by the engine's sender
+thread, in order, never more than ``SEND_BACKLOG_MAX`` behind). So every message
 the gateway ever sent is explained by a record on disk, and a message whose
 record is missing was never acted on. A ``write()`` lands in the kernel's page
 cache: it survives the process being killed (``kill -9``, OOM, a segfault).
@@ -35,6 +36,7 @@ import pickle
 import struct
 import time
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,10 @@ log = logging.getLogger("fixgw.statelog")
 
 _HEADER = struct.Struct("<II")
 SNAPSHOT_VERSION = 1
+# How many messages (and marks) the engine's sender thread may be behind when the core thread writes a record
+# (gateway/engine.py). After a crash the last record's messages, and up to this many before them, may not have
+# been sent: recovery looks for each of them in its session's FileStore.
+SEND_BACKLOG_MAX = 512
 _ALLOWED_MODULES = ("routing.model", "routing.orders", "risk.state", "decimal", "datetime", "collections")
 _ALLOWED_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "str", "int", "bool",
                                "NoneType"})
@@ -117,7 +123,10 @@ class State:
     watermarks: dict = field(default_factory=dict)  # origin -> (seq, time processed)
     controls: tuple | None = None
     last_trades: dict = field(default_factory=dict)  # symbol -> last fill price reported to a client
-    pending_sends: list = field(default_factory=list)  # the last record's messages: maybe not all sent
+    # (record time, message) of the messages that may not all have been sent when the process died: the last
+    # record's, and the SEND_BACKLOG_MAX before them (the engine's sender is never further behind the log).
+    earlier_sends: deque = field(default_factory=lambda: deque(maxlen=SEND_BACKLOG_MAX))
+    last_sends: list = field(default_factory=list)
     clean: bool = True  # the last stop was clean: nothing after the snapshot
     records: int = 0  # records read after the snapshot
     torn: bool = False  # the log ended in a partial record (ignored)
@@ -146,8 +155,19 @@ class State:
         for a in rec.sends:  # records of an older layout: actions, not message texts
             if type(a) is not tuple and getattr(a, "last_px", None) and getattr(a, "last_qty", None):
                 self.last_trades[a.symbol] = a.last_px
-        self.pending_sends = rec.sends
+        self.earlier_sends.extend(self.last_sends)
+        ts = rec.ts
+        self.last_sends = [(ts, m) for m in rec.sends]
         self.records += 1
+
+    @property
+    def pending(self) -> list:
+        """(record time, message) of each message that may not have been sent, oldest first."""
+        return [*self.earlier_sends, *self.last_sends]
+
+    @property
+    def pending_sends(self) -> list:
+        return [m for _, m in self.pending]
 
     def prune(self, before: float) -> int:
         """Forget finished orders accepted before ``before`` (unix time); returns how many."""

@@ -34,7 +34,7 @@ def test_marketable_order_is_acknowledged_routed_and_filled_in_the_clients_versi
     assert filled[150] == ("2" if name == "CLIENT42" else "F")
     assert filled.get(8) == ("FIXT.1.1" if name == "CLIENT50" else CLIENTS[name])
     gw = stack.gateway  # the reports came from the core thread, whose own sends skip toApp's checks
-    assert gw.client_app.own_sender == gw.venue_app.own_sender == gw.engine.thread_id is not None
+    assert gw.client_app.own_sender == gw.venue_app.own_sender == gw.engine.sender_thread_id is not None
 
 
 @pytest.mark.parametrize("name", VERSIONS)

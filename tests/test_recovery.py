@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import recovery
-from gateway.statelog import State, StateLog, StateLogError
+from gateway.statelog import SEND_BACKLOG_MAX, State, StateLog, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from routing.core import ClientOptions, Core
@@ -336,8 +336,30 @@ def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from
     assert state.pending_sends == sends and sends[0][2].startswith("35=D\x01")
     child = sends[0]
     stored = {"V1": [f"8=FIX.4.4\x019=9\x0135=D\x0134=2\x0111={out.actions[-1].cl_ord_id}\x01"]}
-    assert recovery.unsent(sends, lambda name: []) == [child]
-    assert recovery.unsent(sends, stored.__getitem__) == []
+    assert recovery.unsent(sends, lambda name, n: []) == [child]
+    assert recovery.unsent(sends, lambda name, n: stored[name][-n:]) == []
+
+
+def test_the_messages_that_may_be_unsent_are_the_last_records_and_as_many_before_as_the_sender_may_lag(tmp_path):
+    log = StateLog(tmp_path)
+    log.open(State())
+    n = SEND_BACKLOG_MAX + 100
+    for i in range(n):  # one message per record, then a record of three
+        log.append(None, 0, [], [("client", "C1", f"35=8\x0117=E{i}\x01")], None, [], None)
+    last = [("venue", "V1", f"35=F\x0111=X{i}\x01") for i in range(3)]
+    log.append(None, 0, [], last, None, [], None)
+    state = StateLog(tmp_path).recover()
+    expected = [("client", "C1", f"35=8\x0117=E{i}\x01") for i in range(n - SEND_BACKLOG_MAX, n)] + last
+    assert state.pending_sends == expected
+    assert all(type(ts) is float and ts > 0 for ts, _ in state.pending)
+
+
+def test_a_message_decided_before_its_session_store_was_created_is_never_sent_again():
+    # The session was reset (a new FileStore) after the message was decided: it belongs to the old sequence.
+    pending = [(100.0, ("venue", "V1", "35=D\x0111=OLD\x01")), (200.0, ("venue", "V1", "35=D\x0111=NEW\x01")),
+               (100.0, ("client", "C1", "35=8\x0117=E1\x01"))]
+    created = {"venue:V1": 150.0, "client:C1": None}
+    assert recovery.decided_in_epoch(pending, created.get) == [pending[1][1], pending[2][1]]
 
 
 def test_a_log_written_by_the_previous_version_still_loads_decisions_and_actions_included(tmp_path):
@@ -357,7 +379,7 @@ def test_a_log_written_by_the_previous_version_still_loads_decisions_and_actions
     state = StateLog(tmp_path).recover()
     assert state.orders[a1.order_id].routes == a1.routes and len(a1.routes) == 1
     assert state.last_trades == {"AAPL": D("190.5")}
-    assert state.pending_sends == fill_out.actions
+    assert state.pending_sends == out.actions + fill_out.actions  # the last records' messages, oldest first
 
 
 def statelog_header(body: bytes) -> bytes:
@@ -463,7 +485,7 @@ def test_actions_already_in_the_store_are_not_sent_again():
     report = next(a for a in out.actions if isinstance(a, ClientExecReport))
     child = next(a for a in out.actions if isinstance(a, VenueNewOrder))
     stores = {"C1": [f"8=FIX.4.4\x019=9\x0135=8\x0134=3\x0117={report.exec_id}\x0111=A1\x01"], "V1": []}
-    assert recovery.unsent(out.actions, stores.__getitem__) == [child]
+    assert recovery.unsent(out.actions, lambda name, n: stores[name]) == [child]
 
 
 def test_orders_awaiting_a_venue_answer_are_the_ones_a_venue_may_ask_for_again():
