@@ -1,10 +1,13 @@
 """Perform the core's actions: encode each in its session's FIX version and send it.
 
-Called only from the engine's core thread, which holds no lock of its own while
-``sendToTarget`` takes the target session's lock.
+``encode`` runs on the engine's core thread (the state log records the text
+before the message is sent); ``send`` and ``perform`` on the engine's sender
+thread, which holds no lock of its own while ``sendToTarget`` takes the target
+session's lock.
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import quickfix as fix
@@ -36,6 +39,10 @@ class Outbound:
         # when the peer asks for it after logging on again, maybe never; so it is journaled here.
         self._journal = journal
         self._down: set[str] = set(clients) | set(venues)  # sessions not logged on, as the engine has heard
+        # One quickfix Message per sending thread, refilled for each send (``setString`` clears it first):
+        # a new Message per send cost two more calls into the binding (made, then freed), each letting go of
+        # the GIL. quickfix keeps nothing of it after ``sendToTarget`` returns.
+        self._scratch = threading.local()
         self._clients = {name: (sid, app_version(sid)) for name, sid in clients.items()}
         self._venues = {name: (sid, app_version(sid)) for name, sid in venues.items()}
         # action type -> (its sessions, role, the codec's body-text encoder, attribute naming the session)
@@ -83,7 +90,12 @@ class Outbound:
             sid = (self._clients if role == "client" else self._venues)[name][0]
         except KeyError:
             raise UnknownSession(f"no {role} session named {name}") from None
-        return self._send(fix.Message(text, False), sid, name)
+        scratch = self._scratch
+        msg = getattr(scratch, "msg", None)
+        if msg is None:
+            msg = scratch.msg = fix.Message()
+        msg.setString(text, False)
+        return self._send(msg, sid, name)
 
     def perform(self, action) -> bool:
         """Encode and send one action, or perform one that is not a message."""
