@@ -116,7 +116,9 @@ def test_the_core_waits_when_the_sender_falls_too_far_behind_and_nothing_is_lost
         assert engine._core_waiting, "the core thread went on handling with the sender stuck"
         handled = engine.handled
         assert handled < n and engine.queue_depth() > 0  # commands wait, unhandled, in the core's queue
-        assert SEND_BACKLOG_MAX < engine.send_queue_depth() <= SEND_BACKLOG_MAX + 2
+        # stopped at the bound (give or take the logon's market data request, which the stuck sender may still
+        # perform: it is no message of the state log's)
+        assert SEND_BACKLOG_MAX - 2 <= engine.send_queue_depth() <= SEND_BACKLOG_MAX + 2
         gate.set()
         engine.request(new_order(n))
         assert len([m for m in outbound.sent if m[0] == "venue"]) == n + 1
