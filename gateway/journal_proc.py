@@ -173,8 +173,10 @@ def child_main(config: dict) -> int:
             sys.stdout.flush()
 
     # Each commit is reported as soon as it returns (on the writer's thread), not at the next poll: the
-    # gateway (drop copies, flush()) hears of it up to a flush interval sooner.
-    writer.add_commit_listener(report)
+    # gateway (drop copies, flush()) hears of it up to a flush interval sooner. With nothing more queued the
+    # writer is idle, and the message counts go in the same report, before the commit line, so the metrics
+    # are current by the time a flush() returns.
+    writer.add_commit_listener(lambda: report(idle=not writer._q.qsize()))
     writer.start()
     poll = max(config["flush_interval_ms"], 1) / 1000.0
     stdin = sys.stdin.fileno()

@@ -75,6 +75,8 @@ def test_a_commit_is_reported_when_it_returns_not_one_poll_later(sqlite_db, tmp_
         j.record("S1", "I", msg(2))
         assert j.flush(5.0), "the commit of a polled row was not heard within 5 s with a 3 s poll"
         assert rows(sqlite_db)[0] == [1, 2]
+        # the writer was idle after that commit: the message counts (the metrics) came with it, not a poll later
+        assert j.message_counts[("S1", "I", "D")] == 2
     finally:
         assert j.stop()
 
