@@ -165,10 +165,6 @@ class State:
         """(record time, message) of each message that may not have been sent, oldest first."""
         return [*self.earlier_sends, *self.last_sends]
 
-    @property
-    def pending_sends(self) -> list:
-        return [m for _, m in self.pending]
-
     def prune(self, before: float) -> int:
         """Forget finished orders accepted before ``before`` (unix time); returns how many."""
         old = [oid for oid, o in self.orders.items()

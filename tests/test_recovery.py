@@ -333,7 +333,7 @@ def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from
              if isinstance(a, VenueNewOrder)]
     rec.record(new, out, sends)
     state = StateLog(tmp_path).recover()
-    assert state.pending_sends == sends and sends[0][2].startswith("35=D\x01")
+    assert [m for _, m in state.pending] == sends and sends[0][2].startswith("35=D\x01")
     child = sends[0]
     stored = {"V1": [f"8=FIX.4.4\x019=9\x0135=D\x0134=2\x0111={out.actions[-1].cl_ord_id}\x01"]}
     assert recovery.unsent(sends, lambda name, n: []) == [child]
@@ -350,7 +350,7 @@ def test_the_messages_that_may_be_unsent_are_the_last_records_and_as_many_before
     log.append(None, 0, [], last, None, [], None)
     state = StateLog(tmp_path).recover()
     expected = [("client", "C1", f"35=8\x0117=E{i}\x01") for i in range(n - SEND_BACKLOG_MAX, n)] + last
-    assert state.pending_sends == expected
+    assert [m for _, m in state.pending] == expected
     assert all(type(ts) is float and ts > 0 for ts, _ in state.pending)
 
 
@@ -379,7 +379,7 @@ def test_a_log_written_by_the_previous_version_still_loads_decisions_and_actions
     state = StateLog(tmp_path).recover()
     assert state.orders[a1.order_id].routes == a1.routes and len(a1.routes) == 1
     assert state.last_trades == {"AAPL": D("190.5")}
-    assert state.pending_sends == out.actions + fill_out.actions  # the last records' messages, oldest first
+    assert [m for _, m in state.pending] == out.actions + fill_out.actions  # the last records' messages, oldest first
 
 
 def statelog_header(body: bytes) -> bytes:
