@@ -176,7 +176,7 @@ def child_main(config: dict) -> int:
     # gateway (drop copies, flush()) hears of it up to a flush interval sooner. With nothing more queued the
     # writer is idle, and the message counts go in the same report, before the commit line, so the metrics
     # are current by the time a flush() returns.
-    writer.add_commit_listener(lambda: report(idle=not writer._q.qsize()))
+    writer.add_commit_listener(lambda: report(idle=writer.queue_depth() == 0))
     writer.start()
     poll = max(config["flush_interval_ms"], 1) / 1000.0
     stdin = sys.stdin.fileno()
