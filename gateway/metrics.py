@@ -92,8 +92,9 @@ INTERNAL_ERRORS = Counter(
     ["where"],
 )
 CORE_HANDLE_SECONDS = CoreHistogram(
-    "fixgw_core_handle_seconds", "Time from a message's arrival on a session thread to the core's decision recorded and its messages "
-    "handed to the sender thread",
+    "fixgw_core_handle_seconds",
+    "Time from a message's arrival on a session thread to the core's decision recorded and its messages handed "
+    "to the sender thread",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
 )
 RISK_CHECK_SECONDS = CoreHistogram(
