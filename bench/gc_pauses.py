@@ -33,9 +33,6 @@ class _Outbound:
     def perform(self, action):
         return True
 
-    def session_up(self, name, up):
-        pass
-
 
 def run(orders: int, freeze_every: int) -> tuple[float, float, int]:
     """(longest, total seconds, count) of the automatic full collections while ``orders`` orders come in."""

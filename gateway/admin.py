@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from gateway import secretstore
 from gateway.config import ConfigError, describe_schedule
 from risk.rules import RulesError, load_rules
-from routing.model import KillSwitch, OperatorCancel, ReloadRisk
+from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
 from sessions.codec import fmt
 from sessions.fixsettings import in_session_window
 
@@ -64,7 +64,7 @@ def _order_row(o) -> dict:
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
         "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
         "venue": ",".join(o.venues) or None, "venue_cl_ord_id": o.venue_cl_ord_id,
-        "venue_order_id": o.venue_order_id, "strategy": o.strategy,
+        "venue_order_id": o.venue_order_id, "strategy": o.strategy, "in_doubt": o.in_doubt,
     }
 
 
@@ -103,13 +103,23 @@ def route_row(d) -> dict:
 def child_row(c) -> dict:
     return {"venue": c.venue, "child": c.child_id, "cl_ord_id": c.cl_ord_id, "qty": fmt(c.qty),
             "price": _px(c.price), "status": c.status.name.lower(), "cum_qty": fmt(c.cum_qty),
-            "avg_px": fmt(c.avg_px), "venue_order_id": c.venue_order_id}
+            "avg_px": fmt(c.avg_px), "venue_order_id": c.venue_order_id, "awaiting": c.awaiting,
+            "status_asks": c.status_asks, "in_doubt": c.in_doubt}
 
 
 def _order_detail(o) -> dict:
     """One order for `fixgw orders show`: its row, its children, and every routing decision taken for it."""
     return _order_row(o) | {"children": [child_row(c) for c in o.children],
                             "routes": [route_row(d) for d in o.routes]}
+
+
+def _brief(d: dict | None) -> dict | None:
+    """What reconciliation can change in an order, for before/after."""
+    if d is None:
+        return None
+    return {"status": d["status"], "cum_qty": d["cum_qty"], "avg_px": d["avg_px"], "in_doubt": d["in_doubt"],
+            "children": [{k: c[k] for k in ("venue", "child", "status", "cum_qty", "in_doubt")}
+                         for c in d["children"]]}
 
 
 class Admin:
@@ -163,6 +173,15 @@ class Admin:
                                                 symbol=payload.get("symbol"), operator=operator))
         if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "cancel":
             return self._request(OperatorCancel(order_id=parts[1], operator=operator))
+        if method == "POST" and parts == ["orders", "reconcile"]:
+            return self._reconcile(None, payload, operator)
+        if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "reconcile":
+            return self._reconcile(parts[1], payload, operator)
+        if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "close":
+            reason = payload.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                raise AdminError(400, "closing an order needs a reason (a non-empty string)")
+            return self._request(OperatorClose(order_id=parts[1], reason=reason.strip()[:500], operator=operator))
         if method == "GET" and parts == ["orders"]:
             return {"orders": self._orders(query)}
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
@@ -311,11 +330,54 @@ class Admin:
     def _orders(self, query: dict) -> list[dict]:
         want = {k: v[0] for k, v in query.items() if k in ("session", "account", "symbol") and v}
         open_only = query.get("open", ["0"])[0] in ("1", "true", "yes")
+        in_doubt = query.get("in_doubt", ["0"])[0] in ("1", "true", "yes")
 
         def rows(core):
-            return [_order_row(o) for o in core.orders.values()
+            orders = core.in_doubt_orders() if in_doubt else core.orders.values()
+            return [_order_row(o) for o in orders
                     if (not open_only or o.is_open) and all(getattr(o, k) == v for k, v in want.items())]
         return self._gw.engine.call(rows)
+
+    def _reconcile(self, order_id: str | None, payload: dict, operator: str) -> dict:
+        """Ask the venues for the state of one order's children (or every open order's), wait for the answers
+        (``wait_s``, default 5, at most 60), and show what changed."""
+        wait_s = payload.get("wait_s", 5)
+        if isinstance(wait_s, bool) or not isinstance(wait_s, (int, float)) or not 0 <= wait_s <= 60:
+            raise AdminError(400, f"wait_s must be a number of seconds from 0 to 60, got {wait_s!r}")
+        engine = self._gw.engine
+
+        def snapshot(core, ids):
+            return {i: _order_detail(core.orders[i]) for i in ids if i in core.orders}
+
+        ids = [order_id] if order_id is not None else engine.call(
+            lambda core: [o.order_id for o in core.orders.values() if o.is_open or o.in_doubt])
+        before = engine.call(lambda core: snapshot(core, ids))
+        result = self._request(OperatorReconcile(order_id=order_id, operator=operator))
+        asked = {(a["order_id"], a["child"]) for a in result["asked"]}
+
+        def unanswered(core):
+            left = []
+            for oid, child_id in asked:
+                order = core.orders.get(oid)
+                child = next((c for c in order.children if c.child_id == child_id), None) if order else None
+                if child is not None and child.status_asks and not child.in_doubt:
+                    left.append({"order_id": oid, "child": child_id, "venue": child.venue})
+            return left
+
+        deadline = time.monotonic() + float(wait_s)
+        left = engine.call(unanswered)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = engine.call(unanswered)
+        after = engine.call(lambda core: snapshot(core, ids))
+        changed = []
+        for oid, now in after.items():
+            was = before.get(oid)
+            if was != now:
+                changed.append({"order_id": oid, "before": _brief(was), "after": _brief(now)})
+        return {"ok": True, "asked": result["asked"], "skipped": result["skipped"], "unanswered": left,
+                "changed": changed,
+                "in_doubt": [{"order_id": oid, "in_doubt": d["in_doubt"]} for oid, d in after.items() if d["in_doubt"]]}
 
     def _status(self) -> dict:
         from gateway.http import health

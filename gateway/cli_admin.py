@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -150,15 +151,20 @@ ORDER_COLUMNS = ["order_id", "session", "cl_ord_id", "account", "symbol", "side"
 @click.option("--account")
 @click.option("--symbol")
 @click.option("--open", "open_only", is_flag=True, help="only orders not yet in a final state")
+@click.option("--in-doubt", "in_doubt", is_flag=True,
+              help="only orders whose state at a venue the gateway does not know (see `fixgw orders reconcile`)")
 @CONFIG
 @JSON
-def orders_list(session, account, symbol, open_only, config_path: str, as_json: bool) -> None:
-    """Orders, filtered by session, account, symbol, open."""
+def orders_list(session, account, symbol, open_only, in_doubt, config_path: str, as_json: bool) -> None:
+    """Orders, filtered by session, account, symbol, open, in doubt."""
     query = {k: v for k, v in (("session", session), ("account", account), ("symbol", symbol)) if v}
     if open_only:
         query["open"] = "1"
+    if in_doubt:
+        query["in_doubt"] = "1"
     data = AdminClient(config_path).call("GET", "/admin/orders" + (f"?{urlencode(query)}" if query else ""))
-    emit(data, as_json, lambda d: table(d["orders"], ORDER_COLUMNS))
+    columns = ORDER_COLUMNS + (["in_doubt"] if in_doubt else [])
+    emit(data, as_json, lambda d: table(d["orders"], columns))
 
 
 @orders.command("show")
@@ -193,7 +199,7 @@ def show_order(d: dict) -> str:
     return "\n".join(lines)
 
 
-CHILD_COLUMNS = ["venue", "child", "qty", "price", "status", "cum_qty", "avg_px", "venue_order_id"]
+CHILD_COLUMNS = ["venue", "child", "qty", "price", "status", "cum_qty", "avg_px", "venue_order_id", "awaiting", "in_doubt"]
 QUOTE_COLUMNS = ["venue", "state", "bid", "ask", "age_ms", "trusted", "take_fee", "make_fee", "priority"]
 
 
@@ -379,6 +385,58 @@ def orders_cancel(order_id: str, config_path: str) -> None:
     """Cancel one order at its venue; the client is told when the venue confirms."""
     AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
     click.echo(f"cancel of {order_id} sent to its venue")
+
+
+@orders.command("reconcile")
+@click.argument("order_id", required=False)
+@click.option("--all", "everything", is_flag=True, help="every open or in-doubt order")
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 60), default=5, show_default=True,
+              help="seconds to wait for the venues' answers")
+@CONFIG
+@JSON
+def orders_reconcile(order_id, everything: bool, wait_s: float, config_path: str, as_json: bool) -> None:
+    """Ask the venues for the state of ORDER_ID's child orders (or --all open orders'), apply what they report,
+    and show what changed. Exits 1 if an order is still in doubt or a venue did not answer."""
+    if bool(order_id) == everything:
+        raise click.UsageError("give an ORDER_ID or --all")
+    path = f"/admin/orders/{order_id}/reconcile" if order_id else "/admin/orders/reconcile"
+    data = AdminClient(config_path).call("POST", path, {"wait_s": wait_s}, timeout=wait_s + 10)
+
+    def human(d):
+        lines = [f"asked {len(d['asked'])} child order(s)"
+                 + (f"; {len(d['skipped'])} not asked (venue down)" if d["skipped"] else "")]
+        for s in d["skipped"]:
+            lines.append(f"  not asked: {s['order_id']} {s['child']}: {s['why']}")
+        for c in d["changed"]:
+            b, a = c["before"] or {}, c["after"] or {}
+            lines.append(f"changed {c['order_id']}: {b.get('status')} {b.get('cum_qty')} -> "
+                         f"{a.get('status')} {a.get('cum_qty')}")
+        if not d["changed"]:
+            lines.append("no differences: the gateway agrees with the venues")
+        for u in d["unanswered"]:
+            lines.append(f"no answer yet: {u['order_id']} {u['child']} at {u['venue']}")
+        for x in d["in_doubt"]:
+            lines.append(f"IN DOUBT {x['order_id']}: {x['in_doubt']}")
+        return "\n".join(lines)
+    emit(data, as_json, human)
+    if data["in_doubt"] or data["unanswered"] or data["skipped"]:
+        sys.exit(1)
+
+
+@orders.command("close")
+@click.argument("order_id")
+@click.option("--reason", required=True, help="why (journaled, and in the client's ExecutionReport Text)")
+@CONFIG
+@JSON
+def orders_close(order_id: str, reason: str, config_path: str, as_json: bool) -> None:
+    """Force ORDER_ID to Canceled and tell the client with an unsolicited ExecutionReport: for an order in
+    doubt that has been settled with the venue by other means. A child still open at a connected venue is
+    sent a cancel first. Journaled as an operator action."""
+    data = AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/close", {"reason": reason})
+    emit(data, as_json, lambda d: f"{d['order_id']} closed (was {d['was']}"
+                                  + (f"; in doubt: {d['in_doubt']}" if d.get("in_doubt") else "") + ")"
+                                  + (f"; cancel sent to {', '.join(d['cancel_sent_to'])}" if d["cancel_sent_to"]
+                                     else ""))
 
 
 @orders.command("cancel-all")

@@ -168,6 +168,13 @@ class VenueConfig(_Strict):
         "hold", description="its open orders when its session drops: hold (wait for the venue to report them), "
                             "cancel (the venue cancels on disconnect: treat them as canceled) or reroute (as "
                             "cancel, and route what they held to the other venues)")
+    ack_timeout_s: float = Field(5, gt=0, le=3600, description="seconds to wait for the venue's answer to an order, "
+                                 "cancel or replace before asking its state (OrderStatusRequest)")
+    status_timeout_s: float = Field(5, gt=0, le=3600, description="seconds to wait for the status reply before the "
+                                    "order is in doubt (alerted, `fixgw orders list --in-doubt`)")
+    status_retry_s: float = Field(30, gt=0, le=86400, description="how often an order in doubt is asked again")
+    reconcile_on_logon: bool = Field(True, description="when the venue's session logs on (after a disconnect or a "
+                                     "restart), ask the state of every open order there and reconcile")
     simulator: SimulatorConfig | None = None
     tls: ClientTlsConfig | None = None
     username: str | None = Field(None, min_length=1, description="Username (553) in our Logon to the venue")

@@ -42,12 +42,15 @@ from routing.model import (
     ReplaceRequest,
     SessionStatus,
     StatusRequest,
+    Tick,
     VenueCancel,
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
+    VenueMessageRejected,
     VenueNewOrder,
     VenueReplace,
+    VenueStatusRequest,
     describe_route,
 )
 from sessions.outbound import Outbound
@@ -57,11 +60,11 @@ _STOP = object()
 _FAILED = object()  # an action whose message could not be encoded
 _REQUEST = object()
 # the sender's work items besides (action, command, message): marks kept in order with the sends
-_SESSION = object()  # (_SESSION, name, up): a logon or logout the core handled
 _DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
 _CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
-_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow)
+_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow, VenueStatusRequest)
+_TICK = Tick()
 
 # (command type, action type) -> the hop histogram child a sent action is timed on
 _HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
@@ -101,6 +104,10 @@ class Engine:
         self._caught_up = threading.Event()
         self.handled = 0
         self.errors = 0
+        # The core's timer (routing/liveness.py: children a venue has not answered in time): a Tick every
+        # TICK_S seconds, queued like any command so the core stays the only thread touching order state.
+        self._ticker: threading.Thread | None = None
+        self._ticking = threading.Event()
 
     def submit(self, command) -> None:
         self._queue.put(command)
@@ -145,11 +152,20 @@ class Engine:
         finally:
             self._core_waiting = False
 
+    TICK_S = 1.0
+
     def start(self) -> None:
         self._sender = threading.Thread(target=self._send_loop, name="fixgw-sender", daemon=True)
         self._sender.start()
         self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
         self._thread.start()
+        self._ticking.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name="fixgw-timer", daemon=True)
+        self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        while not self._ticking.wait(self.TICK_S):
+            self._queue.put(_TICK)
 
     @property
     def sender_thread_id(self) -> int | None:
@@ -160,6 +176,10 @@ class Engine:
         """Handle what was submitted before, send what that decided, stop both threads."""
         if self._thread is None:
             return
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout)
+            self._ticker = None
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
@@ -274,6 +294,16 @@ class Engine:
                 metrics.RISK_REJECTS.labels(shadow.rule, "shadow").inc()
         for warning in outcome.warnings:
             log.warning("%s", warning, extra=getattr(warning, "fields", None))
+        if outcome.events and self._journal_event is not None:
+            for category, text in outcome.events:  # reconciliation: what changed and why, for the audit trail
+                self._journal_event(category, text)
+        for _, venue in outcome.in_doubt:
+            metrics.IN_DOUBT_TOTAL.labels(venue).inc()
+        if type(command) is Tick:
+            metrics.ORDERS_IN_DOUBT.set(len(self.core.in_doubt_orders()))
+        elif type(command) is VenueMessageRejected:
+            metrics.VENUE_MESSAGE_REJECTS.labels(command.venue, "session" if command.session_level else "business",
+                                                 command.ref_msg_type or "?").inc()
         messages = [self._encode(action) for action in outcome.actions]
         if recorder is not None:
             # durable before anything leaves: the messages' texts, as they will be sent
@@ -281,8 +311,6 @@ class Engine:
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
         put = self._put
-        if type(command) is SessionStatus:
-            put((_SESSION, command.name, command.up))
         for action, message in zip(outcome.actions, messages):
             if message is not _FAILED:
                 put((action, command, message))
@@ -305,9 +333,7 @@ class Engine:
                 return
             kind = item[0]
             try:
-                if kind is _SESSION:
-                    self.outbound.session_up(item[1], item[2])
-                elif kind is _DONE:
+                if kind is _DONE:
                     if item[3] is None:
                         item[1].set_result(item[2])
                     else:
@@ -354,7 +380,9 @@ class Engine:
             if hop is not None:
                 hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         kind = type(action)
-        if kind is VenueNewOrder:
+        if kind is VenueStatusRequest:
+            metrics.VENUE_STATUS_REQUESTS.labels(action.venue).inc()
+        elif kind is VenueNewOrder:
             routed = self._routed.get(action.venue)
             if routed is None:
                 routed = self._routed[action.venue] = metrics.ROUTED_ORDERS.labels(action.venue)

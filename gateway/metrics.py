@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -156,4 +156,26 @@ ROUTING_DECISIONS = Counter(
     "Routing decisions by strategy (best-price, preferred, sweep, direct) and result (routed, or none: no venue "
     "could take the order)",
     ["strategy", "result"],
+)
+
+# No order left in doubt (routing/liveness.py)
+ORDERS_IN_DOUBT = Gauge(
+    "fixgw_orders_in_doubt",
+    "Orders whose state at a venue the gateway does not know (a child unanswered after its status requests, or "
+    "reported by the venue in a state the gateway cannot reconcile); `fixgw orders list --in-doubt` names them",
+)
+IN_DOUBT_TOTAL = Counter(
+    "fixgw_orders_put_in_doubt_total", "Orders that became in doubt (each time), by venue", ["venue"],
+)
+VENUE_STATUS_REQUESTS = Counter(
+    "fixgw_venue_status_requests_total",
+    "OrderStatusRequests (H) sent to venues to reconcile a child order (unanswered in time, the venue's logon, an "
+    "operator's reconcile), by venue",
+    ["venue"],
+)
+VENUE_MESSAGE_REJECTS = Counter(
+    "fixgw_venue_message_rejects_total",
+    "Our messages a venue refused with a session-level Reject (level=session, 35=3) or a BusinessMessageReject "
+    "(level=business, 35=j), by venue and the refused MsgType",
+    ["venue", "level", "ref_msg_type"],
 )

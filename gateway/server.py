@@ -46,6 +46,7 @@ from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
 from sessions.journal_log import JournalLogFactory
+from sessions.sent_index import SentIndex
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.gateway")
@@ -94,7 +95,9 @@ def venue_model(name: str, v: VenueConfig) -> Venue:
     """The router's view of a configured venue (it is down until its session logs on)."""
     return Venue(name=name, symbols=frozenset(v.symbols), md_enabled=v.market_data.enabled,
                  md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental",
-                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make, on_disconnect=v.on_disconnect)
+                 priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make, on_disconnect=v.on_disconnect,
+                 ack_timeout_s=v.ack_timeout_s, status_timeout_s=v.status_timeout_s, status_retry_s=v.status_retry_s,
+                 reconcile_on_logon=v.reconcile_on_logon)
 
 
 def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
@@ -175,7 +178,12 @@ class Gateway:
             raise ConfigError(str(exc)) from None
         self.tls = TlsTerminator(self.peers, self._audit_tls)
         self._internal_ports: dict[int, int] = {}  # TLS client port -> quickfix's loopback-only port behind it
-        self._log_factory = JournalLogFactory(self.journal, journal_log_error, on_event=self._quickfix_event)
+        # what we sent each venue by MsgSeqNum, so a venue's session-level Reject maps to a child order
+        self.sent_index = SentIndex()
+        for sid in self.venue_sids.values():
+            self.sent_index.track(sid.toString())
+        self._log_factory = JournalLogFactory(self.journal, journal_log_error, on_event=self._quickfix_event,
+                                              sent_index=self.sent_index)
         # SessionID text -> name, shared by both Applications; a reload adds to it before starting an engine
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
@@ -183,6 +191,7 @@ class Gateway:
         self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal)
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
                                           logon_fields=self._venue_logon_fields)
+        self.venue_app.sent_index = self.sent_index
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
@@ -708,6 +717,7 @@ class Gateway:
     def _add_venue(self, name: str, cfg: VenueConfig) -> None:
         sid = session_id(cfg.fix_version, self.cfg.comp_id, name)
         self._names[sid.toString()] = name
+        self.sent_index.track(sid.toString())
         outbound = self.engine.outbound
 
         def add(core) -> None:

@@ -45,6 +45,8 @@ from routing.model import (
     Note,
     OrdStatus,
     OperatorCancel,
+    OperatorClose,
+    OperatorReconcile,
     OrdType,
     Outcome,
     QuoteSeen,
@@ -55,16 +57,20 @@ from routing.model import (
     SessionStatus,
     Side,
     StatusRequest,
+    Tick,
     TimeInForce,
     VenueCancel,
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
     VenueMarketDataRequest,
+    VenueMessageRejected,
     VenueNewOrder,
     VenueReplace,
+    VenueStatusRequest,
     with_split,
 )
+from routing.liveness import VenueLiveness
 from routing.orders import TRANSITIONS, Child, ChildReplace, Event, Order, PendingReplace, TransitionRefused
 from routing.quotes import Quotes
 from routing.router import (
@@ -120,7 +126,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Core:
+class Core(VenueLiveness):
     def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
                  risk: RiskEngine | None = None, risk_state: RiskState | None = None,
                  clock: Callable[[], datetime] = _utcnow, policy: RoutingPolicy | None = None):
@@ -139,13 +145,15 @@ class Core:
         self._by_client: dict[tuple[str, str], Order] = {}
         self._by_child: dict[tuple[str, str], Order] = {}
         self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
+        self._watch: dict[tuple[str, str], Order] = {}  # (venue, child_id) -> order: children awaiting an answer
         self._handlers = {
             VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
             EndOfDay: self._end_of_day, VenueCancelReject: self._venue_cancel_reject,
             SessionStatus: self._session_status, KillSwitch: self._kill_switch, ReloadRisk: self._reload_risk,
             OperatorCancel: self._operator_cancel, MarketData: self._market_data,
-            MarketDataReject: self._market_data_reject,
+            MarketDataReject: self._market_data_reject, VenueMessageRejected: self._venue_message_rejected,
+            Tick: self._tick, OperatorReconcile: self._operator_reconcile, OperatorClose: self._operator_close,
         }
 
     # ------------------------------------------------------------------ queries
@@ -172,9 +180,9 @@ class Core:
         found: dict[str, Order] = {}
         t = type(cmd)
         order = None
-        if t is VenueExecution or t is VenueCancelReject:
-            order = self._by_child.get((cmd.venue, cmd.cl_ord_id))
-            if order is None and cmd.orig_cl_ord_id:
+        if t is VenueExecution or t is VenueCancelReject or t is VenueMessageRejected:
+            order = self._by_child.get((cmd.venue, cmd.cl_ord_id)) if cmd.cl_ord_id else None
+            if order is None and getattr(cmd, "orig_cl_ord_id", None):
                 order = self._by_child.get((cmd.venue, cmd.orig_cl_ord_id))
         elif t is CancelRequest or t is ReplaceRequest:
             order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
@@ -186,7 +194,7 @@ class Core:
             ta = type(a)
             if ta is ClientExecReport or ta is ClientCancelReject:
                 o = self.orders.get(a.order_id)
-            elif ta is VenueNewOrder or ta is VenueCancel or ta is VenueReplace:
+            elif ta is VenueNewOrder or ta is VenueCancel or ta is VenueReplace or ta is VenueStatusRequest:
                 o = self._by_child.get((a.venue, a.cl_ord_id))
             else:
                 continue
@@ -208,6 +216,7 @@ class Core:
             for child in order.children:
                 for cl in {*child.cl_ord_ids, child.child_id, child.cl_ord_id}:
                     self._by_child[(child.venue, cl)] = order
+        self._rewatch()
 
     def _index_client(self, order: Order, cl_ord_id: str) -> None:
         self._by_client[(order.session, cl_ord_id)] = order
@@ -380,6 +389,7 @@ class Core:
                           ord_type=order.ord_type, tif=order.tif, cl_ord_id=child_id)
             order.children.append(child)
             self._index_child(order, child, child_id)
+            self._expect(order, child)
             children.append(child)
             out.actions.append(VenueNewOrder(
                 venue=leg.venue, cl_ord_id=child_id, symbol=order.symbol, side=order.side, qty=leg.qty,
@@ -539,6 +549,7 @@ class Core:
         cancel_id = order.next_child_id("c")
         child.pending_cancel = cancel_id
         self._index_child(order, child, cancel_id)
+        self._expect(order, child)
         out.actions.append(VenueCancel(
             venue=child.venue, cl_ord_id=cancel_id, orig_cl_ord_id=child.cl_ord_id,
             venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=child.qty,
@@ -590,6 +601,7 @@ class Core:
             order.replace_mode = "venue"
             child.pending_replace = ChildReplace(child_id, qty, cmd.price, cmd.ord_type, tif)
             self._index_child(order, child, child_id)
+            self._expect(order, child)
             out.actions.append(self._report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
                                             orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
             out.actions.append(VenueReplace(
@@ -725,6 +737,8 @@ class Core:
                     side=ev.side, last_qty=ev.last_qty, last_px=ev.last_px, text=text,
                 ))
             return out
+        if ev.kind is ExecKind.ORDER_STATUS:  # an answer to our OrderStatusRequest: reconcile (routing.liveness)
+            return self._status_reply(order, child, ev, out)
         if ev.exec_id in child.seen_exec_ids:
             out.warnings.append(Note(f"duplicate ExecID {ev.exec_id} from {ev.venue} ignored (order {order.order_id})",
                                       **_ids(order), exec_id=ev.exec_id))
@@ -753,6 +767,7 @@ class Core:
             out.warnings.append(Note(f"order {order.order_id}: {exc} (venue {ev.venue}, ExecID {ev.exec_id})",
                                       **_ids(order), exec_id=ev.exec_id))
             return out
+        self._heard(order, child, out)
         if event is Event.VENUE_ACK:
             if order.status is OrdStatus.PENDING_NEW:  # the first venue to acknowledge: the order is working
                 order.apply(Event.VENUE_ACK)
@@ -854,10 +869,15 @@ class Core:
         order.refusal = None
         cl = order.pending_cl_ord_id
         order.pending_cl_ord_id = None
-        if cl is None:  # a cancel the gateway started itself: nobody to send a reject to
+        if cl is None:  # a cancel the gateway started itself: the client heard PendingCancel, so it hears this
+            cause = order.cancel_cause
             out.warnings.append(Note(f"order {order.order_id}: {venue or 'the venue'} refused the "
-                                     f"{order.cancel_cause} cancel: {text or code.value}", **_ids(order)))
+                                     f"{cause} cancel: {text or code.value}", **_ids(order)))
             order.cancel_cause = None
+            if order.is_open:  # unsolicited: the order's real state, so client and gateway agree again
+                out.actions.append(self._report(order, ExecKind.RESTATED,
+                                                text=f"cancel ({cause}) refused by {venue or 'the venue'}: "
+                                                     f"{text or code.value}; the order works on"))
             return
         out.actions.append(ClientCancelReject(
             session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
@@ -917,6 +937,7 @@ class Core:
                                                      if lost else ""), **_ids(order), exec_id=ev.exec_id))
             return out
         child_booked = child.add_fill(ev.last_qty, ev.last_px)
+        self._heard(order, child, out)
         room = order.qty - order.cum_qty
         try:
             order.apply(Event.FILL if child_booked >= room else Event.PARTIAL_FILL)
@@ -951,6 +972,7 @@ class Core:
             out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order), exec_id=ev.exec_id))
             return out
         child.apply_replace()
+        self._heard(order, child, out)
         self._confirm_replace(order, out, ev.recv_ns)
         self._risk_settle(order)
         return out
@@ -984,6 +1006,7 @@ class Core:
                 out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
                 return out
             child.pending_replace = None
+            self._heard(order, child, out)
             cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
             order.pending_replace = None
             order.replace_mode = None
@@ -1002,6 +1025,7 @@ class Core:
         except TransitionRefused as exc:  # it ended meanwhile (rejected, say): the cancel is moot all the same
             out.warnings.append(Note(f"order {order.order_id}: {exc}", **_ids(order)))
         child.pending_cancel = None
+        self._heard(order, child, out)
         if child.is_open or order.refusal is None:
             order.refusal = (ev.reason, ev.venue, ev.text or ev.reason.value)
         self._progress(order, out)
@@ -1014,6 +1038,8 @@ class Core:
             venue.up = ev.up
             if ev.up:
                 self._subscribe(venue, out)
+                if venue.reconcile_on_logon:  # what did it do while we were away? (routing.liveness)
+                    self._reconcile_venue(venue.name, out, "its session logged on")
             else:
                 venue.md_req_id = None
                 self.quotes.drop_venue(ev.name)  # its quotes die with the session

@@ -85,6 +85,7 @@ class ExecKind(str, Enum):
     DONE_FOR_DAY = "done_for_day"
     EXPIRED = "expired"
     ORDER_STATUS = "order_status"
+    RESTATED = "restated"  # unsolicited: the order's state as it really is (e.g. after a refused gateway cancel)
 
 
 class RejectCode(str, Enum):
@@ -155,19 +156,18 @@ class PlainForm:
         return v
 
     def load(self, v: list) -> list:
-        """Turn ``dump``'s values (or an older form's, whose Decimals and datetimes are objects) back, in place."""
+        """Turn ``dump``'s values (or an older form's, whose Decimals and datetimes are objects) back, in place.
+        A form written before trailing fields were added is shorter: those fields are left to their defaults."""
+        n = len(v)
         for i in self.decimals:
-            x = v[i]
-            if type(x) is str:
-                v[i] = Decimal(x)
+            if i < n and type(v[i]) is str:
+                v[i] = Decimal(v[i])
         for i, enum in self.enums:
-            x = v[i]
-            if x is not None:
-                v[i] = enum(x)
+            if i < n and v[i] is not None:
+                v[i] = enum(v[i])
         for i in self.times:
-            x = v[i]
-            if type(x) is bytes:
-                v[i] = datetime(x, _UTC)
+            if i < n and type(v[i]) is bytes:
+                v[i] = datetime(v[i], _UTC)
         return v
 
 
@@ -328,6 +328,54 @@ class VenueExecution:
     recv_ns: int = 0
     seq: int = 0  # MsgSeqNum (34) it arrived with; 0 when not from a FIX session
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
+    avg_px: Decimal | None = None  # AvgPx (6): what a status reply's missing fills are booked at
+    order_qty: Decimal | None = None  # OrderQty (38), when given: tells a status reply which terms are live
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class VenueMessageRejected:
+    """A venue refused one of our messages without an ExecutionReport or OrderCancelReject: a session-level
+    Reject (35=3, which names only RefSeqNum) or a BusinessMessageReject (35=j).
+
+    The venue session resolves RefSeqNum (45) to the message we sent with that MsgSeqNum
+    (``sessions.sent_index``), so the core learns which child order and which request it refused.
+    """
+
+    venue: str
+    ref_msg_type: str  # RefMsgType (372) of the refused message, or what we sent with that MsgSeqNum
+    ref_seq: int  # RefSeqNum (45); 0 when the reject did not carry one
+    cl_ord_id: str | None  # the ClOrdID of the refused message, when known
+    text: str
+    session_level: bool  # 35=3 (True) or 35=j (False)
+    recv_ns: int = 0
+    seq: int = 0
+    poss_dup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The engine's timer: the core checks child orders whose venue has not answered in time."""
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class OperatorReconcile:
+    """Operator: ask the venues for the state of one order's children (order_id), or of every open order's."""
+
+    order_id: str | None = None
+    operator: str = "operator"
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class OperatorClose:
+    """Operator: force an order to a terminal state (Canceled) and tell the client, e.g. an order left in doubt
+    that the operator has settled with the venue by other means."""
+
+    order_id: str
+    reason: str
+    operator: str = "operator"
 
 
 @compact_pickle
@@ -486,6 +534,18 @@ class VenueReplace:
     price: Decimal | None
     tif: TimeInForce
     account: str | None
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class VenueStatusRequest:
+    """OrderStatusRequest (H) to a venue for one of our child orders: its answer reconciles the child."""
+
+    venue: str
+    cl_ord_id: str  # the child's current ClOrdID at the venue
+    venue_order_id: str | None
+    symbol: str
+    side: Side
 
 
 @compact_pickle
@@ -660,3 +720,5 @@ class Outcome:
     routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
     changed: list = field(default_factory=list)  # orders changed that no action names (for the state log)
     result: object = None  # the answer to an operator command
+    events: list = field(default_factory=list)  # (category, text): journaled as session events (reconciliation)
+    in_doubt: list = field(default_factory=list)  # (order ID, venue) that became in doubt (alerted and counted)

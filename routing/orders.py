@@ -255,10 +255,26 @@ class Child(_Stateful):
     pending_replace: ChildReplace | None = None
     cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID we used for it at the venue
     seen_exec_ids: set[str] = field(default_factory=set)
+    # liveness (routing.liveness): when we last sent the venue something it must answer (the order, a cancel,
+    # a replace or a status request), how many status requests are out since, and why the child is in doubt
+    asked_at: datetime | None = None
+    status_asks: int = 0
+    in_doubt: str | None = None
 
     @property
     def leaves_qty(self) -> Decimal:
         return Decimal(0) if self.status in TERMINAL else self.qty - self.cum_qty
+
+    @property
+    def awaiting(self) -> str | None:
+        """What the venue has not answered yet: "new" (the order itself), "cancel" or "replace"; None."""
+        if self.status is OrdStatus.PENDING_NEW:
+            return "new"
+        if self.pending_cancel is not None and self.status not in TERMINAL:
+            return "cancel"
+        if self.pending_replace is not None and self.status not in TERMINAL:
+            return "replace"
+        return None
 
     @property
     def committed(self) -> Decimal:
@@ -333,6 +349,14 @@ class Order(_Stateful):
     @staticmethod
     def _legacy(state) -> tuple:
         return _from_legacy(state)
+
+    @property
+    def in_doubt(self) -> str | None:
+        """Why the gateway does not know this order's state at a venue (a child in doubt), or None."""
+        for c in self.children:
+            if c.in_doubt:
+                return f"{c.venue} {c.child_id}: {c.in_doubt}"
+        return None
 
     @property
     def leaves_qty(self) -> Decimal:

@@ -61,6 +61,12 @@ class Venue:
     take_fee: Decimal = ZERO  # per share for an order that removes liquidity (negative: a rebate)
     make_fee: Decimal = ZERO  # per share for an order that rests and is hit (negative: a rebate)
     on_disconnect: str = "hold"  # its orders when its session drops: hold, cancel or reroute
+    # liveness: seconds to wait for an answer (ack, cancel, replace) before asking OrderStatusRequest, then for
+    # the status reply before the child is in doubt; how often an in-doubt child is asked again
+    ack_timeout_s: float = 5.0
+    status_timeout_s: float = 5.0
+    status_retry_s: float = 30.0
+    reconcile_on_logon: bool = True  # ask the state of every open child there when its session logs on
 
 
 @dataclass(frozen=True, slots=True)

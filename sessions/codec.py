@@ -49,7 +49,9 @@ from routing.model import (
     VenueDontKnow,
     VenueExecution,
     VenueMarketDataRequest,
+    VenueMessageRejected,
     VenueNewOrder,
+    VenueStatusRequest,
 )
 from routing.router import STRATEGY_TAG
 from sessions.fixsettings import spec_path
@@ -296,6 +298,7 @@ _EXEC_TYPE_44 = {
     ExecKind.DONE_FOR_DAY: "3",
     ExecKind.EXPIRED: "C",
     ExecKind.ORDER_STATUS: "I",
+    ExecKind.RESTATED: "D",  # Restated, in every version (4.2 included)
 }
 
 _ORD_REJ_REASON_42 = {
@@ -441,6 +444,8 @@ def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
     kind = _VENUE_EXEC_KIND.get(_get(f, 150))
     if kind is None:
         raise fix.IncorrectTagValue(150)
+    if f.get(20) == "3":  # FIX 4.2: ExecTransType Status, the answer to an OrderStatusRequest (no ExecType I)
+        kind = ExecKind.ORDER_STATUS
     trade = kind is ExecKind.TRADE
     return VenueExecution(
         venue=venue,
@@ -460,7 +465,32 @@ def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
+        avg_px=_opt_decimal(f, 6),
+        order_qty=_opt_decimal(f, 38),
     )
+
+
+def decode_venue_reject(f: Fields, venue: str, ref: "tuple[str, str] | None", recv_ns: int = 0
+                        ) -> VenueMessageRejected:
+    """A venue's session-level Reject (35=3) or BusinessMessageReject (35=j) of one of our messages.
+
+    ``ref``: (MsgType, ClOrdID) of the message we sent with its RefSeqNum (45), from the venue session's
+    ``sessions.sent_index.SentIndex``; a 35=3 names nothing else. A 35=j may name the ClOrdID in
+    BusinessRejectRefID (379), which is used when the index does not know the sequence number.
+    """
+    session_level = f.get(35) == "3"
+    ref_seq = int(f[45]) if (f.get(45) or "").isdigit() else 0
+    ref_type = f.get(372) or (ref[0] if ref else "")
+    cl_ord_id = ref[1] if ref and ref[1] and (not f.get(372) or ref[0] == f.get(372)) else None
+    if cl_ord_id is None and not session_level:
+        cl_ord_id = f.get(379)
+    if session_level:
+        reason = f"SessionRejectReason {f.get(373) or '-'}" + (f", tag {f[371]}" if f.get(371) else "")
+    else:
+        reason = f"BusinessRejectReason {f.get(380) or '-'}"
+    text = f"{f.get(58) or 'no text'} ({reason})"
+    return VenueMessageRejected(venue=venue, ref_msg_type=ref_type, ref_seq=ref_seq, cl_ord_id=cl_ord_id, text=text,
+                                session_level=session_level, recv_ns=recv_ns, seq=_seq(f), poss_dup=_poss_dup(f))
 
 
 _VENUE_CXL_REJ = {"0": CxlRejCode.TOO_LATE, "1": CxlRejCode.UNKNOWN_ORDER, "3": CxlRejCode.ALREADY_PENDING, "6": CxlRejCode.DUPLICATE_CLORDID}
@@ -531,6 +561,16 @@ def encode_venue_replace(version: str, r: VenueReplace) -> str:
         (44, fmt(r.price) if r.price is not None and r.ord_type in _PRICED else None),
         (59, r.tif.value),
         (1, r.account or None),
+    ))
+
+
+@_message
+def encode_venue_status_request(version: str, r: VenueStatusRequest) -> str:
+    return _body("H", (
+        (37, r.venue_order_id or None),
+        (11, r.cl_ord_id),
+        (55, r.symbol),
+        (54, r.side.value),
     ))
 
 

@@ -138,12 +138,16 @@ class _Guarded(fix.Application):
             if msg_type == "A":
                 self._check_logon(msg, sid)
             elif msg_type == "3":
-                log.warning("session %s rejected our message: %s", self._name(sid),
-                            redact(msg.toString()).replace("\x01", "|"), extra={"session": self._name(sid)})
+                self._session_reject(msg.toString(), sid)
         except fix.RejectLogon:
             raise
         except BaseException as exc:  # noqa: BLE001
             self._bug("fromAdmin", sid, exc)
+
+    def _session_reject(self, raw: str, sid: fix.SessionID) -> None:
+        """The peer refused one of our messages at session level (35=3)."""
+        log.warning("session %s rejected our message: %s", self._name(sid), redact(raw).replace("\x01", "|"),
+                    extra={"session": self._name(sid)})
 
     def toApp(self, msg, sid):
         pass
@@ -187,6 +191,10 @@ class VenueApplication(_Guarded):
 
     role = "venue"
 
+    # What we sent each venue by MsgSeqNum (sessions/sent_index.py), to map a Reject's RefSeqNum to a child
+    # order; set by the gateway before the engines start.
+    sent_index = None
+
     # Child ClOrdIDs the venue had not answered when the gateway restarted after a crash
     # (gateway.recovery.awaiting_venue): if the venue asks for them again, it never got
     # them, so they are re-sent (PossDupFlag=Y) instead of gap-filled. Filled in before
@@ -214,8 +222,26 @@ class VenueApplication(_Guarded):
         except BaseException as exc:  # noqa: BLE001
             self._bug("toApp", sid, exc)
 
+    def _session_reject(self, raw: str, sid: fix.SessionID) -> None:
+        """A venue's session-level Reject of one of our messages: the core learns which child it concerns
+        (routing/liveness.py), by the RefSeqNum of the message we sent."""
+        super()._session_reject(raw, sid)
+        f = codec.parse_fields(raw)
+        self._submit(codec.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f),
+                                               time.perf_counter_ns()))
+
+    def _ref(self, sid: fix.SessionID, f: codec.Fields) -> tuple[str, str] | None:
+        index = self.sent_index
+        ref = f.get(45)
+        if index is None or not ref or not ref.isdigit():
+            return None
+        return index.lookup(sid.toString(), int(ref))
+
     def _dispatch(self, raw, sid, recv_ns):
         f = codec.parse_fields(raw)
+        if f[35] == "j":
+            self._submit(codec.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f), recv_ns))
+            return
         command = venue_command(f, self._sender_name(f, sid), recv_ns, raw)
         if command is not None:
             self._submit(command)
@@ -257,9 +283,8 @@ def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None 
         return codec.decode_md_snapshot(raw, name, recv_ns)
     if msg_type == "Y":
         return codec.decode_md_reject(raw, name)
-    if msg_type == "j":
-        log.warning("venue %s rejected a message: %s", name, "|".join(f"{k}={v}" for k, v in f.items()))
-        return None
+    if msg_type == "j":  # a BusinessMessageReject of one of our messages (live: VenueApplication adds what we sent)
+        return codec.decode_venue_reject(f, name, None, recv_ns)
     raise fix.UnsupportedMessageType()
 
 

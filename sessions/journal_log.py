@@ -19,6 +19,7 @@ tests/test_quickfix_binding.py):
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable, Protocol
 
 import quickfix as fix
@@ -37,17 +38,26 @@ EventHook = Callable[[str, str], None]  # (session key, event text), on the thre
 
 ErrorHook = Callable[[str, BaseException], None]  # (callback, exception)
 
+# Set by ``onOutgoing`` on the thread that writes a message to the wire. quickfix calls it from inside
+# ``sendToTarget`` when, and only when, the session is logged on in quickfix's own view (``Session::sendRaw``
+# checks ``isLoggedOn()`` under the session lock); otherwise the message is only stored. So the sender
+# clears it before ``sendToTarget`` and reads it after: the one place that decides whether a message it sent
+# still needs journaling as stored (sessions/outbound.py), every message exactly once.
+WIRE = threading.local()
+
 
 class JournalLog(fix.Log):
-    __slots__ = ("_name", "_record", "_event", "_on_error", "_hook")
+    __slots__ = ("_name", "_record", "_event", "_on_error", "_hook", "_sent")
 
-    def __init__(self, name: str, sink: Sink, on_error: ErrorHook, hook: EventHook | None = None):
+    def __init__(self, name: str, sink: Sink, on_error: ErrorHook, hook: EventHook | None = None,
+                 sent: Callable[[str], None] | None = None):
         super().__init__()
         self._name = name
         self._record = sink.record
         self._event = sink.event
         self._on_error = on_error
         self._hook = hook
+        self._sent = sent  # a venue session's SentIndex hook (sessions/sent_index.py)
 
     def clear(self):  # the journal keeps history across sequence resets
         pass
@@ -63,7 +73,10 @@ class JournalLog(fix.Log):
 
     def onOutgoing(self, raw):
         try:
+            WIRE.sent = True
             self._record(self._name, "O", raw)
+            if self._sent is not None:
+                self._sent(raw)
         except BaseException as exc:  # noqa: BLE001
             self._failed("onOutgoing", exc)
 
@@ -83,17 +96,20 @@ class JournalLogFactory(fix.LogFactory):
     """``on_event`` also sees every engine and session event (the gateway learns each logon's source
     address from quickfix's "Allows connections to the acceptor from ..." event: gateway/auth.py)."""
 
-    def __init__(self, sink: Sink, on_error: ErrorHook | None = None, on_event: EventHook | None = None):
+    def __init__(self, sink: Sink, on_error: ErrorHook | None = None, on_event: EventHook | None = None,
+                 sent_index=None):
         super().__init__()
         self._sink = sink
         self._on_error = on_error or _log_error
         self._on_event = on_event
+        self._sent_index = sent_index  # sessions.sent_index.SentIndex: venue sessions' order messages by MsgSeqNum
         self._logs: list[JournalLog] = []  # strong references for the engine's lifetime
 
     def create(self, sid=None):
         try:
             name = sid.toString() if sid is not None else "*"
-            created = JournalLog(name, self._sink, self._on_error, self._on_event)
+            sent = self._sent_index.hook(name) if self._sent_index is not None and sid is not None else None
+            created = JournalLog(name, self._sink, self._on_error, self._on_event, sent)
             created.__disown__()
             self._logs.append(created)
             return created

@@ -22,9 +22,11 @@ from routing.model import (
     VenueMarketDataRequest,
     VenueNewOrder,
     VenueReplace,
+    VenueStatusRequest,
 )
 from sessions import codec
 from sessions.fixsettings import app_version
+from sessions.journal_log import WIRE
 
 
 class UnknownSession(LookupError):
@@ -36,9 +38,9 @@ class Outbound:
                  journal: Callable[[str, str, str], None] | None = None):
         # (SessionID text, "O", raw): quickfix puts a message sent while its session is logged out
         # only in the session's store, and on the wire (and through the Log, into the journal) only
-        # when the peer asks for it after logging on again, maybe never; so it is journaled here.
+        # when the peer asks for it after logging on again, maybe never; so it is journaled here,
+        # exactly when quickfix did not write it to the wire (``journal_log.WIRE``).
         self._journal = journal
-        self._down: set[str] = set(clients) | set(venues)  # sessions not logged on, as the engine has heard
         # One quickfix Message per sending thread, refilled for each send (``setString`` clears it first):
         # a new Message per send cost two more calls into the binding (made, then freed), each letting go of
         # the GIL. quickfix keeps nothing of it after ``sendToTarget`` returns.
@@ -54,11 +56,8 @@ class Outbound:
             VenueNewOrder: (self._venues, "venue", codec.encode_venue_new_order.text, "venue"),
             VenueCancel: (self._venues, "venue", codec.encode_venue_cancel.text, "venue"),
             VenueDontKnow: (self._venues, "venue", codec.encode_dont_know.text, "venue"),
+            VenueStatusRequest: (self._venues, "venue", codec.encode_venue_status_request.text, "venue"),
         }
-
-    def session_up(self, name: str, up: bool) -> None:
-        """The engine tells of a logon/logout in the order it handles them among the sends."""
-        (self._down.discard if up else self._down.add)(name)
 
     def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:
         """Add, change or (sid None) remove a session; call on the core thread, which is the one sending."""
@@ -67,7 +66,6 @@ class Outbound:
             table.pop(name, None)
         else:
             table[name] = (sid, app_version(sid))
-            self._down.add(name)
 
     def encode(self, action) -> tuple[str, str, str] | None:
         """(role, session name, body text) of an action's message; None for an action ``perform`` does
@@ -110,9 +108,12 @@ class Outbound:
         return self.send(self.encode(action))
 
     def _send(self, msg: fix.Message, sid: fix.SessionID, name: str) -> bool:
+        wire = WIRE
+        wire.sent = False
         sent = fix.Session.sendToTarget(msg, sid)  # True even when quickfix only stored it
-        if name in self._down and self._journal is not None:
-            # not on the wire: quickfix filled in the header and stored it; journal it as stored
+        if sent and not wire.sent and self._journal is not None:
+            # quickfix did not write it to the wire (the session is not logged on in its own view, whatever the
+            # engine has heard so far): it filled in the header and stored it; journal it as stored
             self._journal(sid.toString(), "O", msg.toString())
         return sent
 

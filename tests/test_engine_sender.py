@@ -45,9 +45,6 @@ class RecordingOutbound:
     def perform(self, action) -> bool:
         return True
 
-    def session_up(self, name, up) -> None:
-        self.sent.append(("session", name, up))
-
 
 class RecordingRecorder:
     """Stands in for the state log: keeps the messages of each record."""
@@ -88,7 +85,7 @@ def test_messages_go_out_on_the_sender_thread_in_the_order_decided_each_after_it
         for i in range(50):
             engine.submit(new_order(i))
         engine.request(new_order(50))  # answered once its messages, and so all before them, are sent
-        expected = [("session", "V1", True)]
+        expected = []
         for i in range(51):
             child = engine.core.order_for_client("C1", f"A{i}").venue_cl_ord_id
             expected += [("client", "C1", f"8 A{i} PENDING_NEW"), ("venue", "V1", f"D {child}")]
@@ -149,7 +146,7 @@ def test_a_call_answers_only_once_the_messages_decided_before_it_are_sent():
             engine.call(lambda core: core.order_for_client("C1", "A0") is not None, timeout=0.3)
         gate.set()
         assert engine.call(lambda core: core.order_for_client("C1", "A0") is not None, timeout=10) is True
-        assert [m[0] for m in outbound.sent] == ["session", "client", "venue"]
+        assert [m[0] for m in outbound.sent] == ["client", "venue"]
         with pytest.raises(ZeroDivisionError):  # an exception in the call reaches the caller
             engine.call(lambda core: 1 / 0, timeout=10)
     finally:

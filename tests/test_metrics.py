@@ -52,9 +52,6 @@ class _Outbound:
     def perform(self, action):
         return True
 
-    def session_up(self, name, up):
-        pass
-
 
 def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
     from decimal import Decimal as D
