@@ -311,12 +311,15 @@ class Engine:
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
         put = self._put
+        if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
+            # first what was decided before (and held while the venue was down), then what its logon decided:
+            # the logon's status requests (routing/liveness.py) must take higher MsgSeqNums than the orders
+            # they ask about, or the venue answers "unknown order" for an order it has not been sent yet
+            for action, message in self._deferred.pop(command.name):
+                put((action, None, message))
         for action, message in zip(outcome.actions, messages):
             if message is not _FAILED:
                 put((action, command, message))
-        if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
-            for action, message in self._deferred.pop(command.name):
-                put((action, None, message))
         self._keep_sender_close()
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
