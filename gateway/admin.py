@@ -5,7 +5,13 @@ environment variable FIXGW_ADMIN_TOKEN, or else generated at start-up into
 ``<data_dir>/admin.token`` (mode 0600), where the CLI on the same machine finds
 it. Every call, allowed or not, is logged and journaled as an operator action
 (who, from where, what, the answer) in the journal's session_events table under
-the session name ``operator``.
+the session name ``operator``: also one the HTTP layer refused or dropped
+(malformed framing, too large, too slow, the client gone: ``Admin.refused``).
+
+Requests are checked before anything acts on them: the body is a JSON object
+with only the fields the call takes, each of its type; every session, account
+and symbol name must exist (gateway/admin_names.py). A malformed request gets a
+400 naming the problem.
 
 Reads of order state and every change run on the engine's core thread.
 """
@@ -21,6 +27,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from gateway import secretstore
+from gateway.admin_names import Names, UnknownName
 from gateway.config import ConfigError, describe_schedule
 from risk.rules import RulesError, load_rules
 from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
@@ -68,18 +75,66 @@ def _order_row(o) -> dict:
     }
 
 
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
+def _payload(body: bytes) -> dict:
+    """A POST's body: empty, or one JSON object."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise AdminError(400, "request body is not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8/16/32
+        raise AdminError(400, f"request body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise AdminError(400, f"request body must be a JSON object ({{...}}), got {_json_kind(value)}")
+    return value
+
+
+def _only(payload: dict, *allowed: str) -> dict:
+    """Refuse fields the call does not take: a misspelt one would otherwise be ignored, silently."""
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
+        raise AdminError(400, f"unknown field(s) {', '.join(unknown)} in the request body ({takes})")
+    return payload
+
+
 def _opt_str(payload: dict, key: str) -> str | None:
     value = payload.get(key)
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{key} must be a string")
+        raise AdminError(400, f"{key} must be a string, got {_json_kind(value)}")
     return value
 
 
 def _opt_int(payload: dict, key: str) -> int | None:
     value = payload.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ValueError(f"{key} must be a whole number")
+        raise AdminError(400, f"{key} must be a whole number, got {_json_kind(value)}")
     return value
+
+
+def _flag(payload: dict, key: str) -> bool:
+    value = payload.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise AdminError(400, f"{key} must be true or false, got {_json_kind(value)}")
+    return value
+
+
+def _operator(headers) -> str:
+    """Who the caller says they are (X-Fixgw-Operator; the CLI sends the OS user): printable, at most 64 chars."""
+    given = "".join(c for c in str(headers.get("X-Fixgw-Operator") or "") if c.isprintable())
+    return given[:64] or "unknown"
 
 
 def _px(v) -> str | None:
@@ -126,28 +181,47 @@ class Admin:
     def __init__(self, gateway, token: str):
         self._gw = gateway
         self._token = token.encode()
+        self._known = Names(gateway)
 
     def handle(self, method: str, raw_path: str, body: bytes, headers, peer: str) -> tuple[int, dict]:
-        operator = headers.get("X-Fixgw-Operator", "unknown")[:64]
+        operator = _operator(headers)
         url = urlsplit(raw_path)
         try:
             self._authorize(headers)
-            payload = json.loads(body or b"{}") if method == "POST" else {}
+            payload = _payload(body) if method == "POST" else {}
             status, answer = 200, self._route(method, url.path, parse_qs(url.query), payload, operator)
         except AdminError as exc:
             status, answer = exc.status, {"error": str(exc)}
-        except json.JSONDecodeError as exc:
-            status, answer = 400, {"error": f"request body is not JSON: {exc}"}
-        what = f"{operator} from {peer}: {method} {raw_path}"
-        if body:
-            what += f" {body[:500].decode(errors='replace')}"
-        self._gw.journal.event("operator", f"{what} -> {status}")
-        (log.info if status < 400 else log.warning)("admin %s -> %d", what, status,
-                                                     extra={"operator": operator, "peer": peer})
+        except UnknownName as exc:
+            status, answer = 400, {"error": str(exc)}
+        self._journal(operator, peer, method, raw_path, body, str(status), answer.get("error") if status >= 400
+                      else None)
         return status, answer
 
+    def refused(self, method: str, raw_path: str, headers, peer: str, status: int | None, message: str) -> None:
+        """Journal an admin call the HTTP layer refused (``status``) or dropped unanswered (None), and why.
+
+        The token is not checked first: the request may not have arrived whole. The
+        line says whether the caller presented a valid one.
+        """
+        try:
+            self._authorize(headers)
+            who = _operator(headers)
+        except AdminError:
+            who = f"{_operator(headers)} (no valid token)"
+        self._journal(who, peer, method, raw_path, b"", "closed" if status is None else str(status), message)
+
+    def _journal(self, operator: str, peer: str, method: str, raw_path: str, body: bytes, outcome: str,
+                 error: str | None) -> None:
+        what = f"{operator} from {peer}: {method} {raw_path[:500]}"
+        if body:
+            what += f" {body[:500].decode(errors='replace')}"
+        line = f"{what} -> {outcome}" + (f" ({error[:300]})" if error else "")
+        self._gw.journal.event("operator", line)
+        (log.info if error is None else log.warning)("admin %s", line, extra={"operator": operator, "peer": peer})
+
     def _authorize(self, headers) -> None:
-        given = headers.get("Authorization", "")
+        given = headers.get("Authorization") or ""
         if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), self._token):
             raise AdminError(401, "permission denied: missing or wrong admin token")
 
@@ -160,25 +234,27 @@ class Admin:
         if method == "GET" and parts == ["sessions"]:
             return {"sessions": self._sessions()}
         if method == "GET" and len(parts) == 2 and parts[0] == "sessions":
+            self._known.check_session(parts[1])
             for s in self._sessions():
                 if s["name"] == parts[1]:
                     return s
-            raise AdminError(404, f"unknown session {parts[1]} (known: {', '.join(self._names())})")
+            raise AdminError(409, f"session {parts[1]} is being changed by a sessions reload: ask again")
         if method == "POST" and parts == ["sessions", "reload"]:
-            return self._reload_sessions(operator, bool(payload.get("dry_run")))
+            return self._reload_sessions(operator, _flag(_only(payload, "dry_run"), "dry_run"))
         if method == "POST" and len(parts) == 3 and parts[0] == "sessions":
             return self._session_action(parts[1], parts[2], payload)
         if method == "POST" and parts == ["orders", "cancel-all"]:
-            return self._request(OperatorCancel(session=payload.get("session"), account=payload.get("account"),
-                                                symbol=payload.get("symbol"), operator=operator))
+            filters = self._filters(_only(payload, "session", "account", "symbol"))
+            return self._request(OperatorCancel(**filters, operator=operator))
         if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "cancel":
+            _only(payload)
             return self._request(OperatorCancel(order_id=parts[1], operator=operator))
         if method == "POST" and parts == ["orders", "reconcile"]:
-            return self._reconcile(None, payload, operator)
+            return self._reconcile(None, _only(payload, "wait_s"), operator)
         if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "reconcile":
-            return self._reconcile(parts[1], payload, operator)
+            return self._reconcile(parts[1], _only(payload, "wait_s"), operator)
         if method == "POST" and len(parts) == 3 and parts[0] == "orders" and parts[2] == "close":
-            reason = payload.get("reason")
+            reason = _only(payload, "reason").get("reason")
             if not isinstance(reason, str) or not reason.strip():
                 raise AdminError(400, "closing an order needs a reason (a non-empty string)")
             return self._request(OperatorClose(order_id=parts[1], reason=reason.strip()[:500], operator=operator))
@@ -198,18 +274,46 @@ class Admin:
         if method == "POST" and len(parts) == 3 and parts[0] == "dropcopy" and parts[2] == "replay":
             return self._dropcopy_replay(parts[1], payload)
         if method == "POST" and parts == ["risk", "reload"]:
+            _only(payload)
             return self._reload()
         if method == "POST" and parts in (["risk", "kill"], ["risk", "unkill"]):
-            cmd = KillSwitch(scope=str(payload.get("scope", "global")), key=str(payload.get("key") or ""),
-                             engage=parts[1] == "kill", reduce_only=bool(payload.get("reduce_only")),
-                             cancel_open=bool(payload.get("cancel_open")), operator=operator)
-            return self._request(cmd)
+            return self._request(self._kill_switch(parts[1] == "kill", payload, operator))
         raise AdminError(404, f"no admin call {method} {path}")
+
+    KILL_SCOPES = ("global", "session", "account", "symbol")
+
+    def _kill_switch(self, engage: bool, payload: dict, operator: str) -> KillSwitch:
+        """`fixgw risk kill|unkill SCOPE [KEY]`: the scope is required, the key must name something that exists.
+
+        Releasing also takes the key of a switch engaged now, whatever it names.
+        """
+        _only(payload, "scope", "key", *(("reduce_only", "cancel_open") if engage else ()))
+        scope, key = _opt_str(payload, "scope"), _opt_str(payload, "key") or ""
+        if scope not in self.KILL_SCOPES:
+            given = "none given" if scope is None else f"got {scope!r}"
+            raise AdminError(400, f"scope must be one of {', '.join(self.KILL_SCOPES)} ({given})")
+        if scope == "global" and key:
+            raise AdminError(400, f"a global kill switch takes no key (got {key!r}); "
+                                  "for one session, account or symbol give that scope")
+        if scope != "global":
+            if not key:
+                raise AdminError(400, f"a {scope} kill switch needs the {scope} it applies to")
+            self._known.check(scope, key, also=() if engage else self._known.engaged(scope))
+        return KillSwitch(scope=scope, key=key, engage=engage, reduce_only=_flag(payload, "reduce_only"),
+                          cancel_open=_flag(payload, "cancel_open"), operator=operator)
+
+    def _filters(self, given: dict) -> dict:
+        """session / account / symbol filters (orders list, cancel-all): strings naming what exists, or None."""
+        filters = {key: _opt_str(given, key) for key in ("session", "account", "symbol")}
+        for kind, name in filters.items():
+            if name is not None:
+                self._known.check(kind, name)
+        return filters
 
     def _session_action(self, name: str, action: str, payload: dict) -> dict:
         gw = self._gw
-        if name not in self._names():
-            raise AdminError(404, f"unknown session {name} (known: {', '.join(self._names())})")
+        self._known.check_session(name)
+        _only(payload, *(("sender", "target") if action == "set-seqnum" else ()))
         session = gw.session(name)
         if session is None:
             raise AdminError(409, f"session {name} is not running")
@@ -240,7 +344,7 @@ class Admin:
                 if sender is None and target is None:
                     raise AdminError(400, "give --sender N, --target N or both")
                 for label, value in (("sender", sender), ("target", target)):
-                    if value is not None and (not isinstance(value, int) or value < 1):
+                    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                         raise AdminError(400, f"--{label} must be a positive whole number, got {value!r}")
                 if sender is not None:
                     session.setNextSenderMsgSeqNum(sender)
@@ -272,20 +376,18 @@ class Admin:
         from gateway.journal_replay import Filters
 
         service = self._gw.dropcopy
-        if service is None:
-            raise AdminError(404, "this gateway has no drop-copy sessions ([dropcopy.sessions] in its config)")
-        if name not in service.names():
-            raise AdminError(404, f"unknown drop-copy session {name} (known: {', '.join(service.names())})")
+        self._known.check_dropcopy(name)
+        # "session" filters journal rows by quickfix SessionID: history may hold sessions that no longer run
+        _only(payload, "session", "direction", "since_us", "until_us", "msg_types", "cl_ord_id", "order_id")
         msg_types = payload.get("msg_types") or []
+        if not isinstance(msg_types, list) or not all(isinstance(t, str) for t in msg_types):
+            raise AdminError(400, f"msg_types must be a list of MsgType strings, got {msg_types!r:.60}")
         if any(t != "8" for t in msg_types):
             raise AdminError(400, "a drop-copy session only takes ExecutionReports (--msg-type 8)")
-        try:
-            filters = Filters(
-                session_id=_opt_str(payload, "session"), direction=_opt_str(payload, "direction"),
-                since_us=_opt_int(payload, "since_us"), until_us=_opt_int(payload, "until_us"), msg_types=("8",),
-                cl_ord_id=_opt_str(payload, "cl_ord_id"), order_id=_opt_str(payload, "order_id"))
-        except ValueError as exc:
-            raise AdminError(400, str(exc)) from None
+        filters = Filters(
+            session_id=_opt_str(payload, "session"), direction=_opt_str(payload, "direction"),
+            since_us=_opt_int(payload, "since_us"), until_us=_opt_int(payload, "until_us"), msg_types=("8",),
+            cl_ord_id=_opt_str(payload, "cl_ord_id"), order_id=_opt_str(payload, "order_id"))
         if filters.direction not in (None, "I", "O"):
             raise AdminError(400, "direction must be I or O")
         try:
@@ -294,9 +396,6 @@ class Admin:
             raise AdminError(409, f"drop-copy session {name} is not logged on: nothing sent "
                                   "(copies replayed to a logged-out session would only wait in its store)") from None
         return {"session": name, **counts}
-
-    def _names(self) -> list[str]:
-        return [*self._gw.client_sids, *self._gw.venue_sids, *self._gw.dropcopy_sids]
 
     def _sessions(self) -> list[dict]:
         gw = self._gw
@@ -328,9 +427,15 @@ class Admin:
         return rows
 
     def _orders(self, query: dict) -> list[dict]:
-        want = {k: v[0] for k, v in query.items() if k in ("session", "account", "symbol") and v}
-        open_only = query.get("open", ["0"])[0] in ("1", "true", "yes")
-        in_doubt = query.get("in_doubt", ["0"])[0] in ("1", "true", "yes")
+        unknown = sorted(set(query) - {"session", "account", "symbol", "open", "in_doubt"})
+        if unknown:
+            raise AdminError(400, f"unknown query parameter(s) {', '.join(unknown)} "
+                                  "(it takes session, account, symbol, open, in_doubt)")
+        want = {k: v for k, v in self._filters({k: v[-1] for k, v in query.items()
+                                                 if k not in ("open", "in_doubt")}).items()
+                if v is not None}
+        open_only = query.get("open", ["0"])[-1] in ("1", "true", "yes")
+        in_doubt = query.get("in_doubt", ["0"])[-1] in ("1", "true", "yes")
 
         def rows(core):
             orders = core.in_doubt_orders() if in_doubt else core.orders.values()

@@ -7,6 +7,7 @@ session or order does not exist, or why a request was refused.
 from __future__ import annotations
 
 import getpass
+import http.client
 import json
 import sys
 import urllib.error
@@ -52,6 +53,10 @@ class AdminClient:
             except ValueError:
                 message = e.reason
             raise click.ClickException(message) from None
+        except http.client.RemoteDisconnected:  # accepted, then closed unanswered: see the gateway's log
+            raise click.ClickException(
+                f"the gateway's admin API at {self.base} closed the connection without answering (too many "
+                "connections from this address? its log says why: logger=fixgw.http)") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise click.ClickException(f"cannot reach the gateway's admin API at {self.base}: {reason}; "

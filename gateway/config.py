@@ -368,6 +368,18 @@ class HttpConfig(_Strict):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="address for /metrics and /health; keep it local unless needed")
     port: int = Field(9878, gt=0, lt=65536)
+    # Connection hygiene (gateway/http_guard.py): a silent, slow or oversized client cannot hold the port.
+    request_timeout_s: float = Field(
+        10.0, gt=0, le=300,
+        description="a request (line, headers and body) not fully received this many seconds after the "
+                    "connection opened is answered 408 and closed; also bounds writing the answer")
+    max_header_bytes: int = Field(16384, ge=1024, le=65536,
+                                  description="request line and headers larger than this are refused (431)")
+    max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024,
+                                description="a request body (Content-Length) larger than this is refused (413)")
+    max_connections_per_address: int = Field(
+        16, ge=1, le=1024,
+        description="open connections from one source address; more are closed at once, unread")
 
 
 class DropCopySessionConfig(_LogonPolicy):

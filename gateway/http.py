@@ -2,7 +2,9 @@
 
 Session, journal and engine figures are read when Prometheus scrapes (a custom
 collector), so they cost the order path nothing. It listens on 127.0.0.1 by
-default: it is for the operator's own Prometheus and load balancer checks.
+default: it is for the operator's own Prometheus and load balancer checks. A
+slow, silent, oversized or vanishing client is closed with the reason logged and
+counted (gateway/http_guard.py, the [http] limits).
 """
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.config import HttpConfig
+from gateway.http_guard import GuardedHTTPServer, GuardedRequestHandler
 
 log = logging.getLogger("fixgw.http")
 
@@ -136,7 +140,9 @@ class GatewayCollector:
         yield ages
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedRequestHandler):
+    """The routes. Connection hygiene (deadline, size limits, complete requests only) is GuardedRequestHandler's."""
+
     gateway = None  # set on the subclass made per server
     admin = None
 
@@ -145,46 +151,43 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admin(self, method: str) -> None:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(min(length, 65536)) if length else b""
-            status, answer = self.admin.handle(method, self.path, body, self.headers, self.client_address[0])
-            self._send(status, "application/json", json.dumps(answer).encode())
+            status, answer = self.admin.handle(method, self.path, self.body, self.headers, self.peer)
+            body = json.dumps(answer).encode()
         except Exception:  # noqa: BLE001
             log.exception("admin %s %s failed", method, self.path)
-            self._send(500, "application/json", b'{"error": "internal error; see the gateway log"}')
+            status, body = 500, b'{"error": "internal error; see the gateway log"}'
+        self.send_bytes(status, "application/json", body)  # outside the try: a client gone is not our error
+
+    def on_refused(self, status: int | None, message: str) -> None:
+        """A refused or dropped admin call is journaled as an operator action too; the answer is the same."""
+        if self.admin is not None and (self.path or "").startswith("/admin/"):
+            self.admin.refused(self.command or "?", self.path, getattr(self, "headers", None) or {}, self.peer,
+                               status, message)
+        super().on_refused(status, message)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.path.startswith("/admin/"):
+            return self._admin("GET")
         try:
-            if self.path.startswith("/admin/"):
-                return self._admin("GET")
             if self.path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                status, content_type, body = 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
             elif self.path == "/health":
                 ok, details = health(self.gateway)
-                self._send(200 if ok else 503, "application/json", json.dumps(details).encode())
+                status, content_type, body = 200 if ok else 503, "application/json", json.dumps(details).encode()
             else:
-                self._send(404, "text/plain", b"not found: try /metrics or /health\n")
+                status, content_type, body = 404, "text/plain", b"not found: try /metrics or /health\n"
         except Exception:  # noqa: BLE001 - a scrape must never take anything down
             log.exception("HTTP %s failed", self.path)
-            self._send(500, "text/plain", b"internal error\n")
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):  # quiet: Prometheus scrapes every few seconds
-        log.debug("%s %s", self.address_string(), fmt % args)
+            status, content_type, body = 500, "text/plain", b"internal error\n"
+        self.send_bytes(status, content_type, body)
 
 
 class HttpEndpoint:
-    def __init__(self, gateway, host: str, port: int, admin=None):
+    def __init__(self, gateway, host: str, port: int, admin=None, limits: HttpConfig | None = None):
         self._collector = GatewayCollector(gateway)
-        handler = type("GatewayHandler", (_Handler,), {"gateway": gateway, "admin": admin})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        limits = limits or HttpConfig()
+        handler = type("GatewayHandler", (_Handler,), {"gateway": gateway, "admin": admin, "limits": limits})
+        self._server = GuardedHTTPServer((host, port), handler, limits)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fixgw-http", daemon=True)
         self.address = self._server.server_address
 

@@ -472,7 +472,7 @@ class Gateway:
         self.scheduler.start()
         if self.cfg.http.enabled:
             admin = Admin(self, admin_token(self.cfg.data_dir, create=True))
-            self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port, admin)
+            self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port, admin, self.cfg.http)
             self.http.start()
         self.started_at = time.time()
         # Everything built so far (configuration, modules, quickfix's proxies, recovered orders) lives as long

@@ -44,18 +44,19 @@ def port_factory():
 def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                  venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                  client_options: dict[str, str] | None = None, extra_toml: str = "",
-                 venue_options: dict[str, str] | None = None) -> GatewayConfig:
+                 venue_options: dict[str, str] | None = None, http_options: str = "") -> GatewayConfig:
     """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"};
-    ``venue_options`` to a venue's (e.g. {"VENUE2": "ack_timeout_s = 1"})."""
+    ``venue_options`` to a venue's (e.g. {"VENUE2": "ack_timeout_s = 1"}); ``http_options`` to the [http] table,
+    e.g. "request_timeout_s = 1.0"."""
     text = stack_config_text(database_url, data_dir, gw_port, v1_port, v2_port, venue_versions, pending_new,
-                             client_options, extra_toml, venue_options)
+                             client_options, extra_toml, venue_options, http_options)
     return parse_config(text, data_dir, env={})
 
 
 def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                       venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                       client_options: dict[str, str] | None = None, extra_toml: str = "",
-                      venue_options: dict[str, str] | None = None) -> str:
+                      venue_options: dict[str, str] | None = None, http_options: str = "") -> str:
     """The TOML of ``stack_config`` (absolute paths): for `fixgw run`, or to edit and re-read
     (``fixgw sessions reload``)."""
     client_options = client_options or {}
@@ -73,6 +74,7 @@ log_level = "DEBUG"
 port = {gw_port}
 [http]
 port = {http_port}
+{http_options}
 [journal]
 database_url = "{database_url}"
 flush_interval_ms = 2

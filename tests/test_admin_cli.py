@@ -210,3 +210,24 @@ def test_sequence_numbers_can_be_set_and_reset_on_a_logged_out_session_only(env)
     assert fixgw(cfg, "sessions", "set-seqnum", "CLIENT42", "--sender", "0").returncode == 2  # refused by the CLI
     out = fixgw(cfg, "sessions", "reset", "CLIENT42")
     assert out.returncode == 0 and "next sender seqnum 1, next target seqnum 1" in out.stdout
+
+
+def test_a_kill_switch_for_an_unknown_session_is_refused_and_nothing_is_engaged(env):
+    stack, cfg, _ = env
+    out = fixgw(cfg, "risk", "kill", "session", "CLIENT4")
+    assert out.returncode == 1
+    assert "unknown client session CLIENT4 (known: CLIENT42, CLIENT44, CLIENT50)" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "session CLIENT4" not in stack.gateway.engine.call(lambda core: core.risk_summary())["kill_switches"]
+    stack.gateway.journal.flush()
+    actions = [e.text for e in iter_events(stack.cfg.journal.database_url, "operator")]
+    assert any("POST /admin/risk/kill" in a and "CLIENT4\"" in a and "-> 400 (unknown client session CLIENT4" in a
+               for a in actions)
+
+
+def test_order_commands_refuse_an_unknown_account_or_symbol_listing_the_known_ones(env):
+    _, cfg, _ = env
+    out = fixgw(cfg, "orders", "cancel-all", "--account", "NOSUCHACC")
+    assert out.returncode == 1 and "unknown account NOSUCHACC (known: " in out.stderr
+    out = fixgw(cfg, "orders", "list", "--symbol", "APPL")
+    assert out.returncode == 1 and "unknown symbol APPL (known: AAPL" in out.stderr
