@@ -112,7 +112,12 @@ class Outbound:
     def _send(self, msg: fix.Message, sid: fix.SessionID, name: str) -> bool:
         sent = fix.Session.sendToTarget(msg, sid)  # True even when quickfix only stored it
         if name in self._down and self._journal is not None:
-            # not on the wire: quickfix filled in the header and stored it; journal it as stored
+            if not sent:
+                # Logged out with a ResetOn* setting and its store already reset (1/1): quickfix dropped the
+                # message ("it would just be cleared") after filling in the header. It never had a MsgSeqNum:
+                # journaled without one, so the journal (and the drop copies fed from it) still has it.
+                msg.getHeader().removeField(34)
+            # not on the wire: quickfix filled in the header and stored it (or dropped it); journal it now
             self._journal(sid.toString(), "O", msg.toString())
         return sent
 

@@ -43,19 +43,23 @@ def port_factory():
 
 def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                  venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
-                 client_options: dict[str, str] | None = None, extra_toml: str = "") -> GatewayConfig:
-    """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"}."""
+                 client_options: dict[str, str] | None = None, extra_toml: str = "",
+                 venue_options: dict[str, str] | None = None) -> GatewayConfig:
+    """``client_options`` adds TOML lines to a client's table, e.g. {"CLIENT42": "cancel_on_disconnect = true"};
+    ``venue_options`` to a venue's, e.g. {"VENUE2": "reset_on_disconnect = true"}."""
     text = stack_config_text(database_url, data_dir, gw_port, v1_port, v2_port, venue_versions, pending_new,
-                             client_options, extra_toml)
+                             client_options, extra_toml, venue_options)
     return parse_config(text, data_dir, env={})
 
 
 def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                       venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
-                      client_options: dict[str, str] | None = None, extra_toml: str = "") -> str:
+                      client_options: dict[str, str] | None = None, extra_toml: str = "",
+                      venue_options: dict[str, str] | None = None) -> str:
     """The TOML of ``stack_config`` (absolute paths): for `fixgw run`, or to edit and re-read
     (``fixgw sessions reload``)."""
     client_options = client_options or {}
+    venue_options = venue_options or {}
     http_port = free_port()
     clients = "\n".join(
         f'[clients.{name}]\nfix_version = "{version}"\npending_new = {str(pending_new).lower()}\n'
@@ -78,6 +82,7 @@ fix_version = "{venue_versions[0]}"
 port = {v1_port}
 symbols = ["AAPL", "MSFT", "IBM"]
 reconnect_s = 1
+{venue_options.get("VENUE1", "")}
 [venues.VENUE1.simulator]
 prices = {{ AAPL = 190.00, MSFT = 410.00, IBM = 230.00 }}
 level_size = 500
@@ -87,6 +92,7 @@ fix_version = "{venue_versions[1]}"
 port = {v2_port}
 symbols = ["AAPL", "MSFT", "ORCL", "XXXX"]
 reconnect_s = 1
+{venue_options.get("VENUE2", "")}
 [venues.VENUE2.simulator]
 prices = {{ AAPL = 190.02, MSFT = 409.97, ORCL = 120.00, XXXX = 10.00 }}
 half_spread_ticks = 2
