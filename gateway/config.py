@@ -222,7 +222,31 @@ class FeesConfig(_Strict):
     make: Decimal = Field(Decimal(0), ge=-1, le=1, description="an order that rests and is hit")
 
 
-class VenueConfig(_Strict):
+class _SequenceResets(_Strict):
+    """quickfix's ResetOnLogon / ResetOnLogout / ResetOnDisconnect for one session (docs/operations.md,
+    "Sequence number resets"). A reset sets both sequence numbers back to 1 and drops quickfix's stored
+    sent messages, so nothing sent before it can be re-sent on the counterparty's request."""
+
+    reset_on_logon: bool = Field(False, description="ResetOnLogon: reset the sequence numbers at every logon "
+                                 "(an initiator sends ResetSeqNumFlag 141=Y; an acceptor resets whatever the "
+                                 "counterparty sends, so it must log on with MsgSeqNum 1 too)")
+    reset_on_logout: bool = Field(False, description="ResetOnLogout: reset them after a Logout exchange")
+    reset_on_disconnect: bool = Field(False, description="ResetOnDisconnect: reset them whenever the connection "
+                                      "ends (logout or not)")
+
+    @property
+    def resets(self) -> bool:
+        """Whether any ResetOn* setting is on: quickfix keeps nothing sent while logged out for a resend."""
+        return self.reset_on_logon or self.reset_on_logout or self.reset_on_disconnect
+
+    def reset_settings(self) -> dict[str, str]:
+        """The quickfix settings (only the ones switched on; quickfix's defaults are N)."""
+        names = (("ResetOnLogon", self.reset_on_logon), ("ResetOnLogout", self.reset_on_logout),
+                 ("ResetOnDisconnect", self.reset_on_disconnect))
+        return {key: "Y" for key, on in names if on}
+
+
+class VenueConfig(_SequenceResets):
     fix_version: FixVersion
     host: str = "127.0.0.1"
     port: int = Field(gt=0, lt=65536)
@@ -321,7 +345,7 @@ class AccountRouting(_Strategy):
     strategy: StrategyName
 
 
-class ClientConfig(_Strategy, _LogonPolicy):
+class ClientConfig(_Strategy, _LogonPolicy, _SequenceResets):
     fix_version: FixVersion
     pending_new: bool = Field(True, description="acknowledge with PendingNew before the venue's New")
     cancel_on_disconnect: bool = Field(
@@ -382,7 +406,7 @@ class HttpConfig(_Strict):
         description="open connections from one source address; more are closed at once, unread")
 
 
-class DropCopySessionConfig(_LogonPolicy):
+class DropCopySessionConfig(_LogonPolicy, _SequenceResets):
     """One drop-copy receiver (a broker or clearing firm): the table name is its CompID."""
 
     fix_version: FixVersion
@@ -514,6 +538,34 @@ class GatewayConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def sequence_reset_warnings(cfg: GatewayConfig) -> list[str]:
+    """What the sessions' ResetOn* settings cost, said once at start-up (nothing is refused: each is a
+    counterparty agreement). quickfix keeps no message sent while such a session is logged out for a
+    resend after the reset: it drops it at once (``sendToTarget`` gives False when the store is already
+    reset) or discards it with the store at the next reset. Drop-copy sessions lose nothing: the
+    gateway holds their copies until the receiver is logged on (gateway/dropcopy.py)."""
+    out = []
+    for name, c in cfg.clients.items():
+        if c.resets:
+            out.append(f"clients.{name} resets its sequence numbers ({_reset_names(c)}): ExecutionReports made "
+                       "while it is logged out are not re-sent after its next logon; it learns of them with an "
+                       "OrderStatusRequest (H)" + ("" if c.cancel_on_disconnect else
+                                                   ", and its resting orders may fill meanwhile") +
+                       " (the journal and drop copies have them)")
+    for name, v in cfg.venues.items():
+        if v.resets and v.on_disconnect == "hold" and not v.reconcile_on_logon:
+            out.append(f"venues.{name} resets its sequence numbers ({_reset_names(v)}) with on_disconnect = "
+                       "\"hold\" and reconcile_on_logon = false: what the venue reported while the session was "
+                       "down is not re-sent after the reset, so an order it filled or canceled meanwhile stays "
+                       "open here until the venue reports on it again (keep reconcile_on_logon, or use cancel or "
+                       "reroute for a venue that cancels on disconnect)")
+    return out
+
+
+def _reset_names(s: _SequenceResets) -> str:
+    return ", ".join(k for k in ("reset_on_logon", "reset_on_logout", "reset_on_disconnect") if getattr(s, k))
 
 
 def make_url_password(url: str) -> str | None:

@@ -26,7 +26,10 @@ session's message store is reset (receiver's ResetSeqNumFlag, operator reset,
 new session day, lost store files), quickfix can no longer re-send, so this
 thread re-sends from the journal everything after the acknowledged watermark,
 marked PossResend (97=Y). After a crash, copies that may already have gone out
-are re-sent marked 97=Y too. Receivers de-duplicate on ExecID.
+are re-sent marked 97=Y too. Receivers de-duplicate on ExecID. A session with a
+ResetOn* setting (reset_on_logon/logout/disconnect) is different: quickfix would
+drop or discard what it is handed while the receiver is logged out, so its copies
+wait in the journal until the receiver is logged on.
 
 Source rows with PossDupFlag (a client's resend of reports it missed, a venue's
 resend to us) are copied too, marked 97=Y: for a client the resend may be the
@@ -93,6 +96,10 @@ class _Session:
     # the re-sent copies follow the logon exchange instead of racing it.
     reset_pending: str | None = None
     untranslatable_logged: set[int] = field(default_factory=set)
+    # A ResetOn* setting (ResetOnLogon/Logout/Disconnect): quickfix keeps nothing sent while the receiver is
+    # logged out (it drops the copy, or discards it with the store at the next reset), so copies wait for
+    # the logon instead; the journal holds them meanwhile.
+    hold_offline: bool = False
     sent_metric: object = None  # this session's child of DROPCOPY_SENT (a labels() lookup per copy is not free)
 
 
@@ -171,11 +178,14 @@ class CoreDirectory:
 
 class DropCopyService:
     def __init__(self, database_url: str, sessions: dict[str, tuple[str, Scope]], link: DropCopyLink,
-                 client_sessions: dict[str, str], venue_sessions: dict[str, str], directory: OrderDirectory):
+                 client_sessions: dict[str, str], venue_sessions: dict[str, str], directory: OrderDirectory,
+                 hold_offline: frozenset[str] = frozenset()):
         """``sessions``: name -> (FIX version, scope); ``client_sessions`` / ``venue_sessions``:
-        quickfix SessionID text -> session name, for the sessions whose reports are sources."""
+        quickfix SessionID text -> session name, for the sessions whose reports are sources;
+        ``hold_offline``: the sessions whose copies wait while the receiver is logged out (ResetOn*)."""
         self._engine = make_engine(database_url)
-        self._sessions = {name: _Session(name, version, scope, sent_metric=metrics.DROPCOPY_SENT.labels(name))
+        self._sessions = {name: _Session(name, version, scope, hold_offline=name in hold_offline,
+                                         sent_metric=metrics.DROPCOPY_SENT.labels(name))
                           for name, (version, scope) in sessions.items()}
         self._link = link
         self._clients = dict(client_sessions)
@@ -409,7 +419,8 @@ class DropCopyService:
             now = time.monotonic()
             groups: dict[int, list[_Session]] = {}
             for s in self._sessions.values():
-                if s.ledger is not None and s.blocked_until <= now and s.reset_pending is None:
+                if (s.ledger is not None and s.blocked_until <= now and s.reset_pending is None
+                        and (s.logged_on or not s.hold_offline)):
                     groups.setdefault(s.ledger.sent_id, []).append(s)
             more = False
             for after in sorted(groups, reverse=True):
@@ -472,6 +483,9 @@ class DropCopyService:
         try:
             if self._link.send(s.name, text):
                 return True
+            if s.hold_offline and not self._link.view(s.name).logged_on:
+                s.logged_on = False  # it logged out just now: the copies wait for its logon (no error)
+                return False
             log.error("drop-copy session %s: quickfix refused a copy; retrying in %.0f s", s.name, RETRY_S)
         except Exception:  # noqa: BLE001
             metrics.INTERNAL_ERRORS.labels("dropcopy").inc()

@@ -94,7 +94,15 @@ class Recorder:
         self.watermarks: dict[str, tuple[int, float]] = dict(state.watermarks)
         self._controls = controls_of(core)
         self._store_epoch = store_epoch or (lambda origin: None)
+        # Each session's store epoch (its FileStore's creation time) as last seen: at start-up, before
+        # quickfix opens the stores, then at each logon. Every sequence reset (ResetSeqNumFlag 141=Y,
+        # ResetOnLogon/Logout/Disconnect, a new session day, an operator's reset, lost store files) happens
+        # while the session is logged out or during its logon, before onLogon; and the core handles
+        # everything received before a logon before that logon. So a different epoch at a logon means
+        # the watermark belongs to sequence numbers that no longer exist.
+        self._epochs: dict[str, float | None] = {origin: self._store_epoch(origin) for origin in self.watermarks}
         self.skipped = 0
+        self.forgotten = 0  # watermarks dropped at a logon after a sequence reset
 
     def already_processed(self, cmd) -> bool:
         """A re-sent message (PossDupFlag=Y) at or below its session's watermark was acted on before."""
@@ -107,14 +115,26 @@ class Recorder:
         return False
 
     def session_up(self, role: str, name: str) -> None:
-        """A session logged on: forget its watermark if its sequence numbers were reset since."""
+        """A session logged on: forget its watermark if its sequence numbers were reset since, durably (a
+        restart must not bring it back and take the new sequence's low MsgSeqNums for processed ones)."""
         origin = f"{role}:{name}"
-        wm = self.watermarks.get(origin)
-        if wm is None:
-            return
         epoch = self._store_epoch(origin)
-        if epoch is not None and wm[1] < epoch:
+        known = origin in self._epochs
+        seen = self._epochs.get(origin)
+        self._epochs[origin] = epoch
+        wm = self.watermarks.get(origin)
+        if wm is None or epoch is None:
+            return
+        if wm[1] < epoch or (known and seen != epoch):
             del self.watermarks[origin]
+            self.forgotten += 1
+            log.info("%s: sequence numbers were reset since MsgSeqNum %d was processed; its re-sent messages "
+                     "are no longer compared with it", origin, wm[0])
+            try:
+                self.log.append(origin, 0, [], [], None, [], None)  # origin with seq 0: watermark dropped
+            except Exception:  # noqa: BLE001 - as a failed record: keep trading, say recovery is impaired
+                log.critical("could not write the state log: %s's dropped watermark may come back after a "
+                             "crash", origin, exc_info=True)
 
     def record(self, cmd, outcome, sends: list = ()) -> None:
         """Write what ``cmd`` changed; ``sends``: the messages about to go out, [(role, name, body text)]."""

@@ -28,13 +28,14 @@ from gateway.config import ClientConfig, GatewayConfig, VenueConfig
 ADDED, READDED, REMOVED, UPDATED, RECONNECTED, REPLACED, REFUSED, FAILED = (
     "added", "re-added", "removed", "updated", "reconnected", "replaced", "refused", "failed")
 
-CLIENT_RESTART_FIELDS = ("fix_version", "port", "schedule", "tls")
+RESET_FIELDS = ("reset_on_logon", "reset_on_logout", "reset_on_disconnect")  # quickfix session settings
+CLIENT_RESTART_FIELDS = ("fix_version", "port", "schedule", "tls", *RESET_FIELDS)
 # the security settings are the gateway's own checks (gateway/auth.py, the core's accounts): live
 CLIENT_LIVE_FIELDS = ("pending_new", "cancel_on_disconnect", "end_of_day", "timezone", "allowed_addresses",
                       "password_required", "username", "accounts", "demo_password_env", "strategy",
                       "preferred_venues")
 VENUE_CONNECTION_FIELDS = ("host", "port", "heartbeat_s", "reconnect_s", "schedule", "tls", "username",
-                           "password_secret")
+                           "password_secret", *RESET_FIELDS)
 VENUE_LIVE_FIELDS = ("symbols", "fees", "priority", "on_disconnect", "market_data")  # market data: next logon
 # sections outside the sessions: a reload reports their changes and leaves them alone
 OTHER_SECTIONS = {

@@ -21,7 +21,8 @@ import quickfix as fix
 from gateway import metrics, secretstore
 from gateway.admin import Admin, admin_token
 from gateway.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, LogonGuard, PeerBook, policy_for
-from gateway.config import ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config
+from gateway.config import (ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config,
+                            sequence_reset_warnings)
 from gateway.credentials import CredentialsError, CredentialStore
 from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.redact import redact
@@ -211,7 +212,8 @@ class Gateway:
                 DropCopyLink(self.dropcopy_sids, cfg.data_dir / "store" / "dropcopy"),
                 {sid.toString(): name for name, sid in self.client_sids.items()},
                 {sid.toString(): name for name, sid in self.venue_sids.items()},
-                CoreDirectory(self.core))
+                CoreDirectory(self.core),
+                hold_offline=frozenset(name for name, d in dc.items() if d.resets))
             self.journal.add_commit_listener(self.dropcopy.wake)
             self.dropcopy_app = DropCopyApplication({sid.toString(): name for name, sid in self.dropcopy_sids.items()},
                                                     self.dropcopy.notify, _callback_error, self.logon_refusal)
@@ -236,6 +238,7 @@ class Gateway:
         extra = {"SocketAcceptPort": str(port)}
         if c.schedule is not None:
             extra.update(c.schedule.quickfix_settings())
+        extra.update(c.reset_settings())  # ResetOnLogon/ResetOnLogout/ResetOnDisconnect
         return session_id(c.fix_version, self.cfg.comp_id, name), c.fix_version, extra
 
     def _start_acceptor(self, clients: dict[str, ClientConfig], start: bool = True) -> None:
@@ -275,6 +278,7 @@ class Gateway:
                  "ReconnectInterval": str(v.reconnect_s)}
         if v.schedule is not None:
             extra.update(v.schedule.quickfix_settings())
+        extra.update(v.reset_settings())  # with any of them quickfix's Logon carries 141=Y when at 1/1
         settings = build_settings("initiator", self.cfg.data_dir / "store" / "venues", [(sid, v.fix_version, extra)])
         self._initiators[name] = (start_engine("initiator", self.venue_app, settings, self._log_factory, start=start),
                                   sid)
@@ -411,11 +415,13 @@ class Gateway:
         sessions = []
         for name, d in self.cfg.dropcopy.sessions.items():
             # source addresses and passwords are checked at logon, as for clients (gateway/auth.py)
-            sessions.append((self.dropcopy_sids[name], d.fix_version, {}))
+            sessions.append((self.dropcopy_sids[name], d.fix_version, d.reset_settings()))
         return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.dropcopy.port)})
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gateway":
+        for warning in sequence_reset_warnings(self.cfg):
+            log.warning("%s", warning)
         state = self.recovered = self._load_state()
         self.journal.start()  # imports what the last run spooled and never committed
         replay, pending = [], []

@@ -106,7 +106,7 @@ class _RecordPickler:
 class Record:
     ts: float  # time.time() when written
     origin: str | None  # "client:NAME" / "venue:NAME" of the inbound message consumed, or None
-    seq: int  # its MsgSeqNum (0: none)
+    seq: int  # its MsgSeqNum (0: none; 0 with an origin: that session's sequence numbers were reset)
     orders: list  # [(Order, OpenOrder | None)]: each Order without its routing decisions (``routes``)
     sends: list  # the messages sent after this record was written: [(role, session name, body text)]
     controls: tuple | None  # operator switches, when they changed
@@ -146,8 +146,11 @@ class State:
             order = orders.get(decision.order_id)
             if order is not None:  # (a rejected order is not kept, nor its decision)
                 order.routes.append(decision)
-        if rec.origin is not None and rec.seq:
-            self.watermarks[rec.origin] = (rec.seq, rec.ts)
+        if rec.origin is not None:
+            if rec.seq:
+                self.watermarks[rec.origin] = (rec.seq, rec.ts)
+            else:  # the session's sequence numbers were reset: its watermark is meaningless now
+                self.watermarks.pop(rec.origin, None)
         if rec.controls is not None:
             self.controls = rec.controls
         if rec.trades:

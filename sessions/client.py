@@ -71,9 +71,12 @@ class _ClientApp(fix.Application):
 
     def toAdmin(self, msg, sid):
         try:
-            if self._client.logon_fields and msg.getHeader().getField(35) == "A":
+            if msg.getHeader().getField(35) == "A":
                 for tag, value in self._client.logon_fields.items():
                     msg.setField(tag, value)  # e.g. Username (553), Password (554)
+                if self._client.reset_seqnum_flag:
+                    # quickfix sees 141=Y after toAdmin: it resets this side's store and sends the Logon as 1
+                    msg.setField(141, "Y")
         except Exception:  # noqa: BLE001
             pass
 
@@ -96,10 +99,13 @@ class _ClientApp(fix.Application):
 class FixClient:
     def __init__(self, *, version: str, sender: str, target: str, port: int, store_dir: Path,
                  host: str = "127.0.0.1", heartbeat_s: int = 30, extra: dict[str, str] | None = None,
-                 logon_fields: dict[int, str] | None = None):
-        """``logon_fields`` go into every Logon this client sends (Username 553, Password 554, ...)."""
+                 logon_fields: dict[int, str] | None = None, reset_seqnum_flag: bool = False):
+        """``logon_fields`` go into every Logon this client sends (Username 553, Password 554, ...);
+        ``reset_seqnum_flag``: every Logon it sends carries ResetSeqNumFlag (141=Y), so both sides start
+        again at MsgSeqNum 1 (an attribute: set it before a reconnect to reset then)."""
         self.version = version
         self.logon_fields = dict(logon_fields or {})
+        self.reset_seqnum_flag = reset_seqnum_flag
         self.sid = session_id(version, sender, target)
         self.wire = WireLog()
         self.messages: list[dict[int, str]] = []

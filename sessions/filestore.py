@@ -23,7 +23,7 @@ import quickfix as fix
 class StoreInfo:
     next_sender: int
     next_target: int
-    created: float  # unix time the store (this sequence-number epoch) began
+    created: float  # unix time the store (this sequence-number epoch) began, to the sub-second (see read_info)
 
 
 def _prefix(store_dir: Path, sid: fix.SessionID) -> Path:
@@ -42,15 +42,23 @@ def _file(prefix: Path, ext: str) -> Path:
 def read_info(store_dir: Path, sid: fix.SessionID) -> StoreInfo | None:
     """The store's sequence numbers and creation time, or None if it has none yet."""
     prefix = _prefix(store_dir, sid)
+    session_file = _file(prefix, ".session")
     try:
         sender, _, target = _file(prefix, ".seqnums").read_text().partition(":")
-        created_text = _file(prefix, ".session").read_text().strip()
+        created_text = session_file.read_text().strip()
+        written = session_file.stat().st_mtime_ns / 1e9
     except FileNotFoundError:
         return None
     try:
         created = float(timegm(strptime(created_text, "%Y%m%d-%H:%M:%S")))
     except ValueError:
         created = 0.0
+    # The text has whole seconds only, so a reset in the same second as the last message processed before
+    # it would look older than that message. quickfix writes the file exactly once per store (creating or
+    # resetting it; a reset unlinks and re-creates it), so its mtime is the same instant to the
+    # sub-second. Only trusted when it agrees with the text (a copied or restored file has a later mtime).
+    if created - 1 < written < created + 2:
+        created = written
     return StoreInfo(int(sender.strip() or 1), int(target.strip() or 1), created)
 
 

@@ -111,9 +111,15 @@ class Outbound:
         wire = WIRE
         wire.sent = False
         sent = fix.Session.sendToTarget(msg, sid)  # True even when quickfix only stored it
-        if sent and not wire.sent and self._journal is not None:
+        if not wire.sent and self._journal is not None:
             # quickfix did not write it to the wire (the session is not logged on in its own view, whatever the
-            # engine has heard so far): it filled in the header and stored it; journal it as stored
+            # engine has heard so far)
+            if not sent:
+                # Logged out with a ResetOn* setting and its store already reset (1/1): quickfix dropped the
+                # message ("it would just be cleared") after filling in the header. It never had a MsgSeqNum:
+                # journaled without one, so the journal (and the drop copies fed from it) still has it.
+                msg.getHeader().removeField(34)
+            # it filled in the header and stored it (or dropped it); journal it now
             self._journal(sid.toString(), "O", msg.toString())
         return sent
 

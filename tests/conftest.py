@@ -1,2 +1,3 @@
-"""Shared fixtures. Database fixtures live in tests/db_fixtures.py, FIX fixtures in tests/fix_fixtures.py."""
-pytest_plugins = ["tests.db_fixtures", "tests.fix_fixtures"]
+"""Shared fixtures. Database fixtures live in tests/db_fixtures.py, FIX fixtures in tests/fix_fixtures.py;
+tests/timeout_guard.py makes every pytest-timeout timeout a failure."""
+pytest_plugins = ["tests.db_fixtures", "tests.fix_fixtures", "tests.timeout_guard"]

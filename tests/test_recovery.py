@@ -468,6 +468,54 @@ def test_a_watermark_older_than_the_sessions_sequence_reset_is_forgotten_at_logo
     assert "client:C1" not in rec.watermarks
 
 
+def test_a_reset_while_the_last_message_was_still_being_processed_forgets_the_watermark_and_a_restart_too(tmp_path):
+    # The core processed MsgSeqNum 500 at 1000.5, after the store was reset at 1000.2 (it lagged the logout):
+    # comparing times cannot tell, but the store changed between two logons, which every reset needs.
+    epochs = {"client:C1": 990.0}
+    log = StateLog(tmp_path)
+    state = State(watermarks={"client:C1": (500, 1000.5)})
+    log.open(state)  # the snapshot has the watermark
+    rec = recovery.Recorder(log, make_core(), state, store_epoch=lambda origin: epochs[origin])
+    rec.session_up("client", "C1")  # the same store as at start-up: kept
+    assert rec.watermarks["client:C1"] == (500, 1000.5)
+    epochs["client:C1"] = 1000.2
+    rec.session_up("client", "C1")
+    assert "client:C1" not in rec.watermarks and rec.forgotten == 1
+    base = dict(session="C1", symbol="AAPL", side=Side.BUY, qty=D(1), ord_type=OrdType.LIMIT, price=D(190))
+    assert not rec.already_processed(NewOrder(cl_ord_id="n1", seq=3, poss_dup=True, **base))
+    # a crash now: the state log says the watermark is gone (the snapshot still had it)
+    assert "client:C1" not in StateLog(tmp_path).recover().watermarks
+
+
+def test_a_watermark_of_the_current_sequence_survives_logons(tmp_path):
+    log = StateLog(tmp_path)
+    log.open(State())
+    rec = recovery.Recorder(log, make_core(), State(watermarks={"client:C1": (7, 2000.0)}),
+                            store_epoch=lambda origin: 1500.0)
+    for _ in range(3):
+        rec.session_up("client", "C1")
+    assert rec.watermarks["client:C1"] == (7, 2000.0)
+
+
+def test_the_store_epoch_is_read_to_the_sub_second_from_the_session_files_write_time(tmp_path):
+    import quickfix as fix
+    from calendar import timegm
+
+    from sessions import filestore
+
+    sid = fix.SessionID("FIX.4.4", "FIXGW", "C1")
+    (tmp_path / "FIX.4.4-FIXGW-C1.seqnums").write_text("00000000000000000003 : 00000000000000000007")
+    session_file = tmp_path / "FIX.4.4-FIXGW-C1.session"
+    session_file.write_text("20260102-10:11:12")
+    whole = float(timegm((2026, 1, 2, 10, 11, 12, 0, 0, 0)))
+    os.utime(session_file, ns=(int((whole + 0.75) * 1e9),) * 2)
+    info = filestore.read_info(tmp_path, sid)
+    assert (info.next_sender, info.next_target) == (3, 7)
+    assert info.created == pytest.approx(whole + 0.75, abs=1e-6)
+    os.utime(session_file, ns=(int((whole + 86400) * 1e9),) * 2)  # copied or restored later: the text wins
+    assert filestore.read_info(tmp_path, sid).created == whole
+
+
 # --------------------------------------------------------------------------- messages received, never processed
 Row = collections.namedtuple("Row", "id seq_num msg_type raw")
 
