@@ -79,6 +79,11 @@ CHECK_NAMES: tuple[str, ...] = (
 CheckName = Literal[CHECK_NAMES]  # type: ignore[valid-type]
 
 ReferenceSource = Literal["last", "mid", "file"]
+# The inbound application messages a client session sends the gateway (the ones it answers; quickfix itself
+# refuses any other with a BusinessMessageReject): NewOrderSingle, OrderCancelRequest,
+# OrderCancelReplaceRequest, OrderStatusRequest, OrderMassCancelRequest.
+ClientMsgType = Literal["D", "F", "G", "H", "q"]
+CLIENT_MSG_TYPES: tuple[str, ...] = ("D", "F", "G", "H", "q")
 
 T = TypeVar("T")
 PosDec = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -146,10 +151,16 @@ class Limits(_Strict):
     allow_market_orders: Lim[bool] | None = None
     trading_hours: Lim[TradingHours] | None = None
     duplicate_window_ms: Lim[PosInt] | None = None
-    throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window
+    throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window, per client session
     throttle_logout_msgs: Lim[PosInt] | None = None  # log the session out above this many
     throttle_window_ms: Lim[PosInt] | None = None  # default 1000
-    throttle_disable_after: Lim[PosInt] | None = None  # disable the session after N breaches
+    throttle_disable_after: Lim[PosInt] | None = None  # disable the session after N breaches in a trading day
+    account_throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window, per Account
+    # the MsgTypes the throttle counts and limits; unset: every inbound application message (D F G H q)
+    throttle_msg_types: Lim[tuple[ClientMsgType, ...]] | None = None
+    # cancels (F) and mass cancels (q) over a throttle limit: counted but let through (false, the default: a
+    # client must always be able to reduce its risk), or refused like any other message (true)
+    throttle_refuse_cancels: Lim[bool] | None = None
 
     @model_validator(mode="before")
     @classmethod
