@@ -19,7 +19,8 @@ reject unknown keys (the error names the key path)::
     max_order_qty = 5000
 
     [accounts.ACC1]                        # per account (Account, tag 1)
-    max_daily_notional = 2000000
+    max_daily_notional = 2000000           # per trading day (risk/days.py)
+    account_throttle_msgs = 300            # messages per window for this account, across sessions
 
     [symbols.AAPL]                         # per symbol
     trading_hours = { start = 09:30:00, end = 16:00:00, timezone = "America/New_York" }

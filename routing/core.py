@@ -1201,6 +1201,8 @@ class Core:
                               state.kill.items()},
             "disabled_sessions": sorted(state.disabled_sessions),
             "open_orders": len(state.open_orders),
+            "trading_day": state.day.isoformat() if state.day is not None else None,  # of the accounts' usage
+            "throttle_breaches": dict(state.throttle_breaches),  # per session, this trading day
         }
 
     # ------------------------------------------------------------------ risk
