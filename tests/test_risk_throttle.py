@@ -180,7 +180,8 @@ def test_orders_refused_before_the_risk_check_still_count():
 
 
 def test_an_accounts_messages_are_counted_across_its_sessions():
-    core, clock = make_core(RULES.replace("throttle_msgs = 100\n", "") + "[accounts.ACC1]\naccount_throttle_msgs = 50\n")
+    rules = RULES.replace("throttle_msgs = 100\n", "") + "[accounts.ACC1]\naccount_throttle_msgs = 50\n"
+    core, clock = make_core(rules)
     for i in range(60):
         clock.t = START + i * RATE
         session = "C1" if i % 2 else "C2"
