@@ -443,6 +443,18 @@ class RiskConfig(_Strict):
     rules_file: Path | None = Field(None, description="pre-trade risk rules (TOML); unset: no risk checks")
     reference_prices: dict[str, Decimal] = Field(
         default_factory=dict, description="reference price per symbol until the first trade is seen")
+    # Per-day usage (risk/days.py): an account's daily notional rolls here; a client session's throttle breach
+    # count rolls at its own [clients.NAME.schedule] start (00:00:00 UTC without a schedule).
+    trading_day_start: dt_time = Field(
+        dt_time(0), description="UTC time (HH:MM:SS) the trading day begins for per-account daily usage "
+                                "(max_daily_notional): it starts again from the open orders then")
+
+    @field_validator("trading_day_start")
+    @classmethod
+    def _whole_seconds_utc(cls, t: dt_time) -> dt_time:
+        if t.tzinfo is not None or t.microsecond:
+            raise ValueError("trading_day_start is whole seconds, HH:MM:SS, UTC, without a zone")
+        return t
 
 
 class RecoveryConfig(_Strict):

@@ -277,6 +277,9 @@ class Engine:
         if outcome.risk and self._journal_event is not None:
             for session, cl_ord_id, decision in outcome.risk:
                 self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
+        if outcome.risk_events and self._journal_event is not None:
+            for text in outcome.risk_events:  # trading-day rolls of per-day risk usage
+                self._journal_event("risk", text)
         for decision in outcome.routes:
             if self._journal_event is not None:
                 self._journal_event("routing", describe_route(decision))

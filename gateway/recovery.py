@@ -7,8 +7,10 @@ gateway said to a client or a venue is unknown to it after a restart. At start-u
 1. **Order state.** Fold the snapshot and the log: every open order (and today's
    finished ones, so ClOrdIDs stay unique), child ClOrdIDs, fills, the risk
    exposure of each open order, operator switches (kill switches, disabled
-   sessions), and per session the MsgSeqNum of the last inbound message the core
-   processed (the watermark). Exposure is recomputed from the orders.
+   sessions), per-day risk usage with its trading day, and per session the MsgSeqNum
+   of the last inbound message the core processed (the watermark). Exposure is
+   recomputed from the orders; daily usage is the recorded day's (a restart after a
+   trading-day roll starts from the new day's, not from every fill it still knows).
 2. After an unclean stop only:
    - **Journal.** Nothing to do here: the journal writer spools every message to a
      file before queueing it, and imports what the database had not committed
@@ -144,7 +146,9 @@ class Recorder:
         controls = controls_of(self.core)
         changed = controls != self._controls
         routes = outcome.routes if outcome is not None else []
-        if not (touched or seq or changed or sends or routes):
+        rs = self.core.risk_state
+        risk_day = rs.day_changes() if rs.day_dirty else None
+        if not (touched or seq or changed or sends or routes or risk_day):
             return
         if seq:
             self.watermarks[origin] = (seq, time.time())
@@ -159,7 +163,7 @@ class Recorder:
                     trades[a.symbol] = a.last_px
         self._controls = controls
         self.log.append(origin if seq else None, seq, orders, list(sends), controls if changed else None,
-                        routes, trades)
+                        routes, trades, risk_day)
 
     def record_controls(self) -> None:
         """After an operator call ran on the core thread: record switches it changed."""
@@ -177,7 +181,7 @@ class Recorder:
                 open_risk[o.order_id] = ro
         last = {sym: refs["last"] for sym, refs in core.risk_state.refs.items() if "last" in refs}
         return State(orders=dict(core.orders), open_risk=open_risk, watermarks=dict(self.watermarks),
-                     controls=controls_of(core), last_trades=last)
+                     controls=controls_of(core), last_trades=last, risk_day=core.risk_state.day_saved())
 
 
 def start_of_day_utc(now: float | None = None) -> float:
@@ -186,7 +190,7 @@ def start_of_day_utc(now: float | None = None) -> float:
 
 
 def restore_core(core: Core, state: State) -> None:
-    """Give the core the recovered orders, recompute risk exposure, restore the switches."""
+    """Give the core the recovered orders, recompute risk exposure, restore the switches and per-day usage."""
     orders = list(state.orders.values())
     core.restore(orders)
     old = core.risk_state
@@ -202,6 +206,8 @@ def restore_core(core: Core, state: State) -> None:
         rebuilt.disabled_sessions = set(risk_disabled)
         rebuilt.throttle_breaches = dict(breaches)
         core.operator_disabled = set(operator_disabled)
+    # the recorded day's usage; the core's first message (or the scheduled roll) moves it on if that day is over
+    rebuilt.restore_day(state.risk_day)
     core.risk_state = rebuilt
 
 

@@ -1,4 +1,4 @@
-"""Scheduled jobs (apscheduler): each client session's end of day.
+"""Scheduled jobs (apscheduler): each client session's end of day; the risk trading-day rolls.
 
 Jobs only submit a command to the engine's queue; the core thread does the work,
 so a job never touches order state and never blocks a FIX session. The jobs of
@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from gateway.config import ClientConfig, GatewayConfig
-from routing.model import EndOfDay
+from routing.model import EndOfDay, RiskDayRoll
 
 log = logging.getLogger("fixgw.schedule")
 
@@ -39,10 +39,30 @@ def set_end_of_day(scheduler: BackgroundScheduler, name: str, client: ClientConf
     log.info("end of day for %s scheduled at %s %s", name, t.isoformat(), client.timezone, extra={"session": name})
 
 
+RISK_DAY_ROLL = "risk-day-roll:"
+
+
+def set_risk_day_rolls(scheduler: BackgroundScheduler, cfg: GatewayConfig, submit: Callable[[object], None]) -> None:
+    """(Re)schedule a risk day roll at each trading-day boundary: [risk] trading_day_start and every client
+    session's schedule start (UTC). The core rolls per-day usage before any message after a boundary anyway;
+    the job makes the roll happen, and be journaled, when no message flows."""
+    for job in scheduler.get_jobs():
+        if job.id.startswith(RISK_DAY_ROLL):
+            scheduler.remove_job(job.id)
+    if cfg.risk.rules_file is None:
+        return
+    starts = {cfg.risk.trading_day_start} | {c.schedule.start for c in cfg.clients.values() if c.schedule is not None}
+    for t in sorted(starts):
+        scheduler.add_job(submit, CronTrigger(hour=t.hour, minute=t.minute, second=t.second, timezone="UTC"),
+                          args=[RiskDayRoll()], id=f"{RISK_DAY_ROLL}{t:%H:%M:%S}",
+                          name=f"risk trading-day roll at {t:%H:%M:%S} UTC", misfire_grace_time=3600, coalesce=True)
+
+
 def build_scheduler(cfg: GatewayConfig, submit: Callable[[object], None]) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     for name, client in cfg.clients.items():
         set_end_of_day(scheduler, name, client, submit)
+    set_risk_day_rolls(scheduler, cfg, submit)
     j = cfg.journal
     if j.retention_days:
         scheduler.add_job(_retention_job, CronTrigger(hour=j.retention_time.hour, minute=j.retention_time.minute,

@@ -35,9 +35,10 @@ from gateway.journal_proc import ProcessJournalWriter
 from gateway.logs import fields
 from gateway.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, Step,
                             plan)
-from gateway.schedule import build_scheduler, describe, set_end_of_day
+from gateway.schedule import build_scheduler, describe, set_end_of_day, set_risk_day_rolls
 from gateway.statelog import State, StateLog, StateLogError
 from routing.core import ClientOptions, Core
+from routing.model import RiskDayRoll
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from routing.router import RoutingPolicy, StrategySpec, Venue
@@ -71,7 +72,7 @@ def load_risk(cfg: GatewayConfig) -> RiskEngine | None:
     if path is None:
         return None
     try:
-        return RiskEngine(load_rules(path.read_text(), str(path)))
+        return RiskEngine(load_rules(path.read_text(), str(path)), account_day_start=cfg.risk.trading_day_start)
     except OSError as exc:
         raise ConfigError(f"cannot read risk rules {path}: {exc.strerror}") from None
     except RulesError as exc:
@@ -112,7 +113,8 @@ def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:
 def client_options(c: ClientConfig) -> ClientOptions:
     return ClientOptions(pending_new=c.pending_new, cancel_on_disconnect=c.cancel_on_disconnect,
                          accounts=frozenset(c.accounts) if c.accounts is not None else None,
-                         strategy=StrategySpec(c.strategy, c.preferred_venues) if c.strategy else None)
+                         strategy=StrategySpec(c.strategy, c.preferred_venues) if c.strategy else None,
+                         day_start=c.schedule.start if c.schedule is not None else None)
 
 
 def _loopback_port() -> int:
@@ -432,6 +434,7 @@ class Gateway:
         self.statelog.open(state)
         self.engine.recorder = recovery.Recorder(self.statelog, self.core, state, self._store_epoch)
         self.engine.start()
+        self.engine.submit(RiskDayRoll())  # a restart after a trading-day boundary rolls (and journals) at once
         self.client_app.own_sender = self.venue_app.own_sender = self.engine.sender_thread_id
         if self.dropcopy is not None:
             # before the trading sessions, so the first report already has its drop-copy sessions
@@ -636,6 +639,7 @@ class Gateway:
             return {n: d[n] for n in names if n in d} | {n: v for n, v in d.items() if n not in names}
         self.cfg = self.cfg.model_copy(update={"clients": ordered(clients, list(new.clients)),
                                                "venues": ordered(venues, list(new.venues))})
+        set_risk_day_rolls(self.scheduler, self.cfg, self.engine.submit)  # the sessions' schedules may have changed
         # logon checks (addresses, passwords) apply from the next logon on
         self.logon_guard.policies = self._logon_policies(self.cfg)
 

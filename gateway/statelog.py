@@ -3,7 +3,9 @@
 After every command the engine appends one record (the orders the command
 touched, as they are now; their open risk exposure; the routing decisions it
 took, each written once; the inbound MsgSeqNum it consumed; the text of every
-message about to be sent; operator switches when they changed) with a single
+message about to be sent; operator switches when they changed; per-day risk
+usage when it changed: the trading day, the notional filled on it per account,
+each session's day) with a single
 ``write()``, and only then are the messages sent (by the engine's sender
 thread, in order, never more than ``SEND_BACKLOG_MAX`` behind). So every message
 the gateway ever sent is explained by a record on disk, and a message whose
@@ -40,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from risk.state import OpenOrder, open_order_from_state_log, open_order_state_log_form
+from risk.state import OpenOrder, fold_day_changes, open_order_from_state_log, open_order_state_log_form
 from routing.model import RouteDecision, route_from_state_log, route_state_log_form
 from routing.orders import Order, order_from_state_log, order_state_log_form
 
@@ -112,6 +114,7 @@ class Record:
     controls: tuple | None  # operator switches, when they changed
     routes: list = field(default_factory=list)  # routing decisions taken by this command (each logged once)
     trades: dict | None = None  # symbol -> last price of a fill reported to a client by this command
+    risk_day: tuple | None = None  # per-day risk usage changed by this command (``RiskState.day_changes``)
 
 
 @dataclass
@@ -123,6 +126,9 @@ class State:
     watermarks: dict = field(default_factory=dict)  # origin -> (seq, time processed)
     controls: tuple | None = None
     last_trades: dict = field(default_factory=dict)  # symbol -> last fill price reported to a client
+    # per-day risk usage (``risk.state.fold_day_changes``): its trading day, notional filled on it per account,
+    # each session's day; None: not recorded (a log of an older version)
+    risk_day: dict | None = None
     # (record time, message) of the messages that may not all have been sent when the process died: the last
     # record's, and the SEND_BACKLOG_MAX before them (the engine's sender is never further behind the log).
     earlier_sends: deque = field(default_factory=lambda: deque(maxlen=SEND_BACKLOG_MAX))
@@ -155,6 +161,8 @@ class State:
             self.controls = rec.controls
         if rec.trades:
             self.last_trades.update(rec.trades)
+        if rec.risk_day is not None:
+            self.risk_day = fold_day_changes(self.risk_day, rec.risk_day)
         for a in rec.sends:  # records of an older layout: actions, not message texts
             if type(a) is not tuple and getattr(a, "last_px", None) and getattr(a, "last_qty", None):
                 self.last_trades[a.symbol] = a.last_px
@@ -227,7 +235,8 @@ class StateLog:
             if snap.get("version") != SNAPSHOT_VERSION:
                 raise ValueError(f"unknown snapshot version {snap.get('version')!r}")
             return State(orders=snap["orders"], open_risk=snap["open_risk"], watermarks=snap["watermarks"],
-                         controls=snap["controls"], last_trades=snap["last_trades"], clean=snap["clean"])
+                         controls=snap["controls"], last_trades=snap["last_trades"], clean=snap["clean"],
+                         risk_day=snap.get("risk_day"))
         except Exception as exc:  # noqa: BLE001
             raise StateLogError(f"{self.snap_path} cannot be read: {exc}; refusing to start without the "
                                 "gateway's order state (move the file aside only if you know the orders "
@@ -243,8 +252,8 @@ class StateLog:
             os.fsync(self._fd)
 
     def append(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
-               routes: list, trades: dict | None) -> None:
-        body = self._pickler.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades))
+               routes: list, trades: dict | None, risk_day: tuple | None = None) -> None:
+        body = self._pickler.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades, risk_day))
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
         os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
         if self.fsync:
@@ -264,7 +273,8 @@ class StateLog:
 
     def _write_snapshot(self, state: State, clean: bool) -> None:
         snap = {"version": SNAPSHOT_VERSION, "clean": clean, "orders": state.orders, "open_risk": state.open_risk,
-                "watermarks": state.watermarks, "controls": state.controls, "last_trades": state.last_trades}
+                "watermarks": state.watermarks, "controls": state.controls, "last_trades": state.last_trades,
+                "risk_day": state.risk_day}
         tmp = self.snap_path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             os.fchmod(f.fileno(), 0o600)

@@ -93,28 +93,61 @@ def check_kill_switch(order: NewOrder, limits: EffectiveLimits, state: RiskState
 
 def check_throttle(order: NewOrder, limits: EffectiveLimits, state: RiskState, now: datetime) -> Reject | None:
     """Counts the messages the state has seen in the window (the engine counts this order first)."""
+    return throttle_reject(order.session, order.account, limits, state, now)
+
+
+def check_session_disabled(order: NewOrder, limits: EffectiveLimits, state: RiskState,
+                           now: datetime) -> Reject | None:
+    """The throttle for a message of a type it does not count (``throttle_msg_types``): only a session the
+    throttle disabled is refused."""
     if order.session in state.disabled_sessions:
-        n = state.throttle_breaches.get(order.session, 0)
-        return Reject("throttle", RejectCode.OTHER,
-                      f"throttle: session {order.session} disabled after {n} throttle breaches; "
-                      f"an operator must re-enable it", {"breaches": n}, f"session {order.session}")
+        return _disabled(order.session, state)
+    return None
+
+
+def _disabled(session: str, state: RiskState) -> Reject:
+    n = state.throttle_breaches.get(session, 0)
+    return Reject("throttle", RejectCode.OTHER,
+                  f"throttle: session {session} disabled after repeated throttle breaches ({n} today); "
+                  f"an operator must re-enable it", {"breaches": n}, f"session {session}")
+
+
+def throttle_window(limits: EffectiveLimits) -> timedelta:
+    window_ms = limits.value("throttle_window_ms")
+    return timedelta(milliseconds=window_ms) if window_ms else DEFAULT_THROTTLE_WINDOW
+
+
+def throttle_reject(session: str, account: str | None, limits: EffectiveLimits, state: RiskState,
+                    now: datetime) -> Reject | None:
+    """The throttle's verdict on a message of ``session`` (and ``account``) already counted: the session is
+    disabled, or its count or the account's is above a limit."""
+    if session in state.disabled_sessions:
+        return _disabled(session, state)
     lim = limits.get("throttle_msgs")
     hard = limits.get("throttle_logout_msgs")
-    if lim is None and hard is None:
+    acct = limits.get("account_throttle_msgs") if account is not None else None
+    if lim is None and hard is None and acct is None:
         return None
-    window_ms = limits.value("throttle_window_ms")
-    window = timedelta(milliseconds=window_ms) if window_ms else DEFAULT_THROTTLE_WINDOW
-    count = state.message_count(order.session, now, window)
+    window = throttle_window(limits)
     wms = int(window / timedelta(milliseconds=1))
-    if hard is not None and count > hard.value:
-        r = _reject("throttle", RejectCode.EXCEEDS_LIMIT, hard,
-                    f"{count} messages in {wms} ms exceeds throttle_logout_msgs {hard.value}: log the session out",
-                    limits.shadow_checks, count=count, limit=hard.value, window_ms=wms)
-        return Reject(r.rule, r.code, r.text, r.values, r.scope, r.shadow, logout=True)
-    if lim is not None and count > lim.value:
-        return _reject("throttle", RejectCode.EXCEEDS_LIMIT, lim,
-                       f"{count} messages in {wms} ms exceeds throttle_msgs {lim.value}",
-                       limits.shadow_checks, count=count, limit=lim.value, window_ms=wms)
+    if lim is not None or hard is not None:
+        count = state.message_count(session, now, window)
+        if hard is not None and count > hard.value:
+            r = _reject("throttle", RejectCode.EXCEEDS_LIMIT, hard,
+                        f"{count} messages in {wms} ms exceeds throttle_logout_msgs {hard.value}: log the session out",
+                        limits.shadow_checks, count=count, limit=hard.value, window_ms=wms)
+            return Reject(r.rule, r.code, r.text, r.values, r.scope, r.shadow, logout=True)
+        if lim is not None and count > lim.value:
+            return _reject("throttle", RejectCode.EXCEEDS_LIMIT, lim,
+                           f"{count} messages in {wms} ms exceeds throttle_msgs {lim.value}",
+                           limits.shadow_checks, count=count, limit=lim.value, window_ms=wms)
+    if acct is not None:
+        count = state.account_message_count(account, now, window)
+        if count > acct.value:
+            return _reject("throttle", RejectCode.EXCEEDS_LIMIT, acct,
+                           f"{count} messages for account {account or '-'} in {wms} ms exceeds "
+                           f"account_throttle_msgs {acct.value}", limits.shadow_checks, count=count,
+                           limit=acct.value, window_ms=wms, account=account)
     return None
 
 
@@ -342,7 +375,7 @@ CheckFn = Callable[[NewOrder, EffectiveLimits, RiskState, datetime], "Reject | N
 # name -> (function, limit names whose shadow flag makes the check shadow)
 CHECKS: dict[str, tuple[CheckFn, tuple[str, ...]]] = {
     "kill_switch": (check_kill_switch, ()),
-    "throttle": (check_throttle, ("throttle_msgs", "throttle_logout_msgs")),
+    "throttle": (check_throttle, ("throttle_msgs", "throttle_logout_msgs", "account_throttle_msgs")),
     "restricted_symbols": (check_restricted_symbols, ("restricted_symbols",)),
     "market_orders": (check_market_orders, ("allow_market_orders",)),
     "trading_hours": (check_trading_hours, ("trading_hours",)),
@@ -357,3 +390,6 @@ CHECKS: dict[str, tuple[CheckFn, tuple[str, ...]]] = {
     "daily_notional": (check_daily_notional, ("max_daily_notional",)),
 }
 assert tuple(CHECKS) == CHECK_NAMES, "risk.checks.CHECKS and risk.rules.CHECK_NAMES disagree"
+# The chain for a message the throttle does not count (``throttle_msg_types``): its rate is not limited either.
+CHECKS_UNCOUNTED: dict[str, tuple[CheckFn, tuple[str, ...]]] = {
+    **CHECKS, "throttle": (check_session_disabled, CHECKS["throttle"][1])}

@@ -19,7 +19,8 @@ reject unknown keys (the error names the key path)::
     max_order_qty = 5000
 
     [accounts.ACC1]                        # per account (Account, tag 1)
-    max_daily_notional = 2000000
+    max_daily_notional = 2000000           # per trading day (risk/days.py)
+    account_throttle_msgs = 300            # messages per window for this account, across sessions
 
     [symbols.AAPL]                         # per symbol
     trading_hours = { start = 09:30:00, end = 16:00:00, timezone = "America/New_York" }
@@ -79,6 +80,11 @@ CHECK_NAMES: tuple[str, ...] = (
 CheckName = Literal[CHECK_NAMES]  # type: ignore[valid-type]
 
 ReferenceSource = Literal["last", "mid", "file"]
+# The inbound application messages a client session sends the gateway (the ones it answers; quickfix itself
+# refuses any other with a BusinessMessageReject): NewOrderSingle, OrderCancelRequest,
+# OrderCancelReplaceRequest, OrderStatusRequest, OrderMassCancelRequest.
+ClientMsgType = Literal["D", "F", "G", "H", "q"]
+CLIENT_MSG_TYPES: tuple[str, ...] = ("D", "F", "G", "H", "q")
 
 T = TypeVar("T")
 PosDec = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -146,10 +152,16 @@ class Limits(_Strict):
     allow_market_orders: Lim[bool] | None = None
     trading_hours: Lim[TradingHours] | None = None
     duplicate_window_ms: Lim[PosInt] | None = None
-    throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window
+    throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window, per client session
     throttle_logout_msgs: Lim[PosInt] | None = None  # log the session out above this many
     throttle_window_ms: Lim[PosInt] | None = None  # default 1000
-    throttle_disable_after: Lim[PosInt] | None = None  # disable the session after N breaches
+    throttle_disable_after: Lim[PosInt] | None = None  # disable the session after N breaches in a trading day
+    account_throttle_msgs: Lim[PosInt] | None = None  # reject above this many messages per window, per Account
+    # the MsgTypes the throttle counts and limits; unset: every inbound application message (D F G H q)
+    throttle_msg_types: Lim[tuple[ClientMsgType, ...]] | None = None
+    # cancels (F) and mass cancels (q) over a throttle limit: counted but let through (false, the default: a
+    # client must always be able to reduce its risk), or refused like any other message (true)
+    throttle_refuse_cancels: Lim[bool] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -8,9 +8,9 @@ What it holds:
 - per (account, symbol): position (quantity and signed cost notional, from
   fills) and open buy / sell quantity and notional;
 - per account: gross exposure and the net components, daily notional used
-  (filled notional + open notional);
-- per session: open-order count, message times (throttle), breach count,
-  disabled flag;
+  (notional filled today + open notional) and its trading day;
+- per session: open-order count, message times (throttle), breach count and
+  its trading day, disabled flag; per account: message times (throttle);
 - recent orders for duplicate detection, reference prices, kill switches.
 
 Exposure definitions (all notionals at the order price for open quantity and at
@@ -23,13 +23,21 @@ the fill price for positions, i.e. cost basis; never a float):
   the summed position notional and open buys / sells.
 
 Orders without an Account are booked under the account ``""``.
+
+Per-day usage and the trading day (risk/days.py): ``day`` is the trading day the
+accounts' daily notional belongs to, ``session_days`` the day each session's
+throttle breaches belong to. ``start_day`` / ``start_session_day`` move them to a
+new day (the engine calls them when its clock has passed a boundary). What
+changed is kept as plain values for the state log (``day_changes``), so a
+restart after a roll starts from the new day's usage, not from every fill of the
+orders it still knows (``restore_day``).
 """
 from __future__ import annotations
 
 import copy
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from routing.model import NewOrder, PlainForm, Side
@@ -107,13 +115,22 @@ class RiskState:
     exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)  # (account, symbol)
     account_totals: dict[str, Exposure] = field(default_factory=dict)  # linear sums per account
     account_gross: dict[str, Decimal] = field(default_factory=dict)  # sum of symbol gross
-    daily_used: dict[str, Decimal] = field(default_factory=dict)  # per account
+    daily_used: dict[str, Decimal] = field(default_factory=dict)  # per account: daily_filled + open notional
+    daily_filled: dict[str, Decimal] = field(default_factory=dict)  # per account: notional filled on ``day``
+    day: date | None = None  # the trading day of the accounts' daily usage (None: not known yet)
+    session_days: dict[str, date] = field(default_factory=dict)  # session -> trading day of its breach count
     refs: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # symbol -> {last, mid, file}
     msg_times: dict[str, deque] = field(default_factory=dict)  # session -> deque[datetime]
+    account_msg_times: dict[str, deque] = field(default_factory=dict)  # account -> deque[datetime]
     throttle_breaches: dict[str, int] = field(default_factory=dict)
     disabled_sessions: set[str] = field(default_factory=set)
     recent: dict[tuple, datetime] = field(default_factory=dict)  # duplicate key -> last accepted at
     kill: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, key) -> mode
+    # per-day usage changed since the state log last took it (``day_changes``)
+    day_dirty: bool = False
+    _day_full: bool = False  # the day moved on: the accounts' usage is written whole
+    _filled_changed: set[str] = field(default_factory=set)
+    _sessions_changed: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ reads
     def exposure(self, account: str | None, symbol: str) -> Exposure:
@@ -137,16 +154,10 @@ class RiskState:
         return None
 
     def message_count(self, session: str, now: datetime, window: timedelta) -> int:
-        times = self.msg_times.get(session)  # non-decreasing times, pruned by on_message
-        if not times:
-            return 0
-        cutoff = now - window
-        n = len(times)
-        for t in times:  # oldest first: usually already pruned by on_message
-            if t > cutoff:
-                break
-            n -= 1
-        return n
+        return _in_window(self.msg_times.get(session), now, window)
+
+    def account_message_count(self, account: str, now: datetime, window: timedelta) -> int:
+        return _in_window(self.account_msg_times.get(account), now, window)
 
     def kill_mode(self, order: NewOrder) -> tuple[str, str, str] | None:
         """The strictest kill switch matching the order: (mode, scope, key), halt before reduce_only."""
@@ -209,6 +220,9 @@ class RiskState:
         tot.pos_notional += n
         self.account_gross[account] = self.account_gross.get(account, ZERO) + ex.gross - before
         self.daily_used[account] = self.daily_used.get(account, ZERO) + notional
+        self.daily_filled[account] = self.daily_filled.get(account, ZERO) + notional
+        self._filled_changed.add(account)
+        self.day_dirty = True
         self._tidy(account, symbol, ex)
 
     def _tidy(self, account: str, symbol: str, ex: Exposure) -> None:
@@ -235,15 +249,12 @@ class RiskState:
         return o
 
     # ------------------------------------------------------------------ events
-    def on_message(self, session: str, now: datetime, window: timedelta) -> None:
-        """Count one inbound application message for the throttle; forgets times older than ``window``."""
-        times = self.msg_times.get(session)
-        if times is None:
-            times = self.msg_times[session] = deque()
-        times.append(now)
-        cutoff = now - window
-        while times and times[0] <= cutoff:
-            times.popleft()
+    def on_message(self, session: str, now: datetime, window: timedelta, account: str | None = None) -> None:
+        """Count one inbound application message for the throttle, for its session and, when it has one, its
+        account; forgets times older than ``window``."""
+        _count_in(self.msg_times, session, now, window)
+        if account is not None:
+            _count_in(self.account_msg_times, account, now, window)
 
     def on_accepted(self, order: NewOrder, now: datetime | None = None, px: Decimal | None = None,
                     duplicate_window: timedelta | None = None) -> None:
@@ -309,9 +320,95 @@ class RiskState:
 
     def new_day(self) -> None:
         """Start of a trading day: daily notional restarts from the still-open orders."""
-        self.daily_used = {}
+        self.daily_filled = {}
+        self.daily_used = self._open_notional()
+
+    def _open_notional(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
         for o in self.open_orders.values():
-            self.daily_used[o.account] = self.daily_used.get(o.account, ZERO) + o.leaves * o.px
+            out[o.account] = out.get(o.account, ZERO) + o.leaves * o.px
+        return out
+
+    # ------------------------------------------------------------------ trading days
+    def start_day(self, day: date) -> bool:
+        """The accounts' per-day usage moves to trading day ``day``: daily notional restarts from the
+        still-open orders (an order carried over counts with its open quantity, not with what filled before).
+
+        Returns True when an earlier day's usage was dropped. A first day (none known: a new state, or one
+        restored from a state log that did not record it) keeps what is counted, the safe side. A day at or
+        before the current one (a clock stepping back) changes nothing.
+        """
+        old = self.day
+        if old is not None and day <= old:
+            return False
+        self.day = day
+        self._day_full = True
+        self.day_dirty = True
+        if old is None:
+            return False
+        self.new_day()
+        return True
+
+    def start_session_day(self, session: str, day: date) -> int | None:
+        """A session's per-day usage (its throttle breach count) moves to trading day ``day``.
+
+        Returns the breaches dropped (0 if none) when an earlier day was rolled, None when nothing rolled
+        (the session had no day yet, or ``day`` is not later). A session disabled by its breaches stays
+        disabled: only an operator re-enables it.
+        """
+        old = self.session_days.get(session)
+        if old is not None and day <= old:
+            return None
+        self.session_days[session] = day
+        self._sessions_changed.add(session)
+        self.day_dirty = True
+        if old is None:
+            return None
+        return self.throttle_breaches.pop(session, 0)
+
+    def day_changes(self) -> tuple | None:
+        """What changed in per-day usage since the last call, as plain values for the state log, or None:
+        (day ISO or None, whole, {account: notional filled today, text}, {session: its day ISO}).
+        ``whole``: the accounts' part is all of them (the day moved on), else only those that changed."""
+        if not self.day_dirty:
+            return None
+        filled = self.daily_filled
+        accounts = filled if self._day_full else {a: filled.get(a, ZERO) for a in self._filled_changed}
+        out = (None if self.day is None else self.day.isoformat(), self._day_full,
+               {a: str(v) for a, v in accounts.items()},
+               {s: self.session_days[s].isoformat() for s in self._sessions_changed if s in self.session_days})
+        self._clear_day_changes()
+        return out
+
+    def day_saved(self) -> dict | None:
+        """All per-day usage as plain values, in the form ``fold_day_changes`` builds (for a snapshot)."""
+        if self.day is None and not self.session_days:
+            return None
+        return {"day": None if self.day is None else self.day.isoformat(),
+                "filled": {a: str(v) for a, v in self.daily_filled.items()},
+                "sessions": {s: d.isoformat() for s, d in self.session_days.items()}}
+
+    def _clear_day_changes(self) -> None:
+        self.day_dirty = self._day_full = False
+        self._filled_changed.clear()
+        self._sessions_changed.clear()
+
+    def restore_day(self, saved: dict | None) -> None:
+        """Per-day usage as the state log last recorded it (``fold_day_changes``), on a state whose open orders
+        are already restored: daily notional = notional filled on that day + the open orders' notional.
+        None (a state log of a version that did not record it): the counts rebuilt from the orders stay, and
+        the day is unknown until the engine sets it."""
+        if not saved:
+            self._clear_day_changes()
+            return
+        self.day = date.fromisoformat(saved["day"]) if saved.get("day") else None
+        self.daily_filled = {a: Decimal(v) for a, v in saved.get("filled", {}).items()}
+        used = self._open_notional()
+        for a, v in self.daily_filled.items():
+            used[a] = used.get(a, ZERO) + v
+        self.daily_used = used
+        self.session_days = {s: date.fromisoformat(d) for s, d in saved.get("sessions", {}).items()}
+        self._clear_day_changes()
 
     def prune_recent(self, now: datetime, window: timedelta) -> None:
         """Forget orders older than ``window``; ``recent`` is kept oldest first."""
@@ -367,8 +464,10 @@ class RiskState:
 
         ``fills``: (account, symbol, side, filled quantity, filled notional) per order
         (notional = the sum of qty * px of its fills, exact); ``open_orders``: the
-        ``OpenOrder`` of every order still working. Positions, open exposure and
-        daily notional come out as the incremental updates would have left them.
+        ``OpenOrder`` of every order still working. Positions and open exposure come
+        out as the incremental updates would have left them; daily notional counts
+        every fill given, whatever its day: ``restore_day`` then puts back the usage
+        of the trading day the state log recorded.
         Throttle windows, duplicate-detection memory, references and switches are
         not orders' business: the caller restores what it keeps of them.
         """
@@ -378,6 +477,7 @@ class RiskState:
                 st._book_position(account or "", symbol, side, qty, notional)
         for o in open_orders:
             st._add_open(OpenOrder(o.session, o.cl_ord_id, o.account, o.symbol, o.side, o.qty, o.cum, o.px))
+        st._clear_day_changes()
         return st
 
     def snapshot(self) -> dict:
@@ -394,8 +494,12 @@ class RiskState:
                 for (a, s), ex in self.exposures.items() if ex.pos_qty or ex.pos_notional
             ],
             "daily_used": {a: str(v) for a, v in self.daily_used.items()},
+            "daily_filled": {a: str(v) for a, v in self.daily_filled.items()},
+            "day": None if self.day is None else self.day.isoformat(),
+            "session_days": {s: d.isoformat() for s, d in self.session_days.items()},
             "refs": {sym: {k: str(v) for k, v in r.items()} for sym, r in self.refs.items()},
             "msg_times": {s: [t.isoformat() for t in ts] for s, ts in self.msg_times.items()},
+            "account_msg_times": {a: [t.isoformat() for t in ts] for a, ts in self.account_msg_times.items()},
             "throttle_breaches": dict(self.throttle_breaches),
             "disabled_sessions": sorted(self.disabled_sessions),
             "recent": [[list(_jsonable_key(k)), t.isoformat()] for k, t in self.recent.items()],
@@ -418,13 +522,55 @@ class RiskState:
             st._add_open(OpenOrder(d["session"], d["cl_ord_id"], d["account"], d["symbol"], Side(d["side"]),
                                    Decimal(d["qty"]), Decimal(d["cum"]), Decimal(d["px"])))
         st.daily_used = {a: Decimal(v) for a, v in data.get("daily_used", {}).items()}
+        st.daily_filled = {a: Decimal(v) for a, v in data.get("daily_filled", {}).items()}
+        st.day = date.fromisoformat(data["day"]) if data.get("day") else None
+        st.session_days = {s: date.fromisoformat(d) for s, d in data.get("session_days", {}).items()}
         st.refs = {sym: {k: Decimal(v) for k, v in r.items()} for sym, r in data.get("refs", {}).items()}
         st.msg_times = {s: deque(datetime.fromisoformat(t) for t in ts) for s, ts in data.get("msg_times", {}).items()}
+        st.account_msg_times = {a: deque(datetime.fromisoformat(t) for t in ts)
+                                for a, ts in data.get("account_msg_times", {}).items()}
         st.throttle_breaches = dict(data.get("throttle_breaches", {}))
         st.disabled_sessions = set(data.get("disabled_sessions", []))
         st.recent = {_key_from_json(k): datetime.fromisoformat(t) for k, t in data.get("recent", [])}
         st.kill = {(scope, key): mode for scope, key, mode in data.get("kill", [])}
+        st._clear_day_changes()
         return st
+
+
+def _count_in(book: dict[str, deque], key: str, now: datetime, window: timedelta) -> None:
+    times = book.get(key)
+    if times is None:
+        times = book[key] = deque()
+    times.append(now)
+    cutoff = now - window
+    while times and times[0] <= cutoff:
+        times.popleft()
+
+
+def _in_window(times: deque | None, now: datetime, window: timedelta) -> int:
+    if not times:  # non-decreasing times, pruned by on_message
+        return 0
+    cutoff = now - window
+    n = len(times)
+    for t in times:  # oldest first: usually already pruned by on_message
+        if t > cutoff:
+            break
+        n -= 1
+    return n
+
+
+def fold_day_changes(saved: dict | None, change: tuple) -> dict:
+    """The state log's picture of per-day usage (plain values) with one ``RiskState.day_changes`` applied."""
+    day, whole, accounts, sessions = change
+    if saved is None:
+        saved = {"day": day, "filled": {}, "sessions": {}}
+    if whole:
+        saved["filled"] = dict(accounts)
+    else:
+        saved["filled"].update(accounts)
+    saved["day"] = day
+    saved["sessions"].update(sessions)
+    return saved
 
 
 def duplicate_key(order: NewOrder) -> tuple:

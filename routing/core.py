@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 from decimal import Decimal
 from time import perf_counter_ns
 from typing import Callable
@@ -53,6 +53,7 @@ from routing.model import (
     RejectCode,
     ReloadRisk,
     ReplaceRequest,
+    RiskDayRoll,
     RouteDecision,
     SessionStatus,
     Side,
@@ -89,6 +90,7 @@ class ClientOptions:
     cancel_on_disconnect: bool = False
     accounts: frozenset[str] | None = None  # the Accounts (1) the session may use; None: any
     strategy: StrategySpec | None = None  # the session's routing strategy (None: the account's or the default)
+    day_start: time | None = None  # UTC: where the session's per-day risk usage rolls (its schedule's start)
 
 
 
@@ -138,6 +140,9 @@ class Core(VenueLiveness):
         self.venues = {v.name: v for v in venues}
         self._venue_order = list(self.venues)
         self.clients = clients
+        if risk is not None:
+            for name, options in clients.items():
+                risk.set_session_day_start(name, options.day_start)
         self.closed_sessions: set[str] = set()  # client sessions removed by `fixgw sessions reload`
         self._ids = itertools.count(1)
         self._id_prefix = id_prefix
@@ -154,6 +159,7 @@ class Core(VenueLiveness):
             OperatorCancel: self._operator_cancel, MarketData: self._market_data,
             MarketDataReject: self._market_data_reject, VenueMessageRejected: self._venue_message_rejected,
             Tick: self._tick, OperatorReconcile: self._operator_reconcile, OperatorClose: self._operator_close,
+            RiskDayRoll: self._risk_day_roll,
         }
 
     # ------------------------------------------------------------------ queries
@@ -264,6 +270,8 @@ class Core(VenueLiveness):
 
     def set_client(self, name: str, options: ClientOptions) -> None:
         self.clients[name] = options
+        if self.risk is not None:
+            self.risk.set_session_day_start(name, options.day_start)
         self.closed_sessions.discard(name)
 
     def close_client(self, name: str) -> int:
@@ -279,6 +287,14 @@ class Core(VenueLiveness):
             handler = self._handlers[type(cmd)]
         except KeyError:
             raise TypeError(f"core cannot handle {type(cmd).__name__}") from None
+        if type(cmd) is VenueExecution and cmd.last_qty and self.risk is not None:
+            # a fill after a trading-day boundary counts on the new day: roll before it is booked
+            rolled = Outcome()
+            self._risk_roll(rolled, self.clock())
+            out = handler(cmd)
+            out.risk_events.extend(rolled.risk_events)
+            out.warnings.extend(rolled.warnings)
+            return out
         return handler(cmd)
 
     # ------------------------------------------------------------------ client: new order
@@ -427,6 +443,10 @@ class Core(VenueLiveness):
             tif=cmd.tif, account=cmd.account,
         )
         now = self.clock()
+        if self.risk is not None:
+            self._risk_roll(out, now)
+            if problem is not None:  # refused before the risk check: still a message for the throttle
+                self.risk.count("D", cmd.session, self.risk_state, now, account=cmd.account, symbol=cmd.symbol)
         if problem is None and self.risk is not None:
             t0 = perf_counter_ns()
             decision = self.risk.check(cmd, self.risk_state, now)
@@ -500,6 +520,12 @@ class Core(VenueLiveness):
     def _cancel(self, cmd: CancelRequest) -> Outcome:
         out = Outcome()
         order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        if self.risk is not None:
+            refused = self._risk_message(out, "F", cmd.session, cmd.cl_ord_id, cmd.symbol,
+                                         cmd.account or (order.account if order is not None else None))
+            if refused is not None:
+                return self._cxl_reject(out, cmd.session, cmd.cl_ord_id, cmd.orig_cl_ord_id, order,
+                                        CxlRejResponseTo.CANCEL, CxlRejCode.OTHER, refused)
         account = self._account_problem(cmd.session, cmd.account, required=False)
         if account is not None:
             self._refuse_account(out, cmd.session, cmd.cl_ord_id, "cancel", account)
@@ -558,6 +584,11 @@ class Core(VenueLiveness):
     def _replace(self, cmd: ReplaceRequest) -> Outcome:
         out = Outcome()
         order = self._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+        if self.risk is not None:  # counted here, judged by the risk check below (if it gets that far)
+            now = self.clock()
+            self._risk_roll(out, now)
+            self.risk.count("G", cmd.session, self.risk_state, now, symbol=cmd.symbol,
+                            account=cmd.account or (order.account if order is not None else None))
         # the Account given, else the order's: a replace changes what trades, so the session must still be
         # allowed the account (a cancel without Account is always allowed: it only reduces exposure)
         account = self._account_problem(cmd.session, cmd.account if cmd.account is not None
@@ -571,9 +602,9 @@ class Core(VenueLiveness):
         if problem is None:
             problem = self._replace_problem(order, cmd)
         if problem is None and self.risk is not None:
-            new_terms, now = self._as_new_order(order, cmd), self.clock()
+            new_terms = self._as_new_order(order, cmd)
             t0 = perf_counter_ns()
-            decision = self.risk.check_replace(new_terms, order.risk_key, self.risk_state, now)
+            decision = self.risk.check_replace(new_terms, order.risk_key, self.risk_state, now, count_message=False)
             out.risk_ns.append(perf_counter_ns() - t0)
             rejected = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
             if rejected is not None:
@@ -647,8 +678,14 @@ class Core(VenueLiveness):
             order = self.orders.get(cmd.order_id)
             if order is not None and order.session != cmd.session:
                 order = None  # never reveal another session's order
+        throttled = None
+        if self.risk is not None:
+            # Over the throttle a status request is still answered with the order's true status: an answer
+            # saying Rejected could make a client resend an order that is working. Text names the throttle.
+            throttled = self._risk_message(out, "H", cmd.session, cmd.cl_ord_id, cmd.symbol,
+                                           order.account if order is not None else None)
         if order is not None:
-            out.actions.append(self._report(order, ExecKind.ORDER_STATUS, cl_ord_id=cmd.cl_ord_id))
+            out.actions.append(self._report(order, ExecKind.ORDER_STATUS, cl_ord_id=cmd.cl_ord_id, text=throttled))
             return out
         out.actions.append(ClientExecReport(
             session=cmd.session, order_id="NONE", cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
@@ -656,7 +693,7 @@ class Core(VenueLiveness):
             ord_status=OrdStatus.REJECTED, symbol=cmd.symbol, side=cmd.side or Side.BUY, order_qty=ZERO,
             ord_type=OrdType.LIMIT, price=None, tif=TimeInForce.DAY, account=None, last_qty=ZERO, last_px=ZERO,
             cum_qty=ZERO, leaves_qty=ZERO, avg_px=ZERO, reject_code=RejectCode.UNKNOWN_ORDER,
-            text=f"unknown order: ClOrdID {cmd.cl_ord_id}",
+            text=f"unknown order: ClOrdID {cmd.cl_ord_id}" + (f"; {throttled}" if throttled else ""),
         ))
         return out
 
@@ -670,6 +707,11 @@ class Core(VenueLiveness):
                 request_type=cmd.request_type, response=response, affected=affected, reject_reason=reason,
                 text=text))
 
+        if self.risk is not None:
+            refused = self._risk_message(out, "q", cmd.session, cmd.cl_ord_id, cmd.symbol or "")
+            if refused is not None:
+                report("0", 0, "99", refused)
+                return out
         try:
             scope = MassCancelScope(cmd.request_type)
         except ValueError:
@@ -1186,6 +1228,8 @@ class Core(VenueLiveness):
                               state.kill.items()},
             "disabled_sessions": sorted(state.disabled_sessions),
             "open_orders": len(state.open_orders),
+            "trading_day": state.day.isoformat() if state.day is not None else None,  # of the accounts' usage
+            "throttle_breaches": dict(state.throttle_breaches),  # per session, this trading day
         }
 
     # ------------------------------------------------------------------ risk
@@ -1205,6 +1249,33 @@ class Core(VenueLiveness):
         if decision.accepted:
             return None
         return decision.reject.code, decision.reject.text
+
+    def _risk_roll(self, out: Outcome, now: datetime) -> None:
+        """Per-day risk usage belongs to the trading day ``now`` is in: roll it when a boundary has passed
+        (cheap otherwise). What it dropped is journaled as risk events."""
+        for text in self.risk.roll(self.risk_state, now):
+            out.risk_events.append(text)
+            out.warnings.append(Note(f"risk: {text}"))
+
+    def _risk_message(self, out: Outcome, msg_type: str, session: str, cl_ord_id: str, symbol: str = "",
+                      account: str | None = None) -> str | None:
+        """Count a cancel (F), status request (H) or mass cancel (q) for the throttle; the reason if the
+        throttle refuses it (a cancel only with throttle_refuse_cancels)."""
+        now = self.clock()
+        self._risk_roll(out, now)
+        decision = self.risk.message(msg_type, session, self.risk_state, now, account=account, symbol=symbol)
+        if decision is None:
+            return None
+        refused = self._risk_check(out, decision, session, cl_ord_id)
+        return None if refused is None else refused[1]
+
+    def _risk_day_roll(self, cmd: RiskDayRoll) -> Outcome:
+        """The scheduled roll at a trading-day boundary: the roll happens (and is journaled) with no order
+        flowing; any message after the boundary would roll first anyway."""
+        out = Outcome()
+        if self.risk is not None:
+            self._risk_roll(out, self.clock())
+        return out
 
     def _risk_settle(self, order: Order) -> None:
         """A finished order no longer counts as open for risk (fills were booked as they came)."""

@@ -272,6 +272,11 @@ class EndOfDay:
     session: str
 
 
+@dataclass(frozen=True, slots=True)
+class RiskDayRoll:
+    """A trading-day boundary (risk/days.py) passed: per-day risk usage rolls even if no message flows."""
+
+
 @compact_pickle
 @dataclass(frozen=True, slots=True)
 class KillSwitch:
@@ -715,6 +720,7 @@ class Outcome:
     actions: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Note, or plain str
     risk: list = field(default_factory=list)  # (session, ClOrdID, risk.engine.Decision), for journaling
+    risk_events: list = field(default_factory=list)  # risk lines that concern no one order (a day roll)
     risk_ns: list = field(default_factory=list)  # how long each risk check took (ns), for the metrics
     audit: list = field(default_factory=list)  # (session, text): security refusals, journaled as session events
     routes: list = field(default_factory=list)  # RouteDecision, for journaling and metrics
