@@ -476,6 +476,20 @@ class RoutingConfig(_Strategy):
                                                          "= reroute, lost) quantity is routed again; 0: never")
 
 
+class LimitsConfig(_Strict):
+    """What a client's order may carry at all (sessions/codec.py, "Intake rule"): beyond these the message
+    gets a session Reject naming the tag (373=5) and no order is created. Not risk limits ([risk] is for
+    those): these are the sizes the gateway can carry through and write back exactly, so the ceilings keep
+    every accepted value within what the codec formats without rounding (10**15, 10 decimal places)."""
+
+    max_qty: Decimal = Field(Decimal(10) ** 12, gt=0, le=Decimal(10) ** 15,
+                             description="largest OrderQty (38) accepted, in units")
+    max_price: Decimal = Field(Decimal(10) ** 12, gt=0, le=Decimal(10) ** 15,
+                               description="largest Price (44) or StopPx (99) accepted, in absolute value")
+    max_decimals: int = Field(8, ge=0, le=10, description="most decimal places of a quantity or price "
+                                                          "(trailing zeros not counted)")
+
+
 class GatewayConfig(_Strict):
     comp_id: str = "FIXGW"
     data_dir: Path = Path("var")
@@ -489,6 +503,7 @@ class GatewayConfig(_Strict):
     risk: RiskConfig = RiskConfig()
     recovery: RecoveryConfig = RecoveryConfig()
     routing: RoutingConfig = RoutingConfig()
+    limits: LimitsConfig = LimitsConfig()
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     dropcopy: DropCopyConfig = DropCopyConfig()

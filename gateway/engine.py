@@ -33,8 +33,10 @@ from risk.engine import describe_decision
 from routing.core import Core
 from routing.model import (
     CancelRequest,
+    ChildNotSent,
     ClientCancelReject,
     ClientExecReport,
+    ClientMassCancelReport,
     CxlRejResponseTo,
     ExecKind,
     MassCancelRequest,
@@ -57,7 +59,6 @@ from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
-_FAILED = object()  # an action whose message could not be encoded
 _REQUEST = object()
 # the sender's work items besides (action, command, message): marks kept in order with the sends
 _DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
@@ -307,7 +308,7 @@ class Engine:
         elif type(command) is VenueMessageRejected:
             metrics.VENUE_MESSAGE_REJECTS.labels(command.venue, "session" if command.session_level else "business",
                                                  command.ref_msg_type or "?").inc()
-        messages = [self._encode(action) for action in outcome.actions]
+        messages = [self._encode(action) for action in outcome.actions]  # (a _NotEncoded for a failure)
         if recorder is not None:
             # durable before anything leaves: the messages' texts, as they will be sent
             self._record(command, outcome, [m for m in messages if type(m) is tuple])
@@ -320,9 +321,14 @@ class Engine:
             # they ask about, or the venue answers "unknown order" for an order it has not been sent yet
             for action, message in self._deferred.pop(command.name):
                 put((action, None, message))
+        failed = None
         for action, message in zip(outcome.actions, messages):
-            if message is not _FAILED:
+            if type(message) is _NotEncoded:
+                failed = (failed or []) + [(action, message.exc)]
+            else:
                 put((action, command, message))
+        if failed:
+            self._not_encoded(command, failed)
         self._keep_sender_close()
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
@@ -358,14 +364,14 @@ class Engine:
 
     def _encode(self, action):
         """The action's message as (role, session name, text); None for an action that is no message of
-        ours to record (a logout, a market data request); _FAILED when it cannot be encoded."""
+        ours to record (a logout, a market data request); a _NotEncoded when it cannot be encoded."""
         try:
             return self.outbound.encode(action)
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             self.errors += 1
-            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            metrics.INTERNAL_ERRORS.labels("encode").inc()
             log.exception("could not encode %r; not sent", action, extra=_action_ids(action))
-            return _FAILED
+            return _NotEncoded(exc)
 
     def _send(self, action, command, message=None) -> None:
         """Send one action's message (or perform the action), on the sender thread; time its hop from the
@@ -406,14 +412,75 @@ class Engine:
             return
         text = (f"gateway could not process ClOrdID {command.cl_ord_id}: internal error ({type(exc).__name__}); "
                 "it was journaled and not acted on")
+        if self._journal_event is not None:
+            self._journal_event("internal", f"{command.session}: {text}: {exc!r}")
+        self._business_reject(command.session, ref_type, command.seq, command.cl_ord_id, text)
 
+    # ------------------------------------------------------------------ safety net: a message that cannot be encoded
+    # The intake (sessions/codec.py) accepts only what can be written back, so this is for bugs. Either way
+    # nobody is left waiting: a client gets a BusinessMessageReject instead of the answer that could not be
+    # written, a venue-bound child is refused inside the core (ChildNotSent) as if the venue had refused it.
+    # Each gets a log line (``_encode``), fixgw_internal_errors_total{where="encode"} and a journal event.
+    def _not_encoded(self, command, failed: list) -> None:
+        for action, exc in failed:
+            kind = type(action)
+            what = f"{_MSG_TYPE.get(kind, kind.__name__)} for ClOrdID {getattr(action, 'cl_ord_id', '?')}"
+            problem = f"internal error ({type(exc).__name__}: {exc})"
+            session = getattr(action, "session", None) or getattr(action, "venue", "?")
+            if self._journal_event is not None:
+                self._journal_event("internal", f"{session}: could not encode {what}, not sent: {problem}")
+            if kind in _CLIENT_ANSWERS:
+                ref_type, ref_seq = _ref_of(command, action)
+                self._business_reject(action.session, ref_type, ref_seq, action.cl_ord_id,
+                                      f"gateway could not send you the {what}: {problem}")
+            elif kind in _CHILD_MESSAGES:
+                self._handle(ChildNotSent(
+                    venue=action.venue, cl_ord_id=action.cl_ord_id, msg_type=_MSG_TYPE[kind],
+                    text=f"not sent to {action.venue}: {problem}",
+                    orig_cl_ord_id=getattr(action, "orig_cl_ord_id", None)))
+
+    def _business_reject(self, session: str, ref_type: str, ref_seq: int, ref_id: str, text: str) -> None:
+        """Send a client a BusinessMessageReject once what was decided before it has been sent."""
         def reject() -> None:
             try:
-                self.outbound.business_reject(command.session, ref_type, command.cl_ord_id, text)
+                self.outbound.business_reject(session, ref_type, ref_id, text, ref_seq or None)
             except Exception:  # noqa: BLE001
                 metrics.INTERNAL_ERRORS.labels("outbound").inc()
-                log.exception("could not send BusinessMessageReject for %r", command)
+                log.exception("could not send BusinessMessageReject to %s for %s", session, ref_id)
         self._put((_CALL, reject))
+
+
+class _NotEncoded:
+    """An action whose message could not be encoded, and why."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+
+_MSG_TYPE = {ClientExecReport: "8", ClientCancelReject: "9", ClientMassCancelReport: "r", VenueNewOrder: "D",
+             VenueCancel: "F", VenueReplace: "G", VenueDontKnow: "Q", VenueStatusRequest: "H"}
+_CLIENT_ANSWERS = (ClientExecReport, ClientCancelReject, ClientMassCancelReport)
+_CHILD_MESSAGES = (VenueNewOrder, VenueCancel, VenueReplace)
+
+
+def _ref_of(command, action) -> tuple[str, int]:
+    """What a BusinessMessageReject for an answer that could not be sent refers to: (RefMsgType, RefSeqNum).
+
+    The client's own message if it caused the answer (its MsgType and MsgSeqNum); otherwise (a venue's
+    report, the end of day, an operator) the message that made the ClOrdID the answer names, without a
+    RefSeqNum: a cancel (F) or replace (G) for an answer about one, else the NewOrderSingle (D)."""
+    ref_type = _REF_MSG_TYPE.get(type(command))
+    if ref_type is not None and command.session == action.session:
+        return ref_type, command.seq
+    if type(action) is ClientMassCancelReport:
+        return "q", 0
+    if type(action) is ClientCancelReject:
+        return ("G" if action.response_to is CxlRejResponseTo.REPLACE else "F"), 0
+    if action.orig_cl_ord_id:
+        return ("G" if action.kind in (ExecKind.REPLACED, ExecKind.PENDING_REPLACE) else "F"), 0
+    return "D", 0
 
 
 def _command_ids(command) -> dict:

@@ -44,6 +44,7 @@ OTHER_SECTIONS = {
     "acceptor": "needs a restart", "http": "needs a restart", "journal": "needs a restart",
     "risk": "rules: fixgw risk reload; rules_file and reference_prices: a restart",
     "routing": "needs a restart",
+    "limits": "needs a restart",
 }
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 import quickfix as fix
 
@@ -44,6 +45,7 @@ from risk.rules import RulesError, load_rules
 from routing.router import RoutingPolicy, StrategySpec, Venue
 from dropcopy.filters import Scope
 from sessions import filestore
+from sessions.codec import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
@@ -79,8 +81,21 @@ def load_risk(cfg: GatewayConfig) -> RiskEngine | None:
         raise ConfigError(str(exc)) from None
 
 
+def intake_limits(cfg: GatewayConfig) -> IntakeLimits:
+    """gateway.cfg [limits] as the codec's IntakeLimits."""
+    return IntakeLimits(cfg.limits.max_qty, cfg.limits.max_price, cfg.limits.max_decimals)
+
+
 def _callback_error(callback: str, session: str, exc: BaseException) -> None:
     metrics.INTERNAL_ERRORS.labels(callback).inc()
+
+
+def _journaled_callback_error(journal) -> Callable[[str, str, BaseException], None]:
+    """``_callback_error`` plus a journal event (``internal``) naming the session, callback and exception."""
+    def on_error(callback: str, session: str, exc: BaseException) -> None:
+        _callback_error(callback, session, exc)
+        journal.event("internal", f"{session}: internal error in {callback}: {ascii(exc)}")
+    return on_error
 
 
 _journal_log = logging.getLogger("fixgw.journal")
@@ -191,7 +206,9 @@ class Gateway:
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
         self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
         self.recovered: State | None = None  # what start() found in the state log
-        self.client_app = ClientApplication(self._names, self.engine.submit, _callback_error, self.logon_refusal)
+        self.client_app = ClientApplication(self._names, self.engine.submit, _journaled_callback_error(self.journal),
+                                            self.logon_refusal)
+        self.client_app.limits = intake_limits(cfg)  # [limits]: what a client's order may carry at all
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
                                           logon_fields=self._venue_logon_fields)
         self.venue_app.sent_index = self.sent_index
@@ -395,7 +412,7 @@ class Gateway:
                                         session_rejected(url, text, since_us))
             role, name = origin.split(":", 1)
             for row_id, seq, raw in rows:
-                command = replay_command(role, name, raw)
+                command = replay_command(role, name, raw, self.client_app.limits)
                 if command is not None:
                     found.append((row_id, role, command))
             if rows:

@@ -28,6 +28,7 @@ from typing import Callable
 
 from routing.model import (
     CancelRequest,
+    ChildNotSent,
     ClientCancelReject,
     ClientExecReport,
     ClientMassCancelReport,
@@ -161,6 +162,7 @@ class Core(VenueLiveness):
             Tick: self._tick, OperatorReconcile: self._operator_reconcile, OperatorClose: self._operator_close,
             RiskDayRoll: self._risk_day_roll,
         }
+        self._handlers[ChildNotSent] = self._child_not_sent  # the engine's safety net (below)
 
     # ------------------------------------------------------------------ queries
     def order_for_client(self, session: str, cl_ord_id: str) -> Order | None:
@@ -296,6 +298,32 @@ class Core(VenueLiveness):
             out.warnings.extend(rolled.warnings)
             return out
         return handler(cmd)
+
+    # ------------------------------------------------------------------ a venue message the engine could not send
+    def _child_not_sent(self, cmd: ChildNotSent) -> Outcome:
+        """The engine could not encode our message to a venue: answered as if the venue had refused it, so
+        the order never waits on a message that never left (a new child: rejected, re-routed or reported to
+        the client; a cancel or replace: refused, the client gets an OrderCancelReject)."""
+        if cmd.msg_type != "D":
+            return self._venue_cancel_reject(VenueCancelReject(
+                venue=cmd.venue, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=cmd.orig_cl_ord_id or "",
+                venue_order_id=None, reason=CxlRejCode.OTHER, text=cmd.text,
+                response_to=CxlRejResponseTo.REPLACE if cmd.msg_type == "G" else CxlRejResponseTo.CANCEL))
+        out = Outcome()
+        order = self._by_child.get((cmd.venue, cmd.cl_ord_id))
+        child = order.child(cmd.venue, cmd.cl_ord_id) if order is not None else None
+        if child is None:
+            out.warnings.append(Note(f"{cmd.venue}: order {cmd.cl_ord_id} not sent and not known: {cmd.text}",
+                                     venue=cmd.venue))
+            return out
+        try:
+            child.apply(Event.VENUE_REJECT)
+        except TransitionRefused as exc:
+            out.warnings.append(Note(f"order {order.order_id}: {exc} ({cmd.text})", **_ids(order)))
+            return out
+        out.changed.append(order)
+        self._child_done(order, child, Event.VENUE_REJECT, cmd.venue, cmd.text, out)
+        return out
 
     # ------------------------------------------------------------------ client: new order
     def _account_problem(self, session: str, account: str | None, required: bool = True) -> str | None:

@@ -454,6 +454,20 @@ class SessionStatus:
     up: bool
 
 
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class ChildNotSent:
+    """The engine could not encode a message for a venue (gateway/engine.py, its safety net): the core treats
+    it as the venue's refusal, so the order never waits for an answer that cannot come. A new order (D) is a
+    rejected child (routed again or reported to the client); a cancel (F) or replace (G), a refused one."""
+
+    venue: str
+    cl_ord_id: str  # our ClOrdID of the message that was not sent
+    msg_type: str  # "D", "F" or "G"
+    text: str
+    orig_cl_ord_id: str | None = None  # F and G: the child's ClOrdID they were for
+
+
 # --------------------------------------------------------------------------- outbound actions
 @compact_pickle
 @dataclass(frozen=True, slots=True)
@@ -694,7 +708,7 @@ def describe_route(d: RouteDecision) -> str:
 
 Command = (NewOrder | CancelRequest | ReplaceRequest | StatusRequest | MassCancelRequest | EndOfDay
            | KillSwitch | ReloadRisk | OperatorCancel | VenueExecution | VenueCancelReject | SessionStatus
-           | MarketData | MarketDataReject)
+           | MarketData | MarketDataReject | ChildNotSent)
 Action = (ClientExecReport | ClientCancelReject | ClientMassCancelReport | VenueNewOrder | VenueCancel
           | VenueReplace | VenueDontKnow | LogoutClient | VenueMarketDataRequest)
 

@@ -12,9 +12,18 @@ read with one ``toString()`` and split in Python, instead of one
 Decoding raises quickfix's own exceptions (``FieldNotFound``, ``IncorrectTagValue``)
 for messages that cannot be understood, so quickfix answers them with a
 session-level Reject naming the tag. Business problems are not decided here.
+
+Intake rule (docs/architecture.md, "What the gateway accepts"): a client's message
+is accepted only if everything the gateway will echo back or forward can be encoded
+again, exactly. String fields must be printable ASCII, the sessions' one encoding
+(``_str``: otherwise 373=6, IncorrectDataFormat); quantities and prices must be plain
+FIX decimals (no exponent, no "NaN") within ``IntakeLimits`` (``_qty``/``_px``:
+otherwise 373=5, value out of range). ``tests/test_intake.py`` checks, with wide
+generated inputs, that every encoder can write whatever the decoders accept.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -137,8 +146,30 @@ def fields(msg) -> Fields:
 
 
 def _text(value: str) -> str:
-    """A free-text value that cannot break the message (no SOH inside)."""
+    """A free-text value that cannot break the message (no SOH inside) and is in the sessions' encoding:
+    a character outside printable ASCII (a venue's Text in another script, a lone surrogate) becomes "?"."""
+    if not value.isascii():
+        value = value.encode("ascii", "replace").decode("ascii")
     return value.replace(SOH, " ")[:1000]
+
+
+class Unencodable(ValueError):
+    """A message's text holds a character outside the sessions' encoding (ASCII): the binding's string setter
+    would raise TypeError on a lone surrogate, and a peer expects ASCII anyway. Names the first such tag."""
+
+    def __init__(self, tag: str):
+        super().__init__(f"tag {tag} holds a character outside ASCII, the sessions' encoding")
+        self.tag = tag
+
+
+def check_encodable(text: str) -> str:
+    """``text`` if every character is ASCII (one flag check: CPython knows it of every str), else Unencodable."""
+    if text.isascii():
+        return text
+    for part in text.split(SOH):
+        if not part.isascii():
+            raise Unencodable(part.partition("=")[0])
+    raise Unencodable("?")  # never: a non-ASCII text has a non-ASCII part
 
 
 def _body(msg_type: str, pairs) -> str:
@@ -166,6 +197,73 @@ def _message(text_encoder):
     encode.__name__ = encode.__qualname__ = text_encoder.__name__
     encode.__doc__ = text_encoder.__doc__
     return encode
+
+
+# --------------------------------------------------------------------------- intake limits
+@dataclass(frozen=True, slots=True)
+class IntakeLimits:
+    """The largest quantity and price, and the most decimal places, a client's order may carry
+    (gateway.cfg ``[limits]``). ``fmt`` writes at most 10 decimal places and Decimal arithmetic keeps 28
+    digits, so the configuration caps these at 10**15 and 10 places: anything accepted formats exactly."""
+
+    max_qty: Decimal = Decimal(10) ** 12
+    max_price: Decimal = Decimal(10) ** 12
+    max_decimals: int = 8
+
+
+DEFAULT_LIMITS = IntakeLimits()
+LIMIT_CEILING = Decimal(10) ** 15  # the most a limit may be set to (gateway/config.py checks it)
+DECIMALS_CEILING = 10  # the most decimal places ``fmt`` writes
+
+# FIX's float types: an optional minus, digits, an optional decimal point (no exponent, no sign "+", no spaces;
+# quickfix's own check lets "1." and ".5" through too)
+_FIX_DECIMAL = re.compile(r"-?(\d*)(?:\.(\d*))?")
+
+
+def printable_ascii(value: str) -> bool:
+    """The sessions' encoding: FIX String fields carry printable ASCII (0x20-0x7E). Two flag checks in C."""
+    return value.isascii() and value.isprintable()
+
+
+def _str(f: Fields, tag: int) -> str:
+    """A required string field the gateway echoes back or forwards: printable ASCII, or 373=6 naming it.
+
+    A byte quickfix cannot decode as UTF-8 reaches Python as a lone surrogate (SWIG's "surrogateescape"),
+    which no string setter of the binding can take back: such a value must never be accepted.
+    """
+    value = _get(f, tag)
+    if not (value.isascii() and value.isprintable()):
+        raise fix.IncorrectDataFormat(tag)
+    return value
+
+
+def _opt_str(f: Fields, tag: int) -> str | None:
+    value = f.get(tag)
+    if value is not None and not (value.isascii() and value.isprintable()):
+        raise fix.IncorrectDataFormat(tag)
+    return value
+
+
+def _bounded(f: Fields, tag: int, limit: Decimal, decimals: int) -> Decimal:
+    """A quantity or price within the intake limits: exactly what ``fmt`` will write back."""
+    raw = _get(f, tag)
+    match = _FIX_DECIMAL.fullmatch(raw)
+    if match is None or not (match.group(1) or match.group(2)):
+        raise fix.IncorrectDataFormat(tag)
+    if len((match.group(2) or "").rstrip("0")) > decimals:
+        raise fix.IncorrectTagValue(tag)
+    value = Decimal(raw)  # exact: Decimal keeps every digit of the text, whatever its length
+    if abs(value) > limit:
+        raise fix.IncorrectTagValue(tag)
+    return value
+
+
+def _qty(f: Fields, tag: int, limits: IntakeLimits) -> Decimal:
+    return _bounded(f, tag, limits.max_qty, limits.max_decimals)
+
+
+def _px(f: Fields, tag: int, limits: IntakeLimits) -> Decimal | None:
+    return _bounded(f, tag, limits.max_price, limits.max_decimals) if tag in f else None
 
 
 def _get(f: Fields, tag: int) -> str:
@@ -216,25 +314,27 @@ def _poss_dup(f: Fields) -> bool:
 
 
 # --------------------------------------------------------------------------- client side: decode
-def decode_new_order(msg, session: str, recv_ns: int = 0) -> NewOrder:
+# Every string a command keeps is read with ``_str``/``_opt_str`` and every number with ``_qty``/``_px``, so a
+# command exists only if all of it can be written back (module docstring). ``limits``: gateway.cfg [limits].
+def decode_new_order(msg, session: str, recv_ns: int = 0, limits: IntakeLimits = DEFAULT_LIMITS) -> NewOrder:
     """A NewOrderSingle (a quickfix Message or its ``fields()``) as a domain command."""
     f = fields(msg)
     return NewOrder(
         session=session,
-        cl_ord_id=_get(f, 11),
-        symbol=_get(f, 55),
+        cl_ord_id=_str(f, 11),
+        symbol=_str(f, 55),
         side=_enum(Side, f, 54),
-        qty=_decimal(f, 38),
+        qty=_qty(f, 38, limits),
         ord_type=_enum(OrdType, f, 40),
-        price=_opt_decimal(f, 44),
-        stop_px=_opt_decimal(f, 99),
+        price=_px(f, 44, limits),
+        stop_px=_px(f, 99, limits),
         tif=_opt_enum(TimeInForce, f, 59) or TimeInForce.DAY,
-        account=f.get(1),
-        ex_destination=f.get(100),
+        account=_opt_str(f, 1),
+        ex_destination=_opt_str(f, 100),
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
-        strategy=f.get(STRATEGY_TAG),
+        strategy=_opt_str(f, STRATEGY_TAG),
     )
 
 
@@ -242,31 +342,32 @@ def decode_cancel_request(msg, session: str, recv_ns: int = 0) -> CancelRequest:
     f = fields(msg)
     return CancelRequest(
         session=session,
-        cl_ord_id=_get(f, 11),
-        orig_cl_ord_id=_get(f, 41),
-        symbol=_get(f, 55),
+        cl_ord_id=_str(f, 11),
+        orig_cl_ord_id=_str(f, 41),
+        symbol=_str(f, 55),
         side=_opt_enum(Side, f, 54),
-        order_id=f.get(37),
+        order_id=_opt_str(f, 37),
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
-        account=f.get(1),
+        account=_opt_str(f, 1),
     )
 
 
-def decode_replace_request(msg, session: str, recv_ns: int = 0) -> ReplaceRequest:
+def decode_replace_request(msg, session: str, recv_ns: int = 0,
+                           limits: IntakeLimits = DEFAULT_LIMITS) -> ReplaceRequest:
     f = fields(msg)
     return ReplaceRequest(
         session=session,
-        cl_ord_id=_get(f, 11),
-        orig_cl_ord_id=_get(f, 41),
-        symbol=_get(f, 55),
+        cl_ord_id=_str(f, 11),
+        orig_cl_ord_id=_str(f, 41),
+        symbol=_str(f, 55),
         side=_enum(Side, f, 54),
-        qty=_decimal(f, 38),
+        qty=_qty(f, 38, limits),
         ord_type=_enum(OrdType, f, 40),
-        price=_opt_decimal(f, 44),
+        price=_px(f, 44, limits),
         tif=_opt_enum(TimeInForce, f, 59),
-        account=f.get(1),
+        account=_opt_str(f, 1),
         recv_ns=recv_ns,
         seq=_seq(f),
         poss_dup=_poss_dup(f),
@@ -275,14 +376,15 @@ def decode_replace_request(msg, session: str, recv_ns: int = 0) -> ReplaceReques
 
 def decode_status_request(msg, session: str) -> StatusRequest:
     f = fields(msg)
-    return StatusRequest(session=session, cl_ord_id=_get(f, 11), symbol=_get(f, 55), side=_opt_enum(Side, f, 54),
-                         order_id=f.get(37), seq=_seq(f), poss_dup=_poss_dup(f))
+    return StatusRequest(session=session, cl_ord_id=_str(f, 11), symbol=_str(f, 55), side=_opt_enum(Side, f, 54),
+                         order_id=_opt_str(f, 37), seq=_seq(f), poss_dup=_poss_dup(f))
 
 
 def decode_mass_cancel(msg, session: str) -> MassCancelRequest:
     f = fields(msg)
-    return MassCancelRequest(session=session, cl_ord_id=_get(f, 11), request_type=_get(f, 530), symbol=f.get(55),
-                             side=_opt_enum(Side, f, 54), seq=_seq(f), poss_dup=_poss_dup(f))
+    return MassCancelRequest(session=session, cl_ord_id=_str(f, 11), request_type=_str(f, 530),
+                             symbol=_opt_str(f, 55), side=_opt_enum(Side, f, 54), seq=_seq(f),
+                             poss_dup=_poss_dup(f))
 
 
 # --------------------------------------------------------------------------- client side: encode
@@ -407,12 +509,13 @@ def encode_business_reject(ref_msg_type: str, ref_seq_num: str | None, text: str
                            ref_id: str | None = None) -> fix.Message:
     """BusinessMessageReject (j); reason 0 = Other, 3 = Unsupported message type.
 
-    ``ref_id`` goes in BusinessRejectRefID (379), e.g. the ClOrdID the sender knows.
+    ``ref_id`` goes in BusinessRejectRefID (379), e.g. the ClOrdID the sender knows. Every value passes
+    ``_text``: this is the answer of last resort, it must be encodable whatever it quotes.
     """
     return _build("j", (
         (45, ref_seq_num or None),
-        (372, ref_msg_type or "?"),
-        (379, ref_id or None),
+        (372, _text(ref_msg_type or "?")),
+        (379, _text(ref_id) if ref_id else None),
         (380, reason),
         (58, _text(text)),
     ))

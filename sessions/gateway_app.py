@@ -77,9 +77,13 @@ class _Guarded(fix.Application):
         try:
             name = self._name(sid)
             raw = redact(msg.toString()).replace("\x01", "|") if msg is not None else ""
+            raw = raw.encode("ascii", "backslashreplace").decode("ascii")  # bytes not UTF-8 came as surrogates
             log.error("internal error in %s for session %s: %r; message: %s", callback, name, exc, raw,
                       exc_info=exc, extra={"session": name})
-            self._on_error(callback, name, exc)
+            try:
+                self._on_error(callback, name, exc)  # the metric and the journal event
+            except Exception as hook:  # noqa: BLE001 - the sender's answer below must go out regardless
+                log.critical("error hook failed in %s: %r", callback, hook)
             if msg is not None and callback == "fromApp":
                 header = msg.getHeader()
                 reject = codec.encode_business_reject(
@@ -168,6 +172,8 @@ class ClientApplication(_Guarded):
     """Buy-side client sessions on the acceptor."""
 
     role = "client"
+    # gateway.cfg [limits]: the bounds on quantities and prices the decoder accepts (codec.IntakeLimits)
+    limits: codec.IntakeLimits = codec.DEFAULT_LIMITS
 
     def toApp(self, msg, sid):
         if get_ident() == self.own_sender:
@@ -183,7 +189,7 @@ class ClientApplication(_Guarded):
 
     def _dispatch(self, raw, sid, recv_ns):
         f = codec.parse_fields(raw)
-        self._submit(client_command(f, self._sender_name(f, sid), recv_ns))
+        self._submit(client_command(f, self._sender_name(f, sid), recv_ns, self.limits))
 
 
 class VenueApplication(_Guarded):
@@ -247,15 +253,21 @@ class VenueApplication(_Guarded):
             self._submit(command)
 
 
-def client_command(f: codec.Fields, name: str, recv_ns: int = 0):
-    """The domain command for a client's application message; quickfix's exceptions for bad ones."""
+def client_command(f: codec.Fields, name: str, recv_ns: int = 0,
+                   limits: codec.IntakeLimits = codec.DEFAULT_LIMITS):
+    """The domain command for a client's application message; quickfix's exceptions for bad ones.
+
+    What it returns can always be answered: every string the command holds is printable ASCII and every
+    number is within ``limits`` (codec, "Intake rule"); anything else raises IncorrectDataFormat (373=6) or
+    IncorrectTagValue (373=5) naming the tag, and quickfix sends the session Reject.
+    """
     msg_type = f[35]
     if msg_type == "D":
-        return codec.decode_new_order(f, name, recv_ns)
+        return codec.decode_new_order(f, name, recv_ns, limits=limits)
     if msg_type == "F":
         return codec.decode_cancel_request(f, name, recv_ns)
     if msg_type == "G":
-        return codec.decode_replace_request(f, name, recv_ns)
+        return codec.decode_replace_request(f, name, recv_ns, limits=limits)
     if msg_type == "H":
         return codec.decode_status_request(f, name)
     if msg_type == "q":
@@ -288,13 +300,13 @@ def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None 
     raise fix.UnsupportedMessageType()
 
 
-def replay_command(role: str, name: str, raw: str):
+def replay_command(role: str, name: str, raw: str, limits: codec.IntakeLimits = codec.DEFAULT_LIMITS):
     """Decode a journaled inbound message as its session's callback would have; None if it is not one
     the gateway acts on (an exception from quickfix's set when it would have been rejected)."""
     f = codec.parse_fields(raw)
     if role == "venue" and f.get(35) in MARKET_DATA_TYPES:
         return None  # quotes from before a restart are stale; the venue sends fresh ones when we subscribe
     try:
-        return client_command(f, name) if role == "client" else venue_command(f, name, raw=raw)
+        return client_command(f, name, 0, limits) if role == "client" else venue_command(f, name, raw=raw)
     except QUICKFIX_ERRORS:
         return None

@@ -69,7 +69,9 @@ class Outbound:
 
     def encode(self, action) -> tuple[str, str, str] | None:
         """(role, session name, body text) of an action's message; None for an action ``perform`` does
-        itself (a logout, a market data request). Raises UnknownSession for a session not configured."""
+        itself (a logout, a market data request). Raises UnknownSession for a session not configured, and
+        codec.Unencodable for a text the session cannot carry: here, on the core thread, where the engine
+        answers it (gateway/engine.py), not in ``send``'s string setter on the sender thread."""
         entry = self._encoders.get(type(action))
         if entry is None:
             return None
@@ -79,7 +81,7 @@ class Outbound:
             _, version = table[name]
         except KeyError:
             raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
-        return role, name, text(version, action)
+        return role, name, codec.check_encodable(text(version, action))
 
     def send(self, message: tuple[str, str, str]) -> bool:
         """Send a message ``encode`` made (quickfix stores it, and sends it now if the session is logged on)."""
@@ -133,9 +135,12 @@ class Outbound:
         session.logout(action.reason)
         return True
 
-    def business_reject(self, session: str, ref_msg_type: str, ref_id: str | None, text: str) -> bool:
-        """BusinessMessageReject (j) to a client, e.g. when the core failed on its message."""
+    def business_reject(self, session: str, ref_msg_type: str, ref_id: str | None, text: str,
+                        ref_seq: int | None = None) -> bool:
+        """BusinessMessageReject (j) to a client, e.g. when the core failed on its message or an answer to
+        it could not be encoded: RefMsgType (372), RefSeqNum (45) when known, BusinessRejectRefID (379)."""
         entry = self._clients.get(session) or self._venues.get(session)
         if entry is None:
             raise UnknownSession(f"no session named {session}")
-        return self._send(codec.encode_business_reject(ref_msg_type, None, text, ref_id=ref_id), entry[0], session)
+        reject = codec.encode_business_reject(ref_msg_type, str(ref_seq) if ref_seq else None, text, ref_id=ref_id)
+        return self._send(reject, entry[0], session)

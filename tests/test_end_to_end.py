@@ -171,16 +171,16 @@ def test_a_bug_on_the_session_thread_is_answered_and_does_not_kill_the_process(s
 
     real = codec.decode_new_order
 
-    def broken(msg, session, recv_ns=0):
+    def broken(msg, session, recv_ns=0, **kw):
         if codec.fields(msg)[11] == "BOOM2":
             raise KeyError("simulated bug")
-        return real(msg, session, recv_ns)
+        return real(msg, session, recv_ns, **kw)
 
     monkeypatch.setattr(codec, "decode_new_order", broken)
     client = stack.client("CLIENT42")
     client.new_order("AAPL", "1", 100, "190.05", cl_ord_id="BOOM2")
     bmr = client.wait_for(lambda m: m.get(35) == "j" and "KeyError" in m.get(58, ""), what="BusinessMessageReject")
-    assert bmr[372] == "D" and "internal error (KeyError)" in bmr[58]
+    assert bmr[372] == "D" and "internal error (KeyError)" in bmr[58] and int(bmr[45]) > 0  # RefSeqNum
     client.wait_exec(client.new_order("AAPL", "1", 100, "190.05"), "2")
 
 
