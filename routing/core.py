@@ -322,6 +322,7 @@ class Core(VenueLiveness):
             out.warnings.append(Note(f"order {order.order_id}: {exc} ({cmd.text})", **_ids(order)))
             return out
         out.changed.append(order)
+        self._heard(order, child, out)
         self._child_done(order, child, Event.VENUE_REJECT, cmd.venue, cmd.text, out)
         return out
 
