@@ -112,12 +112,17 @@ class VenueLiveness:
         return list(seen.values())
 
     def _rewatch(self) -> None:
-        """After a restore: watch every child that waits for its venue or is in doubt."""
+        """After a restore: watch every child that waits for its venue or is in doubt. Their clocks restart
+        now: each venue is asked about them when it logs on (``reconcile_on_logon``), and only a venue that
+        stays away longer than its ``ack_timeout_s`` leaves them in doubt."""
         self._watch = {}
+        now = self.clock()
         for order in self.orders.values():
             for child in order.children:
                 if child.in_doubt or (child.awaiting is not None and child.is_open):
                     self._watch[(child.venue, child.child_id)] = order
+                    child.asked_at = now
+                    child.status_asks = 0
 
     def _ask_status(self, order: Order, child: Child, out: Outcome) -> None:
         child.asked_at = self.clock()
