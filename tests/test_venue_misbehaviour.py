@@ -119,3 +119,59 @@ def test_a_business_reject_of_a_cancel_carrying_1137_is_read_and_the_client_keep
     # tidy up: close it (the venue refuses cancels of AAPL)
     from routing.model import OperatorClose
     stack.gateway.engine.request(OperatorClose(order_id=order.order_id, reason="test over", operator="test"))
+
+
+def test_the_operator_finds_an_order_in_doubt_asks_again_and_closes_it_from_the_cli(stack):
+    """`fixgw orders list --in-doubt`, `fixgw orders reconcile ID` (exit 1 while in doubt), `fixgw orders close`."""
+    import json
+
+    from tests.test_admin_cli import fixgw
+
+    cli_cfg = stack.tmp / "cli.cfg"
+    cli_cfg.write_text(f'data_dir = "{stack.cfg.data_dir}"\n[http]\nport = {stack.cfg.http.port}\n')
+    c = stack.client("CLIENT42")
+    cl = c.new_order("MSFT", "1", 7, "400.00", extra=TO_VENUE2)  # VENUE2 answers neither it nor status requests
+    c.wait_exec(cl, "A")
+    gw = stack.gateway
+    order_id = gw.engine.call(lambda core: core.order_for_client("CLIENT42", cl).order_id)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not gw.engine.call(lambda core: core.orders[order_id].in_doubt):
+        time.sleep(0.1)
+
+    listed = fixgw(cli_cfg, "orders", "list", "--in-doubt", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)["orders"]
+    assert [r["order_id"] for r in rows] == [order_id] and "status request" in rows[0]["in_doubt"]
+    table = fixgw(cli_cfg, "orders", "list", "--in-doubt")
+    assert order_id in table.stdout and "IN_DOUBT" in table.stdout
+
+    asked = fixgw(cli_cfg, "orders", "reconcile", order_id, "--wait", "1")
+    assert asked.returncode == 1, asked.stdout + asked.stderr  # still in doubt: the venue does not answer
+    assert "asked 1 child order(s)" in asked.stdout and f"IN DOUBT {order_id}" in asked.stdout
+    refused = fixgw(cli_cfg, "orders", "close", order_id, "--reason", " ")
+    assert refused.returncode == 1 and "reason" in refused.stderr
+
+    closed = fixgw(cli_cfg, "orders", "close", order_id, "--reason", "VENUE2 has no such order (phone, ticket 7)")
+    assert closed.returncode == 0, closed.stderr
+    assert f"{order_id} closed (was pending_new; in doubt:" in closed.stdout
+    report = c.wait_exec(cl, "4")
+    assert "ticket 7" in report[58]
+    assert json.loads(fixgw(cli_cfg, "orders", "list", "--in-doubt", "--json").stdout)["orders"] == []
+    gw.journal.flush()
+    assert any("orders/" + order_id + "/close" in e.text and "-> 200" in e.text
+               for e in iter_events(stack.cfg.journal.database_url, "operator"))
+
+
+def test_reconcile_of_an_order_the_venue_knows_reports_no_difference_and_exits_0(stack):
+    from tests.test_admin_cli import fixgw
+
+    cli_cfg = stack.tmp / "cli.cfg"
+    cli_cfg.write_text(f'data_dir = "{stack.cfg.data_dir}"\n[http]\nport = {stack.cfg.http.port}\n')
+    c = stack.client("CLIENT44")
+    cl = c.new_order("MSFT", "1", 10, "400.00")  # rests at VENUE1, which behaves
+    c.wait_exec(cl, "0")
+    order_id = stack.gateway.engine.call(lambda core: core.order_for_client("CLIENT44", cl).order_id)
+    out = fixgw(cli_cfg, "orders", "reconcile", order_id)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no differences: the gateway agrees with the venues" in out.stdout
+    c.wait_exec(c.cancel(cl, "MSFT", "1", 10), "4")
