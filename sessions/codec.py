@@ -457,7 +457,8 @@ def encode_exec_report(version: str, r: ClientExecReport) -> str:
         add(f"41={r.orig_cl_ord_id}\x01")
     add(f"17={r.exec_id}\x01")
     if version == FIX42:
-        add("20=0\x01")  # ExecTransType=New, 4.2 only
+        # ExecTransType, 4.2 only: 3 (Status) answers an OrderStatusRequest, as 4.2 prescribes; 0 (New) otherwise
+        add("20=3\x01" if r.kind is ExecKind.ORDER_STATUS else "20=0\x01")
     add(f"150={exec_type(version, r)}\x0139={r.ord_status._value_}\x0155={r.symbol}\x0154={r.side._value_}"
         f"\x0138={fmt(r.order_qty)}\x0140={r.ord_type._value_}\x01")
     if r.price is not None:

@@ -330,3 +330,19 @@ def test_restored_orders_are_watched_again():
     again.restore([order_from_state_log(order_state_log_form(order))])
     clock.advance(10)
     assert any(isinstance(a, VenueStatusRequest) for a in again.handle(Tick()).actions)
+
+
+def test_a_fix42_status_reply_is_recognised_by_its_exec_trans_type_and_books_missed_fills():
+    """FIX 4.2 has no ExecType I: a status reply is ExecTransType 3 with ExecType repeating OrdStatus."""
+    from sessions import codec
+
+    raw = ("8=FIX.4.2\x019=0\x0135=8\x0134=9\x0149=V1\x0156=FIXGW\x0137=VO1\x0111=T-1\x0117=S9\x0120=3\x01150=2"
+           "\x0139=2\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=190\x01151=0\x0114=100\x016=189.5\x0110=000\x01")
+    ev = codec.decode_venue_exec(codec.parse_fields(raw), "V1")
+    assert ev.kind is ExecKind.ORDER_STATUS and ev.avg_px == D("189.5") and ev.cum_qty == D(100)
+    clock = Clock()
+    core = make_core(clock)
+    order, child = placed(core, clock)
+    out = core.handle(status_reply(child, ev.ord_status, cum=str(ev.cum_qty), avg=str(ev.avg_px)))
+    assert [(r.kind, r.last_qty, r.last_px) for r in reports(out)] == [(ExecKind.TRADE, D(100), D("189.5"))]
+    assert not order.is_open
