@@ -269,6 +269,8 @@ class VenueConfig(_SequenceResets):
     status_retry_s: float = Field(30, gt=0, le=86400, description="how often an order in doubt is asked again")
     reconcile_on_logon: bool = Field(True, description="when the venue's session logs on (after a disconnect or a "
                                      "restart), ask the state of every open order there and reconcile")
+    mass_status: bool = Field(False, description="ask with one OrderMassStatusRequest (AF, FIX 4.4 and 5.0) "
+                              "instead of one OrderStatusRequest per order; for venues that support it")
     simulator: SimulatorConfig | None = None
     tls: ClientTlsConfig | None = None
     username: str | None = Field(None, min_length=1, description="Username (553) in our Logon to the venue")
@@ -279,6 +281,8 @@ class VenueConfig(_SequenceResets):
 
     @model_validator(mode="after")
     def _sim_covers_symbols(self) -> "VenueConfig":
+        if self.mass_status and self.fix_version == "FIX.4.2":
+            raise ValueError("mass_status needs FIX 4.4 or 5.0: FIX 4.2 has no OrderMassStatusRequest (AF)")
         if self.simulator is not None:
             missing = [s for s in self.symbols if s not in self.simulator.prices]
             if missing:

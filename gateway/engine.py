@@ -49,6 +49,7 @@ from routing.model import (
     VenueCancelReject,
     VenueDontKnow,
     VenueExecution,
+    VenueMassStatusRequest,
     VenueMessageRejected,
     VenueNewOrder,
     VenueReplace,
@@ -64,7 +65,7 @@ _REQUEST = object()
 _DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
 _CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
-_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow, VenueStatusRequest)
+_VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow, VenueStatusRequest, VenueMassStatusRequest)
 _TICK = Tick()
 
 # (command type, action type) -> the hop histogram child a sent action is timed on
@@ -392,7 +393,7 @@ class Engine:
             if hop is not None:
                 hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         kind = type(action)
-        if kind is VenueStatusRequest:
+        if kind is VenueStatusRequest or kind is VenueMassStatusRequest:
             metrics.VENUE_STATUS_REQUESTS.labels(action.venue).inc()
         elif kind is VenueNewOrder:
             routed = self._routed.get(action.venue)
@@ -460,7 +461,8 @@ class _NotEncoded:
 
 
 _MSG_TYPE = {ClientExecReport: "8", ClientCancelReject: "9", ClientMassCancelReport: "r", VenueNewOrder: "D",
-             VenueCancel: "F", VenueReplace: "G", VenueDontKnow: "Q", VenueStatusRequest: "H"}
+             VenueCancel: "F", VenueReplace: "G", VenueDontKnow: "Q", VenueStatusRequest: "H",
+             VenueMassStatusRequest: "AF"}
 _CLIENT_ANSWERS = (ClientExecReport, ClientCancelReject, ClientMassCancelReport)
 _CHILD_MESSAGES = (VenueNewOrder, VenueCancel, VenueReplace)
 

@@ -114,7 +114,7 @@ def venue_model(name: str, v: VenueConfig) -> Venue:
                  md_depth=v.market_data.depth, md_incremental=v.market_data.updates == "incremental",
                  priority=v.priority, take_fee=v.fees.take, make_fee=v.fees.make, on_disconnect=v.on_disconnect,
                  ack_timeout_s=v.ack_timeout_s, status_timeout_s=v.status_timeout_s, status_retry_s=v.status_retry_s,
-                 reconcile_on_logon=v.reconcile_on_logon)
+                 reconcile_on_logon=v.reconcile_on_logon, mass_status=v.mass_status)
 
 
 def routing_policy(cfg: GatewayConfig) -> RoutingPolicy:

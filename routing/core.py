@@ -152,6 +152,7 @@ class Core(VenueLiveness):
         self._by_child: dict[tuple[str, str], Order] = {}
         self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
         self._watch: dict[tuple[str, str], Order] = {}  # (venue, child_id) -> order: children awaiting an answer
+        self._mass: dict[str, tuple[str, set[str]]] = {}  # MassStatusReqID -> (venue, child IDs not reported yet)
         self._handlers = {
             VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,
@@ -791,6 +792,8 @@ class Core(VenueLiveness):
 
     # ------------------------------------------------------------------ venue side
     def _venue_execution(self, ev: VenueExecution) -> Outcome:
+        if ev.mass_status_req_id is not None:  # a report of our OrderMassStatusRequest (routing.liveness)
+            return self._mass_status_reply(ev)
         out = Outcome()
         order = self._by_child.get((ev.venue, ev.cl_ord_id))
         if order is None and ev.orig_cl_ord_id:

@@ -43,6 +43,7 @@ from routing.model import (
     VenueCancel,
     VenueCancelReject,
     VenueExecution,
+    VenueMassStatusRequest,
     VenueMessageRejected,
     VenueStatusRequest,
 )
@@ -176,18 +177,62 @@ class VenueLiveness:
 
     # ------------------------------------------------------------------ asking
     def _reconcile_venue(self, venue_name: str, out: Outcome, why: str) -> int:
-        """Ask the state of every open (or in-doubt) child at a venue; returns how many were asked."""
-        n = 0
+        """Ask the state of every open (or in-doubt) child at a venue; returns how many were asked. A venue with
+        ``mass_status`` is asked once, with an OrderMassStatusRequest; the others once per child."""
+        venue = self.venues.get(venue_name)
+        mass = venue is not None and venue.mass_status
+        for req_id in [r for r, (v, _) in self._mass.items() if v == venue_name]:
+            del self._mass[req_id]  # asked before it dropped: its answers will not come
+        asked: set[str] = set()
         for order in list(self.orders.values()):
             for child in order.children:
                 if child.venue == venue_name and (child.is_open or child.in_doubt):
+                    if mass:
+                        child.asked_at = self.clock()
+                        child.status_asks += 1
+                        self._watch[(child.venue, child.child_id)] = order
+                        out.changed.append(order)
+                    else:
+                        self._ask_status(order, child, out)
+                    asked.add(child.child_id)
+        if not asked:
+            return 0
+        if mass:
+            req_id = f"{self._id_prefix}-MS{next(self._ids)}"
+            self._mass[req_id] = (venue_name, asked)
+            out.actions.append(VenueMassStatusRequest(venue=venue_name, req_id=req_id))
+            what = f"one OrderMassStatusRequest {req_id} for {len(asked)} open child order(s)"
+        else:
+            what = f"{len(asked)} OrderStatusRequest(s)"
+        out.warnings.append(Note(f"{venue_name}: asking the state of its open orders ({why}): {what}",
+                                 venue=venue_name))
+        out.events.append(("reconcile", f"{venue_name}: {what} sent ({why})"))
+        return len(asked)
+
+    def _mass_status_reply(self, ev: VenueExecution) -> Outcome:
+        """One report of our OrderMassStatusRequest: reconcile the child it names; after the last one, every
+        child it did not name (the venue has no working order for it: filled, canceled, or never there) is
+        asked on its own."""
+        out = Outcome()
+        pending = self._mass.get(ev.mass_status_req_id)
+        order = self._by_child.get((ev.venue, ev.cl_ord_id)) if ev.cl_ord_id else None
+        child = order.child(ev.venue, ev.cl_ord_id) if order is not None else None
+        if child is not None:
+            if pending is not None:
+                pending[1].discard(child.child_id)
+            self._status_reply(order, child, ev, out)
+        elif ev.cl_ord_id and ev.venue_order_id != "NONE":
+            out.warnings.append(Note(f"{ev.venue} reports a working order we do not know in mass status "
+                                     f"{ev.mass_status_req_id}: ClOrdID {ev.cl_ord_id}, OrderID {ev.venue_order_id}",
+                                     venue=ev.venue))
+        if ev.last_report and pending is not None:
+            del self._mass[ev.mass_status_req_id]
+            for child_id in sorted(pending[1]):
+                order = self._by_child.get((ev.venue, child_id))
+                child = order.child(ev.venue, child_id) if order is not None else None
+                if child is not None and (child.is_open or child.in_doubt):
                     self._ask_status(order, child, out)
-                    n += 1
-        if n:
-            out.warnings.append(Note(f"{venue_name}: asking the state of {n} open child order(s) ({why})",
-                                     venue=venue_name))
-            out.events.append(("reconcile", f"{venue_name}: {n} status request(s) sent ({why})"))
-        return n
+        return out
 
     def _operator_reconcile(self, cmd: OperatorReconcile) -> Outcome:
         out = Outcome()

@@ -335,6 +335,8 @@ class VenueExecution:
     poss_dup: bool = False  # PossDupFlag (43=Y): a resend that may already have been processed
     avg_px: Decimal | None = None  # AvgPx (6): what a status reply's missing fills are booked at
     order_qty: Decimal | None = None  # OrderQty (38), when given: tells a status reply which terms are live
+    mass_status_req_id: str | None = None  # MassStatusReqID (584): one report of our OrderMassStatusRequest
+    last_report: bool = False  # LastRptRequested (912=Y): the last report of that mass status request
 
 
 @compact_pickle
@@ -565,6 +567,16 @@ class VenueStatusRequest:
     venue_order_id: str | None
     symbol: str
     side: Side
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class VenueMassStatusRequest:
+    """OrderMassStatusRequest (AF, FIX 4.4 and 5.0) to a venue: the state of all our orders there, one report
+    each (routing/liveness.py, for a venue with ``mass_status``)."""
+
+    venue: str
+    req_id: str  # MassStatusReqID (584)
 
 
 @compact_pickle

@@ -67,6 +67,7 @@ class Venue:
     status_timeout_s: float = 5.0
     status_retry_s: float = 30.0
     reconcile_on_logon: bool = True  # ask the state of every open child there when its session logs on
+    mass_status: bool = False  # ask with one OrderMassStatusRequest (AF) instead of one OrderStatusRequest each
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from routing.model import (
     VenueDontKnow,
     VenueExecution,
     VenueMarketDataRequest,
+    VenueMassStatusRequest,
     VenueMessageRejected,
     VenueNewOrder,
     VenueStatusRequest,
@@ -571,6 +572,8 @@ def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
         poss_dup=_poss_dup(f),
         avg_px=_opt_decimal(f, 6),
         order_qty=_opt_decimal(f, 38),
+        mass_status_req_id=f.get(584),
+        last_report=f.get(912) == "Y",
     )
 
 
@@ -665,6 +668,14 @@ def encode_venue_replace(version: str, r: VenueReplace) -> str:
         (44, fmt(r.price) if r.price is not None and r.ord_type in _PRICED else None),
         (59, r.tif.value),
         (1, r.account or None),
+    ))
+
+
+@_message
+def encode_venue_mass_status_request(version: str, r: VenueMassStatusRequest) -> str:
+    return _body("AF", (
+        (584, r.req_id),
+        (585, "7"),  # MassStatusReqType: status for all orders
     ))
 
 

@@ -21,6 +21,7 @@ from routing.model import (
     VenueDontKnow,
     VenueMarketDataRequest,
     VenueNewOrder,
+    VenueMassStatusRequest,
     VenueReplace,
     VenueStatusRequest,
 )
@@ -57,6 +58,7 @@ class Outbound:
             VenueCancel: (self._venues, "venue", codec.encode_venue_cancel.text, "venue"),
             VenueDontKnow: (self._venues, "venue", codec.encode_dont_know.text, "venue"),
             VenueStatusRequest: (self._venues, "venue", codec.encode_venue_status_request.text, "venue"),
+            VenueMassStatusRequest: (self._venues, "venue", codec.encode_venue_mass_status_request.text, "venue"),
         }
 
     def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:

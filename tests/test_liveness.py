@@ -346,3 +346,47 @@ def test_a_fix42_status_reply_is_recognised_by_its_exec_trans_type_and_books_mis
     out = core.handle(status_reply(child, ev.ord_status, cum=str(ev.cum_qty), avg=str(ev.avg_px)))
     assert [(r.kind, r.last_qty, r.last_px) for r in reports(out)] == [(ExecKind.TRADE, D(100), D("189.5"))]
     assert not order.is_open
+
+
+# ---------------------------------------------------------------------------- OrderMassStatusRequest
+def test_a_mass_status_venue_is_asked_once_and_the_children_it_does_not_mention_one_by_one():
+    from routing.model import VenueMassStatusRequest
+
+    clock = Clock()
+    venues = [Venue("V1", frozenset({"AAPL"}), mass_status=True)]
+    core = Core(venues, {"C1": ClientOptions()}, "T", clock=clock)
+    core.handle(SessionStatus("V1", "venue", True))
+    o1, c1 = placed(core, clock, "A1")
+    o2, c2 = placed(core, clock, "A2")
+    o3, c3 = placed(core, clock, "A3")
+    for c in (c1, c2, c3):
+        core.handle(ack(c))
+    core.handle(SessionStatus("V1", "venue", False))
+    out = core.handle(SessionStatus("V1", "venue", True))
+    (mass,) = [a for a in out.actions if isinstance(a, VenueMassStatusRequest)]
+    assert not any(isinstance(a, VenueStatusRequest) for a in out.actions)
+
+    def report(child, status, cum, avg, last):
+        return VenueExecution(venue="V1", cl_ord_id=child, orig_cl_ord_id=None, venue_order_id="VO", exec_id="M",
+                              kind=ExecKind.ORDER_STATUS, ord_status=status, symbol="AAPL", side=Side.BUY,
+                              last_qty=D(0), last_px=D(0), cum_qty=D(cum), leaves_qty=D(0), avg_px=D(avg),
+                              mass_status_req_id=mass.req_id, last_report=last)
+    assert not reports(core.handle(report(c1, OrdStatus.NEW, "0", "0", False)))
+    filled = reports(core.handle(report(c2, OrdStatus.PARTIALLY_FILLED, "30", "190", False)))
+    assert [(r.kind, r.last_qty) for r in filled] == [(ExecKind.TRADE, D(30))]  # missed while away
+    # a "no more" last report naming no order: the one not mentioned (c3) is asked on its own
+    out = core.handle(VenueExecution(venue="V1", cl_ord_id="", orig_cl_ord_id=None, venue_order_id="NONE",
+                                     exec_id="M9", kind=ExecKind.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
+                                     symbol="AAPL", side=Side.BUY, last_qty=D(0), last_px=D(0), cum_qty=D(0),
+                                     leaves_qty=D(0), mass_status_req_id=mass.req_id, last_report=True))
+    assert [a.cl_ord_id for a in out.actions if isinstance(a, VenueStatusRequest)] == [c3]
+    assert core._mass == {}
+
+
+def test_mass_status_on_a_fix42_venue_is_refused_in_the_configuration(tmp_path):
+    import pytest
+    from gateway.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="mass_status needs FIX 4.4"):
+        parse_config('[venues.V1]\nfix_version = "FIX.4.2"\nport = 5001\nsymbols = ["AAPL"]\nmass_status = true\n',
+                     tmp_path, env={})

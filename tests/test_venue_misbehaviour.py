@@ -6,7 +6,7 @@ VENUE2 is a FIX 5.0 venue simulator told to misbehave per symbol:
   XXXX  NewOrderSingle -> nothing (the order never exists there); OrderStatusRequest -> "unknown order"
   MSFT  NewOrderSingle -> nothing; OrderStatusRequest -> nothing
   AAPL  OrderCancelRequest -> 35=j 372=F 380=3, with DefaultApplVerID (1137) in the body (as quickfix 1.16 sends)
-Orders reach VENUE2 by ExDestination (100).
+Orders reach VENUE2 by ExDestination (100). VENUE1 (FIX 4.4) behaves, and is asked with OrderMassStatusRequest.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ TO_VENUE2 = {100: "VENUE2"}
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("misbehaving_venue")
     s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, venue_versions=("FIX.4.4", "FIX.5.0"),
-                    venue_options={"VENUE2": FAST}, extra_toml=MISBEHAVE)
+                    venue_options={"VENUE2": FAST, "VENUE1": "mass_status = true"}, extra_toml=MISBEHAVE)
     yield s
     s.stop()
 
@@ -174,4 +174,36 @@ def test_reconcile_of_an_order_the_venue_knows_reports_no_difference_and_exits_0
     out = fixgw(cli_cfg, "orders", "reconcile", order_id)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no differences: the gateway agrees with the venues" in out.stdout
+    c.wait_exec(c.cancel(cl, "MSFT", "1", 10), "4")
+
+
+def test_a_mass_status_venue_that_logs_on_again_is_asked_with_one_order_mass_status_request(stack):
+    c = stack.client("CLIENT44")
+    cl = c.new_order("MSFT", "1", 10, "400.00")  # rests at VENUE1
+    c.wait_exec(cl, "0")
+    gw = stack.gateway
+    sid = gw.venue_sids["VENUE1"].toString()
+    gw.journal.flush()
+    before = max(r.id for r in iter_messages(stack.cfg.journal.database_url, sid))
+    session = gw.session("VENUE1")
+    session.logout()
+    deadline = time.monotonic() + 10
+    while session.isLoggedOn() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session.logon()
+    assert gw.wait_venues_up(20)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        gw.journal.flush()
+        answers = [r for r in iter_messages(stack.cfg.journal.database_url, sid, "I")
+                   if r.msg_type == "8" and "\x01584=" in r.raw and r.id > before]
+        if answers:
+            break
+        time.sleep(0.1)
+    asked = [r for r in iter_messages(stack.cfg.journal.database_url, sid, "O")
+             if r.msg_type in ("AF", "H") and r.id > before]
+    assert [r.msg_type for r in asked] == ["AF"], [r.raw for r in asked]
+    assert answers and "\x01912=Y\x01" in answers[-1].raw
+    order = order_of(stack, "CLIENT44", cl)
+    assert order.status.name == "NEW" and order.in_doubt is None and order.children[0].status_asks == 0
     c.wait_exec(c.cancel(cl, "MSFT", "1", 10), "4")
