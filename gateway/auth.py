@@ -53,13 +53,13 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 @dataclass(frozen=True, slots=True)
 class TlsPeer:
-    """A client connected through the TLS terminator."""
+    """A client connected through the TLS terminator or the front door (``version`` None: plain TCP)."""
 
     client_ip: str
     client_port: int
     port: int  # the public TLS port it connected to
     subject: str | None  # its certificate's subject, when it presented one
-    version: str | None  # TLS version
+    version: str | None  # TLS version; None: a plaintext connection through the front door
 
 
 class PeerBook:
@@ -174,6 +174,9 @@ class LogonGuard:
     policies: dict[str, SessionPolicy] = field(default_factory=dict)  # replaced whole on a reload
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
     hash_slots: int = 2
+    # the gateway's front door (gateway/frontdoor.py) owns the public ports: a logon that did not come through
+    # it (a connection straight to quickfix's internal port) is refused, for every session
+    front_door_only: bool = False
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.hash_slots)
@@ -181,18 +184,20 @@ class LogonGuard:
     def check(self, name: str, session_key: str, username: str | None, password: str | None) -> str | None:
         """Why this Logon must be refused, or None. Audits the outcome of restricted sessions."""
         policy = self.policies.get(name)
-        if policy is None or not policy.restricted:
+        if (policy is None or not policy.restricted) and not self.front_door_only:
             return None
         seen = self.peers.peer(session_key)
-        tls = None
-        if policy.tls:
-            tls = self.peers.tls_peer(seen)
-            if tls is None:
-                return self._refuse(name, session_key, seen, "this session accepts logons over TLS "
-                                                             "only, through the gateway's TLS port")
-            source = tls.client_ip
-        else:
-            source = seen
+        proxied = self.peers.tls_peer(seen)  # registered by the TLS terminator or the front door
+        tls = proxied if proxied is not None and proxied.version is not None else None
+        if policy is not None and policy.tls and tls is None:
+            return self._refuse(name, session_key, seen, "this session accepts logons over TLS "
+                                                         "only, through the gateway's TLS port")
+        if self.front_door_only and proxied is None:
+            return self._refuse(name, session_key, seen, "logons are accepted only through the gateway's FIX "
+                                                         "port (this connection went straight to an internal port)")
+        if policy is None or not policy.restricted:
+            return None
+        source = proxied.client_ip if proxied is not None else seen
         where = f"from {source or 'an unknown address'}" + (
             f" over {tls.version}" + (f", certificate {tls.subject}" if tls.subject else "") if tls else "")
         if policy.networks and not _allowed(source, policy.networks):

@@ -157,3 +157,12 @@ ROUTING_DECISIONS = Counter(
     "could take the order)",
     ["strategy", "result"],
 )
+
+# the front door (gateway/frontdoor.py): connections it closed on the public FIX ports, and why
+CONNECTIONS_CLOSED = Counter(
+    "fixgw_connections_closed_total",
+    "Connections the front door closed on a public FIX port. port_kind: client or dropcopy; reason: "
+    "prelogon_timeout, too_large, garbage, not_logon, unknown_session, session_in_use, too_many_connections, "
+    "tls_handshake, gateway_unreachable",
+    ["port_kind", "reason"],
+)
