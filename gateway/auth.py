@@ -9,11 +9,13 @@ carrying the reason and disconnects. In order, cheapest first:
    connection's own thread, ``Allows connections to the acceptor from <IPv4>``
    just before it hands that connection's first message (the Logon) to the
    session (ThreadedSocketConnection::setSession); ``PeerBook`` keeps that per
-   thread. A TLS session's connection comes from the gateway's TLS terminator
-   (gateway/tls.py), which connects to quickfix from a loopback address of its
-   own per connection (127.x.y.z) and registers the client's real address for it,
-   so a TLS session only accepts logons through the terminator, and its address
-   checks apply to the client, not to the terminator.
+   thread. Every client and drop-copy connection comes from the gateway's front
+   door (gateway/frontdoor.py; TLS ones after its handshake), which connects to
+   quickfix from a loopback address of its own per connection (127.x.y.z) and
+   registers the client's real address (and TLS details) for it, so address
+   checks apply to the client, not to the front door. With ``front_door_only``
+   a logon that did not come through it is refused, and a TLS session only
+   accepts logons that came over TLS.
 2. The session's ``allowed_addresses`` (addresses and CIDR ranges).
 3. The throttle: after ``free_failures`` failed logons from one source address,
    or for one session, further attempts are refused for a back-off window that

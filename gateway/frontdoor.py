@@ -171,7 +171,8 @@ class _Upstream(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.conn.transport.write(data)
+        if self.conn.state == "relay":
+            self.conn.transport.write(data)
 
     def connection_lost(self, exc) -> None:
         self.conn.upstream_lost()

@@ -257,7 +257,7 @@ class Gateway:
 
     @property
     def tls_in_use(self) -> bool:
-        """Whether any running session depends on the TLS terminator."""
+        """Whether any running session depends on the TLS terminator's loop (the front door runs there too)."""
         return bool(self.tls.listeners)
 
     def _ensure_tls(self) -> None:

@@ -6,6 +6,12 @@ the gateway terminates TLS itself, in one supervised thread ("fixgw-tls") runnin
 an asyncio event loop with Python's ``ssl`` (OpenSSL). docs/security.md says why
 this and not stunnel or a TLS build of quickfix.
 
+The gateway's client ports are served by the front door (gateway/frontdoor.py),
+which runs on this loop and uses its aliases, handshake settings and reports
+(``call``, ``listen``, ``spawn``, ``report``, ``take_alias``); ``serve`` below
+is the plain TLS proxy it grew from (tests use it to put TLS in front of venue
+simulators).
+
 Acceptor side (clients): ``serve`` listens on a client port with TLS. For each
 connection it completes the handshake (``handshake_timeout_s``; a client
 certificate is required and verified when configured), then connects to the
