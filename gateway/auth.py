@@ -9,11 +9,13 @@ carrying the reason and disconnects. In order, cheapest first:
    connection's own thread, ``Allows connections to the acceptor from <IPv4>``
    just before it hands that connection's first message (the Logon) to the
    session (ThreadedSocketConnection::setSession); ``PeerBook`` keeps that per
-   thread. A TLS session's connection comes from the gateway's TLS terminator
-   (gateway/tls.py), which connects to quickfix from a loopback address of its
-   own per connection (127.x.y.z) and registers the client's real address for it,
-   so a TLS session only accepts logons through the terminator, and its address
-   checks apply to the client, not to the terminator.
+   thread. Every client and drop-copy connection comes from the gateway's front
+   door (gateway/frontdoor.py; TLS ones after its handshake), which connects to
+   quickfix from a loopback address of its own per connection (127.x.y.z) and
+   registers the client's real address (and TLS details) for it, so address
+   checks apply to the client, not to the front door. With ``front_door_only``
+   a logon that did not come through it is refused, and a TLS session only
+   accepts logons that came over TLS.
 2. The session's ``allowed_addresses`` (addresses and CIDR ranges).
 3. The throttle: after ``free_failures`` failed logons from one source address,
    or for one session, further attempts are refused for a back-off window that
@@ -53,13 +55,13 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 @dataclass(frozen=True, slots=True)
 class TlsPeer:
-    """A client connected through the TLS terminator."""
+    """A client connected through the TLS terminator or the front door (``version`` None: plain TCP)."""
 
     client_ip: str
     client_port: int
     port: int  # the public TLS port it connected to
     subject: str | None  # its certificate's subject, when it presented one
-    version: str | None  # TLS version
+    version: str | None  # TLS version; None: a plaintext connection through the front door
 
 
 class PeerBook:
@@ -174,6 +176,9 @@ class LogonGuard:
     policies: dict[str, SessionPolicy] = field(default_factory=dict)  # replaced whole on a reload
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
     hash_slots: int = 2
+    # the gateway's front door (gateway/frontdoor.py) owns the public ports: a logon that did not come through
+    # it (a connection straight to quickfix's internal port) is refused, for every session
+    front_door_only: bool = False
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.hash_slots)
@@ -181,18 +186,20 @@ class LogonGuard:
     def check(self, name: str, session_key: str, username: str | None, password: str | None) -> str | None:
         """Why this Logon must be refused, or None. Audits the outcome of restricted sessions."""
         policy = self.policies.get(name)
-        if policy is None or not policy.restricted:
+        if (policy is None or not policy.restricted) and not self.front_door_only:
             return None
         seen = self.peers.peer(session_key)
-        tls = None
-        if policy.tls:
-            tls = self.peers.tls_peer(seen)
-            if tls is None:
-                return self._refuse(name, session_key, seen, "this session accepts logons over TLS "
-                                                             "only, through the gateway's TLS port")
-            source = tls.client_ip
-        else:
-            source = seen
+        proxied = self.peers.tls_peer(seen)  # registered by the TLS terminator or the front door
+        tls = proxied if proxied is not None and proxied.version is not None else None
+        if policy is not None and policy.tls and tls is None:
+            return self._refuse(name, session_key, seen, "this session accepts logons over TLS "
+                                                         "only, through the gateway's TLS port")
+        if self.front_door_only and proxied is None:
+            return self._refuse(name, session_key, seen, "logons are accepted only through the gateway's FIX "
+                                                         "port (this connection went straight to an internal port)")
+        if policy is None or not policy.restricted:
+            return None
+        source = proxied.client_ip if proxied is not None else seen
         where = f"from {source or 'an unknown address'}" + (
             f" over {tls.version}" + (f", certificate {tls.subject}" if tls.subject else "") if tls else "")
         if policy.networks and not _allowed(source, policy.networks):

@@ -385,10 +385,36 @@ class ClientConfig(_Strategy, _LogonPolicy, _SequenceResets):
         return self
 
 
-class AcceptorConfig(_Strict):
+class _ConnectionHygiene(_Strict):
+    """What the front door (gateway/frontdoor.py) allows a connection on a public FIX port.
+
+    Defaults: a FIX client sends its Logon as soon as it connects (10 s also covers a TLS
+    handshake and a slow link); 64 KiB is hundreds of times an order or a Logon, and keeps
+    what one connection may make the gateway buffer small; 20 connections per address
+    leave room for a host's sessions and their reconnects while one address cannot hold
+    hundreds of connections (and buffers) open.
+    """
+
+    prelogon_timeout_s: float = Field(10, gt=0, le=300, description="a connection whose Logon is not complete "
+                                      "this many seconds after it connected is closed")
+    max_message_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024, description="a message (from its 8= "
+                                   "to its CheckSum) over this size, or a BodyLength announcing one, closes the "
+                                   "connection, before or after the logon")
+    max_connections_per_address: int = Field(20, ge=1, le=10000, description="open connections per source "
+                                             "address on these ports (vetted or logged on); more are closed at once")
+
+    @property
+    def limits(self):
+        from gateway.frontdoor import Limits
+
+        return Limits(float(self.prelogon_timeout_s), self.max_message_bytes, self.max_connections_per_address)
+
+
+class AcceptorConfig(_ConnectionHygiene):
     # quickfix 1.16 binds its acceptor to every interface; there is no bind-address
-    # setting. Restrict sources per session with clients.NAME.allowed_addresses (checked
-    # by the gateway at logon).
+    # setting. The gateway's front door owns this port and relays vetted connections
+    # to quickfix's internal loopback port. Restrict sources per session with
+    # clients.NAME.allowed_addresses (checked by the gateway at logon).
     port: int = Field(9876, gt=0, lt=65536)
 
 
@@ -422,9 +448,9 @@ class DropCopySessionConfig(_LogonPolicy, _SequenceResets):
     tls: ClassVar[None] = None  # drop-copy receivers connect over plain FIX (the gateway's TLS is for clients)
 
 
-class DropCopyConfig(_Strict):
-    # A second ThreadedSocketAcceptor, on its own port; like the clients' one it listens on
-    # every interface, so restrict sources per session with allowed_addresses.
+class DropCopyConfig(_ConnectionHygiene):
+    # A second ThreadedSocketAcceptor, behind the front door on its own port (the same connection
+    # limits, set here for this port); restrict sources per session with allowed_addresses.
     port: int = Field(9877, gt=0, lt=65536)
     sessions: dict[str, DropCopySessionConfig] = Field(default_factory=dict)
 

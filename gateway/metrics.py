@@ -179,3 +179,12 @@ VENUE_MESSAGE_REJECTS = Counter(
     "(level=business, 35=j), by venue and the refused MsgType",
     ["venue", "level", "ref_msg_type"],
 )
+
+# the front door (gateway/frontdoor.py): connections it closed on the public FIX ports, and why
+CONNECTIONS_CLOSED = Counter(
+    "fixgw_connections_closed_total",
+    "Connections the front door closed on a public FIX port. port_kind: client or dropcopy; reason: "
+    "prelogon_timeout, too_large, garbage, not_logon, unknown_session, session_in_use, too_many_connections, "
+    "tls_handshake, gateway_unreachable",
+    ["port_kind", "reason"],
+)

@@ -28,6 +28,7 @@ from gateway.credentials import CredentialsError, CredentialStore
 from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.redact import redact
 from gateway.tls import TlsError, TlsTerminator, client_context, server_context
+from gateway.frontdoor import FrontDoor
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
@@ -47,7 +48,8 @@ from dropcopy.filters import Scope
 from sessions import filestore
 from sessions.codec import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
-from sessions.fixsettings import build_settings, graceful_stop, graceful_stop_all, session_id, start_engine, start_now
+from sessions.fixsettings import (BEGIN_STRING, build_settings, graceful_stop, graceful_stop_all, session_id,
+                                  start_engine, start_now)
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
 from sessions.journal_log import JournalLogFactory
 from sessions.sent_index import SentIndex
@@ -133,7 +135,7 @@ def client_options(c: ClientConfig) -> ClientOptions:
 
 
 def _loopback_port() -> int:
-    """A port free now on this machine, for a quickfix acceptor only the TLS terminator connects to."""
+    """A port free now on this machine, for a quickfix acceptor only the front door connects to."""
     import socket
 
     with socket.socket() as s:
@@ -195,7 +197,13 @@ class Gateway:
         except TlsError as exc:
             raise ConfigError(str(exc)) from None
         self.tls = TlsTerminator(self.peers, self._audit_tls)
-        self._internal_ports: dict[int, int] = {}  # TLS client port -> quickfix's loopback-only port behind it
+        # The front door owns the public FIX ports (clients' and drop copy's) and relays vetted connections
+        # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/frontdoor.py); a logon
+        # that bypasses it is refused.
+        self.front_door = FrontDoor(self.tls, self._front_door_lookup, self._front_door_unknown)
+        self.logon_guard.front_door_only = True
+        self._internal_ports: dict[int, int] = {}  # public client port -> quickfix's loopback-only port behind it
+        self._dropcopy_internal_port: int | None = None
         # what we sent each venue by MsgSeqNum, so a venue's session-level Reject maps to a child order
         self.sent_index = SentIndex()
         for sid in self.venue_sids.values():
@@ -247,13 +255,12 @@ class Gateway:
     # each venue's ReconnectInterval is its own: quickfix keeps one per initiator).
     # Source addresses are checked by the gateway at logon (gateway/auth.py), not with quickfix's
     # AllowedRemoteAddresses: that takes exact addresses only, refuses without a Logout or a reason, and
-    # cannot change on a running session. A TLS client's session listens on a loopback-only port of its
-    # own behind the TLS terminator (its quickfix port still listens on every interface, as quickfix 1.16
-    # has no bind address, but a TLS session refuses any logon that did not come through the terminator).
+    # cannot change on a running session. Every client port's sessions listen on an internal port of their
+    # own behind the front door (TLS ports too: the front door does the handshake); quickfix's port still
+    # listens on every interface, as quickfix 1.16 has no bind address, but a logon that did not come
+    # through the front door is refused.
     def _client_session(self, name: str, c: ClientConfig) -> tuple:
-        port = c.port or self.cfg.acceptor.port
-        if c.tls is not None:
-            port = self._internal_ports.setdefault(port, _loopback_port())
+        port = self._internal_ports.setdefault(c.port or self.cfg.acceptor.port, _loopback_port())
         extra = {"SocketAcceptPort": str(port)}
         if c.schedule is not None:
             extra.update(c.schedule.quickfix_settings())
@@ -267,18 +274,21 @@ class Gateway:
         ports = {c.port or self.cfg.acceptor.port for c in clients.values()}
         self._acceptors.append((engine, [sid for sid, _, _ in sessions], ports))
         if start:
-            self._open_tls_ports(ports)
+            self._open_front_doors(ports)
 
-    def _open_tls_ports(self, ports: set[int]) -> None:
-        """TLS listeners for the TLS client ports among ``ports`` (their acceptor is running)."""
+    def _open_front_doors(self, ports: set[int]) -> None:
+        """The front door's listeners for the client ports among ``ports`` (their acceptor is running)."""
         for port in sorted(p for p in ports if p in self._internal_ports):
             if f"port:{port}" not in self.tls.listeners:
-                self._ensure_tls()
-                self.tls.serve(f"port:{port}", port, self._server_tls[port], self._internal_ports[port])
+                try:
+                    self.front_door.serve(f"port:{port}", "client", port, self._internal_ports[port],
+                                          self.cfg.acceptor.limits, context=self._server_tls.get(port))
+                except TlsError as exc:
+                    raise ConfigError(str(exc)) from None
 
     @property
     def tls_in_use(self) -> bool:
-        """Whether any running session depends on the TLS terminator."""
+        """Whether any running session depends on the TLS terminator's loop (the front door runs there too)."""
         return bool(self.tls.listeners)
 
     def _ensure_tls(self) -> None:
@@ -341,6 +351,22 @@ class Gateway:
 
     def _audit_tls(self, where: str, text: str, failure: bool) -> None:
         self.journal.event(f"tls:{where}", text)
+
+    def _front_door_lookup(self, kind: str, port: int, begin: str, sender: str, target: str) -> str | None:
+        """The session a Logon on a public port is for, if that port serves it (on the front door's thread)."""
+        if target != self.cfg.comp_id:
+            return None
+        if kind == "dropcopy":
+            d = self.cfg.dropcopy.sessions.get(sender)
+            return sender if d is not None and BEGIN_STRING[d.fix_version] == begin else None
+        c = self.cfg.clients.get(sender) or self.retired_clients.get(sender)  # retired: refused with a reason
+        if c is None or BEGIN_STRING[c.fix_version] != begin or (c.port or self.cfg.acceptor.port) != port:
+            return None
+        return sender
+
+    def _front_door_unknown(self, kind: str, raw: bytes) -> None:
+        """A Logon for no session served on its port: journaled (password masked) as quickfix's own refusal was."""
+        self.journal.event("*", UNKNOWN_SESSION_EVENT + raw.decode("latin-1"))
 
     def _quickfix_event(self, session_key: str, text: str) -> None:
         """quickfix's engine and session events (on the thread that raised them): sources, refusals."""
@@ -435,7 +461,9 @@ class Gateway:
         for name, d in self.cfg.dropcopy.sessions.items():
             # source addresses and passwords are checked at logon, as for clients (gateway/auth.py)
             sessions.append((self.dropcopy_sids[name], d.fix_version, d.reset_settings()))
-        return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self.cfg.dropcopy.port)})
+        if self._dropcopy_internal_port is None:
+            self._dropcopy_internal_port = _loopback_port()  # behind the front door on [dropcopy] port
+        return build_settings("acceptor", store, sessions, {"SocketAcceptPort": str(self._dropcopy_internal_port)})
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Gateway":
@@ -459,6 +487,11 @@ class Gateway:
             self.dropcopy_acceptor = fix.ThreadedSocketAcceptor(self.dropcopy_app, fix.FileStoreFactory(settings),
                                                                 settings, self._log_factory)
             self.dropcopy_acceptor.start()
+            try:
+                self.front_door.serve("dropcopy", "dropcopy", self.cfg.dropcopy.port, self._dropcopy_internal_port,
+                                      self.cfg.dropcopy.limits)
+            except TlsError as exc:
+                raise ConfigError(str(exc)) from None
             self.dropcopy.start()
             if not self.dropcopy.wait_loaded(10):
                 log.error("drop-copy state not loaded within 10 s (%s); copies start when it is",
@@ -490,7 +523,7 @@ class Gateway:
             self.engine.call(lambda core: None, timeout=60)  # all processed before any new client message
         for engine, _, _ in self._acceptors:
             start_now(engine)
-        self._open_tls_ports(self.served_ports())
+        self._open_front_doors(self.served_ports())
         for name, c in self.cfg.clients.items():
             if c.password_required and name not in self.startup_disabled and not self.credentials.has(name):
                 log.warning("client session %s requires a password but none is set: its logons are refused until "
@@ -526,7 +559,6 @@ class Gateway:
         self._acceptors = []
         graceful_stop_all(acceptors)
         del acceptors
-        self.tls.stop()  # after the sessions' Logouts went out through it
         self.engine.stop()
         self.client_app.own_sender = self.venue_app.own_sender = None  # (its identifier may be reused)
         if self.dropcopy is not None:
@@ -536,6 +568,8 @@ class Gateway:
         if self.dropcopy_acceptor is not None:
             graceful_stop(self.dropcopy_acceptor, list(self.dropcopy_sids.values()))
             self.dropcopy_acceptor = None
+        self.front_door.stop()  # after every session's Logout went out through it
+        self.tls.stop()
         if self.engine.recorder is not None:
             self.statelog.close(self.engine.recorder.capture())  # clean: the next start needs no repair
             self.engine.recorder = None

@@ -6,6 +6,12 @@ the gateway terminates TLS itself, in one supervised thread ("fixgw-tls") runnin
 an asyncio event loop with Python's ``ssl`` (OpenSSL). docs/security.md says why
 this and not stunnel or a TLS build of quickfix.
 
+The gateway's client ports are served by the front door (gateway/frontdoor.py),
+which runs on this loop and uses its aliases, handshake settings and reports
+(``call``, ``listen``, ``spawn``, ``report``, ``take_alias``); ``serve`` below
+is the plain TLS proxy it grew from (tests use it to put TLS in front of venue
+simulators).
+
 Acceptor side (clients): ``serve`` listens on a client port with TLS. For each
 connection it completes the handshake (``handshake_timeout_s``; a client
 certificate is required and verified when configured), then connects to the
@@ -197,7 +203,7 @@ def _own_socket(peer: tuple, local: tuple) -> bool:
 @dataclass
 class Listener:
     name: str
-    kind: str  # "server" (TLS clients in) or "client" (to a TLS venue)
+    kind: str  # "server" (TLS clients in), "client" (to a TLS venue), "fix" / "fix-tls" (the front door's ports)
     port: int  # where it listens
     server: asyncio.AbstractServer
     active: int = 0
@@ -318,6 +324,26 @@ class TlsTerminator:
                 "127.0.0.1", 0, backlog=8)
         return self._listen(name, "client", open_listener)
 
+    # for the front door (gateway/frontdoor.py), which runs its connections on this loop
+    def call(self, coro, timeout: float = 15.0):
+        """Run ``coro`` on the loop thread and wait for its result."""
+        return self._call(coro, timeout)
+
+    def listen(self, name: str, kind: str, open_listener) -> int:
+        """Open a listener on the loop (``open_listener()`` is a coroutine returning an asyncio Server)."""
+        return self._listen(name, kind, open_listener)
+
+    def spawn(self, name: str, coro) -> None:
+        """Run ``coro`` as a task of listener ``name`` (on the loop thread); ``stop`` cancels it."""
+        self._spawn(name, coro)
+
+    def report(self, where: str, text: str, failure: bool) -> None:
+        """Log and audit (journal) ``text`` as the terminator's own reports."""
+        self._report(where, text, failure)
+
+    def take_alias(self) -> str:
+        return self._aliases.take()
+
     def _listen(self, name: str, kind: str, open_listener) -> int:
         if name in self.listeners:
             raise TlsError(f"TLS listener {name} exists already")
@@ -327,7 +353,8 @@ class TlsTerminator:
             raise TlsError(f"TLS listener {name}: cannot listen: {exc.strerror or exc}") from None
         bound = server.sockets[0].getsockname()[1]
         self.listeners[name] = Listener(name, kind, bound, server)
-        log.info("TLS %s listening on port %d", name, bound, extra={"tls": name})
+        log.info("%s %s listening on port %d", "FIX" if kind.startswith("fix") else "TLS", name, bound,
+                 extra={"tls": name})
         return bound
 
     def _spawn(self, name: str, coro) -> None:

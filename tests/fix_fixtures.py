@@ -56,9 +56,10 @@ def stack_config(database_url: str, data_dir: Path, gw_port: int, v1_port: int, 
 def stack_config_text(database_url: str, data_dir: Path, gw_port: int, v1_port: int, v2_port: int,
                       venue_versions=("FIX.4.4", "FIX.4.2"), pending_new: bool = True,
                       client_options: dict[str, str] | None = None, extra_toml: str = "",
-                      venue_options: dict[str, str] | None = None, http_options: str = "") -> str:
+                      venue_options: dict[str, str] | None = None, http_options: str = "",
+                      acceptor_toml: str = "") -> str:
     """The TOML of ``stack_config`` (absolute paths): for `fixgw run`, or to edit and re-read
-    (``fixgw sessions reload``)."""
+    (``fixgw sessions reload``). ``acceptor_toml``: more lines for the [acceptor] table."""
     client_options = client_options or {}
     venue_options = venue_options or {}
     http_port = free_port()
@@ -72,6 +73,7 @@ data_dir = "{data_dir}"
 log_level = "DEBUG"
 [acceptor]
 port = {gw_port}
+{acceptor_toml}
 [http]
 port = {http_port}
 {http_options}
