@@ -298,11 +298,12 @@ class VenueLiveness:
         order.pending_replace = None
         order.replace_mode = None
         order.pending_cl_ord_id = None
+        text = f"closed by operator {cmd.operator}: {cmd.reason.strip()}"
         if order.is_open:
             order.status = OrdStatus.CANCELED
             self._risk_settle(order)
-        text = f"closed by operator {cmd.operator}: {cmd.reason.strip()}"
-        out.actions.append(self._report(order, ExecKind.CANCELED, text=text))
+            out.actions.append(self._report(order, ExecKind.CANCELED, text=text))
+        # (an order that had ended, in doubt about what a venue reported after, keeps its end: the client knows it)
         out.changed.append(order)
         out.warnings.append(Note(f"order {order.order_id} {text} (was {was.name.lower()}"
                                  f"{'; in doubt: ' + doubt if doubt else ''}); cancel sent to "

@@ -390,3 +390,16 @@ def test_mass_status_on_a_fix42_venue_is_refused_in_the_configuration(tmp_path):
     with pytest.raises(ConfigError, match="mass_status needs FIX 4.4"):
         parse_config('[venues.V1]\nfix_version = "FIX.4.2"\nport = 5001\nsymbols = ["AAPL"]\nmass_status = true\n',
                      tmp_path, env={})
+
+
+def test_closing_a_finished_order_in_doubt_clears_the_doubt_and_tells_the_client_nothing_new():
+    clock = Clock()
+    core = make_core(clock)
+    order, child = placed(core, clock)
+    core.handle(status_reply(child, OrdStatus.FILLED, cum="100", avg="190"))
+    assert not order.is_open
+    core.handle(status_reply(child, OrdStatus.FILLED, cum="60", avg="190", exec_id="S2"))  # the venue now says 60
+    assert order.in_doubt and "booked 100" in order.in_doubt
+    out = core.handle(OperatorClose(order_id=order.order_id, reason="venue confirmed 100 by phone", operator="ops"))
+    assert out.result["ok"] and out.result["was"] == "filled"
+    assert reports(out) == [] and order.status is OrdStatus.FILLED and order.in_doubt is None
