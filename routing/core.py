@@ -153,6 +153,7 @@ class Core(VenueLiveness):
         self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
         self._watch: dict[tuple[str, str], Order] = {}  # (venue, child_id) -> order: children awaiting an answer
         self._mass: dict[str, tuple[str, set[str]]] = {}  # MassStatusReqID -> (venue, child IDs not reported yet)
+        self._restored_at: datetime | None = None  # when orders were restored (the liveness clocks restart there)
         self._handlers = {
             VenueExecution: self._venue_execution, NewOrder: self._new_order, CancelRequest: self._cancel,
             ReplaceRequest: self._replace, StatusRequest: self._status, MassCancelRequest: self._mass_cancel,

@@ -117,13 +117,11 @@ class VenueLiveness:
         now: each venue is asked about them when it logs on (``reconcile_on_logon``), and only a venue that
         stays away longer than its ``ack_timeout_s`` leaves them in doubt."""
         self._watch = {}
-        now = self.clock()
+        self._restored_at = self.clock()
         for order in self.orders.values():
             for child in order.children:
                 if child.in_doubt or (child.awaiting is not None and child.is_open):
                     self._watch[(child.venue, child.child_id)] = order
-                    child.asked_at = now
-                    child.status_asks = 0
 
     def _ask_status(self, order: Order, child: Child, out: Outcome) -> None:
         child.asked_at = self.clock()
@@ -155,6 +153,9 @@ class VenueLiveness:
             since = child.asked_at or now
             if child.asked_at is None:
                 child.asked_at = now
+            restored = self._restored_at
+            if restored is not None and since < restored:
+                since = restored  # asked before a restart: its clock starts again at the restart
             elapsed = (now - since).total_seconds()
             if not venue.up:
                 if waiting is not None and elapsed >= venue.ack_timeout_s and not child.in_doubt:
