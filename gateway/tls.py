@@ -353,8 +353,8 @@ class TlsTerminator:
             raise TlsError(f"TLS listener {name}: cannot listen: {exc.strerror or exc}") from None
         bound = server.sockets[0].getsockname()[1]
         self.listeners[name] = Listener(name, kind, bound, server)
-        log.info("%s %s listening on port %d", "FIX" if kind.startswith("fix") else "TLS", name, bound,
-                 extra={"tls": name})
+        what = {"fix": "front door (FIX)", "fix-tls": "front door (FIX over TLS)"}.get(kind, "TLS terminator")
+        log.info("%s listening on port %d (%s)", what, bound, name, extra={"tls": name})
         return bound
 
     def _spawn(self, name: str, coro) -> None:
