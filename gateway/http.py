@@ -45,7 +45,8 @@ def health(gateway) -> tuple[bool, dict]:
     problems += [f"venue {name} is not logged on" for name, up in venues.items() if not up]
     tls = getattr(gateway, "tls", None)
     if tls is not None and gateway.started_at and gateway.tls_in_use and not tls.running:
-        problems.append(f"the TLS terminator is not running ({tls.last_error or 'stopped'}): TLS sessions are down")
+        problems.append(f"the front door and TLS terminator thread is not running ({tls.last_error or 'stopped'}): "
+                        "client and drop-copy connections cannot be made")
     if gateway.engine.state_log_failures:
         problems.append(f"the order-state log failed {gateway.engine.state_log_failures} write(s): a crash now "
                         "would lose order state (check the disk under data_dir/state)")
