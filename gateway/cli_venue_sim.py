@@ -9,11 +9,16 @@ Two ways to say which venue:
 - standalone: ``fixgw venue-sim --comp-id VENUE9 --port 9890 --price AAPL=190.00
   --price MSFT=410.00 [--counterparty FIXGW]``.
 
-It runs until SIGINT/SIGTERM and exits 0. ``run_simulators_for(cfg)`` starts one
-simulator per configured venue that has a ``simulator`` section (``fixgw demo``).
+It runs until SIGINT/SIGTERM and exits 0. SIGUSR1 makes it forget every order
+it holds (a venue that lost its book: status requests for them are answered
+"unknown order"), for testing the gateway's recovery. ``run_simulators_for(cfg)``
+starts one simulator per configured venue that has a ``simulator`` section
+(``fixgw demo``).
 """
 from __future__ import annotations
 
+import signal
+import threading
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -176,8 +181,15 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
         raise click.ClickException(f"cannot start the venue simulator {sim.comp_id} on port {sim.port}: {exc}") \
             from None
     click.echo(f"venue-sim {sim.comp_id} listening on port {sim.port} (all interfaces); accepting sessions "
-               f"{', '.join(sim.session_names)}; symbols {', '.join(sim.sim.prices)}. Ctrl-C stops.")
+               f"{', '.join(sim.session_names)}; symbols {', '.join(sim.sim.prices)}. Ctrl-C stops; "
+               f"SIGUSR1 makes it forget its orders.")
+
+    def forget(*_) -> None:  # the handler runs on the main thread: leave the matcher lock to another one
+        threading.Thread(target=sim.forget_orders, name="venuesim-forget", daemon=True).start()
+
+    previous = signal.signal(signal.SIGUSR1, forget)
     try:
         wait_for_stop(duration)
     finally:
+        signal.signal(signal.SIGUSR1, previous)
         sim.stop()

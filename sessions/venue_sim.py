@@ -41,6 +41,22 @@ a subscriber can tell a quiet book from a dead feed; with ``md_changes`` off
 that is all it gets (a conflated feed, whose quotes lag the book). A session
 that logs out loses its subscriptions, and with ``cancel_on_disconnect`` its
 resting orders.
+
+Status: an OrderStatusRequest (H) is answered with the order's state (ExecType I in
+4.4/5.0, ExecType = OrdStatus in 4.2; OrdStatusReqID 790 echoed), or for an order
+the venue does not know with OrdStatus 8, OrdRejReason 5 and Text "unknown order".
+An OrderMassStatusRequest (AF, 4.4/5.0; MassStatusReqType 7 all orders or 1 one
+symbol, Side 54 optional) gets one status report per working order of the session,
+each with MassStatusReqID (584) and TotNumReports (911), LastRptRequested (912) =Y
+on the last; when none matches, a single report with OrderID NONE, OrdStatus 8,
+TotNumReports 0 says so.
+
+Misbehaviour (``[venues.X.simulator.misbehave]``, see ``MisbehaviourConfig``): per
+message type and symbol, the venue can answer D/G with a session Reject (35=3),
+D/F/G/H/AF with a BusinessMessageReject (35=j), or not at all ("silent": the
+message is consumed at the session level and ignored). ``forget_orders()`` (also
+``forget_orders_on_logon``, and SIGUSR1 to ``fixgw venue-sim``) makes it lose its
+orders, so a status request for one is answered "unknown order".
 """
 from __future__ import annotations
 
@@ -62,6 +78,7 @@ from routing.model import ClientCancelReject, ClientExecReport, MDUpdateAction, 
 from sessions import codec
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory
+from venuesim import misbehave
 from venuesim.book import Matcher, TopOfBook
 
 log = logging.getLogger("fixgw.venuesim")
@@ -222,8 +239,9 @@ class _VenueApp(fix.Application):
         try:
             # quickfix 1.16 puts DefaultApplVerID (1137) in the body of the BusinessMessageReject
             # it generates on FIXT sessions; a validating peer rejects that ("Tag not defined
-            # for this message type"). 1137 belongs only on Logon, so drop it here.
-            if msg.isSetField(1137):
+            # for this message type"). 1137 belongs only on Logon, so drop it here, unless the
+            # venue is told to misbehave like that (misbehave.appl_ver_id_in_reject).
+            if not self._sim.keep_appl_ver_id and msg.isSetField(1137):
                 msg.removeField(1137)
         except BaseException as exc:  # noqa: BLE001
             self._sim._bug("toApp", sid, exc)
@@ -279,10 +297,14 @@ class VenueSimulator:
             "F": self._on_cancel,
             "G": self._on_replace,
             "H": self._on_status,
+            "AF": self._on_mass_status,
             "V": self._on_market_data_request,
         }
         self._subscriptions: dict[tuple[str, str], Subscription] = {}  # (session key, MDReqID) -> subscription
         self.md_published = 0  # market data messages queued (snapshots and incrementals)
+        self._misbehaving = sim.misbehave.active
+        self.keep_appl_ver_id = sim.misbehave.appl_ver_id_in_reject
+        self.misbehaved: Counter[tuple[str, str]] = Counter()  # (message kind, mode) -> messages misanswered
         self._app: _VenueApp | None = None
         self._engine = None
         self._sender: _Sender | None = None
@@ -418,13 +440,50 @@ class VenueSimulator:
                 if reports:
                     log.info("venue simulator %s: %d resting order(s) of %s canceled on disconnect", self.comp_id,
                              len(reports), key)
+            if up and self.sim.misbehave.forget_orders_on_logon:
+                lost, symbols = self.matcher.forget(key)
+                for symbol in symbols:
+                    self._book_changed(symbol)
+                if lost:
+                    log.warning("venue simulator %s: forgot %d order(s) of %s at its logon "
+                                "(misbehave.forget_orders_on_logon)", self.comp_id, lost, key)
         log.info("venue simulator %s: session %s logged %s", self.comp_id, key, "on" if up else "out")
 
     def _dispatch(self, msg: fix.Message, sid: fix.SessionID, recv_ns: int) -> None:
-        handler = self._handlers.get(msg.getHeader().getField(35))
+        msg_type = msg.getHeader().getField(35)
+        handler = self._handlers.get(msg_type)
         if handler is None:
             raise fix.UnsupportedMessageType()
-        handler(msg, session_key(sid), recv_ns)
+        key = session_key(sid)
+        if self._misbehaving and self._misbehave(msg, msg_type, key):
+            return
+        handler(msg, key, recv_ns)
+
+    def _misbehave(self, msg: fix.Message, msg_type: str, owner: str) -> bool:
+        """Answer ``msg`` as ``misbehave`` says (a Reject, a BusinessMessageReject or nothing); False: normally."""
+        kind = misbehave.MESSAGE_KIND.get(msg_type)
+        if kind is None:
+            return False
+        cfg = self.sim.misbehave
+        mode = cfg.mode(kind, msg.getField(55) if msg.isSetField(55) else None)
+        if mode == "normal":
+            return False
+        seq = msg.getHeader().getField(34)
+        if mode == "session_reject":
+            text = misbehave.session_reject(seq, msg_type)
+        elif mode == "business_reject":
+            version = self._versions[owner]
+            text = misbehave.business_reject(
+                seq, msg_type, cfg.business_reject_reason, msg.getField(11) if msg.isSetField(11) else None,
+                codec.APPL_VER_ID.get(version) if cfg.appl_ver_id_in_reject else None)
+        else:
+            text = None
+        with self._lock:  # queued after the reports already queued for this session
+            self.misbehaved[(kind, mode)] += 1
+            if text is not None:
+                self._sender.put([(fix.Message(text, False), self._sessions[owner])])
+        log.info("venue simulator %s: %s %s from %s answered %s (misbehave)", self.comp_id, kind, seq, owner, mode)
+        return True
 
     def _bug(self, callback: str, sid: fix.SessionID, exc: BaseException, msg: fix.Message | None = None) -> None:
         """An unexpected exception: log it with its traceback and, for a message, tell the sender."""
@@ -479,8 +538,57 @@ class VenueSimulator:
             side = Side(msg.getField(54))
         except ValueError:
             raise fix.IncorrectTagValue(54) from None
+        echo = f"790={msg.getField(790)}{codec.SOH}" if msg.isSetField(790) else ""  # OrdStatusReqID
         with self._lock:
-            self._queue([self.matcher.status(owner, cl_ord_id, symbol, side)])
+            report = self.matcher.status(owner, cl_ord_id, symbol, side)
+            self._sender.put([(self._with_fields(report, echo), self._sessions[owner])])
+
+    def _on_mass_status(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
+        """OrderMassStatusRequest (AF): a status report per working order; see the module docstring."""
+        req_id = msg.getField(584)
+        req_type = msg.getField(585)
+        if req_type not in ("1", "7"):  # 1: one security, 7: all orders; the rest select what we do not keep
+            raise fix.IncorrectTagValue(585)
+        symbol = msg.getField(55) if req_type == "1" else None  # FieldNotFound: quickfix rejects it
+        side = None
+        if msg.isSetField(54):
+            try:
+                side = Side(msg.getField(54))
+            except ValueError:
+                raise fix.IncorrectTagValue(54) from None
+        sid = self._sessions[owner]
+        with self._lock:
+            orders = self.matcher.open_orders(owner, symbol, side)
+            out: Outgoing = []
+            for n, order in enumerate(orders, 1):
+                extra = f"584={req_id}{codec.SOH}911={len(orders)}{codec.SOH}912={'Y' if n == len(orders) else 'N'}"
+                out.append((self._with_fields(self.matcher.status_of(order), extra + codec.SOH), sid))
+            if not orders:
+                out.append((fix.Message(self._no_orders_report(owner, req_id, symbol, side), False), sid))
+            self._sender.put(out)
+
+    def _with_fields(self, report: ClientExecReport, extra: str) -> fix.Message:
+        """An execution report in its owner's version, with ``extra`` (tag=value SOH ...) added."""
+        return fix.Message(codec.encode_exec_report.text(self._versions[report.session], report) + extra, False)
+
+    def _no_orders_report(self, owner: str, req_id: str, symbol: str | None, side: Side | None) -> str:
+        """The one answer to a mass status request that matches no working order."""
+        soh = codec.SOH  # AF exists from FIX 4.4 on (quickfix refuses it on 4.2 sessions): ExecType I
+        return (f"35=8{soh}37=NONE{soh}17={self.matcher.next_exec_id()}{soh}150=I{soh}39=8{soh}"
+                f"55={symbol or '[N/A]'}{soh}54={(side or Side.BUY).value}{soh}151=0{soh}14=0{soh}6=0{soh}"
+                f"584={req_id}{soh}911=0{soh}912=Y{soh}58=no working order matches the mass status request{soh}"
+                f"60={codec.utc_timestamp()}{soh}")
+
+    def forget_orders(self, session: str | None = None) -> int:
+        """Lose every order of ``session`` (a session key; None: of every session), as a venue restarted without
+        its book: nothing is sent, a later status request or cancel for one is answered as for an unknown order.
+        Returns how many orders were forgotten."""
+        with self._lock:
+            lost, symbols = self.matcher.forget(session)
+            for symbol in symbols:
+                self._book_changed(symbol)
+        log.warning("venue simulator %s: forgot %d order(s) of %s", self.comp_id, lost, session or "every session")
+        return lost
 
     def _on_market_data_request(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
         """MarketDataRequest (V): snapshot (0), subscribe (1) or unsubscribe (2); see the module docstring."""

@@ -16,9 +16,9 @@ import quickfix as fix
 from click.testing import CliRunner
 
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
-from gateway.config import SimulatorConfig, parse_config
+from gateway.config import ConfigError, MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour, parse_config
 from sessions.client import FixClient
-from sessions.codec import utc_timestamp
+from sessions.codec import parse_fields, parse_pairs, utc_timestamp
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port
 
@@ -413,3 +413,344 @@ def test_run_simulators_for_starts_one_per_venue_with_a_simulator_section(tmp_pa
     finally:
         for s in sims:
             s.stop()
+
+
+# --------------------------------------------------------------------------- misbehaviour, status, forgetting
+# Each symbol of this venue misbehaves in its own way (misbehave.symbols); NORMAL* and MASS* behave.
+BAD = SimulatorConfig(
+    prices={s: D("190.00") for s in ("SREJ", "BREJ", "QUIET", "NOCXL", "NOCXLQ", "NOSTAT", "FORGET", "MASS",
+                                      "EMPTY", "NORMAL")},
+    misbehave=MisbehaviourConfig(symbols={
+        "SREJ": SymbolMisbehaviour(new_order="session_reject", replace="session_reject"),
+        "BREJ": SymbolMisbehaviour(new_order="business_reject"),
+        "QUIET": SymbolMisbehaviour(new_order="silent"),
+        "NOCXL": SymbolMisbehaviour(cancel="business_reject"),
+        "NOCXLQ": SymbolMisbehaviour(cancel="silent"),
+        "NOSTAT": SymbolMisbehaviour(status="business_reject"),
+    }))
+HEADER_AND_TRAILER = {8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122, 1128}
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    """A misbehaving simulator with one logged-on client per (sender, version), made on first use."""
+    base = tmp_path_factory.mktemp("venue-bad")
+    comp_id = f"VBAD{next(_names)}"
+    port = free_port()
+    sim = VenueSimulator(comp_id, port, BAD, base / "venue", counterparties=("FIXGW", "OTHER")).start()
+    clients: dict[tuple[str, str], FixClient] = {}
+
+    def connect(version: str, sender: str = "FIXGW") -> FixClient:
+        if (sender, version) not in clients:
+            clients[(sender, version)] = FixClient(version=version, sender=sender, target=comp_id, port=port,
+                                                   store_dir=base / f"client-{sender}-{version}").start(timeout=5)
+        return clients[(sender, version)]
+
+    yield SimpleNamespace(sim=sim, connect=connect, comp_id=comp_id)
+    sim.stop()
+    for client in clients.values():
+        client.stop()
+
+
+def venue_key(client: FixClient, comp_id: str) -> str:
+    """The venue's name (session key) for the client's session, e.g. FIX.4.4:VBAD1->FIXGW."""
+    return f"{client.sid.getBeginString().getValue()}:{comp_id}->{client.sid.getSenderCompID().getValue()}"
+
+
+def sent_seq(client: FixClient, msg_type: str, cl_ord_id: str) -> str:
+    """The MsgSeqNum the client sent its ``msg_type`` with ClOrdID ``cl_ord_id`` under."""
+    for direction, raw in client.wire.lines:
+        f = parse_fields(raw)
+        if direction == "O" and f.get(35) == msg_type and f.get(11) == cl_ord_id:
+            return f[34]
+    raise AssertionError(f"{client.sid.toString()} sent no {msg_type} 11={cl_ord_id}")
+
+
+def answer_to(client: FixClient, msg_type: str, seq: str, timeout: float = 5.0) -> list[tuple[int, str]]:
+    """The body (tag, value pairs in wire order) of the ``msg_type`` message whose RefSeqNum (45) is ``seq``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for raw in client.raw_messages(msg_type):
+            if parse_fields(raw).get(45) == seq:
+                return [(t, v) for t, v in parse_pairs(raw) if t not in HEADER_AND_TRAILER]
+        time.sleep(0.02)
+    raise AssertionError(f"no {msg_type} with 45={seq} within {timeout}s")
+
+
+def answered_after(client: FixClient, symbol: str = "NORMAL") -> None:
+    """Send a marketable order for a well-behaved symbol and wait for its fill: every message sent before it
+    has been processed by then (one session's messages are handled, and answered, in order)."""
+    cl = client.new_order(symbol, "1", 1, "190.01")
+    client.wait_exec(cl, "2")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_new_order_can_be_answered_with_the_quickfix_executors_session_reject(bad, version):
+    c = bad.connect(version)
+    before = bad.sim.orders_received
+    cl = c.new_order("SREJ", "1", 100)
+    seq = sent_seq(c, "D", cl)
+    assert answer_to(c, "3", seq) == [(45, seq), (58, "Value is incorrect (out of range) for this tag"),
+                                      (371, "40"), (372, "D"), (373, "5")]
+    answered_after(c)
+    assert c.exec_reports(cl) == [] and bad.sim.matcher.order(venue_key(c, bad.comp_id), cl) is None
+    assert bad.sim.orders_received == before + 1  # only the NORMAL order reached the book
+    assert bad.sim.misbehaved[("new_order", "session_reject")] >= 1
+
+
+def test_a_replace_can_be_answered_with_a_session_reject(bad):
+    c = bad.connect("FIX.4.4")
+    r = c.replace("ANY", "SREJ", "1", 100, "189")
+    seq = sent_seq(c, "G", r)
+    assert answer_to(c, "3", seq) == [(45, seq), (58, "Value is incorrect (out of range) for this tag"),
+                                      (371, "40"), (372, "G"), (373, "5")]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_new_order_can_be_answered_with_a_business_message_reject(bad, version):
+    c = bad.connect(version)
+    cl = c.new_order("BREJ", "2", 100, "190.50")
+    seq = sent_seq(c, "D", cl)
+    assert answer_to(c, "j", seq) == [(45, seq), (58, "Unsupported Message Type (venue simulator misbehaviour)"),
+                                      (372, "D"), (379, cl), (380, "3")]
+    answered_after(c)
+    assert c.exec_reports(cl) == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cancel_can_be_answered_with_a_business_message_reject_and_the_order_keeps_working(bad, version):
+    c = bad.connect(version)
+    cl = c.new_order("NOCXL", "1", 100, "189.50")
+    c.wait_exec(cl, "0")
+    x = c.cancel(cl, "NOCXL", "1", 100)
+    seq = sent_seq(c, "F", x)
+    assert answer_to(c, "j", seq) == [(45, seq), (58, "Unsupported Message Type (venue simulator misbehaviour)"),
+                                      (372, "F"), (379, x), (380, "3")]
+    assert cl in [o.cl_ord_id for o in bad.sim.matcher.resting_orders("NOCXL")]
+    assert not [m for m in c.messages if m.get(35) == "9" and m.get(11) == x]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_silent_venue_accepts_a_new_order_and_never_answers_it(bad, version):
+    c = bad.connect(version)
+    cl = c.new_order("QUIET", "1", 100, "190.01")
+    answered_after(c)  # the silent order was processed before this one
+    assert not [m for m in c.messages if m.get(11) == cl or (m.get(35) in ("3", "j") and
+                                                                m.get(45) == sent_seq(c, "D", cl))]
+    assert bad.sim.matcher.order(venue_key(c, bad.comp_id), cl) is None
+    assert c.session.isLoggedOn()
+
+
+def test_a_silent_cancel_is_never_answered_and_the_order_stays_new(bad):
+    c = bad.connect("FIX.4.4")
+    cl = c.new_order("NOCXLQ", "2", 100, "190.50")
+    c.wait_exec(cl, "0")
+    x = c.cancel(cl, "NOCXLQ", "2", 100)
+    fresh = new_messages(c)
+    c.status(cl, "NOCXLQ", "2")
+    status = c.wait_for(lambda m: fresh(m) and m.get(35) == "8" and m.get(11) == cl, what="status report")
+    assert (status[150], status[39], status[151]) == ("I", "0", "100")
+    assert not [m for m in c.messages if m.get(11) == x or m.get(41) == cl]
+
+
+def test_a_status_request_can_be_answered_with_a_business_message_reject(bad):
+    c = bad.connect("FIX.5.0")
+    c.status("WHATEVER", "NOSTAT", "1")
+    seq = next(parse_fields(raw)[34] for d, raw in reversed(c.wire.lines) if d == "O" and "\x0135=H\x01" in raw)
+    body = answer_to(c, "j", seq)
+    assert body == [(45, seq), (58, "Unsupported Message Type (venue simulator misbehaviour)"), (372, "H"),
+                    (379, "WHATEVER"), (380, "3")]  # 1137 is not in the body: the simulator strips it by default
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_status_request_for_a_working_order_reports_its_real_state_and_echoes_ord_status_req_id(bad, version):
+    c = bad.connect(version)
+    cl = c.new_order("NORMAL", "1", 700, "190.01")  # 500 fill at 190.01, 200 rest
+    c.wait_exec(cl, "1")
+    fresh = new_messages(c)
+    msg = fix.Message()
+    msg.getHeader().setField(35, "H")
+    for tag, value in ((11, cl), (55, "NORMAL"), (54, "1")) + (((790, "Q1"),) if version != "FIX.4.2" else ()):
+        msg.setField(tag, value)
+    c.send(msg)
+    st = c.wait_for(lambda m: fresh(m) and m.get(35) == "8" and m.get(11) == cl, what="status report")
+    assert (st[150], st[39], st[14], st[151], st[6]) == ("1" if version == "FIX.4.2" else "I", "1", "500", "200",
+                                                         "190.01")
+    assert st.get(790) == (None if version == "FIX.4.2" else "Q1")
+    x = c.cancel(cl, "NORMAL", "1", 700)  # the rest would keep the next test's order from filling
+    c.wait_exec(x, "4")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_venue_that_forgot_its_orders_answers_status_unknown_order_and_cancel_unknown(bad, version):
+    c = bad.connect(version, sender="OTHER")
+    cl = c.new_order("FORGET", "1", 100, "189.00")
+    c.wait_exec(cl, "0")
+    assert bad.sim.forget_orders(venue_key(c, bad.comp_id)) >= 1
+    assert cl not in [o.cl_ord_id for o in bad.sim.matcher.resting_orders("FORGET")]
+    fresh = new_messages(c)
+    c.status(cl, "FORGET", "1")
+    st = c.wait_for(lambda m: fresh(m) and m.get(35) == "8" and m.get(11) == cl, what="status report")
+    assert (st[150], st[39], st[103], st[58], st[37]) == ("8" if version == "FIX.4.2" else "I", "8", "5",
+                                                          "unknown order", "NONE")
+    x = c.cancel(cl, "FORGET", "1", 100)
+    rej = c.wait_for(lambda m: m.get(35) == "9" and m.get(11) == x, what="OrderCancelReject")
+    assert (rej[102], rej[39]) == ("1", "8")
+
+
+def send_mass_status(client: FixClient, req_id: str, req_type: str, symbol: str | None = None) -> None:
+    msg = fix.Message()
+    msg.getHeader().setField(35, "AF")
+    msg.setField(584, req_id)
+    msg.setField(585, req_type)
+    if symbol:
+        msg.setField(55, symbol)
+    client.send(msg)
+
+
+@pytest.mark.parametrize("version", ("FIX.4.4", "FIX.5.0"))
+def test_a_mass_status_request_reports_each_working_order_and_flags_the_last(bad, version):
+    c = bad.connect(version)
+    working = [c.new_order("MASS", "1", 100, "189.50"), c.new_order("MASS", "2", 60, "190.40")]
+    done = c.new_order("MASS", "1", 10)
+    c.wait_exec(done, "2")
+    for cl in working:
+        c.wait_exec(cl, "0")
+    send_mass_status(c, f"M-{version}", "1", "MASS")
+    got = lambda: [m for m in c.messages if m.get(35) == "8" and m.get(584) == f"M-{version}"]  # noqa: E731
+    c.wait_for(lambda m: m.get(584) == f"M-{version}" and m.get(912) == "Y", what="last mass status report")
+    assert [(m[11], m[150], m[39], m[151], m[911], m[912]) for m in got()] == [
+        (working[0], "I", "0", "100", "2", "N"), (working[1], "I", "0", "60", "2", "Y")]
+
+
+def test_a_mass_status_request_that_matches_nothing_is_answered_once_with_tot_num_reports_0(bad):
+    c = bad.connect("FIX.4.4")
+    send_mass_status(c, "M-EMPTY", "1", "EMPTY")
+    m = c.wait_for(lambda m: m.get(584) == "M-EMPTY", what="mass status report")
+    assert (m[35], m[37], m[150], m[39], m[911], m[912], m[55]) == ("8", "NONE", "I", "8", "0", "Y", "EMPTY")
+    assert 11 not in m
+
+
+def test_a_mass_status_request_of_an_unsupported_type_gets_a_session_reject_naming_585(bad):
+    c = bad.connect("FIX.4.4")
+    fresh = new_messages(c)
+    send_mass_status(c, "M-BAD", "3")
+    rej = c.wait_for(lambda m: fresh(m) and m.get(35) == "3", what="Reject")
+    assert (rej[371], rej[372], rej[373]) == ("585", "AF", "5")
+
+
+def test_a_fix50_venue_can_send_a_business_reject_with_appl_ver_id_in_its_body(tmp_path):
+    cfg = SimulatorConfig(prices={"AAPL": D("190")}, misbehave=MisbehaviourConfig(
+        new_order="business_reject", business_reject_reason=0, appl_ver_id_in_reject=True))
+    comp_id, port = f"VSIM{next(_names)}", free_port()
+    sim = VenueSimulator(comp_id, port, cfg, tmp_path / "venue", versions=("FIX.5.0",)).start()
+    c = FixClient(version="FIX.5.0", sender="FIXGW", target=comp_id, port=port, store_dir=tmp_path / "client")
+    try:
+        c.start(timeout=5)
+        cl = c.new_order("AAPL", "1", 100)
+        seq = sent_seq(c, "D", cl)
+        assert answer_to(c, "j", seq) == [(45, seq), (58, "Other (venue simulator misbehaviour)"), (372, "D"),
+                                          (379, cl), (380, "0"), (1137, "7")]
+        # a validating peer refuses it, as it refuses quickfix 1.16's own BusinessMessageRejects on FIXT
+        j_seq = parse_fields(c.raw_messages("j")[0])[34]
+
+        def our_rejects():
+            return [parse_fields(raw) for d, raw in list(c.wire.lines) if d == "O" and "\x0135=3\x01" in raw]
+
+        deadline = time.monotonic() + 5
+        while not our_rejects() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(r[45], r[371], r[372]) for r in our_rejects()] == [(j_seq, "1137", "j")]
+    finally:
+        sim.stop()
+        c.stop()
+
+
+def test_a_venue_set_to_forget_orders_on_logon_answers_unknown_order_after_a_reconnect(tmp_path):
+    cfg = SimulatorConfig(prices={"AAPL": D("190")}, misbehave=MisbehaviourConfig(forget_orders_on_logon=True))
+    comp_id, port = f"VSIM{next(_names)}", free_port()
+    sim = VenueSimulator(comp_id, port, cfg, tmp_path / "venue", versions=("FIX.4.4",)).start()
+    clients = []
+    try:
+        first = FixClient(version="FIX.4.4", sender="FIXGW", target=comp_id, port=port,
+                          store_dir=tmp_path / "client")
+        clients.append(first)
+        first.start(timeout=5)
+        cl = first.new_order("AAPL", "1", 100, "189.00")
+        first.wait_exec(cl, "0")
+        first.stop()
+        again = FixClient(version="FIX.4.4", sender="FIXGW", target=comp_id, port=port,
+                          store_dir=tmp_path / "client")
+        clients.append(again)
+        again.start(timeout=5)
+        assert sim.matcher.resting_orders("AAPL") == []
+        again.status(cl, "AAPL", "1")
+        st = again.wait_for(lambda m: m.get(35) == "8" and m.get(11) == cl and m.get(150) == "I",
+                            what="status report")
+        assert (st[39], st[58]) == ("8", "unknown order")
+    finally:
+        sim.stop()
+        for c in clients:
+            c.stop()
+
+
+def test_misbehaviour_per_symbol_falls_back_to_the_venue_wide_setting():
+    cfg = MisbehaviourConfig(new_order="silent", cancel="business_reject",
+                             symbols={"IBM": SymbolMisbehaviour(new_order="session_reject")})
+    assert cfg.mode("new_order", "IBM") == "session_reject"
+    assert cfg.mode("cancel", "IBM") == "business_reject"
+    assert cfg.mode("new_order", "AAPL") == cfg.mode("new_order", None) == "silent"
+    assert cfg.active and not MisbehaviourConfig().active
+
+
+def test_misbehaviour_config_rejects_unknown_modes_and_symbols_without_a_price(tmp_path):
+    text = CONFIG.format(sim_name="V1", port=free_port(), port2=free_port())
+    with pytest.raises(ConfigError, match="misbehave.new_order"):
+        parse_config(text.replace("prices = { AAPL = 190.00 }", 'prices = { AAPL = 190.00 }\n'
+                                  'misbehave = { new_order = "explode" }'), tmp_path, env={})
+    with pytest.raises(ConfigError, match="misbehave.symbols names MSFT"):
+        parse_config(text.replace("prices = { AAPL = 190.00 }", 'prices = { AAPL = 190.00 }\n'
+                                  'misbehave = { symbols = { MSFT = { cancel = "silent" } } }'), tmp_path, env={})
+    cfg = parse_config(text.replace("prices = { AAPL = 190.00 }", 'prices = { AAPL = 190.00 }\n[venues.V1.simulator.'
+                                    'misbehave]\ncancel = "silent"\nsymbols = { AAPL = { new_order = "silent" } }'),
+                       tmp_path, env={})
+    assert cfg.venues["V1"].simulator.misbehave.mode("new_order", "AAPL") == "silent"
+
+
+def test_cli_sigusr1_makes_the_venue_forget_its_orders(tmp_path):
+    port = free_port()
+    cfg_path = write_config(tmp_path, "VENUEUSR", port)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from gateway.cli_venue_sim import venue_sim; venue_sim()",
+         "-c", cfg_path, "--venue", "VENUEUSR"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 15)
+        assert ready and "SIGUSR1" in proc.stdout.readline()
+        client = FixClient(version="FIX.4.4", sender="FIXGW", target="VENUEUSR", port=port,
+                           store_dir=tmp_path / "client").start(timeout=5)
+        cl = client.new_order("AAPL", "1", 100, "189.00")
+        client.wait_exec(cl, "0")
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the log line says the book is gone
+            ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+            if ready and "forgot 1 order(s)" in proc.stderr.readline():
+                break
+        else:
+            raise AssertionError("venue-sim did not log that it forgot the order")
+        fresh = new_messages(client)
+        client.status(cl, "AAPL", "1")
+        st = client.wait_for(lambda m: fresh(m) and m.get(35) == "8" and m.get(11) == cl, what="status report")
+        assert (st[39], st[58]) == ("8", "unknown order")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+        if client is not None:
+            client.stop()

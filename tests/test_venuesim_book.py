@@ -406,3 +406,30 @@ def test_a_sessions_resting_orders_are_canceled_when_the_venue_cancels_on_discon
     assert symbols == {"AAPL", "MSFT"}
     assert [o.cl_ord_id for o in m.resting_orders("AAPL")] == ["b2"]  # another session's order stays
     assert m.top_of_book("MSFT") == TopOfBook(D("409.99"), D(500), D("410.01"), D(500))
+
+
+def test_a_venue_that_forgets_a_sessions_orders_no_longer_knows_them_and_sends_nothing(m):
+    m.submit(buy(100, "189.995", owner="S1", cl="rest"))
+    m.submit(buy(10, owner="S1", cl="done"))
+    m.submit(buy(50, "189.995", owner="S2", cl="other"))
+    assert m.forget("S1") == (2, {"AAPL"})
+    assert m.order("S1", "rest") is None and m.order("S1", "done") is None
+    assert m.status("S1", "rest").reject_code is RejectCode.UNKNOWN_ORDER
+    [rej] = m.cancel("S1", "rest", "x")
+    assert rej.reason is CxlRejCode.UNKNOWN_ORDER
+    assert [o.cl_ord_id for o in m.resting_orders("AAPL")] == ["other"]
+    assert m.submit(buy(100, "189.995", owner="S1", cl="rest"))[0].kind is ExecKind.NEW  # the ClOrdID is free again
+    assert m.forget() == (2, {"AAPL"}) and m.all_orders() == []
+
+
+def test_open_orders_lists_a_sessions_working_orders_oldest_first_by_symbol_and_side(m):
+    m.submit(buy(100, "189.50", owner="S1", cl="b1"))
+    m.submit(sell(100, "410.50", owner="S1", cl="s1", symbol="MSFT"))
+    m.submit(buy(100, "189.40", owner="S1", cl="b2"))
+    m.submit(buy(10, owner="S1", cl="filled"))
+    m.submit(buy(100, "189.50", owner="S2", cl="theirs"))
+    assert [o.cl_ord_id for o in m.open_orders("S1")] == ["b1", "s1", "b2"]
+    assert [o.cl_ord_id for o in m.open_orders("S1", "AAPL")] == ["b1", "b2"]
+    assert [o.cl_ord_id for o in m.open_orders("S1", side=Side.SELL)] == ["s1"]
+    rep = m.status_of(m.order("S1", "b2"))
+    assert (rep.kind, rep.ord_status, rep.leaves_qty) == (ExecKind.ORDER_STATUS, OrdStatus.NEW, D(100))

@@ -366,6 +366,34 @@ class Matcher:
                 symbols.add(symbol)
         return reports, symbols
 
+    def forget(self, owner: str | None = None) -> tuple[int, set[str]]:
+        """Lose every order of session ``owner`` (None: of every session), open or finished, as a venue
+        restarted without its book would: no report is sent, a status request or cancel for one of them
+        is answered as for an order never seen. Returns how many orders and the symbols whose books changed."""
+        lost = [o for o in self.all_orders() if owner is None or o.owner == owner]
+        symbols: set[str] = set()
+        for order in lost:
+            if not order.done:
+                self.books[order.symbol].remove(order)
+                symbols.add(order.symbol)
+            for cl in order.cl_ord_ids:
+                if self._orders.get((order.owner, cl)) is order:
+                    del self._orders[(order.owner, cl)]
+            self._done.pop(order.order_id, None)
+        for symbol in symbols:
+            self.books[symbol].replenish()
+        return len(lost), symbols
+
+    def open_orders(self, owner: str, symbol: str | None = None, side: Side | None = None) -> list[SimOrder]:
+        """Session ``owner``'s orders that are still working (optionally one symbol's, one side's), oldest first."""
+        return sorted((o for o in self.all_orders() if o.owner == owner and not o.done
+                       and (symbol is None or o.symbol == symbol) and (side is None or o.side is side)),
+                      key=lambda o: o.seq)
+
+    def status_of(self, order: SimOrder) -> ClientExecReport:
+        """An order-status report (ExecType I) of one order."""
+        return self._report(order, ExecKind.ORDER_STATUS)
+
     def status(self, owner: str, cl_ord_id: str, symbol: str = "", side: Side = Side.BUY) -> ClientExecReport:
         """An OrderStatusRequest: the order's current state, or a Rejected status for an unknown order."""
         order = self._orders.get((owner, cl_ord_id))
@@ -457,6 +485,10 @@ class Matcher:
             for cl in old.cl_ord_ids:
                 if self._orders.get((old.owner, cl)) is old:
                     del self._orders[(old.owner, cl)]
+
+    def next_exec_id(self) -> str:
+        """A fresh ExecID, for a report about no order (an empty mass status answer)."""
+        return f"{self.id_prefix}-E{next(self._exec_seq)}"
 
     def _next_order_id(self) -> str:
         return f"{self.id_prefix}-{next(self._order_seq)}"
