@@ -549,7 +549,9 @@ class Fuzzer:
                 return
             time.sleep(0.1)
 
-    def classify(self) -> None:
+    def classify(self, never_processed: dict[str, set[int]]) -> None:
+        """Each sample's outcome. ``never_processed``: per session key, the MsgSeqNums quickfix queued (they came
+        after a gap) and never took from its queue (a gap fill or reset went past them): from its own events."""
         for x in self.samples:
             s = x.session
             if x.outcome == "taken":  # quickfix took a message we sent broken: it must be answered after all
@@ -564,13 +566,13 @@ class Fuzzer:
                 continue
             if x.answered():
                 x.outcome = "answered"
-            elif x.seq is not None and any(x.t < t and x.seq < n for t, n in s.resyncs):
-                x.outcome = "lost_in_resync"
+            elif x.seq is not None and x.seq in never_processed.get(s.key, ()):
+                x.outcome = "never_processed_by_quickfix"
             elif x.seq is not None and x.seq in s.gap_filled:
                 x.outcome = "ignored_by_quickfix"
             elif x.seq is None:
                 x.outcome = "not_sent_whole"
-            elif x.connection < s.connections or s.sock is None or _closed_after(s, x):
+            elif ended_soon_after(s, x):
                 x.outcome = "closed_by_gateway"
             else:
                 x.outcome = "unanswered"
@@ -578,6 +580,23 @@ class Fuzzer:
     def logout(self) -> None:
         for s in [*self.sessions.values(), *self.hostile.values()]:
             s.close(logout=True)
+
+
+def never_processed(system: System) -> dict[str, set[int]]:
+    """Per session, the MsgSeqNums quickfix queued ("MsgSeqNum too high, expecting X but received N") and never
+    processed from its queue ("Processing QUEUED message: N"), read from the journal's session events."""
+    queued: dict[str, set[int]] = collections.defaultdict(set)
+    processed: dict[str, set[int]] = collections.defaultdict(set)
+    with sqlite3.connect(system.tmp / "var" / "journal.db") as conn:
+        for sid, text in conn.execute("SELECT session_id, text FROM session_events WHERE text LIKE 'MsgSeqNum too "
+                                      "high%' OR text LIKE 'Processing QUEUED message%'"):
+            m = re.search(r"received (\d+)$", text)
+            if m:
+                queued[sid].add(int(m.group(1)))
+            m = re.search(r"QUEUED message: (\d+)", text)
+            if m:
+                processed[sid].add(int(m.group(1)))
+    return {sid: seqs - processed[sid] for sid, seqs in queued.items()}
 
 
 def unread_at_close(s: RawSession, w) -> bool:
@@ -602,9 +621,11 @@ def parseable(mu: Mutant) -> bool:
     return mu.msg_type != b"" and b"\x01" not in mu.msg_type and b"=" not in mu.msg_type
 
 
-def _closed_after(s: RawSession, x: Sample) -> bool:
-    """Did the gateway end the connection ``x`` was sent on (a later connection exists)?"""
-    return any(w.connection > x.connection for w in s.wire)
+def ended_soon_after(s: RawSession, x: Sample, within: float = 2.0) -> bool:
+    """Did the connection ``x`` was sent on end (the gateway closed it, or we did after its Logout) within
+    ``within`` seconds of it? Later than that, the gateway had time to answer on a live connection."""
+    end = s.ended_at.get(x.connection)
+    return end is not None and end - x.t < within
 
 
 # ---------------------------------------------------------------------------- checks after the run
@@ -785,12 +806,12 @@ def main(argv: list[str] | None = None) -> int:
         fz.run_connection_tests(1 if args.smoke else 5, 3.0 if args.smoke else 10.0,
                                 ("FIX.4.4",) if args.smoke else VERSIONS)
         fz.drain(5.0 if args.smoke else 20.0)
-        fz.classify()
         orders = orders_check(system)
         alive = system.alive()
         fz.logout()
         codes = system.stop()
         journal = journal_check(system, [*fz.sessions.values(), *fz.hostile.values()])
+        fz.classify(never_processed(system))
         errors = log_errors(system)
         report = summarize(fz, codes, alive, orders, journal, errors, args, time.monotonic() - t0, tmp)
     finally:

@@ -146,6 +146,7 @@ class RawSession:
         self.heartbeats: set[bytes] = set()  # TestReqIDs answered
         self.logouts: list[bytes] = []  # Text of each Logout received
         self.closed_at: dict[int, float] = {}  # connection -> when the gateway closed it
+        self.ended_at: dict[int, float] = {}  # connection -> when it ended (closed by either side)
         self.last_resend_request: tuple[int, int] | None = None
         self.last_in = 0.0  # when the last frame arrived
         self.resyncs: list[tuple[float, int]] = []  # (when, our next MsgSeqNum) of each SequenceReset-Reset
@@ -235,6 +236,7 @@ class RawSession:
             if self.sock is sock:
                 self.sock = None
                 self.logged_on = False
+                self.ended_at.setdefault(self.connections, time.monotonic())
             self.cond.notify_all()
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -359,6 +361,7 @@ class RawSession:
                         if not self._closing:
                             self.closed_by_peer += 1
                             self.closed_at[connection] = time.monotonic()
+                        self.ended_at.setdefault(connection, time.monotonic())
                     self.cond.notify_all()
                 return
             buf += data

@@ -113,8 +113,8 @@ def test_report_compares_this_tree_with_the_revision_cycle_by_cycle():
 @pytest.mark.timeout(150)
 def test_fuzz_smoke_sends_damaged_messages_in_every_version_and_the_gateway_survives(tmp_path):
     out = tmp_path / "fuzz.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--smoke", "--seed", "3", "--out", str(out)],
-                          capture_output=True, text=True, timeout=140)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--smoke", "--seed", "3",
+                           "--out", str(out)], capture_output=True, text=True, timeout=140)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["crashes"] == 0, report["processes"]
