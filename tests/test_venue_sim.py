@@ -678,6 +678,10 @@ def test_a_venue_set_to_forget_orders_on_logon_answers_unknown_order_after_a_rec
                           store_dir=tmp_path / "client")
         clients.append(again)
         again.start(timeout=5)
+        # the venue forgets in its onLogon, which quickfix calls after sending its Logon answer: wait for it
+        deadline = time.monotonic() + 5
+        while sim.matcher.resting_orders("AAPL") and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert sim.matcher.resting_orders("AAPL") == []
         again.status(cl, "AAPL", "1")
         st = again.wait_for(lambda m: m.get(35) == "8" and m.get(11) == cl and m.get(150) == "I",
