@@ -73,6 +73,8 @@ VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
 MAIN = {"FIX.4.2": "FZ42", "FIX.4.4": "FZ44", "FIX.5.0": "FZ50"}
 HOSTILE = {"FIX.4.2": "HX42", "FIX.4.4": "HX44", "FIX.5.0": "HX50"}
 WINDOW = 48  # messages in flight per session awaiting their answer
+# the gateway's pre-logon timeout in the run (default 10 s): the silent-socket test waits longer than this
+PRELOGON_TIMEOUT_S = 2
 PENDING = {"pending_new", "pending_cancel", "pending_replace"}
 KNOWN = {"new", "partially_filled", "filled", "canceled", "rejected", "expired", "done_for_day"}
 
@@ -99,6 +101,7 @@ data_dir = "var"
 log_level = "INFO"
 [acceptor]
 port = {ports["client"]}
+prelogon_timeout_s = {PRELOGON_TIMEOUT_S}
 [http]
 port = {ports["http"]}
 [journal]

@@ -47,6 +47,16 @@ def frame(begin: bytes, body: bytes) -> bytes:
     return head + body + b"10=" + checksum(head + body) + SOH
 
 
+_HEAD = re.compile(rb"8=[^\x01]*\x019=\d{1,12}\x01")
+
+
+def well_framed(raw: bytes) -> bool:
+    """Does the frame start as FIX must (8=..., then 9=<digits>)? Neither quickfix's parser nor the gateway's
+    front door can take a message whose BodyLength is not the second field: quickfix drops it (and what it
+    buffered after it), the front door closes the connection."""
+    return _HEAD.match(raw) is not None
+
+
 def join(pairs) -> bytes:
     """``tag=value|`` for each (tag, value) pair; tags and values as bytes, str or int."""
     out = bytearray()
@@ -270,7 +280,7 @@ class RawSession:
         Returns the seq."""
         with self.lock:
             raw, seq, after = build(self.next_out)
-            self._write(raw, seq, framed=seq is not None)
+            self._write(raw, seq, framed=seq is not None and well_framed(raw))
             self.next_out = after
             if store is not None and seq is not None and after > seq:  # it used up its MsgSeqNum
                 self.store[seq] = store

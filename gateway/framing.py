@@ -32,12 +32,15 @@ _HEAD, _SEEK, _END = 0, 1, 2
 
 
 class FrameError(Exception):
-    """The stream is not FIX or a message is over the limit; ``reason`` is GARBAGE or TOO_LARGE."""
+    """The stream is not FIX or a message is over the limit; ``reason`` is GARBAGE or TOO_LARGE. ``good``: how
+    many bytes of the chunk fed came before the message at fault (whole messages, or the rest of one begun in an
+    earlier chunk), which may still be passed on."""
 
     def __init__(self, reason: str, text: str):
         super().__init__(text)
         self.reason = reason
         self.text = text
+        self.good = 0
 
 
 class FrameChecker:
@@ -48,7 +51,8 @@ class FrameChecker:
     just after the first one.
     """
 
-    __slots__ = ("max_bytes", "messages", "first_end", "_state", "_head", "_skip", "_size", "_carry", "_offset")
+    __slots__ = ("max_bytes", "messages", "first_end", "_state", "_head", "_skip", "_size", "_carry", "_offset",
+                 "_begun")
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -60,10 +64,19 @@ class FrameChecker:
         self._size = 0  # bytes of the current message so far
         self._carry = b""  # the last bytes of the previous chunk while looking for <SOH>10=
         self._offset = 0  # bytes fed before this chunk
+        self._begun = 0  # where in the current chunk the current message began (0: in an earlier chunk)
 
     def feed(self, data: bytes) -> None:
+        try:
+            self._feed(data)
+        except FrameError as exc:
+            exc.good = self._begun
+            raise
+
+    def _feed(self, data: bytes) -> None:
         n = len(data)
         i = 0
+        self._begun = 0
         while i < n:
             if self._skip:
                 k = n - i if n - i < self._skip else self._skip
@@ -96,6 +109,7 @@ class FrameChecker:
             self.first_end = self._offset + i
         self._state = _HEAD
         self._size = 0
+        self._begun = i
 
     def _read_head(self, data: bytes, i: int) -> int:
         head = self._head

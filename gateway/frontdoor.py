@@ -82,14 +82,17 @@ class Limits:
 # (port kind, public port, BeginString, SenderCompID, TargetCompID) -> the session's name if served there
 Lookup = Callable[[str, int, str, str, str], "str | None"]
 Unknown = Callable[[str, bytes], None]  # (port kind, the refused Logon): journal it
+Refused = Callable[[str, str, str], None]  # (port kind, session, what was refused and why): journal it
 
 
 class FrontDoor:
-    def __init__(self, net: TlsTerminator, lookup: Lookup, on_unknown: Unknown | None = None):
+    def __init__(self, net: TlsTerminator, lookup: Lookup, on_unknown: Unknown | None = None,
+                 on_refused: Refused | None = None):
         self.net = net  # the event loop thread, loopback aliases, PeerBook, TLS reporting
         self.peers = net.peers
         self.lookup = lookup
         self.on_unknown = on_unknown or (lambda kind, raw: None)
+        self.on_refused = on_refused or (lambda kind, session, text: None)
         self._per_address: dict[tuple[str, str], int] = {}  # (kind, ip) -> open connections
         self._holders: dict[tuple[str, str], _Conn] = {}  # (kind, session) -> the connection relaying it
         self._conns: set[_Conn] = set()
@@ -238,7 +241,11 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             if self.state == "relay":
-                self.checker.feed(data)
+                try:
+                    self.checker.feed(data)
+                except FrameError as exc:
+                    self._refuse_in_session(exc, data)
+                    return
                 self.up.transport.write(data)
                 return
             if self.state not in ("prelogon", "connecting"):
@@ -356,9 +363,28 @@ class _Conn(asyncio.Protocol):
                  self.peer[1], self.kind, self.port, self.session,
                  extra=fields(port_kind=self.kind, peer=self.peer[0], session=self.session))
 
+    def _refuse_in_session(self, exc: FrameError, data: bytes) -> None:
+        """A logged-on client sent something that is not FIX, or a message over the limit: what came before it
+        in this chunk (whole messages) still goes to quickfix, which journals and answers it; the rest is
+        journaled here under the session (its first 512 bytes), and the connection is closed once quickfix has
+        read what was passed on. The client logs on again and its FIX session recovers the gap by resends."""
+        good = data[:exc.good]
+        if good:
+            self.up.transport.write(good)
+        refused = data[exc.good:]
+        try:
+            self.door.on_refused(self.kind, self.session or "?", f"front door closed the connection from "
+                                 f"{self.peer[0]}:{self.peer[1]}: {exc.text}; {len(refused)} byte(s) not passed on, "
+                                 f"the first {min(len(refused), 512)}: {refused[:512]!r}")
+        except Exception:  # noqa: BLE001 - journaling must not keep the connection open
+            log.exception("front door: could not journal a refused chunk")
+        self.refuse(exc.reason, exc.text, flush_upstream=True)
+
     # ------------------------------------------------------------------ closing
-    def refuse(self, reason: str, text: str, session: str | None = None, log_it: bool = True) -> None:
-        """Close the connection at once (nothing more is read or sent), log why and count it."""
+    def refuse(self, reason: str, text: str, session: str | None = None, log_it: bool = True,
+               flush_upstream: bool = False) -> None:
+        """Close the connection at once (nothing more is read or sent), log why and count it; with
+        ``flush_upstream``, quickfix still reads what was passed on to it before its side closes."""
         if self.state == "closed":
             return
         metrics.CONNECTIONS_CLOSED.labels(self.kind, reason).inc()
@@ -366,12 +392,12 @@ class _Conn(asyncio.Protocol):
             log.warning("connection from %s:%d on %s port %d closed: %s", self.peer[0], self.peer[1], self.kind,
                         self.port, text, extra=fields(port_kind=self.kind, reason=reason, peer=self.peer[0],
                                                       session=session or self.session))
-        self.abort()
+        self.abort(flush_upstream)
 
-    def abort(self) -> None:
+    def abort(self, flush_upstream: bool = False) -> None:
         if self.transport is not None:
             self.transport.abort()
-        self._finish(flush_upstream=False)
+        self._finish(flush_upstream=flush_upstream)
 
     def upstream_lost(self) -> None:
         """quickfix closed its side (a Logout, a refused logon): the client gets what was sent, then EOF."""

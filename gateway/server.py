@@ -200,7 +200,8 @@ class Gateway:
         # The front door owns the public FIX ports (clients' and drop copy's) and relays vetted connections
         # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/frontdoor.py); a logon
         # that bypasses it is refused.
-        self.front_door = FrontDoor(self.tls, self._front_door_lookup, self._front_door_unknown)
+        self.front_door = FrontDoor(self.tls, self._front_door_lookup, self._front_door_unknown,
+                                    self._front_door_refused)
         self.logon_guard.front_door_only = True
         self._internal_ports: dict[int, int] = {}  # public client port -> quickfix's loopback-only port behind it
         self._dropcopy_internal_port: int | None = None
@@ -367,6 +368,12 @@ class Gateway:
     def _front_door_unknown(self, kind: str, raw: bytes) -> None:
         """A Logon for no session served on its port: journaled (password masked) as quickfix's own refusal was."""
         self.journal.event("*", UNKNOWN_SESSION_EVENT + raw.decode("latin-1"))
+
+    def _front_door_refused(self, kind: str, session: str, text: str) -> None:
+        """What a logged-on client sent that the front door would not pass on (not FIX, too large): journaled
+        under the session, so its journal shows why the connection ended and what was dropped."""
+        sid = (self.dropcopy_sids if kind == "dropcopy" else self.client_sids).get(session)
+        self.journal.event(sid.toString() if sid is not None else "*", text)
 
     def _quickfix_event(self, session_key: str, text: str) -> None:
         """quickfix's engine and session events (on the thread that raised them): sources, refusals."""

@@ -78,3 +78,15 @@ def test_a_wrong_body_length_is_framed_as_quickfix_frames_it_by_the_next_checksu
 def test_the_logons_fields_are_read_and_anything_else_first_is_not_a_logon():
     assert logon_fields(LOGON) == {8: "FIX.4.4", 35: "A", 49: "CLIENT44", 56: "FIXGW"}
     assert logon_fields(ORDER) is None
+
+
+def test_an_error_says_how_many_bytes_of_the_chunk_were_whole_messages_before_it():
+    c = FrameChecker(65536)
+    with pytest.raises(FrameError) as e:
+        c.feed(LOGON + ORDER + b"\x00garbage")
+    assert e.value.reason == GARBAGE and e.value.good == len(LOGON) + len(ORDER)
+    c = FrameChecker(65536)
+    c.feed(ORDER[:10])  # a message begun in an earlier chunk, ended in this one
+    with pytest.raises(FrameError) as e:
+        c.feed(ORDER[10:] + b"9=5\x01")
+    assert e.value.good == len(ORDER) - 10

@@ -303,3 +303,35 @@ def test_the_drop_copy_port_has_the_same_hygiene_and_its_receivers_still_log_on(
     receiver.start()
     assert stack.gateway.is_logged_on("DC44")
     receiver.stop()
+
+
+def test_garbage_after_logon_closes_the_connection_but_what_came_before_it_is_processed_and_the_rest_journaled(
+        stack, caplog):
+    from gateway.journal import iter_events
+
+    caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
+    before = closed_count("client", "garbage")
+    s = connect(stack.cfg.acceptor.port)
+    try:
+        s.sendall(logon("CLIENT42", "FIX.4.2"))
+        deadline = time.monotonic() + 5
+        got = b""
+        while b"35=A" not in got and time.monotonic() < deadline:
+            got += s.recv(65536)
+        assert b"35=A" in got
+        now = datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+        order = fix_message(f"35=D|34=2|49=CLIENT42|56=FIXGW|52={now}|11=GB1|21=1|55=AAPL|54=1|"
+                            f"60={now}|38=5|40=2|44=190.05|", "FIX.4.2")
+        s.sendall(order + b"\xffNOT FIX AT ALL" + order.replace(b"GB1", b"GB2"))
+        closed, rest = wait_closed(s, 5)
+        assert closed
+    finally:
+        s.close()
+    assert closed_count("client", "garbage") == before + 1
+    # the order before the garbage reached quickfix, was journaled and processed (acknowledged at the venue)
+    assert wait_for(lambda: stack.gateway.engine.call(lambda core: core.order_for_client("CLIENT42", "GB1")) is not None)
+    assert stack.gateway.engine.call(lambda core: core.order_for_client("CLIENT42", "GB2")) is None
+    stack.gateway.journal.flush()
+    sid = stack.gateway.client_sids["CLIENT42"].toString()
+    events = [e.text for e in iter_events(stack.cfg.journal.database_url, sid) if "front door closed" in e.text]
+    assert events and "NOT FIX AT ALL" in events[-1] and "GB2" in events[-1], events
