@@ -611,8 +611,9 @@ def unread_at_close(s: RawSession, w) -> bool:
 
 
 def parseable(mu: Mutant) -> bool:
-    """Can quickfix split the body into tag=value fields (digits, '=', value) at all, with no CheckSum (10) among
-    them (quickfix then reads the message as garbled and ignores it, as the FIX spec says, without a word), and
+    """Can quickfix split the body into tag=value fields (digits, '=', value) at all, with no BeginString (8),
+    BodyLength (9) or CheckSum (10) among them (quickfix then reads the message as garbled and ignores it, as the
+    FIX spec says, without a word), and
     does the body still end with SOH (without it quickfix's parser finds no end of frame and runs on into the
     next message)?"""
     if not mu.body.endswith(b"\x01"):
@@ -623,8 +624,8 @@ def parseable(mu: Mutant) -> bool:
         tag, eq, _ = part.partition(b"=")
         if not eq or not tag.isdigit() or len(tag) > 9 or int(tag) == 0:
             return False
-        if int(tag) == 10:  # a CheckSum field inside the body: the message is garbled, which FIX says to ignore
-            return False
+        if int(tag) in (8, 9, 10):  # BeginString, BodyLength or CheckSum inside the body: quickfix reads the
+            return False            # message as garbled and ignores it, as FIX says (no answer, no MsgSeqNum used)
     return mu.msg_type != b"" and b"\x01" not in mu.msg_type and b"=" not in mu.msg_type
 
 
