@@ -123,10 +123,14 @@ def test_fuzz_smoke_sends_damaged_messages_in_every_version_and_the_gateway_surv
     assert messages["mutated"] > 100 and messages["controls"] > 0
     assert set(messages["by_version"]) == {"FIX.4.2", "FIX.4.4", "FIX.5.0"}
     assert {"content", "frame", "session", "none", "connection"} <= set(messages["by_family"])
-    # the figures the lead tightens once the gateway's fixes are merged (today only their presence is checked)
-    for key in ("unanswered", "not_terminal_or_known", "journal_complete", "stuck_after_frame_damage"):
-        assert key in report, key
-    assert isinstance(report["unanswered"], int) and isinstance(report["not_terminal_or_known"], int)
+    # every message owed an answer got one, no order is left pending, no session was left stuck after damage,
+    # every connection test behaved, and the gateway logged no error (docs/fuzzing.md)
+    assert report["unanswered"] == 0, report["unanswered_samples"]
+    assert report["not_terminal_or_known"] == 0, report["orders"]
+    assert report["stuck_after_frame_damage"] == 0
+    assert [t for t in report["connection_tests"] if not t["ok"]] == []
+    assert report["log_errors"]["gateway"]["count"] == 0, report["log_errors"]["gateway"]
+    assert "journal_complete" in report  # the harness's own frame bookkeeping can miss a swallowed probe
     journal = report["journal"]
     assert journal["verify_exit"] == 0, journal["verify"]
     assert journal["sent_expected"] > messages["mutated"] and journal["received_expected"] > 0
