@@ -83,16 +83,22 @@ class Limits:
 Lookup = Callable[[str, int, str, str, str], "str | None"]
 Unknown = Callable[[str, bytes], None]  # (port kind, the refused Logon): journal it
 Refused = Callable[[str, str, str], None]  # (port kind, session, what was refused and why): journal it
+Busy = Callable[[str, str], bool]  # (port kind, session): quickfix still holds the session's previous connection
+# How long a Logon waits for quickfix to let go of its session's previous connection (just closed) before it is
+# relayed: quickfix 1.16 holds a second connection for a session still registered to another for up to 5 s, then
+# drops it without a word (its Logon never reaches the journal). Usually a few milliseconds.
+PREVIOUS_CONNECTION_WAIT_S = 3.0
 
 
 class FrontDoor:
     def __init__(self, net: TlsTerminator, lookup: Lookup, on_unknown: Unknown | None = None,
-                 on_refused: Refused | None = None):
+                 on_refused: Refused | None = None, busy: Busy | None = None):
         self.net = net  # the event loop thread, loopback aliases, PeerBook, TLS reporting
         self.peers = net.peers
         self.lookup = lookup
         self.on_unknown = on_unknown or (lambda kind, raw: None)
         self.on_refused = on_refused or (lambda kind, session, text: None)
+        self.busy = busy or (lambda kind, session: False)
         self._per_address: dict[tuple[str, str], int] = {}  # (kind, ip) -> open connections
         self._holders: dict[tuple[str, str], _Conn] = {}  # (kind, session) -> the connection relaying it
         self._conns: set[_Conn] = set()
@@ -338,6 +344,11 @@ class _Conn(asyncio.Protocol):
         if self.state == "closed":  # the client went before this task ran
             return
         net = self.door.net
+        deadline = asyncio.get_running_loop().time() + PREVIOUS_CONNECTION_WAIT_S
+        while self.door.busy(self.kind, self.session) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # its previous connection has just closed; quickfix has not let go yet
+            if self.state == "closed":
+                return
         self.alias = net.take_alias()
         self.door.peers.add_tls(self.alias, TlsPeer(client_ip=self.peer[0], client_port=self.peer[1], port=self.port,
                                                     subject=self.subject, version=self.tls_version))

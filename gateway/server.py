@@ -49,7 +49,7 @@ from sessions import filestore
 from sessions.codec import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import (BEGIN_STRING, build_settings, graceful_stop, graceful_stop_all, session_id,
-                                  start_engine, start_now)
+                                  session_registered, start_engine, start_now)
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
 from sessions.journal_log import JournalLogFactory
 from sessions.sent_index import SentIndex
@@ -201,7 +201,7 @@ class Gateway:
         # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/frontdoor.py); a logon
         # that bypasses it is refused.
         self.front_door = FrontDoor(self.tls, self._front_door_lookup, self._front_door_unknown,
-                                    self._front_door_refused)
+                                    self._front_door_refused, self._front_door_busy)
         self.logon_guard.front_door_only = True
         self._internal_ports: dict[int, int] = {}  # public client port -> quickfix's loopback-only port behind it
         self._dropcopy_internal_port: int | None = None
@@ -368,6 +368,11 @@ class Gateway:
     def _front_door_unknown(self, kind: str, raw: bytes) -> None:
         """A Logon for no session served on its port: journaled (password masked) as quickfix's own refusal was."""
         self.journal.event("*", UNKNOWN_SESSION_EVENT + raw.decode("latin-1"))
+
+    def _front_door_busy(self, kind: str, session: str) -> bool:
+        """Whether quickfix still holds this session's previous connection (on the front door's thread)."""
+        sid = (self.dropcopy_sids if kind == "dropcopy" else self.client_sids).get(session)
+        return sid is not None and session_registered(sid)
 
     def _front_door_refused(self, kind: str, session: str, text: str) -> None:
         """What a logged-on client sent that the front door would not pass on (not FIX, too large): journaled

@@ -95,6 +95,12 @@ def build_settings(connection_type: str, store_dir: Path, sessions: list[tuple[f
     return settings
 
 
+def session_registered(sid: fix.SessionID) -> bool:
+    """Whether quickfix still has the session bound to a connection (``Session::isSessionRegistered``): a new
+    connection for it is held, and after 5 s dropped, until the old one is let go."""
+    return bool(fix.Session.isSessionRegistered(sid))
+
+
 def in_session_window(session: fix.Session) -> bool:
     """Whether quickfix considers now inside the session's StartTime/EndTime (and days) window."""
     return bool(session.isSessionTime(fix.UtcTimeStamp.now()))

@@ -335,3 +335,35 @@ def test_garbage_after_logon_closes_the_connection_but_what_came_before_it_is_pr
     sid = stack.gateway.client_sids["CLIENT42"].toString()
     events = [e.text for e in iter_events(stack.cfg.journal.database_url, sid) if "front door closed" in e.text]
     assert events and "NOT FIX AT ALL" in events[-1] and "GB2" in events[-1], events
+
+
+def test_a_client_that_reconnects_at_once_is_logged_on_not_dropped_by_quickfix(stack):
+    """quickfix holds a connection for a session still registered to its previous one (just closed) and drops it
+    after 5 s without a word; the front door waits until quickfix has let go before it relays the Logon."""
+    def logon_answered(s: socket.socket, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        got = b""
+        s.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return False
+            got += chunk
+            if b"\x0135=A\x01" in got:
+                return True
+        return False
+
+    for _ in range(5):
+        s = connect(stack.cfg.acceptor.port)
+        s.sendall(logon("CLIENT44"))
+        assert logon_answered(s, 5)
+        s.close()  # and at once again, while quickfix may still hold the session for this connection
+    s = connect(stack.cfg.acceptor.port)
+    try:
+        s.sendall(logon("CLIENT44"))
+        assert logon_answered(s, 4), "the Logon of a client reconnecting at once was not answered"
+    finally:
+        s.close()
