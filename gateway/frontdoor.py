@@ -254,7 +254,9 @@ class _Conn(asyncio.Protocol):
                     return
                 self.up.transport.write(data)
                 return
-            if self.state not in ("prelogon", "connecting"):
+            # "handshake": decrypted data the TLS layer hands on as the handshake completes, before _handshake
+            # has resumed (a TLS 1.3 client sends its Logon right after its Finished): kept, not dropped
+            if self.state not in ("handshake", "prelogon", "connecting"):
                 return
             self.buf += data
             self.checker.feed(data)
@@ -294,8 +296,11 @@ class _Conn(asyncio.Protocol):
                                                 f"refused: {what}", True)
                 self.refuse(TLS_HANDSHAKE, what, log_it=False)
             return
-        if self.state == "closed":
-            tls.abort()
+        if self.state == "closed" or tls is None:  # closed meanwhile (the pre-logon timeout, the client gone)
+            if tls is not None:
+                tls.abort()
+            elif self.state != "closed":
+                self.refuse(TLS_HANDSHAKE, "the connection closed during the TLS handshake", log_it=False)
             return
         self.transport = tls
         ssl_object = tls.get_extra_info("ssl_object")
@@ -305,6 +310,8 @@ class _Conn(asyncio.Protocol):
                                         f"({self.tls_version}"
                                         f"{', certificate ' + self.subject if self.subject else ''})", False)
         self.state = "prelogon"
+        if self.checker.first_end is not None:  # the Logon arrived with the end of the handshake
+            self._logon(bytes(self.buf[:self.checker.first_end]))
 
     def _prelogon_timeout(self) -> None:
         self.timer = None
