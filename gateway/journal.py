@@ -55,6 +55,7 @@ from gateway.db import (
     safe_url,
     session_events,
 )
+from fixspecs.raw import field_after as _field
 from gateway.redact import redact
 from gateway.journal_verify import (
     GENESIS,
@@ -142,16 +143,6 @@ def parse_message(raw: str) -> tuple[int | None, str | None, str | None, str | N
     seq = int(s) if s is not None and s.isascii() and s.isdigit() and len(s) < 19 else None  # not " 1", "+1"
     return (seq, _field(raw, "\x0135="), _field(raw, "\x0111="), _field(raw, "\x0137="),
             "\x0143=Y\x01" in raw)
-
-
-def _field(raw: str, needle: str) -> str | None:
-    """The value after the first ``needle`` ("<SOH>tag="), or None."""
-    i = raw.find(needle)
-    if i < 0:
-        return None
-    i += len(needle)
-    j = raw.find("\x01", i)
-    return raw[i:j] if j >= 0 else raw[i:]
 
 
 class JournalWriter:

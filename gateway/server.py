@@ -45,6 +45,7 @@ from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from routing.router import RoutingPolicy, StrategySpec, Venue
 from dropcopy.filters import Scope
+from fixspecs.raw import field_after
 from sessions import filestore
 from sessions.codec import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
@@ -144,11 +145,8 @@ def _loopback_port() -> int:
 
 
 def _field(raw: str, tag: int) -> str:
-    i = raw.find(f"\x01{tag}=")
-    if i < 0:
-        return "?"
-    j = raw.find("\x01", i + 1)
-    return raw[i + len(str(tag)) + 2: j if j >= 0 else None]
+    value = field_after(raw, f"\x01{tag}=")
+    return "?" if value is None else value
 
 
 class ReloadBusy(Exception):

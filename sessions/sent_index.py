@@ -15,18 +15,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from fixspecs.raw import field_after as _value
+
 # the order-entry messages whose rejects concern a child order
 TRACKED = frozenset({"D", "F", "G", "H", "AF"})
-
-
-def _value(raw: str, key: str) -> str | None:
-    """The value of the first ``\\x01<tag>=`` in ``raw`` (key includes the SOH and '=')."""
-    i = raw.find(key)
-    if i < 0:
-        return None
-    i += len(key)
-    j = raw.find("\x01", i)
-    return raw[i:j] if j >= 0 else raw[i:]
 
 
 class SentIndex:
