@@ -603,14 +603,18 @@ class Core(VenueLiveness):
             out.warnings.append(Note(f"order {order.order_id}: child {child.child_id} at {child.venue} not "
                                      f"canceled: {exc}", **_ids(order)))
             return
-        cancel_id = order.next_child_id("c")
-        child.pending_cancel = cancel_id
-        self._index_child(order, child, cancel_id)
+        child.pending_cancel = self._send_cancel(order, child, out)
         self._expect(order, child)
+
+    def _send_cancel(self, order: Order, child: Child, out: Outcome) -> str:
+        """An OrderCancelRequest for ``child`` at its venue, under a new ClOrdID of ours (returned)."""
+        cancel_id = order.next_child_id("c")
+        self._index_child(order, child, cancel_id)
         out.actions.append(VenueCancel(
             venue=child.venue, cl_ord_id=cancel_id, orig_cl_ord_id=child.cl_ord_id,
             venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=child.qty,
         ))
+        return cancel_id
 
     def _replace(self, cmd: ReplaceRequest) -> Outcome:
         out = Outcome()
@@ -1222,12 +1226,18 @@ class Core(VenueLiveness):
         out.result = {"ok": True, "canceled": canceled}
         return out
 
+    def _operator_order(self, order_id: str, out: Outcome) -> Order | None:
+        """The order an operator command names, or None with the refusal in ``out.result``."""
+        order = self.orders.get(order_id)
+        if order is None:
+            out.result = {"ok": False, "error": f"unknown order {order_id}"}
+        return order
+
     def _operator_cancel(self, cmd: OperatorCancel) -> Outcome:
         out = Outcome()
         if cmd.order_id is not None:
-            order = self.orders.get(cmd.order_id)
+            order = self._operator_order(cmd.order_id, out)
             if order is None:
-                out.result = {"ok": False, "error": f"unknown order {cmd.order_id}"}
                 return out
             if not order.is_open:
                 out.result = {"ok": False, "error": f"order {cmd.order_id} is {order.status.name.lower()}: "

@@ -40,7 +40,6 @@ from routing.model import (
     OrdStatus,
     Outcome,
     Tick,
-    VenueCancel,
     VenueCancelReject,
     VenueExecution,
     VenueMassStatusRequest,
@@ -238,9 +237,8 @@ class VenueLiveness:
     def _operator_reconcile(self, cmd: OperatorReconcile) -> Outcome:
         out = Outcome()
         if cmd.order_id is not None:
-            order = self.orders.get(cmd.order_id)
+            order = self._operator_order(cmd.order_id, out)
             if order is None:
-                out.result = {"ok": False, "error": f"unknown order {cmd.order_id}"}
                 return out
             orders = [order]
         else:
@@ -267,9 +265,8 @@ class VenueLiveness:
         is sent a cancel first, so nothing the gateway closed keeps working there unnoticed; anything the
         venue reports for it afterwards is logged, not booked."""
         out = Outcome()
-        order = self.orders.get(cmd.order_id)
+        order = self._operator_order(cmd.order_id, out)
         if order is None:
-            out.result = {"ok": False, "error": f"unknown order {cmd.order_id}"}
             return out
         if not order.is_open and not order.in_doubt:
             out.result = {"ok": False, "error": f"order {cmd.order_id} is already {order.status.name.lower()}: "
@@ -282,11 +279,7 @@ class VenueLiveness:
         canceled_at = []
         for child in order.children:
             if child.is_open and self._up(child.venue):
-                cancel_id = order.next_child_id("c")
-                self._index_child(order, child, cancel_id)
-                out.actions.append(VenueCancel(
-                    venue=child.venue, cl_ord_id=cancel_id, orig_cl_ord_id=child.cl_ord_id,
-                    venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=child.qty))
+                self._send_cancel(order, child, out)
                 canceled_at.append(child.venue)
             if child.is_open:
                 child.status = OrdStatus.CANCELED
@@ -435,8 +428,6 @@ class VenueLiveness:
                 out.warnings.extend(inner.warnings)
                 out.events.extend(inner.events)
             self._heard(order, child, out)
-            if child.awaiting is None and child.in_doubt:  # e.g. a working child that had been in doubt
-                child.in_doubt = None
             out.changed.append(order)
             return out
         event = _ENDED.get(view)
@@ -455,7 +446,9 @@ class VenueLiveness:
             child.asked_at = self.clock()
             out.changed.append(order)
             return out
-        out.changed.append(order)
+        # e.g. Filled with fewer fills than the child's quantity and none missing: nothing to apply, so say so
+        self._doubt(order, child, f"{said} while the gateway has it {child.status.name.lower()} with CumQty "
+                                  f"{child.cum_qty} of {child.qty}: the two cannot be reconciled", out)
         return out
 
     def _note_diff(self, order: Order, child: Child, text: str, out: Outcome) -> None:

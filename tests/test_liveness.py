@@ -403,3 +403,13 @@ def test_closing_a_finished_order_in_doubt_clears_the_doubt_and_tells_the_client
     out = core.handle(OperatorClose(order_id=order.order_id, reason="venue confirmed 100 by phone", operator="ops"))
     assert out.result["ok"] and out.result["was"] == "filled"
     assert reports(out) == [] and order.status is OrdStatus.FILLED and order.in_doubt is None
+
+
+def test_a_status_reply_the_gateway_cannot_apply_leaves_the_order_in_doubt_rather_than_nothing():
+    clock = Clock()
+    core = make_core(clock)
+    order, child = placed(core, clock)
+    core.handle(ack(child))
+    out = core.handle(status_reply(child, OrdStatus.FILLED, cum="0", avg="0"))  # "filled", yet nothing filled
+    assert not reports(out) and order.status is OrdStatus.NEW
+    assert order.in_doubt and "cannot be reconciled" in order.in_doubt
