@@ -95,19 +95,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_rules(tmp: Path) -> Path:
-    """The demo's risk rules, every check on, with a throttle a load test can pass, written into ``tmp``."""
-    demo_rules = (ROOT / "risk" / "demo_rules.toml").read_text()
+def bench_rules(tmp: Path, tree: Path | None = None) -> Path:
+    """The demo's risk rules, every check on, with a throttle a load test can pass, written into ``tmp``; those of
+    ``tree`` (mode O's revision) when given, whose gateway may not know keys added since."""
+    demo_rules = ((tree or ROOT) / "risk" / "demo_rules.toml").read_text()
     rules = tmp / "bench-rules.toml"
     rules.write_text(demo_rules.replace("throttle_msgs = 100 ", "throttle_msgs = 1000000 ")
                      .replace("throttle_logout_msgs = 200 ", "throttle_logout_msgs = 2000000 "))
     return rules
 
 
-def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process") -> tuple[Path, dict]:
+def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process",
+                 tree: Path | None = None) -> tuple[Path, dict]:
     """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
     ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
-    rules = bench_rules(tmp)
+    rules = bench_rules(tmp, tree)
     refs = ", ".join(f"{s} = {p}" for s, p in REFERENCE_PRICES.items())
     venues = []
     for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
@@ -169,7 +171,8 @@ class Run:
     def __init__(self, mode: str, tmp: Path, database_url: str | None, journal_flush_ms: int | None = None,
                  gateway_tree: Path | None = None):
         self.mode, self.tmp = mode, tmp
-        self.cfg, self.ports = bench_config(tmp, journal_flush_ms, "thread" if mode == "W" else "process")
+        self.cfg, self.ports = bench_config(tmp, journal_flush_ms, "thread" if mode == "W" else "process",
+                                            gateway_tree)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.pop("FIXGW_DATABASE_URL", None)
         self.gateway_tree = gateway_tree
