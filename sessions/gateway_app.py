@@ -245,10 +245,8 @@ class VenueApplication(_Guarded):
 
     def _dispatch(self, raw, sid, recv_ns):
         f = codec.parse_fields(raw)
-        if f[35] == "j":
-            self._submit(codec.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f), recv_ns))
-            return
-        command = venue_command(f, self._sender_name(f, sid), recv_ns, raw)
+        command = venue_command(f, self._sender_name(f, sid), recv_ns, raw,
+                                ref=self._ref(sid, f) if f[35] == "j" else None)
         if command is not None:
             self._submit(command)
 
@@ -278,11 +276,13 @@ def client_command(f: codec.Fields, name: str, recv_ns: int = 0,
 MARKET_DATA_TYPES = frozenset({"W", "X"})
 
 
-def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None = None):
+def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None = None,
+                  ref: tuple[str, str] | None = None):
     """The domain command for a venue's application message, or None when it needs none.
 
     ``raw`` (the message's text) is needed for market data, whose repeating groups
-    ``f`` (one value per tag) cannot hold.
+    ``f`` (one value per tag) cannot hold. ``ref``: (MsgType, ClOrdID) of what we sent with a
+    BusinessMessageReject's RefSeqNum (sessions/sent_index.py; None when replaying the journal).
     """
     msg_type = f[35]
     if msg_type == "8":
@@ -295,8 +295,8 @@ def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None 
         return codec.decode_md_snapshot(raw, name, recv_ns)
     if msg_type == "Y":
         return codec.decode_md_reject(raw, name)
-    if msg_type == "j":  # a BusinessMessageReject of one of our messages (live: VenueApplication adds what we sent)
-        return codec.decode_venue_reject(f, name, None, recv_ns)
+    if msg_type == "j":  # a BusinessMessageReject of one of our messages
+        return codec.decode_venue_reject(f, name, ref, recv_ns)
     raise fix.UnsupportedMessageType()
 
 
