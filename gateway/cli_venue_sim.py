@@ -51,11 +51,13 @@ def simulator_for_venue(cfg: GatewayConfig, name: str, *, port: int | None = Non
         with_sim = ", ".join(n for n, v in cfg.venues.items() if v.simulator is not None) or "none"
         raise ConfigError(f"venue {name} has no [venues.{name}.simulator] section, so it cannot be simulated; "
                           f"venues with one: {with_sim}")
+    store_dir = store_dir or cfg.data_dir / "venue-sim" / name
     return VenueSimulator(
         comp_id=name,
         port=port or venue.port,
         sim=venue.simulator,
-        store_dir=store_dir or cfg.data_dir / "venue-sim" / name,
+        store_dir=store_dir,
+        book_file=store_dir / "book.json" if venue.simulator.keep_orders else None,
         counterparties=counterparties or (cfg.comp_id,),
         versions=versions or ALL_VERSIONS,
     )

@@ -105,6 +105,9 @@ class SimulatorConfig(_Strict):
                                                "snapshots (a conflated feed, whose quotes lag the book)")
     cancel_on_disconnect: bool = Field(False, description="cancel a session's resting orders when it logs out "
                                                           "or drops (it hears of them when it logs on again)")
+    keep_orders: bool = Field(True, description="keep working orders across a stop in good order (saved to "
+                                                "book.json in the simulator's store) as a venue keeps its book; "
+                                                "false: a restarted simulator has forgotten them")
     misbehave: MisbehaviourConfig = Field(MisbehaviourConfig(), description="answer child orders badly or not at "
                                                                             "all, to test the gateway (default: never)")
 

@@ -57,9 +57,15 @@ D/F/G/H/AF with a BusinessMessageReject (35=j), or not at all ("silent": the
 message is consumed at the session level and ignored). ``forget_orders()`` (also
 ``forget_orders_on_logon``, and SIGUSR1 to ``fixgw venue-sim``) makes it lose its
 orders, so a status request for one is answered "unknown order".
+
+Restart: with ``book_file`` (``keep_orders``, the default for `fixgw demo` and
+`fixgw venue-sim`) a simulator stopped in good order saves its working orders
+there and the next one on the same store takes them back (and removes the file),
+as a venue keeps its book across a restart; a killed one saves nothing.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 from collections import Counter
@@ -267,7 +273,7 @@ class VenueSimulator:
 
     def __init__(self, comp_id: str, port: int, sim: SimulatorConfig, store_dir: Path,
                  counterparties: tuple[str, ...] = ("FIXGW",),
-                 versions: tuple[str, ...] = ALL_VERSIONS):
+                 versions: tuple[str, ...] = ALL_VERSIONS, book_file: Path | None = None):
         if not counterparties:
             raise ValueError("a venue simulator needs at least one counterparty")
         unknown = [v for v in versions if v not in ALL_VERSIONS]
@@ -277,6 +283,7 @@ class VenueSimulator:
         self.port = port
         self.sim = sim
         self.store_dir = Path(store_dir)
+        self.book_file = book_file  # working orders kept across a stop in good order (None: forgotten)
         self.counterparties = tuple(counterparties)
         self.versions = tuple(versions)
         self.matcher = Matcher(sim, id_prefix=f"{comp_id}-{_run_token()}", last_mkt=comp_id)
@@ -316,6 +323,7 @@ class VenueSimulator:
     def start(self) -> "VenueSimulator":
         if self._started:
             return self
+        self._load_book()
         settings = build_settings("acceptor", self.store_dir, [
             (sid, self._versions[key], {"SocketAcceptPort": str(self.port)}) for key, sid in self._sessions.items()
         ])
@@ -380,7 +388,46 @@ class VenueSimulator:
             with self._lock:
                 self._logged_on_keys.clear()
                 self._subscriptions.clear()
+            self._save_book()
         log.info("venue simulator %s stopped", self.comp_id)
+
+    def _load_book(self) -> None:
+        """Take back the working orders the previous simulator on this store saved when it stopped.
+
+        The file is removed once read: a simulator that is killed instead of stopped leaves none, and the next
+        one starts without the orders, as a venue that lost its book would (a status request for one of them
+        is answered "unknown order")."""
+        if self.book_file is None or not self.book_file.exists():
+            return
+        try:
+            saved = json.loads(self.book_file.read_text())
+            restored = self.matcher.restore_book(saved["orders"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("venue simulator %s: cannot read its saved orders from %s (%s); starting without them",
+                        self.comp_id, self.book_file, exc)
+            restored = None
+        self.book_file.unlink(missing_ok=True)
+        if restored is not None:
+            log.info("venue simulator %s: %d working order(s) taken back from %s", self.comp_id, restored,
+                     self.book_file)
+
+    def _save_book(self) -> None:
+        if self.book_file is None:
+            return
+        with self._lock:
+            orders = self.matcher.resting_book()
+        try:
+            self.book_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.book_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"venue": self.comp_id, "orders": orders}))
+            tmp.replace(self.book_file)
+        except OSError as exc:
+            log.warning("venue simulator %s: cannot save its %d working order(s) to %s: %s", self.comp_id,
+                        len(orders), self.book_file, exc)
+            return
+        if orders:
+            log.info("venue simulator %s: %d working order(s) saved to %s for its next start", self.comp_id,
+                     len(orders), self.book_file)
 
     def __enter__(self) -> "VenueSimulator":
         return self.start()

@@ -132,7 +132,9 @@ class Stack:
             v.stop()
 
 
-def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
+def start_stack(database_url: str, tmp: Path, *, keep_venue_orders: bool = False, **kw) -> Stack:
+    """``keep_venue_orders``: the simulators keep their working orders across a stop in good order, as
+    `fixgw demo`'s do (``start_venues``)."""
     upgrade(database_url)
     ports = [free_port() for _ in range(3)]
     text = stack_config_text(database_url, tmp / "gw", *ports, **kw)
@@ -140,12 +142,7 @@ def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
     config_path = cfg.data_dir / "gateway.cfg"  # what the gateway re-reads on `fixgw sessions reload`
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
-    venues = {}
-    for name, v in cfg.venues.items():
-        sim = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator, store_dir=tmp / "venues" / name,
-                             counterparties=(cfg.comp_id,))
-        sim.start()
-        venues[name] = sim
+    venues = start_venues(cfg, tmp, keep_orders=keep_venue_orders)
     gateway = Gateway(cfg, config_path=config_path).start()
     stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp, config_path=config_path)
     if not gateway.wait_venues_up(20):
@@ -154,6 +151,17 @@ def start_stack(database_url: str, tmp: Path, **kw) -> Stack:
         stack.stop()
         raise AssertionError(f"venues did not log on to the gateway within 20 s: {down}")
     return stack
+
+
+def start_venues(cfg: GatewayConfig, tmp: Path, keep_orders: bool = False) -> dict[str, VenueSimulator]:
+    venues = {}
+    for name, v in cfg.venues.items():
+        store = tmp / "venues" / name
+        sim = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator, store_dir=store,
+                             counterparties=(cfg.comp_id,), book_file=store / "book.json" if keep_orders else None)
+        sim.start()
+        venues[name] = sim
+    return venues
 
 
 @pytest.fixture(scope="module")

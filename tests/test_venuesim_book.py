@@ -433,3 +433,38 @@ def test_open_orders_lists_a_sessions_working_orders_oldest_first_by_symbol_and_
     assert [o.cl_ord_id for o in m.open_orders("S1", side=Side.SELL)] == ["s1"]
     rep = m.status_of(m.order("S1", "b2"))
     assert (rep.kind, rep.ord_status, rep.leaves_qty) == (ExecKind.ORDER_STATUS, OrdStatus.NEW, D(100))
+
+
+# --------------------------------------------------------------------------- restart with the book kept
+def test_a_restarted_matcher_takes_back_working_orders_with_their_fills_chain_and_priority(m):
+    m.submit(buy(100, "189.00", cl="k1"))
+    m.submit(buy(100, "189.00", cl="k2", owner="S2"))
+    m.submit(buy(700, "190.01", cl="k3"))  # 500 filled, 200 rest at 190.01
+    m.replace("S1", "k1", "k1b", D(150), D("189.00"))
+    m.submit(buy(100, "190.10", cl="gone"))  # filled at once: not working, not saved
+    saved = m.resting_book()
+    # a replace that raised the quantity lost its time priority, as at a venue: k1b is now the youngest
+    assert [(d["owner"], d["cl_ord_ids"]) for d in saved] == [("S2", ["k2"]), ("S1", ["k3"]), ("S1", ["k1", "k1b"])]
+
+    fresh = Matcher(CFG, id_prefix="V1b", last_mkt="V1")
+    assert fresh.restore_book(saved) == 3
+    k3 = fresh.order("S1", "k3")
+    assert (k3.cum_qty, k3.leaves_qty, k3.status, k3.avg_px) == (D(500), D(200), OrdStatus.PARTIALLY_FILLED,
+                                                                  D("190.01"))
+    assert fresh.order("S1", "k1") is fresh.order("S1", "k1b") and fresh.order("S1", "k1b").qty == D(150)
+    assert fresh.order("S1", "gone") is None
+    status = fresh.status("S2", "k2")
+    assert status.ord_status is OrdStatus.NEW and status.order_id == m.order("S2", "k2").order_id
+    # price, then time priority as before the restart
+    assert [o.cl_ord_id for o in fresh.resting_orders("AAPL")] == ["k3", "k2", "k1b"]
+    assert fresh.top_of_book("AAPL") == m.top_of_book("AAPL")
+    assert kinds(fresh.cancel("S2", "k2", "k2x")) == [ExecKind.CANCELED]
+
+
+def test_restoring_skips_orders_for_symbols_no_longer_traded_and_orders_already_known(m):
+    m.submit(buy(100, "189.00", cl="a1"))
+    saved = m.resting_book()
+    saved.append({**saved[0], "symbol": "GONE", "cl_ord_ids": ["z1"]})
+    fresh = Matcher(CFG, id_prefix="V1b")
+    assert fresh.restore_book(saved) == 1
+    assert fresh.restore_book(saved) == 0

@@ -384,6 +384,42 @@ class Matcher:
             self.books[symbol].replenish()
         return len(lost), symbols
 
+    def resting_book(self) -> list[dict]:
+        """Every order still working, as plain JSON-able data (``restore_book`` takes it back), oldest first.
+
+        What a venue keeps across its own restart: a simulator stopped in good order writes this and the next
+        one started on the same store reads it, so its counterparties' resting orders are still there."""
+        working = sorted((o for o in self.all_orders() if not o.done), key=lambda o: o.seq)
+        return [{"order_id": o.order_id, "owner": o.owner, "cl_ord_ids": list(o.cl_ord_ids), "symbol": o.symbol,
+                 "side": o.side.name, "qty": str(o.qty), "ord_type": o.ord_type.name,
+                 "price": None if o.price is None else str(o.price), "tif": o.tif.name, "account": o.account,
+                 "cum_qty": str(o.cum_qty), "notional": str(o.notional), "status": o.status.name}
+                for o in working]
+
+    def restore_book(self, orders: list[dict]) -> int:
+        """Put back orders saved by ``resting_book`` (after this matcher's start, before any request).
+
+        An order for a symbol this venue no longer trades, or one already known here, is skipped; returns how
+        many were restored. Time priority among them is kept; they rest behind nothing new (none yet)."""
+        restored = 0
+        for d in orders:
+            if d["symbol"] not in self.books or any((d["owner"], cl) in self._orders for cl in d["cl_ord_ids"]):
+                continue
+            order = SimOrder(d["order_id"], d["owner"], d["cl_ord_ids"][0], d["symbol"], Side[d["side"]],
+                             Decimal(d["qty"]), OrdType[d["ord_type"]],
+                             None if d["price"] is None else Decimal(d["price"]), TimeInForce[d["tif"]],
+                             d["account"], next(self._time))
+            order.cum_qty, order.notional = Decimal(d["cum_qty"]), Decimal(d["notional"])
+            order.status = OrdStatus[d["status"]]
+            for cl in d["cl_ord_ids"]:
+                self._register(order, cl)
+            if order.price is not None:
+                self.books[order.symbol].add(order)
+            restored += 1
+        for book in self.books.values():
+            book.replenish()
+        return restored
+
     def open_orders(self, owner: str, symbol: str | None = None, side: Side | None = None) -> list[SimOrder]:
         """Session ``owner``'s orders that are still working (optionally one symbol's, one side's), oldest first."""
         return sorted((o for o in self.all_orders() if o.owner == owner and not o.done
