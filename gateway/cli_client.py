@@ -477,7 +477,7 @@ class ClientRun:
 
     def _next_id(self, prefix: str) -> str:
         self._ids += 1
-        return f"{prefix}{self._stamp}-{self._ids}"
+        return f"{prefix}{self._ids}-{self._stamp}"  # the run's number first: C1-CJ1MQ1, C2-CJ1MQ1, ...
 
 
 def _base36(n: int) -> str:
