@@ -14,7 +14,9 @@ formatting are in gateway/client_script.py; this module runs the session:
 - the quickfix store is a fresh temporary directory, removed at exit, and every Logon carries
   ResetSeqNumFlag (141=Y): each run is a new FIX session starting at MsgSeqNum 1 on both sides, so two
   runs never share files and nothing is left behind. The price: reports the gateway sent while no client
-  was logged on are not re-sent (ask with ``status``).
+  was logged on are not re-sent (ask with ``status``);
+- a TLS session (``tls`` in its table) goes through gateway/tls.py's terminator, as the gateway's venue
+  sessions do (quickfix has no TLS).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -56,20 +59,34 @@ class CommandFileError(click.ClickException):
               help="seconds to wait for the logon and for each answer")
 @click.option("--linger", type=click.FloatRange(0, 3600), default=0.5, show_default=True,
               help="after the last command, keep showing reports this long while an order of the run is open")
+@click.option("--tls-ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TLS sessions: CA certificates (PEM) the gateway's certificate must chain to (default: the "
+                   "system's)")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TLS sessions: our client certificate (PEM), for a port that asks for one")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TLS sessions: its private key (PEM, unencrypted, readable by you only)")
+@click.option("--tls-server-name", default=None, help="TLS sessions: the name the gateway's certificate must "
+                                                      "carry (default: --host)")
 @click.option("--password-stdin", is_flag=True,
               help=f"read the session's password from the first line of stdin (or set {PASSWORD_ENV})")
 @JSON
 def client(name: str, action: tuple[str, ...], config_path: str, command_file, host: str, port: int | None,
-           account: str | None, timeout: float, linger: float, password_stdin: bool, as_json: bool) -> None:
+           account: str | None, timeout: float, linger: float, tls_ca: Path | None, tls_cert: Path | None,
+           tls_key: Path | None, tls_server_name: str | None, password_stdin: bool, as_json: bool) -> None:
     """Log on as client session NAME and send orders: one ACTION, a prompt, or a file of commands."""
     cfg = _load(config_path)
     session = cfg.clients.get(name)
     if session is None:
         known = ", ".join(cfg.clients) or "none"
         raise click.ClickException(f"{name} is not a client session in {config_path} (client sessions: {known})")
+    tls = None
     if session.tls is not None:
-        raise click.ClickException(f"{name} connects with TLS, which fixgw client does not do: use a FIX engine "
-                                   "with TLS (docs/security.md) or a plaintext session")
+        tls = TlsOptions(ca=tls_ca, cert=tls_cert, key=tls_key, server_name=tls_server_name or host)
+    elif tls_ca or tls_cert or tls_key or tls_server_name:
+        raise click.UsageError(f"{name} is a plaintext session (no tls in {config_path}): drop the --tls-* options")
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     if action and command_file is not None:
         raise click.UsageError("give either an ACTION or --file, not both")
 
@@ -89,7 +106,7 @@ def client(name: str, action: tuple[str, ...], config_path: str, command_file, h
         logon_fields = {553: session.expected_username(name), 554: password}
     default_account = account or (session.accounts[0] if session.accounts else None)
     runner = ClientRun(cfg, name, host, port or cfg.client_port(name), logon_fields, default_account, timeout,
-                       linger, as_json)
+                       linger, as_json, tls)
     code = runner.run(intents, interactive)
     sys.exit(code)
 
@@ -163,14 +180,24 @@ def _password(name: str, session, password_stdin: bool) -> str | None:
     raise click.ClickException(f"{name} needs a password: --password-stdin, or set {PASSWORD_ENV}")
 
 
+@dataclass(frozen=True)
+class TlsOptions:
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+    server_name: str
+
+
 class _Lost(Exception):
     """The session ended while the run was going on."""
 
 
 class ClientRun:
     def __init__(self, cfg: GatewayConfig, name: str, host: str, port: int, logon_fields: dict[int, str],
-                 account: str | None, timeout: float, linger: float, as_json: bool):
+                 account: str | None, timeout: float, linger: float, as_json: bool, tls: TlsOptions | None = None):
         self.cfg, self.name, self.host, self.port = cfg, name, host, port
+        self.tls = tls
+        self.tls_failures: list[str] = []
         self.version = cfg.clients[name].fix_version
         self.logon_fields = logon_fields
         self.account = account
@@ -190,10 +217,13 @@ class ClientRun:
         from sessions.client import FixClient  # quickfix: only when a session is really needed
 
         store = Path(tempfile.mkdtemp(prefix=f"fixgw-client-{self.name}-"))
-        pump = None
+        pump = terminator = None
         try:
-            self.fc = FixClient(version=self.version, sender=self.name, target=self.cfg.comp_id, host=self.host,
-                                port=self.port, store_dir=store, logon_fields=self.logon_fields,
+            host, port = self.host, self.port
+            if self.tls is not None:
+                terminator, host, port = self._tls_tunnel()
+            self.fc = FixClient(version=self.version, sender=self.name, target=self.cfg.comp_id, host=host,
+                                port=port, store_dir=store, logon_fields=self.logon_fields,
                                 reset_seqnum_flag=True,
                                 # one logon attempt: a refused one is not repeated (lockouts count failures)
                                 extra={"ReconnectInterval": "3600"})
@@ -214,7 +244,33 @@ class ClientRun:
                 self.fc.stop()
             if pump is not None:
                 pump.join(2)
+            if terminator is not None:
+                terminator.stop()
             shutil.rmtree(store, ignore_errors=True)
+
+    def _tls_tunnel(self):
+        """quickfix has no TLS (docs/quickfix-binding.md): as the gateway does for its venues, the session
+        connects in plaintext to a local port of the gateway's TLS terminator (gateway/tls.py), which opens
+        the TLS connection and verifies the gateway's certificate."""
+        import logging
+
+        from gateway.auth import PeerBook
+        from gateway.tls import TlsError, TlsTerminator, client_context
+
+        logging.getLogger("fixgw.tls").addHandler(logging.NullHandler())  # failures are shown as ours, once
+        tls = self.tls
+        try:
+            context = client_context(tls.ca, tls.cert, tls.key)
+            terminator = TlsTerminator(PeerBook(), lambda where, text, failure: failure and self.tls_failures.append(
+                text)).start()
+        except TlsError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            local = terminator.connect_out(self.name, self.host, self.port, context, tls.server_name)
+        except Exception:
+            terminator.stop()
+            raise
+        return terminator, "127.0.0.1", local
 
     def _logon(self) -> None:
         where = f"{self.host}:{self.port}"
@@ -222,12 +278,15 @@ class ClientRun:
         outcome, text = self.fc.logon_outcome(self.timeout)
         if outcome == "logged_on":
             begin = "FIXT.1.1 (FIX.5.0)" if self.version == "FIX.5.0" else self.version
-            self._note(f"logged on to {where} as {self.name} -> {self.cfg.comp_id}, {begin}", event="logon")
+            over = ", TLS" if self.tls is not None else ""
+            self._note(f"logged on to {where} as {self.name} -> {self.cfg.comp_id}, {begin}{over}", event="logon")
             return
         if outcome == "refused":
             raise click.ClickException(f"the gateway at {where} refused the logon of {self.name}: "
                                        f"{text or 'Logout without a reason'}")
         if outcome == "closed":
+            if self.tls_failures:
+                raise click.ClickException(f"could not log on to {where} as {self.name}: {self.tls_failures[-1]}")
             raise click.ClickException(f"could not log on to {where} as {self.name}: the connection was refused "
                                        "or closed before any answer (is the gateway running there, and serving "
                                        f"{self.name} on port {self.port}?)")

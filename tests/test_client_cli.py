@@ -1,7 +1,8 @@
 """`fixgw client` against a running gateway with simulated venues (real quickfix sessions over loopback).
 
 The command runs in this process through click's CliRunner (stdin is then never a terminal: a command file or
-piped commands). CLIENT50 needs a password here, so the FIX 5.0 order also covers a password logon.
+piped commands). CLIENT50 needs a password here, so the FIX 5.0 order also covers a password logon; CLIENT42
+connects with TLS on a port of its own, so the FIX 4.2 order also covers TLS.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from gateway import client_script as cs
 from gateway.cli import main
 from tests.fix_fixtures import free_port, start_stack
+from tests.tls_certs import make_pki
 
 PASSWORD = "client-test-password-1"
 NO_PASSWORD_ENV = {"FIXGW_CLIENT_PASSWORD": None}
@@ -23,16 +25,22 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("client_cli")
-    s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp,
-                    client_options={"CLIENT50": "password_required = true"})
+    pki = make_pki(tmp / "pki")
+    s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, client_options={
+        "CLIENT50": "password_required = true",
+        "CLIENT42": f'port = {free_port()}\ntls = {{ cert = "{pki.server.cert}", key = "{pki.server.key}" }}'})
     s.gateway.credentials.set("CLIENT50", PASSWORD)
+    s.pki = pki
     yield s
     s.stop()
 
 
-def fixgw_client(stack, *args: str, input: str | None = None, env: dict | None = None):
+def fixgw_client(stack, name: str, *args: str, input: str | None = None, env: dict | None = None,
+                 tls_ca: bool = True):
     runner = CliRunner(env={**NO_PASSWORD_ENV, **(env or {})})
-    return runner.invoke(main, ["client", "-c", str(stack.config_path), "--timeout", "10", *args], input=input)
+    tls = ["--tls-ca", str(stack.pki.ca)] if name == "CLIENT42" and tls_ca else []
+    return runner.invoke(main, ["client", "-c", str(stack.config_path), "--timeout", "10", *tls, name, *args],
+                         input=input)
 
 
 @pytest.mark.parametrize("name", ["CLIENT42", "CLIENT44", "CLIENT50"])
@@ -40,7 +48,8 @@ def test_one_order_in_each_fix_version_is_answered_and_shown(stack, name):
     result = fixgw_client(stack, name, "buy", "100", "AAPL", "--limit", "191",
                           env={"FIXGW_CLIENT_PASSWORD": PASSWORD})
     assert result.exit_code == cs.EXIT_OK, result.output
-    assert f"logged on to 127.0.0.1:{stack.cfg.acceptor.port} as {name} -> FIXGW" in result.output
+    assert f"logged on to 127.0.0.1:{stack.cfg.client_port(name)} as {name} -> FIXGW" in result.output
+    assert (", TLS" in result.output) == (name == "CLIENT42")
     sent = [line for line in result.output.splitlines() if " sent NewOrderSingle " in line]
     assert len(sent) == 1 and sent[0].endswith("buy 100 AAPL @191")
     cl_ord_id = sent[0].split()[3]
@@ -107,3 +116,9 @@ def test_no_gateway_on_the_port_is_a_clear_error(stack):
     result = fixgw_client(stack, "CLIENT44", "--port", str(port), "buy", "1", "AAPL")
     assert result.exit_code == 1
     assert f"could not log on to 127.0.0.1:{port} as CLIENT44" in result.output
+
+
+def test_a_tls_session_with_an_untrusted_gateway_certificate_says_so(stack):
+    result = fixgw_client(stack, "CLIENT42", "buy", "1", "AAPL", tls_ca=False)  # the system's CAs: not ours
+    assert result.exit_code == 1
+    assert "could not log on to 127.0.0.1" in result.output and "certificate verification failed" in result.output
