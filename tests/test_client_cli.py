@@ -88,6 +88,17 @@ def test_a_rejected_order_is_shown_with_its_reason_and_exits_3(stack):
     assert 'reason 1 (unknown symbol) "unknown symbol ZZZZ' in result.output
 
 
+def test_a_session_reject_answers_the_order_it_names_by_sequence_number(stack):
+    # OrderQty beyond [limits] max_qty: the gateway refuses it at session level (35=3 naming tag 38)
+    result = fixgw_client(stack, "CLIENT44", "--json", "--file", "-", input="buy 10000000000000 AAPL --id BIG-1\n")
+    assert result.exit_code == cs.EXIT_REFUSED, result.output
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    sent = next(o for o in objects if o["event"] == "sent")
+    reject = next(o for o in objects if o.get("name") == "Reject")
+    assert reject["ref_seq_num"] == sent["msg_seq_num"] and reject["ref_tag_id"] == "38"
+    assert {"event": "result", "msg_type": "D", "cl_ord_id": "BIG-1", "outcome": "refused", "exit": 3} in objects
+
+
 def test_json_output_is_one_object_per_line_with_the_clordid_and_the_outcome(stack):
     result = fixgw_client(stack, "CLIENT44", "--json", "buy", "10", "MSFT", "--limit", "300", "--id", "JSON-1")
     assert result.exit_code == cs.EXIT_OK, result.output

@@ -69,7 +69,7 @@ def test_blank_lines_and_comments_are_not_commands():
     ("buy 100 'AAPL", "cannot split"),
 ])
 def test_a_bad_command_gets_a_specific_message(line, says):
-    with pytest.raises(cs.CommandError, match=None) as err:
+    with pytest.raises(cs.CommandError) as err:
         cs.parse_line(line)
     assert says in str(err.value)
 
