@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_admin import orders, quotes, risk, sessions, status
+from gateway.cli_client import client
 from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
@@ -32,6 +33,7 @@ main.add_command(credentials)
 for command in (status, sessions, orders, quotes, risk):
     main.add_command(command)
 main.add_command(venue_sim)
+main.add_command(client)
 
 
 def load(config_path: str) -> GatewayConfig:

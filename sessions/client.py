@@ -41,6 +41,7 @@ class WireLog:
     lines: list[tuple[str, str]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    on_event: Callable[[], None] | None = None  # called after each event is noted (FixClient wakes its waiters)
 
     def record(self, session_id: str, direction: str, raw: str) -> None:
         with self._lock:
@@ -49,6 +50,8 @@ class WireLog:
     def event(self, session_id: str, text: str) -> None:
         with self._lock:
             self.events.append(text)
+        if self.on_event is not None:
+            self.on_event()
 
     def count(self, direction: str) -> int:
         with self._lock:
@@ -107,7 +110,7 @@ class FixClient:
         self.logon_fields = dict(logon_fields or {})
         self.reset_seqnum_flag = reset_seqnum_flag
         self.sid = session_id(version, sender, target)
-        self.wire = WireLog()
+        self.wire = WireLog(on_event=self._poke)
         self.messages: list[dict[int, str]] = []
         self._cond = threading.Condition()
         self._consumed = 0
@@ -129,6 +132,54 @@ class FixClient:
         if not self.wait_logged_on(timeout):
             raise TimeoutError(f"{self.sid.toString()} did not log on within {timeout}s")
         return self
+
+    def connect(self) -> None:
+        """Start connecting and logging on without waiting (``logon_outcome`` says how it went)."""
+        self._engine.start()
+
+    def logon_outcome(self, timeout: float) -> tuple[str, str]:
+        """Wait for the first logon attempt's end: ("logged_on", ""), ("refused", the Logout's Text),
+        ("closed", "") when the connection ended before any answer (refused, or closed by the peer), or
+        ("timeout", "")."""
+        def seen() -> tuple[str, str] | None:
+            if self._logged_on:
+                return "logged_on", ""
+            for m in self.messages:
+                if m.get(35) == "5":
+                    return "refused", m.get(58, "")
+            with self.wire._lock:
+                if "Disconnecting" in self.wire.events:
+                    return "closed", ""
+            return None
+
+        with self._cond:
+            self._cond.wait_for(lambda: seen() is not None, timeout)
+            return seen() or ("timeout", "")
+
+    @property
+    def logged_on(self) -> bool:
+        with self._cond:
+            return self._logged_on
+
+    def messages_after(self, index: int, timeout: float) -> list[dict[int, str]]:
+        """The messages received after the first ``index``, waiting up to ``timeout`` for one (or a logout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.messages) > index or not self._logged_on, timeout)
+            return self.messages[index:]
+
+    def sent(self, msg_type: str, cl_ord_id: str) -> dict[int, str] | None:
+        """The last message of ``msg_type`` with ClOrdID ``cl_ord_id`` this client wrote to the wire, as sent
+        (header included: its MsgSeqNum is what a session Reject of it names)."""
+        needle, mark = f"{SOH}35={msg_type}{SOH}", f"{SOH}11={cl_ord_id}{SOH}"
+        with self.wire._lock:
+            for direction, raw in reversed(self.wire.lines):
+                if direction == "O" and needle in raw and mark in raw:
+                    return parse(raw)
+        return None
+
+    def _poke(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     @property
     def stopped(self) -> bool:
@@ -260,8 +311,8 @@ class FixClient:
         msg.setField(54, side)
         self.send(msg)
 
-    def mass_cancel(self, request_type: str = "7", symbol: str | None = None) -> str:
-        cl = self.next_id("Q")
+    def mass_cancel(self, request_type: str = "7", symbol: str | None = None, *, cl_ord_id: str | None = None) -> str:
+        cl = cl_ord_id or self.next_id("Q")
         msg = fix.Message()
         msg.getHeader().setField(35, "q")
         msg.setField(11, cl)
@@ -300,7 +351,8 @@ class FixClient:
         msg.setField(55, symbol)
         msg.setField(54, side)
         msg.setField(60, utc_timestamp())
-        msg.setField(38, _text(qty))
+        if qty is not None:  # OrderQty: optional in every version's OrderCancelRequest
+            msg.setField(38, _text(qty))
         self.send(msg)
         return cl
 
