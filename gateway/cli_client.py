@@ -70,16 +70,32 @@ class CommandFileError(click.ClickException):
                                                       "carry (default: --host)")
 @click.option("--password-stdin", is_flag=True,
               help=f"read the session's password from the first line of stdin (or set {PASSWORD_ENV})")
+@click.option("--count", type=click.IntRange(1), default=None,
+              help="drop-copy sessions: log out after this many new ExecutionReports (re-sent ones, PossResend "
+                   "or PossDup, are shown, not counted)")
+@click.option("--for", "watch_s", type=click.FloatRange(0.1, 86400), default=None,
+              help="drop-copy sessions: log out after this many seconds (default: Ctrl-C, or --count)")
 @JSON
 def client(name: str, action: tuple[str, ...], config_path: str, command_file, host: str, port: int | None,
            account: str | None, timeout: float, linger: float, tls_ca: Path | None, tls_cert: Path | None,
-           tls_key: Path | None, tls_server_name: str | None, password_stdin: bool, as_json: bool) -> None:
-    """Log on as client session NAME and send orders: one ACTION, a prompt, or a file of commands."""
+           tls_key: Path | None, tls_server_name: str | None, password_stdin: bool, count: int | None,
+           watch_s: float | None, as_json: bool) -> None:
+    """Log on as client session NAME and send orders: one ACTION, a prompt, or a file of commands.
+
+    NAME may also be a drop-copy session: the client then only watches, showing every copy as it arrives."""
     cfg = _load(config_path)
     session = cfg.clients.get(name)
+    if session is None and name in cfg.dropcopy.sessions:
+        if action or command_file is not None:
+            raise click.UsageError(f"{name} is a drop-copy session: it only receives copies (no ACTION, no --file)")
+        _watch(cfg, name, host, port, timeout, count, watch_s, password_stdin, as_json)
+    if count is not None or watch_s is not None:
+        raise click.UsageError("--count and --for are for watching a drop-copy session")
     if session is None:
         known = ", ".join(cfg.clients) or "none"
-        raise click.ClickException(f"{name} is not a client session in {config_path} (client sessions: {known})")
+        dropcopy = ", ".join(cfg.dropcopy.sessions) or "none"
+        raise click.ClickException(f"{name} is not a client or drop-copy session in {config_path} (client "
+                                   f"sessions: {known}; drop-copy sessions: {dropcopy})")
     tls = None
     if session.tls is not None:
         tls = TlsOptions(ca=tls_ca, cert=tls_cert, key=tls_key, server_name=tls_server_name or host)
@@ -119,6 +135,21 @@ client.help = (
     "configuration; 2 a command that does not parse; 3 refused (Rejected, OrderCancelReject, Reject, "
     "BusinessMessageReject, unknown order); 4 no answer within --timeout; 5 the session ended early. With "
     "several commands: the highest of theirs.")
+
+
+def _watch(cfg: GatewayConfig, name: str, host: str, port: int | None, timeout: float, count: int | None,
+           watch_s: float | None, password_stdin: bool, as_json: bool) -> None:
+    """Log on as drop-copy session NAME and show the copies as they arrive, as a broker's receiver would.
+
+    Its Logon resets the sequence numbers (141=Y), so the gateway first re-sends from its journal what the
+    session has not acknowledged (PossResend, 97=Y): shown, not counted. Exit 0 after --count new reports,
+    or at --for or Ctrl-C; 4 when --for ends before --count was reached."""
+    session = cfg.dropcopy.sessions[name]
+    password = _password(name, session, password_stdin)
+    logon_fields = {553: session.expected_username(name), 554: password} if password is not None else {}
+    runner = ClientRun(cfg, name, host, port or cfg.dropcopy.port, logon_fields, None, timeout, 0, as_json,
+                       version=session.fix_version)
+    sys.exit(runner.run(None, False, watch=(count, watch_s)))
 
 
 def _load(config_path: str) -> GatewayConfig:
@@ -172,7 +203,7 @@ def _password(name: str, session, password_stdin: bool) -> str | None:
         if not line.strip():
             raise click.ClickException("--password-stdin: the first line of stdin is empty")
         return line.rstrip("\r\n")
-    for var in (PASSWORD_ENV, session.demo_password_env):
+    for var in (PASSWORD_ENV, getattr(session, "demo_password_env", None)):
         if var and os.environ.get(var):
             return os.environ[var]
     if sys.stdin.isatty():
@@ -194,11 +225,13 @@ class _Lost(Exception):
 
 class ClientRun:
     def __init__(self, cfg: GatewayConfig, name: str, host: str, port: int, logon_fields: dict[int, str],
-                 account: str | None, timeout: float, linger: float, as_json: bool, tls: TlsOptions | None = None):
+                 account: str | None, timeout: float, linger: float, as_json: bool, tls: TlsOptions | None = None,
+                 version: str | None = None):
         self.cfg, self.name, self.host, self.port = cfg, name, host, port
         self.tls = tls
         self.tls_failures: list[str] = []
-        self.version = cfg.clients[name].fix_version
+        self.version = version or cfg.clients[name].fix_version
+        self.exec_reports = 0  # ExecutionReports received (what a drop-copy watch counts)
         self.logon_fields = logon_fields
         self.account = account
         self.timeout = timeout
@@ -213,7 +246,7 @@ class ClientRun:
         self._stamp = _base36(int(time.time() * 1000))[-6:]
 
     # ------------------------------------------------------------------ run
-    def run(self, intents, interactive: bool) -> int:
+    def run(self, intents, interactive: bool, watch: tuple[int | None, float | None] | None = None) -> int:
         from sessions.client import FixClient  # quickfix: only when a session is really needed
 
         store = Path(tempfile.mkdtemp(prefix=f"fixgw-client-{self.name}-"))
@@ -230,7 +263,10 @@ class ClientRun:
             self._logon()
             pump = threading.Thread(target=self._pump, name="fixgw-client-reports", daemon=True)
             pump.start()
-            code = self._prompt() if interactive else self._script(intents)
+            if watch is not None:
+                code = self._watch(*watch)
+            else:
+                code = self._prompt() if interactive else self._script(intents)
             self._linger()
             if self.lost is not None:
                 self._note(f"session ended: {self.lost}", error=True)
@@ -329,6 +365,20 @@ class ClientRun:
                 break
             code = max(code, self._run_one(intent, None))
         return code
+
+    def _watch(self, count: int | None, seconds: float | None) -> int:
+        """Until ``count`` ExecutionReports arrived, ``seconds`` passed, the session ended or Ctrl-C."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        with self.cond:
+            while self.lost is None and (count is None or self.exec_reports < count):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self.cond.wait(1.0 if left is None else min(left, 1.0))
+            if count is not None and self.exec_reports < count:
+                self._note(f"{self.exec_reports} of {count} ExecutionReport(s) received", error=True)
+                return cs.EXIT_TIMEOUT if self.lost is None else cs.EXIT_OK
+        return cs.EXIT_OK
 
     # ------------------------------------------------------------------ one command
     def _run_one(self, intent: cs.Intent, number: int | None) -> int:
@@ -497,6 +547,8 @@ class ClientRun:
                     if not (m.get(35) == "A" and not self.as_json):
                         self._show(now, m)
                     self.tracker.feed(m)
+                    if m.get(35) == "8" and m.get(97) != "Y" and m.get(43) != "Y":
+                        self.exec_reports += 1  # new ones: not what the journal or quickfix re-sends
                     self.cond.notify_all()
             index += len(new)
             if not fc.logged_on:

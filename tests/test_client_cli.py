@@ -7,6 +7,9 @@ connects with TLS on a port of its own, so the FIX 4.2 order also covers TLS.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -28,7 +31,8 @@ def stack(tmp_path_factory):
     pki = make_pki(tmp / "pki")
     s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, client_options={
         "CLIENT50": "password_required = true",
-        "CLIENT42": f'port = {free_port()}\ntls = {{ cert = "{pki.server.cert}", key = "{pki.server.key}" }}'})
+        "CLIENT42": f'port = {free_port()}\ntls = {{ cert = "{pki.server.cert}", key = "{pki.server.key}" }}'},
+        extra_toml=f'[dropcopy]\nport = {free_port()}\n[dropcopy.sessions.DC44]\nfix_version = "FIX.4.4"\n')
     s.gateway.credentials.set("CLIENT50", PASSWORD)
     s.pki = pki
     yield s
@@ -133,3 +137,29 @@ def test_a_tls_session_with_an_untrusted_gateway_certificate_says_so(stack):
     result = fixgw_client(stack, "CLIENT42", "buy", "1", "AAPL", tls_ca=False)  # the system's CAs: not ours
     assert result.exit_code == 1
     assert "could not log on to 127.0.0.1" in result.output and "certificate verification failed" in result.output
+
+
+def test_a_drop_copy_session_is_watched_and_shows_each_copy_as_it_arrives(stack):
+    watcher = subprocess.Popen([sys.executable, "-m", "gateway.cli", "client", "-c", str(stack.config_path), "DC44",
+                                "--count", "2", "--for", "30", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not stack.gateway.is_logged_on("DC44") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = fixgw_client(stack, "CLIENT44", "buy", "100", "AAPL", "--limit", "191")
+        assert result.exit_code == cs.EXIT_OK, result.output
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == cs.EXIT_OK, err
+    cl_ord_id = next(line.split()[3] for line in result.output.splitlines() if " sent NewOrderSingle " in line)
+    copies = [m for m in map(json.loads, out.splitlines()) if m.get("msg_type") == "8"
+              and m["fields"]["11"] == cl_ord_id]
+    assert [c["fields"]["39"] for c in copies] == ["A", "0", "2"] and all(c["fields"]["797"] == "Y" for c in copies)
+
+
+def test_a_drop_copy_session_takes_no_orders(stack):
+    result = fixgw_client(stack, "DC44", "buy", "100", "AAPL")
+    assert result.exit_code == cs.EXIT_USAGE and "drop-copy session" in result.output
