@@ -502,7 +502,7 @@ class Admin:
         since, until = _time_filter(query, "since"), _time_filter(query, "until")
         names = {k: query[k][-1] for k in ("session", "account", "symbol") if k in query}
         if names:  # names that only refused orders carry (an unknown symbol, say) are names too
-            seen = self._gw.engine.call(lambda core: {k: {getattr(r, k) for r in core.rejected.values()}
+            seen = self._gw.engine.call(lambda core: {k: {getattr(r, k) for r in core.rejected.values()} - {None}
                                                       for k in names})
             for kind, name in names.items():
                 self._known.check(kind, name, also=seen[kind])

@@ -94,8 +94,12 @@ def test_refused_orders_are_listed_with_their_reason_filtered_and_found_again_af
     assert shown.returncode == 0 and f"reason: {unknown[58]}" in shown.stdout
 
 
-def test_an_unknown_state_or_time_is_refused_naming_what_is_valid(env):
+def test_an_unknown_state_time_or_name_is_refused_naming_what_is_valid(env):
     stack, cfg = env
+    c = stack.client("CLIENT44")
+    c.wait_exec(c.new_order("YYYY", "1", 10, "5.00"), "8")  # refused, without an Account
+    status, answer = call(stack, "GET", "/admin/orders?account=NOSUCH")
+    assert status == 400 and answer["error"].startswith("unknown account NOSUCH (known: ") and "RJ1" in answer["error"]
     out = fixgw(cfg, "orders", "list", "--state", "rejected,refused")
     assert out.returncode == 1 and "unknown order state 'refused'" in out.stderr
     assert "rejected" in out.stderr and "partially_filled" in out.stderr
