@@ -23,15 +23,17 @@ import logging
 import os
 import secrets
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from gateway import secretstore
 from gateway.admin_names import Names, UnknownName
 from gateway.config import ConfigError, describe_schedule
 from risk.rules import RulesError, load_rules
-from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
-from sessions.codec import fmt
+from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
+from routing.orders import Event
+from sessions.codec import fmt, ord_rej_reason
 from sessions.fixsettings import in_session_window
 
 log = logging.getLogger("fixgw.admin")
@@ -64,14 +66,51 @@ class AdminError(Exception):
         self.status = status
 
 
+ORDER_STATES = tuple(s.name.lower() for s in OrdStatus)  # what `orders list --state` takes
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+def _time(dt: datetime | None) -> str | None:
+    """A time as operators read it: ISO 8601, UTC, milliseconds."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _us(dt: datetime) -> int:
+    return (dt - _EPOCH) // _US
+
+
 def _order_row(o) -> dict:
-    return {
+    row = {
         "order_id": o.order_id, "session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account,
         "symbol": o.symbol, "side": o.side.name.lower(), "qty": str(o.qty), "price": str(o.price) if o.price else None,
         "ord_type": o.ord_type.name.lower(), "tif": o.tif.name.lower(), "status": o.status.name.lower(),
         "cum_qty": str(o.cum_qty), "leaves_qty": str(o.leaves_qty), "avg_px": fmt(o.avg_px),
         "venue": ",".join(o.venues) or None, "venue_cl_ord_id": o.venue_cl_ord_id,
         "venue_order_id": o.venue_order_id, "strategy": o.strategy, "in_doubt": o.in_doubt,
+        "time": _time(o.accepted_at),
+    }
+    released = o.released
+    if o.status is OrdStatus.REJECTED and released is not None and released[0] is Event.VENUE_REJECT:
+        # every child was rejected at its venue: the Text the client got (routing.core, ``_finish``)
+        row |= {"refused_by": f"venue {released[1]}",
+                "reason": f"rejected by {released[1]}: {released[2] or 'no reason given'}"}
+    return row
+
+
+def _rejected_row(r, fix_version: str | None) -> dict:
+    """An order refused at intake (``routing.model.RejectedOrder``), with the fields of a book order's row."""
+    return {
+        "order_id": r.order_id, "session": r.session, "cl_ord_id": r.cl_ord_id, "account": r.account,
+        "symbol": r.symbol, "side": r.side.name.lower(), "qty": str(r.qty), "price": str(r.price) if r.price else None,
+        "ord_type": r.ord_type.name.lower(), "tif": r.tif.name.lower(), "status": "rejected",
+        "cum_qty": "0", "leaves_qty": "0", "avg_px": "0", "venue": None, "venue_cl_ord_id": None,
+        "venue_order_id": None, "strategy": None, "in_doubt": None, "time": _time(r.received_at),
+        "refused_by": r.refused_by, "reject_code": r.reject_code.value,
+        "ord_rej_reason": ord_rej_reason(fix_version, r.reject_code) if fix_version else None,
+        "reason": r.text, "refused_at_intake": True,
     }
 
 
@@ -168,6 +207,34 @@ def _order_detail(o) -> dict:
                             "routes": [route_row(d) for d in o.routes]}
 
 
+def _states(values: list[str]) -> set[OrdStatus] | None:
+    """``state`` filters (repeated, or comma-separated) as OrdStatus; None: any."""
+    wanted = set()
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower().replace("-", "_")
+            if not name:
+                continue
+            if name not in ORDER_STATES:
+                raise AdminError(400, f"unknown order state {part.strip()!r} (valid: {', '.join(ORDER_STATES)})")
+            wanted.add(OrdStatus[name.upper()])
+    if values and not wanted:
+        raise AdminError(400, f"state is empty (valid: {', '.join(ORDER_STATES)})")
+    return wanted or None
+
+
+def _time_filter(query: dict, key: str) -> int | None:
+    """``since`` / ``until``: ISO 8601, parsed as `fixgw journal replay --since` parses it; microseconds."""
+    from gateway.journal_replay import parse_time
+
+    if key not in query:
+        return None
+    try:
+        return parse_time(query[key][-1])
+    except ValueError as exc:
+        raise AdminError(400, f"{key}: {exc}") from None
+
+
 def _brief(d: dict | None) -> dict | None:
     """What reconciliation can change in an order, for before/after."""
     if d is None:
@@ -259,12 +326,9 @@ class Admin:
                 raise AdminError(400, "closing an order needs a reason (a non-empty string)")
             return self._request(OperatorClose(order_id=parts[1], reason=reason.strip()[:500], operator=operator))
         if method == "GET" and parts == ["orders"]:
-            return {"orders": self._orders(query)}
+            return self._orders(query)
         if method == "GET" and len(parts) == 2 and parts[0] == "orders":
-            row = gw.engine.call(lambda core: _order_detail(core.orders[parts[1]]) if parts[1] in core.orders else None)
-            if row is None:
-                raise AdminError(404, f"unknown order {parts[1]}")
-            return row
+            return self._order(unquote(parts[1]), query)
         if method == "GET" and parts == ["quotes"]:
             return {"quotes": gw.engine.call(lambda core: [
                 {k: (_px(v) if k in ("bid", "ask", "bid_size", "ask_size") else v) for k, v in row.items()}
@@ -426,22 +490,80 @@ class Admin:
                 })
         return rows
 
-    def _orders(self, query: dict) -> list[dict]:
-        unknown = sorted(set(query) - {"session", "account", "symbol", "open", "in_doubt"})
+    ORDER_FILTERS = ("session", "account", "symbol", "state", "since", "until", "open", "in_doubt")
+
+    def _orders(self, query: dict) -> dict:
+        """`fixgw orders list`: the book and the orders refused at intake, filtered, oldest first."""
+        unknown = sorted(set(query) - set(self.ORDER_FILTERS))
         if unknown:
             raise AdminError(400, f"unknown query parameter(s) {', '.join(unknown)} "
-                                  "(it takes session, account, symbol, open, in_doubt)")
-        want = {k: v for k, v in self._filters({k: v[-1] for k, v in query.items()
-                                                 if k not in ("open", "in_doubt")}).items()
-                if v is not None}
+                                  f"(it takes {', '.join(self.ORDER_FILTERS)})")
+        states = _states(query.get("state", []))
+        since, until = _time_filter(query, "since"), _time_filter(query, "until")
+        names = {k: query[k][-1] for k in ("session", "account", "symbol") if k in query}
+        if names:  # names that only refused orders carry (an unknown symbol, say) are names too
+            seen = self._gw.engine.call(lambda core: {k: {getattr(r, k) for r in core.rejected.values()} - {None}
+                                                      for k in names})
+            for kind, name in names.items():
+                self._known.check(kind, name, also=seen[kind])
         open_only = query.get("open", ["0"])[-1] in ("1", "true", "yes")
         in_doubt = query.get("in_doubt", ["0"])[-1] in ("1", "true", "yes")
+        versions = {name: c.fix_version for name, c in self._gw.cfg.clients.items()}
+
+        def wanted(o, at: datetime | None) -> bool:
+            if states is not None and o.status not in states:
+                return False
+            if any(getattr(o, k) != v for k, v in names.items()):
+                return False
+            if since is not None or until is not None:
+                if at is None:
+                    return False
+                t = _us(at)
+                return (since is None or t >= since) and (until is None or t < until)
+            return True
 
         def rows(core):
-            orders = core.in_doubt_orders() if in_doubt else core.orders.values()
-            return [_order_row(o) for o in orders
-                    if (not open_only or o.is_open) and all(getattr(o, k) == v for k, v in want.items())]
+            book = core.in_doubt_orders() if in_doubt else core.orders.values()
+            found = [_order_row(o) for o in book if (not open_only or o.is_open) and wanted(o, o.accepted_at)]
+            if not (open_only or in_doubt):  # refused orders are never open nor in doubt
+                found += [_rejected_row(r, versions.get(r.session)) for r in core.rejected.values()
+                          if wanted(r, r.received_at)]
+            found.sort(key=lambda row: row["time"] or "")
+            return {"orders": found, "rejected_kept": core.rejected_kept, "rejected_dropped": core.rejected_dropped}
         return self._gw.engine.call(rows)
+
+    def _order(self, ident: str, query: dict) -> dict:
+        """`fixgw orders show ID`: a book order or an order refused at intake by OrderID; with ``session``
+        also by ClOrdID (the latest order with it; the others are listed under ``also``)."""
+        unknown = sorted(set(query) - {"session"})
+        if unknown:
+            raise AdminError(400, f"unknown query parameter(s) {', '.join(unknown)} (it takes session)")
+        session = query["session"][-1] if "session" in query else None
+        versions = {name: c.fix_version for name, c in self._gw.cfg.clients.items()}
+
+        def find(core):
+            found = []
+            o, r = core.orders.get(ident), core.rejected.get(ident)
+            if o is not None and session in (None, o.session):
+                found.append((o.accepted_at, _order_detail(o)))
+            elif r is not None and session in (None, r.session):
+                found.append((r.received_at, _rejected_row(r, versions.get(r.session)) | {"children": [],
+                                                                                             "routes": []}))
+            elif session is not None:
+                o = core.order_for_client(session, ident)
+                if o is not None:
+                    found.append((o.accepted_at, _order_detail(o)))
+                found += [(r.received_at, _rejected_row(r, versions.get(r.session)) | {"children": [], "routes": []})
+                          for r in core.rejected.values() if r.session == session and r.cl_ord_id == ident]
+            return [d for _, d in sorted(found, key=lambda f: f[0] or _EPOCH, reverse=True)]
+        found = self._gw.engine.call(find)
+        if not found:
+            raise AdminError(404, f"unknown order {ident}" if session is None else
+                             f"no order with OrderID or ClOrdID {ident} in session {session}")
+        latest = found[0]
+        if len(found) > 1:
+            latest["also"] = [{k: d[k] for k in ("order_id", "status", "time", "reason") if k in d} for d in found[1:]]
+        return latest
 
     def _reconcile(self, order_id: str | None, payload: dict, operator: str) -> dict:
         """Ask the venues for the state of one order's children (or every open order's), wait for the answers

@@ -147,44 +147,89 @@ def orders() -> None:
     """Orders the running gateway holds."""
 
 
-ORDER_COLUMNS = ["order_id", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "status",
+ORDER_COLUMNS = ["time", "order_id", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price", "status",
                  "cum_qty", "avg_px", "venue"]
+# `orders list --state rejected`: what was refused, by whom, and the Text the client got
+REJECTED_COLUMNS = ["time", "order_id", "session", "cl_ord_id", "account", "symbol", "side", "qty", "price",
+                    "ord_type", "refused_by", "reason"]
 
 
 @orders.command("list")
 @click.option("--session")
 @click.option("--account")
 @click.option("--symbol")
+@click.option("--state", "states", multiple=True,
+              help="only orders in this state: new, partially_filled, filled, canceled, rejected, ... "
+                   "(repeatable, or comma-separated)")
+@click.option("--since", help="received at or after this time (ISO 8601, UTC if no zone), inclusive")
+@click.option("--until", help="received before this time, exclusive")
 @click.option("--open", "open_only", is_flag=True, help="only orders not yet in a final state")
 @click.option("--in-doubt", "in_doubt", is_flag=True,
               help="only orders whose state at a venue the gateway does not know (see `fixgw orders reconcile`)")
 @CONFIG
 @JSON
-def orders_list(session, account, symbol, open_only, in_doubt, config_path: str, as_json: bool) -> None:
-    """Orders, filtered by session, account, symbol, open, in doubt."""
-    query = {k: v for k, v in (("session", session), ("account", account), ("symbol", symbol)) if v}
+def orders_list(session, account, symbol, states, since, until, open_only, in_doubt, config_path: str,
+                as_json: bool) -> None:
+    """Orders, oldest first, with those refused at intake (status rejected, with the reason), filtered by
+    session, account, symbol, state, time received, open, in doubt."""
+    from gateway.journal_replay import parse_time
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_time(value)  # as `fixgw journal replay` reads it; the gateway parses it the same way
+            except ValueError as exc:
+                raise click.ClickException(f"{flag}: {exc}") from None
+    query = {k: v for k, v in (("session", session), ("account", account), ("symbol", symbol), ("since", since),
+                               ("until", until)) if v}
+    if states:
+        query["state"] = list(states)
     if open_only:
         query["open"] = "1"
     if in_doubt:
         query["in_doubt"] = "1"
-    data = AdminClient(config_path).call("GET", "/admin/orders" + (f"?{urlencode(query)}" if query else ""))
-    columns = ORDER_COLUMNS + (["in_doubt"] if in_doubt else [])
-    emit(data, as_json, lambda d: table(d["orders"], columns))
+    data = AdminClient(config_path).call("GET", "/admin/orders" + (f"?{urlencode(query, doseq=True)}"
+                                                                    if query else ""))
+
+    wanted = {p.strip().lower() for s in states for p in s.split(",") if p.strip()}
+
+    def human(d):
+        rows = d["orders"]
+        if wanted == {"rejected"}:
+            columns = REJECTED_COLUMNS
+        else:
+            columns = ORDER_COLUMNS + (["in_doubt"] if in_doubt else []) \
+                + (["refused_by", "reason"] if any(r.get("reason") for r in rows) else [])
+        text = table(rows, columns)
+        if d.get("rejected_dropped") and not (open_only or in_doubt) and (not wanted or "rejected" in wanted):
+            text += (f"\n({d['rejected_dropped']} older refused order(s) no longer kept: the gateway keeps the "
+                     f"last {d['rejected_kept']}, [limits] rejected_orders_kept; "
+                     "`fixgw journal replay --msg-type 8` has every reject)")
+        return text
+    emit(data, as_json, human)
 
 
 @orders.command("show")
 @click.argument("order_id")
+@click.option("--session", help="ORDER_ID may also be a ClOrdID of this client session")
 @CONFIG
 @JSON
-def orders_show(order_id: str, config_path: str, as_json: bool) -> None:
-    """One order's current state (its full message history: `fixgw journal replay --order-id`)."""
-    data = AdminClient(config_path).call("GET", f"/admin/orders/{order_id}")
+def orders_show(order_id: str, session, config_path: str, as_json: bool) -> None:
+    """One order's current state, or an order refused at intake with its reason (its full message history:
+    `fixgw journal replay --order-id`)."""
+    from urllib.parse import quote
+
+    path = f"/admin/orders/{quote(order_id, safe='')}" + (f"?{urlencode({'session': session})}" if session else "")
+    data = AdminClient(config_path).call("GET", path)
     emit(data, as_json, show_order)
 
 
 def show_order(d: dict) -> str:
     """An order's fields, then its routing decisions: inputs (quotes with their age, fees), split, why."""
-    lines = [f"{k}: {v}" for k, v in d.items() if k not in ("routes", "children")]
+    lines = [f"{k}: {v}" for k, v in d.items() if k not in ("routes", "children", "also")]
+    for other in d.get("also", []):
+        lines.append(f"also with this ClOrdID: {other['order_id']} {other['status']} at {other['time']}"
+                     + (f": {other['reason']}" if other.get("reason") else ""))
     if d.get("children"):
         lines.append("children:")
         lines += ["  " + line for line in table(d["children"], CHILD_COLUMNS).splitlines()]

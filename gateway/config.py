@@ -521,6 +521,9 @@ class LimitsConfig(_Strict):
                                description="largest Price (44) or StopPx (99) accepted, in absolute value")
     max_decimals: int = Field(8, ge=0, le=10, description="most decimal places of a quantity or price "
                                                           "(trailing zeros not counted)")
+    rejected_orders_kept: int = Field(10_000, ge=0, le=1_000_000,
+                                      description="new orders refused at intake kept for `fixgw orders list "
+                                                  "--state rejected` (the oldest dropped past it); 0: none")
 
 
 class GatewayConfig(_Strict):

@@ -5,7 +5,8 @@ record of what a command changed *before* it sends anything, so nothing the
 gateway said to a client or a venue is unknown to it after a restart. At start-up:
 
 1. **Order state.** Fold the snapshot and the log: every open order (and today's
-   finished ones, so ClOrdIDs stay unique), child ClOrdIDs, fills, the risk
+   finished ones, so ClOrdIDs stay unique), today's orders refused at intake (for
+   operators; never in the book), child ClOrdIDs, fills, the risk
    exposure of each open order, operator switches (kill switches, disabled
    sessions), per-day risk usage with its trading day, and per session the MsgSeqNum
    of the last inbound message the core processed (the watermark). Exposure is
@@ -148,7 +149,8 @@ class Recorder:
         routes = outcome.routes if outcome is not None else []
         rs = self.core.risk_state
         risk_day = rs.day_changes() if rs.day_dirty else None
-        if not (touched or seq or changed or sends or routes or risk_day):
+        rejected = outcome.rejected if outcome is not None else None
+        if not (touched or seq or changed or sends or routes or risk_day or rejected):
             return
         if seq:
             self.watermarks[origin] = (seq, time.time())
@@ -163,7 +165,7 @@ class Recorder:
                     trades[a.symbol] = a.last_px
         self._controls = controls
         self.log.append(origin if seq else None, seq, orders, list(sends), controls if changed else None,
-                        routes, trades, risk_day)
+                        routes, trades, risk_day, rejected)
 
     def record_controls(self) -> None:
         """After an operator call ran on the core thread: record switches it changed."""
@@ -181,7 +183,8 @@ class Recorder:
                 open_risk[o.order_id] = ro
         last = {sym: refs["last"] for sym, refs in core.risk_state.refs.items() if "last" in refs}
         return State(orders=dict(core.orders), open_risk=open_risk, watermarks=dict(self.watermarks),
-                     controls=controls_of(core), last_trades=last, risk_day=core.risk_state.day_saved())
+                     controls=controls_of(core), last_trades=last, risk_day=core.risk_state.day_saved(),
+                     rejected=dict(core.rejected))
 
 
 def start_of_day_utc(now: float | None = None) -> float:
@@ -193,6 +196,8 @@ def restore_core(core: Core, state: State) -> None:
     """Give the core the recovered orders, recompute risk exposure, restore the switches and per-day usage."""
     orders = list(state.orders.values())
     core.restore(orders)
+    core.restore_rejected(state.rejected.values())
+    state.rejected = dict(core.rejected)  # the start-up snapshot holds what the core kept (its cap)
     old = core.risk_state
     rebuilt = RiskState.rebuild(
         ((o.account, o.symbol, o.side, o.cum_qty, o.notional) for o in orders),

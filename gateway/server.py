@@ -167,7 +167,8 @@ class Gateway:
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
-        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg))
+        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg),
+                         rejected_kept=cfg.limits.rejected_orders_kept)
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids, self.journal.record),
@@ -211,7 +212,8 @@ class Gateway:
                                               sent_index=self.sent_index)
         # SessionID text -> name, shared by both Applications; a reload adds to it before starting an engine
         self._names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
-        self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync)
+        self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync,
+                                 rejected_kept=cfg.limits.rejected_orders_kept)
         self.recovered: State | None = None  # what start() found in the state log
         self.client_app = ClientApplication(self._names, self.engine.submit, _journaled_callback_error(self.journal),
                                             self.logon_refusal)
@@ -424,8 +426,8 @@ class Gateway:
         pruned = state.prune(recovery.start_of_day_utc())
         recovery.restore_core(self.core, state)
         n_open = sum(1 for o in state.orders.values() if o.is_open)
-        log.info("order state: %d open order(s), %d finished today; %d older finished order(s) forgotten",
-                 n_open, len(state.orders) - n_open, pruned)
+        log.info("order state: %d open order(s), %d finished today; %d older finished order(s) forgotten; "
+                 "%d order(s) refused today kept", n_open, len(state.orders) - n_open, pruned, len(state.rejected))
         if not state.clean:
             log.warning("the last stop was not clean (%d state record(s) after the snapshot%s): recovering",
                         state.records, ", the last one torn" if state.torn else "")

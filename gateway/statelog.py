@@ -5,7 +5,8 @@ touched, as they are now; their open risk exposure; the routing decisions it
 took, each written once; the inbound MsgSeqNum it consumed; the text of every
 message about to be sent; operator switches when they changed; per-day risk
 usage when it changed: the trading day, the notional filled on it per account,
-each session's day) with a single
+each session's day; each new order refused at intake, as a small plain-value
+entry) with a single
 ``write()``, and only then are the messages sent (by the engine's sender
 thread, in order, never more than ``SEND_BACKLOG_MAX`` behind). So every message
 the gateway ever sent is explained by a record on disk, and a message whose
@@ -43,7 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from risk.state import OpenOrder, fold_day_changes, open_order_from_state_log, open_order_state_log_form
-from routing.model import RouteDecision, route_from_state_log, route_state_log_form
+from routing.model import (
+    RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
+    route_state_log_form,
+)
 from routing.orders import Order, order_from_state_log, order_state_log_form
 
 log = logging.getLogger("fixgw.statelog")
@@ -93,6 +97,7 @@ class _RecordPickler:
             Order: _slim_order,
             RouteDecision: lambda d: (route_from_state_log, (route_state_log_form(d),)),
             OpenOrder: lambda o: (open_order_from_state_log, (open_order_state_log_form(o),)),
+            RejectedOrder: lambda r: (rejected_from_state_log, (rejected_state_log_form(r),)),
         }
 
     def dumps(self, obj) -> bytes:
@@ -115,6 +120,7 @@ class Record:
     routes: list = field(default_factory=list)  # routing decisions taken by this command (each logged once)
     trades: dict | None = None  # symbol -> last price of a fill reported to a client by this command
     risk_day: tuple | None = None  # per-day risk usage changed by this command (``RiskState.day_changes``)
+    rejected: list | None = None  # RejectedOrder: new orders this command refused at intake
 
 
 @dataclass
@@ -133,6 +139,9 @@ class State:
     # record's, and the SEND_BACKLOG_MAX before them (the engine's sender is never further behind the log).
     earlier_sends: deque = field(default_factory=lambda: deque(maxlen=SEND_BACKLOG_MAX))
     last_sends: list = field(default_factory=list)
+    # new orders refused at intake (order_id -> RejectedOrder), oldest first, at most ``rejected_kept``
+    rejected: dict = field(default_factory=dict)
+    rejected_kept: int | None = None  # None: no cap (the core applies its own when it takes them over)
     clean: bool = True  # the last stop was clean: nothing after the snapshot
     records: int = 0  # records read after the snapshot
     torn: bool = False  # the log ended in a partial record (ignored)
@@ -150,7 +159,7 @@ class State:
                 self.open_risk[order.order_id] = open_order
         for decision in rec.routes:
             order = orders.get(decision.order_id)
-            if order is not None:  # (a rejected order is not kept, nor its decision)
+            if order is not None:  # (an order refused at intake is not in the book, nor its decision)
                 order.routes.append(decision)
         if rec.origin is not None:
             if rec.seq:
@@ -163,6 +172,11 @@ class State:
             self.last_trades.update(rec.trades)
         if rec.risk_day is not None:
             self.risk_day = fold_day_changes(self.risk_day, rec.risk_day)
+        if rec.rejected:
+            rejected = self.rejected
+            for r in rec.rejected:
+                rejected[r.order_id] = r
+            self._cap_rejected()
         for a in rec.sends:  # records of an older layout: actions, not message texts
             if type(a) is not tuple and getattr(a, "last_px", None) and getattr(a, "last_qty", None):
                 self.last_trades[a.symbol] = a.last_px
@@ -171,24 +185,33 @@ class State:
         self.last_sends = [(ts, m) for m in rec.sends]
         self.records += 1
 
+    def _cap_rejected(self) -> None:
+        rejected, kept = self.rejected, self.rejected_kept
+        if kept is not None:
+            while len(rejected) > kept:
+                del rejected[next(iter(rejected))]
+
     @property
     def pending(self) -> list:
         """(record time, message) of each message that may not have been sent, oldest first."""
         return [*self.earlier_sends, *self.last_sends]
 
     def prune(self, before: float) -> int:
-        """Forget finished orders accepted before ``before`` (unix time); returns how many."""
+        """Forget finished orders accepted before ``before`` (unix time), and orders refused before it;
+        returns how many finished orders."""
         old = [oid for oid, o in self.orders.items()
                if not o.is_open and (o.accepted_at is None or o.accepted_at.timestamp() < before)]
         for oid in old:
             del self.orders[oid]
             self.open_risk.pop(oid, None)
+        self.rejected = {oid: r for oid, r in self.rejected.items() if r.received_at.timestamp() >= before}
         return len(old)
 
 
 class StateLog:
-    def __init__(self, directory: Path, fsync: bool = False):
+    def __init__(self, directory: Path, fsync: bool = False, rejected_kept: int | None = None):
         self.dir = Path(directory)
+        self.rejected_kept = rejected_kept  # refused orders kept at most (the oldest dropped), None: all
         self.snap_path = self.dir / "state.snap"
         self.log_path = self.dir / "state.log"
         self.fsync = fsync
@@ -201,6 +224,8 @@ class StateLog:
     def recover(self) -> State:
         """Fold the snapshot and every complete record after it."""
         state = self._read_snapshot()
+        state.rejected_kept = self.rejected_kept
+        state._cap_rejected()
         try:
             data = self.log_path.read_bytes()
         except FileNotFoundError:
@@ -236,7 +261,8 @@ class StateLog:
                 raise ValueError(f"unknown snapshot version {snap.get('version')!r}")
             return State(orders=snap["orders"], open_risk=snap["open_risk"], watermarks=snap["watermarks"],
                          controls=snap["controls"], last_trades=snap["last_trades"], clean=snap["clean"],
-                         risk_day=snap.get("risk_day"))
+                         risk_day=snap.get("risk_day"),
+                         rejected={r.order_id: r for r in snap.get("rejected", ())})
         except Exception as exc:  # noqa: BLE001
             raise StateLogError(f"{self.snap_path} cannot be read: {exc}; refusing to start without the "
                                 "gateway's order state (move the file aside only if you know the orders "
@@ -252,8 +278,9 @@ class StateLog:
             os.fsync(self._fd)
 
     def append(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
-               routes: list, trades: dict | None, risk_day: tuple | None = None) -> None:
-        body = self._pickler.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades, risk_day))
+               routes: list, trades: dict | None, risk_day: tuple | None = None, rejected: list = ()) -> None:
+        body = self._pickler.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades, risk_day,
+                                    list(rejected) if rejected else None))
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
         os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
         if self.fsync:
@@ -274,7 +301,7 @@ class StateLog:
     def _write_snapshot(self, state: State, clean: bool) -> None:
         snap = {"version": SNAPSHOT_VERSION, "clean": clean, "orders": state.orders, "open_risk": state.open_risk,
                 "watermarks": state.watermarks, "controls": state.controls, "last_trades": state.last_trades,
-                "risk_day": state.risk_day}
+                "risk_day": state.risk_day, "rejected": list(state.rejected.values())}
         tmp = self.snap_path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             os.fchmod(f.fileno(), 0o600)

@@ -52,6 +52,7 @@ from routing.model import (
     Outcome,
     QuoteSeen,
     RejectCode,
+    RejectedOrder,
     ReloadRisk,
     ReplaceRequest,
     RiskDayRoll,
@@ -83,6 +84,7 @@ from risk.engine import RiskEngine
 from risk.state import RiskState
 
 ZERO = Decimal(0)
+REJECTED_KEPT = 10_000  # refused new orders kept for operators, by default ([limits] rejected_orders_kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,8 @@ def _utcnow() -> datetime:
 class Core(VenueLiveness):
     def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
                  risk: RiskEngine | None = None, risk_state: RiskState | None = None,
-                 clock: Callable[[], datetime] = _utcnow, policy: RoutingPolicy | None = None):
+                 clock: Callable[[], datetime] = _utcnow, policy: RoutingPolicy | None = None,
+                 rejected_kept: int = REJECTED_KEPT):
         self.risk = risk
         self.policy = policy if policy is not None else RoutingPolicy()
         self.quotes = Quotes()  # every venue's bids and offers per symbol (not kept across restarts)
@@ -150,6 +153,11 @@ class Core(VenueLiveness):
         self.orders: dict[str, Order] = {}
         self._by_client: dict[tuple[str, str], Order] = {}
         self._by_child: dict[tuple[str, str], Order] = {}
+        # New orders refused at intake, oldest first, at most ``rejected_kept`` (the oldest go first): for
+        # operators only. Not orders of the book: no lookup, duplicate check or risk usage sees them.
+        self.rejected: dict[str, RejectedOrder] = {}  # OrderID -> the refusal
+        self.rejected_kept = rejected_kept
+        self.rejected_dropped = 0  # refusals dropped past the cap since start-up
         self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
         self._watch: dict[tuple[str, str], Order] = {}  # (venue, child_id) -> order: children awaiting an answer
         self._mass: dict[str, tuple[str, set[str]]] = {}  # MassStatusReqID -> (venue, child IDs not reported yet)
@@ -227,6 +235,22 @@ class Core(VenueLiveness):
                 for cl in {*child.cl_ord_ids, child.child_id, child.cl_ord_id}:
                     self._by_child[(child.venue, cl)] = order
         self._rewatch()
+
+    def restore_rejected(self, rejected) -> None:
+        """Take over refused orders recovered from the state log (oldest first), up to the cap."""
+        for r in rejected:
+            self._keep_rejected(r)
+
+    def _keep_rejected(self, r: RejectedOrder, out: Outcome | None = None) -> None:
+        if self.rejected_kept <= 0:
+            return
+        self.rejected[r.order_id] = r
+        if out is not None:
+            out.rejected.append(r)
+        rejected = self.rejected
+        while len(rejected) > self.rejected_kept:
+            del rejected[next(iter(rejected))]
+            self.rejected_dropped += 1
 
     def _index_client(self, order: Order, cl_ord_id: str) -> None:
         self._by_client[(order.session, cl_ord_id)] = order
@@ -346,29 +370,31 @@ class Core(VenueLiveness):
         out.warnings.append(Note(f"access control: {what} {cl_ord_id} refused: {problem}", session=session,
                                  cl_ord_id=cl_ord_id))
 
-    def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str] | None:
+    def _validate(self, cmd: NewOrder) -> tuple[RejectCode, str, str] | None:
+        """(code, reason, who refused it) if the order cannot be taken at all, else None."""
         if cmd.session in self.closed_sessions:
-            return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration"
+            return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration", "session"
         account = self._account_problem(cmd.session, cmd.account)
         if account is not None:
-            return RejectCode.UNKNOWN_ACCOUNT, account
+            return RejectCode.UNKNOWN_ACCOUNT, account, "access control"
         if (cmd.session, cmd.cl_ord_id) in self._by_client:
-            return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
+            return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}", "validation"
         problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
         if problem is not None:
-            return problem
+            return *problem, "validation"
         if not any(cmd.symbol in v.symbols for v in self.venues.values()):
-            return RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}: no configured venue trades it"
+            return RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}: no configured venue trades it", "validation"
         if cmd.ex_destination is not None and cmd.ex_destination not in self.venues:
-            return RejectCode.OTHER, f"unknown ExDestination {cmd.ex_destination}"
+            return RejectCode.OTHER, f"unknown ExDestination {cmd.ex_destination}", "validation"
         if cmd.strategy is not None and cmd.ex_destination is None:
             try:
                 spec = parse_strategy(cmd.strategy)
             except ValueError as exc:
-                return RejectCode.OTHER, str(exc)
+                return RejectCode.OTHER, str(exc), "validation"
             unknown = [v for v in spec.venues if v not in self.venues]
             if unknown:
-                return RejectCode.OTHER, f"unknown venue {', '.join(unknown)} in routing strategy {cmd.strategy}"
+                return (RejectCode.OTHER, f"unknown venue {', '.join(unknown)} in routing strategy {cmd.strategy}",
+                        "validation")
         return None
 
     # ------------------------------------------------------------------ routing
@@ -482,20 +508,28 @@ class Core(VenueLiveness):
             t0 = perf_counter_ns()
             decision = self.risk.check(cmd, self.risk_state, now)
             out.risk_ns.append(perf_counter_ns() - t0)
-            problem = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
+            refused = self._risk_check(out, decision, cmd.session, cmd.cl_ord_id)
+            if refused is not None:
+                problem = (*refused, f"risk: {decision.reject.rule}")
         if problem is None:
             order.strategy = DIRECT if cmd.ex_destination is not None else self.strategy_for(cmd).describe()
             routed, decision = self._decide(order, order.qty, "new order", cmd.ex_destination)
             if not routed.ok:
                 out.routes.append(decision)
-                problem = (RejectCode.EXCHANGE_CLOSED, routed.note)
+                problem = (RejectCode.EXCHANGE_CLOSED, routed.note, "router")
         if problem is not None:
-            code, text = problem
+            code, text, by = problem
             if code is RejectCode.UNKNOWN_ACCOUNT:
                 self._refuse_account(out, cmd.session, cmd.cl_ord_id, "order", text)
             order.status = OrdStatus.REJECTED
             out.actions.append(self._report(order, ExecKind.REJECTED, recv_ns=cmd.recv_ns, reject_code=code, text=text))
-            return out  # rejected orders are not kept: the ClOrdID stays free for a corrected resend
+            # Not an order of the book: the ClOrdID stays free for a corrected resend, nothing counts it as
+            # open or in risk usage. Kept apart, for operators (`fixgw orders list --state rejected`).
+            self._keep_rejected(RejectedOrder(
+                order_id=order_id, session=cmd.session, cl_ord_id=cmd.cl_ord_id, account=cmd.account,
+                symbol=cmd.symbol, side=cmd.side, qty=cmd.qty, price=cmd.price, ord_type=cmd.ord_type, tif=cmd.tif,
+                received_at=now, refused_by=by, reject_code=code, text=text, stop_px=cmd.stop_px), out)
+            return out
 
         order.risk_key = cmd.cl_ord_id
         order.accepted_at = now

@@ -120,7 +120,8 @@ class CxlRejResponseTo(str, Enum):
 
 # --------------------------------------------------------------------------- plain-value forms
 _UTC = timezone.utc
-_PLAIN_ENUMS = {"Side": Side, "OrdType": OrdType, "TimeInForce": TimeInForce, "OrdStatus": OrdStatus}
+_PLAIN_ENUMS = {"Side": Side, "OrdType": OrdType, "TimeInForce": TimeInForce, "OrdStatus": OrdStatus,
+                "RejectCode": RejectCode}
 
 
 class PlainForm:
@@ -701,6 +702,50 @@ def route_from_state_log(v: list) -> RouteDecision:
     return RouteDecision(*v)
 
 
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class RejectedOrder:
+    """A new order the gateway refused at intake (validation, access control, risk, routing), as operators
+    look it up: the reject exactly as the client was told (OrderID, code, Text) and who refused it.
+
+    Not an order of the book: it never counts as open, in risk usage or in duplicate ClOrdID checks (the
+    ClOrdID stays free for a corrected resend). The core keeps the latest ones (``Core.rejected``).
+    """
+
+    order_id: str  # the OrderID (37) of the reject ExecutionReport
+    session: str
+    cl_ord_id: str
+    account: str | None
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal | None
+    ord_type: OrdType
+    tif: TimeInForce
+    received_at: datetime  # when the core took it (UTC)
+    refused_by: str  # "validation", "access control", "session", "risk: RULE" or "router"
+    reject_code: RejectCode  # OrdRejReason (103) as the gateway names it; the codec maps it per FIX version
+    text: str  # Text (58), exactly as sent
+    stop_px: Decimal | None = None
+
+    @property
+    def status(self) -> OrdStatus:
+        return OrdStatus.REJECTED
+
+
+_REJECTED_FIELDS = tuple(f.name for f in fields(RejectedOrder))
+_REJECTED_GET, _REJECTED_FORM = attrgetter(*_REJECTED_FIELDS), PlainForm(RejectedOrder, _REJECTED_FIELDS)
+
+
+def rejected_state_log_form(r: RejectedOrder) -> list:
+    """A refused order as plain values (``PlainForm``): one small state-log entry per rejection."""
+    return _REJECTED_FORM.dump(list(_REJECTED_GET(r)))
+
+
+def rejected_from_state_log(v: list) -> RejectedOrder:
+    return RejectedOrder(*_REJECTED_FORM.load(list(v)))
+
+
 def describe_route(d: RouteDecision) -> str:
     """One journal line for a routing decision, with its inputs."""
     def px(v):
@@ -754,3 +799,4 @@ class Outcome:
     result: object = None  # the answer to an operator command
     events: list = field(default_factory=list)  # (category, text): journaled as session events (reconciliation)
     in_doubt: list = field(default_factory=list)  # (order ID, venue) that became in doubt (alerted and counted)
+    rejected: list = field(default_factory=list)  # RejectedOrder: new orders refused at intake (for the state log)

@@ -417,3 +417,56 @@ def test_a_confirmed_replace_moves_the_risk_booking_to_the_new_clordid_and_terms
     assert core.risk_state.open_orders[("C1", "R1")].leaves == D(300)
     refused = only(core.handle(replace(cl="R2", orig="R1", qty="1001")).actions, ClientCancelReject)
     assert "max_order_qty" in refused.text
+
+
+# --------------------------------------------------------------------------- orders refused at intake
+def test_a_validation_refusal_is_kept_for_operators_with_the_reject_exactly_as_sent():
+    core = make_core()
+    out = core.handle(order(cl="A1", symbol="ZZZZ", account="ACC1"))
+    rej = only(out.actions, ClientExecReport)
+    kept = core.rejected[rej.order_id]
+    assert out.rejected == [kept]
+    assert (kept.session, kept.cl_ord_id, kept.account, kept.symbol, kept.side, kept.qty, kept.price) == \
+        ("C1", "A1", "ACC1", "ZZZZ", Side.BUY, D(100), D("190.01"))
+    assert (kept.refused_by, kept.reject_code, kept.text) == ("validation", rej.reject_code, rej.text)
+    assert kept.status is OrdStatus.REJECTED and kept.received_at is not None
+
+
+def test_a_risk_refusal_names_the_rule_and_counts_neither_as_open_nor_in_risk_usage():
+    core = risk_core('chain = ["max_order_qty"]\n[limits]\nmax_order_qty = 100\n')
+    rej = only(core.handle(order(cl="A1", qty="101")).actions, ClientExecReport)
+    kept = core.rejected[rej.order_id]
+    assert kept.refused_by == "risk: max_order_qty" and kept.text == rej.text and kept.reject_code is rej.reject_code
+    assert core.open_order_count() == 0 and core.open_orders() == [] and rej.order_id not in core.orders
+    assert core.risk_state.open_orders == {} and core.order_for_client("C1", "A1") is None
+
+
+def test_the_clordid_of_a_kept_refusal_stays_free_for_a_corrected_resend():
+    core = risk_core('chain = ["max_order_qty"]\n[limits]\nmax_order_qty = 100\n')
+    core.handle(order(cl="A1", qty="101"))
+    core.handle(order(cl="A1", symbol="ZZZZ"))
+    assert len(core.rejected) == 2
+    assert only(core.handle(order(cl="A1", qty="100")).actions, VenueNewOrder)  # the corrected resend works
+    assert core.order_for_client("C1", "A1").qty == D(100) and core.open_order_count() == 1
+
+
+def test_a_routing_refusal_says_the_router_refused_it():
+    core = make_core(up=("V1",))
+    rej = only(core.handle(order(symbol="IBM")).actions, ClientExecReport)
+    assert core.rejected[rej.order_id].refused_by == "router"
+    assert core.rejected[rej.order_id].reject_code is RejectCode.EXCHANGE_CLOSED
+
+
+def test_an_account_the_session_may_not_use_is_refused_by_access_control():
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions(accounts=frozenset({"ACC1"}))}, "T")
+    rej = only(core.handle(order(account="ACC2")).actions, ClientExecReport)
+    assert core.rejected[rej.order_id].refused_by == "access control"
+
+
+def test_kept_refusals_are_capped_and_the_oldest_go_first():
+    core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T", rejected_kept=3)
+    ids = [only(core.handle(order(cl=f"A{i}", qty="0")).actions, ClientExecReport).order_id for i in range(5)]
+    assert list(core.rejected) == ids[2:] and core.rejected_dropped == 2
+    none_kept = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T", rejected_kept=0)
+    out = none_kept.handle(order(qty="0"))
+    assert none_kept.rejected == {} and out.rejected == []

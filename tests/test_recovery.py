@@ -218,6 +218,7 @@ def check_recorded_and_restored(data, smart: bool) -> None:
     assert set(restored._by_client) == set(core._by_client)
     assert set(restored._by_child) == set(core._by_child)
     assert risk_view(restored) == risk_view(core)
+    assert restored.rejected == core.rejected  # orders refused at intake (risk, kill switch) come back too
 
 
 def recovery_record(core, cmd, outcome, open_orders):
@@ -226,7 +227,7 @@ def recovery_record(core, cmd, outcome, open_orders):
     touched = core.touched(cmd, outcome)
     return Record(*pickle.loads(_RecordPickler().dumps((
         0.0, recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],
-        recovery.controls_of(core), outcome.routes, None))))
+        recovery.controls_of(core), outcome.routes, None, None, outcome.rejected or None))))
 
 
 # --------------------------------------------------------------------------- the state log on disk
@@ -444,6 +445,58 @@ def test_finished_orders_from_before_today_are_forgotten_open_ones_kept():
     state = State(orders=dict(core.orders))
     assert state.prune(a1.accepted_at.timestamp() + 1) == 1
     assert list(state.orders) == [a2.order_id]
+
+
+# --------------------------------------------------------------------------- orders refused at intake
+def too_big(cl: str, seq: int) -> NewOrder:
+    """An order the risk rules refuse (max_order_qty 5000)."""
+    return NewOrder(session="C1", cl_ord_id=cl, symbol="AAPL", side=Side.BUY, qty=D(5001), ord_type=OrdType.LIMIT,
+                    price=D(190), account="ACC1", seq=seq)
+
+
+def test_an_order_refused_at_intake_comes_back_after_a_crash_and_its_clordid_is_still_free(tmp_path):
+    core, log, rec, _ = recording(tmp_path)
+    cmd = too_big("B1", seq=2)
+    out = core.handle(cmd)
+    rec.record(cmd, out)
+    refused = core.rejected[out.rejected[0].order_id]
+    state = StateLog(tmp_path).recover()
+    assert list(state.rejected.values()) == [refused] and state.orders == {}
+    restored = make_core(prefix="U")
+    recovery.restore_core(restored, state)
+    assert restored.rejected == core.rejected and restored.orders == {} and restored.open_order_count() == 0
+    resend = dataclasses.replace(cmd, qty=D(5000), seq=3)  # corrected, same ClOrdID
+    assert [type(a) for a in restored.handle(resend).actions] == [ClientExecReport, VenueNewOrder]
+
+
+def test_a_refusal_is_one_small_record_whatever_the_book_holds(tmp_path):
+    core, log, rec, _ = recording(tmp_path)
+    sizes = []
+    for n in (1, 6):  # (the rules allow 6 open orders)
+        for i in range(len(core.orders), n):
+            cmd = NewOrder(session="C2", cl_ord_id=f"W{i}", symbol="MSFT", side=Side.BUY, qty=D(1),
+                           ord_type=OrdType.LIMIT, price=D(400))
+            rec.record(cmd, core.handle(cmd))
+        assert len(core.orders) == n
+        before = log.bytes_written
+        cmd = too_big(f"B{n}", seq=n)
+        rec.record(cmd, core.handle(cmd))
+        sizes.append(log.bytes_written - before)
+    assert abs(sizes[1] - sizes[0]) <= 2 and max(sizes) < 600  # (IDs grow a digit)
+
+
+def test_refusals_survive_a_clean_stop_are_capped_at_recovery_and_those_of_earlier_days_are_forgotten(tmp_path):
+    core, log, rec, _ = recording(tmp_path)
+    for i in range(3):
+        cmd = too_big(f"B{i}", seq=i + 2)
+        rec.record(cmd, core.handle(cmd))
+    log.close(rec.capture())
+    state = StateLog(tmp_path).recover()
+    assert state.clean and list(state.rejected.values()) == list(core.rejected.values())
+    kept = StateLog(tmp_path, rejected_kept=2).recover()
+    assert list(kept.rejected) == list(core.rejected)[1:]  # the newest two
+    last = list(core.rejected.values())[-1]
+    assert kept.prune(last.received_at.timestamp()) == 0 and list(kept.rejected) == [last.order_id]
 
 
 # --------------------------------------------------------------------------- skipping re-sent messages
