@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_admin import orders, quotes, risk, sessions, status
+from gateway.cli_common import CONFIG_OPTION
 from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
@@ -14,8 +15,6 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
 
-CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
-                             type=click.Path(dir_okay=False), help="gateway configuration file (TOML)")
 DURATION_OPTION = click.option("--duration", type=float, default=None,
                                help="stop by itself after this many seconds (default: run until Ctrl-C / SIGTERM)")
 

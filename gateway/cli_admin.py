@@ -17,11 +17,9 @@ from urllib.parse import urlencode
 import click
 
 from gateway.admin import TOKEN_ENV, TOKEN_FILE, admin_token
+from gateway.cli_common import CONFIG_OPTION as CONFIG
+from gateway.cli_common import JSON, emit
 from gateway.config import ConfigError, load_config
-
-CONFIG = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
-                      type=click.Path(dir_okay=False), help="the running gateway's configuration file")
-JSON = click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
 
 
 class AdminClient:
@@ -71,10 +69,6 @@ def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
-
-
-def emit(data, as_json: bool, human) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else human(data))
 
 
 # ---------------------------------------------------------------------------- status

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from gateway.cli_db import CONFIG_OPTION
+from gateway.cli_common import CONFIG_OPTION
 
 STDIN_OPTION = click.option("--password-stdin", is_flag=True,
                             help="read the password from the first line of standard input (for scripts)")

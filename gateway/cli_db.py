@@ -5,6 +5,8 @@
 
 The database URL is ``[journal] database_url`` of the configuration, or the
 FIXGW_DATABASE_URL environment variable when set. Passwords are never printed.
+Exit codes: 0 done / up to date; 1 not up to date (``current``); 2 a usage,
+configuration or database error.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from contextlib import contextmanager
 
 import click
 
-CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
-                             type=click.Path(dir_okay=False), help="gateway configuration file (TOML)")
+from gateway.cli_common import CONFIG_OPTION, CommandError
+
 
 
 def _database_url(config_path: str) -> str:
@@ -22,7 +24,7 @@ def _database_url(config_path: str) -> str:
     try:
         return load_config(config_path).journal.database_url
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -40,33 +42,33 @@ def _connect(url: str) -> None:
     try:
         engine = make_engine(url)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise click.ClickException(f"invalid journal database URL {safe_url(url)}: {_reason(exc)}") from None
+        raise CommandError(f"invalid journal database URL {safe_url(url)}: {_reason(exc)}") from None
     except ValueError as exc:  # make_engine's own message names the URL
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     except OSError as exc:  # the SQLite file's directory could not be created
-        raise click.ClickException(f"cannot connect to the journal database {safe_url(url)}: "
+        raise CommandError(f"cannot connect to the journal database {safe_url(url)}: "
                                    f"cannot create {exc.filename}: {exc.strerror}") from None
     try:
         with engine.connect():
             pass
     except (DBAPIError, OSError) as exc:
-        raise click.ClickException(f"cannot connect to the journal database {safe_url(url)}: {_reason(exc)}") from None
+        raise CommandError(f"cannot connect to the journal database {safe_url(url)}: {_reason(exc)}") from None
     finally:
         engine.dispose()
 
 
 @contextmanager
 def _database_errors(url: str, doing: str):
-    """Anything else that goes wrong with the database, as a one-line ClickException."""
-    from alembic.util import CommandError
+    """Anything else that goes wrong with the database, as a one-line error (exit code 2)."""
+    from alembic.util import CommandError as AlembicError
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.db import safe_url
 
     try:
         yield
-    except (SQLAlchemyError, CommandError, OSError) as exc:
-        raise click.ClickException(
+    except (SQLAlchemyError, AlembicError, OSError) as exc:
+        raise CommandError(
             f"{doing} the journal database {safe_url(url)} failed: {exc.__class__.__name__}: {_reason(exc)}"
         ) from None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli_db import CONFIG_OPTION
+from gateway.cli_common import CONFIG_OPTION
 
 
 class JournalCommandError(click.ClickException):
