@@ -18,7 +18,7 @@ import click
 
 from gateway.admin import TOKEN_ENV, TOKEN_FILE, admin_token
 from gateway.cli_common import CONFIG_OPTION as CONFIG
-from gateway.cli_common import JSON, emit
+from gateway.cli_common import JSON, CommandError, emit
 from gateway.config import ConfigError, load_config
 
 
@@ -76,8 +76,16 @@ def table(rows: list[dict], columns: list[str]) -> str:
 @CONFIG
 @JSON
 def status(config_path: str, as_json: bool) -> None:
-    """Process, uptime, sessions up/down, journal lag, risk state."""
-    data = AdminClient(config_path).call("GET", "/admin/status")
+    """Process, uptime, sessions up/down, journal lag, risk state.
+
+    Exit code 0: healthy; 1: UNHEALTHY (the problems are printed; with --json the
+    JSON is printed too); 2: could not ask (no configuration or token, the admin API
+    not reachable or refusing), so a probe can tell "unhealthy" from "unknown".
+    """
+    try:
+        data = AdminClient(config_path).call("GET", "/admin/status")
+    except click.ClickException as exc:
+        raise CommandError(exc.message) from None
 
     def session_line(name: str, up: bool, schedules: dict) -> str:
         line = f"\n  {name}: {'up' if up else 'DOWN'}"
@@ -104,6 +112,8 @@ def status(config_path: str, as_json: bool) -> None:
         lines += [f"problem: {p}" for p in d["problems"]]
         return "\n".join(lines)
     emit(data, as_json, human)
+    if not data["healthy"]:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------- sessions
