@@ -12,7 +12,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import click
 
@@ -141,7 +141,7 @@ def sessions_list(config_path: str, as_json: bool) -> None:
 @JSON
 def sessions_show(session: str, config_path: str, as_json: bool) -> None:
     """One session in detail."""
-    data = AdminClient(config_path).call("GET", f"/admin/sessions/{session}")
+    data = AdminClient(config_path).call("GET", f"/admin/sessions/{quote(session, safe='')}")
     emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
 
 
@@ -286,10 +286,10 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     """Run the journaled orders of a period through RULES_FILE, offline: which would it have rejected, and why?"""
     from pathlib import Path
 
+    from gateway.admin_names import UnknownName, configured_sessions, session_name
     from gateway.journal_replay import Filters, iter_replay, parse_time
     from gateway.whatif import replay
     from risk.rules import RulesError, load_rules
-    from sessions.fixsettings import session_id
 
     try:
         cfg = load_config(config_path)
@@ -298,12 +298,11 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
                           until_us=parse_time(until) if until else None, msg_types=("D", "8"))
     except (ConfigError, RulesError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    names = set(sessions_) or set(cfg.clients)
-    unknown = names - set(cfg.clients)
-    if unknown:
-        raise click.ClickException(f"unknown client session(s) {', '.join(sorted(unknown))} "
-                                   f"(known: {', '.join(cfg.clients)})")
-    clients = {session_id(cfg.clients[n].fix_version, cfg.comp_id, n).toString(): n for n in names}
+    try:  # names as `fixgw sessions list` shows them, or full SessionIDs
+        names = {session_name(cfg, n, ("client",)) for n in sessions_} or set(cfg.clients)
+    except UnknownName as exc:
+        raise click.ClickException(str(exc)) from None
+    clients = {sid: n for n, sid in configured_sessions(cfg, ("client",)).items() if n in names}
     results = list(replay(rules, iter_replay(cfg.journal.database_url, filters), clients,
                           cfg.risk.reference_prices))
     rejected = [r for r in results if r.candidate == "reject"]
@@ -325,9 +324,9 @@ def _session_control(action: str, help_text: str):
     @click.argument("session")
     @CONFIG
     def command(session: str, config_path: str) -> None:
-        data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/{action}", {})
+        data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/{action}", {})
         extra = "" if data.get("was_logged_on", True) else " (it was not logged on)"
-        click.echo(f"{session}: {action} done{extra}")
+        click.echo(f"{data.get('session', session)}: {action} done{extra}")
     return command
 
 
@@ -371,7 +370,7 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str) -> None:
     """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
     if sender is None and target is None:
         raise click.UsageError("give --sender N, --target N or both")
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/set-seqnum",
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
                                          {"sender": sender, "target": target})
     click.echo(f"{session}: next sender seqnum {data['next_sender_seqnum']}, "
                f"next target seqnum {data['next_target_seqnum']}")
@@ -382,7 +381,7 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str) -> None:
 @CONFIG
 def sessions_reset(session: str, config_path: str) -> None:
     """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/reset", {})
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
     click.echo(f"{session}: reset; next sender seqnum {data['next_sender_seqnum']}, "
                f"next target seqnum {data['next_target_seqnum']}")
 

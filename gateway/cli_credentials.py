@@ -25,7 +25,13 @@ class CredentialsCommandError(click.ClickException):
     exit_code = 2
 
 
-def _setup(config_path: str, session: str | None):
+def _setup(config_path: str, session: str | None, stored_ok: bool = False):
+    """The configuration, the credential store and SESSION's name (given by name or full SessionID).
+
+    An unknown SESSION is an error listing the client and drop-copy sessions; with ``stored_ok``, one that
+    still has a stored password (a session since removed from the configuration) is taken as it is.
+    """
+    from gateway.admin_names import UnknownName, session_name
     from gateway.config import ConfigError, load_config
     from gateway.credentials import CredentialsError, CredentialStore
 
@@ -33,16 +39,19 @@ def _setup(config_path: str, session: str | None):
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise CredentialsCommandError(str(exc)) from None
-    if session is not None and session not in _sessions(cfg):
-        known = ", ".join(_sessions(cfg)) or "none"
-        raise CredentialsCommandError(f"unknown session {session} in {config_path} (client and drop-copy "
-                                      f"sessions: {known})")
     store = CredentialStore(cfg.data_dir)
     try:
         store.check()
     except CredentialsError as exc:
         raise CredentialsCommandError(str(exc)) from None
-    return cfg, store
+    if session is not None:
+        try:
+            session = session_name(cfg, session, ("client", "dropcopy"), kind="session")
+        except UnknownName as exc:
+            if not (stored_ok and store.has(session)):
+                raise CredentialsCommandError(str(exc).replace(
+                    " (known:", f" in {config_path} (client and drop-copy sessions:", 1)) from None
+    return cfg, store, session
 
 
 def _sessions(cfg) -> dict:
@@ -70,7 +79,7 @@ def set_password(config_path: str, session: str, password_stdin: bool) -> None:
     """Set SESSION's password: prompted twice without echo (or --password-stdin); only its hash is stored."""
     from gateway.credentials import CredentialsError, password_problem
 
-    cfg, store = _setup(config_path, session)
+    cfg, store, session = _setup(config_path, session)
     if password_stdin:
         password = _stdin_password()
     else:
@@ -100,7 +109,7 @@ def set_password(config_path: str, session: str, password_stdin: bool) -> None:
 @STDIN_OPTION
 def check_password(config_path: str, session: str, password_stdin: bool) -> None:
     """Say whether a password is SESSION's (exit 0: OK, 1: wrong)."""
-    _, store = _setup(config_path, session)
+    _, store, session = _setup(config_path, session)
     if not store.has(session):
         raise click.ClickException(f"no password is set for {session}; set one with: fixgw credentials set {session}")
     password = _stdin_password() if password_stdin else click.prompt(f"Password for {session}", hide_input=True,
@@ -116,7 +125,7 @@ def check_password(config_path: str, session: str, password_stdin: bool) -> None
 @CONFIG_OPTION
 def list_passwords(config_path: str) -> None:
     """Client and drop-copy sessions: whether they require a password and whether one is set (never the hashes)."""
-    cfg, store = _setup(config_path, None)
+    cfg, store, _ = _setup(config_path, None)
     stored = {e["session"]: e for e in store.list()}
     rows = []
     for name, c in _sessions(cfg).items():
@@ -136,15 +145,14 @@ def list_passwords(config_path: str) -> None:
 @CONFIG_OPTION
 @click.argument("session")
 def delete_password(config_path: str, session: str) -> None:
-    """Remove SESSION's password (a session with password_required is then refused until one is set)."""
-    from gateway.config import ConfigError, load_config
-    from gateway.credentials import CredentialsError, CredentialStore
+    """Remove SESSION's password (a session with password_required is then refused until one is set).
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise CredentialsCommandError(str(exc)) from None
-    store = CredentialStore(cfg.data_dir)
+    SESSION is a configured client or drop-copy session, or one removed from the configuration that still has
+    a password stored (`fixgw credentials list` shows those).
+    """
+    from gateway.credentials import CredentialsError
+
+    _, store, session = _setup(config_path, session, stored_ok=True)
     try:
         found = store.delete(session)
     except CredentialsError as exc:

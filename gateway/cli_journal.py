@@ -26,12 +26,27 @@ class JournalCommandError(click.ClickException):
     exit_code = 2
 
 
-def _database_url(config_path: str) -> str:
+def _config(config_path: str):
     from gateway.config import ConfigError, load_config
 
     try:
-        return load_config(config_path).journal.database_url
+        return load_config(config_path)
     except ConfigError as exc:
+        raise JournalCommandError(str(exc)) from None
+
+
+def _database_url(config_path: str) -> str:
+    return _config(config_path).journal.database_url
+
+
+def _journal_session(cfg, engine, value: str) -> str:
+    """--session's value (a name or a SessionID) as the journal's session_id; an unknown one is an error."""
+    from gateway.admin_names import UnknownName, journal_session_id
+    from gateway.journal_replay import has_session, session_ids
+
+    try:
+        return journal_session_id(cfg, value, lambda sid: has_session(engine, sid), lambda: session_ids(engine))
+    except UnknownName as exc:
         raise JournalCommandError(str(exc)) from None
 
 
@@ -144,7 +159,9 @@ def prune(config_path: str, older_than_days: float | None, archive_dir: Path | N
 
 @journal.command()
 @CONFIG_OPTION
-@click.option("--session", "session_id", default=None, help='quickfix SessionID, e.g. "FIX.4.4:FIXGW->CLIENT44"')
+@click.option("--session", "session_id", default=None,
+              help='a session as `fixgw sessions list` names it (CLIENT44), or its quickfix SessionID '
+                   '("FIX.4.4:FIXGW->CLIENT44"), also one no longer configured')
 @click.option("--direction", type=click.Choice(["I", "O"]), default=None, help="I = received, O = sent")
 @click.option("--since", default=None, help="from this ISO 8601 time, inclusive (UTC unless a zone is given)")
 @click.option("--until", default=None, help="up to this ISO 8601 time, exclusive")
@@ -179,10 +196,12 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
             "session": session_id, "direction": direction, "since_us": since_us, "until_us": until_us,
             "msg_types": list(msg_types), "cl_ord_id": cl_ord_id, "order_id": order_id})
         return
-    filters = Filters(session_id, direction, since_us, until_us, msg_types, cl_ord_id, order_id)
     out = formatter(fmt, soh)
-    url = _database_url(config_path)
-    with _open(url, config_path) as engine:
+    cfg = _config(config_path)
+    with _open(cfg.journal.database_url, config_path) as engine:
+        if session_id is not None:
+            session_id = _journal_session(cfg, engine, session_id)
+        filters = Filters(session_id, direction, since_us, until_us, msg_types, cl_ord_id, order_id)
         rows = iter_replay(engine, filters)
         try:
             for row in rows:

@@ -150,6 +150,32 @@ def select_messages(f: Filters):
     return stmt.order_by(t.id)
 
 
+def has_session(engine, session_id: str) -> bool:
+    """Whether the journal holds a message of ``session_id`` (one index lookup)."""
+    t = journal_messages.c
+    with engine.connect() as conn:
+        return conn.execute(select(t.id).where(t.session_id == session_id).limit(1)).first() is not None
+
+
+def session_ids(engine, limit: int = 200) -> list[str]:
+    """The distinct SessionIDs in the journal, in order, at most ``limit``: one index lookup each (a loose
+    index scan), not a scan of the whole table."""
+    from sqlalchemy import func
+
+    t = journal_messages.c
+    found: list[str] = []
+    with engine.connect() as conn:
+        while len(found) < limit:
+            stmt = select(func.min(t.session_id))
+            if found:
+                stmt = stmt.where(t.session_id > found[-1])
+            sid = conn.execute(stmt).scalar()
+            if sid is None:
+                break
+            found.append(sid)
+    return found
+
+
 def iter_replay(engine_or_url, filters: Filters = Filters(), batch: int = 1000) -> Iterator:
     """Matching journal rows in id order, streamed."""
     return stream_rows(engine_or_url, select_messages(filters), batch)
