@@ -6,7 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_admin import orders, quotes, risk, sessions, status
-from gateway.cli_common import CONFIG_OPTION
+from gateway.cli_common import CONFIG_OPTION, FixgwGroup
 from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
@@ -19,7 +19,7 @@ DURATION_OPTION = click.option("--duration", type=float, default=None,
                                help="stop by itself after this many seconds (default: run until Ctrl-C / SIGTERM)")
 
 
-@click.group()
+@click.group(cls=FixgwGroup)
 @click.version_option(package_name="fixgw")
 def main() -> None:
     """fixgw: a FIX OMS/EMS gateway."""

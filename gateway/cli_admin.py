@@ -57,6 +57,12 @@ class AdminClient:
                 "connections from this address? its log says why: logger=fixgw.http)") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
+            if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+                # reached, then cut: not "is it running?" (a reset after the request: it may have been acted on)
+                raise click.ClickException(
+                    f"the connection to the gateway's admin API at {self.base} was cut before it answered "
+                    f"({reason.strerror or reason.__class__.__name__}); whether the request was carried out is "
+                    "unknown: check with a read command (its log says why: logger=fixgw.http)") from None
             raise click.ClickException(f"cannot reach the gateway's admin API at {self.base}: {reason}; "
                                        "is the gateway running with this configuration?") from None
 

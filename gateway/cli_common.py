@@ -14,6 +14,7 @@ clean for scripts. When none is found the error names every place looked
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -106,6 +107,35 @@ JSON = click.option("--json", "as_json", is_flag=True, help="print JSON for scri
 
 def emit(data, as_json: bool, human: Callable) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else human(data))
+
+
+# ---------------------------------------------------------------------------- a closed stdout
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
+
+
+class FixgwGroup(click.Group):
+    """The `fixgw` group: a reader that goes away (`fixgw journal replay | head -1`) ends the command quietly,
+    exit code 141 as for any Unix command killed by SIGPIPE: no traceback, no error about something else."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            _silence_stdout()
+            sys.exit(SIGPIPE_EXIT)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 # ---------------------------------------------------------------------------- progress

@@ -67,6 +67,8 @@ def _database_errors(url: str, doing: str):
 
     try:
         yield
+    except BrokenPipeError:  # our stdout closed (`| head`): not the database's failure
+        raise
     except (SQLAlchemyError, AlembicError, OSError) as exc:
         raise CommandError(
             f"{doing} the journal database {safe_url(url)} failed: {exc.__class__.__name__}: {_reason(exc)}"

@@ -79,6 +79,8 @@ def _open(url: str, config_path: str):
             raise JournalCommandError(f"cannot connect to the journal database {where}: {_reason(exc)}") from None
         try:
             yield engine
+        except BrokenPipeError:  # our stdout closed (`| head`): not the database's failure
+            raise
         except (SQLAlchemyError, OSError) as exc:
             raise JournalCommandError(
                 f"reading the journal database {where} failed: {exc.__class__.__name__}: {_reason(exc)}") from None
