@@ -246,10 +246,11 @@ def risk_show(config_path: str, as_json: bool) -> None:
 
 @risk.command("reload")
 @CONFIG
-def risk_reload(config_path: str) -> None:
+@JSON
+def risk_reload(config_path: str, as_json: bool) -> None:
     """Re-read the rules file; a bad file is refused and the current rules stay."""
     data = AdminClient(config_path).call("POST", "/admin/risk/reload", {})
-    click.echo(f"risk rules reloaded from {data['source']}")
+    emit(data, as_json, lambda d: f"risk rules reloaded from {d['source']}")
 
 
 SCOPES = click.Choice(["global", "session", "account", "symbol"])
@@ -261,23 +262,28 @@ SCOPES = click.Choice(["global", "session", "account", "symbol"])
 @click.option("--reduce-only", is_flag=True, help="let through only orders that reduce a position")
 @click.option("--cancel-open", is_flag=True, help="also cancel the open orders it covers, at their venues")
 @CONFIG
-def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config_path: str) -> None:
-    """Engage a kill switch: new orders in SCOPE (KEY: the session, account or symbol) are rejected."""
+@JSON
+def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config_path: str, as_json: bool) -> None:
+    """Engage a kill switch: new orders in SCOPE (KEY: the session, account or symbol) are rejected.
+
+    KEY must exist (a client session by name or SessionID, an account, a symbol): an unknown one is refused
+    with the known ones listed."""
     data = AdminClient(config_path).call("POST", "/admin/risk/kill", {
         "scope": scope, "key": key, "reduce_only": reduce_only, "cancel_open": cancel_open})
-    click.echo(f"kill switch {scope} {key} engaged".replace("  ", " ")
-               + (f"; {data.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
+    emit(data, as_json, lambda d: f"kill switch {scope} {key} engaged".replace("  ", " ")
+         + (f"; {d.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
 
 
 @risk.command("unkill")
 @click.argument("scope", type=SCOPES)
 @click.argument("key", required=False, default="")
 @CONFIG
-def risk_unkill(scope: str, key: str, config_path: str) -> None:
+@JSON
+def risk_unkill(scope: str, key: str, config_path: str, as_json: bool) -> None:
     """Release a kill switch."""
     data = AdminClient(config_path).call("POST", "/admin/risk/unkill", {"scope": scope, "key": key})
-    click.echo(f"kill switch {scope} {key} released".replace("  ", " ") if data.get("released")
-               else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
+    emit(data, as_json, lambda d: f"kill switch {scope} {key} released".replace("  ", " ") if d.get("released")
+         else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
 
 
 @risk.command("what-if")
@@ -329,10 +335,11 @@ def _session_control(action: str, help_text: str):
     @sessions.command(action, help=help_text)
     @click.argument("session")
     @CONFIG
-    def command(session: str, config_path: str) -> None:
+    @JSON
+    def command(session: str, config_path: str, as_json: bool) -> None:
         data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/{action}", {})
         extra = "" if data.get("was_logged_on", True) else " (it was not logged on)"
-        click.echo(f"{data.get('session', session)}: {action} done{extra}")
+        emit(data, as_json, lambda d: f"{d.get('session', session)}: {action} done{extra}")
     return command
 
 
@@ -372,33 +379,36 @@ def sessions_reload(dry_run: bool, config_path: str, as_json: bool) -> None:
 @click.option("--sender", type=click.IntRange(min=1), help="the next MsgSeqNum we will send")
 @click.option("--target", type=click.IntRange(min=1), help="the next MsgSeqNum we expect to receive")
 @CONFIG
-def sessions_set_seqnum(session: str, sender, target, config_path: str) -> None:
+@JSON
+def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json: bool) -> None:
     """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
     if sender is None and target is None:
         raise click.UsageError("give --sender N, --target N or both")
     data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
                                          {"sender": sender, "target": target})
-    click.echo(f"{session}: next sender seqnum {data['next_sender_seqnum']}, "
-               f"next target seqnum {data['next_target_seqnum']}")
+    emit(data, as_json, lambda d: f"{d.get('session', session)}: next sender seqnum {d['next_sender_seqnum']}, "
+                                  f"next target seqnum {d['next_target_seqnum']}")
 
 
 @sessions.command("reset")
 @click.argument("session")
 @CONFIG
-def sessions_reset(session: str, config_path: str) -> None:
+@JSON
+def sessions_reset(session: str, config_path: str, as_json: bool) -> None:
     """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
     data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
-    click.echo(f"{session}: reset; next sender seqnum {data['next_sender_seqnum']}, "
-               f"next target seqnum {data['next_target_seqnum']}")
+    emit(data, as_json, lambda d: f"{d.get('session', session)}: reset; next sender seqnum "
+                                  f"{d['next_sender_seqnum']}, next target seqnum {d['next_target_seqnum']}")
 
 
 @orders.command("cancel")
 @click.argument("order_id")
 @CONFIG
-def orders_cancel(order_id: str, config_path: str) -> None:
+@JSON
+def orders_cancel(order_id: str, config_path: str, as_json: bool) -> None:
     """Cancel one order at its venue; the client is told when the venue confirms."""
-    AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
-    click.echo(f"cancel of {order_id} sent to its venue")
+    data = AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
+    emit(data, as_json, lambda _: f"cancel of {order_id} sent to its venue")
 
 
 @orders.command("reconcile")
@@ -459,10 +469,11 @@ def orders_close(order_id: str, reason: str, config_path: str, as_json: bool) ->
 @click.option("--symbol")
 @click.option("--everything", is_flag=True, help="no filter: every open order of every session")
 @CONFIG
-def orders_cancel_all(session, account, symbol, everything: bool, config_path: str) -> None:
+@JSON
+def orders_cancel_all(session, account, symbol, everything: bool, config_path: str, as_json: bool) -> None:
     """Cancel every open order matching the filters (at least one, or --everything)."""
     if not (session or account or symbol or everything):
         raise click.UsageError("give --session, --account or --symbol, or --everything to cancel every open order")
     data = AdminClient(config_path).call("POST", "/admin/orders/cancel-all",
                                          {"session": session, "account": account, "symbol": symbol})
-    click.echo(f"{data.get('canceled', 0)} open order(s) being canceled at their venues")
+    emit(data, as_json, lambda d: f"{d.get('canceled', 0)} open order(s) being canceled at their venues")

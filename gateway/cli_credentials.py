@@ -2,7 +2,7 @@
 
     fixgw credentials set SESSION [--password-stdin]   prompts twice (no echo), stores the hash
     fixgw credentials check SESSION [--password-stdin] prompts once, says OK (exit 0) or wrong (exit 1)
-    fixgw credentials list                              sessions with a password (never a hash)
+    fixgw credentials list [--json]                     sessions with a password (never a hash)
     fixgw credentials delete SESSION                    removes a session's password
 
 They work on the files directly (a running gateway picks a change up at the
@@ -11,11 +11,12 @@ Exit codes: 0 done / OK, 1 wrong password or refused, 2 usage or configuration e
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
-from gateway.cli_common import CONFIG_OPTION
+from gateway.cli_common import CONFIG_OPTION, JSON
 
 STDIN_OPTION = click.option("--password-stdin", is_flag=True,
                             help="read the password from the first line of standard input (for scripts)")
@@ -123,10 +124,21 @@ def check_password(config_path: str, session: str, password_stdin: bool) -> None
 
 @credentials.command("list")
 @CONFIG_OPTION
-def list_passwords(config_path: str) -> None:
+@JSON
+def list_passwords(config_path: str, as_json: bool) -> None:
     """Client and drop-copy sessions: whether they require a password and whether one is set (never the hashes)."""
     cfg, store, _ = _setup(config_path, None)
     stored = {e["session"]: e for e in store.list()}
+    if as_json:
+        sessions = _sessions(cfg)
+        click.echo(json.dumps({"sessions": [
+            {"session": name, "configured": name in sessions,
+             "password_required": bool(sessions[name].password_required) if name in sessions else None,
+             "username": sessions[name].expected_username(name) if name in sessions and
+             sessions[name].password_required else None,
+             "password_set": name in stored, "set_at": stored[name]["set_at"] if name in stored else None}
+            for name in [*sessions, *(n for n in stored if n not in sessions)]]}, indent=2))
+        return
     rows = []
     for name, c in _sessions(cfg).items():
         e = stored.pop(name, None)

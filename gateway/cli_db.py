@@ -10,11 +10,12 @@ configuration or database error.
 """
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
 import click
 
-from gateway.cli_common import CONFIG_OPTION, CommandError
+from gateway.cli_common import CONFIG_OPTION, JSON, CommandError, emit, progress
 
 
 
@@ -82,24 +83,32 @@ def db() -> None:
 
 @db.command()
 @CONFIG_OPTION
-def upgrade(config_path: str) -> None:
+@JSON
+def upgrade(config_path: str, as_json: bool) -> None:
     """Migrate the journal database to the newest schema revision."""
     from gateway import db as gdb
 
     url = _database_url(config_path)
-    click.echo(f"journal database: {gdb.safe_url(url)}")
+    say = (lambda text: None) if as_json else click.echo
+    say(f"journal database: {gdb.safe_url(url)}")
     _connect(url)
     with _database_errors(url, "migrating"):
         before = gdb.current_revision(url)
-        click.echo(f"revision before: {before or 'none (empty database)'}")
-        gdb.upgrade(url)
+        say(f"revision before: {before or 'none (empty database)'}")
+        steps = gdb.pending_revisions(before)
+        with progress("migrating", len(steps)) as advance:  # one revision at a time, on a terminal only
+            for revision in steps:
+                gdb.upgrade(url, revision)
+                advance(1)
         after = gdb.current_revision(url)
-    click.echo(f"revision after:  {after}" + (" (already up to date)" if before == after else ""))
+    emit({"database": gdb.safe_url(url), "before": before, "after": after}, as_json,
+         lambda _: f"revision after:  {after}" + (" (already up to date)" if before == after else ""))
 
 
 @db.command()
 @CONFIG_OPTION
-def current(config_path: str) -> None:
+@JSON
+def current(config_path: str, as_json: bool) -> None:
     """Show the journal database's schema revision; exit code 1 unless it is up to date."""
     from gateway import db as gdb
 
@@ -108,6 +117,12 @@ def current(config_path: str) -> None:
     with _database_errors(url, "reading"):
         cur = gdb.current_revision(url)
     head = gdb.head_revision()
+    if as_json:
+        click.echo(json.dumps({"database": gdb.safe_url(url), "current": cur, "head": head,
+                               "up_to_date": cur == head}, indent=2))
+        if cur != head:
+            click.get_current_context().exit(1)
+        return
     click.echo(f"journal database: {gdb.safe_url(url)}")
     click.echo(f"current revision: {cur or 'none (empty database)'}")
     click.echo(f"head revision:    {head}")

@@ -78,3 +78,54 @@ def test_every_command_taking_a_configuration_uses_the_one_search(nowhere):
         options = [p for p in command.params if "--config" in getattr(p, "opts", ())]
         for p in options:
             assert p.help == cli_common.CONFIG_HELP, " ".join(path)
+
+
+# Commands whose output is not data: services that run until stopped, and password changes (their answer is the
+# exit code; `credentials list --json` says what is set).
+NO_JSON = {"run", "demo", "venue-sim", "credentials set", "credentials check", "credentials delete"}
+
+
+def test_every_command_that_prints_data_takes_json():
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield " ".join(path), command
+    missing = [path for path, command in walk(main, [])
+               if path not in NO_JSON and not any("--json" in getattr(p, "opts", ()) for p in command.params)]
+    assert missing == []
+
+
+def test_offline_commands_print_json_and_keep_their_exit_codes(tmp_path):
+    import json
+
+    cfg = write(tmp_path / "gw.cfg", tmp_path / "j.db")
+    runner = CliRunner()
+    res = runner.invoke(main, ["db", "current", "--json", "-c", str(cfg)])
+    assert res.exit_code == 1 and json.loads(res.stdout)["up_to_date"] is False
+    res = runner.invoke(main, ["db", "upgrade", "--json", "-c", str(cfg)])
+    data = json.loads(res.stdout)
+    assert res.exit_code == 0 and data["before"] is None and data["after"] and res.stderr == ""
+    res = runner.invoke(main, ["db", "current", "--json", "-c", str(cfg)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["up_to_date"] is True
+    res = runner.invoke(main, ["journal", "verify", "--json", "-c", str(cfg)])
+    data = json.loads(res.stdout)
+    assert res.exit_code == 0 and data["intact"] is True and data["checked"] == 0 and data["problem"] is None
+    res = runner.invoke(main, ["journal", "prune", "--json", "--older-than-days", "1", "--dry-run", "-c", str(cfg)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["pruned"] == 0
+
+
+def test_credentials_list_json_says_what_is_set_never_the_hash(tmp_path):
+    import json
+
+    cfg = tmp_path / "gw.cfg"
+    cfg.write_text(f'data_dir = "{tmp_path}"\n[clients.CLIENT44]\nfix_version = "FIX.4.4"\npassword_required = true\n'
+                   '[clients.OPEN42]\nfix_version = "FIX.4.2"\n')
+    runner = CliRunner()
+    assert runner.invoke(main, ["credentials", "set", "CLIENT44", "--password-stdin", "-c", str(cfg)],
+                         input="a-long-enough-password\n").exit_code == 0
+    res = runner.invoke(main, ["credentials", "list", "--json", "-c", str(cfg)])
+    rows = {r["session"]: r for r in json.loads(res.stdout)["sessions"]}
+    assert res.exit_code == 0 and rows["CLIENT44"]["password_set"] is True and rows["CLIENT44"]["password_required"]
+    assert rows["OPEN42"]["password_set"] is False and "hash" not in res.stdout and "scrypt" not in res.stdout

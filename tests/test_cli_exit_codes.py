@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
@@ -35,7 +36,7 @@ class FakeAdmin:
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
-                answer = fake.answers.get(self.path.split("?")[0], (404, {"error": f"no admin call {self.path}"}))
+                answer = fake.answers.get(unquote(self.path.split("?")[0]), (404, {"error": f"no admin call {self.path}"}))
                 if answer is RESET:  # close with RST, unanswered
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
@@ -157,3 +158,16 @@ def test_orders_list_into_a_closed_pipe_ends_quietly(admin):
     assert code == SIGPIPE_EXIT and err == ""
     code, err = fixgw_piped("orders", "list", "--json", "-c", cfg)
     assert code == SIGPIPE_EXIT and err == ""
+
+
+def test_admin_actions_print_the_gateways_answer_as_json(admin):
+    fake, cfg = admin
+    fake.answers["/admin/risk/kill"] = (200, {"ok": True, "canceled": 3})
+    res = run(cfg, "risk", "kill", "session", "CLIENT44", "--cancel-open", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"ok": True, "canceled": 3}
+    res = run(cfg, "risk", "kill", "session", "CLIENT44", "--cancel-open")
+    assert res.stdout == "kill switch session CLIENT44 engaged; 3 open order(s) being canceled\n"
+    fake.answers["/admin/sessions/FIX.4.4:FIXGW->CLIENT44/logout"] = (200, {"ok": True, "session": "CLIENT44",
+                                                                           "was_logged_on": True})
+    res = run(cfg, "sessions", "logout", "FIX.4.4:FIXGW->CLIENT44")  # the path segment is quoted, then unquoted
+    assert res.exit_code == 0 and res.stdout == "CLIENT44: logout done\n"
