@@ -18,7 +18,7 @@ import click
 
 from gateway.admin import TOKEN_ENV, TOKEN_FILE, admin_token
 from gateway.cli_common import CONFIG_OPTION as CONFIG
-from gateway.cli_common import JSON, CommandError, emit
+from gateway.cli_common import JSON, CommandError, emit, progress
 from gateway.config import ConfigError, load_config
 
 
@@ -299,7 +299,7 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     from pathlib import Path
 
     from gateway.admin_names import UnknownName, configured_sessions, session_name
-    from gateway.journal_replay import Filters, iter_replay, parse_time
+    from gateway.journal_replay import Filters, id_range, iter_replay, parse_time, with_progress
     from gateway.whatif import replay
     from risk.rules import RulesError, load_rules
 
@@ -315,8 +315,11 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     except UnknownName as exc:
         raise click.ClickException(str(exc)) from None
     clients = {sid: n for n, sid in configured_sessions(cfg, ("client",)).items() if n in names}
-    results = list(replay(rules, iter_replay(cfg.journal.database_url, filters), clients,
-                          cfg.risk.reference_prices))
+    rows = iter_replay(cfg.journal.database_url, filters)
+    with progress("replaying the journal") as report:
+        if report:
+            rows = with_progress(rows, *id_range(cfg.journal.database_url), report)
+        results = list(replay(rules, rows, clients, cfg.risk.reference_prices))
     rejected = [r for r in results if r.candidate == "reject"]
     if as_json:
         for r in results if show_all else rejected:

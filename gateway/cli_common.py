@@ -18,7 +18,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,29 +139,47 @@ def _silence_stdout() -> None:
 
 
 # ---------------------------------------------------------------------------- progress
-def progress_wanted() -> bool:
-    """Progress bars go to stderr, and only when it is a terminal: never into a pipe or a log."""
+def progress_wanted(also_stdout_redirected: bool = False) -> bool:
+    """Progress goes to stderr, and only when it is a terminal: never into a pipe or a log.
+
+    ``also_stdout_redirected``: only when stdout is not that terminal too (a command printing as it goes,
+    such as `journal replay`, would have its output and the bar mixed on one screen).
+    """
     try:
-        return sys.stderr.isatty()
+        if not sys.stderr.isatty():
+            return False
+        return not (also_stdout_redirected and sys.stdout.isatty())
     except (AttributeError, ValueError):
         return False
 
 
 @contextmanager
-def progress(label: str, length: int | None = None) -> Iterator[Callable[[int], None]]:
-    """A callback ``advance(n)`` that moves a progress bar on stderr when it is a terminal, else does nothing.
+def progress(label: str, length: int | None = None, *, also_stdout_redirected: bool = False
+             ) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A callback ``report(done, total=None)`` drawing a progress bar on stderr when it is a terminal, else
+    None (nothing to report to: pure modules then skip the work of reporting). The bar appears at the first
+    report (its length: ``total``, else ``length``).
 
-    Pure modules take the callback; they never see click or the terminal.
+    Pure modules take such a callback; they never see click or the terminal.
     """
-    if not progress_wanted():
-        yield lambda n=1: None
+    if not progress_wanted(also_stdout_redirected):
+        yield None
         return
-    with click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True,
-                           show_eta=length is not None) as bar:
-        yield bar.update
+    state: dict = {"bar": None, "at": 0}
 
+    def report(done: int, total: int | None = None) -> None:
+        bar = state["bar"]
+        if bar is None:
+            size = total if total is not None else length
+            bar = state["bar"] = click.progressbar(length=max(size or 1, 1), label=label, file=sys.stderr,
+                                                   show_pos=True)
+            bar.__enter__()
+        if done > state["at"]:
+            bar.update(done - state["at"])
+            state["at"] = done
 
-def counted(rows: Iterable, advance: Callable[[int], None]) -> Iterator:
-    for row in rows:
-        advance(1)
-        yield row
+    try:
+        yield report
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)

@@ -96,10 +96,11 @@ def upgrade(config_path: str, as_json: bool) -> None:
         before = gdb.current_revision(url)
         say(f"revision before: {before or 'none (empty database)'}")
         steps = gdb.pending_revisions(before)
-        with progress("migrating", len(steps)) as advance:  # one revision at a time, on a terminal only
-            for revision in steps:
+        with progress("migrating", len(steps)) as report:  # one revision at a time, on a terminal only
+            for done, revision in enumerate(steps, 1):
                 gdb.upgrade(url, revision)
-                advance(1)
+                if report:
+                    report(done)
         after = gdb.current_revision(url)
     emit({"database": gdb.safe_url(url), "before": before, "after": after}, as_json,
          lambda _: f"revision after:  {after}" + (" (already up to date)" if before == after else ""))

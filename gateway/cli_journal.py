@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli_common import CONFIG_OPTION, JSON, emit
+from gateway.cli_common import CONFIG_OPTION, JSON, emit, progress
 
 
 class JournalCommandError(click.ClickException):
@@ -108,9 +108,9 @@ def verify(config_path: str, as_json: bool) -> None:
     url = _database_url(config_path)
     if not as_json:
         click.echo(f"journal database: {safe_url(url)}")
-    with _open(url, config_path) as engine:
+    with _open(url, config_path) as engine, progress("verifying") as report:
         try:
-            result = verify_database(engine, key_from_env())
+            result = verify_database(engine, key_from_env(), progress=report)
         except ChainKeyError as exc:
             raise JournalCommandError(str(exc)) from None
     if as_json:
@@ -170,8 +170,8 @@ def prune(config_path: str, older_than_days: float | None, archive_dir: Path | N
         raise JournalCommandError("give --older-than-days N, or set [journal] retention_days in the configuration")
     archive = archive_dir if archive_dir is not None else cfg.journal.archive_dir
     url = _database_url(config_path)
-    with _open(url, config_path) as engine:
-        result = do_prune(engine, timedelta(days=days), archive_dir=archive, dry_run=dry_run)
+    with _open(url, config_path) as engine, progress("pruning") as report:
+        result = do_prune(engine, timedelta(days=days), archive_dir=archive, dry_run=dry_run, progress=report)
     emit({"dry_run": dry_run, "pruned": result.pruned, "events_pruned": result.events_pruned,
           "upto_id": result.upto_id, "archive": None if result.archive is None else str(result.archive),
           "held_back_by": result.held_back_by, "cutoff": result.cutoff.isoformat()},
@@ -204,7 +204,7 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
     With --to-session NAME, the running gateway sends the selected ExecutionReports that are in
     drop-copy session NAME's scope to it again, in its FIX version, with PossResend (97=Y).
     """
-    from gateway.journal_replay import Filters, formatter, iter_replay, parse_time
+    from gateway.journal_replay import Filters, formatter, id_range, iter_replay, parse_time, with_progress
 
     try:
         since_us = parse_time(since) if since is not None else None
@@ -231,8 +231,10 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
         filters = Filters(session_id, direction, since_us, until_us, msg_types, cl_ord_id, order_id)
         rows = iter_replay(engine, filters)
         try:
-            for row in rows:
-                click.echo(out(row))
+            # progress only when the messages go elsewhere (a file, a pipe): never mixed with them on a screen
+            with progress("replaying", also_stdout_redirected=True) as report:
+                for row in (with_progress(rows, *id_range(engine), report) if report else rows):
+                    click.echo(out(row))
         finally:
             rows.close()
 

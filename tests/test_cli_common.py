@@ -129,3 +129,66 @@ def test_credentials_list_json_says_what_is_set_never_the_hash(tmp_path):
     rows = {r["session"]: r for r in json.loads(res.stdout)["sessions"]}
     assert res.exit_code == 0 and rows["CLIENT44"]["password_set"] is True and rows["CLIENT44"]["password_required"]
     assert rows["OPEN42"]["password_set"] is False and "hash" not in res.stdout and "scrypt" not in res.stdout
+
+
+# ---------------------------------------------------------------- progress: on a terminal only, on stderr
+def journal_of(path: Path, n: int) -> str:
+    """A journal of ``n`` messages, hash chain and all."""
+    from gateway import db
+    from gateway.journal import JournalWriter
+
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    w = JournalWriter(url)
+    w.start()
+    try:
+        for i in range(n):
+            w.record("FIX.4.4:FIXGW->CLIENT44", "I", f"8=FIX.4.4\x019=9\x0135=D\x0134={i + 1}\x0111=C{i}\x0110=000\x01")
+        assert w.flush(30)
+    finally:
+        w.stop()
+    return url
+
+
+def test_long_commands_report_progress_on_stderr_only_when_it_is_a_terminal(tmp_path, monkeypatch):
+    cfg = write(tmp_path / "gw.cfg", tmp_path / "j.db")
+    journal_of(tmp_path / "j.db", 2500)
+    runner = CliRunner()
+    res = runner.invoke(main, ["journal", "replay", "-c", str(cfg)])
+    assert res.exit_code == 0 and res.stderr == ""  # not a terminal: quiet
+    monkeypatch.setattr(cli_common, "progress_wanted", lambda also_stdout_redirected=False: True)
+    res = runner.invoke(main, ["journal", "replay", "-c", str(cfg)])
+    assert "replaying" in res.stderr and "replaying" not in res.stdout and len(res.stdout.splitlines()) == 2500
+    res = runner.invoke(main, ["journal", "verify", "-c", str(cfg)])
+    assert res.exit_code == 0 and "verifying" in res.stderr and "verifying" not in res.stdout
+    assert "OK: 2500 rows" in res.stdout
+
+
+def test_replay_shows_no_progress_when_its_messages_go_to_the_same_terminal(monkeypatch):
+    class Tty:
+        def isatty(self):
+            return True
+    monkeypatch.setattr(cli_common.sys, "stderr", Tty())
+    monkeypatch.setattr(cli_common.sys, "stdout", Tty())
+    assert cli_common.progress_wanted() is True
+    assert cli_common.progress_wanted(also_stdout_redirected=True) is False
+
+
+def test_pure_modules_report_progress_through_a_callback(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from gateway import db
+    from gateway.journal_verify import verify_database
+    from gateway.retention import prune
+
+    engine = db.make_engine(journal_of(tmp_path / "j.db", 2500))
+    try:
+        seen = []
+        verify_database(engine, progress=lambda done, total: seen.append((done, total)))
+        assert seen[0] == (1000, 2500) and seen[-1] == (2500, 2500)
+        seen.clear()
+        prune(engine, timedelta(days=1), now=datetime.now(timezone.utc) + timedelta(days=2), chunk=1000,
+              progress=lambda done, total: seen.append((done, total)))
+        assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    finally:
+        engine.dispose()

@@ -36,7 +36,8 @@ class FakeAdmin:
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
-                answer = fake.answers.get(unquote(self.path.split("?")[0]), (404, {"error": f"no admin call {self.path}"}))
+                path = unquote(self.path.split("?")[0])
+                answer = fake.answers.get(path, (404, {"error": f"no admin call {path}"}))
                 if answer is RESET:  # close with RST, unanswered
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
