@@ -294,7 +294,9 @@ class Admin:
 
     # ------------------------------------------------------------------ routes
     def _route(self, method: str, path: str, query: dict, payload: dict, operator: str) -> dict:
-        parts = [p for p in path.split("/") if p][1:]  # drop "admin"
+        parts = [unquote(p) for p in path.split("/") if p][1:]  # drop "admin"
+        if len(parts) >= 2 and parts[0] in ("sessions", "dropcopy"):
+            parts[1] = self._known.session_name(parts[1])  # a full SessionID works as well as the name
         gw = self._gw
         if method == "GET" and parts == ["status"]:
             return self._status()
@@ -353,6 +355,8 @@ class Admin:
         """
         _only(payload, "scope", "key", *(("reduce_only", "cancel_open") if engage else ()))
         scope, key = _opt_str(payload, "scope"), _opt_str(payload, "key") or ""
+        if scope == "session":
+            key = self._known.session_name(key)
         if scope not in self.KILL_SCOPES:
             given = "none given" if scope is None else f"got {scope!r}"
             raise AdminError(400, f"scope must be one of {', '.join(self.KILL_SCOPES)} ({given})")
@@ -369,6 +373,8 @@ class Admin:
     def _filters(self, given: dict) -> dict:
         """session / account / symbol filters (orders list, cancel-all): strings naming what exists, or None."""
         filters = {key: _opt_str(given, key) for key in ("session", "account", "symbol")}
+        if filters["session"] is not None:
+            filters["session"] = self._known.session_name(filters["session"])
         for kind, name in filters.items():
             if name is not None:
                 self._known.check(kind, name)
@@ -449,7 +455,8 @@ class Admin:
         if any(t != "8" for t in msg_types):
             raise AdminError(400, "a drop-copy session only takes ExecutionReports (--msg-type 8)")
         filters = Filters(
-            session_id=_opt_str(payload, "session"), direction=_opt_str(payload, "direction"),
+            session_id=self._known.journal_session_id(payload["session"]) if _opt_str(payload, "session") else None,
+            direction=_opt_str(payload, "direction"),
             since_us=_opt_int(payload, "since_us"), until_us=_opt_int(payload, "until_us"), msg_types=("8",),
             cl_ord_id=_opt_str(payload, "cl_ord_id"), order_id=_opt_str(payload, "order_id"))
         if filters.direction not in (None, "I", "O"):

@@ -21,8 +21,17 @@ What exists:
 Releasing a kill switch (``unkill``) also takes the key of any switch engaged
 now, so one engaged on a name that has since gone (a session removed by a
 reload) can still be released.
+
+A session is given by its name (as `fixgw sessions list` shows it) or by its full
+quickfix SessionID (``FIX.4.4:FIXGW->CLIENT44``), to the admin API and to the
+commands that read the configuration and the journal without a running gateway
+(`fixgw journal replay --session`, `risk what-if --session`, `credentials`):
+:func:`session_name` and :func:`journal_session_id` below, with the SessionIDs
+built as the gateway builds them (``sessions.fixsettings.session_id``).
 """
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 LIST_LIMIT = 50  # names listed in a refusal; more are counted, not listed
 
@@ -39,6 +48,68 @@ def refusal(kind: str, name: str, known) -> UnknownName:
     return UnknownName(f"unknown {kind} {name} (known: {shown})")
 
 
+ROLES = ("client", "venue", "dropcopy")
+_KINDS = {("client",): "client session", ("venue",): "venue", ("dropcopy",): "drop-copy session",
+          ("client", "dropcopy"): "client or drop-copy session"}
+
+
+def configured_sessions(cfg, roles: Iterable[str] = ROLES) -> dict[str, str]:
+    """name -> quickfix SessionID text of the configuration's sessions of ``roles``, as the gateway builds them."""
+    from sessions.fixsettings import session_id
+
+    tables = {"client": cfg.clients, "venue": cfg.venues, "dropcopy": cfg.dropcopy.sessions}
+    return {name: session_id(c.fix_version, cfg.comp_id, name).toString()
+            for role in roles for name, c in tables[role].items()}
+
+
+def _name_of(value: str, sids: dict[str, str]) -> str | None:
+    if value in sids:
+        return value
+    return next((name for name, sid in sids.items() if sid == value), None)
+
+
+def session_name(cfg, value: str, roles: tuple[str, ...] = ROLES, kind: str | None = None) -> str:
+    """The configured name of the session ``value`` names (a name or a full SessionID); UnknownName listing the
+    names otherwise (``kind``: what to call it there, by default from ``roles``)."""
+    sids = configured_sessions(cfg, roles)
+    name = _name_of(value, sids)
+    if name is None:
+        raise refusal(kind or _KINDS.get(tuple(roles), "session"), value, sids)
+    return name
+
+
+def journal_session_id(cfg, value: str, journaled: Callable[[str], bool],
+                       journal_ids: Callable[[], list[str]]) -> str:
+    """The journal's session_id for ``value``: a configured session (name or SessionID), else a SessionID the
+    journal holds (a session since removed from the configuration), else the one journaled SessionID whose
+    TargetCompID is ``value`` (a removed session by its name). UnknownName lists the configured names and the
+    SessionIDs found only in the journal.
+
+    ``journaled(sid)``: whether the journal holds rows of ``sid``; ``journal_ids()``: the SessionIDs it holds.
+    """
+    sids = configured_sessions(cfg)
+    name = _name_of(value, sids)
+    if name is not None:
+        return sids[name]
+    if journaled(value):
+        return value
+    held = journal_ids()
+    by_name = [sid for sid in held if sid.endswith(f"->{value}")]
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        raise UnknownName(f"session {value} is in the journal under several SessionIDs: {', '.join(by_name)}; "
+                          "give one of them")
+    configured = set(sids.values())
+    only = sorted(sid for sid in held if sid not in configured)
+    message = str(refusal("session", value, sids))
+    if only:
+        shown = ", ".join(only[:LIST_LIMIT]) + (f", and {len(only) - LIST_LIMIT} more" if len(only) > LIST_LIMIT
+                                                  else "")
+        message = message[:-1] + f"; in the journal only: {shown})"
+    raise UnknownName(message)
+
+
 class Names:
     """The names the running gateway knows; order state is read on the core thread, and only when needed."""
 
@@ -48,6 +119,26 @@ class Names:
     def sessions(self) -> list[str]:
         gw = self._gw
         return [*gw.client_sids, *gw.venue_sids, *gw.dropcopy_sids]
+
+    def session_name(self, value: str) -> str:
+        """The name of the running session whose full SessionID ``value`` is, else ``value`` itself."""
+        gw = self._gw
+        for sids in (gw.client_sids, gw.venue_sids, gw.dropcopy_sids):
+            for name, sid in list(sids.items()):
+                if sid.toString() == value:
+                    return name
+        return value
+
+    def journal_session_id(self, value: str) -> str:
+        """A journal filter: a running session's name -> its SessionID; a SessionID (it has ``->``) as it is,
+        also one no longer running; anything else is refused with the names."""
+        gw = self._gw
+        for sids in (gw.client_sids, gw.venue_sids, gw.dropcopy_sids):
+            if value in sids:
+                return sids[value].toString()
+        if "->" in value:
+            return value
+        raise refusal("session", value, self.sessions())
 
     def check_session(self, name: str) -> None:
         if name not in self.sessions():

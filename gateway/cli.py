@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli_admin import orders, quotes, risk, sessions, status
 from gateway.cli_client import client
+from gateway.cli_common import CONFIG_OPTION, FixgwGroup
 from gateway.cli_credentials import credentials
 from gateway.cli_db import db
 from gateway.cli_journal import journal
@@ -15,13 +16,11 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
 
-CONFIG_OPTION = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
-                             type=click.Path(dir_okay=False), help="gateway configuration file (TOML)")
 DURATION_OPTION = click.option("--duration", type=float, default=None,
                                help="stop by itself after this many seconds (default: run until Ctrl-C / SIGTERM)")
 
 
-@click.group()
+@click.group(cls=FixgwGroup)
 @click.version_option(package_name="fixgw")
 def main() -> None:
     """fixgw: a FIX OMS/EMS gateway."""

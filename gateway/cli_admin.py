@@ -12,16 +12,14 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import click
 
 from gateway.admin import TOKEN_ENV, TOKEN_FILE, admin_token
+from gateway.cli_common import CONFIG_OPTION as CONFIG
+from gateway.cli_common import JSON, CommandError, emit, progress
 from gateway.config import ConfigError, load_config
-
-CONFIG = click.option("-c", "--config", "config_path", default="gateway.cfg", show_default=True,
-                      type=click.Path(dir_okay=False), help="the running gateway's configuration file")
-JSON = click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
 
 
 class AdminClient:
@@ -59,6 +57,12 @@ class AdminClient:
                 "connections from this address? its log says why: logger=fixgw.http)") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
+            if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+                # reached, then cut: not "is it running?" (a reset after the request: it may have been acted on)
+                raise click.ClickException(
+                    f"the connection to the gateway's admin API at {self.base} was cut before it answered "
+                    f"({reason.strerror or reason.__class__.__name__}); whether the request was carried out is "
+                    "unknown: check with a read command (its log says why: logger=fixgw.http)") from None
             raise click.ClickException(f"cannot reach the gateway's admin API at {self.base}: {reason}; "
                                        "is the gateway running with this configuration?") from None
 
@@ -73,17 +77,21 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def emit(data, as_json: bool, human) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else human(data))
-
-
 # ---------------------------------------------------------------------------- status
 @click.command()
 @CONFIG
 @JSON
 def status(config_path: str, as_json: bool) -> None:
-    """Process, uptime, sessions up/down, journal lag, risk state."""
-    data = AdminClient(config_path).call("GET", "/admin/status")
+    """Process, uptime, sessions up/down, journal lag, risk state.
+
+    Exit code 0: healthy; 1: UNHEALTHY (the problems are printed; with --json the
+    JSON is printed too); 2: could not ask (no configuration or token, the admin API
+    not reachable or refusing), so a probe can tell "unhealthy" from "unknown".
+    """
+    try:
+        data = AdminClient(config_path).call("GET", "/admin/status")
+    except click.ClickException as exc:
+        raise CommandError(exc.message) from None
 
     def session_line(name: str, up: bool, schedules: dict) -> str:
         line = f"\n  {name}: {'up' if up else 'DOWN'}"
@@ -110,6 +118,8 @@ def status(config_path: str, as_json: bool) -> None:
         lines += [f"problem: {p}" for p in d["problems"]]
         return "\n".join(lines)
     emit(data, as_json, human)
+    if not data["healthy"]:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -137,7 +147,7 @@ def sessions_list(config_path: str, as_json: bool) -> None:
 @JSON
 def sessions_show(session: str, config_path: str, as_json: bool) -> None:
     """One session in detail."""
-    data = AdminClient(config_path).call("GET", f"/admin/sessions/{session}")
+    data = AdminClient(config_path).call("GET", f"/admin/sessions/{quote(session, safe='')}")
     emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
 
 
@@ -281,10 +291,11 @@ def risk_show(config_path: str, as_json: bool) -> None:
 
 @risk.command("reload")
 @CONFIG
-def risk_reload(config_path: str) -> None:
+@JSON
+def risk_reload(config_path: str, as_json: bool) -> None:
     """Re-read the rules file; a bad file is refused and the current rules stay."""
     data = AdminClient(config_path).call("POST", "/admin/risk/reload", {})
-    click.echo(f"risk rules reloaded from {data['source']}")
+    emit(data, as_json, lambda d: f"risk rules reloaded from {d['source']}")
 
 
 SCOPES = click.Choice(["global", "session", "account", "symbol"])
@@ -296,23 +307,28 @@ SCOPES = click.Choice(["global", "session", "account", "symbol"])
 @click.option("--reduce-only", is_flag=True, help="let through only orders that reduce a position")
 @click.option("--cancel-open", is_flag=True, help="also cancel the open orders it covers, at their venues")
 @CONFIG
-def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config_path: str) -> None:
-    """Engage a kill switch: new orders in SCOPE (KEY: the session, account or symbol) are rejected."""
+@JSON
+def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config_path: str, as_json: bool) -> None:
+    """Engage a kill switch: new orders in SCOPE (KEY: the session, account or symbol) are rejected.
+
+    KEY must exist (a client session by name or SessionID, an account, a symbol): an unknown one is refused
+    with the known ones listed."""
     data = AdminClient(config_path).call("POST", "/admin/risk/kill", {
         "scope": scope, "key": key, "reduce_only": reduce_only, "cancel_open": cancel_open})
-    click.echo(f"kill switch {scope} {key} engaged".replace("  ", " ")
-               + (f"; {data.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
+    emit(data, as_json, lambda d: f"kill switch {scope} {key} engaged".replace("  ", " ")
+         + (f"; {d.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
 
 
 @risk.command("unkill")
 @click.argument("scope", type=SCOPES)
 @click.argument("key", required=False, default="")
 @CONFIG
-def risk_unkill(scope: str, key: str, config_path: str) -> None:
+@JSON
+def risk_unkill(scope: str, key: str, config_path: str, as_json: bool) -> None:
     """Release a kill switch."""
     data = AdminClient(config_path).call("POST", "/admin/risk/unkill", {"scope": scope, "key": key})
-    click.echo(f"kill switch {scope} {key} released".replace("  ", " ") if data.get("released")
-               else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
+    emit(data, as_json, lambda d: f"kill switch {scope} {key} released".replace("  ", " ") if d.get("released")
+         else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
 
 
 @risk.command("what-if")
@@ -327,10 +343,10 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     """Run the journaled orders of a period through RULES_FILE, offline: which would it have rejected, and why?"""
     from pathlib import Path
 
-    from gateway.journal_replay import Filters, iter_replay, parse_time
+    from gateway.admin_names import UnknownName, configured_sessions, session_name
+    from gateway.journal_replay import Filters, id_range, iter_replay, parse_time, with_progress
     from gateway.whatif import replay
     from risk.rules import RulesError, load_rules
-    from sessions.fixsettings import session_id
 
     try:
         cfg = load_config(config_path)
@@ -339,14 +355,16 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
                           until_us=parse_time(until) if until else None, msg_types=("D", "8"))
     except (ConfigError, RulesError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    names = set(sessions_) or set(cfg.clients)
-    unknown = names - set(cfg.clients)
-    if unknown:
-        raise click.ClickException(f"unknown client session(s) {', '.join(sorted(unknown))} "
-                                   f"(known: {', '.join(cfg.clients)})")
-    clients = {session_id(cfg.clients[n].fix_version, cfg.comp_id, n).toString(): n for n in names}
-    results = list(replay(rules, iter_replay(cfg.journal.database_url, filters), clients,
-                          cfg.risk.reference_prices))
+    try:  # names as `fixgw sessions list` shows them, or full SessionIDs
+        names = {session_name(cfg, n, ("client",)) for n in sessions_} or set(cfg.clients)
+    except UnknownName as exc:
+        raise click.ClickException(str(exc)) from None
+    clients = {sid: n for n, sid in configured_sessions(cfg, ("client",)).items() if n in names}
+    rows = iter_replay(cfg.journal.database_url, filters)
+    with progress("replaying the journal") as report:
+        if report:
+            rows = with_progress(rows, *id_range(cfg.journal.database_url), report)
+        results = list(replay(rules, rows, clients, cfg.risk.reference_prices))
     rejected = [r for r in results if r.candidate == "reject"]
     if as_json:
         for r in results if show_all else rejected:
@@ -365,10 +383,11 @@ def _session_control(action: str, help_text: str):
     @sessions.command(action, help=help_text)
     @click.argument("session")
     @CONFIG
-    def command(session: str, config_path: str) -> None:
-        data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/{action}", {})
+    @JSON
+    def command(session: str, config_path: str, as_json: bool) -> None:
+        data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/{action}", {})
         extra = "" if data.get("was_logged_on", True) else " (it was not logged on)"
-        click.echo(f"{session}: {action} done{extra}")
+        emit(data, as_json, lambda d: f"{d.get('session', session)}: {action} done{extra}")
     return command
 
 
@@ -408,33 +427,36 @@ def sessions_reload(dry_run: bool, config_path: str, as_json: bool) -> None:
 @click.option("--sender", type=click.IntRange(min=1), help="the next MsgSeqNum we will send")
 @click.option("--target", type=click.IntRange(min=1), help="the next MsgSeqNum we expect to receive")
 @CONFIG
-def sessions_set_seqnum(session: str, sender, target, config_path: str) -> None:
+@JSON
+def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json: bool) -> None:
     """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
     if sender is None and target is None:
         raise click.UsageError("give --sender N, --target N or both")
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/set-seqnum",
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
                                          {"sender": sender, "target": target})
-    click.echo(f"{session}: next sender seqnum {data['next_sender_seqnum']}, "
-               f"next target seqnum {data['next_target_seqnum']}")
+    emit(data, as_json, lambda d: f"{d.get('session', session)}: next sender seqnum {d['next_sender_seqnum']}, "
+                                  f"next target seqnum {d['next_target_seqnum']}")
 
 
 @sessions.command("reset")
 @click.argument("session")
 @CONFIG
-def sessions_reset(session: str, config_path: str) -> None:
+@JSON
+def sessions_reset(session: str, config_path: str, as_json: bool) -> None:
     """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{session}/reset", {})
-    click.echo(f"{session}: reset; next sender seqnum {data['next_sender_seqnum']}, "
-               f"next target seqnum {data['next_target_seqnum']}")
+    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
+    emit(data, as_json, lambda d: f"{d.get('session', session)}: reset; next sender seqnum "
+                                  f"{d['next_sender_seqnum']}, next target seqnum {d['next_target_seqnum']}")
 
 
 @orders.command("cancel")
 @click.argument("order_id")
 @CONFIG
-def orders_cancel(order_id: str, config_path: str) -> None:
+@JSON
+def orders_cancel(order_id: str, config_path: str, as_json: bool) -> None:
     """Cancel one order at its venue; the client is told when the venue confirms."""
-    AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
-    click.echo(f"cancel of {order_id} sent to its venue")
+    data = AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
+    emit(data, as_json, lambda _: f"cancel of {order_id} sent to its venue")
 
 
 @orders.command("reconcile")
@@ -495,10 +517,11 @@ def orders_close(order_id: str, reason: str, config_path: str, as_json: bool) ->
 @click.option("--symbol")
 @click.option("--everything", is_flag=True, help="no filter: every open order of every session")
 @CONFIG
-def orders_cancel_all(session, account, symbol, everything: bool, config_path: str) -> None:
+@JSON
+def orders_cancel_all(session, account, symbol, everything: bool, config_path: str, as_json: bool) -> None:
     """Cancel every open order matching the filters (at least one, or --everything)."""
     if not (session or account or symbol or everything):
         raise click.UsageError("give --session, --account or --symbol, or --everything to cancel every open order")
     data = AdminClient(config_path).call("POST", "/admin/orders/cancel-all",
                                          {"session": session, "account": account, "symbol": symbol})
-    click.echo(f"{data.get('canceled', 0)} open order(s) being canceled at their venues")
+    emit(data, as_json, lambda d: f"{d.get('canceled', 0)} open order(s) being canceled at their venues")

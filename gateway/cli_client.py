@@ -33,7 +33,8 @@ from pathlib import Path
 import click
 
 from gateway import client_script as cs
-from gateway.cli_admin import CONFIG, JSON
+from gateway.cli_common import CONFIG_OPTION as CONFIG
+from gateway.cli_common import JSON
 from gateway.config import ConfigError, GatewayConfig, load_config
 
 PASSWORD_ENV = "FIXGW_CLIENT_PASSWORD"

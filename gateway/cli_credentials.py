@@ -2,7 +2,7 @@
 
     fixgw credentials set SESSION [--password-stdin]   prompts twice (no echo), stores the hash
     fixgw credentials check SESSION [--password-stdin] prompts once, says OK (exit 0) or wrong (exit 1)
-    fixgw credentials list                              sessions with a password (never a hash)
+    fixgw credentials list [--json]                     sessions with a password (never a hash)
     fixgw credentials delete SESSION                    removes a session's password
 
 They work on the files directly (a running gateway picks a change up at the
@@ -11,11 +11,12 @@ Exit codes: 0 done / OK, 1 wrong password or refused, 2 usage or configuration e
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
-from gateway.cli_db import CONFIG_OPTION
+from gateway.cli_common import CONFIG_OPTION, JSON
 
 STDIN_OPTION = click.option("--password-stdin", is_flag=True,
                             help="read the password from the first line of standard input (for scripts)")
@@ -25,7 +26,13 @@ class CredentialsCommandError(click.ClickException):
     exit_code = 2
 
 
-def _setup(config_path: str, session: str | None):
+def _setup(config_path: str, session: str | None, stored_ok: bool = False):
+    """The configuration, the credential store and SESSION's name (given by name or full SessionID).
+
+    An unknown SESSION is an error listing the client and drop-copy sessions; with ``stored_ok``, one that
+    still has a stored password (a session since removed from the configuration) is taken as it is.
+    """
+    from gateway.admin_names import UnknownName, session_name
     from gateway.config import ConfigError, load_config
     from gateway.credentials import CredentialsError, CredentialStore
 
@@ -33,16 +40,19 @@ def _setup(config_path: str, session: str | None):
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise CredentialsCommandError(str(exc)) from None
-    if session is not None and session not in _sessions(cfg):
-        known = ", ".join(_sessions(cfg)) or "none"
-        raise CredentialsCommandError(f"unknown session {session} in {config_path} (client and drop-copy "
-                                      f"sessions: {known})")
     store = CredentialStore(cfg.data_dir)
     try:
         store.check()
     except CredentialsError as exc:
         raise CredentialsCommandError(str(exc)) from None
-    return cfg, store
+    if session is not None:
+        try:
+            session = session_name(cfg, session, ("client", "dropcopy"), kind="session")
+        except UnknownName as exc:
+            if not (stored_ok and store.has(session)):
+                raise CredentialsCommandError(str(exc).replace(
+                    " (known:", f" in {config_path} (client and drop-copy sessions:", 1)) from None
+    return cfg, store, session
 
 
 def _sessions(cfg) -> dict:
@@ -70,7 +80,7 @@ def set_password(config_path: str, session: str, password_stdin: bool) -> None:
     """Set SESSION's password: prompted twice without echo (or --password-stdin); only its hash is stored."""
     from gateway.credentials import CredentialsError, password_problem
 
-    cfg, store = _setup(config_path, session)
+    cfg, store, session = _setup(config_path, session)
     if password_stdin:
         password = _stdin_password()
     else:
@@ -100,7 +110,7 @@ def set_password(config_path: str, session: str, password_stdin: bool) -> None:
 @STDIN_OPTION
 def check_password(config_path: str, session: str, password_stdin: bool) -> None:
     """Say whether a password is SESSION's (exit 0: OK, 1: wrong)."""
-    _, store = _setup(config_path, session)
+    _, store, session = _setup(config_path, session)
     if not store.has(session):
         raise click.ClickException(f"no password is set for {session}; set one with: fixgw credentials set {session}")
     password = _stdin_password() if password_stdin else click.prompt(f"Password for {session}", hide_input=True,
@@ -114,10 +124,21 @@ def check_password(config_path: str, session: str, password_stdin: bool) -> None
 
 @credentials.command("list")
 @CONFIG_OPTION
-def list_passwords(config_path: str) -> None:
+@JSON
+def list_passwords(config_path: str, as_json: bool) -> None:
     """Client and drop-copy sessions: whether they require a password and whether one is set (never the hashes)."""
-    cfg, store = _setup(config_path, None)
+    cfg, store, _ = _setup(config_path, None)
     stored = {e["session"]: e for e in store.list()}
+    if as_json:
+        sessions = _sessions(cfg)
+        click.echo(json.dumps({"sessions": [
+            {"session": name, "configured": name in sessions,
+             "password_required": bool(sessions[name].password_required) if name in sessions else None,
+             "username": sessions[name].expected_username(name) if name in sessions and
+             sessions[name].password_required else None,
+             "password_set": name in stored, "set_at": stored[name]["set_at"] if name in stored else None}
+            for name in [*sessions, *(n for n in stored if n not in sessions)]]}, indent=2))
+        return
     rows = []
     for name, c in _sessions(cfg).items():
         e = stored.pop(name, None)
@@ -136,15 +157,14 @@ def list_passwords(config_path: str) -> None:
 @CONFIG_OPTION
 @click.argument("session")
 def delete_password(config_path: str, session: str) -> None:
-    """Remove SESSION's password (a session with password_required is then refused until one is set)."""
-    from gateway.config import ConfigError, load_config
-    from gateway.credentials import CredentialsError, CredentialStore
+    """Remove SESSION's password (a session with password_required is then refused until one is set).
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise CredentialsCommandError(str(exc)) from None
-    store = CredentialStore(cfg.data_dir)
+    SESSION is a configured client or drop-copy session, or one removed from the configuration that still has
+    a password stored (`fixgw credentials list` shows those).
+    """
+    from gateway.credentials import CredentialsError
+
+    _, store, session = _setup(config_path, session, stored_ok=True)
     try:
         found = store.delete(session)
     except CredentialsError as exc:

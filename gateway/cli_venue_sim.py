@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
+from gateway.cli_common import config_option, resolve_config
 from gateway.config import ConfigError, GatewayConfig, SimulatorConfig, load_config
 from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
@@ -98,8 +99,7 @@ def _parse_prices(values: tuple[str, ...]) -> dict[str, Decimal]:
 
 
 @click.command("venue-sim")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="gateway configuration file (TOML); with --venue [default: gateway.cfg]")
+@config_option(resolve=False)
 @click.option("--venue", help="simulate this venue of the configuration")
 @click.option("--comp-id", help="standalone: the venue's CompID")
 @click.option("--port", type=click.IntRange(1, 65535),
@@ -128,8 +128,9 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
     """Run a simulated venue: a FIX 4.2 / 4.4 / 5.0 acceptor with a synthetic book per symbol.
 
     Marketable orders fill against the synthetic levels (and resting orders),
-    other limit orders rest. Either --venue NAME (with -c) or standalone
-    --comp-id, --port and --price.
+    other limit orders rest. Either --venue NAME (the configuration file as for
+    every command: -c, $FIXGW_CONFIG or the search path) or standalone --comp-id,
+    --port and --price.
     """
     if venue is not None or config_path is not None:
         standalone = {"--comp-id": comp_id, "--price": prices, "--reject-symbol": reject_symbols, "--tick": tick,
@@ -139,7 +140,8 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
             raise click.UsageError(f"{', '.join(given)} cannot be combined with -c/--venue: "
                                    "the venue's simulator section sets them")
         try:
-            cfg = load_config(config_path or "gateway.cfg")
+            config_path = resolve_config(config_path)
+            cfg = load_config(config_path)
             if venue is None:
                 with_sim = ", ".join(n for n, v in cfg.venues.items() if v.simulator is not None) or "none"
                 raise click.UsageError(f"say which venue to simulate with --venue (venues with a simulator "

@@ -296,6 +296,19 @@ def head_revision() -> str:
     return head
 
 
+def pending_revisions(current: str | None) -> list[str]:
+    """The revisions an upgrade from ``current`` (None: an empty database) to the newest applies, in order;
+    ``["head"]`` when ``current`` is not one of ours (the upgrade then says so)."""
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        return [s.revision for s in reversed(list(script.iterate_revisions("head", current or "base")))]
+    except RevisionError:
+        return ["head"]
+
+
 def _known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
 

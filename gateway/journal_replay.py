@@ -150,6 +150,62 @@ def select_messages(f: Filters):
     return stmt.order_by(t.id)
 
 
+def has_session(engine, session_id: str) -> bool:
+    """Whether the journal holds a message of ``session_id`` (one index lookup)."""
+    t = journal_messages.c
+    with engine.connect() as conn:
+        return conn.execute(select(t.id).where(t.session_id == session_id).limit(1)).first() is not None
+
+
+def session_ids(engine, limit: int = 200) -> list[str]:
+    """The distinct SessionIDs in the journal, in order, at most ``limit``: one index lookup each (a loose
+    index scan), not a scan of the whole table."""
+    from sqlalchemy import func
+
+    t = journal_messages.c
+    found: list[str] = []
+    with engine.connect() as conn:
+        while len(found) < limit:
+            stmt = select(func.min(t.session_id))
+            if found:
+                stmt = stmt.where(t.session_id > found[-1])
+            sid = conn.execute(stmt).scalar()
+            if sid is None:
+                break
+            found.append(sid)
+    return found
+
+
+def id_range(engine_or_url) -> tuple[int | None, int | None]:
+    """The journal's lowest and highest message id (two index lookups), for progress reports."""
+    from sqlalchemy import func
+
+    from gateway.db import _engine_for
+
+    engine, owned = _engine_for(engine_or_url)
+    try:
+        with engine.connect() as conn:
+            lo, hi = conn.execute(select(func.min(journal_messages.c.id), func.max(journal_messages.c.id))).one()
+            return lo, hi
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def with_progress(rows, lo: int | None, hi: int | None, progress, every: int = 1000) -> Iterator:
+    """``rows`` (each with an ``id``, in id order) passed through, calling ``progress(done, total)`` every
+    ``every`` rows with the share of the ids lo..hi behind: a measure that needs no COUNT over the journal."""
+    if lo is None or hi is None:
+        yield from rows
+        return
+    total = hi - lo + 1
+    for n, row in enumerate(rows, 1):
+        if n % every == 0:
+            progress(row.id - lo + 1, total)
+        yield row
+    progress(total, total)
+
+
 def iter_replay(engine_or_url, filters: Filters = Filters(), batch: int = 1000) -> Iterator:
     """Matching journal rows in id order, streamed."""
     return stream_rows(engine_or_url, select_messages(filters), batch)

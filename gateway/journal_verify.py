@@ -234,9 +234,14 @@ def resolve_key(meta: dict[str, str], key: bytes | None) -> bytes | None:
     return None
 
 
-def verify_database(engine, key: bytes | None = None, batch: int = 5000) -> VerifyResult:
-    """Verify the whole journal of ``engine`` (streamed with a server-side cursor)."""
-    from sqlalchemy import select
+def verify_database(engine, key: bytes | None = None, batch: int = 5000, progress=None) -> VerifyResult:
+    """Verify the whole journal of ``engine`` (streamed with a server-side cursor).
+
+    ``progress(done, total)``, if given, is called as rows are checked, in journal ids (no COUNT needed).
+    """
+    from sqlalchemy import func, select
+
+    from gateway.journal_replay import with_progress
 
     from gateway.db import journal_messages as t
 
@@ -248,8 +253,10 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000) -> Veri
 
         stmt = select(t.c.id, t.c.session_id, t.c.direction, t.c.seq_num, t.c.msg_type, t.c.ts_us, t.c.raw,
                       t.c.chain_hash).order_by(t.c.id)
+        lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id))).one() if progress else (None, None)
         result = conn.execution_options(yield_per=batch).execute(stmt)
+        rows = result if lo is None else with_progress(result, lo, hi, progress)
         try:
-            return verify_rows(result, key, start, checkpoint(meta))
+            return verify_rows(rows, key, start, checkpoint(meta))
         finally:
             result.close()

@@ -77,8 +77,10 @@ def _set_meta(conn, name: str, value: str) -> None:
 
 
 def prune(engine_or_url: Engine | str | URL, older_than: timedelta, *, archive_dir: Path | None = None,
-          now: datetime | None = None, chunk: int = 20_000, dry_run: bool = False) -> PruneResult:
-    """Archive (optionally) and delete journal rows older than ``older_than``; see the module docstring."""
+          now: datetime | None = None, chunk: int = 20_000, dry_run: bool = False, progress=None) -> PruneResult:
+    """Archive (optionally) and delete journal rows older than ``older_than``; see the module docstring.
+
+    ``progress(done, total)``, if given, is called after each chunk with the message rows pruned so far."""
     engine, owned = _engine_for(engine_or_url)
     now = now or datetime.now(timezone.utc)
     cutoff = now - older_than
@@ -138,6 +140,8 @@ def prune(engine_or_url: Engine | str | URL, older_than: timedelta, *, archive_d
                 _set_meta(conn, CHECKPOINT_AT, now.isoformat(timespec="seconds"))
                 pruned += len(rows)
                 position = end.id
+            if progress is not None:
+                progress(pruned, todo)
         with engine.begin() as conn:
             events = conn.execute(delete(session_events).where(session_events.c.ts_us < cutoff_us)).rowcount
         result = PruneResult(pruned, events, position if pruned else (done[0] if done else None), archive, held,

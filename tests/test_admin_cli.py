@@ -126,7 +126,7 @@ def test_reload_applies_new_limits_and_refuses_a_bad_file_keeping_the_old_rules(
 def test_a_wrong_token_is_refused_and_every_call_is_journaled_as_an_operator_action(env):
     stack, cfg, _ = env
     out = fixgw(cfg, "status", token="not-the-token")
-    assert out.returncode == 1 and "permission denied" in out.stderr
+    assert out.returncode == 2 and "permission denied" in out.stderr  # status: 2 = could not ask
     stack.gateway.journal.flush()
     actions = [e.text for e in iter_events(stack.cfg.journal.database_url, "operator")]
     assert any("GET /admin/status -> 401" in a for a in actions)
@@ -137,6 +137,8 @@ def test_commands_say_clearly_when_the_gateway_is_not_running(tmp_path):
     cfg = tmp_path / "cli.cfg"
     cfg.write_text(f'data_dir = "{tmp_path}"\n[http]\nport = {free_port()}\n')
     out = fixgw(cfg, "status", token="t")
+    assert out.returncode == 2 and "cannot reach the gateway" in out.stderr  # not 1: that is "unhealthy"
+    out = fixgw(cfg, "sessions", "list", token="t")
     assert out.returncode == 1 and "cannot reach the gateway" in out.stderr
 
 

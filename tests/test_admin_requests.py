@@ -170,3 +170,15 @@ def test_a_well_formed_kill_switch_still_works_and_is_journaled(stack):
     assert last_action(stack).endswith("-> 200")
     assert post(stack, "/admin/risk/unkill", {"scope": "session", "key": "CLIENT42"})[0] == 200
     assert kill_switches(stack) == {}
+
+
+def test_a_session_is_taken_by_its_full_session_id_as_well_as_its_name(stack):
+    status, shown = call(stack, "GET", "/admin/sessions/FIX.4.4%3AFIXGW-%3ECLIENT44")
+    assert status == 200 and shown["name"] == "CLIENT44"
+    status, answer = call(stack, "GET", "/admin/orders?session=FIX.4.4%3AFIXGW-%3ECLIENT44")
+    assert status == 200 and isinstance(answer["orders"], list)
+    status, answer = post(stack, "/admin/risk/kill", {"scope": "session", "key": "FIX.4.4:FIXGW->CLIENT44"})
+    assert status == 200 and kill_switches(stack) == {"session CLIENT44": "halt"}  # keyed by the name
+    assert post(stack, "/admin/risk/unkill", {"scope": "session", "key": "CLIENT44"})[0] == 200
+    status, answer = call(stack, "GET", "/admin/sessions/FIX.4.2%3AFIXGW-%3ECLIENT44")  # wrong version: unknown
+    assert status == 400 and answer["error"].startswith("unknown session FIX.4.2:FIXGW->CLIENT44 (known: CLIENT42")

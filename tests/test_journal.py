@@ -464,14 +464,14 @@ def test_cli_current_and_upgrade(database_url, tmp_path):
 def test_cli_errors_are_one_line_and_hide_passwords(tmp_path):
     runner = CliRunner()
     res = runner.invoke(db_cli, ["current", "-c", str(tmp_path / "missing.cfg")])
-    assert res.exit_code == 1 and "cannot read config" in res.output
+    assert res.exit_code == 2 and "cannot read config" in res.output  # 1 is kept for "not up to date"
     assert "Traceback" not in res.output
 
     cfg = _config(tmp_path, "sqlite:///j.db")
     url = "postgresql+psycopg://fixgw:s3cret@127.0.0.1:1/journal"  # nothing listens on port 1
     for cmd in ("current", "upgrade"):
         res = runner.invoke(db_cli, [cmd, "-c", cfg], env={"FIXGW_DATABASE_URL": url})
-        assert res.exit_code == 1, res.output
+        assert res.exit_code == 2, res.output
         assert "cannot connect to the journal database postgresql+psycopg://fixgw:***@127.0.0.1:1/journal" \
             in res.output
         assert "s3cret" not in res.output and "Traceback" not in res.output

@@ -181,6 +181,36 @@ def test_cli_replay_formats_and_filters(journal_url, tmp_path):
     assert res.output.splitlines() == [MESSAGES[7][2].replace("\x01", "|")]
 
 
+def test_cli_replay_takes_the_session_names_sessions_list_shows(journal_url, tmp_path):
+    cfg = tmp_path / "named.cfg"
+    cfg.write_text(f'comp_id = "FIXGW"\n[journal]\ndatabase_url = "{journal_url}"\n'
+                   '[clients.CLIENT44]\nfix_version = "FIX.4.4"\n[clients.CLIENT42]\nfix_version = "FIX.4.2"\n')
+    runner = CliRunner()
+    res = runner.invoke(journal_cli, ["replay", "-c", str(cfg), "--session", "CLIENT44"])
+    assert res.exit_code == 0 and res.stdout.splitlines() == [raw.replace("\x01", "|") for s, _, raw in MESSAGES
+                                                              if s == S44]
+    res = runner.invoke(journal_cli, ["replay", "-c", str(cfg), "--session", "CLIENT50"])  # not configured now
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 2
+    res = runner.invoke(journal_cli, ["replay", "-c", str(cfg), "--session", "CLIENT4"])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.strip() == ("Error: unknown session CLIENT4 (known: CLIENT42, CLIENT44; in the journal only: "
+                                  f"{V1}, {S50})")
+
+
+def test_journal_session_ids_are_listed_without_reading_every_row(journal_url):
+    from gateway.db import make_engine
+    from gateway.journal_replay import has_session, session_ids
+
+    engine = make_engine(journal_url)
+    try:
+        every = session_ids(engine)
+        assert sorted(every) == sorted({S42, S44, S50, V1})  # in the database's collation order
+        assert session_ids(engine, limit=2) == every[:2]
+        assert has_session(engine, S50) and not has_session(engine, "FIX.4.4:FIXGW->NOPE")
+    finally:
+        engine.dispose()
+
+
 def test_cli_replay_errors_are_one_line_with_exit_code_2(tmp_path, sqlite_url):
     runner = CliRunner()
     res = runner.invoke(journal_cli, ["replay", "-c", str(tmp_path / "nope.cfg")])
