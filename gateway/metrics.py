@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge, disable_created_metrics
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+
+# No `<counter>_created` series next to every `_total` (one more series per counter and label set that no
+# dashboard or alert reads). The library checks this flag when it renders samples, so it holds for every
+# counter in the process (gateway.http_guard's too): gateway.http imports this module before serving /metrics.
+disable_created_metrics()
 
 
 class _CoreHistogramChild:
