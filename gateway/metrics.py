@@ -184,6 +184,13 @@ VENUE_MESSAGE_REJECTS = Counter(
     "(level=business, 35=j), by venue and the refused MsgType",
     ["venue", "level", "ref_msg_type"],
 )
+VENUE_LOGON_FAILURES = Counter(
+    "fixgw_venue_logon_failures_total",
+    "Our logons a venue did not accept (gateway/logon_watch.py), by venue and reason: logout (the venue answered "
+    "with a Logout, its Text in the log), disconnect (it closed the connection without an answer: usually CompIDs "
+    "or a FIX version it does not know), timeout (no answer within the logon timeout)",
+    ["venue", "reason"],
+)
 
 # the front door (gateway/frontdoor.py): connections it closed on the public FIX ports, and why
 CONNECTIONS_CLOSED = Counter(

@@ -30,6 +30,7 @@ from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.redact import redact
 from gateway.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.frontdoor import FrontDoor
+from gateway.logon_watch import LogonWatch
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
@@ -58,6 +59,9 @@ from sessions.sent_index import SentIndex
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.gateway")
+# quickfix's session events of an initiator (gateway/logon_watch.py)
+CONNECTING_EVENT = "Connecting to "
+LOGON_TIMEOUT_EVENT = "Timed out waiting for logon response"
 
 _B36 = string.digits + string.ascii_uppercase
 
@@ -220,6 +224,8 @@ class Gateway:
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
                                           logon_fields=self._venue_logon_fields)
         self.venue_app.sent_index = self.sent_index
+        self.logon_watch = LogonWatch()  # why a venue refuses our logon: once, then rate-limited
+        self.venue_app.logon_watch = self.logon_watch
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
@@ -419,6 +425,13 @@ class Gateway:
     def _quickfix_event(self, session_key: str, text: str) -> None:
         """quickfix's engine and session events (on the thread that raised them): sources, refusals."""
         self.peers.connection_event(session_key, text)
+        if text.startswith(CONNECTING_EVENT) or text.startswith(LOGON_TIMEOUT_EVENT):
+            name = self._names.get(session_key)
+            if name in self.venue_sids:
+                if text.startswith(CONNECTING_EVENT):
+                    self.logon_watch.connecting(name)
+                else:
+                    self.logon_watch.timed_out(name)
         if text.startswith(UNKNOWN_SESSION_EVENT):
             raw = text[len(UNKNOWN_SESSION_EVENT):]
             log.warning("connection refused by quickfix: no session %s:%s->%s (SenderCompID %s is unknown or not "
