@@ -495,6 +495,9 @@ class Admin:
                     "port": (cfg.client_port(name) if role == "client" else
                              cfg.dropcopy.port if role == "dropcopy" else c.port),
                 })
+                if role == "venue" and getattr(gw, "logon_watch", None) is not None:
+                    # at, reason (logout, disconnect, timeout), detail, failed_attempts since the last logon
+                    rows[-1]["last_logon_failure"] = gw.logon_watch.last_failure(name)
         return rows
 
     ORDER_FILTERS = ("session", "account", "symbol", "state", "since", "until", "open", "in_doubt")

@@ -1,6 +1,8 @@
 """The `fixgw` command. One small module per command group; this file wires them."""
 from __future__ import annotations
 
+import logging
+
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +17,8 @@ from gateway.cli_venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
+
+log = logging.getLogger("fixgw.db")
 
 DURATION_OPTION = click.option("--duration", type=float, default=None,
                                help="stop by itself after this many seconds (default: run until Ctrl-C / SIGTERM)")
@@ -58,7 +62,8 @@ def _check_schema(cfg: GatewayConfig, config_path: str) -> None:
     from gateway.db import SchemaOutOfDate, check_schema
 
     try:
-        check_schema(cfg.journal.database_url, config_path)
+        revision = check_schema(cfg.journal.database_url, config_path)
+        log.info("journal schema at revision %s (head)", revision)
     except SchemaOutOfDate as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
@@ -71,11 +76,15 @@ def _upgrade(cfg: GatewayConfig) -> None:
     from gateway.db import upgrade
 
     try:
-        upgrade(cfg.journal.database_url)
+        before, after = upgrade(cfg.journal.database_url)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot prepare the journal database {safe_url(cfg.journal.database_url)}: {str(exc).splitlines()[0]}"
         ) from None
+    if before == after:
+        log.info("journal schema at revision %s (head)", after)
+    else:
+        log.info("upgraded journal schema from %s to %s (head)", before or "none (empty database)", after)
 
 
 @main.command()

@@ -109,7 +109,8 @@ def status(config_path: str, as_json: bool) -> None:
                  f"up {d['uptime_seconds']:.0f} s",
                  f"sessions: {d['sessions_up']}/{d['sessions_total']} logged on"
                  + "".join(session_line(n, up, d.get("schedules", {})) for n, up in d["sessions"].items()),
-                 f"journal: lag {d['journal']['lag_seconds']} s, queue {d['journal']['queue_depth']}, "
+                 f"journal: {d['journal']['commit_lag_seconds']:.3f} s behind (age of the oldest row not yet "
+                 f"committed), {d['journal']['queue_depth']} rows queued, "
                  f"{'committing' if d['journal']['healthy'] else 'FAILING'}",
                  f"risk: {'on' if d['risk']['enabled'] else 'off'}, kill switches "
                  f"{', '.join(f'{k}={v}' for k, v in d['risk']['kill_switches'].items()) or 'none'}, "

@@ -260,11 +260,23 @@ def _run(url: str | URL | Engine, fn) -> None:
             engine.dispose()
 
 
-def upgrade(url: str | URL | Engine, revision: str = "head") -> None:
-    """Migrate the journal database up to ``revision`` (default: the newest)."""
-    from alembic import command
+def upgrade(url: str | URL | Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the journal database up to ``revision`` (default: the newest).
 
-    _run(url, lambda cfg: command.upgrade(cfg, revision))
+    Returns the revisions before and after (before is None for a database never migrated)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    revisions: list = [None, None]
+
+    def migrate(cfg) -> None:
+        conn = cfg.attributes["connection"]
+        revisions[0] = MigrationContext.configure(conn).get_current_revision()
+        command.upgrade(cfg, revision)
+        revisions[1] = MigrationContext.configure(conn).get_current_revision()
+
+    _run(url, migrate)
+    return revisions[0], revisions[1]
 
 
 def downgrade(url: str | URL | Engine, revision: str) -> None:
@@ -315,8 +327,8 @@ def _known_revisions() -> set[str]:
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
-def check_schema(url: str | URL | Engine, config_path: str | Path | None = None) -> None:
-    """Raise SchemaOutOfDate unless the database is at ``head_revision()``.
+def check_schema(url: str | URL | Engine, config_path: str | Path | None = None) -> str:
+    """Raise SchemaOutOfDate unless the database is at ``head_revision()``; return that revision.
 
     The message names the database (password masked), both revisions and the fix.
     Connection errors propagate as SQLAlchemy's OperationalError.
@@ -324,7 +336,7 @@ def check_schema(url: str | URL | Engine, config_path: str | Path | None = None)
     head = head_revision()
     current = current_revision(url)
     if current == head:
-        return
+        return current
     where = safe_url(url.url if isinstance(url, Engine) else url)
     fix = f"run `fixgw db upgrade -c {config_path if config_path is not None else '<config>'}`"
     if current is None:

@@ -22,6 +22,9 @@ skipped by its length, never copied or scanned.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+SOH = "\x01"
 HEADER_MAX = 64  # "8=FIXT.1.1<SOH>9=<digits><SOH>" is < 32 bytes; more without a BodyLength is not FIX
 
 # close reasons (the ``reason`` label of fixgw_connections_closed_total)
@@ -186,3 +189,15 @@ def logon_fields(raw: bytes) -> dict[int, str] | None:
         if eq and tag in ("8", "35", "49", "56") and int(tag) not in out:
             out[int(tag)] = value
     return out
+
+
+def logout_message(begin: str, sender: str, target: str, text: str, now: datetime | None = None) -> bytes:
+    """A Logout (35=5, MsgSeqNum 1) from ``sender`` to ``target`` with ``text``: the front door's answer to a
+    Logon for no session it serves (it has no session, so no sequence numbers or store). Values are the
+    peer's own bytes (latin-1), minus any SOH."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+    body = "".join(f"{tag}={str(value).replace(SOH, ' ')}{SOH}"
+                   for tag, value in ((35, "5"), (34, 1), (49, sender), (52, stamp), (56, target), (58, text)))
+    head = f"8={begin.replace(SOH, ' ')}{SOH}9={len(body.encode('latin-1', 'replace'))}{SOH}{body}"
+    raw = head.encode("latin-1", "replace")
+    return raw + f"10={sum(raw) % 256:03d}{SOH}".encode("ascii")

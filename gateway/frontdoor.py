@@ -26,7 +26,11 @@ connection, until its Logon:
 - the first message must be a Logon, for a session served on this port, that no
   other connection holds: a second logon for a live session is closed at once,
   and the live one is not touched (it keeps its connection, its messages and
-  its source address).
+  its source address). A Logon for no session on this port is answered with a
+  Logout whose Text repeats its BeginString and CompIDs (the same text whatever
+  is wrong, so it tells a stranger nothing about which CompIDs exist); the log
+  line says what is wrong: which of them differs from the closest configured
+  session (``explain``).
 
 Then it connects to quickfix's internal port from a loopback address of its own
 (127.x.y.z, as the TLS terminator does), registers the client's real address
@@ -56,7 +60,7 @@ from typing import Callable
 
 from gateway import metrics
 from gateway.auth import TlsPeer
-from gateway.framing import FrameChecker, FrameError, logon_fields
+from gateway.framing import FrameChecker, FrameError, logon_fields, logout_message
 from gateway.logs import fields
 from gateway.tls import TlsTerminator, _subject, describe_ssl_error
 
@@ -71,6 +75,10 @@ TOO_MANY = "too_many_connections"
 TLS_HANDSHAKE = "tls_handshake"
 UNREACHABLE = "gateway_unreachable"
 
+# the Text (58) of the Logout that answers a Logon for no session served on its port
+UNKNOWN_SESSION_TEXT = ("no session {begin}:{sender}->{target} here (BeginString, SenderCompID, TargetCompID of "
+                        "your Logon): check them with the gateway's operator")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -81,7 +89,9 @@ class Limits:
 
 # (port kind, public port, BeginString, SenderCompID, TargetCompID) -> the session's name if served there
 Lookup = Callable[[str, int, str, str, str], "str | None"]
-Unknown = Callable[[str, bytes], None]  # (port kind, the refused Logon): journal it
+Unknown = Callable[[str, bytes, bytes], None]  # (port kind, the refused Logon, our Logout answer or b""): journal
+# (port kind, public port, BeginString, SenderCompID, TargetCompID) -> what is wrong with that Logon, for the log
+Explain = Callable[[str, int, str, str, str], str]
 Refused = Callable[[str, str, str], None]  # (port kind, session, what was refused and why): journal it
 Busy = Callable[[str, str], bool]  # (port kind, session): quickfix still holds the session's previous connection
 # How long a Logon waits for quickfix to let go of its session's previous connection (just closed) before it is
@@ -92,11 +102,13 @@ PREVIOUS_CONNECTION_WAIT_S = 3.0
 
 class FrontDoor:
     def __init__(self, net: TlsTerminator, lookup: Lookup, on_unknown: Unknown | None = None,
-                 on_refused: Refused | None = None, busy: Busy | None = None):
+                 on_refused: Refused | None = None, busy: Busy | None = None, explain: Explain | None = None):
         self.net = net  # the event loop thread, loopback aliases, PeerBook, TLS reporting
         self.peers = net.peers
         self.lookup = lookup
-        self.on_unknown = on_unknown or (lambda kind, raw: None)
+        self.on_unknown = on_unknown or (lambda kind, raw, answer: None)
+        self.explain = explain or (lambda kind, port, begin, sender, target:
+                                   f"SenderCompID {sender} is unknown or not served on port {port}")
         self.on_refused = on_refused or (lambda kind, session, text: None)
         self.busy = busy or (lambda kind, session: False)
         self._per_address: dict[tuple[str, str], int] = {}  # (kind, ip) -> open connections
@@ -327,9 +339,20 @@ class _Conn(asyncio.Protocol):
         begin, sender, target = f.get(8, "?"), f.get(49, "?"), f.get(56, "?")
         name = self.door.lookup(self.kind, self.port, begin, sender, target)
         if name is None:
-            self.door.on_unknown(self.kind, first)
-            self.refuse(UNKNOWN_SESSION, f"no session {begin}:{sender}->{target} on this port "
-                                         f"(SenderCompID {sender} is unknown or not served on port {self.port})")
+            # Good engines answer a Logon they refuse with a Logout saying why, so the counterparty's log
+            # names the cause. Its Text repeats only what the Logon said, the same for every unknown session
+            # (it must not tell a stranger which CompIDs exist); the log says which part is wrong.
+            answer = b""
+            if all(tag in f for tag in (8, 49, 56)):
+                answer = logout_message(begin, target, sender, UNKNOWN_SESSION_TEXT.format(
+                    begin=begin, sender=sender, target=target))
+            self.door.on_unknown(self.kind, first, answer)
+            try:
+                why = self.door.explain(self.kind, self.port, begin, sender, target)
+            except Exception as exc:  # noqa: BLE001 - the refusal goes ahead whatever
+                why = f"SenderCompID {sender} is unknown or not served on port {self.port} ({exc!r})"
+            self.refuse(UNKNOWN_SESSION, f"no session {begin}:{sender}->{target} on this port: {why}"
+                                         + ("; answered with a Logout" if answer else ""), answer=answer)
             return
         holder = self.door._holders.get((self.kind, name))
         if holder is not None:
@@ -400,9 +423,10 @@ class _Conn(asyncio.Protocol):
 
     # ------------------------------------------------------------------ closing
     def refuse(self, reason: str, text: str, session: str | None = None, log_it: bool = True,
-               flush_upstream: bool = False) -> None:
-        """Close the connection at once (nothing more is read or sent), log why and count it; with
-        ``flush_upstream``, quickfix still reads what was passed on to it before its side closes."""
+               flush_upstream: bool = False, answer: bytes = b"") -> None:
+        """Close the connection at once (nothing more is read; only ``answer`` is sent, then the connection
+        closes), log why and count it; with ``flush_upstream``, quickfix still reads what was passed on to
+        it before its side closes."""
         if self.state == "closed":
             return
         metrics.CONNECTIONS_CLOSED.labels(self.kind, reason).inc()
@@ -410,6 +434,11 @@ class _Conn(asyncio.Protocol):
             log.warning("connection from %s:%d on %s port %d closed: %s", self.peer[0], self.peer[1], self.kind,
                         self.port, text, extra=fields(port_kind=self.kind, reason=reason, peer=self.peer[0],
                                                       session=session or self.session))
+        if answer and self.transport is not None:
+            self.transport.write(answer)
+            self.transport.close()  # once the answer is written
+            self._finish(flush_upstream)
+            return
         self.abort(flush_upstream)
 
     def abort(self, flush_upstream: bool = False) -> None:

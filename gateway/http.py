@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+import gateway.metrics  # noqa: F401 - its setup (no `_created` series) holds before the first scrape
 from gateway.config import HttpConfig
 from gateway.http_guard import GuardedHTTPServer, GuardedRequestHandler
 
@@ -24,6 +25,9 @@ log = logging.getLogger("fixgw.http")
 
 # /health says unhealthy when the journal's oldest uncommitted row is older than this
 JOURNAL_LAG_LIMIT_S = 5.0
+JOURNAL_LAG_HELP = ("How far the journal's durable record is behind now: age in seconds of the oldest message or "
+                    "event captured and not yet committed to the database; 0 when all are committed. `fixgw status` "
+                    "and /health show the same figure (journal.commit_lag_seconds)")
 
 
 def health(gateway) -> tuple[bool, dict]:
@@ -55,7 +59,8 @@ def health(gateway) -> tuple[bool, dict]:
         "healthy": not problems, "problems": problems, "venues": venues,
         "dropcopy": {d["name"]: {"logged_on": d["logged_on"], "copies_pending": d["copies_pending"]}
                      for d in dropcopy},
-        "journal": {"healthy": journal.healthy, "lag_seconds": round(lag, 3), "queue_depth": journal.queue_depth()},
+        # commit_lag_seconds: the figure fixgw_journal_commit_lag_seconds exports (JournalWriter.commit_lag_seconds)
+        "journal": {"healthy": journal.healthy, "commit_lag_seconds": lag, "queue_depth": journal.queue_depth()},
         "uptime_seconds": round(time.time() - gateway.started_at, 1) if gateway.started_at else 0,
     }
 
@@ -94,10 +99,9 @@ class GatewayCollector:
         for (sid, direction, msg_type), n in dict(j.message_counts).items():
             messages.add_metric([names.get(sid, sid), "in" if direction == "I" else "out", msg_type or "?"], n)
         yield messages
-        yield GaugeMetricFamily("fixgw_journal_queue_depth", "Journal rows waiting to be committed",
-                                value=j.queue_depth())
-        yield GaugeMetricFamily("fixgw_journal_commit_lag_seconds", "Age of the oldest uncommitted journal row",
-                                value=j.commit_lag_seconds())
+        yield GaugeMetricFamily("fixgw_journal_queue_depth", "Journal rows (messages and events) captured and not "
+                                "yet committed to the database", value=j.queue_depth())
+        yield GaugeMetricFamily("fixgw_journal_commit_lag_seconds", JOURNAL_LAG_HELP, value=j.commit_lag_seconds())
         yield GaugeMetricFamily("fixgw_journal_last_batch_rows", "Rows in the last committed batch",
                                 value=j.last_batch_size)
         yield GaugeMetricFamily("fixgw_journal_last_commit_seconds", "Duration of the last commit",

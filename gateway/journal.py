@@ -349,9 +349,20 @@ class JournalWriter:
         """Rows recorded and not yet committed (queued or in the batch being written)."""
         return max(0, self.submitted - self.committed)
 
+    def oldest_uncommitted_ns(self) -> int:
+        """Capture time (``time.time_ns()`` at record()/event()) of the oldest row not yet committed; 0 if none.
+
+        The writer commits in queue order and takes the next batch as soon as one is committed, so that row
+        is the first of the batch being written (or waiting for its flush interval to fill). Rows recorded
+        before the writer runs are not seen here (the queue cannot be looked into)."""
+        return self._inflight_since_ns
+
     def commit_lag_seconds(self) -> float:
-        """Age of the oldest row not yet committed; 0 if none."""
-        since = self._inflight_since_ns
+        """The journal's lag, the one figure /metrics (fixgw_journal_commit_lag_seconds), /health and
+        `fixgw status` show: how far the durable record is behind right now, as the age in seconds of the
+        oldest message or event captured and not yet committed to the database; 0 when all are committed.
+        It grows while commits fail or fall behind, and is back to 0 once they catch up."""
+        since = self.oldest_uncommitted_ns()
         if not since:
             return 0.0
         return max(0.0, (_time_ns() - since) / 1e9)
@@ -503,6 +514,7 @@ class JournalWriter:
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue
             elapsed = _monotonic() - t0
+            self._inflight_since_ns = 0  # committed: what a listener (the writer process's report) reads now
             self.committed += n
             self.batches += 1
             self.last_batch_size = n
@@ -704,6 +716,14 @@ class Spool:
             self._pos = end
             self.records += 1
             self._put((ts, session_id, direction, raw, (self.path.name, end)))
+
+    def timestamp_at(self, pos: int) -> int | None:
+        """Capture time (ns) of the record starting at byte ``pos``; None if no record starts there."""
+        with self._lock:
+            if pos < 0 or pos + _SPOOL_HEADER.size > self._pos:
+                return None
+            length, _crc, ts = _SPOOL_HEADER.unpack_from(self._map, pos)
+            return ts if length else None
 
     def position(self) -> tuple[int, int]:
         """(bytes, records appended by this process) so far, read together."""

@@ -142,7 +142,7 @@ def child_main(config: dict) -> int:
     reporting = threading.Lock()  # report() runs on this loop's thread and, after each commit, the writer's
 
     def report(final: bool = False, idle: bool = False) -> None:
-        """A commit: one short line ("c committed skipped position inflight batches size seconds"). Health,
+        """A commit: one short line ("c committed skipped position batches size seconds"). Health,
         errors and message counts (for the metrics): a JSON line, before the commit line, when they change;
         the counts at most once a second while records keep coming, at once when they stop. Parsing JSON
         for every commit was a measurable share of the gateway's GIL."""
@@ -166,7 +166,7 @@ def child_main(config: dict) -> int:
         state = (committed, committed_pos)
         if state != last or final:
             last = state
-            out.append(f"c {committed} {skipped} {committed_pos} {writer._inflight_since_ns} {writer.batches} "
+            out.append(f"c {committed} {skipped} {committed_pos} {writer.batches} "
                        f"{writer.last_batch_size} {writer.last_commit_seconds:.6f}")
         if out:
             sys.stdout.write("\n".join(out) + "\n")
@@ -273,7 +273,7 @@ class ProcessJournalWriter(JournalWriter):
         for line in child.stdout:
             if line.startswith(b"c "):  # a commit (see child_main's report)
                 try:
-                    _, committed, skipped, pos, inflight, batches, size, seconds = line.split()
+                    _, committed, skipped, pos, batches, size, seconds = line.split()
                     total = self._committed_before + int(skipped) + int(committed)
                 except ValueError:
                     continue
@@ -281,7 +281,6 @@ class ProcessJournalWriter(JournalWriter):
                     before = self.committed
                     self.committed = total
                     self._child_pos = int(pos)
-                    self._inflight_since_ns = int(inflight)
                     self.batches, self.last_batch_size = int(batches), int(size)
                     self.last_commit_seconds = float(seconds)
                     self._cond.notify_all()
@@ -363,6 +362,17 @@ class ProcessJournalWriter(JournalWriter):
         return ok
 
     # ------------------------------------------------------------ metrics
+    def oldest_uncommitted_ns(self) -> int:
+        """The record at the position up to which the child has committed is the oldest not yet committed
+        (the child commits in spool order): its time stamp, read from the spool. This holds while the child
+        reads, while it fails to commit (it reports nothing then) and before it has read the record."""
+        if self._child is None:
+            return super().oldest_uncommitted_ns()
+        spool = self._spool
+        if spool is None or self.queue_depth() == 0:
+            return 0
+        return spool.timestamp_at(self._child_pos) or 0
+
     @property
     def submitted(self) -> int:
         if self._child is None:

@@ -93,9 +93,25 @@ def make_formatter(fmt: str) -> logging.Formatter:
     raise ValueError(f"unknown log format {fmt!r} (use {' or '.join(FORMATS)})")
 
 
+class LibraryInfoAtDebug(logging.Filter):
+    """Alembic's INFO lines (its plugins' set-up, "Context impl ...", each migration step) at debug: at
+    every start they filled a screen before the gateway's first line, which says the schema revision
+    itself, once. Shown (as level=debug) only when the log level is DEBUG."""
+
+    LOGGERS = ("alembic",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.split(".", 1)[0] in self.LOGGERS:
+            if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(fmt))
+    handler.addFilter(LibraryInfoAtDebug())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

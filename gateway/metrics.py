@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge, disable_created_metrics
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+
+# No `<counter>_created` series next to every `_total` (one more series per counter and label set that no
+# dashboard or alert reads). The library checks this flag when it renders samples, so it holds for every
+# counter in the process (gateway.http_guard's too): gateway.http imports this module before serving /metrics.
+disable_created_metrics()
 
 
 class _CoreHistogramChild:
@@ -178,6 +183,13 @@ VENUE_MESSAGE_REJECTS = Counter(
     "Our messages a venue refused with a session-level Reject (level=session, 35=3) or a BusinessMessageReject "
     "(level=business, 35=j), by venue and the refused MsgType",
     ["venue", "level", "ref_msg_type"],
+)
+VENUE_LOGON_FAILURES = Counter(
+    "fixgw_venue_logon_failures_total",
+    "Our logons a venue did not accept (gateway/logon_watch.py), by venue and reason: logout (the venue answered "
+    "with a Logout, its Text in the log), disconnect (it closed the connection without an answer: usually CompIDs "
+    "or a FIX version it does not know), timeout (no answer within the logon timeout)",
+    ["venue", "reason"],
 )
 
 # the front door (gateway/frontdoor.py): connections it closed on the public FIX ports, and why

@@ -8,6 +8,7 @@ receivers are logged out, and the journal commits what is left.
 """
 from __future__ import annotations
 
+import difflib
 import gc
 import logging
 import string
@@ -29,6 +30,7 @@ from gateway.dropcopy import CoreDirectory, DropCopyService
 from gateway.redact import redact
 from gateway.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.frontdoor import FrontDoor
+from gateway.logon_watch import LogonWatch
 from gateway.engine import Engine
 from gateway.http import HttpEndpoint
 from gateway import recovery
@@ -57,6 +59,9 @@ from sessions.sent_index import SentIndex
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.gateway")
+# quickfix's session events of an initiator (gateway/logon_watch.py)
+CONNECTING_EVENT = "Connecting to "
+LOGON_TIMEOUT_EVENT = "Timed out waiting for logon response"
 
 _B36 = string.digits + string.ascii_uppercase
 
@@ -200,7 +205,7 @@ class Gateway:
         # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/frontdoor.py); a logon
         # that bypasses it is refused.
         self.front_door = FrontDoor(self.tls, self._front_door_lookup, self._front_door_unknown,
-                                    self._front_door_refused, self._front_door_busy)
+                                    self._front_door_refused, self._front_door_busy, self._front_door_explain)
         self.logon_guard.front_door_only = True
         self._internal_ports: dict[int, int] = {}  # public client port -> quickfix's loopback-only port behind it
         self._dropcopy_internal_port: int | None = None
@@ -221,6 +226,8 @@ class Gateway:
         self.venue_app = VenueApplication(self._names, self.engine.submit, _callback_error,
                                           logon_fields=self._venue_logon_fields)
         self.venue_app.sent_index = self.sent_index
+        self.logon_watch = LogonWatch()  # why a venue refuses our logon: once, then rate-limited
+        self.venue_app.logon_watch = self.logon_watch
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
         self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
@@ -365,9 +372,46 @@ class Gateway:
             return None
         return sender
 
-    def _front_door_unknown(self, kind: str, raw: bytes) -> None:
-        """A Logon for no session served on its port: journaled (password masked) as quickfix's own refusal was."""
+    def _front_door_unknown(self, kind: str, raw: bytes, answer: bytes = b"") -> None:
+        """A Logon for no session served on its port: journaled (password masked) as quickfix's own refusal was,
+        and the Logout the front door answered it with."""
         self.journal.event("*", UNKNOWN_SESSION_EVENT + raw.decode("latin-1"))
+        if answer:
+            self.journal.event("*", "front door answered with: " + answer.decode("latin-1"))
+
+    def _front_door_explain(self, kind: str, port: int, begin: str, sender: str, target: str) -> str:
+        """What is wrong with a Logon for no session on its port, against the sessions that come closest: for
+        the log only (the peer is told nothing about the configuration)."""
+        cfg = self.cfg
+        clients = {n: (BEGIN_STRING[c.fix_version], cfg.client_port(n)) for n, c in cfg.clients.items()}
+        copies = {n: (BEGIN_STRING[d.fix_version], cfg.dropcopy.port) for n, d in cfg.dropcopy.sessions.items()}
+        served, other, other_kind = ((copies, clients, "client") if kind == "dropcopy"
+                                     else (clients, copies, "drop-copy"))
+        if sender in served:
+            want_begin, want_port = served[sender]
+            wrong = []
+            if target != cfg.comp_id:
+                wrong.append(f"SenderCompID {sender} is configured with TargetCompID {cfg.comp_id}, the logon said "
+                             f"{target}")
+            if begin != want_begin:
+                wrong.append(f"{sender} is configured for BeginString {want_begin}, the logon said {begin}")
+            if port != want_port:
+                wrong.append(f"{sender} is served on port {want_port}, not {port}")
+            return "; ".join(wrong) + "; check the counterparty's settings (or gateway.cfg)"
+        if sender in other:
+            return (f"{sender} is a {other_kind} session, served on port {other[sender][1]}: the counterparty "
+                    f"connected to the wrong port")
+        if sender == cfg.comp_id and target in served:
+            return (f"SenderCompID and TargetCompID are swapped: the counterparty's SenderCompID must be {target}, "
+                    f"its TargetCompID {cfg.comp_id}")
+        close = difflib.get_close_matches(sender, list(served), n=3, cutoff=0.6)
+        text = f"SenderCompID {sender} is not configured for this port"
+        if close:
+            text += " (closest: " + ", ".join(f"{n} with TargetCompID {cfg.comp_id}, {served[n][0]}, port "
+                                               f"{served[n][1]}" for n in close) + ")"
+        if target != cfg.comp_id:
+            text += f", and TargetCompID {target} is not the gateway's CompID {cfg.comp_id}"
+        return text + "; check the counterparty's CompIDs (or add the session to gateway.cfg)"
 
     def _front_door_busy(self, kind: str, session: str) -> bool:
         """Whether quickfix still holds this session's previous connection (on the front door's thread)."""
@@ -383,6 +427,13 @@ class Gateway:
     def _quickfix_event(self, session_key: str, text: str) -> None:
         """quickfix's engine and session events (on the thread that raised them): sources, refusals."""
         self.peers.connection_event(session_key, text)
+        if text.startswith(CONNECTING_EVENT) or text.startswith(LOGON_TIMEOUT_EVENT):
+            name = self._names.get(session_key)
+            if name in self.venue_sids:
+                if text.startswith(CONNECTING_EVENT):
+                    self.logon_watch.connecting(name)
+                else:
+                    self.logon_watch.timed_out(name)
         if text.startswith(UNKNOWN_SESSION_EVENT):
             raw = text[len(UNKNOWN_SESSION_EVENT):]
             log.warning("connection refused by quickfix: no session %s:%s->%s (SenderCompID %s is unknown or not "

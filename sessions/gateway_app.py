@@ -207,6 +207,54 @@ class VenueApplication(_Guarded):
     # the engine starts; read-only afterwards.
     resendable: frozenset[str] = frozenset()
 
+    # gateway.logon_watch.LogonWatch: says once, clearly, why the venue does not accept our logon; set by the
+    # gateway before the engines start
+    logon_watch = None
+
+    def onLogon(self, sid):
+        super().onLogon(sid)
+        watch = self.logon_watch
+        if watch is not None:
+            try:
+                watch.logged_on(self._name(sid))
+            except BaseException as exc:  # noqa: BLE001
+                self._bug("onLogon", sid, exc)
+
+    def onLogout(self, sid):
+        watch = self.logon_watch
+        try:
+            name = self._name(sid)
+            if watch is not None and watch.ended(name):
+                # never logged on: the watch said why (one warning, then rate-limited), not "logged out"
+                log.debug("session %s (%s) ended before its logon was answered", name, sid.toString(),
+                          extra={"session": name, "role": self.role})
+                self._submit(SessionStatus(name=name, role=self.role, up=False))
+                return
+        except BaseException as exc:  # noqa: BLE001
+            self._bug("onLogout", sid, exc)
+        super().onLogout(sid)
+
+    def toAdmin(self, msg, sid):
+        super().toAdmin(msg, sid)
+        watch = self.logon_watch
+        if watch is not None:
+            try:
+                if msg.getHeader().getField(35) == "A":
+                    watch.attempt(self._name(sid), sid.getBeginString().getValue(),
+                                  sid.getSenderCompID().getValue(), sid.getTargetCompID().getValue())
+            except BaseException as exc:  # noqa: BLE001
+                self._bug("toAdmin", sid, exc)
+
+    def fromAdmin(self, msg, sid):
+        super().fromAdmin(msg, sid)
+        watch = self.logon_watch
+        if watch is not None:
+            try:
+                if msg.getHeader().getField(35) == "5":
+                    watch.logout_received(self._name(sid), msg.getField(58) if msg.isSetField(58) else "")
+            except BaseException as exc:  # noqa: BLE001
+                self._bug("fromAdmin", sid, exc)
+
     def toApp(self, msg, sid):
         if get_ident() == self.own_sender:
             return

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from importlib import resources
 from pathlib import Path
 
@@ -48,6 +49,21 @@ def test_status_shows_health_sessions_journal_and_risk(env):
     assert "FIXGW: healthy" in out.stdout and "VENUE1: up" in out.stdout and "risk: on" in out.stdout
     data = json.loads(fixgw(cfg, "status", "--json").stdout)
     assert data["sessions_total"] == 5 and data["journal"]["healthy"] is True
+
+
+def test_status_shows_the_journal_lag_the_metric_exports_with_its_unit_and_meaning(env, monkeypatch):
+    stack, cfg, _ = env
+    # one figure, read from the journal by both: held still here so that the two reads can be compared
+    monkeypatch.setattr(stack.gateway.journal, "commit_lag_seconds", lambda: 1.234)
+    data = json.loads(fixgw(cfg, "status", "--json").stdout)
+    assert data["journal"]["commit_lag_seconds"] == 1.234
+    out = fixgw(cfg, "status").stdout
+    assert "journal: 1.234 s behind (age of the oldest row not yet committed)" in out
+    host, port = stack.gateway.http.address
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert "fixgw_journal_commit_lag_seconds 1.234" in text.splitlines()
+    assert "# HELP fixgw_journal_commit_lag_seconds How far the journal's durable record is behind now" in text
 
 
 def test_sessions_list_and_show(env):

@@ -69,6 +69,26 @@ def test_db_upgrade_then_current_reports_up_to_date(tmp_path):
     assert (tmp_path / "var" / "journal.db").exists()
 
 
+def test_start_up_says_the_journal_schema_revision_once_and_none_of_alembics_own_lines(tmp_path):
+    from gateway.db import head_revision
+
+    write_config(tmp_path, free_port(), free_port(), free_port())
+    here = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+    def start(command: str) -> list[str]:
+        result = subprocess.run([sys.executable, "-m", "gateway.cli", command, "-c", "gateway.cfg", "--duration", "0"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60, env=here)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = result.stderr.splitlines()
+        assert [line for line in lines if "logger=alembic" in line] == []
+        return [line for line in lines if "journal schema" in line]
+
+    head = head_revision()
+    assert [line.split("msg=", 1)[1] for line in start("demo")] == [
+        f'"upgraded journal schema from none (empty database) to {head} (head)"']  # a new database
+    assert [line.split("msg=", 1)[1] for line in start("run")] == [f'"journal schema at revision {head} (head)"']
+
+
 def test_a_misspelt_config_key_stops_start_up_with_its_name(tmp_path):
     write_config(tmp_path, free_port(), free_port(), free_port(), extra='log_levl = "INFO"')
     result = fixgw("run", "-c", "gateway.cfg", cwd=tmp_path)

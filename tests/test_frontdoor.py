@@ -47,9 +47,14 @@ def fix_message(body: str, begin: str = "FIX.4.4") -> bytes:
     return f"{head}10={sum(head.encode()) % 256:03d}{SOH}".encode()
 
 
-def logon(sender: str, begin: str = "FIX.4.4", reset: bool = True) -> bytes:
+def logon(sender: str, begin: str = "FIX.4.4", reset: bool = True, target: str = "FIXGW") -> bytes:
     now = datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-    return fix_message(f"35=A|34=1|49={sender}|52={now}|56=FIXGW|98=0|108=30|" + ("141=Y|" if reset else ""), begin)
+    return fix_message(f"35=A|34=1|49={sender}|52={now}|56={target}|98=0|108=30|" + ("141=Y|" if reset else ""),
+                       begin)
+
+
+def fields_of(raw: bytes) -> dict[int, str]:
+    return {int(t): v for t, _, v in (p.partition("=") for p in raw.decode("latin-1").split(SOH) if p)}
 
 
 def closed_count(kind: str, reason: str) -> float:
@@ -283,8 +288,42 @@ def test_a_logon_for_a_session_of_another_port_is_refused_by_the_front_door(stac
     with connect(stack.cfg.dropcopy.port) as s:
         s.sendall(logon("CLIENT44"))  # a client session, on the drop-copy port
         closed, got = wait_closed(s, 3)
-    assert closed and got == b"" and closed_count("dropcopy", "unknown_session") == before + 1
-    assert "no session FIX.4.4:CLIENT44->FIXGW on this port" in closures(caplog, "unknown_session")[-1].getMessage()
+    assert closed and fields_of(got)[35] == "5" and closed_count("dropcopy", "unknown_session") == before + 1
+    line = closures(caplog, "unknown_session")[-1].getMessage()
+    assert "no session FIX.4.4:CLIENT44->FIXGW on this port" in line
+    assert f"CLIENT44 is a client session, served on port {stack.cfg.acceptor.port}" in line
+
+
+def test_a_logon_with_a_wrong_target_comp_id_is_answered_with_a_logout_and_the_log_names_what_is_wrong(
+        stack, caplog):
+    from gateway.journal import iter_events
+
+    caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
+    before = closed_count("client", "unknown_session")
+    with connect(stack.cfg.acceptor.port) as s:
+        s.sendall(logon("CLIENT44", target="FIXGX"))  # the right SenderCompID, a wrong TargetCompID
+        closed, got = wait_closed(s, 3)
+    assert closed and closed_count("client", "unknown_session") == before + 1
+    answer = fields_of(got)
+    # a Logout from the CompID the client addressed, with a Text that repeats only what the Logon said
+    assert (answer[8], answer[35], answer[49], answer[56]) == ("FIX.4.4", "5", "FIXGX", "CLIENT44")
+    assert answer[58] == ("no session FIX.4.4:CLIENT44->FIXGX here (BeginString, SenderCompID, TargetCompID of "
+                          "your Logon): check them with the gateway's operator")
+    line = closures(caplog, "unknown_session")[-1].getMessage()
+    assert "no session FIX.4.4:CLIENT44->FIXGX on this port: SenderCompID CLIENT44 is configured with " \
+           "TargetCompID FIXGW, the logon said FIXGX" in line
+    assert "SenderCompID CLIENT44 is unknown" not in line and line.endswith("answered with a Logout")
+    # an unknown SenderCompID gets the same answer, so a stranger learns nothing about which CompIDs exist
+    with connect(stack.cfg.acceptor.port) as s:
+        s.sendall(logon("CLIENT4X"))
+        _, got = wait_closed(s, 3)
+    assert fields_of(got)[58] == answer[58].replace("CLIENT44->FIXGX", "CLIENT4X->FIXGW")
+    assert "SenderCompID CLIENT4X is not configured for this port (closest: CLIENT44 with TargetCompID FIXGW" in \
+        closures(caplog, "unknown_session")[-1].getMessage()
+    stack.gateway.journal.flush()
+    journaled = [e.text for e in iter_events(stack.cfg.journal.database_url, "*")]
+    assert any(t.startswith("front door answered with: 8=FIX.4.4") and "56=CLIENT44" in t and "35=5" in t
+               for t in journaled)
 
 
 def test_the_drop_copy_port_has_the_same_hygiene_and_its_receivers_still_log_on(stack):

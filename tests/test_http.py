@@ -61,6 +61,14 @@ def test_metrics_show_sessions_journal_and_orders(stack):
     c.wait_exec(c.cancel(resting, "AAPL", "1", 100), "4")
 
 
+def test_counters_export_no_created_series(stack):
+    c = stack.client("CLIENT44")
+    c.wait_exec(c.new_order("AAPL", "1", 100, "190.05"), "2")  # fixgw_routed_orders_total has a sample
+    _, text = get(stack, "/metrics")
+    assert metric(text, 'fixgw_routed_orders_total{venue="VENUE1"}') >= 1
+    assert [line for line in text.splitlines() if "_created" in line] == []
+
+
 def test_message_counters_equal_the_messages_the_client_exchanged(stack):
     c = stack.client("CLIENT42")
     for _ in range(3):

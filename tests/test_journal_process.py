@@ -140,3 +140,40 @@ def test_a_writer_process_started_behind_the_journal_skips_what_is_already_commi
     assert rows(sqlite_db)[0] == list(range(1, 121))
     assert j.queue_depth() == 0  # the skipped records count as committed
     assert j.stop()
+
+
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_the_commit_lag_is_the_age_of_the_oldest_uncommitted_row_and_zero_once_all_are_committed(
+        sqlite_db, tmp_path, writer):
+    make = ProcessJournalWriter if writer == "process" else JournalWriter
+    j = make(sqlite_db, spool_dir=tmp_path / "spool")
+    j.start()
+    admin = make_engine(sqlite_db)
+    try:
+        for i in range(1, 11):
+            j.record("S1", "I", msg(i))
+        assert j.flush(10)
+        assert j.commit_lag_seconds() == 0  # all committed: nothing is behind (it read the last batch's age before)
+        with admin.begin() as conn:  # the database refuses the next commits
+            conn.exec_driver_sql("ALTER TABLE journal_messages RENAME TO journal_messages_away")
+        t0 = time.time_ns()
+        j.record("S1", "I", msg(11))  # the oldest row not committed from here on
+        t1 = time.time_ns()
+        for i in range(12, 21):
+            j.record("S1", "I", msg(i))
+        deadline = time.monotonic() + 10
+        while j.healthy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not j.healthy and j.queue_depth() == 10
+        before = time.time_ns()
+        lag = j.commit_lag_seconds()
+        after = time.time_ns()
+        assert (before - t1) / 1e9 <= lag <= (after - t0) / 1e9  # measured from row 11's capture
+        with admin.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE journal_messages_away RENAME TO journal_messages")
+        assert j.flush(20)
+        assert j.queue_depth() == 0 and j.commit_lag_seconds() == 0
+    finally:
+        admin.dispose()
+        assert j.stop()
+    assert rows(sqlite_db)[0] == list(range(1, 21))

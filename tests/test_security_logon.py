@@ -164,7 +164,10 @@ def test_an_unknown_comp_id_never_gets_a_session_and_is_audited(stack, caplog):
     c._engine.start()
     assert not c.wait_logged_on(3)
     stop(c)
-    assert not any(d == "I" for d, _ in c.wire.lines)  # quickfix closed the connection without a word
+    # never a session: the only answer (to each reconnect) is the front door's Logout naming what the Logon said
+    answers = [raw.split("\x0135=", 1)[1].split("\x01", 1)[0] for d, raw in c.wire.lines if d == "I"]
+    assert answers and set(answers) == {"5"}
+    assert any(t.startswith("no session FIX.4.4:NOBODY->FIXGW here") for t in c.refusals())
     found = [e for e in events(stack, "*") if "Session not found for incoming message" in e and "49=NOBODY" in e]
     assert found, "quickfix's refusal is journaled"
     assert all(PASSWORD not in e and "554=****" in e for e in found)
