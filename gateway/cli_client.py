@@ -20,6 +20,7 @@ formatting are in gateway/client_script.py; this module runs the session:
 """
 from __future__ import annotations
 
+import calendar
 import os
 import shutil
 import sys
@@ -72,8 +73,8 @@ class CommandFileError(click.ClickException):
 @click.option("--password-stdin", is_flag=True,
               help=f"read the session's password from the first line of stdin (or set {PASSWORD_ENV})")
 @click.option("--count", type=click.IntRange(1), default=None,
-              help="drop-copy sessions: log out after this many new ExecutionReports (re-sent ones, PossResend "
-                   "or PossDup, are shown, not counted)")
+              help="drop-copy sessions: log out after this many ExecutionReports of events since the start (the "
+                   "history re-sent at logon is shown, not counted)")
 @click.option("--for", "watch_s", type=click.FloatRange(0.1, 86400), default=None,
               help="drop-copy sessions: log out after this many seconds (default: Ctrl-C, or --count)")
 @JSON
@@ -143,7 +144,8 @@ def _watch(cfg: GatewayConfig, name: str, host: str, port: int | None, timeout: 
     """Log on as drop-copy session NAME and show the copies as they arrive, as a broker's receiver would.
 
     Its Logon resets the sequence numbers (141=Y), so the gateway first re-sends from its journal what the
-    session has not acknowledged (PossResend, 97=Y): shown, not counted. Exit 0 after --count new reports,
+    session has not acknowledged (PossResend, 97=Y): shown, and counted only if its event happened after
+    the watch started (TransactTime, 60), as copies held for the reset did. Exit 0 after --count such reports,
     or at --for or Ctrl-C; 4 when --for ends before --count was reached."""
     session = cfg.dropcopy.sessions[name]
     password = _password(name, session, password_stdin)
@@ -232,7 +234,8 @@ class ClientRun:
         self.tls = tls
         self.tls_failures: list[str] = []
         self.version = version or cfg.clients[name].fix_version
-        self.exec_reports = 0  # ExecutionReports received (what a drop-copy watch counts)
+        self.exec_reports = 0  # ExecutionReports of events since the run started (what a drop-copy watch counts)
+        self.started = time.time()
         self.logon_fields = logon_fields
         self.account = account
         self.timeout = timeout
@@ -548,8 +551,8 @@ class ClientRun:
                     if not (m.get(35) == "A" and not self.as_json):
                         self._show(now, m)
                     self.tracker.feed(m)
-                    if m.get(35) == "8" and m.get(97) != "Y" and m.get(43) != "Y":
-                        self.exec_reports += 1  # new ones: not what the journal or quickfix re-sends
+                    if m.get(35) == "8" and _sent_at(m) >= self.started:
+                        self.exec_reports += 1  # not the history the journal re-sends after the reset logon
                     self.cond.notify_all()
             index += len(new)
             if not fc.logged_on:
@@ -590,6 +593,17 @@ class ClientRun:
     def _next_id(self, prefix: str) -> str:
         self._ids += 1
         return f"{prefix}{self._ids}-{self._stamp}"  # the run's number first: C1-CJ1MQ1, C2-CJ1MQ1, ...
+
+
+def _sent_at(m: dict[int, str]) -> float:
+    """When the event it reports happened: TransactTime (60), else OrigSendingTime (122) of a re-send, else
+    SendingTime (52); epoch seconds, 0 when none parses."""
+    stamp = m.get(60) or m.get(122) or m.get(52) or ""
+    try:
+        whole = calendar.timegm(time.strptime(stamp[:17], "%Y%m%d-%H:%M:%S"))
+        return whole + (float("0" + stamp[17:]) if stamp[17:18] == "." else 0.0)
+    except ValueError:
+        return 0.0
 
 
 def _base36(n: int) -> str:
