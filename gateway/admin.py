@@ -511,6 +511,8 @@ class Admin:
         states = _states(query.get("state", []))
         since, until = _time_filter(query, "since"), _time_filter(query, "until")
         names = {k: query[k][-1] for k in ("session", "account", "symbol") if k in query}
+        if "session" in names:
+            names["session"] = self._known.session_name(names["session"])  # a full SessionID works too
         if names:  # names that only refused orders carry (an unknown symbol, say) are names too
             seen = self._gw.engine.call(lambda core: {k: {getattr(r, k) for r in core.rejected.values()} - {None}
                                                       for k in names})
