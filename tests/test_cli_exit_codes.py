@@ -24,7 +24,7 @@ from gateway.cli_common import SIGPIPE_EXIT
 
 STATUS = {"comp_id": "FIXGW", "healthy": True, "problems": [], "pid": 1, "uptime_seconds": 5.0,
           "sessions_up": 1, "sessions_total": 1, "sessions": {"VENUE1": True}, "schedules": {},
-          "journal": {"lag_seconds": 0, "queue_depth": 0, "healthy": True},
+          "journal": {"commit_lag_seconds": 0, "queue_depth": 0, "healthy": True},
           "risk": {"enabled": False, "kill_switches": {}, "disabled_sessions": []}, "scheduled": []}
 RESET = object()
 

@@ -207,7 +207,8 @@ def test_a_bad_line_in_a_command_file_names_the_line_and_nothing_is_sent(tmp_pat
 
 def test_an_unknown_session_and_a_password_session_without_a_password_are_clear_errors():
     result = CliRunner().invoke(main, ["client", "-c", SHIPPED_CFG, "NOPE", "buy", "1", "AAPL"])
-    assert result.exit_code == 1 and "NOPE is not a client session" in result.output and "CLIENT44" in result.output
+    assert result.exit_code == 1 and "NOPE is not a client or drop-copy session" in result.output
+    assert "CLIENT44" in result.output and "DC44" in result.output
     result = CliRunner(env={"FIXGW_CLIENT_PASSWORD": None, "FIXGW_DEMO_SECURE_PASSWORD": None}).invoke(
         main, ["client", "-c", SHIPPED_CFG, "SECURE44", "buy", "1", "AAPL"])
     assert result.exit_code == 1 and "SECURE44 needs a password" in result.output
