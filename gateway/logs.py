@@ -94,11 +94,12 @@ def make_formatter(fmt: str) -> logging.Formatter:
 
 
 class LibraryInfoAtDebug(logging.Filter):
-    """Alembic's INFO lines (its plugins' set-up, "Context impl ...", each migration step) at debug: at
-    every start they filled a screen before the gateway's first line, which says the schema revision
-    itself, once. Shown (as level=debug) only when the log level is DEBUG."""
+    """Libraries' INFO lines at debug: Alembic's (its plugins' set-up, "Context impl ...", each migration
+    step) filled a screen at every start before the gateway's first line, which says the schema revision
+    itself, once; APScheduler's ("Adding job tentatively", "Added job", "Scheduler started") repeat what
+    fixgw.schedule says of each job. Shown (as level=debug) only when the log level is DEBUG."""
 
-    LOGGERS = ("alembic",)
+    LOGGERS = ("alembic", "apscheduler")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and record.name.split(".", 1)[0] in self.LOGGERS:
