@@ -345,7 +345,8 @@ def risk_what_if(rules_file: str, since, until, sessions_, show_all: bool, confi
     from pathlib import Path
 
     from gateway.admin_names import UnknownName, configured_sessions, session_name
-    from gateway.journal_replay import Filters, id_range, iter_replay, parse_time, with_progress
+    from gateway.journal_replay import Filters, id_range, iter_replay, parse_time
+    from gateway.progress import with_progress
     from gateway.whatif import replay
     from risk.rules import RulesError, load_rules
 

@@ -204,7 +204,8 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
     With --to-session NAME, the running gateway sends the selected ExecutionReports that are in
     drop-copy session NAME's scope to it again, in its FIX version, with PossResend (97=Y).
     """
-    from gateway.journal_replay import Filters, formatter, id_range, iter_replay, parse_time, with_progress
+    from gateway.journal_replay import Filters, formatter, id_range, iter_replay, parse_time
+    from gateway.progress import with_progress
 
     try:
         since_us = parse_time(since) if since is not None else None

@@ -192,20 +192,6 @@ def id_range(engine_or_url) -> tuple[int | None, int | None]:
             engine.dispose()
 
 
-def with_progress(rows, lo: int | None, hi: int | None, progress, every: int = 1000) -> Iterator:
-    """``rows`` (each with an ``id``, in id order) passed through, calling ``progress(done, total)`` every
-    ``every`` rows with the share of the ids lo..hi behind: a measure that needs no COUNT over the journal."""
-    if lo is None or hi is None:
-        yield from rows
-        return
-    total = hi - lo + 1
-    for n, row in enumerate(rows, 1):
-        if n % every == 0:
-            progress(row.id - lo + 1, total)
-        yield row
-    progress(total, total)
-
-
 def iter_replay(engine_or_url, filters: Filters = Filters(), batch: int = 1000) -> Iterator:
     """Matching journal rows in id order, streamed."""
     return stream_rows(engine_or_url, select_messages(filters), batch)

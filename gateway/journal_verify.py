@@ -241,7 +241,7 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000, progres
     """
     from sqlalchemy import func, select
 
-    from gateway.journal_replay import with_progress
+    from gateway.progress import with_progress
 
     from gateway.db import journal_messages as t
 
