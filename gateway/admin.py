@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from gateway import secretstore
 from gateway.admin_names import Names, UnknownName
 from gateway.config import ConfigError, describe_schedule
+from gateway.reload import ReloadBusy
 from risk.rules import RulesError, load_rules
 from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
 from routing.orders import Event
@@ -637,8 +638,6 @@ class Admin:
         }
 
     def _reload_sessions(self, operator: str, dry_run: bool) -> dict:
-        from gateway.server import ReloadBusy
-
         try:
             return self._gw.reload_sessions(operator, dry_run)
         except ConfigError as exc:

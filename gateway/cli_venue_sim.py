@@ -27,7 +27,8 @@ import click
 from pydantic import ValidationError
 
 from gateway.cli_common import config_option, resolve_config
-from gateway.config import ConfigError, GatewayConfig, SimulatorConfig, load_config
+from gateway.config import ConfigError, GatewayConfig, load_config
+from venuesim.config import SimulatorConfig
 from gateway.lifecycle import wait_for_stop
 from gateway.logs import setup_logging
 

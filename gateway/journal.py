@@ -25,7 +25,7 @@ bytes) become ``\\udcXX`` and, on PostgreSQL, NUL becomes the four characters
 ``\\x00``. FIX text without binary data fields is never affected.
 
 Secrets never reach the journal: ``record`` and ``event`` mask Password (554) and the
-other secret tags (gateway/redact.py) before the spool file or the queue sees them.
+other secret tags (fixspecs/redact.py) before the spool file or the queue sees them.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ from gateway.db import (
     session_events,
 )
 from fixspecs.raw import field_after as _field
-from gateway.redact import redact
+from fixspecs.redact import redact
 from gateway.journal_verify import (
     GENESIS,
     HMAC_KEY_ENV,

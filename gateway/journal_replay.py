@@ -19,7 +19,7 @@ Names come from the QuickFIX data dictionaries in ``fixspecs/``, chosen by
 BeginString: FIX.4.2 -> FIX42, FIX.4.4 -> FIX44, FIXT.1.1 -> FIX50 + FIXT11 (session
 layer). Each is parsed once per process with xml.etree and cached.
 
-Every format masks Password (554) and the other secret tags (gateway/redact.py),
+Every format masks Password (554) and the other secret tags (fixspecs/redact.py),
 also in rows journaled before the journal masked them itself.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from xml.etree import ElementTree
 from sqlalchemy import select
 
 from gateway.db import journal_messages
-from gateway.redact import redact
+from fixspecs.redact import redact
 from gateway.journal import stream_rows
 
 SOH = "\x01"

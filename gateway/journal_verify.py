@@ -41,6 +41,9 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 HMAC_KEY_ENV = "FIXGW_JOURNAL_HMAC_KEY"
 GENESIS = bytes(32)
+# where the chain continues from after retention pruned its start (written by gateway/retention.py)
+CHECKPOINT_ID = "retention_checkpoint_id"
+CHECKPOINT_HASH = "retention_checkpoint_hash"
 MODE_PLAIN = "sha256"
 MODE_KEYED = "hmac-sha256"
 _KEY_CHECK_MSG = b"fixgw-journal-key-check"
@@ -234,6 +237,14 @@ def resolve_key(meta: dict[str, str], key: bytes | None) -> bytes | None:
     return None
 
 
+def checkpoint(meta: dict[str, str]) -> tuple[int, bytes] | None:
+    """(id, chain hash) the journal's chain continues from after pruning, or None."""
+    if CHECKPOINT_ID not in meta:
+        return None
+    raw = meta.get(CHECKPOINT_HASH) or ""
+    return int(meta[CHECKPOINT_ID]), bytes.fromhex(raw) if raw else GENESIS
+
+
 def verify_database(engine, key: bytes | None = None, batch: int = 5000, progress=None) -> VerifyResult:
     """Verify the whole journal of ``engine`` (streamed with a server-side cursor).
 
@@ -249,8 +260,6 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000, progres
         meta = read_meta(conn)
         key = resolve_key(meta, key)
         start = int(meta.get("chain_start_id", "0"))
-        from gateway.retention import checkpoint
-
         stmt = select(t.c.id, t.c.session_id, t.c.direction, t.c.seq_num, t.c.msg_type, t.c.ts_us, t.c.raw,
                       t.c.chain_hash).order_by(t.c.id)
         lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id))).one() if progress else (None, None)

@@ -13,7 +13,7 @@ as fields, passed with ``extra``::
 Field names in use: session, cl_ord_id, orig_cl_ord_id, order_id, venue,
 exec_id, operator, reason. An exception's traceback goes in the field ``exc``.
 
-Both formats mask Password (554) and the other secret FIX tags (gateway/redact.py)
+Both formats mask Password (554) and the other secret FIX tags (fixspecs/redact.py)
 in the message, the fields and tracebacks.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 
-from gateway.redact import redact
+from fixspecs.redact import redact
 
 FORMATS = ("text", "json")
 

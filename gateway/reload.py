@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 
 from gateway.config import ClientConfig, GatewayConfig, VenueConfig
 
+class ReloadBusy(Exception):
+    """Another `fixgw sessions reload` is being applied."""
+
+
 # what each step does, as the report says it
 ADDED, READDED, REMOVED, UPDATED, RECONNECTED, REPLACED, REFUSED, FAILED = (
     "added", "re-added", "removed", "updated", "reconnected", "replaced", "refused", "failed")

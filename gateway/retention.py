@@ -32,12 +32,10 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import URL
 
 from gateway.db import _engine_for, dropcopy_state, journal_messages, journal_meta, session_events
-from gateway.journal_verify import GENESIS
+from gateway.journal_verify import CHECKPOINT_HASH, CHECKPOINT_ID, GENESIS, checkpoint
 
 log = logging.getLogger("fixgw.retention")
 
-CHECKPOINT_ID = "retention_checkpoint_id"
-CHECKPOINT_HASH = "retention_checkpoint_hash"
 CHECKPOINT_AT = "retention_checkpoint_at"
 
 
@@ -61,14 +59,6 @@ class PruneResult:
         if self.held_back_by:
             text += f"; held back: {self.held_back_by}"
         return text
-
-
-def checkpoint(meta: dict[str, str]) -> tuple[int, bytes] | None:
-    """(id, chain hash) the journal's chain continues from after pruning, or None."""
-    if CHECKPOINT_ID not in meta:
-        return None
-    raw = meta.get(CHECKPOINT_HASH) or ""
-    return int(meta[CHECKPOINT_ID]), bytes.fromhex(raw) if raw else GENESIS
 
 
 def _set_meta(conn, name: str, value: str) -> None:

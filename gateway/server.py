@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
-import quickfix as fix
 
 from gateway import metrics, secretstore
 from gateway.admin import Admin, admin_token
@@ -27,7 +26,7 @@ from gateway.config import (ClientConfig, ConfigError, GatewayConfig, VenueConfi
                             sequence_reset_warnings)
 from gateway.credentials import CredentialsError, CredentialStore
 from gateway.dropcopy import CoreDirectory, DropCopyService
-from gateway.redact import redact
+from fixspecs.redact import redact
 from gateway.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.frontdoor import FrontDoor
 from gateway.logon_watch import LogonWatch
@@ -37,8 +36,8 @@ from gateway import recovery
 from gateway.journal import JournalWriter, inbound_after, session_rejected
 from gateway.journal_proc import ProcessJournalWriter
 from gateway.logs import fields
-from gateway.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, Step,
-                            plan)
+from gateway.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, ReloadBusy,
+                            Step, plan)
 from gateway.schedule import build_scheduler, describe, set_end_of_day, set_risk_day_rolls
 from gateway.statelog import State, StateLog, StateLogError
 from routing.core import ClientOptions, Core
@@ -51,8 +50,8 @@ from fixspecs.raw import field_after
 from sessions import filestore
 from sessions.codec import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
-from sessions.fixsettings import (BEGIN_STRING, build_settings, graceful_stop, graceful_stop_all, session_id,
-                                  session_registered, start_engine, start_now)
+from sessions.fixsettings import (BEGIN_STRING, SessionID, build_settings, graceful_stop, graceful_stop_all,
+                                  lookup_session, session_id, session_registered, start_engine, start_now)
 from sessions.gateway_app import ClientApplication, VenueApplication, replay_command
 from sessions.journal_log import JournalLogFactory
 from sessions.sent_index import SentIndex
@@ -154,10 +153,6 @@ def _field(raw: str, tag: int) -> str:
     return "?" if value is None else value
 
 
-class ReloadBusy(Exception):
-    """Another `fixgw sessions reload` is being applied."""
-
-
 REMOVED_REASON = "session removed from the gateway's configuration"
 
 
@@ -229,8 +224,8 @@ class Gateway:
         self.logon_watch = LogonWatch()  # why a venue refuses our logon: once, then rate-limited
         self.venue_app.logon_watch = self.logon_watch
         # quickfix engines: acceptors as (engine, SessionIDs, ports), one initiator per venue as (engine, SessionID)
-        self._acceptors: list[tuple[object, list[fix.SessionID], set[int]]] = []
-        self._initiators: dict[str, tuple[object, fix.SessionID]] = {}
+        self._acceptors: list[tuple[object, list[SessionID], set[int]]] = []
+        self._initiators: dict[str, tuple[object, SessionID]] = {}
         self.retired_clients: dict[str, ClientConfig] = {}  # removed by a reload: logged out, logons refused
         self._reload_lock = threading.Lock()
         # Drop-copy receivers: their own acceptor (port [dropcopy].port), fed by the drop-copy thread
@@ -459,7 +454,7 @@ class Gateway:
     def _store_dir(self, origin: str) -> Path:
         return self.cfg.data_dir / "store" / ("clients" if origin.startswith("client:") else "venues")
 
-    def _sids_by_origin(self) -> dict[str, fix.SessionID]:
+    def _sids_by_origin(self) -> dict[str, SessionID]:
         return {**{f"client:{n}": sid for n, sid in self.client_sids.items()},
                 **{f"venue:{n}": sid for n, sid in self.venue_sids.items()}}
 
@@ -519,7 +514,7 @@ class Gateway:
             return []
         return [raw for _, raw in filestore.sent_messages(self._store_dir(origin), sid, tail=n)]
 
-    def _dropcopy_settings(self, store: Path) -> fix.SessionSettings:
+    def _dropcopy_settings(self, store: Path):
         sessions = []
         for name, d in self.cfg.dropcopy.sessions.items():
             # source addresses and passwords are checked at logon, as for clients (gateway/auth.py)
@@ -547,9 +542,7 @@ class Gateway:
         if self.dropcopy is not None:
             # before the trading sessions, so the first report already has its drop-copy sessions
             settings = self._dropcopy_settings(self.cfg.data_dir / "store" / "dropcopy")
-            self.dropcopy_acceptor = fix.ThreadedSocketAcceptor(self.dropcopy_app, fix.FileStoreFactory(settings),
-                                                                settings, self._log_factory)
-            self.dropcopy_acceptor.start()
+            self.dropcopy_acceptor = start_engine("acceptor", self.dropcopy_app, settings, self._log_factory)
             try:
                 self.front_door.serve("dropcopy", "dropcopy", self.cfg.dropcopy.port, self._dropcopy_internal_port,
                                       self.cfg.dropcopy.limits)
@@ -668,9 +661,9 @@ class Gateway:
     def scheduled_jobs(self) -> list[tuple[str, str]]:
         return describe(self.scheduler) if self.scheduler.running else []
 
-    def session(self, name: str) -> fix.Session | None:
+    def session(self, name: str):
         sid = self.client_sids.get(name) or self.venue_sids.get(name) or self.dropcopy_sids.get(name)
-        return fix.Session.lookupSession(sid) if sid is not None else None
+        return lookup_session(sid) if sid is not None else None
 
     def is_logged_on(self, name: str) -> bool:
         s = self.session(name)
@@ -774,7 +767,7 @@ class Gateway:
                 clients[name] = cfg
                 self.client_sids = {**self.client_sids, name: sid}
                 set_end_of_day(self.scheduler, name, cfg, self.engine.submit)
-                session = fix.Session.lookupSession(sid)
+                session = lookup_session(sid)
                 if session is not None:
                     session.logon()  # accept its logons again
             elif step.action == UPDATED:
@@ -810,7 +803,7 @@ class Gateway:
         sid = self.client_sids[name]
         self.client_sids = {k: v for k, v in self.client_sids.items() if k != name}
         set_end_of_day(self.scheduler, name, None, self.engine.submit)
-        session = fix.Session.lookupSession(sid)
+        session = lookup_session(sid)
         if session is not None:
             if session.isLoggedOn():
                 session.logout(REMOVED_REASON)

@@ -24,6 +24,9 @@ import quickfix as fix
 _SPEC_DIR = Path(str(resources.files("fixspecs")))
 
 
+SessionID = fix.SessionID  # for type hints above sessions/, which never imports quickfix itself
+
+
 def spec_path(name: str) -> str:
     return str(_SPEC_DIR / name)
 
@@ -93,6 +96,11 @@ def build_settings(connection_type: str, store_dir: Path, sessions: list[tuple[f
             d.setString(key, str(value))
         settings.set(sid, d)
     return settings
+
+
+def lookup_session(sid: fix.SessionID) -> fix.Session | None:
+    """quickfix's Session for ``sid`` in this process (None when no engine holds it)."""
+    return fix.Session.lookupSession(sid)
 
 
 def session_registered(sid: fix.SessionID) -> bool:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from gateway.redact import redact
+from fixspecs.redact import redact
 from routing.model import SessionStatus
 from sessions import codec
 

@@ -79,7 +79,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from gateway.config import SimulatorConfig
+from venuesim.config import SimulatorConfig
 from routing.model import ClientCancelReject, ClientExecReport, MDUpdateAction, Side
 from sessions import codec
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from gateway.config import SimulatorConfig
+from venuesim.config import SimulatorConfig
 from routing.core import ClientOptions, Core
 from routing.model import (
     MarketData, MarketDataReject, MDEntry, MDUpdateAction, SessionStatus, Side, VenueMarketDataRequest,

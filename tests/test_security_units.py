@@ -8,7 +8,7 @@ import pytest
 from gateway.auth import FailureThrottle, _allowed
 from gateway.config import ConfigError, parse_config
 from gateway.credentials import CredentialsError, CredentialStore
-from gateway.redact import redact
+from fixspecs.redact import redact
 from gateway.tls import LoopbackAliases
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.config import SimulatorConfig
+from venuesim.config import SimulatorConfig
 from gateway.journal import iter_events
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator

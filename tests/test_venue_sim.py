@@ -16,7 +16,8 @@ import quickfix as fix
 from click.testing import CliRunner
 
 from gateway.cli_venue_sim import run_simulators_for, venue_sim
-from gateway.config import ConfigError, MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour, parse_config
+from gateway.config import ConfigError, parse_config
+from venuesim.config import MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour
 from sessions.client import FixClient
 from sessions.codec import parse_fields, parse_pairs, utc_timestamp
 from sessions.venue_sim import VenueSimulator

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from gateway.config import SimulatorConfig
+from venuesim.config import SimulatorConfig
 from routing.model import (
     ClientCancelReject,
     ClientExecReport,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple, Union
 
-from gateway.config import SimulatorConfig
+from venuesim.config import SimulatorConfig
 from routing.model import (
     ClientCancelReject,
     ClientExecReport,

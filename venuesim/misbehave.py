@@ -10,7 +10,7 @@ the gateway has to match such an answer to the child order by RefSeqNum (45).
 """
 from __future__ import annotations
 
-from gateway.config import BUSINESS_REJECT_REASONS
+from venuesim.config import BUSINESS_REJECT_REASONS
 
 SOH = "\x01"
 # MsgType -> the MisbehaviourConfig key that says how it is answered
