@@ -650,7 +650,7 @@ def orders_check(system: System) -> dict:
 
 
 def as_journaled(raw: bytes) -> bytes:
-    """The UTF-8 the journal holds for wire bytes ``raw``, by its documented rule (gateway/journal.py): the
+    """The UTF-8 the journal holds for wire bytes ``raw``, by its documented rule (gateway/journal/writer.py): the
     binding hands a byte that is not UTF-8 to Python as a lone surrogate, stored as the text ``\\udcXX``."""
     return raw.decode("utf-8", "surrogateescape").encode("utf-8", "backslashreplace")
 

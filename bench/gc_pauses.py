@@ -1,7 +1,7 @@
 """The cyclic garbage collector's full passes on the core thread, with and without its freeze policy.
 
 The engine freezes what survived every ``Engine.FREEZE_EVERY`` commands
-(gateway/engine.py). This runs the same new orders through an engine (its core
+(gateway/process/engine.py). This runs the same new orders through an engine (its core
 and risk chain; the sessions stubbed, no state log) twice in one process, once
 with the policy and once without it (``FREEZE_EVERY = 0``), and reports the
 longest and the total time of the automatic full collections (generation 2)
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.engine import Engine  # noqa: E402
+from gateway.process.engine import Engine  # noqa: E402
 from routing.core import ClientOptions, Core  # noqa: E402
 from routing.model import NewOrder, OrdType, SessionStatus, Side  # noqa: E402
 from routing.router import Venue  # noqa: E402

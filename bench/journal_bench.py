@@ -50,10 +50,10 @@ sys.path.insert(0, str(BENCH.parent))
 from hdrh.histogram import HdrHistogram  # noqa: E402
 
 from analyze import hist_summary  # noqa: E402
-from gateway import db as gdb  # noqa: E402
-from gateway.journal import JournalWriter  # noqa: E402
-from gateway.journal_proc import ProcessJournalWriter  # noqa: E402
-from gateway.journal_replay import Filters, iter_replay, split_fields  # noqa: E402
+from gateway.journal import db as gdb  # noqa: E402
+from gateway.journal.writer import JournalWriter  # noqa: E402
+from gateway.journal.process import ProcessJournalWriter  # noqa: E402
+from gateway.journal.replay import Filters, iter_replay, split_fields  # noqa: E402
 from throughput import machine, pg_database  # noqa: E402
 
 SOH = "\x01"
@@ -256,8 +256,8 @@ def replay(url: str, limit: int) -> dict:
         # 2. the indexed columns, and two str.find lookups for ExecType and OrdStatus
         from sqlalchemy import select
 
-        from gateway.db import journal_messages as t
-        from gateway.journal import stream_rows
+        from gateway.journal.db import journal_messages as t
+        from gateway.journal.writer import stream_rows
 
         t0 = time.perf_counter()
         picture: dict[str, list] = {}

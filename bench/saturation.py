@@ -18,7 +18,7 @@ Modes, interleaved within one run (A, C, D, A, C, D, ...) so machine drift hits 
      the copy's lag behind the client's own report (Fill received -> copy received).
   D  `fixgw demo`: the same, all in one process, as a newcomer runs it.
   T  as C, with the client's session over TLS (1.3, client certificate verified): the gateway's
-     TLS terminator in front of its acceptor, and a client-side terminator (gateway/tls.py) in
+     TLS terminator in front of its acceptor, and a client-side terminator (gateway/security/tls.py) in
      this process in front of the load client, as a real client's TLS stack would be. Venue
      sessions stay plaintext. Compare T with C (same run) for the cost of TLS.
 This process is the load generator: one FIX.4.4 client. Every order is a
@@ -371,8 +371,8 @@ def main() -> None:
                 client_tls = None
                 try:
                     if pki is not None:  # the load client speaks TLS through a client-side terminator
-                        from gateway.auth import PeerBook
-                        from gateway.tls import TlsTerminator, client_context
+                        from gateway.security.auth import PeerBook
+                        from gateway.security.tls import TlsTerminator, client_context
 
                         client_tls = TlsTerminator(PeerBook()).start()
                         port = client_tls.connect_out("load", "127.0.0.1", port, client_context(

@@ -18,8 +18,8 @@ import tempfile
 import time
 from decimal import Decimal as D
 
-from gateway import recovery
-from gateway.statelog import State, StateLog
+from gateway.state import recovery
+from gateway.state.log import State, StateLog
 from routing.core import ClientOptions, Core
 from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
 from routing.router import Venue
@@ -34,7 +34,7 @@ def venue_report(order, kind, n, last_qty=D(0), last_px=D(0)) -> VenueExecution:
                           last_px=last_px, cum_qty=last_qty, leaves_qty=D(0), seq=n)
 
 
-# Encodes each message as the engine does before the record (gateway/engine.py); no session is started.
+# Encodes each message as the engine does before the record (gateway/process/engine.py); no session is started.
 OUTBOUND = Outbound({"C1": session_id("FIX.4.4", "T", "C1")}, {"V1": session_id("FIX.4.4", "T", "V1")})
 
 

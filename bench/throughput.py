@@ -261,7 +261,7 @@ class Run:
 
     def watch(self) -> str:
         pids = {n: p.pid for n, p in self.procs.items()}
-        if self.mode in ("C", "P", "O"):  # the journal's writer process (gateway/journal_proc.py) is the gateway's too
+        if self.mode in ("C", "P", "O"):  # the journal's writer process (gateway/journal/process.py) is the gateway's too
             for i, pid in enumerate(child_pids(self.procs["gateway"].pid)):
                 pids[f"journal{i or ''}"] = pid
         return ",".join(f"{n}={pid}" for n, pid in pids.items())

@@ -1,6 +1,6 @@
 """`fixgw venue-sim -c CFG --venue NAME` with a receive stamp per order: the venue of modes B and C.
 
-The same simulator ``fixgw venue-sim`` runs (``gateway.cli_venue_sim.simulator_for_venue``:
+The same simulator ``fixgw venue-sim`` runs (``gateway.cli.venue_sim.simulator_for_venue``:
 same class, settings, store directory and book), plus one hook: each application
 message's ``time.perf_counter_ns()`` at quickfix's callback (the stamp the
 simulator takes anyway) is kept with its ClOrdID (one ``getField(11)``, about a
@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.cli_venue_sim import simulator_for_venue  # noqa: E402
+from gateway.cli.venue_sim import simulator_for_venue  # noqa: E402
 from gateway.config import load_config  # noqa: E402
-from gateway.lifecycle import wait_for_stop  # noqa: E402
-from gateway.logs import setup_logging  # noqa: E402
+from gateway.process.lifecycle import wait_for_stop  # noqa: E402
+from gateway.observability.logs import setup_logging  # noqa: E402
 from sessions.venue_sim import VenueSimulator  # noqa: E402
 
 

@@ -6,5 +6,5 @@
 - ``ledger``: per-session delivery watermarks (journal ids), resets and acknowledgements.
 
 The quickfix side is ``sessions/dropcopy.py``; the thread that reads the journal and
-sends the copies is ``gateway/dropcopy.py``; the design is in docs/architecture.md.
+sends the copies is ``gateway/dropcopy/service.py``; the design is in docs/architecture.md.
 """

@@ -78,7 +78,7 @@ def describe_schedule(schedule: ScheduleConfig | None) -> str:
 
 
 class ServerTlsConfig(_Strict):
-    """TLS on a client session's port: the gateway's terminator (gateway/tls.py) serves it."""
+    """TLS on a client session's port: the gateway's terminator (gateway/security/tls.py) serves it."""
 
     cert: Path = Field(description="the gateway's certificate chain (PEM) presented to clients")
     key: Path = Field(description="its private key (PEM, unencrypted, readable by the gateway's user only)")
@@ -93,7 +93,7 @@ class ServerTlsConfig(_Strict):
 
 
 class ClientTlsConfig(_Strict):
-    """TLS to a venue: the gateway's initiator connects through the terminator (gateway/tls.py)."""
+    """TLS to a venue: the gateway's initiator connects through the terminator (gateway/security/tls.py)."""
 
     ca: Path | None = Field(None, description="CA certificates (PEM) the venue's certificate must chain to; "
                                               "unset: the system's trusted CAs")
@@ -197,7 +197,7 @@ class VenueConfig(_SequenceResets):
 
 
 class _LogonPolicy(_Strict):
-    """Who may log on to an acceptor session (client or drop-copy): checked by gateway/auth.py at logon."""
+    """Who may log on to an acceptor session (client or drop-copy): checked by gateway/security/auth.py at logon."""
 
     allowed_addresses: tuple[str, ...] = Field(
         (), description="source IP addresses or CIDR ranges (10.1.2.0/24) this session may log on from "
@@ -292,7 +292,7 @@ class ClientConfig(_Strategy, _LogonPolicy, _SequenceResets):
 
 
 class _ConnectionHygiene(_Strict):
-    """What the front door (gateway/frontdoor.py) allows a connection on a public FIX port.
+    """What the front door (gateway/security/frontdoor.py) allows a connection on a public FIX port.
 
     Defaults: a FIX client sends its Logon as soon as it connects (10 s also covers a TLS
     handshake and a slow link); 64 KiB is hundreds of times an order or a Logon, and keeps
@@ -311,7 +311,7 @@ class _ConnectionHygiene(_Strict):
 
     @property
     def limits(self):
-        from gateway.frontdoor import Limits
+        from gateway.security.frontdoor import Limits
 
         return Limits(float(self.prelogon_timeout_s), self.max_message_bytes, self.max_connections_per_address)
 
@@ -328,7 +328,7 @@ class HttpConfig(_Strict):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="address for /metrics and /health; keep it local unless needed")
     port: int = Field(9878, gt=0, lt=65536)
-    # Connection hygiene (gateway/http_guard.py): a silent, slow or oversized client cannot hold the port.
+    # Connection hygiene (gateway/admin/http_guard.py): a silent, slow or oversized client cannot hold the port.
     request_timeout_s: float = Field(
         10.0, gt=0, le=300,
         description="a request (line, headers and body) not fully received this many seconds after the "
@@ -367,7 +367,7 @@ class JournalConfig(_Strict):
     flush_interval_ms: int = Field(5, ge=1, description="longest a row waits before its batch commits")
     writer: Literal["process", "thread"] = Field(
         "process", description="process: the rows are committed by a child process that reads the spool "
-        "(gateway/journal_proc.py), off the gateway's GIL; thread: by a thread of the gateway process")
+        "(gateway/journal/process.py), off the gateway's GIL; thread: by a thread of the gateway process")
     retention_days: float | None = Field(None, gt=0, description="every day, prune journal rows older than this "
                                          "(unset: keep everything); `fixgw journal verify` keeps working")
     retention_time: dt_time = Field(dt_time(2, 0), description="when the daily retention job runs (UTC)")
@@ -511,7 +511,7 @@ def sequence_reset_warnings(cfg: GatewayConfig) -> list[str]:
     counterparty agreement). quickfix keeps no message sent while such a session is logged out for a
     resend after the reset: it drops it at once (``sendToTarget`` gives False when the store is already
     reset) or discards it with the store at the next reset. Drop-copy sessions lose nothing: the
-    gateway holds their copies until the receiver is logged on (gateway/dropcopy.py)."""
+    gateway holds their copies until the receiver is logged on (gateway/dropcopy/service.py)."""
     out = []
     for name, c in cfg.clients.items():
         if c.resets:
@@ -598,8 +598,7 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
             lines.append(f"  {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
     if env is None:
-        from gateway import secretstore
-
+        from gateway.security import secretstore
         # secrets: the environment first, then the secrets file (its permissions checked)
         path = os.environ.get(SECRETS_FILE_ENV) or _under(base, cfg.secrets_file)
         try:

@@ -1,10 +1,10 @@
 """Alembic environment for the journal database.
 
-Our code runs Alembic programmatically (gateway.db.upgrade / downgrade) and hands
+Our code runs Alembic programmatically (gateway.journal.db.upgrade / downgrade) and hands
 over an open Connection in ``config.attributes["connection"]``. A URL works too,
 from ``config.attributes["url"]`` or the ``sqlalchemy.url`` option (e.g. when the
 alembic CLI is pointed at this directory with an ini file); the engine is then
-made with ``gateway.db.make_engine`` so SQLite gets the same connection setup.
+made with ``gateway.journal.db.make_engine`` so SQLite gets the same connection setup.
 
 On PostgreSQL every migration transaction sets ``lock_timeout`` and
 ``statement_timeout`` (overridable with FIXGW_MIGRATION_LOCK_TIMEOUT and
@@ -20,7 +20,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from gateway.db import make_engine, metadata
+from gateway.journal.db import make_engine, metadata
 
 config = context.config
 

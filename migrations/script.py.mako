@@ -4,7 +4,7 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-Keep gateway/db.py's Table definitions in step with this revision.
+Keep gateway/journal/db.py's Table definitions in step with this revision.
 On SQLite, ALTERs must go through ``with op.batch_alter_table(...)``.
 """
 from __future__ import annotations

@@ -460,7 +460,7 @@ class SessionStatus:
 @compact_pickle
 @dataclass(frozen=True, slots=True)
 class ChildNotSent:
-    """The engine could not encode a message for a venue (gateway/engine.py, its safety net): the core treats
+    """The engine could not encode a message for a venue (gateway/process/engine.py, its safety net): the core treats
     it as the venue's refusal, so the order never waits for an answer that cannot come. A new order (D) is a
     rejected child (routed again or reported to the client); a cancel (F) or replace (G), a refused one."""
 

@@ -307,7 +307,7 @@ _LEGACY_ORDER_FIELDS = (
 
 
 # "order/2" since orders have children; the state log writes "order/3", without the routing decisions,
-# and logs each decision once instead (gateway/statelog.py)
+# and logs each decision once instead (gateway/state/log.py)
 @tuple_pickle(layout="order/2", slim=("order/3", ("routes",)))
 @dataclass(slots=True)
 class Order(_Stateful):

@@ -72,7 +72,7 @@ class DropCopyApplication(_Guarded):
 
     def __init__(self, names: dict[str, str], notify: Callable[[object], None], on_error=None, refuse_logon=None):
         # _Guarded reports onLogon/onLogout as SessionStatus to ``notify`` (the drop-copy thread's queue);
-        # ``refuse_logon`` checks address ranges and passwords as for clients (gateway/auth.py)
+        # ``refuse_logon`` checks address ranges and passwords as for clients (gateway/security/auth.py)
         super().__init__(names, notify, on_error, refuse_logon)
 
     def fromAdmin(self, msg, sid):

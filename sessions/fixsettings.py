@@ -2,7 +2,7 @@
 
 quickfix 1.16 notes that shape this module:
 - An acceptor listens on every interface (there is no bind-address setting). The
-  gateway checks each session's source addresses itself at logon (gateway/auth.py):
+  gateway checks each session's source addresses itself at logon (gateway/security/auth.py):
   quickfix's ``AllowedRemoteAddresses`` takes exact addresses only and refuses silently.
 - quickfix keeps one process-wide SessionID -> Session map. Destroying an engine
   unregisters its SessionIDs, even if a newer engine registered the same ones, so

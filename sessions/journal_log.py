@@ -94,7 +94,7 @@ class JournalLog(fix.Log):
 
 class JournalLogFactory(fix.LogFactory):
     """``on_event`` also sees every engine and session event (the gateway learns each logon's source
-    address from quickfix's "Allows connections to the acceptor from ..." event: gateway/auth.py)."""
+    address from quickfix's "Allows connections to the acceptor from ..." event: gateway/security/auth.py)."""
 
     def __init__(self, sink: Sink, on_error: ErrorHook | None = None, on_event: EventHook | None = None,
                  sent_index=None):

@@ -73,7 +73,7 @@ class Outbound:
         """(role, session name, body text) of an action's message; None for an action ``perform`` does
         itself (a logout, a market data request). Raises UnknownSession for a session not configured, and
         codec.Unencodable for a text the session cannot carry: here, on the core thread, where the engine
-        answers it (gateway/engine.py), not in ``send``'s string setter on the sender thread."""
+        answers it (gateway/process/engine.py), not in ``send``'s string setter on the sender thread."""
         entry = self._encoders.get(type(action))
         if entry is None:
             return None

@@ -41,7 +41,7 @@ _unreachable: dict[str, str] = {}  # base URL -> reason, so a dead server costs 
 
 
 def _fail_or_skip(reason: str):
-    from gateway.db import safe_url
+    from gateway.journal.db import safe_url
 
     msg = (f"cannot create a test database on PostgreSQL at {safe_url(pg_base_url())}: {reason}. "
            f"Start it, point {PG_URL_ENV} at a server where this role may CREATE DATABASE, "
@@ -89,7 +89,7 @@ def postgres_url():
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request) -> str:
-    from gateway.db import upgrade
+    from gateway.journal.db import upgrade
 
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     upgrade(url)
@@ -105,7 +105,7 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
 @pytest.fixture
 def writer_factory():
     """Make JournalWriters that are stopped at the end of the test."""
-    from gateway.journal import JournalWriter
+    from gateway.journal.writer import JournalWriter
 
     made: list = []
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import GatewayConfig, parse_config
-from gateway.db import upgrade
-from gateway.server import Gateway
+from gateway.journal.db import upgrade
+from gateway.process.server import Gateway
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.admin import admin_token
-from gateway.journal import iter_events
+from gateway.admin.api import admin_token
+from gateway.journal.writer import iter_events
 from routing.model import KillSwitch
 from tests.fix_fixtures import start_stack
 

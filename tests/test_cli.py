@@ -70,7 +70,7 @@ def test_db_upgrade_then_current_reports_up_to_date(tmp_path):
 
 
 def test_start_up_says_the_journal_schema_revision_once_and_none_of_alembics_or_apschedulers_own_lines(tmp_path):
-    from gateway.db import head_revision
+    from gateway.journal.db import head_revision
 
     write_config(tmp_path, free_port(), free_port(), free_port())
     here = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])}

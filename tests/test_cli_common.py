@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway import cli_common
-from gateway.cli import main
-from gateway.cli_common import ConfigNotFound, find_config
+from gateway.cli import common as cli_common
+from gateway.cli.main import main
+from gateway.cli.common import ConfigNotFound, find_config
 
 
 @pytest.fixture
@@ -134,8 +134,8 @@ def test_credentials_list_json_says_what_is_set_never_the_hash(tmp_path):
 # ---------------------------------------------------------------- progress: on a terminal only, on stderr
 def journal_of(path: Path, n: int) -> str:
     """A journal of ``n`` messages, hash chain and all."""
-    from gateway import db
-    from gateway.journal import JournalWriter
+    from gateway.journal import db
+    from gateway.journal.writer import JournalWriter
 
     url = f"sqlite:///{path}"
     db.upgrade(url)
@@ -177,9 +177,9 @@ def test_replay_shows_no_progress_when_its_messages_go_to_the_same_terminal(monk
 def test_pure_modules_report_progress_through_a_callback(tmp_path):
     from datetime import datetime, timedelta, timezone
 
-    from gateway import db
-    from gateway.journal_verify import verify_database
-    from gateway.retention import prune
+    from gateway.journal import db
+    from gateway.journal.verify import verify_database
+    from gateway.journal.retention import prune
 
     engine = db.make_engine(journal_of(tmp_path / "j.db", 2500))
     try:

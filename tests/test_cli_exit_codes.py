@@ -19,8 +19,8 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner
 
-from gateway.cli import main
-from gateway.cli_common import SIGPIPE_EXIT
+from gateway.cli.main import main
+from gateway.cli.common import SIGPIPE_EXIT
 
 STATUS = {"comp_id": "FIXGW", "healthy": True, "problems": [], "pid": 1, "uptime_seconds": 5.0,
           "sessions_up": 1, "sessions_total": 1, "sessions": {"VENUE1": True}, "schedules": {},
@@ -128,8 +128,7 @@ def fixgw_piped(*args: str) -> tuple[int, str]:
 @pytest.fixture
 def big_journal(tmp_path):
     """A journal of some size."""
-    from gateway import db
-
+    from gateway.journal import db
     url = f"sqlite:///{tmp_path / 'journal.db'}"
     db.upgrade(url)
     with sqlite3.connect(tmp_path / "journal.db") as conn:

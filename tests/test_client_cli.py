@@ -14,8 +14,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from gateway import client_script as cs
-from gateway.cli import main
+from gateway.cli import client_script as cs
+from gateway.cli.main import main
 from tests.fix_fixtures import free_port, start_stack
 from tests.tls_certs import make_pki
 

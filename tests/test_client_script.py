@@ -1,4 +1,4 @@
-"""`fixgw client`'s pure part (gateway/client_script.py): the command grammar, what answers a request, and
+"""`fixgw client`'s pure part (gateway/cli/client_script.py): the command grammar, what answers a request, and
 how reports read; plus the command's checks that refuse a bad command before connecting."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway import client_script as cs
-from gateway.cli import main
+from gateway.cli import client_script as cs
+from gateway.cli.main import main
 
 SHIPPED_CFG = str(Path(__file__).resolve().parents[1] / "gateway.cfg")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.db import dropcopy_state, make_engine
+from gateway.journal.db import dropcopy_state, make_engine
 from tests.dropcopy_fixtures import assert_valid_on_the_wire, by_exec_id, copies, receiver, settle
 from tests.fix_fixtures import free_port, start_stack
 

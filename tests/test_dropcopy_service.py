@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from dropcopy.filters import NoDirectory, Scope
-from gateway.db import dropcopy_state, make_engine, upgrade
-from gateway.dropcopy import DropCopyService
-from gateway.journal import JournalWriter, iter_messages
+from gateway.journal.db import dropcopy_state, make_engine, upgrade
+from gateway.dropcopy.service import DropCopyService
+from gateway.journal.writer import JournalWriter, iter_messages
 from sessions.dropcopy import AckReceived, SessionView
 from sessions import codec
 from tests.test_codec import report

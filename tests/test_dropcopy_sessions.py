@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal import iter_messages
+from gateway.journal.writer import iter_messages
 from tests.dropcopy_fixtures import assert_valid_on_the_wire, by_exec_id, copies, receiver, settle
 from tests.fix_fixtures import CLIENTS, free_port, start_stack
 
@@ -169,7 +169,7 @@ def test_filters_give_each_receiver_only_its_clients_accounts_venues_and_sides(e
 
 
 def test_an_order_sent_on_a_drop_copy_session_is_refused_journaled_and_not_acted_on(env):
-    from gateway.metrics import DROPCOPY_REFUSED
+    from gateway.observability.metrics import DROPCOPY_REFUSED
 
     rx = env.receiver("DC44")
     before = {name: v.orders_received for name, v in env.stack.venues.items()}

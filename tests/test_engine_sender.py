@@ -8,8 +8,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from gateway.engine import Engine
-from gateway.statelog import SEND_BACKLOG_MAX
+from gateway.process.engine import Engine
+from gateway.state.log import SEND_BACKLOG_MAX
 from routing.core import ClientOptions, Core
 from routing.model import ClientExecReport, NewOrder, OrdType, SessionStatus, Side, VenueNewOrder
 from routing.router import Venue

@@ -96,6 +96,9 @@ def test_the_first_hour_with_the_cli_only(tmp_path):
 
         # a broker's receiver watches the drop copies while the orders go in
         watcher = me.popen("client", "DC44", "--count", "8", "--for", "60")  # 3 orders: 8 reports
+        deadline = time.monotonic() + 30  # it counts what happens once it runs: wait until it is logged on
+        while not me.json("sessions", "show", "DC44")["logged_on"] and time.monotonic() < deadline:
+            time.sleep(0.2)
 
         # one order in each FIX version
         filled = me.ok("client", "CLIENT42", "buy", "100", "AAPL", "--limit", "190.05")

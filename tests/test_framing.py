@@ -1,9 +1,9 @@
-"""The front door's FIX framing check (gateway/framing.py): quickfix's message boundaries, a size limit, garbage."""
+"""The front door's FIX framing check (gateway/security/framing.py): quickfix's message boundaries, a size limit, garbage."""
 from __future__ import annotations
 
 import pytest
 
-from gateway.framing import GARBAGE, TOO_LARGE, FrameChecker, FrameError, logon_fields
+from gateway.security.framing import GARBAGE, TOO_LARGE, FrameChecker, FrameError, logon_fields
 
 SOH = "\x01"
 

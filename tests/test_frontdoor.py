@@ -1,4 +1,4 @@
-"""The front door on the public FIX ports (gateway/frontdoor.py), over real sockets on 127.0.0.1.
+"""The front door on the public FIX ports (gateway/security/frontdoor.py), over real sockets on 127.0.0.1.
 
 The gateway runs with a short pre-logon timeout (1 s), a small message limit and
 a per-address connection limit on both the client port and the drop-copy port;
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.logs import LogfmtFormatter
+from gateway.observability.logs import LogfmtFormatter
 from sessions.client import FixClient
 from tests.fix_fixtures import Stack, free_port, start_stack
 
@@ -296,7 +296,7 @@ def test_a_logon_for_a_session_of_another_port_is_refused_by_the_front_door(stac
 
 def test_a_logon_with_a_wrong_target_comp_id_is_answered_with_a_logout_and_the_log_names_what_is_wrong(
         stack, caplog):
-    from gateway.journal import iter_events
+    from gateway.journal.writer import iter_events
 
     caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
     before = closed_count("client", "unknown_session")
@@ -347,7 +347,7 @@ def test_the_drop_copy_port_has_the_same_hygiene_and_its_receivers_still_log_on(
 
 def test_garbage_after_logon_closes_the_connection_but_what_came_before_it_is_processed_and_the_rest_journaled(
         stack, caplog):
-    from gateway.journal import iter_events
+    from gateway.journal.writer import iter_events
 
     caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
     before = closed_count("client", "garbage")

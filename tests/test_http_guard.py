@@ -16,9 +16,9 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.admin import admin_token
-from gateway.journal import iter_events
-from gateway.logs import LogfmtFormatter
+from gateway.admin.api import admin_token
+from gateway.journal.writer import iter_events
+from gateway.observability.logs import LogfmtFormatter
 from tests.fix_fixtures import start_stack
 
 TIMEOUT_S = 1.0

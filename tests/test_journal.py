@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 
-from gateway import db
-from gateway.cli_db import db as db_cli
-from gateway.journal import JournalWriter, count_messages, iter_events, iter_messages, parse_message
+from gateway.journal import db
+from gateway.cli.db import db as db_cli
+from gateway.journal.writer import JournalWriter, count_messages, iter_events, iter_messages, parse_message
 
 SOH = "\x01"
 
@@ -126,7 +126,7 @@ def test_upgrade_creates_schema(database_url):
         ev_indexes = {i["name"]: i["column_names"] for i in insp.get_indexes("session_events")}
         assert ev_indexes == {"ix_session_events_session_id_id": ["session_id", "id"],
                               "ix_session_events_ts_us": ["ts_us"]}
-        # gateway/db.py's tables match what the migrations built
+        # gateway/journal/db.py's tables match what the migrations built
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
@@ -480,7 +480,7 @@ def test_cli_errors_are_one_line_and_hide_passwords(tmp_path):
 # ------------------------------------------------------------------ the spool: nothing lost to kill -9
 _KILLED_WRITER = """
 import os, signal, sys
-from gateway.journal import JournalWriter
+from gateway.journal.writer import JournalWriter
 url, spool = sys.argv[1], sys.argv[2]
 w = JournalWriter(url, flush_interval_ms=60_000, spool_dir=spool)
 w.start()
@@ -498,8 +498,8 @@ def test_rows_spooled_but_not_committed_when_the_process_is_killed_are_imported_
     import subprocess
     import sys
 
-    from gateway.db import make_engine
-    from gateway.journal_verify import verify_database
+    from gateway.journal.db import make_engine
+    from gateway.journal.verify import verify_database
 
     spool = tmp_path / "spool"
     done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, database_url, str(spool)], timeout=60)

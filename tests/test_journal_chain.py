@@ -12,10 +12,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 
-from gateway import db
-from gateway.cli_journal import journal as journal_cli
-from gateway.journal import JournalWriter, iter_messages
-from gateway.journal_verify import (
+from gateway.journal import db
+from gateway.cli.journal import journal as journal_cli
+from gateway.journal.writer import JournalWriter, iter_messages
+from gateway.journal.verify import (
     GENESIS,
     HMAC_KEY_ENV,
     ChainKeyError,

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.journal import iter_messages
+from gateway.journal.writer import iter_messages
 from routing.model import OperatorCancel
 from tests.fix_fixtures import start_stack
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 
-from gateway import metrics
-from gateway.server import journal_log_error
+from gateway.observability import metrics
+from gateway.process.server import journal_log_error
 from sessions.journal_log import JournalLogFactory
 
 

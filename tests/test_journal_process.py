@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 import pytest
 
-from gateway.db import journal_messages, make_engine, session_events, upgrade
-from gateway.journal import JournalWriter
-from gateway.journal_proc import ProcessJournalWriter
+from gateway.journal.db import journal_messages, make_engine, session_events, upgrade
+from gateway.journal.writer import JournalWriter
+from gateway.journal.process import ProcessJournalWriter
 
 
 def msg(seq: int, cl: str = "A") -> str:

@@ -10,9 +10,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from gateway.cli_journal import journal as journal_cli
-from gateway.journal import JournalWriter, iter_messages
-from gateway.journal_replay import Filters, format_json, format_text, format_time, iter_replay, parse_time
+from gateway.cli.journal import journal as journal_cli
+from gateway.journal.writer import JournalWriter, iter_messages
+from gateway.journal.replay import Filters, format_json, format_text, format_time, iter_replay, parse_time
 from tests.test_journal import fix
 
 S42 = "FIX.4.2:FIXGW->CLIENT42"
@@ -198,8 +198,8 @@ def test_cli_replay_takes_the_session_names_sessions_list_shows(journal_url, tmp
 
 
 def test_journal_session_ids_are_listed_without_reading_every_row(journal_url):
-    from gateway.db import make_engine
-    from gateway.journal_replay import has_session, session_ids
+    from gateway.journal.db import make_engine
+    from gateway.journal.replay import has_session, session_ids
 
     engine = make_engine(journal_url)
     try:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from gateway.logs import LogfmtFormatter, fields, make_formatter
+from gateway.observability.logs import LogfmtFormatter, fields, make_formatter
 from routing.model import Note
 
 LOGFMT_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')

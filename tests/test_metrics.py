@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from gateway.metrics import CoreHistogram
+from gateway.observability.metrics import CoreHistogram
 
 BUCKETS = (0.0001, 0.001, 0.01)
 VALUES = (0.00005, 0.0001, 0.0005, 0.001, 0.002, 0.01, 0.5, 2.0)  # bounds themselves included
@@ -56,8 +56,8 @@ class _Outbound:
 def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
     from decimal import Decimal as D
 
-    from gateway import metrics
-    from gateway.engine import Engine
+    from gateway.observability import metrics
+    from gateway.process.engine import Engine
     from risk.engine import RiskEngine
     from risk.rules import load_rules
     from routing.core import ClientOptions, Core
@@ -88,7 +88,7 @@ def test_the_core_thread_keeps_the_orders_it_holds_out_of_the_collectors_full_pa
     import gc
     from decimal import Decimal as D
 
-    from gateway.engine import Engine
+    from gateway.process.engine import Engine
     from routing.core import ClientOptions, Core
     from routing.model import NewOrder, OrdType, SessionStatus, Side
     from routing.router import Venue
@@ -118,7 +118,7 @@ def test_the_order_flow_leaves_no_reference_cycles_for_the_collector():
     import gc
     from decimal import Decimal as D
 
-    from gateway.engine import Engine
+    from gateway.process.engine import Engine
     from routing.core import ClientOptions, Core
     from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
     from routing.router import Venue

@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.logs import JsonFormatter
+from gateway.observability.logs import JsonFormatter
 
 
 def scrape(stack) -> dict[tuple, float]:

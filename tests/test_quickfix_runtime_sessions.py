@@ -1,7 +1,7 @@
 """What quickfix 1.16's Python binding allows for sessions at run time (docs/quickfix-binding.md).
 
 Experiments with bare quickfix engines, so each fact stands on its own: the
-gateway's `fixgw sessions reload` (gateway/reload.py) is built on them.
+gateway's `fixgw sessions reload` (gateway/scheduling/reload.py) is built on them.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import recovery
-from gateway.statelog import SEND_BACKLOG_MAX, State, StateLog, StateLogError
+from gateway.state import recovery
+from gateway.state.log import SEND_BACKLOG_MAX, State, StateLog, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from routing.core import ClientOptions, Core
@@ -223,7 +223,7 @@ def check_recorded_and_restored(data, smart: bool) -> None:
 
 def recovery_record(core, cmd, outcome, open_orders):
     """The record the engine writes, as read back from the log (orders pickled without their decisions)."""
-    from gateway.statelog import Record, _RecordPickler
+    from gateway.state.log import Record, _RecordPickler
     touched = core.touched(cmd, outcome)
     return Record(*pickle.loads(_RecordPickler().dumps((
         0.0, recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],

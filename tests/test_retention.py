@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from gateway import db
-from gateway import journal as journal_mod
-from gateway.journal import count_messages
-from gateway.journal_verify import verify_database, verify_rows
-from gateway.retention import prune
+from gateway.journal import db
+from gateway.journal import writer as journal_mod
+from gateway.journal.writer import count_messages
+from gateway.journal.verify import verify_database, verify_rows
+from gateway.journal.retention import prune
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -127,7 +127,7 @@ def test_a_drop_copy_receiver_that_has_not_acknowledged_holds_retention_back(sql
 
 
 def test_the_prune_command_says_what_it_would_do_then_does_it(sqlite_url, writer_factory, monkeypatch, tmp_path):
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     db.upgrade(sqlite_url)
     # the command prunes against the real clock, so the rows are dated from it
@@ -150,7 +150,7 @@ def test_the_prune_command_says_what_it_would_do_then_does_it(sqlite_url, writer
 
 def test_the_gateway_schedules_retention_daily_when_configured(tmp_path):
     from gateway.config import parse_config
-    from gateway.schedule import build_scheduler, describe
+    from gateway.scheduling.schedule import build_scheduler, describe
 
     cfg = parse_config('[journal]\nretention_days = 30\nretention_time = 03:15:00\n', tmp_path, env={})
     scheduler = build_scheduler(cfg, lambda cmd: None)

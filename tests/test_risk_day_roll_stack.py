@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.journal import iter_events
-from gateway.server import Gateway
+from gateway.journal.writer import iter_events
+from gateway.process.server import Gateway
 from tests.fix_fixtures import start_stack
 
 RULES = """

@@ -6,8 +6,8 @@ import dataclasses
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal as D
 
-from gateway import recovery
-from gateway.statelog import State, StateLog
+from gateway.state import recovery
+from gateway.state.log import State, StateLog
 from risk.days import day_begins, next_boundary, trading_day
 from risk.engine import RiskEngine
 from risk.rules import load_rules

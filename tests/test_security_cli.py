@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.db import upgrade
+from gateway.journal.db import upgrade
 from sessions.client import FixClient
 from tests.fix_fixtures import free_port
 

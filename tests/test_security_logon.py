@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from gateway.auth import FailureThrottle
-from gateway.credentials import CredentialStore
-from gateway.journal import iter_events, iter_messages, read_spool
-from gateway.logs import JsonFormatter, LogfmtFormatter
+from gateway.security.auth import FailureThrottle
+from gateway.security.credentials import CredentialStore
+from gateway.journal.writer import iter_events, iter_messages, read_spool
+from gateway.observability.logs import JsonFormatter, LogfmtFormatter
 from sessions.client import FixClient
 from tests.fix_fixtures import free_port, start_stack
 

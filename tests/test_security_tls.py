@@ -1,4 +1,4 @@
-"""TLS for FIX sessions through the gateway's terminator (gateway/tls.py), over real sessions.
+"""TLS for FIX sessions through the gateway's terminator (gateway/security/tls.py), over real sessions.
 
     FixClient --plaintext--> test-side terminator --TLS, client cert--> gateway TLS port (CLIENT44)
     gateway --> its terminator --TLS--> test-side terminator (VENUE1's TLS front) --> venue simulator
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 
-from gateway.auth import PeerBook
+from gateway.security.auth import PeerBook
 from gateway.config import parse_config
-from gateway.db import upgrade
-from gateway.journal import iter_events
-from gateway.server import Gateway
-from gateway.tls import TlsTerminator, client_context, server_context
+from gateway.journal.db import upgrade
+from gateway.journal.writer import iter_events
+from gateway.process.server import Gateway
+from gateway.security.tls import TlsTerminator, client_context, server_context
 from sessions.client import FixClient
 from sessions.fixsettings import build_settings, session_id
 from sessions.venue_sim import VenueSimulator
@@ -218,7 +218,7 @@ def test_our_logon_to_a_venue_carries_its_username_and_password_and_the_journal_
     logons = [raw for _, d, raw in list(venue.wire.rows) if d == "I" and "\x0135=A\x01" in raw]
     assert logons and "\x01553=fixgw-user\x01" in logons[-1] and f"\x01554={VENUE_PASSWORD}\x01" in logons[-1]
     env.gateway.journal.flush()
-    from gateway.journal import iter_messages
+    from gateway.journal.writer import iter_messages
 
     ours = [r.raw for r in iter_messages(env.gateway.cfg.journal.database_url, direction="O") if r.msg_type == "A"
             and "VENUE1" in r.session_id]

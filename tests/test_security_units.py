@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from gateway.auth import FailureThrottle, _allowed
+from gateway.security.auth import FailureThrottle, _allowed
 from gateway.config import ConfigError, parse_config
-from gateway.credentials import CredentialsError, CredentialStore
+from gateway.security.credentials import CredentialsError, CredentialStore
 from fixspecs.redact import redact
-from gateway.tls import LoopbackAliases
+from gateway.security.tls import LoopbackAliases
 
 
 @pytest.mark.parametrize("text, expected", [

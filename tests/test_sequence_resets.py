@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from gateway.journal import iter_messages
-from gateway.server import Gateway
+from gateway.journal.writer import iter_messages
+from gateway.process.server import Gateway
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator
 from tests.dropcopy_fixtures import by_exec_id, copies, receiver, settle

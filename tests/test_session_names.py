@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admin_names import UnknownName, configured_sessions, journal_session_id, session_name
+from gateway.admin.names import UnknownName, configured_sessions, journal_session_id, session_name
 from gateway.config import parse_config
 
 CFG = parse_config("""
@@ -67,7 +67,7 @@ def test_journal_session_id_refuses_an_unknown_name_listing_configured_and_journ
 def test_commands_reading_the_configuration_refuse_an_unknown_session_listing_the_known_ones(tmp_path):
     from click.testing import CliRunner
 
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     cfg = tmp_path / "gw.cfg"
     cfg.write_text(f'comp_id = "GW"\ndata_dir = "{tmp_path}"\n[journal]\ndatabase_url = "sqlite:///{tmp_path}/j.db"\n'

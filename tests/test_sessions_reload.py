@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from venuesim.config import SimulatorConfig
-from gateway.journal import iter_events
+from gateway.journal.writer import iter_events
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port, start_stack
@@ -262,7 +262,7 @@ def test_a_venues_connection_change_reconnects_only_that_venue_and_symbols_apply
 
 def test_the_plan_refuses_what_quickfix_cannot_change_live(tmp_path):
     from gateway.config import parse_config
-    from gateway.reload import plan
+    from gateway.scheduling.reload import plan
 
     base = '[clients.A]\nfix_version = "FIX.4.4"\n[venues.V]\nfix_version = "FIX.4.4"\nport = 9000\nsymbols = ["X"]\n'
     current = parse_config(base, tmp_path, env={})

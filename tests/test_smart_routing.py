@@ -20,9 +20,9 @@ from decimal import Decimal as D
 import pytest
 
 from gateway.config import parse_config
-from gateway.db import upgrade
-from gateway.journal import iter_events
-from gateway.server import Gateway
+from gateway.journal.db import upgrade
+from gateway.journal.writer import iter_events
+from gateway.process.server import Gateway
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import Stack, free_port

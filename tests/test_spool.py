@@ -6,9 +6,9 @@ import logging
 import os
 import zlib
 
-from gateway import journal
-from gateway.journal import _SPOOL_HEADER, Spool, read_spool, spool_end
-from gateway.journal_proc import SpoolTail
+from gateway.journal import writer as journal
+from gateway.journal.writer import _SPOOL_HEADER, Spool, read_spool, spool_end
+from gateway.journal.process import SpoolTail
 
 SID = "FIX.4.4:GW->C"
 

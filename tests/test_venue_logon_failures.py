@@ -1,6 +1,6 @@
 """A venue that does not accept our logon: one clear warning (the CompID pair, the venue's answer, what to
 check), then quiet until the summary interval, a count per reason, the last failure in the admin API, and one
-line when the venue accepts us again (gateway/logon_watch.py)."""
+line when the venue accepts us again (gateway/process/logon_watch.py)."""
 from __future__ import annotations
 
 import logging
@@ -11,12 +11,12 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.admin import Admin
+from gateway.admin.api import Admin
 from gateway.config import parse_config
-from gateway.db import upgrade
-from gateway.framing import logout_message
-from gateway.logon_watch import LogonWatch
-from gateway.server import Gateway
+from gateway.journal.db import upgrade
+from gateway.security.framing import logout_message
+from gateway.process.logon_watch import LogonWatch
+from gateway.process.server import Gateway
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.server import Gateway
+from gateway.process.server import Gateway
 from tests.fix_fixtures import Stack, start_stack, start_venues
 
 

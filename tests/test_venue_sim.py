@@ -15,7 +15,7 @@ import pytest
 import quickfix as fix
 from click.testing import CliRunner
 
-from gateway.cli_venue_sim import run_simulators_for, venue_sim
+from gateway.cli.venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, parse_config
 from venuesim.config import MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour
 from sessions.client import FixClient
@@ -377,7 +377,7 @@ def test_cli_serves_a_configured_venue_until_sigterm_and_exits_0(tmp_path):
     port = free_port()
     cfg_path = write_config(tmp_path, "VENUECLI", port)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from gateway.cli_venue_sim import venue_sim; venue_sim()",
+        [sys.executable, "-c", "from gateway.cli.venue_sim import venue_sim; venue_sim()",
          "-c", cfg_path, "--venue", "VENUECLI"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = None
@@ -721,7 +721,7 @@ def test_cli_sigusr1_makes_the_venue_forget_its_orders(tmp_path):
     port = free_port()
     cfg_path = write_config(tmp_path, "VENUEUSR", port)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from gateway.cli_venue_sim import venue_sim; venue_sim()",
+        [sys.executable, "-c", "from gateway.cli.venue_sim import venue_sim; venue_sim()",
          "-c", cfg_path, "--venue", "VENUEUSR"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = None

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-24
 
 Names are wrapped in op.f(): they are final, not to be run through the naming
-convention again. Self-contained on purpose (no import of gateway.db): a migration describes the
+convention again. Self-contained on purpose (no import of gateway.journal.db): a migration describes the
 schema as it was at this revision, whatever the code says later.
 """
 from __future__ import annotations

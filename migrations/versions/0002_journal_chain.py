@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-24
 
-Adds the tamper-evident hash chain (see gateway/journal_verify.py):
+Adds the tamper-evident hash chain (see gateway/journal/verify.py):
 
 - ``journal_messages.chain_hash``: 32 bytes, SHA-256 (or HMAC-SHA256) over the
   previous row's chain_hash and this row's canonical content. NULL only for rows
@@ -19,7 +19,7 @@ Adds the tamper-evident hash chain (see gateway/journal_verify.py):
   ``chain_key_check``) the first time it writes.
 
 Run with the gateway stopped: max(id) is read after the ALTER TABLE, under its lock.
-Self-contained on purpose (no import of gateway.db).
+Self-contained on purpose (no import of gateway.journal.db).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Written by the gateway's drop-copy thread only. Not part of the hash chain: it
 is delivery state, not a record of what happened on the wire (the copies
 themselves are journaled like every other message).
 
-Self-contained on purpose (no import of gateway.db).
+Self-contained on purpose (no import of gateway.journal.db).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ after the watermark" query and retention all select one session's rows in a
 time range. With (session_id, id) alone the database walks every row the session
 ever had; with (session_id, ts_us) it reads just the range.
 
-Self-contained on purpose (no import of gateway.db).
+Self-contained on purpose (no import of gateway.journal.db).
 """
 from __future__ import annotations
 
