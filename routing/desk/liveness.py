@@ -57,6 +57,7 @@ from routing.orders import Child, Event, Order, TransitionRefused
 if TYPE_CHECKING:
     from routing.core import Core
 
+
 # what a venue's OrdStatus in a status reply means for a child that is no longer working there
 _ENDED = {OrdStatus.CANCELED: Event.VENUE_CANCELED, OrdStatus.EXPIRED: Event.EXPIRE,
           OrdStatus.DONE_FOR_DAY: Event.DONE_FOR_DAY}

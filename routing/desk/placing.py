@@ -14,6 +14,7 @@ from routing.router import DIRECT, Candidate, Leg, Route, StrategySpec, direct, 
 if TYPE_CHECKING:
     from routing.core import Core
 
+
 def unrouted_note(routed: Route) -> str:
     return f"{routed.unrouted} not routed (IOC: no more displayed liquidity within the limit)"
 

@@ -91,7 +91,7 @@ def handle_market_data(core: Core, md: MarketData) -> Outcome:
     return Outcome()
 
 
-def handle_market_data_reject(rej: MarketDataReject) -> Outcome:
+def handle_market_data_reject(core: Core, rej: MarketDataReject) -> Outcome:
     out = Outcome()
     out.warnings.append(Note(f"{rej.venue} refused market data request {rej.req_id}: "
                              f"{rej.text or 'no reason given'} (MDReqRejReason {rej.reason or '-'}); "
