@@ -101,7 +101,9 @@ class Core:
 
     ``handle`` dispatches each command to its handler in ``routing.desk`` (one module per kind of
     intent), which reads and changes this state; what stays here is the state itself, its indexes,
-    the queries the engine and operators make, and configuration changes.
+    the queries the engine and operators make, and configuration changes. The desk's handlers are the
+    core's own code: they use its underscored attributes (``_by_client``, ``_by_child``, ``_watch``...)
+    as its methods did; nothing outside ``routing`` should.
     """
 
     def __init__(self, venues: list[Venue], clients: dict[str, ClientOptions], id_prefix: str,
