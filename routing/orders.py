@@ -255,7 +255,7 @@ class Child(_Stateful):
     pending_replace: ChildReplace | None = None
     cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID we used for it at the venue
     seen_exec_ids: set[str] = field(default_factory=set)
-    # liveness (routing.liveness): when we last sent the venue something it must answer (the order, a cancel,
+    # liveness (routing.desk.watch): when we last sent the venue something it must answer (the order, a cancel,
     # a replace or a status request), how many status requests are out since, and why the child is in doubt
     asked_at: datetime | None = None
     status_asks: int = 0

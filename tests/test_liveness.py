@@ -1,4 +1,4 @@
-"""No child order left in doubt (routing/liveness.py), without sockets: a fake clock and the core's commands."""
+"""No child order left in doubt (routing/desk/liveness.py), without sockets: a fake clock and the core's commands."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

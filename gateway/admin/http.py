@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-import gateway.observability.metrics  # noqa: F401 - its setup (no `_created` series) holds before the first scrape
+from gateway.observability import metrics as _metrics  # noqa: F401 - its setup (no `_created` series) holds before the first scrape
 from gateway.config import HttpConfig
 from gateway.admin.http_guard import GuardedHTTPServer, GuardedRequestHandler
 

@@ -417,9 +417,9 @@ class ClientRun:
                 req = tr.expect("D", cl, None)
                 extra = {tag: value for tag, value in ((99, intent.stop), (100, intent.venue),
                                                        (9100, intent.strategy)) if value is not None}
-                ok = fc.new_order(intent.symbol, intent.side, intent.qty, intent.limit, cl_ord_id=cl,
-                                  ord_type=intent.ord_type, tif=intent.tif, account=account,
-                                  extra={k: _text(v) for k, v in extra.items()})
+                fc.new_order(intent.symbol, intent.side, intent.qty, intent.limit, cl_ord_id=cl,
+                             ord_type=intent.ord_type, tif=intent.tif, account=account,
+                             extra={k: _text(v) for k, v in extra.items()})
                 sent_type, wait = "D", intent.wait
             elif isinstance(intent, cs.Cancel):
                 rec = self._order(intent.orig_cl_ord_id, intent.symbol, intent.side, intent.qty, "cancel")
