@@ -17,7 +17,6 @@ from xml.etree import ElementTree
 FIX42 = "FIX.4.2"
 FIX44 = "FIX.4.4"
 FIX50 = "FIX.5.0"
-VERSIONS = (FIX42, FIX44, FIX50)
 
 _FILES = {FIX42: "FIX42.xml", FIX44: "FIX44.xml", FIX50: "FIX50.xml"}
 # BeginString (and, over FIXT.1.1, ApplVerID 1128) -> application version

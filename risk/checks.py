@@ -289,15 +289,6 @@ def check_max_position(order: NewOrder, limits: EffectiveLimits, state: RiskStat
                    f"exceeds {lim.value}", limits.shadow_checks, worst=worst, position=ex.pos_qty, limit=lim.value)
 
 
-def _exposure_after(order: NewOrder, px: Decimal, pos_n: Decimal, buy_n: Decimal, sell_n: Decimal):
-    n = order.qty * px
-    if is_buy(order):
-        buy_n += n
-    else:
-        sell_n += n
-    return pos_n, buy_n, sell_n
-
-
 def check_max_gross_exposure(order: NewOrder, limits: EffectiveLimits, state: RiskState, now: datetime) -> Reject | None:
     acct_lim = limits.get("max_gross_exposure")
     sym_lim = limits.get("max_symbol_gross_exposure")

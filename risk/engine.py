@@ -291,12 +291,3 @@ class RiskEngine:
     @staticmethod
     def unkill(state: RiskState, scope: str, key: str = "") -> bool:
         return state.clear_kill(scope, key)
-
-    @staticmethod
-    def enable_session(state: RiskState, session: str) -> None:
-        """Re-enable a session the throttle disabled, resetting its breach count."""
-        state.enable_session(session)
-
-    @staticmethod
-    def disable_session(state: RiskState, session: str) -> None:
-        state.disabled_sessions.add(session)

@@ -242,9 +242,6 @@ class Core:
             self._venue_order = [v for v in self._venue_order if v != name]
         return n
 
-    def set_venue_symbols(self, name: str, symbols: frozenset[str]) -> None:
-        self.venues[name].symbols = symbols
-
     def update_venue(self, new: Venue) -> None:
         """A venue's changed configuration (symbols, fees, priority, market data); its session state is kept.
         A changed market data setting or symbol list is subscribed with at the venue's next logon."""

@@ -274,10 +274,6 @@ def _get(f: Fields, tag: int) -> str:
         raise fix.FieldNotFound(tag) from None
 
 
-def _opt(f: Fields, tag: int) -> str | None:
-    return f.get(tag)
-
-
 def _decimal(f: Fields, tag: int) -> Decimal:
     raw = _get(f, tag)
     try:

@@ -101,7 +101,7 @@ def test_throttle_breaches_disable_until_operator_enables():
     later = NOW + timedelta(minutes=5)  # window long gone: still disabled
     d = e.check(order(cl="d"), s, later)
     assert not d.accepted and "disabled" in d.reject.text
-    RiskEngine.enable_session(s, "S1")
+    s.enable_session("S1")  # what the operator's `fixgw sessions enable` calls
     assert s.throttle_breaches == {}
     assert e.check(order(cl="e"), s, later + timedelta(seconds=1)).accepted
 
