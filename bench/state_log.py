@@ -20,8 +20,8 @@ from decimal import Decimal as D
 
 from gateway.state import recovery
 from gateway.state.log import State, StateLog
-from routing.core import ClientOptions, Core
-from routing.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
+from desk.core import ClientOptions, Core
+from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
 from routing.router import Venue
 from sessions.fixsettings import session_id
 from sessions.outbound import Outbound

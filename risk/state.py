@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from routing.model import NewOrder, PlainForm, Side
+from orders.model import NewOrder, PlainForm, Side
 
 ZERO = Decimal(0)
 KILL_SCOPES = ("global", "session", "account", "symbol")

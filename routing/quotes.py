@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from routing.model import MarketData, MDUpdateAction, Side
+from orders.model import MarketData, MDUpdateAction, Side
 
 ZERO = Decimal(0)
 Level = tuple[Decimal, Decimal]  # (price, size)

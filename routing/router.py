@@ -38,7 +38,7 @@ from datetime import timedelta
 from functools import lru_cache
 from decimal import Decimal
 
-from routing.model import Side, TimeInForce
+from orders.model import Side, TimeInForce
 from routing.quotes import Quote
 
 ZERO = Decimal(0)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from routing.model import VenueMarketDataRequest
+from orders.model import VenueMarketDataRequest
 from sessions import codec
 from sessions.codec import fmt, utc_timestamp
 from sessions.fixsettings import build_settings, graceful_stop, session_id

@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 
 import quickfix as fix
 
-from routing.model import (
+from orders.model import (
     CancelRequest,
     ClientCancelReject,
     ClientExecReport,

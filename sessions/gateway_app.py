@@ -21,7 +21,7 @@ from typing import Callable
 import quickfix as fix
 
 from fixspecs.redact import redact
-from routing.model import SessionStatus
+from orders.model import SessionStatus
 from sessions import codec
 
 log = logging.getLogger("fixgw.sessions")
@@ -278,7 +278,7 @@ class VenueApplication(_Guarded):
 
     def _session_reject(self, raw: str, sid: fix.SessionID) -> None:
         """A venue's session-level Reject of one of our messages: the core learns which child it concerns
-        (routing/desk/venue_reports.py), by the RefSeqNum of the message we sent."""
+        (desk/venue_reports.py), by the RefSeqNum of the message we sent."""
         super()._session_reject(raw, sid)
         f = codec.parse_fields(raw)
         self._submit(codec.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f),

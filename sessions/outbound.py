@@ -12,7 +12,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from routing.model import (
+from orders.model import (
     ClientCancelReject,
     ClientExecReport,
     ClientMassCancelReport,

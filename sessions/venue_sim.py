@@ -80,7 +80,7 @@ from typing import Callable
 import quickfix as fix
 
 from venuesim.config import SimulatorConfig
-from routing.model import ClientCancelReject, ClientExecReport, MDUpdateAction, Side
+from orders.model import ClientCancelReject, ClientExecReport, MDUpdateAction, Side
 from sessions import codec
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory

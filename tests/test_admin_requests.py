@@ -8,7 +8,7 @@ import pytest
 
 from gateway.admin.api import admin_token
 from gateway.journal.writer import iter_events
-from routing.model import KillSwitch
+from orders.model import KillSwitch
 from tests.fix_fixtures import start_stack
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 import quickfix as fix
 
-from routing.model import (
+from orders.model import (
     ClientCancelReject, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode,
     Side, TimeInForce, VenueCancel, VenueDontKnow, VenueNewOrder,
 )
@@ -144,7 +144,7 @@ def test_undecodable_values_raise_quickfix_errors_so_quickfix_rejects_the_messag
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
-    from routing.model import VenueReplace
+    from orders.model import VenueReplace
     vr = VenueReplace(venue="V", cl_ord_id="O1.r1", orig_cl_ord_id="O1", venue_order_id="VO", symbol="AAPL",
                       side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D("186.5"), tif=TimeInForce.DAY,
                       account="ACC")
@@ -156,7 +156,7 @@ def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
 
 @pytest.mark.parametrize("version", ["FIX.4.4", "FIX.5.0"])
 def test_mass_cancel_report_is_valid_where_the_version_has_it(version):
-    from routing.model import ClientMassCancelReport
+    from orders.model import ClientMassCancelReport
     r = ClientMassCancelReport(session="C", cl_ord_id="Q1", mass_order_id="T-M1", request_type="7", response="7",
                                affected=3)
     msg = on_the_wire(version, codec.encode_mass_cancel_report(version, r))
@@ -164,7 +164,7 @@ def test_mass_cancel_report_is_valid_where_the_version_has_it(version):
 
 
 def test_venue_cancel_reject_says_whether_it_answers_a_cancel_or_a_replace():
-    from routing.model import CxlRejResponseTo
+    from orders.model import CxlRejResponseTo
     f = {35: "9", 11: "X", 41: "Y", 39: "0", 434: "2", 102: "0"}
     assert codec.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.REPLACE
     f[434] = "1"

@@ -5,8 +5,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     CancelRequest, ClientCancelReject, ClientExecReport, CxlRejCode, ExecKind, NewOrder, OrdStatus, OrdType,
     RejectCode, SessionStatus, Side, VenueCancel, VenueCancelReject, VenueDontKnow, VenueExecution, VenueNewOrder,
 )
@@ -201,7 +201,7 @@ def test_fill_racing_a_cancel_completes_the_order_and_the_late_cancel_reject_cha
 
 
 # ---------------------------------------------------------------------------- replace, status, mass cancel
-from routing.model import (  # noqa: E402
+from orders.model import (  # noqa: E402
     ClientMassCancelReport, CxlRejResponseTo, EndOfDay, MassCancelRequest, ReplaceRequest, StatusRequest,
     TimeInForce, VenueReplace,
 )

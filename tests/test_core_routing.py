@@ -6,8 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     ClientExecReport, MarketData, MDEntry, NewOrder, OrdStatus, OrdType, RejectCode, SessionStatus, Side,
     TimeInForce, VenueNewOrder, describe_route,
 )
@@ -194,7 +194,7 @@ def test_a_bad_routing_setting_stops_start_up_naming_it(tmp_path, change, words)
 
 
 # --------------------------------------------------------------------------- parents and children
-from routing.model import (  # noqa: E402
+from orders.model import (  # noqa: E402
     CancelRequest, ClientCancelReject, CxlRejCode, CxlRejResponseTo, ExecKind, ReplaceRequest, VenueCancel,
     VenueCancelReject, VenueExecution, VenueReplace,
 )
@@ -418,7 +418,7 @@ def test_orders_at_a_venue_that_disconnects_are_handled_as_configured(policy):
 def test_an_order_restored_from_a_state_file_written_before_children_existed_has_one_child():
     import pickle
 
-    from routing.orders import Order, PendingReplace
+    from orders.states import Order, PendingReplace
 
     legacy = ["T-9", "C1", "A9", "AAPL", Side.BUY, D(100), OrdType.LIMIT, D(190), None, TimeInForce.DAY, None,
               OrdStatus.PENDING_REPLACE, D(40), D(7600), "V1", "T-9", "VO-9", None,

@@ -9,7 +9,7 @@ import quickfix as fix
 
 from dropcopy.spec import report_spec
 from dropcopy.translate import Untranslatable, parse, source_version, translate
-from routing.model import ExecKind, OrdStatus, RejectCode
+from orders.model import ExecKind, OrdStatus, RejectCode
 from sessions import codec
 from sessions.fixsettings import BEGIN_STRING
 from tests.test_codec import dictionaries, report

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.process.engine import Engine
 from gateway.state.log import SEND_BACKLOG_MAX
-from routing.core import ClientOptions, Core
-from routing.model import ClientExecReport, NewOrder, OrdType, SessionStatus, Side, VenueNewOrder
+from desk.core import ClientOptions, Core
+from orders.model import ClientExecReport, NewOrder, OrdType, SessionStatus, Side, VenueNewOrder
 from routing.router import Venue
 
 

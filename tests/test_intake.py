@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import parse_config
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     CancelRequest, ChildNotSent, ClientCancelReject, ClientExecReport, ClientMassCancelReport, CxlRejCode,
     CxlRejResponseTo, ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce,
     VenueCancel, VenueDontKnow, VenueNewOrder, VenueReplace,
@@ -265,7 +265,7 @@ def test_a_cancel_that_could_not_be_sent_is_refused_to_the_client_and_the_order_
 
 
 def _venue_ack(child: VenueNewOrder):
-    from routing.model import VenueExecution
+    from orders.model import VenueExecution
     return VenueExecution(venue=child.venue, cl_ord_id=child.cl_ord_id, orig_cl_ord_id=None, venue_order_id="VO1",
                           exec_id="E1", kind=ExecKind.NEW, ord_status=OrdStatus.NEW, symbol="AAPL", side=Side.BUY,
                           last_qty=D(0), last_px=D(0), cum_qty=D(0), leaves_qty=D(100))

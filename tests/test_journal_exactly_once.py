@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from gateway.journal.writer import iter_messages
-from routing.model import OperatorCancel
+from orders.model import OperatorCancel
 from tests.fix_fixtures import start_stack
 
 

@@ -9,8 +9,8 @@ from decimal import Decimal as D
 import pytest
 
 from venuesim.config import SimulatorConfig
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     MarketData, MarketDataReject, MDEntry, MDUpdateAction, SessionStatus, Side, VenueMarketDataRequest,
 )
 from routing.quotes import Quotes

@@ -5,8 +5,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from routing.model import OrdStatus, OrdType, Side, TimeInForce
-from routing.orders import TERMINAL, TRANSITIONS, WORKING, Event, Order, TransitionRefused, refusal
+from orders.model import OrdStatus, OrdType, Side, TimeInForce
+from orders.states import TERMINAL, TRANSITIONS, WORKING, Event, Order, TransitionRefused, refusal
 
 
 def fresh(status: OrdStatus, cum: str = "0") -> Order:

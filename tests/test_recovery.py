@@ -19,8 +19,8 @@ from gateway.state import recovery
 from gateway.state.log import SEND_BACKLOG_MAX, State, StateLog, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     CancelRequest, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, KillSwitch, MarketData, MDEntry,
     NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce, VenueCancel, VenueCancelReject,
     VenueExecution, VenueNewOrder, VenueReplace,
@@ -300,7 +300,7 @@ def test_records_hold_plain_values_and_give_back_exact_orders_decisions_and_open
             strings.append(arg)
         elif op.name == "STACK_GLOBAL":
             referenced.add(tuple(strings[-2:]))
-    assert referenced == {("routing.orders", "order_from_state_log"), ("routing.model", "route_from_state_log"),
+    assert referenced == {("orders.states", "order_from_state_log"), ("orders.model", "route_from_state_log"),
                           ("risk.state", "open_order_from_state_log")}  # no Decimal, enum or datetime objects
     state = StateLog(tmp_path).recover()
     back = state.orders[a1.order_id]
@@ -312,7 +312,7 @@ def test_records_hold_plain_values_and_give_back_exact_orders_decisions_and_open
 
 def test_an_order_in_the_form_of_the_previous_version_still_loads():
     """Until this version the state log wrote enums as codes but Decimals and datetimes as objects."""
-    from routing.orders import _SLIM, _SLIM_GET, order_from_state_log, order_state_log_form
+    from orders.states import _SLIM, _SLIM_GET, order_from_state_log, order_state_log_form
 
     core = make_core()
     core.handle(NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100),
@@ -325,6 +325,31 @@ def test_an_order_in_the_form_of_the_previous_version_still_loads():
     back = order_from_state_log(older)
     back.routes = a1.routes
     assert back == a1
+
+
+def test_a_log_written_before_the_vocabulary_moved_out_of_routing_still_loads(tmp_path):
+    """Issue 19 moved routing.model and routing.orders to orders.model and orders.states: state files that an
+    older gateway wrote name the old modules, and a gateway upgraded with open orders must still read them."""
+    import sys
+
+    from orders import model as orders_model, states as orders_states
+
+    moved = [(orders_states.order_from_state_log, "routing.orders", "orders.states"),
+             (orders_model.route_from_state_log, "routing.model", "orders.model")]
+    sys.modules["routing.orders"], sys.modules["routing.model"] = orders_states, orders_model
+    try:
+        for fn, old, _ in moved:
+            fn.__module__ = old  # pickled by reference under the old module's name, as the old gateway did
+        core, log, rec, new = recording(tmp_path)
+        rec.record(new, core.handle(new))
+    finally:
+        for fn, _, now in moved:
+            fn.__module__ = now
+        del sys.modules["routing.orders"], sys.modules["routing.model"]
+    a1 = core.order_for_client("C1", "A1")
+    body = (tmp_path / "state.log").read_bytes()
+    assert b"routing.orders" in body and b"routing.model" in body and b"orders.states" not in body
+    assert StateLog(tmp_path).recover().orders[a1.order_id] == a1
 
 
 def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):

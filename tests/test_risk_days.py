@@ -12,8 +12,8 @@ from risk.days import day_begins, next_boundary, trading_day
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from risk.state import RiskState
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     ExecKind, NewOrder, OrdStatus, OrdType, RiskDayRoll, SessionStatus, Side, StatusRequest, TimeInForce,
     VenueExecution,
 )

@@ -9,8 +9,8 @@ import pytest
 
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
-from routing.core import ClientOptions, Core
-from routing.model import (
+from desk.core import ClientOptions, Core
+from orders.model import (
     CancelRequest, ClientCancelReject, ClientExecReport, ClientMassCancelReport, ExecKind, LogoutClient,
     MassCancelRequest, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, StatusRequest, TimeInForce,
 )

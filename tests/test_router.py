@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from routing.model import Side, TimeInForce
+from orders.model import Side, TimeInForce
 from routing.quotes import Quote
 from routing.router import (
     BEST_PRICE, PREFERRED, SWEEP, Candidate, Leg, StrategySpec, best_price, direct, parse_strategy, preferred, route,

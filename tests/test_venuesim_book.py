@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from venuesim.config import SimulatorConfig
-from routing.model import (
+from orders.model import (
     ClientCancelReject,
     ClientExecReport,
     CxlRejCode,

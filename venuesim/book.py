@@ -18,7 +18,7 @@ One ``Book`` per symbol holds two kinds of liquidity:
 
 ``Matcher`` owns the books, the venue's order and execution ids and every order's
 state. Each request returns the reports to send, in order, as
-``routing.model.ClientExecReport`` / ``ClientCancelReject`` whose ``session`` is
+``orders.model.ClientExecReport`` / ``ClientCancelReject`` whose ``session`` is
 the owner of the order: a fill against a resting order produces a report for the
 aggressor and one for the resting order's owner, which may be another session.
 ``sessions.codec`` encodes them per FIX version.
@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import NamedTuple, Union
 
 from venuesim.config import SimulatorConfig
-from routing.model import (
+from orders.model import (
     ClientCancelReject,
     ClientExecReport,
     CxlRejCode,
@@ -49,7 +49,7 @@ from routing.model import (
     Side,
     TimeInForce,
 )
-from routing.validation import order_shape_problem
+from orders.validation import order_shape_problem
 
 ZERO = Decimal(0)
 DONE = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED})

@@ -32,8 +32,8 @@ from gateway.admin.names import Names, UnknownName
 from gateway.config import ConfigError, describe_schedule
 from gateway.scheduling.reload import ReloadBusy
 from risk.rules import RulesError, load_rules
-from routing.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
-from routing.orders import Event
+from orders.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
+from orders.states import Event
 from sessions.codec import fmt, ord_rej_reason
 from sessions.fixsettings import in_session_window
 
@@ -95,14 +95,14 @@ def _order_row(o) -> dict:
     }
     released = o.released
     if o.status is OrdStatus.REJECTED and released is not None and released[0] is Event.VENUE_REJECT:
-        # every child was rejected at its venue: the Text the client got (routing.core, ``_finish``)
+        # every child was rejected at its venue: the Text the client got (desk.core, ``_finish``)
         row |= {"refused_by": f"venue {released[1]}",
                 "reason": f"rejected by {released[1]}: {released[2] or 'no reason given'}"}
     return row
 
 
 def _rejected_row(r, fix_version: str | None) -> dict:
-    """An order refused at intake (``routing.model.RejectedOrder``), with the fields of a book order's row."""
+    """An order refused at intake (``orders.model.RejectedOrder``), with the fields of a book order's row."""
     return {
         "order_id": r.order_id, "session": r.session, "cl_ord_id": r.cl_ord_id, "account": r.account,
         "symbol": r.symbol, "side": r.side.name.lower(), "qty": str(r.qty), "price": str(r.price) if r.price else None,

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from risk.engine import RiskEngine
 from risk.rules import RulesFile
 from risk.state import RiskState
-from routing.model import NewOrder, OrdType, Side
+from orders.model import NewOrder, OrdType, Side
 from sessions import codec
 
 FINAL_STATUSES = frozenset("2348C")  # filled, done for day, canceled, rejected, expired

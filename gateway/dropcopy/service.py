@@ -55,7 +55,7 @@ from gateway.observability import metrics
 from gateway.journal.db import dropcopy_state, journal_messages, make_engine
 from gateway.journal.writer import stream_rows
 from gateway.journal.replay import Filters, select_messages
-from routing.model import SessionStatus
+from orders.model import SessionStatus
 from sessions.dropcopy import ACK_PREFIX, AckReceived, DropCopyLink, InboundRefused, StreamReset
 
 log = logging.getLogger("fixgw.dropcopy")

@@ -163,7 +163,7 @@ ROUTING_DECISIONS = Counter(
     ["strategy", "result"],
 )
 
-# No order left in doubt (routing/desk/liveness.py)
+# No order left in doubt (desk/liveness.py)
 ORDERS_IN_DOUBT = Gauge(
     "fixgw_orders_in_doubt",
     "Orders whose state at a venue the gateway does not know (a child unanswered after its status requests, or "

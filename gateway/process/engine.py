@@ -30,8 +30,8 @@ from gateway.observability import metrics
 from gateway.observability.logs import fields
 from gateway.state.log import SEND_BACKLOG_MAX
 from risk.engine import describe_decision
-from routing.core import Core
-from routing.model import (
+from desk.core import Core
+from orders.model import (
     CancelRequest,
     ChildNotSent,
     ClientCancelReject,
@@ -106,7 +106,7 @@ class Engine:
         self._caught_up = threading.Event()
         self.handled = 0
         self.errors = 0
-        # The core's timer (routing/desk/liveness.py: children a venue has not answered in time): a Tick every
+        # The core's timer (desk/liveness.py: children a venue has not answered in time): a Tick every
         # TICK_S seconds, queued like any command so the core stays the only thread touching order state.
         self._ticker: threading.Thread | None = None
         self._ticking = threading.Event()
@@ -318,7 +318,7 @@ class Engine:
         put = self._put
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
             # first what was decided before (and held while the venue was down), then what its logon decided:
-            # the logon's status requests (routing/desk/liveness.py) must take higher MsgSeqNums than the orders
+            # the logon's status requests (desk/liveness.py) must take higher MsgSeqNums than the orders
             # they ask about, or the venue answers "unknown order" for an order it has not been sent yet
             for action, message in self._deferred.pop(command.name):
                 put((action, None, message))

@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from gateway.config import ClientConfig, GatewayConfig
-from routing.model import EndOfDay, RiskDayRoll
+from orders.model import EndOfDay, RiskDayRoll
 
 log = logging.getLogger("fixgw.schedule")
 

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from risk.state import OpenOrder, fold_day_changes, open_order_from_state_log, open_order_state_log_form
-from routing.model import (
+from orders.model import (
     RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
     route_state_log_form,
 )
-from routing.orders import Order, order_from_state_log, order_state_log_form
+from orders.states import Order, order_from_state_log, order_state_log_form
 
 log = logging.getLogger("fixgw.statelog")
 
@@ -58,7 +58,9 @@ SNAPSHOT_VERSION = 1
 # (gateway/process/engine.py). After a crash the last record's messages, and up to this many before them, may not have
 # been sent: recovery looks for each of them in its session's FileStore.
 SEND_BACKLOG_MAX = 512
-_ALLOWED_MODULES = ("routing.model", "routing.orders", "risk.state", "decimal", "datetime", "collections")
+_ALLOWED_MODULES = ("orders.model", "orders.states", "risk.state", "decimal", "datetime", "collections")
+# where the order vocabulary lived before issue 19's re-cut: state files written by an older gateway name these
+_MOVED_MODULES = {"routing.model": "orders.model", "routing.orders": "orders.states"}
 _ALLOWED_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "str", "int", "bool",
                                "NoneType"})
 
@@ -71,6 +73,7 @@ class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if module == "builtins" and name in _ALLOWED_BUILTINS:
             return super().find_class(module, name)
+        module = _MOVED_MODULES.get(module, module)
         if module in _ALLOWED_MODULES:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"state files may not refer to {module}.{name}")
@@ -88,7 +91,7 @@ def _slim_order(order: Order):
 
 class _RecordPickler:
     """pickle.dumps for records: orders slimmed, and orders, open orders and routing decisions as plain
-    values (``routing.model.PlainForm``); one pickler reused (cleared per record)."""
+    values (``orders.model.PlainForm``); one pickler reused (cleared per record)."""
 
     def __init__(self):
         self._buf = io.BytesIO()

@@ -40,8 +40,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from risk.state import RiskState
-from routing.core import Core
-from routing.model import (
+from desk.core import Core
+from orders.model import (
     CancelRequest,
     ClientCancelReject,
     ClientExecReport,

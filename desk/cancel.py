@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.common import (
+from desk.common import (
     END_OF_DAY,
     account_problem,
     cxl_reject,
@@ -14,10 +14,10 @@ from routing.desk.common import (
     up,
     venue_connected,
 )
-from routing.desk.lifecycle import awaiting, progress
-from routing.desk.risk_checks import risk_message
-from routing.desk.watch import expect
-from routing.model import (
+from desk.lifecycle import awaiting, progress
+from desk.risk_checks import risk_message
+from desk.watch import expect
+from orders.model import (
     CancelRequest,
     ClientMassCancelReport,
     CxlRejCode,
@@ -32,10 +32,10 @@ from routing.model import (
     TimeInForce,
     VenueCancel,
 )
-from routing.orders import Child, Event, Order, TransitionRefused
+from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def pending_problem(core: Core, session: str, cl_ord_id: str, order: Order | None,

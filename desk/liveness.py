@@ -35,12 +35,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from routing.desk import bookings
-from routing.desk.common import child_fields, exec_report
-from routing.desk.lifecycle import child_done, confirm_replace, progress
-from routing.desk.risk_checks import risk_settle
-from routing.desk.watch import ask_status, doubt, heard
-from routing.model import (
+from desk import bookings
+from desk.common import child_fields, exec_report
+from desk.lifecycle import child_done, confirm_replace, progress
+from desk.risk_checks import risk_settle
+from desk.watch import ask_status, doubt, heard
+from orders.model import (
     CxlRejCode,
     CxlRejResponseTo,
     ExecKind,
@@ -52,10 +52,10 @@ from routing.model import (
     VenueExecution,
     VenueMassStatusRequest,
 )
-from routing.orders import Child, Event, Order, TransitionRefused
+from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 # what a venue's OrdStatus in a status reply means for a child that is no longer working there

@@ -4,18 +4,18 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
-from routing.desk.common import account_problem, exec_report, refuse_account
-from routing.desk.lifecycle import progress
-from routing.desk.placing import decide, place, strategy_for, unrouted_note
-from routing.desk.risk_checks import risk_check, risk_roll
-from routing.model import ExecKind, NewOrder, OrdStatus, Outcome, RejectCode, RejectedOrder
-from routing.options import ClientOptions
-from routing.orders import Event, Order
+from desk.common import account_problem, exec_report, refuse_account
+from desk.lifecycle import progress
+from desk.placing import decide, place, strategy_for, unrouted_note
+from desk.risk_checks import risk_check, risk_roll
+from orders.model import ExecKind, NewOrder, OrdStatus, Outcome, RejectCode, RejectedOrder
+from desk.options import ClientOptions
+from orders.states import Event, Order
 from routing.router import DIRECT, parse_strategy
-from routing.validation import order_shape_problem
+from orders.validation import order_shape_problem
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def validate(core: Core, cmd: NewOrder) -> tuple[RejectCode, str, str] | None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.common import exec_report, order_fields
-from routing.desk.lifecycle import confirm_replace, progress
-from routing.desk.risk_checks import risk_settle
-from routing.desk.watch import heard
-from routing.model import (
+from desk.common import exec_report, order_fields
+from desk.lifecycle import confirm_replace, progress
+from desk.risk_checks import risk_settle
+from desk.watch import heard
+from orders.model import (
     ClientCancelReject,
     CxlRejResponseTo,
     ExecKind,
@@ -20,10 +20,10 @@ from routing.model import (
     VenueCancelReject,
     VenueExecution,
 )
-from routing.orders import Child, Event, Order, TransitionRefused
+from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def venue_fill(core: Core, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.common import child_fields
-from routing.model import Note, Outcome, VenueStatusRequest
-from routing.orders import Child, Order
+from desk.common import child_fields
+from orders.model import Note, Outcome, VenueStatusRequest
+from orders.states import Child, Order
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def expect(core: Core, order: Order, child: Child) -> None:

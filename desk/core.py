@@ -23,21 +23,21 @@ import itertools
 from datetime import datetime, timezone
 from typing import Callable
 
-from routing.desk.cancel import handle_cancel, handle_end_of_day, handle_mass_cancel
-from routing.desk.liveness import handle_tick
-from routing.desk.new_order import handle_new_order
-from routing.desk.operator import (
+from desk.cancel import handle_cancel, handle_end_of_day, handle_mass_cancel
+from desk.liveness import handle_tick
+from desk.new_order import handle_new_order
+from desk.operator import (
     handle_kill_switch, handle_operator_cancel, handle_operator_close, handle_operator_reconcile, handle_reload_risk,
 )
-from routing.desk.placing import strategy_for
-from routing.desk.replace import handle_replace
-from routing.desk.risk_checks import handle_risk_day_roll, risk_roll
-from routing.desk.sessions import handle_market_data, handle_market_data_reject, handle_session_status
-from routing.desk.status import handle_status
-from routing.desk.bookings import handle_venue_cancel_reject
-from routing.desk.venue_reports import handle_child_not_sent, handle_venue_execution, handle_venue_message_rejected
-from routing.desk.watch import rewatch
-from routing.model import (
+from desk.placing import strategy_for
+from desk.replace import handle_replace
+from desk.risk_checks import handle_risk_day_roll, risk_roll
+from desk.sessions import handle_market_data, handle_market_data_reject, handle_session_status
+from desk.status import handle_status
+from desk.bookings import handle_venue_cancel_reject
+from desk.venue_reports import handle_child_not_sent, handle_venue_execution, handle_venue_message_rejected
+from desk.watch import rewatch
+from orders.model import (
     CancelRequest,
     ChildNotSent,
     ClientCancelReject,
@@ -67,8 +67,8 @@ from routing.model import (
     VenueReplace,
     VenueStatusRequest,
 )
-from routing.options import ClientOptions
-from routing.orders import Child, Order
+from desk.options import ClientOptions
+from orders.states import Child, Order
 from routing.quotes import Quotes
 from routing.router import RoutingPolicy, StrategySpec, Venue
 from risk.engine import RiskEngine
@@ -76,7 +76,7 @@ from risk.state import RiskState
 
 REJECTED_KEPT = 10_000  # refused new orders kept for operators, by default ([limits] rejected_orders_kept)
 
-# Every command the core takes, and the handler in ``routing.desk`` that answers it.
+# Every command the core takes, and the handler in ``desk`` that answers it.
 HANDLERS = {
     NewOrder: handle_new_order, CancelRequest: handle_cancel, ReplaceRequest: handle_replace,
     StatusRequest: handle_status, MassCancelRequest: handle_mass_cancel, EndOfDay: handle_end_of_day,
@@ -97,7 +97,7 @@ def _utcnow() -> datetime:
 class Core:
     """The order book and everything it needs to answer a command: venues, clients, risk state, quotes.
 
-    ``handle`` dispatches each command to its handler in ``routing.desk`` (one module per kind of
+    ``handle`` dispatches each command to its handler in ``desk`` (one module per kind of
     intent), which reads and changes this state; what stays here is the state itself, its indexes,
     the queries the engine and operators make, and configuration changes. The desk's handlers are the
     core's own code: they use its underscored attributes (``_by_client``, ``_by_child``, ``_watch``...)

@@ -4,17 +4,17 @@ from __future__ import annotations
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
-from routing.desk.cancel import cancel_child, pending_problem
-from routing.desk.common import account_problem, cxl_reject, exec_report, refuse_account
-from routing.desk.lifecycle import awaiting, progress
-from routing.desk.risk_checks import as_new_order, risk_check, risk_roll
-from routing.desk.watch import expect
-from routing.model import CxlRejCode, CxlRejResponseTo, ExecKind, Outcome, ReplaceRequest, VenueReplace
-from routing.orders import ChildReplace, Event, Order, PendingReplace, TransitionRefused
-from routing.validation import order_shape_problem
+from desk.cancel import cancel_child, pending_problem
+from desk.common import account_problem, cxl_reject, exec_report, refuse_account
+from desk.lifecycle import awaiting, progress
+from desk.risk_checks import as_new_order, risk_check, risk_roll
+from desk.watch import expect
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, Outcome, ReplaceRequest, VenueReplace
+from orders.states import ChildReplace, Event, Order, PendingReplace, TransitionRefused
+from orders.validation import order_shape_problem
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def handle_replace(core: Core, cmd: ReplaceRequest) -> Outcome:

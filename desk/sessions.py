@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.cancel import cancel_all
-from routing.desk.common import open_orders_of
-from routing.desk.lifecycle import child_done
-from routing.desk.liveness import reconcile_venue
-from routing.model import (
+from desk.cancel import cancel_all
+from desk.common import open_orders_of
+from desk.lifecycle import child_done
+from desk.liveness import reconcile_venue
+from orders.model import (
     MarketData,
     MarketDataReject,
     Note,
@@ -17,12 +17,12 @@ from routing.model import (
     TimeInForce,
     VenueMarketDataRequest,
 )
-from routing.options import ClientOptions
-from routing.orders import Event
+from desk.options import ClientOptions
+from orders.states import Event
 from routing.router import Venue
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def handle_session_status(core: Core, ev: SessionStatus) -> Outcome:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.common import END_OF_DAY, exec_report, order_fields
-from routing.desk.placing import route_more
-from routing.desk.risk_checks import as_new_order, risk_settle
-from routing.model import (
+from desk.common import END_OF_DAY, exec_report, order_fields
+from desk.placing import route_more
+from desk.risk_checks import as_new_order, risk_settle
+from orders.model import (
     ClientCancelReject,
     CxlRejCode,
     CxlRejResponseTo,
@@ -16,11 +16,11 @@ from routing.model import (
     Outcome,
     RejectCode,
 )
-from routing.orders import TRANSITIONS, Child, Event, Order
+from orders.states import TRANSITIONS, Child, Event, Order
 from routing.router import DIRECT
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 _EVENT_REPORT_KIND = {
     Event.VENUE_ACK: ExecKind.NEW,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from routing.model import (
+from orders.model import (
     ClientCancelReject,
     ClientExecReport,
     CxlRejCode,
@@ -16,11 +16,11 @@ from routing.model import (
     RejectCode,
     TimeInForce,
 )
-from routing.options import ClientOptions
-from routing.orders import Child, Order
+from desk.options import ClientOptions
+from orders.states import Child, Order
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 ZERO = Decimal(0)
 END_OF_DAY = "end of day"  # the cause of the gateway's own cancels at a session's end of day (reported Expired)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.cancel import cancel_all, send_cancel
-from routing.desk.common import child_fields, exec_report, up
-from routing.desk.risk_checks import risk_settle
-from routing.desk.watch import ask_status
-from routing.model import (
+from desk.cancel import cancel_all, send_cancel
+from desk.common import child_fields, exec_report, up
+from desk.risk_checks import risk_settle
+from desk.watch import ask_status
+from orders.model import (
     ExecKind,
     KillSwitch,
     Note,
@@ -18,10 +18,10 @@ from routing.model import (
     Outcome,
     ReloadRisk,
 )
-from routing.orders import Order
+from orders.states import Order
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 _KILL_SCOPES = {"global": None, "session": "session", "account": "account", "symbol": "symbol"}  # scope -> Order field
 

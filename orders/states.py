@@ -11,7 +11,7 @@ The same table drives both levels. A ``Child`` moves as its venue reports (it is
 a venue order). The parent ``Order`` moves on the client's requests and on what
 its children's events mean for the client: the first acknowledgement, fills
 (FILL when the parent's quantity is reached), and, once no child is working
-any more, the event that ended the last one (see ``routing.core``). With one
+any more, the event that ended the last one (see ``desk.core``). With one
 child the parent moves exactly as that child does.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
 
-from routing.model import OrdStatus, OrdType, PlainForm, Side, TimeInForce, compact_pickle
+from orders.model import OrdStatus, OrdType, PlainForm, Side, TimeInForce, compact_pickle
 
 
 class Event(str, Enum):
@@ -255,7 +255,7 @@ class Child(_Stateful):
     pending_replace: ChildReplace | None = None
     cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID we used for it at the venue
     seen_exec_ids: set[str] = field(default_factory=set)
-    # liveness (routing.desk.watch): when we last sent the venue something it must answer (the order, a cancel,
+    # liveness (desk.watch): when we last sent the venue something it must answer (the order, a cancel,
     # a replace or a status request), how many status requests are out since, and why the child is in doubt
     asked_at: datetime | None = None
     status_asks: int = 0

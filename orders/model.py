@@ -574,7 +574,7 @@ class VenueStatusRequest:
 @dataclass(frozen=True, slots=True)
 class VenueMassStatusRequest:
     """OrderMassStatusRequest (AF, FIX 4.4 and 5.0) to a venue: the state of all our orders there, one report
-    each (routing/desk/liveness.py, for a venue with ``mass_status``)."""
+    each (desk/liveness.py, for a venue with ``mass_status``)."""
 
     venue: str
     req_id: str  # MassStatusReqID (584)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk import liveness
-from routing.desk.bookings import handle_venue_cancel_reject, venue_fill, venue_replaced
-from routing.desk.common import child_fields, exec_report, order_fields
-from routing.desk.lifecycle import child_done
-from routing.desk.watch import doubt, heard
-from routing.model import (
+from desk import liveness
+from desk.bookings import handle_venue_cancel_reject, venue_fill, venue_replaced
+from desk.common import child_fields, exec_report, order_fields
+from desk.lifecycle import child_done
+from desk.watch import doubt, heard
+from orders.model import (
     ChildNotSent,
     CxlRejCode,
     CxlRejResponseTo,
@@ -21,10 +21,10 @@ from routing.model import (
     VenueExecution,
     VenueMessageRejected,
 )
-from routing.orders import Event, TransitionRefused
+from orders.states import Event, TransitionRefused
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 _VENUE_KIND_EVENT = {
     ExecKind.NEW: Event.VENUE_ACK,

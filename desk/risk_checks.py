@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from routing.model import LogoutClient, NewOrder, Note, Outcome, RejectCode, ReplaceRequest, RiskDayRoll
-from routing.orders import Order
+from orders.model import LogoutClient, NewOrder, Note, Outcome, RejectCode, ReplaceRequest, RiskDayRoll
+from orders.states import Order
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def risk_check(out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[RejectCode, str] | None:

@@ -5,14 +5,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from routing.desk.common import ZERO, order_fields
-from routing.desk.watch import expect
-from routing.model import NewOrder, Note, OrdType, Outcome, QuoteSeen, RouteDecision, VenueNewOrder, with_split
-from routing.orders import Child, Event, Order
+from desk.common import ZERO, order_fields
+from desk.watch import expect
+from orders.model import NewOrder, Note, OrdType, Outcome, QuoteSeen, RouteDecision, VenueNewOrder, with_split
+from orders.states import Child, Event, Order
 from routing.router import DIRECT, Candidate, Leg, Route, StrategySpec, direct, parse_strategy, route
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def unrouted_note(routed: Route) -> str:

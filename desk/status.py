@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing.desk.common import ZERO, exec_report
-from routing.desk.risk_checks import risk_message
-from routing.model import (
+from desk.common import ZERO, exec_report
+from desk.risk_checks import risk_message
+from orders.model import (
     ClientExecReport,
     ExecKind,
     OrdStatus,
@@ -18,7 +18,7 @@ from routing.model import (
 )
 
 if TYPE_CHECKING:
-    from routing.core import Core
+    from desk.core import Core
 
 
 def handle_status(core: Core, cmd: StatusRequest) -> Outcome:

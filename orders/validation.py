@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from routing.model import OrdType, RejectCode
+from orders.model import OrdType, RejectCode
 
 
 def order_shape_problem(qty: Decimal, ord_type: OrdType, price: Decimal | None) -> tuple[RejectCode, str] | None:
