@@ -84,7 +84,7 @@ def _bench_module(name: str):
 def test_mode_o_exports_the_gateway_of_another_revision():
     throughput = _bench_module("throughput")
     with throughput.revision_tree("HEAD") as tree:
-        assert (tree / "gateway" / "cli" / "main.py").is_file() and (tree / "routing" / "core.py").is_file()
+        assert (tree / "gateway" / "cli" / "main.py").is_file() and (tree / "desk" / "core.py").is_file()
         where = subprocess.run([sys.executable, "-c", "import gateway; print(gateway.__file__)"], cwd=tree.parent,
                                env={"PYTHONPATH": str(tree), "PATH": ""}, capture_output=True, text=True,
                                check=True).stdout.strip()
