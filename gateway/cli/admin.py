@@ -18,16 +18,13 @@ import click
 
 from gateway.admin.api import TOKEN_ENV, TOKEN_FILE, admin_token
 from gateway.cli.common import CONFIG_OPTION as CONFIG
-from gateway.cli.common import JSON, CommandError, emit, progress
+from gateway.cli.common import JSON, CommandError, emit, load, progress
 from gateway.config import ConfigError, load_config
 
 
 class AdminClient:
     def __init__(self, config_path: str):
-        try:
-            cfg = load_config(config_path)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+        cfg = load(config_path)
         if not cfg.http.enabled:
             raise click.ClickException(f"{config_path}: [http] is disabled, so the gateway has no admin API")
         self.base = f"http://{cfg.http.host}:{cfg.http.port}"

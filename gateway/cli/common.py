@@ -43,6 +43,23 @@ class ConfigNotFound(CommandError):
     pass
 
 
+def load(config_path: str):
+    """The configuration at ``config_path``; a file that does not load is a CommandError naming the problem."""
+    from gateway.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def db_reason(exc: BaseException) -> str:
+    """The first line of a database error, the driver's own where SQLAlchemy wrapped it."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
 def search_path(env: dict[str, str] | None = None) -> list[tuple[Path, str]]:
     """The places looked in when neither -c nor FIXGW_CONFIG names the file, in order, each with its label."""
     env = os.environ if env is None else env

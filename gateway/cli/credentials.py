@@ -16,14 +16,10 @@ import sys
 
 import click
 
-from gateway.cli.common import CONFIG_OPTION, JSON
+from gateway.cli.common import CONFIG_OPTION, JSON, CommandError, load
 
 STDIN_OPTION = click.option("--password-stdin", is_flag=True,
                             help="read the password from the first line of standard input (for scripts)")
-
-
-class CredentialsCommandError(click.ClickException):
-    exit_code = 2
 
 
 def _setup(config_path: str, session: str | None, stored_ok: bool = False):
@@ -33,24 +29,20 @@ def _setup(config_path: str, session: str | None, stored_ok: bool = False):
     still has a stored password (a session since removed from the configuration) is taken as it is.
     """
     from gateway.admin.names import UnknownName, session_name
-    from gateway.config import ConfigError, load_config
     from gateway.security.credentials import CredentialsError, CredentialStore
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise CredentialsCommandError(str(exc)) from None
+    cfg = load(config_path)
     store = CredentialStore(cfg.data_dir)
     try:
         store.check()
     except CredentialsError as exc:
-        raise CredentialsCommandError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if session is not None:
         try:
             session = session_name(cfg, session, ("client", "dropcopy"), kind="session")
         except UnknownName as exc:
             if not (stored_ok and store.has(session)):
-                raise CredentialsCommandError(str(exc).replace(
+                raise CommandError(str(exc).replace(
                     " (known:", f" in {config_path} (client and drop-copy sessions:", 1)) from None
     return cfg, store, session
 
@@ -63,7 +55,7 @@ def _sessions(cfg) -> dict:
 def _stdin_password() -> str:
     line = sys.stdin.readline()
     if not line:
-        raise CredentialsCommandError("--password-stdin: standard input is empty")
+        raise CommandError("--password-stdin: standard input is empty")
     return line.rstrip("\r\n")
 
 
@@ -168,7 +160,7 @@ def delete_password(config_path: str, session: str) -> None:
     try:
         found = store.delete(session)
     except CredentialsError as exc:
-        raise CredentialsCommandError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if not found:
         raise click.ClickException(f"no password is set for {session}")
     click.echo(f"password of {session} deleted")

@@ -15,23 +15,12 @@ from contextlib import contextmanager
 
 import click
 
-from gateway.cli.common import CONFIG_OPTION, JSON, CommandError, emit, progress
+from gateway.cli.common import CONFIG_OPTION, JSON, CommandError, db_reason, emit, load, progress
 
 
 
 def _database_url(config_path: str) -> str:
-    from gateway.config import ConfigError, load_config
-
-    try:
-        return load_config(config_path).journal.database_url
-    except ConfigError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+    return load(config_path).journal.database_url
 
 
 def _connect(url: str) -> None:
@@ -43,7 +32,7 @@ def _connect(url: str) -> None:
     try:
         engine = make_engine(url)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise CommandError(f"invalid journal database URL {safe_url(url)}: {_reason(exc)}") from None
+        raise CommandError(f"invalid journal database URL {safe_url(url)}: {db_reason(exc)}") from None
     except ValueError as exc:  # make_engine's own message names the URL
         raise CommandError(str(exc)) from None
     except OSError as exc:  # the SQLite file's directory could not be created
@@ -53,7 +42,7 @@ def _connect(url: str) -> None:
         with engine.connect():
             pass
     except (DBAPIError, OSError) as exc:
-        raise CommandError(f"cannot connect to the journal database {safe_url(url)}: {_reason(exc)}") from None
+        raise CommandError(f"cannot connect to the journal database {safe_url(url)}: {db_reason(exc)}") from None
     finally:
         engine.dispose()
 
@@ -72,7 +61,7 @@ def _database_errors(url: str, doing: str):
         raise
     except (SQLAlchemyError, AlembicError, OSError) as exc:
         raise CommandError(
-            f"{doing} the journal database {safe_url(url)} failed: {exc.__class__.__name__}: {_reason(exc)}"
+            f"{doing} the journal database {safe_url(url)} failed: {exc.__class__.__name__}: {db_reason(exc)}"
         ) from None
 
 

@@ -18,26 +18,11 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.common import CONFIG_OPTION, JSON, emit, progress
-
-
-class JournalCommandError(click.ClickException):
-    """A usage, configuration, key or database error: one line, exit code 2."""
-
-    exit_code = 2
-
-
-def _config(config_path: str):
-    from gateway.config import ConfigError, load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise JournalCommandError(str(exc)) from None
+from gateway.cli.common import CONFIG_OPTION, JSON, CommandError, db_reason, emit, load, progress
 
 
 def _database_url(config_path: str) -> str:
-    return _config(config_path).journal.database_url
+    return load(config_path).journal.database_url
 
 
 def _journal_session(cfg, engine, value: str) -> str:
@@ -48,18 +33,12 @@ def _journal_session(cfg, engine, value: str) -> str:
     try:
         return journal_session_id(cfg, value, lambda sid: has_session(engine, sid), lambda: session_ids(engine))
     except UnknownName as exc:
-        raise JournalCommandError(str(exc)) from None
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+        raise CommandError(str(exc)) from None
 
 
 @contextmanager
 def _open(url: str, config_path: str):
-    """An engine on the journal at the schema this fixgw needs; every failure as a JournalCommandError."""
+    """An engine on the journal at the schema this fixgw needs; every failure as a CommandError."""
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
     from gateway.journal.db import SchemaOutOfDate, check_schema, make_engine, safe_url
@@ -68,23 +47,23 @@ def _open(url: str, config_path: str):
     try:
         engine = make_engine(url)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise JournalCommandError(f"invalid journal database URL {where}: {_reason(exc)}") from None
+        raise CommandError(f"invalid journal database URL {where}: {db_reason(exc)}") from None
     except (ValueError, OSError) as exc:
-        raise JournalCommandError(f"cannot open the journal database {where}: {_reason(exc)}") from None
+        raise CommandError(f"cannot open the journal database {where}: {db_reason(exc)}") from None
     try:
         try:
             check_schema(engine, config_path)
         except SchemaOutOfDate as exc:
-            raise JournalCommandError(str(exc)) from None
+            raise CommandError(str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:
-            raise JournalCommandError(f"cannot connect to the journal database {where}: {_reason(exc)}") from None
+            raise CommandError(f"cannot connect to the journal database {where}: {db_reason(exc)}") from None
         try:
             yield engine
         except BrokenPipeError:  # our stdout closed (`| head`): not the database's failure
             raise
         except (SQLAlchemyError, OSError) as exc:
-            raise JournalCommandError(
-                f"reading the journal database {where} failed: {exc.__class__.__name__}: {_reason(exc)}") from None
+            raise CommandError(
+                f"reading the journal database {where} failed: {exc.__class__.__name__}: {db_reason(exc)}") from None
     finally:
         engine.dispose()
 
@@ -112,7 +91,7 @@ def verify(config_path: str, as_json: bool) -> None:
         try:
             result = verify_database(engine, key_from_env(), progress=report)
         except ChainKeyError as exc:
-            raise JournalCommandError(str(exc)) from None
+            raise CommandError(str(exc)) from None
     if as_json:
         p = result.problem
         click.echo(json.dumps({
@@ -158,18 +137,14 @@ def prune(config_path: str, older_than_days: float | None, archive_dir: Path | N
     """
     from datetime import timedelta
 
-    from gateway.config import ConfigError, load_config
     from gateway.journal.retention import prune as do_prune
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise JournalCommandError(str(exc)) from None
+    cfg = load(config_path)
     days = older_than_days if older_than_days is not None else cfg.journal.retention_days
     if not days:
-        raise JournalCommandError("give --older-than-days N, or set [journal] retention_days in the configuration")
+        raise CommandError("give --older-than-days N, or set [journal] retention_days in the configuration")
     archive = archive_dir if archive_dir is not None else cfg.journal.archive_dir
-    url = _database_url(config_path)
+    url = cfg.journal.database_url
     with _open(url, config_path) as engine, progress("pruning") as report:
         result = do_prune(engine, timedelta(days=days), archive_dir=archive, dry_run=dry_run, progress=report)
     emit({"dry_run": dry_run, "pruned": result.pruned, "events_pruned": result.events_pruned,
@@ -211,21 +186,21 @@ def replay(config_path: str, session_id: str | None, direction: str | None, sinc
         since_us = parse_time(since) if since is not None else None
         until_us = parse_time(until) if until is not None else None
     except ValueError as exc:
-        raise JournalCommandError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if as_json:
         if fmt == "text" or soh:
-            raise JournalCommandError("--json prints JSON: it cannot be combined with --format text or --soh")
+            raise CommandError("--json prints JSON: it cannot be combined with --format text or --soh")
         fmt = "json" if to_session is None else fmt
     if to_session is not None:
         if fmt != "raw" or soh:
-            raise JournalCommandError("--format and --soh choose how messages are printed; --to-session sends "
+            raise CommandError("--format and --soh choose how messages are printed; --to-session sends "
                                       "them instead: give one or the other")
         _replay_to_session(config_path, to_session, {
             "session": session_id, "direction": direction, "since_us": since_us, "until_us": until_us,
             "msg_types": list(msg_types), "cl_ord_id": cl_ord_id, "order_id": order_id}, as_json)
         return
     out = formatter(fmt, soh)
-    cfg = _config(config_path)
+    cfg = load(config_path)
     with _open(cfg.journal.database_url, config_path) as engine:
         if session_id is not None:
             session_id = _journal_session(cfg, engine, session_id)
@@ -250,12 +225,12 @@ def _replay_to_session(config_path: str, name: str, filters: dict, as_json: bool
     from gateway.cli.admin import AdminClient
 
     if any(t != "8" for t in filters["msg_types"]):
-        raise JournalCommandError("--to-session sends ExecutionReports only: use --msg-type 8 or leave it out")
+        raise CommandError("--to-session sends ExecutionReports only: use --msg-type 8 or leave it out")
     try:
         data = AdminClient(config_path).call("POST", f"/admin/dropcopy/{quote(name, safe='')}/replay", filters,
                                              timeout=REPLAY_TIMEOUT_S)
     except click.ClickException as exc:
-        raise JournalCommandError(exc.message) from None
+        raise CommandError(exc.message) from None
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

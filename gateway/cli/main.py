@@ -9,12 +9,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli.admin import orders, quotes, risk, sessions, status
 from gateway.cli.client import client
-from gateway.cli.common import CONFIG_OPTION, FixgwGroup
+from gateway.cli.common import CONFIG_OPTION, FixgwGroup, load
 from gateway.cli.credentials import credentials
 from gateway.cli.db import db
 from gateway.cli.journal import journal
 from gateway.cli.venue_sim import run_simulators_for, venue_sim
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import ConfigError, GatewayConfig
 from gateway.process.lifecycle import wait_for_stop
 from gateway.observability.logs import setup_logging
 
@@ -37,13 +37,6 @@ for command in (status, sessions, orders, quotes, risk):
     main.add_command(command)
 main.add_command(venue_sim)
 main.add_command(client)
-
-
-def load(config_path: str) -> GatewayConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def safe_url(url: str) -> str:
