@@ -371,14 +371,15 @@ class Admin:
         return KillSwitch(scope=scope, key=key, engage=engage, reduce_only=_flag(payload, "reduce_only"),
                           cancel_open=_flag(payload, "cancel_open"), operator=operator)
 
-    def _filters(self, given: dict) -> dict:
-        """session / account / symbol filters (orders list, cancel-all): strings naming what exists, or None."""
+    def _filters(self, given: dict, also: dict[str, set] | None = None) -> dict:
+        """session / account / symbol filters (orders list, cancel-all): strings naming what exists, or None.
+        A session may be given by its full SessionID; ``also``: more known names per kind."""
         filters = {key: _opt_str(given, key) for key in ("session", "account", "symbol")}
         if filters["session"] is not None:
             filters["session"] = self._known.session_name(filters["session"])
         for kind, name in filters.items():
             if name is not None:
-                self._known.check(kind, name)
+                self._known.check(kind, name, also=(also or {}).get(kind, ()))
         return filters
 
     def _session_action(self, name: str, action: str, payload: dict) -> dict:
@@ -511,14 +512,12 @@ class Admin:
                                   f"(it takes {', '.join(self.ORDER_FILTERS)})")
         states = _states(query.get("state", []))
         since, until = _time_filter(query, "since"), _time_filter(query, "until")
-        names = {k: query[k][-1] for k in ("session", "account", "symbol") if k in query}
-        if "session" in names:
-            names["session"] = self._known.session_name(names["session"])  # a full SessionID works too
-        if names:  # names that only refused orders carry (an unknown symbol, say) are names too
+        given = {k: query[k][-1] for k in ("session", "account", "symbol") if k in query}
+        seen = None
+        if given:  # names that only refused orders carry (an unknown symbol, say) are names too
             seen = self._gw.engine.call(lambda core: {k: {getattr(r, k) for r in core.rejected.values()} - {None}
-                                                      for k in names})
-            for kind, name in names.items():
-                self._known.check(kind, name, also=seen[kind])
+                                                      for k in given})
+        names = {k: v for k, v in self._filters(given, also=seen).items() if v is not None}
         open_only = query.get("open", ["0"])[-1] in ("1", "true", "yes")
         in_doubt = query.get("in_doubt", ["0"])[-1] in ("1", "true", "yes")
         versions = {name: c.fix_version for name, c in self._gw.cfg.clients.items()}
