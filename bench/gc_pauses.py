@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.process.engine import Engine  # noqa: E402
-from desk.core import ClientOptions, Core  # noqa: E402
+from desk.core import Core  # noqa: E402
+from desk.options import ClientOptions  # noqa: E402
 from orders.model import NewOrder, OrdType, SessionStatus, Side  # noqa: E402
 from routing.router import Venue  # noqa: E402
 

@@ -20,7 +20,8 @@ from decimal import Decimal as D
 
 from gateway.state import recovery
 from gateway.state.log import State, StateLog
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
 from routing.router import Venue
 from sessions.fixsettings import session_id

@@ -23,10 +23,10 @@ from orders.model import (
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def venue_fill(core: Core, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
+def venue_fill(core: DeskState, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
     if ev.last_qty <= 0:
         out.warnings.append(Note(f"{ev.venue} fill {ev.exec_id} with LastQty {ev.last_qty} ignored",
                                   **order_fields(order), exec_id=ev.exec_id))
@@ -67,7 +67,7 @@ def venue_fill(core: Core, order: Order, child: Child, ev: VenueExecution, out: 
     return out
 
 
-def venue_replaced(core: Core, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
+def venue_replaced(core: DeskState, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
     if child.pending_replace is None or order.pending_replace is None:
         out.warnings.append(Note(f"order {order.order_id}: {ev.venue} reported a replace nobody asked for "
                                  f"(ExecID {ev.exec_id}); ignored", **order_fields(order), exec_id=ev.exec_id))
@@ -85,9 +85,9 @@ def venue_replaced(core: Core, order: Order, child: Child, ev: VenueExecution, o
     return out
 
 
-def handle_venue_cancel_reject(core: Core, ev: VenueCancelReject) -> Outcome:
+def handle_venue_cancel_reject(core: DeskState, ev: VenueCancelReject) -> Outcome:
     out = Outcome()
-    order = core._by_child.get((ev.venue, ev.cl_ord_id)) or core._by_child.get((ev.venue, ev.orig_cl_ord_id))
+    order = core.by_child.get((ev.venue, ev.cl_ord_id)) or core.by_child.get((ev.venue, ev.orig_cl_ord_id))
     child = None
     if order is not None:
         child = order.child(ev.venue, ev.cl_ord_id) or order.child(ev.venue, ev.orig_cl_ord_id)

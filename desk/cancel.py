@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from desk.common import (
-    END_OF_DAY,
     account_problem,
     cxl_reject,
     exec_report,
@@ -14,9 +13,10 @@ from desk.common import (
     up,
     venue_connected,
 )
-from desk.lifecycle import awaiting, progress
+from desk.lifecycle import progress
 from desk.risk_checks import risk_message
 from desk.watch import expect
+from orders.lifecycle import END_OF_DAY, ParentLifecycle
 from orders.model import (
     CancelRequest,
     ClientMassCancelReport,
@@ -35,15 +35,15 @@ from orders.model import (
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def pending_problem(core: Core, session: str, cl_ord_id: str, order: Order | None,
+def pending_problem(core: DeskState, session: str, cl_ord_id: str, order: Order | None,
                     orig_cl_ord_id: str) -> tuple[CxlRejCode, str] | None:
     """Why a cancel or replace cannot even be considered, or None."""
     if order is None:
         return CxlRejCode.UNKNOWN_ORDER, f"unknown order: OrigClOrdID {orig_cl_ord_id}"
-    if (session, cl_ord_id) in core._by_client:
+    if (session, cl_ord_id) in core.by_client:
         return CxlRejCode.DUPLICATE_CLORDID, f"duplicate ClOrdID {cl_ord_id}"
     if order.status is OrdStatus.PENDING_CANCEL:
         return CxlRejCode.ALREADY_PENDING, "a cancel for this order is already pending"
@@ -56,9 +56,9 @@ def pending_problem(core: Core, session: str, cl_ord_id: str, order: Order | Non
     return None
 
 
-def handle_cancel(core: Core, cmd: CancelRequest) -> Outcome:
+def handle_cancel(core: DeskState, cmd: CancelRequest) -> Outcome:
     out = Outcome()
-    order = core._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+    order = core.by_client.get((cmd.session, cmd.orig_cl_ord_id))
     if core.risk is not None:
         refused = risk_message(core, out, "F", cmd.session, cmd.cl_ord_id, cmd.symbol,
                                cmd.account or (order.account if order is not None else None))
@@ -81,7 +81,7 @@ def handle_cancel(core: Core, cmd: CancelRequest) -> Outcome:
                       CxlRejResponseTo.CANCEL, *problem)
 
 
-def start_cancel(core: Core, order: Order, out: Outcome, *, client_cl_ord_id: str | None = None,
+def start_cancel(core: DeskState, order: Order, out: Outcome, *, client_cl_ord_id: str | None = None,
                  cause: str | None = None, recv_ns: int = 0) -> None:
     """Send a cancel for each of ``order``'s working children; the client hears Canceled only when every
     venue has answered (``lifecycle.progress``).
@@ -96,17 +96,17 @@ def start_cancel(core: Core, order: Order, out: Outcome, *, client_cl_ord_id: st
     order.cancel_open = True
     order.refusal = None
     if client_cl_ord_id is not None:
-        core._index_client(order, client_cl_ord_id)
+        core.index_client(order, client_cl_ord_id)
     out.actions.append(exec_report(order, ExecKind.PENDING_CANCEL, cl_ord_id=client_cl_ord_id,
                                    orig_cl_ord_id=order.cl_ord_id if client_cl_ord_id else None,
                                    text=f"cancel requested: {cause}" if cause else None, recv_ns=recv_ns))
     for child in order.live_children:
         cancel_child(core, order, child, out)
-    if not awaiting(order):
+    if not ParentLifecycle(order).awaiting():
         progress(core, order, out, recv_ns)
 
 
-def cancel_child(core: Core, order: Order, child: Child, out: Outcome) -> None:
+def cancel_child(core: DeskState, order: Order, child: Child, out: Outcome) -> None:
     try:
         child.apply(Event.CANCEL_REQUEST)
     except TransitionRefused as exc:  # never: the parent refuses a second cancel or replace
@@ -117,10 +117,10 @@ def cancel_child(core: Core, order: Order, child: Child, out: Outcome) -> None:
     expect(core, order, child)
 
 
-def send_cancel(core: Core, order: Order, child: Child, out: Outcome) -> str:
+def send_cancel(core: DeskState, order: Order, child: Child, out: Outcome) -> str:
     """An OrderCancelRequest for ``child`` at its venue, under a new ClOrdID of ours (returned)."""
     cancel_id = order.next_child_id("c")
-    core._index_child(order, child, cancel_id)
+    core.index_child(order, child, cancel_id)
     out.actions.append(VenueCancel(
         venue=child.venue, cl_ord_id=cancel_id, orig_cl_ord_id=child.cl_ord_id,
         venue_order_id=child.venue_order_id, symbol=order.symbol, side=order.side, qty=child.qty,
@@ -128,9 +128,9 @@ def send_cancel(core: Core, order: Order, child: Child, out: Outcome) -> str:
     return cancel_id
 
 
-def handle_mass_cancel(core: Core, cmd: MassCancelRequest) -> Outcome:
+def handle_mass_cancel(core: DeskState, cmd: MassCancelRequest) -> Outcome:
     out = Outcome()
-    mass_id = f"{core._id_prefix}-M{next(core._ids)}"
+    mass_id = core.new_id("M")
 
     def report(response: str, affected: int, reason: str | None = None, text: str | None = None) -> None:
         out.actions.insert(0, ClientMassCancelReport(
@@ -159,7 +159,7 @@ def handle_mass_cancel(core: Core, cmd: MassCancelRequest) -> Outcome:
     return out
 
 
-def cancel_all(core: Core, orders: list[Order], out: Outcome, cause: str) -> int:
+def cancel_all(core: DeskState, orders: list[Order], out: Outcome, cause: str) -> int:
     """Start a gateway-initiated cancel for each order that can take one; returns how many."""
     started = 0
     for order in orders:
@@ -180,7 +180,7 @@ def cancel_all(core: Core, orders: list[Order], out: Outcome, cause: str) -> int
     return started
 
 
-def handle_end_of_day(core: Core, cmd: EndOfDay) -> Outcome:
+def handle_end_of_day(core: DeskState, cmd: EndOfDay) -> Outcome:
     """Day orders still open expire: canceled at their venues, reported Expired when confirmed."""
     out = Outcome()
     n = cancel_all(core, open_orders_of(core, cmd.session, TimeInForce.DAY), out, END_OF_DAY)

@@ -20,10 +20,9 @@ from desk.options import ClientOptions
 from orders.states import Child, Order
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 ZERO = Decimal(0)
-END_OF_DAY = "end of day"  # the cause of the gateway's own cancels at a session's end of day (reported Expired)
 
 
 def order_fields(order: Order) -> dict:
@@ -40,7 +39,7 @@ def child_fields(order: Order, child: Child | None = None) -> dict:
     return ids
 
 
-def account_problem(core: Core, session: str, account: str | None, required: bool = True) -> str | None:
+def account_problem(core: DeskState, session: str, account: str | None, required: bool = True) -> str | None:
     """Why ``session`` may not use ``account``, or None. A session with an accounts list must name one
     of them on a new order (``required``); a cancel or replace may leave Account out (the order's own)."""
     allowed = core.clients.get(session, ClientOptions()).accounts
@@ -70,17 +69,17 @@ def cxl_reject(out: Outcome, session: str, cl_ord_id: str, orig_cl_ord_id: str, 
     return out
 
 
-def up(core: Core, name: str) -> bool:
+def up(core: DeskState, name: str) -> bool:
     venue = core.venues.get(name)
     return venue is not None and venue.up
 
 
-def venue_connected(core: Core, order: Order) -> bool:
+def venue_connected(core: DeskState, order: Order) -> bool:
     """Every venue where the order has a child working is connected."""
     return all(up(core, c.venue) for c in order.live_children)
 
 
-def open_orders_of(core: Core, session: str, tif: TimeInForce | None = None) -> list[Order]:
+def open_orders_of(core: DeskState, session: str, tif: TimeInForce | None = None) -> list[Order]:
     return [o for o in core.orders.values()
             if o.session == session and o.is_open and (tif is None or o.tif is tif)]
 

@@ -55,7 +55,7 @@ from orders.model import (
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
 # what a venue's OrdStatus in a status reply means for a child that is no longer working there
@@ -65,27 +65,27 @@ _WORKING = (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED)
 _PENDING = (OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE)
 
 
-def handle_tick(core: Core, cmd: Tick) -> Outcome:
+def handle_tick(core: DeskState, cmd: Tick) -> Outcome:
     out = Outcome()
-    if not core._watch:
+    if not core.watch:
         return out
     now = core.clock()
-    for key, order in list(core._watch.items()):
+    for key, order in list(core.watch.items()):
         child = order.child(key[0], key[1])
         if child is None or (not child.is_open and not child.in_doubt):
-            core._watch.pop(key, None)
+            core.watch.pop(key, None)
             continue
         venue = core.venues.get(child.venue)
         if venue is None:
             continue
         waiting = child.awaiting
         if waiting is None and not child.in_doubt:
-            core._watch.pop(key, None)
+            core.watch.pop(key, None)
             continue
         since = child.asked_at or now
         if child.asked_at is None:
             child.asked_at = now
-        restored = core._restored_at
+        restored = core.restored_at
         if restored is not None and since < restored:
             since = restored  # asked before a restart: its clock starts again at the restart
         elapsed = (now - since).total_seconds()
@@ -109,13 +109,13 @@ def handle_tick(core: Core, cmd: Tick) -> Outcome:
     return out
 
 
-def reconcile_venue(core: Core, venue_name: str, out: Outcome, why: str) -> int:
+def reconcile_venue(core: DeskState, venue_name: str, out: Outcome, why: str) -> int:
     """Ask the state of every open (or in-doubt) child at a venue; returns how many were asked. A venue with
     ``mass_status`` is asked once, with an OrderMassStatusRequest; the others once per child."""
     venue = core.venues.get(venue_name)
     mass = venue is not None and venue.mass_status
-    for req_id in [r for r, (v, _) in core._mass.items() if v == venue_name]:
-        del core._mass[req_id]  # asked before it dropped: its answers will not come
+    for req_id in [r for r, (v, _) in core.mass_status.items() if v == venue_name]:
+        del core.mass_status[req_id]  # asked before it dropped: its answers will not come
     asked: set[str] = set()
     for order in list(core.orders.values()):
         for child in order.children:
@@ -123,7 +123,7 @@ def reconcile_venue(core: Core, venue_name: str, out: Outcome, why: str) -> int:
                 if mass:
                     child.asked_at = core.clock()
                     child.status_asks += 1
-                    core._watch[(child.venue, child.child_id)] = order
+                    core.watch[(child.venue, child.child_id)] = order
                     out.changed.append(order)
                 else:
                     ask_status(core, order, child, out)
@@ -131,8 +131,8 @@ def reconcile_venue(core: Core, venue_name: str, out: Outcome, why: str) -> int:
     if not asked:
         return 0
     if mass:
-        req_id = f"{core._id_prefix}-MS{next(core._ids)}"
-        core._mass[req_id] = (venue_name, asked)
+        req_id = core.new_id("MS")
+        core.mass_status[req_id] = (venue_name, asked)
         out.actions.append(VenueMassStatusRequest(venue=venue_name, req_id=req_id))
         what = f"one OrderMassStatusRequest {req_id} for {len(asked)} open child order(s)"
     else:
@@ -143,13 +143,13 @@ def reconcile_venue(core: Core, venue_name: str, out: Outcome, why: str) -> int:
     return len(asked)
 
 
-def mass_status_reply(core: Core, ev: VenueExecution) -> Outcome:
+def mass_status_reply(core: DeskState, ev: VenueExecution) -> Outcome:
     """One report of our OrderMassStatusRequest: reconcile the child it names; after the last one, every
     child it did not name (the venue has no working order for it: filled, canceled, or never there) is
     asked on its own."""
     out = Outcome()
-    pending = core._mass.get(ev.mass_status_req_id)
-    order = core._by_child.get((ev.venue, ev.cl_ord_id)) if ev.cl_ord_id else None
+    pending = core.mass_status.get(ev.mass_status_req_id)
+    order = core.by_child.get((ev.venue, ev.cl_ord_id)) if ev.cl_ord_id else None
     child = order.child(ev.venue, ev.cl_ord_id) if order is not None else None
     if child is not None:
         if pending is not None:
@@ -160,16 +160,16 @@ def mass_status_reply(core: Core, ev: VenueExecution) -> Outcome:
                                  f"{ev.mass_status_req_id}: ClOrdID {ev.cl_ord_id}, OrderID {ev.venue_order_id}",
                                  venue=ev.venue))
     if ev.last_report and pending is not None:
-        del core._mass[ev.mass_status_req_id]
+        del core.mass_status[ev.mass_status_req_id]
         for child_id in sorted(pending[1]):
-            order = core._by_child.get((ev.venue, child_id))
+            order = core.by_child.get((ev.venue, child_id))
             child = order.child(ev.venue, child_id) if order is not None else None
             if child is not None and (child.is_open or child.in_doubt):
                 ask_status(core, order, child, out)
     return out
 
 
-def status_reply(core: Core, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
+def status_reply(core: DeskState, order: Order, child: Child, ev: VenueExecution, out: Outcome) -> Outcome:
     """Reconcile a child with the state its venue reports (an answer to our OrderStatusRequest)."""
     view = ev.ord_status
     said = f"{ev.venue} reports {view.name.lower()}, CumQty {ev.cum_qty}"

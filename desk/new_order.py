@@ -15,17 +15,17 @@ from routing.router import DIRECT, parse_strategy
 from orders.validation import order_shape_problem
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def validate(core: Core, cmd: NewOrder) -> tuple[RejectCode, str, str] | None:
+def validate(core: DeskState, cmd: NewOrder) -> tuple[RejectCode, str, str] | None:
     """(code, reason, who refused it) if the order cannot be taken at all, else None."""
     if cmd.session in core.closed_sessions:
         return RejectCode.OTHER, f"session {cmd.session} was removed from the gateway's configuration", "session"
     account = account_problem(core, cmd.session, cmd.account)
     if account is not None:
         return RejectCode.UNKNOWN_ACCOUNT, account, "access control"
-    if (cmd.session, cmd.cl_ord_id) in core._by_client:
+    if (cmd.session, cmd.cl_ord_id) in core.by_client:
         return RejectCode.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}", "validation"
     problem = order_shape_problem(cmd.qty, cmd.ord_type, cmd.price)
     if problem is not None:
@@ -46,10 +46,10 @@ def validate(core: Core, cmd: NewOrder) -> tuple[RejectCode, str, str] | None:
     return None
 
 
-def handle_new_order(core: Core, cmd: NewOrder) -> Outcome:
+def handle_new_order(core: DeskState, cmd: NewOrder) -> Outcome:
     out = Outcome()
     problem = validate(core, cmd)
-    order_id = f"{core._id_prefix}-{next(core._ids)}"
+    order_id = core.new_id()
     order = Order(
         order_id=order_id, session=cmd.session, cl_ord_id=cmd.cl_ord_id, symbol=cmd.symbol,
         side=cmd.side, qty=cmd.qty, ord_type=cmd.ord_type, price=cmd.price, stop_px=cmd.stop_px,
@@ -81,7 +81,7 @@ def handle_new_order(core: Core, cmd: NewOrder) -> Outcome:
         out.actions.append(exec_report(order, ExecKind.REJECTED, recv_ns=cmd.recv_ns, reject_code=code, text=text))
         # Not an order of the book: the ClOrdID stays free for a corrected resend, nothing counts it as
         # open or in risk usage. Kept apart, for operators (`fixgw orders list --state rejected`).
-        core._keep_rejected(RejectedOrder(
+        core.keep_rejected(RejectedOrder(
             order_id=order_id, session=cmd.session, cl_ord_id=cmd.cl_ord_id, account=cmd.account,
             symbol=cmd.symbol, side=cmd.side, qty=cmd.qty, price=cmd.price, ord_type=cmd.ord_type, tif=cmd.tif,
             received_at=now, refused_by=by, reject_code=code, text=text, stop_px=cmd.stop_px), out)
@@ -92,7 +92,7 @@ def handle_new_order(core: Core, cmd: NewOrder) -> Outcome:
     if core.risk is not None:
         core.risk.on_accepted(cmd, core.risk_state, now)
     core.orders[order_id] = order
-    core._index_client(order, cmd.cl_ord_id)
+    core.index_client(order, cmd.cl_ord_id)
     if core.clients.get(cmd.session, ClientOptions()).pending_new:
         out.actions.append(exec_report(order, ExecKind.PENDING_NEW, recv_ns=cmd.recv_ns))
     place(core, order, routed.legs, decision, out, cmd.recv_ns)

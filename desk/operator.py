@@ -21,12 +21,12 @@ from orders.model import (
 from orders.states import Order
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 _KILL_SCOPES = {"global": None, "session": "session", "account": "account", "symbol": "symbol"}  # scope -> Order field
 
 
-def handle_kill_switch(core: Core, cmd: KillSwitch) -> Outcome:
+def handle_kill_switch(core: DeskState, cmd: KillSwitch) -> Outcome:
     out = Outcome()
     if core.risk is None:
         out.result = {"ok": False, "error": "risk checks are off: no [risk] rules_file is configured"}
@@ -58,7 +58,7 @@ def handle_kill_switch(core: Core, cmd: KillSwitch) -> Outcome:
     return out
 
 
-def operator_order(core: Core, order_id: str, out: Outcome) -> Order | None:
+def operator_order(core: DeskState, order_id: str, out: Outcome) -> Order | None:
     """The order an operator command names, or None with the refusal in ``out.result``."""
     order = core.orders.get(order_id)
     if order is None:
@@ -66,7 +66,7 @@ def operator_order(core: Core, order_id: str, out: Outcome) -> Order | None:
     return order
 
 
-def handle_operator_cancel(core: Core, cmd: OperatorCancel) -> Outcome:
+def handle_operator_cancel(core: DeskState, cmd: OperatorCancel) -> Outcome:
     out = Outcome()
     if cmd.order_id is not None:
         order = operator_order(core, cmd.order_id, out)
@@ -87,7 +87,7 @@ def handle_operator_cancel(core: Core, cmd: OperatorCancel) -> Outcome:
     return out
 
 
-def handle_reload_risk(core: Core, cmd: ReloadRisk) -> Outcome:
+def handle_reload_risk(core: DeskState, cmd: ReloadRisk) -> Outcome:
     out = Outcome()
     if core.risk is None:
         out.result = {"ok": False, "error": "risk checks are off: no [risk] rules_file is configured"}
@@ -98,7 +98,7 @@ def handle_reload_risk(core: Core, cmd: ReloadRisk) -> Outcome:
     return out
 
 
-def handle_operator_reconcile(core: Core, cmd: OperatorReconcile) -> Outcome:
+def handle_operator_reconcile(core: DeskState, cmd: OperatorReconcile) -> Outcome:
     out = Outcome()
     if cmd.order_id is not None:
         order = operator_order(core, cmd.order_id, out)
@@ -124,7 +124,7 @@ def handle_operator_reconcile(core: Core, cmd: OperatorReconcile) -> Outcome:
     return out
 
 
-def handle_operator_close(core: Core, cmd: OperatorClose) -> Outcome:
+def handle_operator_close(core: DeskState, cmd: OperatorClose) -> Outcome:
     """Force an order to Canceled and tell the client (unsolicited ExecutionReport): the operator's way out
     of an order in doubt, settled with the venue by other means. A child still open at a connected venue
     is sent a cancel first, so nothing the gateway closed keeps working there unnoticed; anything the
@@ -152,7 +152,7 @@ def handle_operator_close(core: Core, cmd: OperatorClose) -> Outcome:
         child.pending_replace = None
         child.in_doubt = None
         child.asked_at = None
-        core._watch.pop((child.venue, child.child_id), None)
+        core.watch.pop((child.venue, child.child_id), None)
     order.cancel_open = False
     order.pending_replace = None
     order.replace_mode = None

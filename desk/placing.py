@@ -12,14 +12,14 @@ from orders.states import Child, Event, Order
 from routing.router import DIRECT, Candidate, Leg, Route, StrategySpec, direct, parse_strategy, route
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
 def unrouted_note(routed: Route) -> str:
     return f"{routed.unrouted} not routed (IOC: no more displayed liquidity within the limit)"
 
 
-def strategy_for(core: Core, cmd: NewOrder) -> StrategySpec:
+def strategy_for(core: DeskState, cmd: NewOrder) -> StrategySpec:
     """The order's strategy: its own (tag 9100), else its account's, its session's, the default."""
     if cmd.strategy is not None:
         return parse_strategy(cmd.strategy)
@@ -31,11 +31,11 @@ def strategy_for(core: Core, cmd: NewOrder) -> StrategySpec:
     return core.policy.default
 
 
-def venue_candidates(core: Core, symbol: str, now: datetime) -> tuple[list[Candidate], tuple[QuoteSeen, ...]]:
+def venue_candidates(core: DeskState, symbol: str, now: datetime) -> tuple[list[Candidate], tuple[QuoteSeen, ...]]:
     """Every configured venue as the router sees it for ``symbol`` now, and the record of it."""
     max_age = core.policy.max_quote_age
     candidates, seen = [], []
-    for rank, name in enumerate(core._venue_order):
+    for rank, name in enumerate(core.venue_order):
         v = core.venues[name]
         q = core.quotes.quote(name, symbol)
         age = q.age(now) if q is not None else None
@@ -49,7 +49,7 @@ def venue_candidates(core: Core, symbol: str, now: datetime) -> tuple[list[Candi
     return candidates, tuple(seen)
 
 
-def decide(core: Core, order: Order, qty: Decimal, reason: str, ex_destination: str | None = None,
+def decide(core: DeskState, order: Order, qty: Decimal, reason: str, ex_destination: str | None = None,
            exclude: frozenset[str] = frozenset()) -> tuple[Route, RouteDecision]:
     """Run the order's strategy (or its ExDestination) for ``qty``: the route, and the decision with its inputs
     (not yet recorded: ``place`` records it with the children it creates)."""
@@ -71,7 +71,7 @@ def decide(core: Core, order: Order, qty: Decimal, reason: str, ex_destination: 
     return result, decision
 
 
-def place(core: Core, order: Order, legs: tuple[Leg, ...], decision: RouteDecision, out: Outcome,
+def place(core: DeskState, order: Order, legs: tuple[Leg, ...], decision: RouteDecision, out: Outcome,
           recv_ns: int = 0) -> list[Child]:
     """Send a child order for each leg; record the decision with the children it made."""
     children = []
@@ -85,7 +85,7 @@ def place(core: Core, order: Order, legs: tuple[Leg, ...], decision: RouteDecisi
         child = Child(child_id=child_id, venue=leg.venue, qty=leg.qty, price=order.price,
                       ord_type=order.ord_type, tif=order.tif, cl_ord_id=child_id)
         order.children.append(child)
-        core._index_child(order, child, child_id)
+        core.index_child(order, child, child_id)
         expect(core, order, child)
         children.append(child)
         out.actions.append(VenueNewOrder(
@@ -100,7 +100,7 @@ def place(core: Core, order: Order, legs: tuple[Leg, ...], decision: RouteDecisi
     return children
 
 
-def route_more(core: Core, order: Order, qty: Decimal, reason: str, out: Outcome, recv_ns: int = 0,
+def route_more(core: DeskState, order: Order, qty: Decimal, reason: str, out: Outcome, recv_ns: int = 0,
                exclude: frozenset[str] = frozenset()) -> bool:
     """Route ``qty`` more of an accepted order with its strategy; False if no venue can take any of it."""
     if qty <= 0 or order.strategy == DIRECT:

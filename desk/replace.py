@@ -6,20 +6,21 @@ from typing import TYPE_CHECKING
 
 from desk.cancel import cancel_child, pending_problem
 from desk.common import account_problem, cxl_reject, exec_report, refuse_account
-from desk.lifecycle import awaiting, progress
+from desk.lifecycle import progress
 from desk.risk_checks import as_new_order, risk_check, risk_roll
 from desk.watch import expect
+from orders.lifecycle import ParentLifecycle
 from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, Outcome, ReplaceRequest, VenueReplace
 from orders.states import ChildReplace, Event, Order, PendingReplace, TransitionRefused
 from orders.validation import order_shape_problem
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def handle_replace(core: Core, cmd: ReplaceRequest) -> Outcome:
+def handle_replace(core: DeskState, cmd: ReplaceRequest) -> Outcome:
     out = Outcome()
-    order = core._by_client.get((cmd.session, cmd.orig_cl_ord_id))
+    order = core.by_client.get((cmd.session, cmd.orig_cl_ord_id))
     if core.risk is not None:  # counted here, judged by the risk check below (if it gets that far)
         now = core.clock()
         risk_roll(core, out, now)
@@ -55,7 +56,7 @@ def handle_replace(core: Core, cmd: ReplaceRequest) -> Outcome:
                           CxlRejResponseTo.REPLACE, *problem)
     tif = cmd.tif or order.tif
     live = order.live_children
-    core._index_client(order, cmd.cl_ord_id)
+    core.index_client(order, cmd.cl_ord_id)
     if len(live) == 1:
         # one child working: replace it at its venue, keeping whatever priority the venue allows.
         # Its new quantity leaves the new OrderQty minus everything filled working there.
@@ -67,7 +68,7 @@ def handle_replace(core: Core, cmd: ReplaceRequest) -> Outcome:
                                                price=cmd.price, ord_type=cmd.ord_type, tif=tif)
         order.replace_mode = "venue"
         child.pending_replace = ChildReplace(child_id, qty, cmd.price, cmd.ord_type, tif)
-        core._index_child(order, child, child_id)
+        core.index_child(order, child, child_id)
         expect(core, order, child)
         out.actions.append(exec_report(order, ExecKind.PENDING_REPLACE, cl_ord_id=cmd.cl_ord_id,
                                        orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
@@ -87,7 +88,7 @@ def handle_replace(core: Core, cmd: ReplaceRequest) -> Outcome:
                                    orig_cl_ord_id=order.cl_ord_id, recv_ns=cmd.recv_ns))
     for child in live:
         cancel_child(core, order, child, out)
-    if not awaiting(order):
+    if not ParentLifecycle(order).awaiting():
         progress(core, order, out, cmd.recv_ns)
     return out
 

@@ -8,7 +8,7 @@ from orders.model import LogoutClient, NewOrder, Note, Outcome, RejectCode, Repl
 from orders.states import Order
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
 def risk_check(out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[RejectCode, str] | None:
@@ -29,7 +29,7 @@ def risk_check(out: Outcome, decision, session: str, cl_ord_id: str) -> tuple[Re
     return decision.reject.code, decision.reject.text
 
 
-def risk_roll(core: Core, out: Outcome, now: datetime) -> None:
+def risk_roll(core: DeskState, out: Outcome, now: datetime) -> None:
     """Per-day risk usage belongs to the trading day ``now`` is in: roll it when a boundary has passed
     (cheap otherwise). What it dropped is journaled as risk events."""
     for text in core.risk.roll(core.risk_state, now):
@@ -37,7 +37,7 @@ def risk_roll(core: Core, out: Outcome, now: datetime) -> None:
         out.warnings.append(Note(f"risk: {text}"))
 
 
-def risk_message(core: Core, out: Outcome, msg_type: str, session: str, cl_ord_id: str, symbol: str = "",
+def risk_message(core: DeskState, out: Outcome, msg_type: str, session: str, cl_ord_id: str, symbol: str = "",
                  account: str | None = None) -> str | None:
     """Count a cancel (F), status request (H) or mass cancel (q) for the throttle; the reason if the
     throttle refuses it (a cancel only with throttle_refuse_cancels)."""
@@ -50,7 +50,7 @@ def risk_message(core: Core, out: Outcome, msg_type: str, session: str, cl_ord_i
     return None if refused is None else refused[1]
 
 
-def handle_risk_day_roll(core: Core, cmd: RiskDayRoll) -> Outcome:
+def handle_risk_day_roll(core: DeskState, cmd: RiskDayRoll) -> Outcome:
     """The scheduled roll at a trading-day boundary: the roll happens (and is journaled) with no order
     flowing; any message after the boundary would roll first anyway."""
     out = Outcome()
@@ -59,7 +59,7 @@ def handle_risk_day_roll(core: Core, cmd: RiskDayRoll) -> Outcome:
     return out
 
 
-def risk_settle(core: Core, order: Order) -> None:
+def risk_settle(core: DeskState, order: Order) -> None:
     """A finished order no longer counts as open for risk (fills were booked as they came)."""
     if core.risk is not None and not order.is_open:
         core.risk_state.on_done(order.session, order.risk_key)

@@ -22,10 +22,10 @@ from orders.states import Event
 from routing.router import Venue
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def handle_session_status(core: Core, ev: SessionStatus) -> Outcome:
+def handle_session_status(core: DeskState, ev: SessionStatus) -> Outcome:
     out = Outcome()
     if ev.role == "venue" and ev.name in core.venues:
         venue = core.venues[ev.name]
@@ -47,7 +47,7 @@ def handle_session_status(core: Core, ev: SessionStatus) -> Outcome:
     return out
 
 
-def venue_lost(core: Core, venue: Venue, out: Outcome) -> None:
+def venue_lost(core: DeskState, venue: Venue, out: Outcome) -> None:
     """A venue that cancels its orders when our session drops (on_disconnect = cancel or reroute): its
     children are canceled now; with reroute, what they held goes to the other venues."""
     text = f"the venue disconnected and cancels open orders on disconnect (on_disconnect = {venue.on_disconnect})"
@@ -67,17 +67,17 @@ def venue_lost(core: Core, venue: Venue, out: Outcome) -> None:
                                  f"(on_disconnect = {venue.on_disconnect})", venue=venue.name))
 
 
-def subscribe(core: Core, venue: Venue, out: Outcome) -> None:
+def subscribe(core: DeskState, venue: Venue, out: Outcome) -> None:
     """Ask a venue that just logged on for its bids and offers in every symbol it trades."""
     if not venue.md_enabled or not venue.symbols:
         return
-    venue.md_req_id = f"{core._id_prefix}-MD{next(core._ids)}"
+    venue.md_req_id = core.new_id("MD")
     out.actions.append(VenueMarketDataRequest(venue=venue.name, req_id=venue.md_req_id,
                                               symbols=tuple(sorted(venue.symbols)), depth=venue.md_depth,
                                               incremental=venue.md_incremental))
 
 
-def handle_market_data(core: Core, md: MarketData) -> Outcome:
+def handle_market_data(core: DeskState, md: MarketData) -> Outcome:
     """A venue's full or incremental refresh: update its book; the consolidated best bid and offer
     becomes the risk engine's quote reference."""
     if md.venue not in core.venues:
@@ -85,13 +85,13 @@ def handle_market_data(core: Core, md: MarketData) -> Outcome:
     now = core.clock()
     max_age = core.policy.max_quote_age
     for symbol in core.quotes.apply(md, now):
-        bid, ask = core.quotes.best(symbol, core._venue_order, now, max_age)
+        bid, ask = core.quotes.best(symbol, core.venue_order, now, max_age)
         if bid is not None and ask is not None:
             core.risk_state.set_quote(symbol, bid, ask)
     return Outcome()
 
 
-def handle_market_data_reject(core: Core, rej: MarketDataReject) -> Outcome:
+def handle_market_data_reject(core: DeskState, rej: MarketDataReject) -> Outcome:
     out = Outcome()
     out.warnings.append(Note(f"{rej.venue} refused market data request {rej.req_id}: "
                              f"{rej.text or 'no reason given'} (MDReqRejReason {rej.reason or '-'}); "

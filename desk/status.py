@@ -18,12 +18,12 @@ from orders.model import (
 )
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def handle_status(core: Core, cmd: StatusRequest) -> Outcome:
+def handle_status(core: DeskState, cmd: StatusRequest) -> Outcome:
     out = Outcome()
-    order = core._by_client.get((cmd.session, cmd.cl_ord_id))
+    order = core.by_client.get((cmd.session, cmd.cl_ord_id))
     if order is None and cmd.order_id:
         order = core.orders.get(cmd.order_id)
         if order is not None and order.session != cmd.session:
@@ -39,7 +39,7 @@ def handle_status(core: Core, cmd: StatusRequest) -> Outcome:
         return out
     out.actions.append(ClientExecReport(
         session=cmd.session, order_id="NONE", cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
-        exec_id=f"{core._id_prefix}-S{next(core._ids)}", kind=ExecKind.ORDER_STATUS,
+        exec_id=core.new_id("S"), kind=ExecKind.ORDER_STATUS,
         ord_status=OrdStatus.REJECTED, symbol=cmd.symbol, side=cmd.side or Side.BUY, order_qty=ZERO,
         ord_type=OrdType.LIMIT, price=None, tif=TimeInForce.DAY, account=None, last_qty=ZERO, last_px=ZERO,
         cum_qty=ZERO, leaves_qty=ZERO, avg_px=ZERO, reject_code=RejectCode.UNKNOWN_ORDER,

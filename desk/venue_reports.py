@@ -24,7 +24,7 @@ from orders.model import (
 from orders.states import Event, TransitionRefused
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 _VENUE_KIND_EVENT = {
     ExecKind.NEW: Event.VENUE_ACK,
@@ -35,7 +35,7 @@ _VENUE_KIND_EVENT = {
 }
 
 
-def handle_child_not_sent(core: Core, cmd: ChildNotSent) -> Outcome:
+def handle_child_not_sent(core: DeskState, cmd: ChildNotSent) -> Outcome:
     """The engine could not encode our message to a venue: answered as if the venue had refused it, so
     the order never waits on a message that never left (a new child: rejected, re-routed or reported to
     the client; a cancel or replace: refused, the client gets an OrderCancelReject)."""
@@ -45,7 +45,7 @@ def handle_child_not_sent(core: Core, cmd: ChildNotSent) -> Outcome:
             venue_order_id=None, reason=CxlRejCode.OTHER, text=cmd.text,
             response_to=CxlRejResponseTo.REPLACE if cmd.msg_type == "G" else CxlRejResponseTo.CANCEL))
     out = Outcome()
-    order = core._by_child.get((cmd.venue, cmd.cl_ord_id))
+    order = core.by_child.get((cmd.venue, cmd.cl_ord_id))
     child = order.child(cmd.venue, cmd.cl_ord_id) if order is not None else None
     if child is None:
         out.warnings.append(Note(f"{cmd.venue}: order {cmd.cl_ord_id} not sent and not known: {cmd.text}",
@@ -62,13 +62,13 @@ def handle_child_not_sent(core: Core, cmd: ChildNotSent) -> Outcome:
     return out
 
 
-def handle_venue_execution(core: Core, ev: VenueExecution) -> Outcome:
+def handle_venue_execution(core: DeskState, ev: VenueExecution) -> Outcome:
     if ev.mass_status_req_id is not None:  # a report of our OrderMassStatusRequest (desk.liveness)
         return liveness.mass_status_reply(core, ev)
     out = Outcome()
-    order = core._by_child.get((ev.venue, ev.cl_ord_id))
+    order = core.by_child.get((ev.venue, ev.cl_ord_id))
     if order is None and ev.orig_cl_ord_id:
-        order = core._by_child.get((ev.venue, ev.orig_cl_ord_id))
+        order = core.by_child.get((ev.venue, ev.orig_cl_ord_id))
     child = None
     if order is not None:
         child = order.child(ev.venue, ev.cl_ord_id) or order.child(ev.venue, ev.orig_cl_ord_id)
@@ -122,10 +122,10 @@ def handle_venue_execution(core: Core, ev: VenueExecution) -> Outcome:
     return out
 
 
-def handle_venue_message_rejected(core: Core, cmd: VenueMessageRejected) -> Outcome:
+def handle_venue_message_rejected(core: DeskState, cmd: VenueMessageRejected) -> Outcome:
     out = Outcome()
     kind = "session-level Reject (35=3)" if cmd.session_level else "BusinessMessageReject (35=j)"
-    order = core._by_child.get((cmd.venue, cmd.cl_ord_id)) if cmd.cl_ord_id else None
+    order = core.by_child.get((cmd.venue, cmd.cl_ord_id)) if cmd.cl_ord_id else None
     child = order.child(cmd.venue, cmd.cl_ord_id) if order is not None else None
     if child is None:
         out.warnings.append(Note(f"{cmd.venue} sent a {kind} of our {cmd.ref_msg_type or '?'} MsgSeqNum "

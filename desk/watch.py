@@ -8,17 +8,17 @@ from orders.model import Note, Outcome, VenueStatusRequest
 from orders.states import Child, Order
 
 if TYPE_CHECKING:
-    from desk.core import Core
+    from desk.state import DeskState
 
 
-def expect(core: Core, order: Order, child: Child) -> None:
+def expect(core: DeskState, order: Order, child: Child) -> None:
     """We just sent ``child``'s venue something it must answer: start its clock."""
     child.asked_at = core.clock()
     child.status_asks = 0
-    core._watch[(child.venue, child.child_id)] = order
+    core.watch[(child.venue, child.child_id)] = order
 
 
-def heard(core: Core, order: Order, child: Child, out: Outcome) -> None:
+def heard(core: DeskState, order: Order, child: Child, out: Outcome) -> None:
     """The venue said something about ``child`` that the gateway applied: if it no longer waits for
     anything, it is settled (and no longer in doubt)."""
     if child.awaiting is not None:
@@ -33,15 +33,15 @@ def heard(core: Core, order: Order, child: Child, out: Outcome) -> None:
                                         f"{child.status.name.lower()} (was in doubt: {child.in_doubt})"))
         child.in_doubt = None
         out.changed.append(order)
-    core._watch.pop((child.venue, child.child_id), None)
+    core.watch.pop((child.venue, child.child_id), None)
 
 
-def doubt(core: Core, order: Order, child: Child, why: str, out: Outcome) -> None:
+def doubt(core: DeskState, order: Order, child: Child, why: str, out: Outcome) -> None:
     if child.in_doubt == why:
         return
     first = child.in_doubt is None
     child.in_doubt = why
-    core._watch[(child.venue, child.child_id)] = order
+    core.watch[(child.venue, child.child_id)] = order
     out.changed.append(order)
     out.warnings.append(Note(f"order {order.order_id} IN DOUBT: child {child.child_id} at {child.venue}: {why}",
                              **child_fields(order, child)))
@@ -50,22 +50,22 @@ def doubt(core: Core, order: Order, child: Child, why: str, out: Outcome) -> Non
         out.in_doubt.append((order.order_id, child.venue))
 
 
-def rewatch(core: Core) -> None:
+def rewatch(core: DeskState) -> None:
     """After a restore: watch every child that waits for its venue or is in doubt. Their clocks restart
     now: each venue is asked about them when it logs on (``reconcile_on_logon``), and only a venue that
     stays away longer than its ``ack_timeout_s`` leaves them in doubt."""
-    core._watch = {}
-    core._restored_at = core.clock()
+    core.watch = {}
+    core.restored_at = core.clock()
     for order in core.orders.values():
         for child in order.children:
             if child.in_doubt or (child.awaiting is not None and child.is_open):
-                core._watch[(child.venue, child.child_id)] = order
+                core.watch[(child.venue, child.child_id)] = order
 
 
-def ask_status(core: Core, order: Order, child: Child, out: Outcome) -> None:
+def ask_status(core: DeskState, order: Order, child: Child, out: Outcome) -> None:
     child.asked_at = core.clock()
     child.status_asks += 1
-    core._watch[(child.venue, child.child_id)] = order
+    core.watch[(child.venue, child.child_id)] = order
     out.changed.append(order)
     out.actions.append(VenueStatusRequest(venue=child.venue, cl_ord_id=child.cl_ord_id or child.child_id,
                                           venue_order_id=child.venue_order_id, symbol=order.symbol,

@@ -5,7 +5,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from desk.core import ClientOptions, Core
+from desk.core import Core
+
+from desk.options import ClientOptions
 from orders.model import (
     CancelRequest, ClientCancelReject, ClientExecReport, CxlRejCode, ExecKind, NewOrder, OrdStatus, OrdType,
     RejectCode, SessionStatus, Side, VenueCancel, VenueCancelReject, VenueDontKnow, VenueExecution, VenueNewOrder,

@@ -6,7 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from desk.core import ClientOptions, Core
+from desk.core import Core
+
+from desk.options import ClientOptions
 from orders.model import (
     ClientExecReport, MarketData, MDEntry, NewOrder, OrdStatus, OrdType, RejectCode, SessionStatus, Side,
     TimeInForce, VenueNewOrder, describe_route,

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.process.engine import Engine
 from gateway.state.log import SEND_BACKLOG_MAX
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import ClientExecReport, NewOrder, OrdType, SessionStatus, Side, VenueNewOrder
 from routing.router import Venue
 

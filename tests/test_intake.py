@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import parse_config
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import (
     CancelRequest, ChildNotSent, ClientCancelReject, ClientExecReport, ClientMassCancelReport, CxlRejCode,
     CxlRejResponseTo, ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce,

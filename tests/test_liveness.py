@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
-from desk.core import ClientOptions, Core
+from desk.core import Core
+
+from desk.options import ClientOptions
 from orders.model import (
     CancelRequest, ClientCancelReject, ClientExecReport, CxlRejResponseTo, ExecKind, NewOrder, OperatorCancel,
     OperatorClose, OperatorReconcile, OrdStatus, OrdType, SessionStatus, Side, Tick, VenueCancel, VenueExecution,
@@ -56,7 +58,7 @@ def reports(out) -> list[ClientExecReport]:
     return [a for a in out.actions if isinstance(a, ClientExecReport)]
 
 
-def placed(core: Core, clock: Clock, cl="A1"):
+def placed(core: DeskState, clock: Clock, cl="A1"):
     out = core.handle(new_order(cl))
     child = next(a for a in out.actions if isinstance(a, VenueNewOrder))
     return core.order_for_client("C1", cl), child.cl_ord_id
@@ -380,7 +382,7 @@ def test_a_mass_status_venue_is_asked_once_and_the_children_it_does_not_mention_
                                      symbol="AAPL", side=Side.BUY, last_qty=D(0), last_px=D(0), cum_qty=D(0),
                                      leaves_qty=D(0), mass_status_req_id=mass.req_id, last_report=True))
     assert [a.cl_ord_id for a in out.actions if isinstance(a, VenueStatusRequest)] == [c3]
-    assert core._mass == {}
+    assert core.mass_status == {}
 
 
 def test_mass_status_on_a_fix42_venue_is_refused_in_the_configuration(tmp_path):

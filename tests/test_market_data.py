@@ -9,7 +9,8 @@ from decimal import Decimal as D
 import pytest
 
 from venuesim.config import SimulatorConfig
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import (
     MarketData, MarketDataReject, MDEntry, MDUpdateAction, SessionStatus, Side, VenueMarketDataRequest,
 )

@@ -60,7 +60,8 @@ def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
     from gateway.process.engine import Engine
     from risk.engine import RiskEngine
     from risk.rules import load_rules
-    from desk.core import ClientOptions, Core
+    from desk.core import Core
+    from desk.options import ClientOptions
     from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, VenueExecution
     from routing.router import Venue
 
@@ -89,7 +90,8 @@ def test_the_core_thread_keeps_the_orders_it_holds_out_of_the_collectors_full_pa
     from decimal import Decimal as D
 
     from gateway.process.engine import Engine
-    from desk.core import ClientOptions, Core
+    from desk.core import Core
+    from desk.options import ClientOptions
     from orders.model import NewOrder, OrdType, SessionStatus, Side
     from routing.router import Venue
 
@@ -119,7 +121,8 @@ def test_the_order_flow_leaves_no_reference_cycles_for_the_collector():
     from decimal import Decimal as D
 
     from gateway.process.engine import Engine
-    from desk.core import ClientOptions, Core
+    from desk.core import Core
+    from desk.options import ClientOptions
     from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
     from routing.router import Venue
 

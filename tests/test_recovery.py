@@ -19,7 +19,8 @@ from gateway.state import recovery
 from gateway.state.log import SEND_BACKLOG_MAX, State, StateLog, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import (
     CancelRequest, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, KillSwitch, MarketData, MDEntry,
     NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce, VenueCancel, VenueCancelReject,
@@ -68,11 +69,11 @@ def make_core(prefix="T", smart=False) -> Core:
     return core
 
 
-def frozen(core: Core) -> dict:
+def frozen(core: DeskState) -> dict:
     return {oid: copy.deepcopy(o) for oid, o in core.orders.items()}  # (routing decisions included)
 
 
-def risk_view(core: Core) -> dict:
+def risk_view(core: DeskState) -> dict:
     rs = core.risk_state
     return {"exposures": rs.exposures, "totals": {a: t for a, t in rs.account_totals.items() if not t.is_zero()},
             "gross": {a: v for a, v in rs.account_gross.items() if v},
@@ -91,7 +92,7 @@ def venue_report(order, kind, child=None, last_qty=D(0), last_px=D(0), orig=None
                           last_px=last_px, cum_qty=D(0), leaves_qty=D(0))
 
 
-def draw_books(data, core: Core) -> list[MarketData]:
+def draw_books(data, core: DeskState) -> list[MarketData]:
     """Snapshots of a symbol at every venue trading it (so that sweeps find several), or of one venue's."""
     symbol = data.draw(st.sampled_from(["AAPL", "MSFT", "IBM"]))
     venues = [v for v in sorted(core.venues) if symbol in core.venues[v].symbols]
@@ -109,7 +110,7 @@ def draw_book(data, venue: str, symbol: str) -> MarketData:
     return MarketData(venue=venue, req_id="R", symbol=symbol, entries=entries, snapshot=True)
 
 
-def draw_command(data, core: Core, cl_ids):
+def draw_command(data, core: DeskState, cl_ids):
     orders = list(core.orders.values())
     kinds = ["new", "new", "cancel", "replace", "ack", "fill", "partial", "venue_cancel", "reject", "replaced",
              "cxl_reject", "kill", "venue_down", "venue_up"]
@@ -168,7 +169,7 @@ def draw_command(data, core: Core, cl_ids):
                              response_to=CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL)
 
 
-def check_invariants(core: Core, cmd) -> None:
+def check_invariants(core: DeskState, cmd) -> None:
     """No overfill, fills add up, no order left open with nothing working for it."""
     for o in core.orders.values():
         limit = max(o.qty, o.pending_replace.qty if o.pending_replace else D(0))
@@ -215,8 +216,8 @@ def check_recorded_and_restored(data, smart: bool) -> None:
     state = pickle.loads(pickle.dumps(state))  # as read back from disk
     recovery.restore_core(restored, state)
     assert frozen(restored) == frozen(core)
-    assert set(restored._by_client) == set(core._by_client)
-    assert set(restored._by_child) == set(core._by_child)
+    assert set(restored.by_client) == set(core.by_client)
+    assert set(restored.by_child) == set(core.by_child)
     assert risk_view(restored) == risk_view(core)
     assert restored.rejected == core.rejected  # orders refused at intake (risk, kill switch) come back too
 
@@ -231,7 +232,7 @@ def recovery_record(core, cmd, outcome, open_orders):
 
 
 # --------------------------------------------------------------------------- the state log on disk
-def run_flow(core: Core, log: StateLog) -> None:
+def run_flow(core: DeskState, log: StateLog) -> None:
     rec = recovery.Recorder(log, core, State())
     cmds = [
         NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,

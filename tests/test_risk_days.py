@@ -12,7 +12,8 @@ from risk.days import day_begins, next_boundary, trading_day
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from risk.state import RiskState
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import (
     ExecKind, NewOrder, OrdStatus, OrdType, RiskDayRoll, SessionStatus, Side, StatusRequest, TimeInForce,
     VenueExecution,

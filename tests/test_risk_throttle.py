@@ -9,7 +9,8 @@ import pytest
 
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import (
     CancelRequest, ClientCancelReject, ClientExecReport, ClientMassCancelReport, ExecKind, LogoutClient,
     MassCancelRequest, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, StatusRequest, TimeInForce,

@@ -41,7 +41,8 @@ from gateway.scheduling.reload import (ADDED, FAILED, READDED, RECONNECTED, REFU
                             Step, plan)
 from gateway.scheduling.schedule import build_scheduler, describe, set_end_of_day, set_risk_day_rolls
 from gateway.state.log import State, StateLog, StateLogError
-from desk.core import ClientOptions, Core
+from desk.core import Core
+from desk.options import ClientOptions
 from orders.model import RiskDayRoll
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
