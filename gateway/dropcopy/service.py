@@ -53,7 +53,7 @@ from dropcopy.ledger import Ledger
 from dropcopy.translate import Untranslatable, parse, translate
 from gateway.observability import metrics
 from gateway.journal.db import dropcopy_state, journal_messages, make_engine
-from gateway.journal.writer import stream_rows
+from gateway.journal.queries import stream_rows
 from gateway.journal.replay import Filters, select_messages
 from orders.model import SessionStatus
 from sessions.dropcopy import ACK_PREFIX, AckReceived, DropCopyLink, InboundRefused, StreamReset

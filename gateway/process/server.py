@@ -34,7 +34,8 @@ from gateway.process.logon_watch import LogonWatch
 from gateway.process.engine import Engine
 from gateway.admin.http import HttpEndpoint
 from gateway.state import recovery
-from gateway.journal.writer import JournalWriter, inbound_after, session_rejected
+from gateway.journal.queries import inbound_after, session_rejected
+from gateway.journal.writer import JournalWriter
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, ReloadBusy,
