@@ -26,7 +26,8 @@ from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, LogonGuard,
 from gateway.config import (ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config,
                             sequence_reset_warnings)
 from gateway.security.credentials import CredentialsError, CredentialStore
-from gateway.dropcopy.service import CoreDirectory, DropCopyService
+from gateway.dropcopy.service import DropCopyService
+from gateway.dropcopy.sources import CoreDirectory
 from fixspecs.redact import redact
 from gateway.security.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.security.frontdoor import FrontDoor
