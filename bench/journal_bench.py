@@ -257,7 +257,7 @@ def replay(url: str, limit: int) -> dict:
         from sqlalchemy import select
 
         from gateway.journal.db import journal_messages as t
-        from gateway.journal.writer import stream_rows
+        from gateway.journal.queries import stream_rows
 
         t0 = time.perf_counter()
         picture: dict[str, list] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from tests.fix_fixtures import free_port, start_stack
 
 FIXGW = shutil.which("fixgw", path=str(Path(sys.executable).parent)) or "fixgw"

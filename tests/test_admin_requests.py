@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway.admin.api import admin_token
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from orders.model import KillSwitch
 from tests.fix_fixtures import start_stack
 

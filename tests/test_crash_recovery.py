@@ -27,7 +27,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.journal.db import upgrade
-from gateway.journal.writer import iter_messages
+from gateway.journal.queries import iter_messages
 from sessions.client import FixClient, parse
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from dropcopy.filters import NoDirectory, Scope
 from gateway.journal.db import dropcopy_state, make_engine, upgrade
 from gateway.dropcopy.service import DropCopyService
-from gateway.journal.writer import JournalWriter, iter_messages
+from gateway.journal.queries import iter_messages
+from gateway.journal.writer import JournalWriter
 from sessions.dropcopy import AckReceived, SessionView
 from sessions import codec
 from tests.test_codec import report

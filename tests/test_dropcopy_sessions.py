@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal.writer import iter_messages
+from gateway.journal.queries import iter_messages
 from tests.dropcopy_fixtures import assert_valid_on_the_wire, by_exec_id, copies, receiver, settle
 from tests.fix_fixtures import CLIENTS, free_port, start_stack
 

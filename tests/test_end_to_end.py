@@ -186,7 +186,7 @@ def test_a_bug_on_the_session_thread_is_answered_and_does_not_kill_the_process(s
 
 # ---------------------------------------------------------------------------- helpers
 def journal_rows(stack):
-    from gateway.journal.writer import iter_messages
+    from gateway.journal.queries import iter_messages
     return list(iter_messages(stack.cfg.journal.database_url))
 
 

@@ -296,7 +296,7 @@ def test_a_logon_for_a_session_of_another_port_is_refused_by_the_front_door(stac
 
 def test_a_logon_with_a_wrong_target_comp_id_is_answered_with_a_logout_and_the_log_names_what_is_wrong(
         stack, caplog):
-    from gateway.journal.writer import iter_events
+    from gateway.journal.queries import iter_events
 
     caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
     before = closed_count("client", "unknown_session")
@@ -347,7 +347,7 @@ def test_the_drop_copy_port_has_the_same_hygiene_and_its_receivers_still_log_on(
 
 def test_garbage_after_logon_closes_the_connection_but_what_came_before_it_is_processed_and_the_rest_journaled(
         stack, caplog):
-    from gateway.journal.writer import iter_events
+    from gateway.journal.queries import iter_events
 
     caplog.set_level(logging.INFO, logger="fixgw.frontdoor")
     before = closed_count("client", "garbage")

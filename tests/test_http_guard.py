@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.admin.api import admin_token
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from gateway.observability.logs import LogfmtFormatter
 from tests.fix_fixtures import start_stack
 

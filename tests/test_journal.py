@@ -15,7 +15,9 @@ from sqlalchemy import inspect, text
 
 from gateway.journal import db
 from gateway.cli.db import db as db_cli
-from gateway.journal.writer import JournalWriter, count_messages, iter_events, iter_messages, parse_message
+from gateway.journal.queries import count_messages, iter_events, iter_messages
+from gateway.journal.rows import parse_message
+from gateway.journal.writer import JournalWriter
 
 SOH = "\x01"
 

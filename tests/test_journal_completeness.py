@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.journal.writer import count_messages, iter_messages
+from gateway.journal.queries import count_messages, iter_messages
 from tests.fix_fixtures import CLIENTS, start_stack
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.journal.writer import iter_messages
+from gateway.journal.queries import iter_messages
 from orders.model import OperatorCancel
 from tests.fix_fixtures import start_stack
 

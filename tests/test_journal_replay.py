@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli.journal import journal as journal_cli
-from gateway.journal.writer import JournalWriter, iter_messages
+from gateway.journal.queries import iter_messages
+from gateway.journal.writer import JournalWriter
 from gateway.journal.replay import Filters, format_json, format_text, format_time, iter_replay, parse_time
 from tests.test_journal import fix
 

@@ -175,7 +175,7 @@ def test_account_is_carried_to_the_venue_and_back(stack, name):
     done = c.wait_exec(cl, "2")
     assert done[1] == "ACC-7"
     stack.gateway.journal.flush()
-    from gateway.journal.writer import iter_messages
+    from gateway.journal.queries import iter_messages
     to_venue = [r for r in iter_messages(stack.cfg.journal.database_url, "FIX.4.4:FIXGW->VENUE1", "O")
                 if r.msg_type == "D" and r.cl_ord_id == done[37]]
     assert len(to_venue) == 1 and "\x011=ACC-7\x01" in to_venue[0].raw

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from orders.model import KillSwitch
 from tests.fix_fixtures import start_stack
@@ -104,7 +104,7 @@ def test_orders_exposure_and_switches_survive_a_restart(stack):
 
 
 def test_a_report_for_a_logged_out_client_is_journaled_when_it_is_sent_not_only_when_resent(stack):
-    from gateway.journal.writer import iter_messages
+    from gateway.journal.queries import iter_messages
     from orders.model import OperatorCancel
 
     c = stack.client("CLIENT44")

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from gateway.journal import db
 from gateway.journal import writer as journal_mod
-from gateway.journal.writer import count_messages
+from gateway.journal.queries import count_messages
 from gateway.journal.verify import verify_database, verify_rows
 from gateway.journal.retention import prune
 

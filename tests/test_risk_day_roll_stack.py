@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from tests.fix_fixtures import start_stack
 

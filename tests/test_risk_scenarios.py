@@ -37,7 +37,7 @@ def test_each_demo_limit_rejects_with_the_rule_and_the_limit_named(stack, symbol
 
 
 def test_every_decision_is_journaled_with_the_rule_and_the_values_compared(stack):
-    from gateway.journal.writer import iter_events
+    from gateway.journal.queries import iter_events
 
     c = stack.client("CLIENT44")
     ok = c.new_order("AAPL", "1", 100, "190.05")

@@ -12,7 +12,8 @@ import pytest
 
 from gateway.security.auth import FailureThrottle
 from gateway.security.credentials import CredentialStore
-from gateway.journal.writer import iter_events, iter_messages, read_spool
+from gateway.journal.queries import iter_events, iter_messages
+from gateway.journal.spool import read_spool
 from gateway.observability.logs import JsonFormatter, LogfmtFormatter
 from sessions.client import FixClient
 from tests.fix_fixtures import free_port, start_stack

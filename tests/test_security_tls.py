@@ -19,7 +19,7 @@ import quickfix as fix
 from gateway.security.auth import PeerBook
 from gateway.config import parse_config
 from gateway.journal.db import upgrade
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from gateway.security.tls import TlsTerminator, client_context, server_context
 from sessions.client import FixClient
@@ -218,7 +218,7 @@ def test_our_logon_to_a_venue_carries_its_username_and_password_and_the_journal_
     logons = [raw for _, d, raw in list(venue.wire.rows) if d == "I" and "\x0135=A\x01" in raw]
     assert logons and "\x01553=fixgw-user\x01" in logons[-1] and f"\x01554={VENUE_PASSWORD}\x01" in logons[-1]
     env.gateway.journal.flush()
-    from gateway.journal.writer import iter_messages
+    from gateway.journal.queries import iter_messages
 
     ours = [r.raw for r in iter_messages(env.gateway.cfg.journal.database_url, direction="O") if r.msg_type == "A"
             and "VENUE1" in r.session_id]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gateway.journal.writer import iter_messages
+from gateway.journal.queries import iter_messages
 from gateway.process.server import Gateway
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from venuesim.config import SimulatorConfig
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port, start_stack

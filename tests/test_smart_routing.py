@@ -21,7 +21,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.journal.db import upgrade
-from gateway.journal.writer import iter_events
+from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from sessions.client import FixClient
 from sessions.venue_sim import VenueSimulator

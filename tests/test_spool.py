@@ -6,8 +6,8 @@ import logging
 import os
 import zlib
 
-from gateway.journal import writer as journal
-from gateway.journal.writer import _SPOOL_HEADER, Spool, read_spool, spool_end
+from gateway.journal import spool as spool_mod
+from gateway.journal.spool import _SPOOL_HEADER, Spool, read_spool, spool_end
 from gateway.journal.process import SpoolTail
 
 SID = "FIX.4.4:GW->C"
@@ -33,7 +33,7 @@ def test_a_spool_left_open_ends_in_zeros_that_read_as_its_end_not_as_a_torn_reco
 
 
 def test_the_spool_grows_past_its_mapping_and_keeps_every_record(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal, "_SPOOL_GROWTH", 4096)
+    monkeypatch.setattr(spool_mod, "_SPOOL_GROWTH", 4096)
     spool = Spool.create(tmp_path, lambda row: None)
     for i in range(1, 301):
         spool.append(i, SID, "O", msg(i))
@@ -91,7 +91,7 @@ def test_a_full_disk_refuses_the_record_that_needs_more_room_and_keeps_the_spool
 
     import pytest
 
-    monkeypatch.setattr(journal, "_SPOOL_GROWTH", 4096)
+    monkeypatch.setattr(spool_mod, "_SPOOL_GROWTH", 4096)
     spool = Spool.create(tmp_path, lambda row: None)
     spool.append(1, SID, "I", msg(1))
     before = spool.position()
@@ -99,7 +99,7 @@ def test_a_full_disk_refuses_the_record_that_needs_more_room_and_keeps_the_spool
     def full(fd, size):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(journal, "_allocate", full)
+    monkeypatch.setattr(spool_mod, "_allocate", full)
     with pytest.raises(OSError, match="No space left"):
         spool.append(2, SID, "I", msg(2, pad="x" * 8192))  # needs the file to grow: refused, not a SIGBUS
     assert spool.position() == before
@@ -111,7 +111,7 @@ def test_a_full_disk_refuses_the_record_that_needs_more_room_and_keeps_the_spool
 
 def test_without_posix_fallocate_the_spool_grows_by_writing_zeros(tmp_path, monkeypatch):
     monkeypatch.delattr(os, "posix_fallocate", raising=False)  # as on macOS
-    monkeypatch.setattr(journal, "_SPOOL_GROWTH", 4096)
+    monkeypatch.setattr(spool_mod, "_SPOOL_GROWTH", 4096)
     spool = Spool.create(tmp_path, lambda row: None)
     for i in range(1, 201):
         spool.append(i, SID, "O", msg(i))

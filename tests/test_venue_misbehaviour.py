@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from gateway.journal.writer import iter_events, iter_messages
+from gateway.journal.queries import iter_events, iter_messages
 from tests.fix_fixtures import start_stack
 
 FAST = "ack_timeout_s = 1\nstatus_timeout_s = 1\nstatus_retry_s = 2"

@@ -444,7 +444,7 @@ class Admin:
 
     def _dropcopy_replay(self, name: str, payload: dict) -> dict:
         """`fixgw journal replay --to-session NAME`: journaled ExecutionReports to a drop-copy session, 97=Y."""
-        from gateway.dropcopy.service import NotLoggedOn
+        from gateway.dropcopy.replay import NotLoggedOn
         from gateway.journal.replay import Filters
 
         service = self._gw.dropcopy

@@ -1,7 +1,7 @@
 """The journal's database writer in a process of its own, fed by the spool file.
 
 Every message the gateway receives or sends is already appended to the spool
-(``gateway.journal.writer.Spool``: a copy into its memory map, on the thread that saw it) before
+(``gateway.journal.spool.Spool``: a copy into its memory map, on the thread that saw it) before
 anything depends on it. In "process" mode (``[journal] writer``, the default for
 ``fixgw run``) that append is all the gateway process does per message: a child
 process (``python -m gateway.journal.process``) tails the spool file and commits its
@@ -42,8 +42,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from gateway.journal.writer import _SPOOL_HEADER, _STOP, JournalWriter, _noop, parse_spool
+from gateway.journal.batches import STOP
 from gateway.journal.db import safe_url
+from gateway.journal.spool import _SPOOL_HEADER, parse_spool
+from gateway.journal.writer import JournalWriter
 
 log = logging.getLogger("fixgw.journal")
 
@@ -51,6 +53,10 @@ LOCK_NAME = "writer.lock"
 CONFIG_ENV = "FIXGW_JOURNAL_PROC_CONFIG"
 _START_TIMEOUT_S = 60.0
 _RESTARTS_MAX = 5
+
+
+def _noop(entry) -> None:
+    """The gateway's queue once the child commits: nothing is queued, the child reads the spool file."""
 
 
 def lock_writer(spool_dir: Path, timeout: float) -> int | None:
@@ -192,7 +198,7 @@ def child_main(config: dict) -> int:
                     marks.append((put_total, tail.pos))
                 # The poll was this batch's window: the writer commits it now instead of waiting a flush
                 # interval more for rows that arrive only at the next poll (which doubled the commit lag).
-                writer._urgent.set()
+                writer._queue.urge()
             report(idle=not rows)
             if stopping and not rows:
                 break
@@ -243,7 +249,7 @@ class ProcessJournalWriter(JournalWriter):
             # from here on records only go to the spool file, for the child to read
             start, self._records_at_switch = self._spool.redirect(_noop)
             thread = self._thread
-            self._put_marker(_STOP, None)  # the writer thread commits what it has, then ends
+            self._queue.put_marker(STOP, None)  # the writer thread commits what it has, then ends
             thread.join(_START_TIMEOUT_S)
             if thread.is_alive():  # the database accepted the import's reads but not these few rows
                 raise RuntimeError(f"could not commit the journal's first rows to {safe_url(self.database_url)} "

@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from gateway.journal.db import journal_messages
 from fixspecs.redact import redact
-from gateway.journal.writer import stream_rows
+from gateway.journal.queries import stream_rows
 
 SOH = "\x01"
 FORMATS = ("raw", "text", "json")

@@ -26,7 +26,8 @@ from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, LogonGuard,
 from gateway.config import (ClientConfig, ConfigError, GatewayConfig, VenueConfig, load_config,
                             sequence_reset_warnings)
 from gateway.security.credentials import CredentialsError, CredentialStore
-from gateway.dropcopy.service import CoreDirectory, DropCopyService
+from gateway.dropcopy.service import DropCopyService
+from gateway.dropcopy.sources import CoreDirectory
 from fixspecs.redact import redact
 from gateway.security.tls import TlsError, TlsTerminator, client_context, server_context
 from gateway.security.frontdoor import FrontDoor
@@ -34,7 +35,8 @@ from gateway.process.logon_watch import LogonWatch
 from gateway.process.engine import Engine
 from gateway.admin.http import HttpEndpoint
 from gateway.state import recovery
-from gateway.journal.writer import JournalWriter, inbound_after, session_rejected
+from gateway.journal.queries import inbound_after, session_rejected
+from gateway.journal.writer import JournalWriter
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, ReloadBusy,

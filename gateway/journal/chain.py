@@ -1,0 +1,98 @@
+"""The journal's hash chain as the writer extends it: where it stands, checked against the database on the
+first write, and each new row's chain_hash (the definition and its verification are in verify.py)."""
+from __future__ import annotations
+
+from gateway.journal.verify import (
+    GENESIS,
+    HMAC_KEY_ENV,
+    MODE_KEYED,
+    chain_mode,
+    encode_row,
+    hasher_factory,
+    key_check,
+)
+
+
+class HashChain:
+    """The chain's last committed hash and the hasher for the next rows; used on the writer thread only.
+
+    Keyed with ``key`` (FIXGW_JOURNAL_HMAC_KEY) when it is not None. The last hash is read from the
+    database (and the journal's chain mode checked) in the first transaction that writes messages, and
+    again after any failed one: the database, not memory, says where the chain is.
+    """
+
+    def __init__(self, key: bytes | None):
+        self._key = key
+        self._new_hasher = hasher_factory(key)
+        self._prev = GENESIS  # the last committed row's chain_hash
+        self._loaded = False
+        self._heads: dict[tuple[str, str], str] = {}
+
+    def start(self, cur, param: str) -> bytes:
+        """The chain hash to continue from; on the first write, read it and check the chain mode.
+
+        Runs inside the write transaction (after BEGIN IMMEDIATE on SQLite). Raises if the
+        journal's recorded mode or key does not match ours: the batch is then retried like
+        any failed commit, and last_error says what to fix.
+        """
+        if self._loaded:
+            return self._prev
+        cur.execute("SELECT name, value FROM journal_meta")
+        meta = dict(cur.fetchall())
+        key = self._key
+        mode = meta.get("chain_mode")
+        if mode is None:
+            cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})",
+                        ("chain_mode", chain_mode(key)))
+            if key is not None:
+                cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})",
+                            ("chain_key_check", key_check(key)))
+        elif mode != chain_mode(key):
+            raise RuntimeError(f"the journal's hash chain is {mode} but {HMAC_KEY_ENV} is "
+                               f"{'set' if key is not None else 'not set'}; "
+                               f"{'set it to the journal key' if mode == MODE_KEYED else 'unset it'}")
+        elif key is not None and meta.get("chain_key_check") != key_check(key):
+            raise RuntimeError(f"{HMAC_KEY_ENV} is not the key this journal's hash chain was written with")
+        cur.execute("SELECT chain_hash FROM journal_messages ORDER BY id DESC LIMIT 1")
+        last = cur.fetchone()
+        self._prev = GENESIS if last is None or last[0] is None else bytes(last[0])
+        return self._prev
+
+    def link(self, msgs: list, prev: bytes) -> list:
+        """``msgs`` with each row's chain_hash appended, in order (encoding: journal_verify.encode_row)."""
+        new = self._new_hasher
+        heads = self._heads  # (session_id, direction) -> their encoded fields, for ASCII ids
+        out = []
+        add = out.append
+        for row in msgs:
+            sid, direction, seq, msg_type, _, _, _, ts_us, raw = row
+            head = heads.get((sid, direction)) if raw.isascii() else None
+            if head is None and (not sid.isascii() or not raw.isascii()):
+                data = encode_row(sid, direction, seq, msg_type, ts_us, raw)
+            else:  # all ASCII: byte length == str length; the same bytes as encode_row, faster
+                if head is None:
+                    if len(heads) > 10_000:  # session ids are few; never let odd callers grow this
+                        heads.clear()
+                    head = heads[(sid, direction)] = f"{len(sid)}:{sid}1:{direction}"
+                t = str(ts_us)
+                if seq is not None and msg_type is not None:
+                    q = str(seq)
+                    data = f"{head}{len(q)}:{q}{len(msg_type)}:{msg_type}{len(t)}:{t}{len(raw)}:{raw}".encode()
+                else:
+                    data = (f"{head}{'-' if seq is None else f'{len(q := str(seq))}:{q}'}"
+                            f"{'-' if msg_type is None else f'{len(msg_type)}:{msg_type}'}"
+                            f"{len(t)}:{t}{len(raw)}:{raw}").encode()
+            h = new()
+            h.update(prev + data)
+            prev = h.finalize()
+            add(row + (prev,))
+        return out
+
+    def committed(self, last: bytes) -> None:
+        """The transaction that ended the chain at ``last`` committed."""
+        self._prev = last
+        self._loaded = True
+
+    def forget(self) -> None:
+        """A write failed: read the last hash from the database again on the next one."""
+        self._loaded = False
