@@ -1,6 +1,6 @@
 """Per drop-copy session delivery bookkeeping: journal-id watermarks, resets, acknowledgements.
 
-Pure logic; ``gateway.dropcopy.service`` persists a ``Ledger`` in the journal database
+Pure logic; ``gateway.dropcopy.watermarks`` persists a ``Ledger`` in the journal database
 (table ``dropcopy_state``) and drives it. Every number is a journal id
 (``journal_messages.id``) of a *source* report, so the watermarks survive
 restarts, sequence resets and store loss, and mean the same on every database.

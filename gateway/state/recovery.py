@@ -15,7 +15,7 @@ gateway said to a client or a venue is unknown to it after a restart. At start-u
 2. After an unclean stop only:
    - **Journal.** Nothing to do here: the journal writer spools every message to a
      file before queueing it, and imports what the database had not committed
-     when it starts (gateway/journal/writer.py, ``Spool``).
+     when it starts (gateway/journal/spool.py, ``Spool``).
    - **Messages received but not processed.** quickfix had accepted them (its
      store counts them as received), the core had not acted on them: the inbound
      application messages journaled after each session's watermark (in the
