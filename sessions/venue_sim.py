@@ -81,7 +81,7 @@ import quickfix as fix
 
 from venuesim.config import SimulatorConfig
 from orders.model import ClientCancelReject, ClientExecReport, MDUpdateAction, Side
-from sessions import codec
+from sessions.codec import decode, encode, tagvalue
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory
 from venuesim import misbehave
@@ -522,7 +522,7 @@ class VenueSimulator:
             version = self._versions[owner]
             text = misbehave.business_reject(
                 seq, msg_type, cfg.business_reject_reason, msg.getField(11) if msg.isSetField(11) else None,
-                codec.APPL_VER_ID.get(version) if cfg.appl_ver_id_in_reject else None)
+                tagvalue.APPL_VER_ID.get(version) if cfg.appl_ver_id_in_reject else None)
         else:
             text = None
         with self._lock:  # queued after the reports already queued for this session
@@ -540,7 +540,7 @@ class VenueSimulator:
                       sid.toString(), exc, raw, exc_info=exc)
             if msg is not None:
                 header = msg.getHeader()
-                reject = codec.encode_business_reject(
+                reject = encode.encode_business_reject(
                     header.getField(35) if header.isSetField(35) else "?",
                     header.getField(34) if header.isSetField(34) else None,
                     f"venue simulator could not process this message: internal error ({type(exc).__name__})")
@@ -555,7 +555,7 @@ class VenueSimulator:
 
     # ---------------------------------------------------------------- message handlers
     def _on_new_order(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
-        order = codec.decode_new_order(msg, owner, recv_ns)  # quickfix exceptions on bad fields
+        order = decode.decode_new_order(msg, owner, recv_ns)  # quickfix exceptions on bad fields
         with self._lock:
             self._orders_received += 1
             self.new_order_ids[(owner, order.cl_ord_id)] += 1
@@ -563,7 +563,7 @@ class VenueSimulator:
             self._book_changed(order.symbol)
 
     def _on_cancel(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
-        req = codec.decode_cancel_request(msg, owner, recv_ns)
+        req = decode.decode_cancel_request(msg, owner, recv_ns)
         with self._lock:
             self._queue(self.matcher.cancel(owner, req.orig_cl_ord_id, req.cl_ord_id, recv_ns))
             self._book_changed(req.symbol)
@@ -585,7 +585,7 @@ class VenueSimulator:
             side = Side(msg.getField(54))
         except ValueError:
             raise fix.IncorrectTagValue(54) from None
-        echo = f"790={msg.getField(790)}{codec.SOH}" if msg.isSetField(790) else ""  # OrdStatusReqID
+        echo = f"790={msg.getField(790)}{tagvalue.SOH}" if msg.isSetField(790) else ""  # OrdStatusReqID
         with self._lock:
             report = self.matcher.status(owner, cl_ord_id, symbol, side)
             self._sender.put([(self._with_fields(report, echo), self._sessions[owner])])
@@ -608,23 +608,23 @@ class VenueSimulator:
             orders = self.matcher.open_orders(owner, symbol, side)
             out: Outgoing = []
             for n, order in enumerate(orders, 1):
-                extra = f"584={req_id}{codec.SOH}911={len(orders)}{codec.SOH}912={'Y' if n == len(orders) else 'N'}"
-                out.append((self._with_fields(self.matcher.status_of(order), extra + codec.SOH), sid))
+                extra = f"584={req_id}{tagvalue.SOH}911={len(orders)}{tagvalue.SOH}912={'Y' if n == len(orders) else 'N'}"
+                out.append((self._with_fields(self.matcher.status_of(order), extra + tagvalue.SOH), sid))
             if not orders:
                 out.append((fix.Message(self._no_orders_report(owner, req_id, symbol, side), False), sid))
             self._sender.put(out)
 
     def _with_fields(self, report: ClientExecReport, extra: str) -> fix.Message:
         """An execution report in its owner's version, with ``extra`` (tag=value SOH ...) added."""
-        return fix.Message(codec.encode_exec_report.text(self._versions[report.session], report) + extra, False)
+        return fix.Message(encode.encode_exec_report.text(self._versions[report.session], report) + extra, False)
 
     def _no_orders_report(self, owner: str, req_id: str, symbol: str | None, side: Side | None) -> str:
         """The one answer to a mass status request that matches no working order."""
-        soh = codec.SOH  # AF exists from FIX 4.4 on (quickfix refuses it on 4.2 sessions): ExecType I
+        soh = tagvalue.SOH  # AF exists from FIX 4.4 on (quickfix refuses it on 4.2 sessions): ExecType I
         return (f"35=8{soh}37=NONE{soh}17={self.matcher.next_exec_id()}{soh}150=I{soh}39=8{soh}"
                 f"55={symbol or '[N/A]'}{soh}54={(side or Side.BUY).value}{soh}151=0{soh}14=0{soh}6=0{soh}"
                 f"584={req_id}{soh}911=0{soh}912=Y{soh}58=no working order matches the mass status request{soh}"
-                f"60={codec.utc_timestamp()}{soh}")
+                f"60={tagvalue.utc_timestamp()}{soh}")
 
     def forget_orders(self, session: str | None = None) -> int:
         """Lose every order of ``session`` (a session key; None: of every session), as a venue restarted without
@@ -639,7 +639,7 @@ class VenueSimulator:
 
     def _on_market_data_request(self, msg: fix.Message, owner: str, recv_ns: int) -> None:
         """MarketDataRequest (V): snapshot (0), subscribe (1) or unsubscribe (2); see the module docstring."""
-        req = codec.decode_md_request(msg.toString())  # quickfix exceptions on bad fields
+        req = decode.decode_md_request(msg.toString())  # quickfix exceptions on bad fields
         version = self._versions[owner]
         sid = self._sessions[owner]
         with self._lock:
@@ -650,10 +650,10 @@ class VenueSimulator:
             unknown = [s for s in req.symbols if s not in self.matcher.books]
             if not req.symbols or unknown:
                 text = f"unknown symbol {', '.join(unknown)}" if unknown else "no symbol requested (146)"
-                self._sender.put([(codec.encode_md_reject(version, req.req_id, "0", text), sid)])
+                self._sender.put([(encode.encode_md_reject(version, req.req_id, "0", text), sid)])
                 return
             if req.request_type == "1" and key in self._subscriptions:
-                self._sender.put([(codec.encode_md_reject(version, req.req_id, "1",
+                self._sender.put([(encode.encode_md_reject(version, req.req_id, "1",
                                                           f"duplicate MDReqID {req.req_id}"), sid)])
                 return
             sub = Subscription(owner, req.req_id, tuple(dict.fromkeys(req.symbols)), req.depth, req.incremental)
@@ -674,7 +674,7 @@ class VenueSimulator:
         out: Outgoing = []
         for symbol in sub.symbols:
             view = sub.last[symbol] = self._view(symbol, sub.depth)
-            out.append((codec.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
+            out.append((encode.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
         self.md_published += len(out)
         self._sender.put(out)
 
@@ -697,9 +697,9 @@ class VenueSimulator:
             sub.last[symbol] = view
             version, sid = self._versions[sub.owner], self._sessions[sub.owner]
             if sub.incremental and old is not None:
-                out.append((codec.encode_md_incremental(version, sub.req_id, diff_levels(old, view, symbol)), sid))
+                out.append((encode.encode_md_incremental(version, sub.req_id, diff_levels(old, view, symbol)), sid))
             else:
-                out.append((codec.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
+                out.append((encode.encode_md_snapshot(version, sub.req_id, symbol, view[0], view[1]), sid))
         if out:
             self.md_published += len(out)
             self._sender.put(out)
@@ -729,8 +729,8 @@ class VenueSimulator:
         for r in reports:
             version = self._versions[r.session]
             if isinstance(r, ClientExecReport):
-                out.append((codec.encode_exec_report(version, r), self._sessions[r.session]))
+                out.append((encode.encode_exec_report(version, r), self._sessions[r.session]))
             else:
-                out.append((codec.encode_cancel_reject(version, r), self._sessions[r.session]))
+                out.append((encode.encode_cancel_reject(version, r), self._sessions[r.session]))
         assert self._sender is not None
         self._sender.put(out)
