@@ -85,7 +85,8 @@ from sessions.codec import decode, encode, tagvalue
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory
 from venuesim import misbehave
-from venuesim.book import Matcher, TopOfBook
+from venuesim.book import TopOfBook
+from venuesim.matcher import Matcher
 
 log = logging.getLogger("fixgw.venuesim")
 
@@ -621,7 +622,7 @@ class VenueSimulator:
     def _no_orders_report(self, owner: str, req_id: str, symbol: str | None, side: Side | None) -> str:
         """The one answer to a mass status request that matches no working order."""
         soh = tagvalue.SOH  # AF exists from FIX 4.4 on (quickfix refuses it on 4.2 sessions): ExecType I
-        return (f"35=8{soh}37=NONE{soh}17={self.matcher.next_exec_id()}{soh}150=I{soh}39=8{soh}"
+        return (f"35=8{soh}37=NONE{soh}17={self.matcher.reporter.next_exec_id()}{soh}150=I{soh}39=8{soh}"
                 f"55={symbol or '[N/A]'}{soh}54={(side or Side.BUY).value}{soh}151=0{soh}14=0{soh}6=0{soh}"
                 f"584={req_id}{soh}911=0{soh}912=Y{soh}58=no working order matches the mass status request{soh}"
                 f"60={tagvalue.utc_timestamp()}{soh}")
