@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workload import VENUES, asks  # noqa: E402
 
-from sessions.codec import fmt, utc_timestamp  # noqa: E402
+from sessions.codec.tagvalue import fmt, utc_timestamp  # noqa: E402
 from sessions.fixsettings import build_settings, graceful_stop, session_id  # noqa: E402
 
 SOH = "\x01"

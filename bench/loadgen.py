@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workload import Mix, Spec  # noqa: E402
 
-from sessions.codec import utc_timestamp  # noqa: E402
+from sessions.codec.tagvalue import utc_timestamp  # noqa: E402
 from sessions.filestore import read_info  # noqa: E402
 from sessions.fixsettings import build_settings, graceful_stop, session_id  # noqa: E402
 

@@ -53,7 +53,7 @@ import quickfix as fix
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sessions.codec import utc_timestamp  # noqa: E402
+from sessions.codec.tagvalue import utc_timestamp  # noqa: E402
 from sessions.fixsettings import build_settings, dictionary_settings, graceful_stop, session_id  # noqa: E402
 from throughput import bench_rules, free_port, pg_database  # noqa: E402  (bench/ is on sys.path when run as a script)
 

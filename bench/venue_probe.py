@@ -63,7 +63,7 @@ def main() -> None:
     finally:
         sim.stop()
         args.stamps.write_text(json.dumps({
-            "stamps": sim.stamps, "received": sim.received, "sent": sim._sender.sent if sim._sender else None,
+            "stamps": sim.stamps, "received": sim.received, "sent": sim.outbox.sent,
             "wire": {"in": sim.wire.incoming, "out": sim.wire.outgoing}, "store_dir": str(sim.store_dir)}))
         logging.shutdown()
 

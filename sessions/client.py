@@ -17,8 +17,8 @@ from typing import Callable
 import quickfix as fix
 
 from orders.model import VenueMarketDataRequest
-from sessions import codec
-from sessions.codec import fmt, utc_timestamp
+from sessions.codec import encode
+from sessions.codec.tagvalue import fmt, utc_timestamp
 from sessions.fixsettings import build_settings, graceful_stop, session_id
 from sessions.journal_log import JournalLogFactory
 
@@ -327,7 +327,7 @@ class FixClient:
                             req_id: str | None = None) -> str:
         """MarketDataRequest (V) for bids and offers: 263 = 0 snapshot, 1 subscribe, 2 unsubscribe."""
         req = req_id or self.next_id("MD")
-        msg = codec.encode_md_request(self.version, VenueMarketDataRequest(
+        msg = encode.encode_md_request(self.version, VenueMarketDataRequest(
             venue="", req_id=req, symbols=tuple(symbols), depth=depth, subscribe=request_type != "2",
             incremental=incremental))
         if request_type == "0":

@@ -30,7 +30,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from sessions import codec
+from sessions.codec import encode, tagvalue
 from sessions.gateway_app import ClientApplication, _Guarded
 
 log = logging.getLogger("fixgw.dropcopy")
@@ -102,14 +102,14 @@ class DropCopyApplication(_Guarded):
     toApp = ClientApplication.toApp
 
     def _dispatch(self, raw, sid, recv_ns):
-        f = codec.parse_fields(raw)
+        f = tagvalue.parse_fields(raw)
         name = self._name(sid)
         msg_type = f.get(35, "?")
         what = _NAMES.get(msg_type, f"MsgType {msg_type}")
         text = (f"drop-copy session {name} is read-only: {what} ({msg_type}) refused; nothing was done "
                 "(send orders and cancels on a trading session)")
         log.warning("drop-copy session %s sent %s (%s): refused, nothing acted on", name, what, msg_type)
-        reject = codec.encode_business_reject(msg_type, f.get(34), text, reason="3",
+        reject = encode.encode_business_reject(msg_type, f.get(34), text, reason="3",
                                               ref_id=f.get(11) or None)
         fix.Session.sendToTarget(reject, sid)
         self._submit(InboundRefused(name, msg_type))

@@ -1,7 +1,7 @@
 """The gateway's quickfix Applications: thin, guarded, decode-and-hand-over.
 
 Each callback runs on a quickfix session thread holding that session's lock. It
-reads the message once (``codec.fields``: one ``toString()``), hands a domain
+reads the message once (``tagvalue.fields``: one ``toString()``), hands a domain
 command to the engine's queue and returns. It never touches order state, never waits on anything, and
 never lets a Python exception reach quickfix (which would exit the process):
 
@@ -22,7 +22,7 @@ import quickfix as fix
 
 from fixspecs.redact import redact
 from orders.model import SessionStatus
-from sessions import codec
+from sessions.codec import decode, encode, tagvalue
 
 log = logging.getLogger("fixgw.sessions")
 
@@ -62,7 +62,7 @@ class _Guarded(fix.Application):
         key = sid.toString()
         return self._names.get(key, key)
 
-    def _sender_name(self, f: codec.Fields, sid: fix.SessionID) -> str:
+    def _sender_name(self, f: tagvalue.Fields, sid: fix.SessionID) -> str:
         """The session name of an inbound message, from its own header (BeginString, TargetCompID,
         SenderCompID: the SessionID's text, which quickfix has checked against the session): no call into
         the binding, which would let go of the GIL. The SessionID's text if that names no session."""
@@ -86,7 +86,7 @@ class _Guarded(fix.Application):
                 log.critical("error hook failed in %s: %r", callback, hook)
             if msg is not None and callback == "fromApp":
                 header = msg.getHeader()
-                reject = codec.encode_business_reject(
+                reject = encode.encode_business_reject(
                     header.getField(35) if header.isSetField(35) else "?",
                     header.getField(34) if header.isSetField(34) else None,
                     f"gateway could not process this message: internal error ({type(exc).__name__}); "
@@ -172,8 +172,8 @@ class ClientApplication(_Guarded):
     """Buy-side client sessions on the acceptor."""
 
     role = "client"
-    # gateway.cfg [limits]: the bounds on quantities and prices the decoder accepts (codec.IntakeLimits)
-    limits: codec.IntakeLimits = codec.DEFAULT_LIMITS
+    # gateway.cfg [limits]: the bounds on quantities and prices the decoder accepts (decode.IntakeLimits)
+    limits: decode.IntakeLimits = decode.DEFAULT_LIMITS
 
     def toApp(self, msg, sid):
         if get_ident() == self.own_sender:
@@ -188,7 +188,7 @@ class ClientApplication(_Guarded):
             self._bug("toApp", sid, exc)
 
     def _dispatch(self, raw, sid, recv_ns):
-        f = codec.parse_fields(raw)
+        f = tagvalue.parse_fields(raw)
         self._submit(client_command(f, self._sender_name(f, sid), recv_ns, self.limits))
 
 
@@ -280,11 +280,11 @@ class VenueApplication(_Guarded):
         """A venue's session-level Reject of one of our messages: the core learns which child it concerns
         (desk/venue_reports.py), by the RefSeqNum of the message we sent."""
         super()._session_reject(raw, sid)
-        f = codec.parse_fields(raw)
-        self._submit(codec.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f),
+        f = tagvalue.parse_fields(raw)
+        self._submit(decode.decode_venue_reject(f, self._sender_name(f, sid), self._ref(sid, f),
                                                time.perf_counter_ns()))
 
-    def _ref(self, sid: fix.SessionID, f: codec.Fields) -> tuple[str, str] | None:
+    def _ref(self, sid: fix.SessionID, f: tagvalue.Fields) -> tuple[str, str] | None:
         index = self.sent_index
         ref = f.get(45)
         if index is None or not ref or not ref.isdigit():
@@ -292,15 +292,15 @@ class VenueApplication(_Guarded):
         return index.lookup(sid.toString(), int(ref))
 
     def _dispatch(self, raw, sid, recv_ns):
-        f = codec.parse_fields(raw)
+        f = tagvalue.parse_fields(raw)
         command = venue_command(f, self._sender_name(f, sid), recv_ns, raw,
                                 ref=self._ref(sid, f) if f[35] == "j" else None)
         if command is not None:
             self._submit(command)
 
 
-def client_command(f: codec.Fields, name: str, recv_ns: int = 0,
-                   limits: codec.IntakeLimits = codec.DEFAULT_LIMITS):
+def client_command(f: tagvalue.Fields, name: str, recv_ns: int = 0,
+                   limits: decode.IntakeLimits = decode.DEFAULT_LIMITS):
     """The domain command for a client's application message; quickfix's exceptions for bad ones.
 
     What it returns can always be answered: every string the command holds is printable ASCII and every
@@ -309,22 +309,22 @@ def client_command(f: codec.Fields, name: str, recv_ns: int = 0,
     """
     msg_type = f[35]
     if msg_type == "D":
-        return codec.decode_new_order(f, name, recv_ns, limits=limits)
+        return decode.decode_new_order(f, name, recv_ns, limits=limits)
     if msg_type == "F":
-        return codec.decode_cancel_request(f, name, recv_ns)
+        return decode.decode_cancel_request(f, name, recv_ns)
     if msg_type == "G":
-        return codec.decode_replace_request(f, name, recv_ns, limits=limits)
+        return decode.decode_replace_request(f, name, recv_ns, limits=limits)
     if msg_type == "H":
-        return codec.decode_status_request(f, name)
+        return decode.decode_status_request(f, name)
     if msg_type == "q":
-        return codec.decode_mass_cancel(f, name)
+        return decode.decode_mass_cancel(f, name)
     raise fix.UnsupportedMessageType()
 
 
 MARKET_DATA_TYPES = frozenset({"W", "X"})
 
 
-def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None = None,
+def venue_command(f: tagvalue.Fields, name: str, recv_ns: int = 0, raw: str | None = None,
                   ref: tuple[str, str] | None = None):
     """The domain command for a venue's application message, or None when it needs none.
 
@@ -334,24 +334,24 @@ def venue_command(f: codec.Fields, name: str, recv_ns: int = 0, raw: str | None 
     """
     msg_type = f[35]
     if msg_type == "8":
-        return codec.decode_venue_exec(f, name, recv_ns)
+        return decode.decode_venue_exec(f, name, recv_ns)
     if msg_type == "9":
-        return codec.decode_venue_cancel_reject(f, name, recv_ns)
+        return decode.decode_venue_cancel_reject(f, name, recv_ns)
     if msg_type == "X":
-        return codec.decode_md_incremental(raw, name, recv_ns)
+        return decode.decode_md_incremental(raw, name, recv_ns)
     if msg_type == "W":
-        return codec.decode_md_snapshot(raw, name, recv_ns)
+        return decode.decode_md_snapshot(raw, name, recv_ns)
     if msg_type == "Y":
-        return codec.decode_md_reject(raw, name)
+        return decode.decode_md_reject(raw, name)
     if msg_type == "j":  # a BusinessMessageReject of one of our messages
-        return codec.decode_venue_reject(f, name, ref, recv_ns)
+        return decode.decode_venue_reject(f, name, ref, recv_ns)
     raise fix.UnsupportedMessageType()
 
 
-def replay_command(role: str, name: str, raw: str, limits: codec.IntakeLimits = codec.DEFAULT_LIMITS):
+def replay_command(role: str, name: str, raw: str, limits: decode.IntakeLimits = decode.DEFAULT_LIMITS):
     """Decode a journaled inbound message as its session's callback would have; None if it is not one
     the gateway acts on (an exception from quickfix's set when it would have been rejected)."""
-    f = codec.parse_fields(raw)
+    f = tagvalue.parse_fields(raw)
     if role == "venue" and f.get(35) in MARKET_DATA_TYPES:
         return None  # quotes from before a restart are stale; the venue sends fresh ones when we subscribe
     try:

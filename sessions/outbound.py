@@ -25,7 +25,7 @@ from orders.model import (
     VenueReplace,
     VenueStatusRequest,
 )
-from sessions import codec
+from sessions.codec import encode
 from sessions.fixsettings import app_version
 from sessions.journal_log import WIRE
 
@@ -50,15 +50,15 @@ class Outbound:
         self._venues = {name: (sid, app_version(sid)) for name, sid in venues.items()}
         # action type -> (its sessions, role, the codec's body-text encoder, attribute naming the session)
         self._encoders = {
-            ClientExecReport: (self._clients, "client", codec.encode_exec_report.text, "session"),
-            ClientCancelReject: (self._clients, "client", codec.encode_cancel_reject.text, "session"),
-            ClientMassCancelReport: (self._clients, "client", codec.encode_mass_cancel_report.text, "session"),
-            VenueReplace: (self._venues, "venue", codec.encode_venue_replace.text, "venue"),
-            VenueNewOrder: (self._venues, "venue", codec.encode_venue_new_order.text, "venue"),
-            VenueCancel: (self._venues, "venue", codec.encode_venue_cancel.text, "venue"),
-            VenueDontKnow: (self._venues, "venue", codec.encode_dont_know.text, "venue"),
-            VenueStatusRequest: (self._venues, "venue", codec.encode_venue_status_request.text, "venue"),
-            VenueMassStatusRequest: (self._venues, "venue", codec.encode_venue_mass_status_request.text, "venue"),
+            ClientExecReport: (self._clients, "client", encode.encode_exec_report.text, "session"),
+            ClientCancelReject: (self._clients, "client", encode.encode_cancel_reject.text, "session"),
+            ClientMassCancelReport: (self._clients, "client", encode.encode_mass_cancel_report.text, "session"),
+            VenueReplace: (self._venues, "venue", encode.encode_venue_replace.text, "venue"),
+            VenueNewOrder: (self._venues, "venue", encode.encode_venue_new_order.text, "venue"),
+            VenueCancel: (self._venues, "venue", encode.encode_venue_cancel.text, "venue"),
+            VenueDontKnow: (self._venues, "venue", encode.encode_dont_know.text, "venue"),
+            VenueStatusRequest: (self._venues, "venue", encode.encode_venue_status_request.text, "venue"),
+            VenueMassStatusRequest: (self._venues, "venue", encode.encode_venue_mass_status_request.text, "venue"),
         }
 
     def set_session(self, role: str, name: str, sid: fix.SessionID | None) -> None:
@@ -72,7 +72,7 @@ class Outbound:
     def encode(self, action) -> tuple[str, str, str] | None:
         """(role, session name, body text) of an action's message; None for an action ``perform`` does
         itself (a logout, a market data request). Raises UnknownSession for a session not configured, and
-        codec.Unencodable for a text the session cannot carry: here, on the core thread, where the engine
+        encode.Unencodable for a text the session cannot carry: here, on the core thread, where the engine
         answers it (gateway/process/engine.py), not in ``send``'s string setter on the sender thread."""
         entry = self._encoders.get(type(action))
         if entry is None:
@@ -83,7 +83,7 @@ class Outbound:
             _, version = table[name]
         except KeyError:
             raise UnknownSession(f"no session named {name} for {type(action).__name__}") from None
-        return role, name, codec.check_encodable(text(version, action))
+        return role, name, encode.check_encodable(text(version, action))
 
     def send(self, message: tuple[str, str, str]) -> bool:
         """Send a message ``encode`` made (quickfix stores it, and sends it now if the session is logged on)."""
@@ -108,7 +108,7 @@ class Outbound:
             entry = self._venues.get(action.venue)
             if entry is None:
                 raise UnknownSession(f"no session named {action.venue} for VenueMarketDataRequest")
-            return self._send(codec.encode_md_request(entry[1], action), entry[0], action.venue)
+            return self._send(encode.encode_md_request(entry[1], action), entry[0], action.venue)
         return self.send(self.encode(action))
 
     def _send(self, msg: fix.Message, sid: fix.SessionID, name: str) -> bool:
@@ -144,5 +144,5 @@ class Outbound:
         entry = self._clients.get(session) or self._venues.get(session)
         if entry is None:
             raise UnknownSession(f"no session named {session}")
-        reject = codec.encode_business_reject(ref_msg_type, str(ref_seq) if ref_seq else None, text, ref_id=ref_id)
+        reject = encode.encode_business_reject(ref_msg_type, str(ref_seq) if ref_seq else None, text, ref_id=ref_id)
         return self._send(reject, entry[0], session)

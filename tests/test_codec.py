@@ -10,7 +10,7 @@ from orders.model import (
     ClientCancelReject, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode,
     Side, TimeInForce, VenueCancel, VenueDontKnow, VenueNewOrder,
 )
-from sessions import codec
+from sessions.codec import decode, encode, tagvalue
 from sessions.fixsettings import BEGIN_STRING, spec_path
 
 VERSIONS = ["FIX.4.2", "FIX.4.4", "FIX.5.0"]
@@ -34,7 +34,7 @@ def on_the_wire(version: str, msg: fix.Message) -> fix.Message:
     h.setField(49, "A")
     h.setField(56, "B")
     h.setField(34, "2")
-    h.setField(52, codec.utc_timestamp())
+    h.setField(52, tagvalue.utc_timestamp())
     raw = msg.toString()
     dds = dictionaries(version)
     parsed = fix.Message(raw, dds[0], dds[1], True) if len(dds) == 2 else fix.Message(raw, dds[0], True)
@@ -54,23 +54,23 @@ def report(kind=ExecKind.TRADE, status=OrdStatus.PARTIALLY_FILLED, **kw) -> Clie
 @pytest.mark.parametrize("value, text", [(D("100"), "100"), (D("1E+2"), "100"), (D("190.010"), "190.01"),
                                          (D("0.00000001"), "0.00000001"), (D(1) / D(3), "0.3333333333")])
 def test_decimals_are_written_without_exponent_or_trailing_zeros(value, text):
-    assert codec.fmt(value) == text
+    assert tagvalue.fmt(value) == text
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_fill_report_is_valid_for_the_clients_version(version):
-    msg = on_the_wire(version, codec.encode_exec_report(version, report()))
+    msg = on_the_wire(version, encode.encode_exec_report(version, report()))
     assert msg.getField(39) == "1" and msg.getField(32) == "100" and msg.getField(30) == "VENUE1"
     assert msg.getField(150) == ("1" if version == "FIX.4.2" else "F")
     assert msg.isSetField(20) == (version == "FIX.4.2")
 
 
 def test_validation_in_these_tests_catches_an_invalid_message():
-    bad = codec.encode_exec_report("FIX.4.2", report())
+    bad = encode.encode_exec_report("FIX.4.2", report())
     bad.removeField(20)
     with pytest.raises(fix.RequiredTagMissing):
         on_the_wire("FIX.4.2", bad)
-    bad = codec.encode_exec_report("FIX.4.4", report())
+    bad = encode.encode_exec_report("FIX.4.4", report())
     bad.setField(150, "1")  # 4.2's Partial fill does not exist in 4.4
     with pytest.raises(fix.IncorrectTagValue):
         on_the_wire("FIX.4.4", bad)
@@ -78,7 +78,7 @@ def test_validation_in_these_tests_catches_an_invalid_message():
 
 def test_fix42_full_fill_uses_exec_type_fill():
     r = report(status=OrdStatus.FILLED, cum_qty=D(300), leaves_qty=D(0))
-    assert codec.encode_exec_report("FIX.4.2", r).getField(150) == "2"
+    assert encode.encode_exec_report("FIX.4.2", r).getField(150) == "2"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -88,7 +88,7 @@ def test_fix42_full_fill_uses_exec_type_fill():
 def test_reject_reason_is_a_code_the_version_defines(version, code, v42, v44):
     r = report(kind=ExecKind.REJECTED, status=OrdStatus.REJECTED, reject_code=code, text="why",
                last_qty=D(0), last_px=D(0), cum_qty=D(0), leaves_qty=D(0), avg_px=D(0))
-    msg = on_the_wire(version, codec.encode_exec_report(version, r))
+    msg = on_the_wire(version, encode.encode_exec_report(version, r))
     assert msg.getField(103) == (v42 if version == "FIX.4.2" else v44) and msg.getField(58) == "why"
     assert not msg.isSetField(32)
 
@@ -98,7 +98,7 @@ def test_cancel_reject_is_valid_for_each_version(version):
     r = ClientCancelReject(session="C", cl_ord_id="X1", orig_cl_ord_id="GHOST", order_id="NONE",
                            ord_status=OrdStatus.REJECTED, response_to=CxlRejResponseTo.CANCEL,
                            reason=CxlRejCode.UNKNOWN_ORDER, text="unknown order")
-    msg = on_the_wire(version, codec.encode_cancel_reject(version, r))
+    msg = on_the_wire(version, encode.encode_cancel_reject(version, r))
     assert (msg.getField(102), msg.getField(434), msg.getField(37)) == ("1", "1", "NONE")
 
 
@@ -106,40 +106,40 @@ def test_cancel_reject_is_valid_for_each_version(version):
 def test_venue_messages_are_valid_for_the_venues_version(version):
     nos = VenueNewOrder(venue="V", cl_ord_id="O1", symbol="AAPL", side=Side.SELL, qty=D(5), ord_type=OrdType.LIMIT,
                         price=D("1.5"), stop_px=None, tif=TimeInForce.IOC, account="A")
-    msg = on_the_wire(version, codec.encode_venue_new_order(version, nos))
+    msg = on_the_wire(version, encode.encode_venue_new_order(version, nos))
     assert (msg.getField(44), msg.getField(59), msg.isSetField(21)) == ("1.5", "3", version != "FIX.5.0")
     cxl = VenueCancel(venue="V", cl_ord_id="O1.c1", orig_cl_ord_id="O1", venue_order_id="VO", symbol="AAPL",
                       side=Side.SELL, qty=D(5))
-    assert on_the_wire(version, codec.encode_venue_cancel(version, cxl)).getField(41) == "O1"
+    assert on_the_wire(version, encode.encode_venue_cancel(version, cxl)).getField(41) == "O1"
     dk = VenueDontKnow(venue="V", venue_order_id="VO", exec_id="E", symbol="AAPL", side=Side.BUY, last_qty=D(1),
                        last_px=D(2), text="no such order")
-    assert on_the_wire(version, codec.encode_dont_know(version, dk)).getField(127) == "D"
+    assert on_the_wire(version, encode.encode_dont_know(version, dk)).getField(127) == "D"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_new_order_decodes_to_one_domain_command_from_any_version(version):
     nos = VenueNewOrder(venue="V", cl_ord_id="A9", symbol="MSFT", side=Side.BUY, qty=D("250"),
                         ord_type=OrdType.LIMIT, price=D("410.10"), stop_px=None, tif=TimeInForce.GTC, account="ACC")
-    msg = on_the_wire(version, codec.encode_venue_new_order(version, nos))
-    cmd = codec.decode_new_order(msg, "CLIENT", 7)
+    msg = on_the_wire(version, encode.encode_venue_new_order(version, nos))
+    cmd = decode.decode_new_order(msg, "CLIENT", 7)
     assert (cmd.cl_ord_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, cmd.tif, cmd.account, cmd.recv_ns) == \
         ("A9", "MSFT", Side.BUY, D(250), D("410.1"), TimeInForce.GTC, "ACC", 7)
 
 
 def test_undecodable_values_raise_quickfix_errors_so_quickfix_rejects_the_message():
-    msg = codec.encode_venue_new_order("FIX.4.4", VenueNewOrder(
+    msg = encode.encode_venue_new_order("FIX.4.4", VenueNewOrder(
         venue="V", cl_ord_id="A", symbol="X", side=Side.BUY, qty=D(1), ord_type=OrdType.MARKET, price=None,
         stop_px=None, tif=TimeInForce.DAY, account=None))
     msg.setField(54, "7")  # valid FIX side we do not trade
     with pytest.raises(fix.IncorrectTagValue):
-        codec.decode_new_order(msg, "C")
+        decode.decode_new_order(msg, "C")
     msg.setField(54, "1")
     msg.setField(38, "lots")
     with pytest.raises(fix.IncorrectDataFormat):
-        codec.decode_new_order(msg, "C")
+        decode.decode_new_order(msg, "C")
     msg.removeField(38)
     with pytest.raises(fix.FieldNotFound):
-        codec.decode_new_order(msg, "C")
+        decode.decode_new_order(msg, "C")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -148,8 +148,8 @@ def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
     vr = VenueReplace(venue="V", cl_ord_id="O1.r1", orig_cl_ord_id="O1", venue_order_id="VO", symbol="AAPL",
                       side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D("186.5"), tif=TimeInForce.DAY,
                       account="ACC")
-    msg = on_the_wire(version, codec.encode_venue_replace(version, vr))
-    req = codec.decode_replace_request(msg, "C")
+    msg = on_the_wire(version, encode.encode_venue_replace(version, vr))
+    req = decode.decode_replace_request(msg, "C")
     assert (req.cl_ord_id, req.orig_cl_ord_id, req.qty, req.price, req.side) == ("O1.r1", "O1", D(200), D("186.5"),
                                                                                  Side.BUY)
 
@@ -159,16 +159,16 @@ def test_mass_cancel_report_is_valid_where_the_version_has_it(version):
     from orders.model import ClientMassCancelReport
     r = ClientMassCancelReport(session="C", cl_ord_id="Q1", mass_order_id="T-M1", request_type="7", response="7",
                                affected=3)
-    msg = on_the_wire(version, codec.encode_mass_cancel_report(version, r))
+    msg = on_the_wire(version, encode.encode_mass_cancel_report(version, r))
     assert (msg.getField(531), msg.getField(533)) == ("7", "3")
 
 
 def test_venue_cancel_reject_says_whether_it_answers_a_cancel_or_a_replace():
     from orders.model import CxlRejResponseTo
     f = {35: "9", 11: "X", 41: "Y", 39: "0", 434: "2", 102: "0"}
-    assert codec.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.REPLACE
+    assert decode.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.REPLACE
     f[434] = "1"
-    assert codec.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.CANCEL
+    assert decode.decode_venue_cancel_reject(f, "V").response_to is CxlRejResponseTo.CANCEL
 
 
 # The exact text of each kind of execution report, per version, as the engine records and sends it (the header is
@@ -210,5 +210,5 @@ _REPORT_TEXT = {
 
 @pytest.mark.parametrize("case, version", sorted(_REPORT_TEXT))
 def test_each_execution_report_has_exactly_its_versions_fields_in_order(case, version, monkeypatch):
-    monkeypatch.setattr(codec, "utc_timestamp", lambda: "20261203-12:00:00.000")
-    assert codec.encode_exec_report.text(version, report(**_REPORT_CASES[case])) == _REPORT_TEXT[(case, version)]
+    monkeypatch.setattr(encode, "utc_timestamp", lambda: "20261203-12:00:00.000")
+    assert encode.encode_exec_report.text(version, report(**_REPORT_CASES[case])) == _REPORT_TEXT[(case, version)]

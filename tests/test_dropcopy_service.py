@@ -13,7 +13,7 @@ from gateway.dropcopy.service import DropCopyService
 from gateway.journal.queries import iter_messages
 from gateway.journal.writer import JournalWriter
 from sessions.dropcopy import AckReceived, SessionView
-from sessions import codec
+from sessions.codec import encode, tagvalue
 from tests.test_codec import report
 from tests.test_dropcopy_translate import wire
 
@@ -53,7 +53,7 @@ class FakeLink:
 
 
 def er(exec_id: str, cl: str = "A1") -> str:
-    return wire("FIX.4.4", codec.encode_exec_report("FIX.4.4", report(exec_id=exec_id, cl_ord_id=cl)))
+    return wire("FIX.4.4", encode.encode_exec_report("FIX.4.4", report(exec_id=exec_id, cl_ord_id=cl)))
 
 
 def journal(url, rows) -> list[int]:
@@ -84,7 +84,7 @@ def wait(cond, timeout=5.0, what="condition"):
 
 
 def exec_ids(texts):
-    return [codec.parse_fields(t)[17] for t in texts]
+    return [tagvalue.parse_fields(t)[17] for t in texts]
 
 
 def state(url):
@@ -130,7 +130,7 @@ def test_after_a_crash_copies_that_may_have_gone_out_are_sent_again_with_poss_re
     svc = service(database_url, link)
     try:
         wait(lambda: len(link.sent) == 3, what="three copies")
-        copies = [codec.parse_fields(t) for t in link.sent]
+        copies = [tagvalue.parse_fields(t) for t in link.sent]
         assert [(c[17], c.get(97)) for c in copies] == [("E2", "Y"), ("E3", "Y"), ("E4", None)]
     finally:
         svc.stop()
@@ -197,12 +197,12 @@ def test_a_reset_store_rewinds_to_the_acknowledged_copy_and_resends_from_the_jou
         link.stream, link.seq = "20261124-07:00:00", 2  # the receiver reset: a new store
         svc.wake()
         wait(lambda: len(link.sent) == 5, what="re-sent copies")
-        resent = [codec.parse_fields(t) for t in link.sent[3:]]
+        resent = [tagvalue.parse_fields(t) for t in link.sent[3:]]
         assert [(c[17], c.get(97)) for c in resent] == [("S2", "Y"), ("S3", "Y")]
         journal(url, [(CLIENT, "O", er("S4"))])
         svc.wake()
         wait(lambda: len(link.sent) == 6, what="live copy")
-        assert 97 not in codec.parse_fields(link.sent[-1])
+        assert 97 not in tagvalue.parse_fields(link.sent[-1])
     finally:
         svc.stop()
     assert state(url)[4] == "20261124-07:00:00"
@@ -226,6 +226,6 @@ def test_a_clean_stop_leaves_no_claim_in_doubt_so_a_restart_marks_nothing(url):
         journal(url, [(CLIENT, "O", er("Q2"))])
         svc.wake()
         wait(lambda: link2.sent, what="copy after the restart")
-        assert [(c[17], c.get(97)) for c in map(codec.parse_fields, link2.sent)] == [("Q2", None)]
+        assert [(c[17], c.get(97)) for c in map(tagvalue.parse_fields, link2.sent)] == [("Q2", None)]
     finally:
         svc.stop()

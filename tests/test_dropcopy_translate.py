@@ -10,7 +10,7 @@ import quickfix as fix
 from dropcopy.spec import report_spec
 from dropcopy.translate import Untranslatable, parse, source_version, translate
 from orders.model import ExecKind, OrdStatus, RejectCode
-from sessions import codec
+from sessions.codec import encode, tagvalue
 from sessions.fixsettings import BEGIN_STRING
 from tests.test_codec import dictionaries, report
 
@@ -35,7 +35,7 @@ def wire(version: str, msg: fix.Message, sender="FIXGW", target="CLIENT", seq="7
 
 
 def source(version: str, **kw) -> str:
-    return wire(version, codec.encode_exec_report(version, report(**kw)))
+    return wire(version, encode.encode_exec_report(version, report(**kw)))
 
 
 def validated(target: str, text: str) -> fix.Message:
@@ -49,7 +49,7 @@ def validated(target: str, text: str) -> fix.Message:
 
 
 def fields_of(msg: fix.Message) -> dict[int, str]:
-    return codec.fields(msg)
+    return tagvalue.fields(msg)
 
 
 KINDS = {
@@ -126,7 +126,7 @@ def test_reject_reason_the_receiver_lacks_becomes_its_other_code(dst):
 
 
 def test_original_header_possdup_and_sequence_never_leak_into_the_copy():
-    raw = wire("FIX.4.4", codec.encode_exec_report("FIX.4.4", report()), seq="99",
+    raw = wire("FIX.4.4", encode.encode_exec_report("FIX.4.4", report()), seq="99",
                extra_header=((43, "Y"), (122, "20261124-06:30:00.000"), (50, "DESK")))
     text = translate(parse(raw), "FIX.4.4")
     assert all(f"{SOH}{t}=" not in SOH + text for t in (8, 9, 10, 34, 43, 49, 50, 52, 56, 122))
@@ -175,7 +175,7 @@ def test_untranslatable_reports_raise_instead_of_sending_an_invalid_copy():
     assert fields_of(validated("FIX.5.0", translate(parse(raw), "FIX.5.0")))[150] == "L"
     with pytest.raises(Untranslatable, match="150=L"):
         translate(parse(raw), "FIX.4.4")
-    no_exec_id = wire("FIX.4.4", codec.encode_exec_report("FIX.4.4", report()))
+    no_exec_id = wire("FIX.4.4", encode.encode_exec_report("FIX.4.4", report()))
     pairs = [(t, v) for t, v in parse(no_exec_id) if t != 17]
     with pytest.raises(Untranslatable, match="17"):
         translate(pairs, "FIX.4.2")

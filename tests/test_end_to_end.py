@@ -167,16 +167,16 @@ def test_a_bug_in_the_core_is_answered_and_does_not_stop_the_gateway(stack, monk
 
 
 def test_a_bug_on_the_session_thread_is_answered_and_does_not_kill_the_process(stack, monkeypatch):
-    from sessions import codec
+    from sessions.codec import decode, tagvalue
 
-    real = codec.decode_new_order
+    real = decode.decode_new_order
 
     def broken(msg, session, recv_ns=0, **kw):
-        if codec.fields(msg)[11] == "BOOM2":
+        if tagvalue.fields(msg)[11] == "BOOM2":
             raise KeyError("simulated bug")
         return real(msg, session, recv_ns, **kw)
 
-    monkeypatch.setattr(codec, "decode_new_order", broken)
+    monkeypatch.setattr(decode, "decode_new_order", broken)
     client = stack.client("CLIENT42")
     client.new_order("AAPL", "1", 100, "190.05", cl_ord_id="BOOM2")
     bmr = client.wait_for(lambda m: m.get(35) == "j" and "KeyError" in m.get(58, ""), what="BusinessMessageReject")

@@ -23,16 +23,16 @@ from orders.model import (
     VenueCancel, VenueDontKnow, VenueNewOrder, VenueReplace,
 )
 from routing.router import RoutingPolicy, Venue
-from sessions import codec
+from sessions.codec import decode, encode, tagvalue
 from sessions.gateway_app import client_command
 from sessions.outbound import Outbound
 
-VERSIONS = codec.VERSIONS
+VERSIONS = tagvalue.VERSIONS
 REFUSED = (fix.FieldNotFound, fix.IncorrectDataFormat, fix.IncorrectTagValue)
-ENCODERS = {ClientExecReport: codec.encode_exec_report, ClientCancelReject: codec.encode_cancel_reject,
-            ClientMassCancelReport: codec.encode_mass_cancel_report, VenueNewOrder: codec.encode_venue_new_order,
-            VenueCancel: codec.encode_venue_cancel, VenueReplace: codec.encode_venue_replace,
-            VenueDontKnow: codec.encode_dont_know}
+ENCODERS = {ClientExecReport: encode.encode_exec_report, ClientCancelReject: encode.encode_cancel_reject,
+            ClientMassCancelReport: encode.encode_mass_cancel_report, VenueNewOrder: encode.encode_venue_new_order,
+            VenueCancel: encode.encode_venue_cancel, VenueReplace: encode.encode_venue_replace,
+            VenueDontKnow: encode.encode_dont_know}
 
 # Wide inputs: any text (lone surrogates included: what quickfix hands over for bytes that are not UTF-8),
 # mostly-plausible identifiers, and numbers in every shape Decimal or a sender might produce.
@@ -81,7 +81,7 @@ def encode_everywhere(actions) -> None:
         if encoder is None:
             continue
         for version in VERSIONS:
-            text = codec.check_encodable(encoder.text(version, action))
+            text = encode.check_encodable(encoder.text(version, action))
             msg.setString(text, False)
 
 
@@ -103,10 +103,10 @@ def test_any_new_order_the_decoder_accepts_can_be_answered_and_forwarded_in_ever
         return
     event("accepted")
     for value in (cmd.cl_ord_id, cmd.symbol, cmd.account or "A"):
-        assert codec.printable_ascii(value)
+        assert decode.printable_ascii(value)
     for value in (cmd.qty, cmd.price, cmd.stop_px):
         if value is not None:
-            assert D(codec.fmt(value)) == value  # written back exactly, never rounded
+            assert D(tagvalue.fmt(value)) == value  # written back exactly, never rounded
     out = core_for(cmd.symbol).handle(cmd)
     assert out.actions, "every accepted order gets an answer"
     encode_everywhere(out.actions)
@@ -175,7 +175,7 @@ def test_a_number_beyond_the_limits_or_not_in_fix_format_is_refused_naming_its_t
 def test_trailing_zeros_do_not_count_as_decimal_places_and_limits_are_configurable():
     cmd = client_command(new_order_fields("C1", "AAPL", "100.000000000000", "10.50000000000", None), "C1")
     assert (cmd.qty, cmd.price) == (D(100), D("10.5"))
-    tight = codec.IntakeLimits(max_qty=D(1000), max_price=D(100), max_decimals=2)
+    tight = decode.IntakeLimits(max_qty=D(1000), max_price=D(100), max_decimals=2)
     with pytest.raises(fix.IncorrectTagValue):
         client_command(new_order_fields("C1", "AAPL", "1001", "10", None), "C1", limits=tight)
     with pytest.raises(fix.IncorrectTagValue):
@@ -197,9 +197,9 @@ def test_free_text_outside_ascii_is_written_as_question_marks_not_refused():
         ord_status=OrdStatus.REJECTED, symbol="AAPL", side=Side.BUY, order_qty=D(1), ord_type=OrdType.LIMIT,
         price=D(1), tif=TimeInForce.DAY, account=None, last_qty=D(0), last_px=D(0), cum_qty=D(0), leaves_qty=D(0),
         avg_px=D(0), text="rejected by V1: pr\u00e9sent \udcff")
-    text = codec.encode_exec_report.text("FIX.4.4", report)
+    text = encode.encode_exec_report.text("FIX.4.4", report)
     assert "\x0158=rejected by V1: pr?sent ?\x01" in text
-    bmr = codec.encode_business_reject("D", "5", "reason \u00e9", ref_id="A\udcff")
+    bmr = encode.encode_business_reject("D", "5", "reason \u00e9", ref_id="A\udcff")
     assert "379=A?" in bmr.toString() and "58=reason ?" in bmr.toString()
 
 
@@ -210,7 +210,7 @@ def test_outbound_refuses_a_text_the_session_cannot_carry_on_the_core_thread_nam
         ord_status=OrdStatus.NEW, symbol="AAPL", side=Side.BUY, order_qty=D(1), ord_type=OrdType.LIMIT,
         price=D(1), tif=TimeInForce.DAY, account=None, last_qty=D(0), last_px=D(0), cum_qty=D(0), leaves_qty=D(1),
         avg_px=D(0))
-    with pytest.raises(codec.Unencodable) as refused:
+    with pytest.raises(encode.Unencodable) as refused:
         outbound.encode(report)
     assert refused.value.tag == "11"
     with pytest.raises(TypeError):  # what the sender thread met before: the binding's string setter

@@ -336,11 +336,11 @@ def test_restored_orders_are_watched_again():
 
 def test_a_fix42_status_reply_is_recognised_by_its_exec_trans_type_and_books_missed_fills():
     """FIX 4.2 has no ExecType I: a status reply is ExecTransType 3 with ExecType repeating OrdStatus."""
-    from sessions import codec
+    from sessions.codec import decode, tagvalue
 
     raw = ("8=FIX.4.2\x019=0\x0135=8\x0134=9\x0149=V1\x0156=FIXGW\x0137=VO1\x0111=T-1\x0117=S9\x0120=3\x01150=2"
            "\x0139=2\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=190\x01151=0\x0114=100\x016=189.5\x0110=000\x01")
-    ev = codec.decode_venue_exec(codec.parse_fields(raw), "V1")
+    ev = decode.decode_venue_exec(tagvalue.parse_fields(raw), "V1")
     assert ev.kind is ExecKind.ORDER_STATUS and ev.avg_px == D("189.5") and ev.cum_qty == D(100)
     clock = Clock()
     core = make_core(clock)

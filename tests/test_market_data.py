@@ -16,9 +16,10 @@ from orders.model import (
 )
 from routing.quotes import Quotes
 from routing.router import RoutingPolicy, Venue
-from sessions import codec
+from sessions.codec import decode, encode
 from sessions.client import FixClient
-from sessions.venue_sim import VenueSimulator, diff_levels
+from sessions.venue_md import diff_levels
+from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port
 from tests.test_codec import on_the_wire
 
@@ -45,41 +46,41 @@ def incremental(venue, *entries) -> MarketData:
 # --------------------------------------------------------------------------- codec
 @pytest.mark.parametrize("version", VERSIONS)
 def test_market_data_messages_are_valid_for_each_version_and_decode_back(version):
-    req = on_the_wire(version, codec.encode_md_request(version, VenueMarketDataRequest(
+    req = on_the_wire(version, encode.encode_md_request(version, VenueMarketDataRequest(
         "V", "R1", ("AAPL", "MSFT"), depth=5)))
-    assert codec.decode_md_request(req.toString()) == codec.MDRequest("R1", "1", 5, True, ("0", "1"),
+    assert decode.decode_md_request(req.toString()) == decode.MDRequest("R1", "1", 5, True, ("0", "1"),
                                                                       ("AAPL", "MSFT"))
-    unsub = on_the_wire(version, codec.encode_md_request(version, VenueMarketDataRequest(
+    unsub = on_the_wire(version, encode.encode_md_request(version, VenueMarketDataRequest(
         "V", "R1", ("AAPL",), depth=1, subscribe=False)))
-    assert codec.decode_md_request(unsub.toString()).request_type == "2"
+    assert decode.decode_md_request(unsub.toString()).request_type == "2"
 
-    w = on_the_wire(version, codec.encode_md_snapshot(version, "R1", "AAPL", [(D("189.99"), D(500)),
+    w = on_the_wire(version, encode.encode_md_snapshot(version, "R1", "AAPL", [(D("189.99"), D(500)),
                                                                              (D("189.98"), D(1000))],
                                                       [(D("190.01"), D(500))]))
-    md = codec.decode_md_snapshot(w.toString(), "V1")
+    md = decode.decode_md_snapshot(w.toString(), "V1")
     assert (md.venue, md.symbol, md.snapshot) == ("V1", "AAPL", True)
     assert md.entries == (bid("189.99", 500), bid("189.98", 1000), ask("190.01", 500))
 
-    x = on_the_wire(version, codec.encode_md_incremental(version, "R1", [
+    x = on_the_wire(version, encode.encode_md_incremental(version, "R1", [
         (MDUpdateAction.CHANGE, Side.BUY, "AAPL", D("189.99"), D(300)),
         (MDUpdateAction.DELETE, Side.SELL, "MSFT", D("410.01"), D(0)),
         (MDUpdateAction.NEW, Side.SELL, "AAPL", D("190.005"), D(100))]))
-    md = codec.decode_md_incremental(x.toString(), "V1")
+    md = decode.decode_md_incremental(x.toString(), "V1")
     assert not md.snapshot and md.entries == (
         bid("189.99", 300, action=MDUpdateAction.CHANGE, symbol="AAPL"),
         ask("410.01", 0, action=MDUpdateAction.DELETE, symbol="MSFT"),
         ask("190.005", 100, action=MDUpdateAction.NEW, symbol="AAPL"))
 
-    y = on_the_wire(version, codec.encode_md_reject(version, "R1", "0", "unknown symbol ZZZZ"))
-    assert codec.decode_md_reject(y.toString(), "V1") == MarketDataReject("V1", "R1", "0", "unknown symbol ZZZZ")
+    y = on_the_wire(version, encode.encode_md_reject(version, "R1", "0", "unknown symbol ZZZZ"))
+    assert decode.decode_md_reject(y.toString(), "V1") == MarketDataReject("V1", "R1", "0", "unknown symbol ZZZZ")
 
 
 def test_a_snapshot_keeps_only_bids_and_offers_and_an_empty_book_is_a_book():
     raw = "8=FIX.4.4\x019=0\x0135=W\x0155=AAPL\x01268=3\x01269=2\x01270=190\x01271=5\x01269=0\x01270=189\x01" \
           "271=10\x01269=1\x01270=191\x01271=7\x0110=000\x01"
-    md = codec.decode_md_snapshot(raw, "V")
+    md = decode.decode_md_snapshot(raw, "V")
     assert md.entries == (bid("189", 10), ask("191", 7))
-    empty = codec.decode_md_snapshot("8=FIX.4.4\x0135=W\x0155=AAPL\x01268=0\x01", "V")
+    empty = decode.decode_md_snapshot("8=FIX.4.4\x0135=W\x0155=AAPL\x01268=0\x01", "V")
     assert empty.entries == () and empty.snapshot
 
 
@@ -224,20 +225,20 @@ def test_a_subscriber_gets_a_snapshot_then_incrementals_as_the_book_trades(venue
     c = connect(version)
     other = connect(version, "OTHER")
     req = c.market_data_request(["AAPL", "MSFT"], depth=2)
-    (w_aapl, w_msft) = [codec.decode_md_snapshot(r, "MDSIM") for r in wait_raw(c, "W", 2)][:2]
+    (w_aapl, w_msft) = [decode.decode_md_snapshot(r, "MDSIM") for r in wait_raw(c, "W", 2)][:2]
     assert (w_aapl.req_id, w_aapl.symbol, w_msft.symbol) == (req, "AAPL", "MSFT")
     assert w_aapl.entries == (bid("189.99", 500), bid("189.98", 1000), ask("190.01", 500), ask("190.02", 1000))
 
     # another firm's bid improves the book: one incremental, the new level
     cl = other.new_order("AAPL", "1", 200, "189.995")
     other.wait_exec(cl, "0")
-    (x,) = [codec.decode_md_incremental(r, "MDSIM") for r in wait_raw(c, "X", 1)]
+    (x,) = [decode.decode_md_incremental(r, "MDSIM") for r in wait_raw(c, "X", 1)]
     assert x.req_id == req and set(x.entries) == {
         bid("189.995", 200, symbol="AAPL"),  # new best bid
         bid("189.98", 1000, action=MDUpdateAction.DELETE, symbol="AAPL")}  # pushed out of the top 2
     # it is canceled: the book is back as it was
     other.wait_exec(other.cancel(cl, "AAPL", "1", 200), "4")
-    xs = [codec.decode_md_incremental(r, "MDSIM") for r in wait_raw(c, "X", 2)]
+    xs = [decode.decode_md_incremental(r, "MDSIM") for r in wait_raw(c, "X", 2)]
     assert set(xs[1].entries) == {bid("189.995", 200, action=MDUpdateAction.DELETE, symbol="AAPL"),
                                   bid("189.98", 1000, symbol="AAPL")}
     # a marketable order leaves no trace (the venue tops its synthetic levels up): nothing published
@@ -260,7 +261,7 @@ def test_a_snapshot_subscriber_gets_full_refreshes_and_errors_get_a_reject(venue
     before = len(wait_raw(c, "W", 1))
     cl = c.new_order("MSFT", "2", 100, "410.005")
     c.wait_exec(cl, "0")
-    w = codec.decode_md_snapshot(wait_raw(c, "W", before + 1)[-1], "MDSIM")
+    w = decode.decode_md_snapshot(wait_raw(c, "W", before + 1)[-1], "MDSIM")
     assert w.entries == (bid("409.99", 500), ask("410.005", 100))
     c.wait_exec(c.cancel(cl, "MSFT", "2", 100), "4")
     wait_raw(c, "W", before + 2)

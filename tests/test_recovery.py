@@ -27,7 +27,7 @@ from orders.model import (
     VenueExecution, VenueNewOrder, VenueReplace,
 )
 from routing.router import BEST_PRICE, SWEEP, RoutingPolicy, StrategySpec, Venue
-from sessions import codec
+from sessions.codec import encode
 
 RULES = """
 chain = ["kill_switch", "max_order_qty", "max_open_orders", "max_position", "daily_notional"]
@@ -356,7 +356,7 @@ def test_a_log_written_before_the_vocabulary_moved_out_of_routing_still_loads(tm
 def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):
     core, log, rec, new = recording(tmp_path)
     out = core.handle(new)
-    sends = [("venue", a.venue, codec.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
+    sends = [("venue", a.venue, encode.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
              if isinstance(a, VenueNewOrder)]
     rec.record(new, out, sends)
     state = StateLog(tmp_path).recover()

@@ -190,7 +190,7 @@ def test_an_order_for_an_account_the_session_may_not_use_is_rejected_and_journal
     ok2 = c.new_order("MSFT", "1", 100, "400", account="ACC1")
     c.wait_exec(ok2, "0")
     import quickfix as fix
-    from sessions.codec import utc_timestamp
+    from sessions.codec.tagvalue import utc_timestamp
 
     m = fix.Message()
     m.getHeader().setField(35, "F")

@@ -19,7 +19,7 @@ from gateway.cli.venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, parse_config
 from venuesim.config import MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour
 from sessions.client import FixClient
-from sessions.codec import parse_fields, parse_pairs, utc_timestamp
+from sessions.codec.tagvalue import parse_fields, parse_pairs, utc_timestamp
 from sessions.venue_sim import VenueSimulator
 from tests.fix_fixtures import free_port
 

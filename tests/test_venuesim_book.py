@@ -1,4 +1,4 @@
-"""The venue simulator's pure matching book (venuesim.book)."""
+"""The venue simulator's pure matching book and matcher (venuesim.book, venuesim.matcher)."""
 from __future__ import annotations
 
 import itertools
@@ -20,7 +20,8 @@ from orders.model import (
     Side,
     TimeInForce,
 )
-from venuesim.book import Matcher, TopOfBook
+from venuesim.book import TopOfBook
+from venuesim.matcher import Matcher
 
 # Asks: 190.01 x500, 190.02 x1000, 190.03 x1500, 190.04 x2000, 190.05 x2500 (7500 in all)
 # Bids: 189.99 x500, 189.98 x1000, 189.97 x1500, 189.96 x2000, 189.95 x2500

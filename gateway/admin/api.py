@@ -34,7 +34,8 @@ from gateway.scheduling.reload import ReloadBusy
 from risk.rules import RulesError, load_rules
 from orders.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
 from orders.states import Event
-from sessions.codec import fmt, ord_rej_reason
+from sessions.codec.encode import ord_rej_reason
+from sessions.codec.tagvalue import fmt
 from sessions.fixsettings import in_session_window
 
 log = logging.getLogger("fixgw.admin")

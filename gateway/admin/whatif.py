@@ -19,7 +19,7 @@ from risk.engine import RiskEngine
 from risk.rules import RulesFile
 from risk.state import RiskState
 from orders.model import NewOrder, OrdType, Side
-from sessions import codec
+from sessions.codec import decode, tagvalue
 
 FINAL_STATUSES = frozenset("2348C")  # filled, done for day, canceled, rejected, expired
 
@@ -60,11 +60,11 @@ def replay(rules: RulesFile, rows: Iterable, clients: dict[str, str],
         name = clients.get(row.session_id)
         if name is None or row.msg_type not in ("D", "8"):
             continue
-        f = codec.parse_fields(row.raw)
+        f = tagvalue.parse_fields(row.raw)
         now = datetime.fromtimestamp(row.ts_us / 1e6, tz=timezone.utc)
         if row.direction == "I" and row.msg_type == "D":
             try:
-                order = codec.decode_new_order(f, name)
+                order = decode.decode_new_order(f, name)
             except Exception:  # noqa: BLE001 - the gateway session-rejected it: no order to judge
                 continue
             decision = engine.check(order, state, now)

@@ -52,7 +52,7 @@ from routing.router import RoutingPolicy, StrategySpec, Venue
 from dropcopy.filters import Scope
 from fixspecs.raw import field_after
 from sessions import filestore
-from sessions.codec import IntakeLimits
+from sessions.codec.decode import IntakeLimits
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import (BEGIN_STRING, SessionID, build_settings, graceful_stop, graceful_stop_all,
                                   lookup_session, session_id, session_registered, start_engine, start_now)

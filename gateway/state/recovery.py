@@ -59,7 +59,7 @@ from orders.model import (
     VenueReplace,
 )
 from gateway.state.log import State, StateLog
-from sessions.codec import parse_fields
+from sessions.codec.tagvalue import parse_fields
 
 log = logging.getLogger("fixgw.recovery")
 
