@@ -418,7 +418,7 @@ class Engine:
         self._business_reject(command.session, ref_type, command.seq, command.cl_ord_id, text)
 
     # ------------------------------------------------------------------ safety net: a message that cannot be encoded
-    # The intake (sessions/codec.py) accepts only what can be written back, so this is for bugs. Either way
+    # The intake (sessions/codec/) accepts only what can be written back, so this is for bugs. Either way
     # nobody is left waiting: a client gets a BusinessMessageReject instead of the answer that could not be
     # written, a venue-bound child is refused inside the core (ChildNotSent) as if the venue had refused it.
     # Each gets a log line (``_encode``), fixgw_internal_errors_total{where="encode"} and a journal event.
