@@ -166,7 +166,7 @@ symbols = ["AAPL"]
 
 def test_routing_settings_are_read_validated_and_given_to_the_core(tmp_path):
     from gateway.config import parse_config
-    from gateway.process.server import client_options, routing_policy, venue_model
+    from gateway.process.desk_settings import client_options, routing_policy, venue_model
 
     cfg = parse_config(CONFIG, tmp_path, env={})
     policy = routing_policy(cfg)
