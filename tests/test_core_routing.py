@@ -168,7 +168,7 @@ symbols = ["AAPL"]
 
 def test_routing_settings_are_read_validated_and_given_to_the_core(tmp_path):
     from gateway.config import parse_config
-    from gateway.process.server import client_options, routing_policy, venue_model
+    from gateway.process.desk_settings import client_options, routing_policy, venue_model
 
     cfg = parse_config(CONFIG, tmp_path, env={})
     policy = routing_policy(cfg)
@@ -197,10 +197,9 @@ def test_a_bad_routing_setting_stops_start_up_naming_it(tmp_path, change, words)
 
 # --------------------------------------------------------------------------- parents and children
 from orders.model import (  # noqa: E402
-    CancelRequest, ClientCancelReject, CxlRejCode, CxlRejResponseTo, ExecKind, ReplaceRequest, VenueCancel,
+    CancelRequest, ClientCancelReject, CxlRejCode, ExecKind, ReplaceRequest, VenueCancel,
     VenueCancelReject, VenueExecution, VenueReplace,
 )
-from routing.router import SWEEP  # noqa: E402
 
 _n = iter(range(1, 10**6))
 

@@ -118,7 +118,7 @@ HOP_SECONDS = CoreHistogram(
     buckets=LATENCY_BUCKETS,
 )
 
-# (hop, in MsgType, out MsgType) -> bound child; gateway.process.engine maps (command, action) types onto these keys
+# (hop, in MsgType, out MsgType) -> bound child; gateway.process.sender maps (command, action) types onto these keys
 HOPS = {key: HOP_SECONDS.labels(*key) for key in (
     ("client_to_venue", "D", "D"), ("client_to_venue", "F", "F"), ("client_to_venue", "G", "G"),
     ("venue_to_client", "8", "8"), ("venue_to_client", "9", "9"),

@@ -14,7 +14,7 @@ the session thread runs its callbacks), the socket, quickfix's FileStore, and
 the GIL again after each of its two Python callbacks (``toApp`` and the
 journal's ``Log.onOutgoing``). With one thread the core's Python work waited
 behind every send; with the sender beside it, the next command is handled while
-the last one's messages go out.
+the last one's messages go out. The sender is its own object (sender.py).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.observability.logs import fields
-from gateway.state.log import SEND_BACKLOG_MAX
+from gateway.process.sender import Sender, action_ids
 from risk.engine import describe_decision
 from desk.core import Core
 from orders.model import (
@@ -46,9 +46,7 @@ from orders.model import (
     StatusRequest,
     Tick,
     VenueCancel,
-    VenueCancelReject,
     VenueDontKnow,
-    VenueExecution,
     VenueMassStatusRequest,
     VenueMessageRejected,
     VenueNewOrder,
@@ -61,26 +59,9 @@ from sessions.outbound import Outbound
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
 _REQUEST = object()
-# the sender's work items besides (action, command, message): marks kept in order with the sends
-_DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
-_CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
 _REF_MSG_TYPE = {NewOrder: "D", CancelRequest: "F", ReplaceRequest: "G", StatusRequest: "H", MassCancelRequest: "q"}
 _VENUE_ACTIONS = (VenueNewOrder, VenueCancel, VenueReplace, VenueDontKnow, VenueStatusRequest, VenueMassStatusRequest)
 _TICK = Tick()
-
-# (command type, action type) -> the hop histogram child a sent action is timed on
-_HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
-    (NewOrder, VenueNewOrder, ("client_to_venue", "D", "D")),
-    (CancelRequest, VenueCancel, ("client_to_venue", "F", "F")),
-    (ReplaceRequest, VenueReplace, ("client_to_venue", "G", "G")),
-    (VenueExecution, ClientExecReport, ("venue_to_client", "8", "8")),
-    (VenueCancelReject, ClientCancelReject, ("venue_to_client", "9", "9")),
-    (NewOrder, ClientExecReport, ("client_to_client", "D", "8")),
-    (CancelRequest, ClientExecReport, ("client_to_client", "F", "8")),
-    (CancelRequest, ClientCancelReject, ("client_to_client", "F", "9")),
-    (ReplaceRequest, ClientExecReport, ("client_to_client", "G", "8")),
-    (ReplaceRequest, ClientCancelReject, ("client_to_client", "G", "9")),
-)}
 
 
 class Engine:
@@ -91,21 +72,13 @@ class Engine:
         self._journal_event = journal_event  # (session, text) -> None: risk decisions go to the journal
         self.recorder = recorder  # gateway.recovery.Recorder: the state log, written before actions are sent
         self.state_log_failures = 0
+        self._errors = 0  # commands the core failed on, actions that could not be encoded
         self._deferred: dict[str, list] = {}  # venue -> (action, message) to send once it is logged on again
-        self._routed: dict[str, object] = {}  # venue -> its fixgw_routed_orders_total child
         self._decisions: dict[tuple[str, str], object] = {}  # (strategy, result) -> fixgw_routing_decisions_total
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._sends: queue.SimpleQueue = queue.SimpleQueue()  # to the sender thread, in the core's order
-        self._sender: threading.Thread | None = None
-        # The sender is never more than SEND_BACKLOG_MAX items behind when the core writes a record: after a
-        # crash, recovery looks that far back in the state log for messages that were decided and not sent.
-        self._put_count = 0  # items put for the sender (core thread only)
-        self._done_count = 0  # items the sender has finished (sender thread only)
-        self._core_waiting = False  # the core thread waits for the sender to catch up
-        self._caught_up = threading.Event()
+        self.sender = Sender(outbound)  # sends what the core thread decided, in its order
         self.handled = 0
-        self.errors = 0
         # The core's timer (desk/liveness.py: children a venue has not answered in time): a Tick every
         # TICK_S seconds, queued like any command so the core stays the only thread touching order state.
         self._ticker: threading.Thread | None = None
@@ -133,32 +106,22 @@ class Engine:
 
     def send_queue_depth(self) -> int:
         """Messages (and marks) the core has decided and the sender has not finished yet."""
-        return max(0, self._put_count - self._done_count)
+        return self.sender.depth()
 
-    def _put(self, item) -> None:
-        """Hand one item to the sender (core thread only)."""
-        self._put_count += 1
-        self._sends.put(item)
+    @property
+    def errors(self) -> int:
+        """Internal errors of both threads: the core's, encoding, sending."""
+        return self._errors + self.sender.errors
 
-    def _keep_sender_close(self) -> None:
-        """After a command's items were put: if the sender is more than SEND_BACKLOG_MAX behind, wait until
-        it has caught up half of that, so the next record is written with at most that many unsent."""
-        if self._put_count - self._done_count <= SEND_BACKLOG_MAX:
-            return
-        self._caught_up.clear()
-        self._core_waiting = True
-        try:
-            while self._put_count - self._done_count > SEND_BACKLOG_MAX // 2 and self._sender is not None:
-                self._caught_up.wait(0.05)
-                self._caught_up.clear()
-        finally:
-            self._core_waiting = False
+    @property
+    def _core_waiting(self) -> bool:
+        """Whether the core thread waits for the sender to catch up (tests/test_engine_sender.py watches it)."""
+        return self.sender.core_waiting
 
     TICK_S = 1.0
 
     def start(self) -> None:
-        self._sender = threading.Thread(target=self._send_loop, name="fixgw-sender", daemon=True)
-        self._sender.start()
+        self.sender.start()
         self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
         self._thread.start()
         self._ticking.clear()
@@ -172,7 +135,7 @@ class Engine:
     @property
     def sender_thread_id(self) -> int | None:
         """The identifier (``threading.get_ident()``) of the thread that sends the gateway's messages."""
-        return self._sender.ident if self._sender is not None else None
+        return self.sender.thread_id
 
     def stop(self, timeout: float = 5.0) -> None:
         """Handle what was submitted before, send what that decided, stop both threads."""
@@ -185,9 +148,7 @@ class Engine:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
-        self._sends.put(_STOP)
-        self._sender.join(timeout)
-        self._sender = None
+        self.sender.stop(timeout)
 
     # Every this many commands the core thread moves what survived so far (the open orders above all) out of
     # the cyclic garbage collector's reach (``gc.freeze()``, O(1)). Otherwise each automatic full collection
@@ -210,17 +171,17 @@ class Engine:
                 return
             if type(item) is tuple and item[0] is _REQUEST:
                 _, command, fut = item
-                self._put((_DONE, fut, self._handle(command), None))  # answered once its actions are sent
+                self.sender.answer(fut, self._handle(command))  # answered once its actions are sent
                 continue
             if type(item) is tuple:
                 fn, fut = item
                 try:
-                    done = (_DONE, fut, fn(self.core), None)
+                    result, failure = fn(self.core), None
                 except BaseException as exc:  # noqa: BLE001
-                    done = (_DONE, fut, None, exc)
+                    result, failure = None, exc
                 if self.recorder is not None:
                     self._record(None, None)
-                self._put(done)  # answered once the messages decided before it have been sent too
+                self.sender.answer(fut, result, failure)  # once the messages decided before it have been sent too
                 continue
             self._handle(item)
 
@@ -239,7 +200,7 @@ class Engine:
                 if role == "venue" and not self._venue_up(venue):
                     self._deferred.setdefault(venue, []).append((action, message))
                 else:
-                    self._put((action, None, message))
+                    self.sender.put((action, None, message))
         self._queue.put((run, Future()))
 
     def _venue_up(self, name: str) -> bool:
@@ -267,7 +228,7 @@ class Engine:
         try:
             outcome = self.core.handle(command)
         except Exception as exc:  # noqa: BLE001 - a bug in the core must not stop the engine
-            self.errors += 1
+            self._errors += 1
             metrics.INTERNAL_ERRORS.labels("core").inc()
             log.exception("core failed on %r", command, extra=_command_ids(command))
             self._answer_failure(command, exc)
@@ -315,7 +276,7 @@ class Engine:
             self._record(command, outcome, [m for m in messages if type(m) is tuple])
             if type(command) is SessionStatus and command.up:
                 recorder.session_up(command.role, command.name)
-        put = self._put
+        put = self.sender.put
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
             # first what was decided before (and held while the venue was down), then what its logon decided:
             # the logon's status requests (desk/liveness.py) must take higher MsgSeqNums than the orders
@@ -330,38 +291,11 @@ class Engine:
                 put((action, command, message))
         if failed:
             self._not_encoded(command, failed)
-        self._keep_sender_close()
+        self.sender.keep_close()
         recv_ns = getattr(command, "recv_ns", 0)
         if recv_ns:
             metrics.CORE_HANDLE_SECONDS.observe((time.perf_counter_ns() - recv_ns) / 1e9)
         return outcome
-
-    def _send_loop(self) -> None:
-        """The sender thread: perform the core's actions, and its marks, in the order they were put."""
-        get = self._sends.get
-        send = self._send
-        while True:
-            item = get()
-            if item is _STOP:
-                return
-            kind = item[0]
-            try:
-                if kind is _DONE:
-                    if item[3] is None:
-                        item[1].set_result(item[2])
-                    else:
-                        item[1].set_exception(item[3])
-                elif kind is _CALL:
-                    item[1]()
-                else:
-                    send(*item)  # (catches and logs what the sessions raise)
-            except Exception:  # noqa: BLE001 - a bug: the sender must keep sending what follows
-                self.errors += 1
-                metrics.INTERNAL_ERRORS.labels("outbound").inc()
-                log.exception("sender failed on %r", item)
-            self._done_count += 1
-            if self._core_waiting and self._put_count - self._done_count <= SEND_BACKLOG_MAX // 2:
-                self._caught_up.set()
 
     def _encode(self, action):
         """The action's message as (role, session name, text); None for an action that is no message of
@@ -369,42 +303,10 @@ class Engine:
         try:
             return self.outbound.encode(action)
         except Exception as exc:  # noqa: BLE001
-            self.errors += 1
+            self._errors += 1
             metrics.INTERNAL_ERRORS.labels("encode").inc()
-            log.exception("could not encode %r; not sent", action, extra=_action_ids(action))
+            log.exception("could not encode %r; not sent", action, extra=action_ids(action))
             return _NotEncoded(exc)
-
-    def _send(self, action, command, message=None) -> None:
-        """Send one action's message (or perform the action), on the sender thread; time its hop from the
-        command's arrival; log rejects with their IDs."""
-        try:
-            if message is None:
-                self.outbound.perform(action)
-            else:
-                self.outbound.send(message)
-        except Exception:  # noqa: BLE001
-            self.errors += 1
-            metrics.INTERNAL_ERRORS.labels("outbound").inc()
-            log.exception("could not send %r", action, extra=_action_ids(action))
-            return
-        recv_ns = getattr(command, "recv_ns", 0)
-        if recv_ns:
-            hop = _HOP.get((type(command), type(action)))
-            if hop is not None:
-                hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
-        kind = type(action)
-        if kind is VenueStatusRequest or kind is VenueMassStatusRequest:
-            metrics.VENUE_STATUS_REQUESTS.labels(action.venue).inc()
-        elif kind is VenueNewOrder:
-            routed = self._routed.get(action.venue)
-            if routed is None:
-                routed = self._routed[action.venue] = metrics.ROUTED_ORDERS.labels(action.venue)
-            routed.inc()
-        elif kind is ClientExecReport and action.kind is ExecKind.REJECTED:
-            log.info("order rejected: %s", action.text, extra=_action_ids(action))
-        elif kind is ClientCancelReject:
-            log.info("%s rejected: %s", "replace" if action.response_to is CxlRejResponseTo.REPLACE else "cancel", action.text,
-                     extra=_action_ids(action))
 
     def _answer_failure(self, command, exc: Exception) -> None:
         """Tell the client its message was not acted on, so it never waits for an answer forever."""
@@ -448,7 +350,7 @@ class Engine:
             except Exception:  # noqa: BLE001
                 metrics.INTERNAL_ERRORS.labels("outbound").inc()
                 log.exception("could not send BusinessMessageReject to %s for %s", session, ref_id)
-        self._put((_CALL, reject))
+        self.sender.call(reject)
 
 
 class _NotEncoded:
@@ -488,9 +390,3 @@ def _ref_of(command, action) -> tuple[str, int]:
 def _command_ids(command) -> dict:
     return fields(session=getattr(command, "session", None) or getattr(command, "venue", None),
                   cl_ord_id=getattr(command, "cl_ord_id", None))
-
-
-def _action_ids(action) -> dict:
-    return fields(session=getattr(action, "session", None), venue=getattr(action, "venue", None),
-                  cl_ord_id=getattr(action, "cl_ord_id", None), orig_cl_ord_id=getattr(action, "orig_cl_ord_id", None),
-                  order_id=getattr(action, "order_id", None))

@@ -1,0 +1,182 @@
+"""The sender thread: sends the messages the core thread decided (``sendToTarget``) and answers its marks, in the
+order they were handed over, and keeps the core from running more than SEND_BACKLOG_MAX items ahead."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+from gateway.observability import metrics
+from gateway.observability.logs import fields
+from gateway.state.log import SEND_BACKLOG_MAX
+from orders.model import (
+    CancelRequest,
+    ClientCancelReject,
+    ClientExecReport,
+    CxlRejResponseTo,
+    ExecKind,
+    NewOrder,
+    ReplaceRequest,
+    VenueCancel,
+    VenueCancelReject,
+    VenueExecution,
+    VenueMassStatusRequest,
+    VenueNewOrder,
+    VenueReplace,
+    VenueStatusRequest,
+)
+from sessions.outbound import Outbound
+
+log = logging.getLogger("fixgw.engine")
+_STOP = object()
+# the work items besides (action, command, message): marks kept in order with the sends
+_DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
+_CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
+
+# (command type, action type) -> the hop histogram child a sent action is timed on
+_HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
+    (NewOrder, VenueNewOrder, ("client_to_venue", "D", "D")),
+    (CancelRequest, VenueCancel, ("client_to_venue", "F", "F")),
+    (ReplaceRequest, VenueReplace, ("client_to_venue", "G", "G")),
+    (VenueExecution, ClientExecReport, ("venue_to_client", "8", "8")),
+    (VenueCancelReject, ClientCancelReject, ("venue_to_client", "9", "9")),
+    (NewOrder, ClientExecReport, ("client_to_client", "D", "8")),
+    (CancelRequest, ClientExecReport, ("client_to_client", "F", "8")),
+    (CancelRequest, ClientCancelReject, ("client_to_client", "F", "9")),
+    (ReplaceRequest, ClientExecReport, ("client_to_client", "G", "8")),
+    (ReplaceRequest, ClientCancelReject, ("client_to_client", "G", "9")),
+)}
+
+
+class Sender:
+    """One thread, one FIFO: the core thread ``put``s (action, command, message) items and marks; this thread
+    performs them in that order. The core thread is the only one to put, this thread the only one to take."""
+
+    def __init__(self, outbound: Outbound):
+        self.outbound = outbound
+        self.errors = 0  # items the sender failed on (its own count; the engine adds the core thread's)
+        self._routed: dict[str, object] = {}  # venue -> its fixgw_routed_orders_total child
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # The sender is never more than SEND_BACKLOG_MAX items behind when the core writes a record: after a
+        # crash, recovery looks that far back in the state log for messages that were decided and not sent.
+        self._put_count = 0  # items put (core thread only)
+        self._done_count = 0  # items finished (sender thread only)
+        self.core_waiting = False  # the core thread waits for the sender to catch up
+        self._caught_up = threading.Event()
+
+    # ------------------------------------------------------------------ the core thread's side
+    def put(self, item) -> None:
+        """Hand one (action, command, message) item to the sender."""
+        self._put_count += 1
+        self._queue.put(item)
+
+    def answer(self, fut: Future, result, exc: BaseException | None = None) -> None:
+        """Answer ``fut`` once everything put before has been sent."""
+        self.put((_DONE, fut, result, exc))
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the sender thread, after everything put before."""
+        self.put((_CALL, fn))
+
+    def depth(self) -> int:
+        """Messages (and marks) the core has decided and the sender has not finished yet."""
+        return max(0, self._put_count - self._done_count)
+
+    def keep_close(self) -> None:
+        """After a command's items were put: if the sender is more than SEND_BACKLOG_MAX behind, wait until
+        it has caught up half of that, so the next record is written with at most that many unsent."""
+        if self._put_count - self._done_count <= SEND_BACKLOG_MAX:
+            return
+        self._caught_up.clear()
+        self.core_waiting = True
+        try:
+            while self._put_count - self._done_count > SEND_BACKLOG_MAX // 2 and self._thread is not None:
+                self._caught_up.wait(0.05)
+                self._caught_up.clear()
+        finally:
+            self.core_waiting = False
+
+    # ------------------------------------------------------------------ the thread
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="fixgw-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Send what was put before, then end the thread (once the core thread puts no more)."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def thread_id(self) -> int | None:
+        return self._thread.ident if self._thread is not None else None
+
+    def _loop(self) -> None:
+        """Perform the core's actions, and its marks, in the order they were put."""
+        get = self._queue.get
+        send = self._send
+        while True:
+            item = get()
+            if item is _STOP:
+                return
+            kind = item[0]
+            try:
+                if kind is _DONE:
+                    if item[3] is None:
+                        item[1].set_result(item[2])
+                    else:
+                        item[1].set_exception(item[3])
+                elif kind is _CALL:
+                    item[1]()
+                else:
+                    send(*item)  # (catches and logs what the sessions raise)
+            except Exception:  # noqa: BLE001 - a bug: the sender must keep sending what follows
+                self.errors += 1
+                metrics.INTERNAL_ERRORS.labels("outbound").inc()
+                log.exception("sender failed on %r", item)
+            self._done_count += 1
+            if self.core_waiting and self._put_count - self._done_count <= SEND_BACKLOG_MAX // 2:
+                self._caught_up.set()
+
+    def _send(self, action, command, message=None) -> None:
+        """Send one action's message (or perform the action); time its hop from the command's arrival; log
+        rejects with their IDs."""
+        try:
+            if message is None:
+                self.outbound.perform(action)
+            else:
+                self.outbound.send(message)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            metrics.INTERNAL_ERRORS.labels("outbound").inc()
+            log.exception("could not send %r", action, extra=action_ids(action))
+            return
+        recv_ns = getattr(command, "recv_ns", 0)
+        if recv_ns:
+            hop = _HOP.get((type(command), type(action)))
+            if hop is not None:
+                hop.observe((time.perf_counter_ns() - recv_ns) / 1e9)
+        kind = type(action)
+        if kind is VenueStatusRequest or kind is VenueMassStatusRequest:
+            metrics.VENUE_STATUS_REQUESTS.labels(action.venue).inc()
+        elif kind is VenueNewOrder:
+            routed = self._routed.get(action.venue)
+            if routed is None:
+                routed = self._routed[action.venue] = metrics.ROUTED_ORDERS.labels(action.venue)
+            routed.inc()
+        elif kind is ClientExecReport and action.kind is ExecKind.REJECTED:
+            log.info("order rejected: %s", action.text, extra=action_ids(action))
+        elif kind is ClientCancelReject:
+            log.info("%s rejected: %s", "replace" if action.response_to is CxlRejResponseTo.REPLACE else "cancel", action.text,
+                     extra=action_ids(action))
+
+
+def action_ids(action) -> dict:
+    """An action's IDs as log fields."""
+    return fields(session=getattr(action, "session", None), venue=getattr(action, "venue", None),
+                  cl_ord_id=getattr(action, "cl_ord_id", None), orig_cl_ord_id=getattr(action, "orig_cl_ord_id", None),
+                  order_id=getattr(action, "order_id", None))

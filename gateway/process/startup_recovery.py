@@ -1,0 +1,121 @@
+"""Recovery at start-up: the order state from the state log, and what a crash left undone (messages quickfix received
+that the core never processed, messages the core decided that never reached quickfix)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from gateway.config import ConfigError
+from gateway.journal.queries import inbound_after, session_rejected
+from gateway.journal.writer import JournalWriter
+from gateway.state import recovery
+from gateway.state.log import State, StateLog, StateLogError
+from desk.core import Core
+from sessions import filestore
+from sessions.codec.decode import IntakeLimits
+from sessions.fixsettings import SessionID
+from sessions.gateway_app import replay_command
+
+log = logging.getLogger("fixgw.gateway")
+
+
+@dataclass
+class UndoneWork:
+    """What an unclean stop left undone (nothing after a clean stop)."""
+
+    received: list[tuple[str, object]] = field(default_factory=list)  # (role, command), never processed, in order
+    unsent: list = field(default_factory=list)  # messages the core decided that quickfix never stored, in order
+    awaiting_venue: frozenset[str] = frozenset()  # child ClOrdIDs a venue may ask us to re-send
+
+    def received_from(self, role: str) -> list:
+        return [command for r, command in self.received if r == role]
+
+
+class StartupRecovery:
+    """Reads the state log, the sessions' FileStores and the journal, before any session runs; then tells the
+    engine's recorder each session's store epoch (its FileStore's creation time) for as long as the gateway runs."""
+
+    def __init__(self, statelog: StateLog, core: Core, journal: JournalWriter, store_dir: Path,
+                 origins: Callable[[], dict[str, SessionID]], limits: IntakeLimits):
+        self.statelog = statelog
+        self.core = core
+        self.journal = journal
+        self._store = store_dir
+        self._origins = origins  # "client:NAME" / "venue:NAME" -> SessionID, the sessions served now
+        self._limits = limits  # what a client's order may carry at all, as its session thread checks it
+
+    def load_state(self) -> State:
+        """The order state from the state log, given to the core. Before any engine runs."""
+        try:
+            state = self.statelog.recover()
+        except StateLogError as exc:
+            raise ConfigError(str(exc)) from None
+        pruned = state.prune(recovery.start_of_day_utc())
+        recovery.restore_core(self.core, state)
+        n_open = sum(1 for o in state.orders.values() if o.is_open)
+        log.info("order state: %d open order(s), %d finished today; %d older finished order(s) forgotten; "
+                 "%d order(s) refused today kept", n_open, len(state.orders) - n_open, pruned, len(state.rejected))
+        if not state.clean:
+            log.warning("the last stop was not clean (%d state record(s) after the snapshot%s): recovering",
+                        state.records, ", the last one torn" if state.torn else "")
+        return state
+
+    def undone(self, state: State) -> UndoneWork:
+        """What the last run left undone, if it did not stop cleanly (the journal must have imported its spool)."""
+        if state.clean:
+            return UndoneWork()
+        return UndoneWork(
+            received=self._unprocessed_commands(state),
+            unsent=recovery.unsent(recovery.decided_in_epoch(state.pending, self.store_epoch), self._stored_tail),
+            awaiting_venue=frozenset(recovery.awaiting_venue(state)))
+
+    def open_state_log(self, state: State) -> recovery.Recorder:
+        """The state log opened for this run, from the recovered state; the engine's recorder of every change."""
+        self.statelog.open(state)
+        return recovery.Recorder(self.statelog, self.core, state, self.store_epoch)
+
+    def _store_dir(self, origin: str) -> Path:
+        return self._store / ("clients" if origin.startswith("client:") else "venues")
+
+    def store_epoch(self, origin: str) -> float | None:
+        sid = self._origins().get(origin)
+        info = filestore.read_info(self._store_dir(origin), sid) if sid is not None else None
+        return info.created if info is not None else None
+
+    def _unprocessed_commands(self, state: State) -> list[tuple[str, object]]:
+        """Inbound messages quickfix accepted and the core never acted on (after an unclean stop), decoded."""
+        url = self.journal.database_url
+        found = []
+        for origin, sid in self._origins().items():
+            info = filestore.read_info(self._store_dir(origin), sid)
+            if info is None:
+                continue
+            epoch = info.created
+            wm = state.watermarks.get(origin)
+            after = wm[0] if wm is not None and wm[1] >= epoch else 0
+            since_us = int(epoch * 1_000_000)
+            text = sid.toString()
+            rows = recovery.unprocessed(inbound_after(url, text, since_us, after),
+                                        session_rejected(url, text, since_us))
+            role, name = origin.split(":", 1)
+            for row_id, seq, raw in rows:
+                command = replay_command(role, name, raw, self._limits)
+                if command is not None:
+                    found.append((row_id, role, command))
+            if rows:
+                text = (f"recovery: {len(rows)} message(s) received before the crash (MsgSeqNum {rows[0][1]}-"
+                        f"{rows[-1][1]}) had not been processed; processing them now")
+                self.journal.event(sid.toString(), text)
+                log.warning("%s: %s", origin, text)
+        found.sort(key=lambda item: item[0])
+        return [(role, command) for _, role, command in found]
+
+    def _stored_tail(self, name: str, n: int) -> list[str]:
+        origins = self._origins()
+        origin = f"client:{name}" if f"client:{name}" in origins else f"venue:{name}"
+        sid = origins.get(origin)
+        if sid is None:
+            return []
+        return [raw for _, raw in filestore.sent_messages(self._store_dir(origin), sid, tail=n)]
