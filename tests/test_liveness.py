@@ -58,7 +58,7 @@ def reports(out) -> list[ClientExecReport]:
     return [a for a in out.actions if isinstance(a, ClientExecReport)]
 
 
-def placed(core: DeskState, clock: Clock, cl="A1"):
+def placed(core: Core, clock: Clock, cl="A1"):
     out = core.handle(new_order(cl))
     child = next(a for a in out.actions if isinstance(a, VenueNewOrder))
     return core.order_for_client("C1", cl), child.cl_ord_id

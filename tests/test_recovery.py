@@ -69,11 +69,11 @@ def make_core(prefix="T", smart=False) -> Core:
     return core
 
 
-def frozen(core: DeskState) -> dict:
+def frozen(core: Core) -> dict:
     return {oid: copy.deepcopy(o) for oid, o in core.orders.items()}  # (routing decisions included)
 
 
-def risk_view(core: DeskState) -> dict:
+def risk_view(core: Core) -> dict:
     rs = core.risk_state
     return {"exposures": rs.exposures, "totals": {a: t for a, t in rs.account_totals.items() if not t.is_zero()},
             "gross": {a: v for a, v in rs.account_gross.items() if v},
@@ -92,7 +92,7 @@ def venue_report(order, kind, child=None, last_qty=D(0), last_px=D(0), orig=None
                           last_px=last_px, cum_qty=D(0), leaves_qty=D(0))
 
 
-def draw_books(data, core: DeskState) -> list[MarketData]:
+def draw_books(data, core: Core) -> list[MarketData]:
     """Snapshots of a symbol at every venue trading it (so that sweeps find several), or of one venue's."""
     symbol = data.draw(st.sampled_from(["AAPL", "MSFT", "IBM"]))
     venues = [v for v in sorted(core.venues) if symbol in core.venues[v].symbols]
@@ -110,7 +110,7 @@ def draw_book(data, venue: str, symbol: str) -> MarketData:
     return MarketData(venue=venue, req_id="R", symbol=symbol, entries=entries, snapshot=True)
 
 
-def draw_command(data, core: DeskState, cl_ids):
+def draw_command(data, core: Core, cl_ids):
     orders = list(core.orders.values())
     kinds = ["new", "new", "cancel", "replace", "ack", "fill", "partial", "venue_cancel", "reject", "replaced",
              "cxl_reject", "kill", "venue_down", "venue_up"]
@@ -169,7 +169,7 @@ def draw_command(data, core: DeskState, cl_ids):
                              response_to=CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL)
 
 
-def check_invariants(core: DeskState, cmd) -> None:
+def check_invariants(core: Core, cmd) -> None:
     """No overfill, fills add up, no order left open with nothing working for it."""
     for o in core.orders.values():
         limit = max(o.qty, o.pending_replace.qty if o.pending_replace else D(0))
@@ -232,7 +232,7 @@ def recovery_record(core, cmd, outcome, open_orders):
 
 
 # --------------------------------------------------------------------------- the state log on disk
-def run_flow(core: DeskState, log: StateLog) -> None:
+def run_flow(core: Core, log: StateLog) -> None:
     rec = recovery.Recorder(log, core, State())
     cmds = [
         NewOrder(session="C1", cl_ord_id="A1", symbol="AAPL", side=Side.BUY, qty=D(100), ord_type=OrdType.LIMIT,
