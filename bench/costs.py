@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from risk.engine import RiskEngine  # noqa: E402
 from risk.rules import load_rules  # noqa: E402
 from risk.state import RiskState  # noqa: E402
-from orders.model import NewOrder, OrdType, Side  # noqa: E402
+from orders.commands import NewOrder  # noqa: E402
+from orders.model import OrdType, Side
 
 
 def rules_text() -> str:

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.process.engine import Engine  # noqa: E402
 from desk.core import Core  # noqa: E402
 from desk.options import ClientOptions  # noqa: E402
-from orders.model import NewOrder, OrdType, SessionStatus, Side  # noqa: E402
+from orders.commands import NewOrder, SessionStatus  # noqa: E402
+from orders.model import OrdType, Side
 from routing.router import Venue  # noqa: E402
 
 

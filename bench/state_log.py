@@ -22,7 +22,8 @@ from gateway.state import recovery
 from gateway.state.log import State, StateLog
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
+from orders.commands import NewOrder, SessionStatus, VenueExecution
+from orders.model import ExecKind, OrdStatus, OrdType, Side
 from routing.router import Venue
 from sessions.fixsettings import session_id
 from sessions.outbound import Outbound

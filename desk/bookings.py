@@ -10,16 +10,9 @@ from desk.common import exec_report, order_fields
 from desk.lifecycle import confirm_replace, progress
 from desk.risk_checks import risk_settle
 from desk.watch import heard
-from orders.model import (
-    ClientCancelReject,
-    CxlRejResponseTo,
-    ExecKind,
-    Note,
-    OrdStatus,
-    Outcome,
-    VenueCancelReject,
-    VenueExecution,
-)
+from orders.actions import ClientCancelReject, Note, Outcome
+from orders.commands import VenueCancelReject, VenueExecution
+from orders.model import CxlRejResponseTo, ExecKind, OrdStatus
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:

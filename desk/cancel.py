@@ -17,21 +17,9 @@ from desk.lifecycle import progress
 from desk.risk_checks import risk_message
 from desk.watch import expect
 from orders.lifecycle import END_OF_DAY, ParentLifecycle
-from orders.model import (
-    CancelRequest,
-    ClientMassCancelReport,
-    CxlRejCode,
-    CxlRejResponseTo,
-    EndOfDay,
-    ExecKind,
-    MassCancelRequest,
-    MassCancelScope,
-    Note,
-    OrdStatus,
-    Outcome,
-    TimeInForce,
-    VenueCancel,
-)
+from orders.actions import ClientMassCancelReport, Note, Outcome, VenueCancel
+from orders.commands import CancelRequest, EndOfDay, MassCancelRequest
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, MassCancelScope, OrdStatus, TimeInForce
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:

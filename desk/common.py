@@ -4,18 +4,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    Note,
-    OrdStatus,
-    Outcome,
-    RejectCode,
-    TimeInForce,
-)
+from orders.actions import ClientCancelReject, ClientExecReport, Note, Outcome
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, RejectCode, TimeInForce
 from desk.options import ClientOptions
 from orders.states import Child, Order
 

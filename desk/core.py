@@ -36,34 +36,13 @@ from desk.venue_reports import handle_child_not_sent, handle_venue_execution, ha
 from desk.state import DeskState
 from desk.watch import rewatch
 from orders.states import Order
-from orders.model import (
-    CancelRequest,
-    ChildNotSent,
-    ClientCancelReject,
-    ClientExecReport,
-    EndOfDay,
-    KillSwitch,
-    MarketData,
-    MarketDataReject,
-    MassCancelRequest,
-    NewOrder,
-    OperatorCancel,
-    OperatorClose,
-    OperatorReconcile,
-    Outcome,
-    ReloadRisk,
-    ReplaceRequest,
-    RiskDayRoll,
-    SessionStatus,
-    StatusRequest,
-    Tick,
-    VenueCancel,
-    VenueCancelReject,
-    VenueExecution,
-    VenueMessageRejected,
-    VenueNewOrder,
-    VenueReplace,
-    VenueStatusRequest,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, Outcome, VenueCancel, VenueNewOrder, VenueReplace, VenueStatusRequest,
+)
+from orders.commands import (
+    CancelRequest, ChildNotSent, EndOfDay, KillSwitch, MarketData, MarketDataReject, MassCancelRequest, NewOrder,
+    OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk, ReplaceRequest, RiskDayRoll, SessionStatus,
+    StatusRequest, Tick, VenueCancelReject, VenueExecution, VenueMessageRejected,
 )
 from routing.router import StrategySpec
 

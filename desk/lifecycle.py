@@ -7,14 +7,8 @@ from typing import TYPE_CHECKING
 from desk.common import exec_report, order_fields
 from desk.placing import route_more
 from desk.risk_checks import as_new_order, risk_settle
-from orders.model import (
-    ClientCancelReject,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    Note,
-    Outcome,
-)
+from orders.actions import ClientCancelReject, Note, Outcome
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind
 from orders.lifecycle import ChildLifecycle, ParentLifecycle, Step
 from orders.states import Child, Event, Order
 from routing.router import DIRECT

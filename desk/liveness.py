@@ -40,18 +40,9 @@ from desk.common import child_fields, exec_report
 from desk.lifecycle import child_done, confirm_replace, progress
 from desk.risk_checks import risk_settle
 from desk.watch import ask_status, doubt, heard
-from orders.model import (
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    Note,
-    OrdStatus,
-    Outcome,
-    Tick,
-    VenueCancelReject,
-    VenueExecution,
-    VenueMassStatusRequest,
-)
+from orders.actions import Note, Outcome, VenueMassStatusRequest
+from orders.commands import Tick, VenueCancelReject, VenueExecution
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus
 from orders.states import Child, Event, Order, TransitionRefused
 
 if TYPE_CHECKING:

@@ -8,7 +8,10 @@ from desk.common import account_problem, exec_report, refuse_account
 from desk.lifecycle import progress
 from desk.placing import decide, place, strategy_for, unrouted_note
 from desk.risk_checks import risk_check, risk_roll
-from orders.model import ExecKind, NewOrder, OrdStatus, Outcome, RejectCode, RejectedOrder
+from orders.actions import Outcome
+from orders.commands import NewOrder
+from orders.model import ExecKind, OrdStatus, RejectCode
+from orders.records import RejectedOrder
 from desk.options import ClientOptions
 from orders.states import Event, Order
 from routing.router import DIRECT, parse_strategy

@@ -7,17 +7,9 @@ from desk.cancel import cancel_all, send_cancel
 from desk.common import child_fields, exec_report, up
 from desk.risk_checks import risk_settle
 from desk.watch import ask_status
-from orders.model import (
-    ExecKind,
-    KillSwitch,
-    Note,
-    OperatorCancel,
-    OperatorClose,
-    OperatorReconcile,
-    OrdStatus,
-    Outcome,
-    ReloadRisk,
-)
+from orders.actions import Note, Outcome
+from orders.commands import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
+from orders.model import ExecKind, OrdStatus
 from orders.states import Order
 
 if TYPE_CHECKING:

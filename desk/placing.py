@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 
 from desk.common import ZERO, order_fields
 from desk.watch import expect
-from orders.model import NewOrder, Note, OrdType, Outcome, QuoteSeen, RouteDecision, VenueNewOrder, with_split
+from orders.actions import Note, Outcome, VenueNewOrder
+from orders.commands import NewOrder
+from orders.model import OrdType
+from orders.records import QuoteSeen, RouteDecision, with_split
 from orders.states import Child, Event, Order
 from routing.router import DIRECT, Candidate, Leg, Route, StrategySpec, direct, parse_strategy, route
 

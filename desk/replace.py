@@ -10,7 +10,9 @@ from desk.lifecycle import progress
 from desk.risk_checks import as_new_order, risk_check, risk_roll
 from desk.watch import expect
 from orders.lifecycle import ParentLifecycle
-from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, Outcome, ReplaceRequest, VenueReplace
+from orders.actions import Outcome, VenueReplace
+from orders.commands import ReplaceRequest
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind
 from orders.states import ChildReplace, Event, Order, PendingReplace, TransitionRefused
 from orders.validation import order_shape_problem
 

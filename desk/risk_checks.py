@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from orders.model import LogoutClient, NewOrder, Note, Outcome, RejectCode, ReplaceRequest, RiskDayRoll
+from orders.actions import LogoutClient, Note, Outcome
+from orders.commands import NewOrder, ReplaceRequest, RiskDayRoll
+from orders.model import RejectCode
 from orders.states import Order
 
 if TYPE_CHECKING:

@@ -7,16 +7,9 @@ from desk.cancel import cancel_all
 from desk.common import open_orders_of
 from desk.lifecycle import child_done
 from desk.liveness import reconcile_venue
-from orders.model import (
-    MarketData,
-    MarketDataReject,
-    Note,
-    OrdStatus,
-    Outcome,
-    SessionStatus,
-    TimeInForce,
-    VenueMarketDataRequest,
-)
+from orders.actions import Note, Outcome, VenueMarketDataRequest
+from orders.commands import MarketData, MarketDataReject, SessionStatus
+from orders.model import OrdStatus, TimeInForce
 from desk.options import ClientOptions
 from orders.states import Event
 from routing.router import Venue

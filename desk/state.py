@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from desk.options import ClientOptions
-from orders.model import Outcome, RejectedOrder
+from orders.actions import Outcome
+from orders.records import RejectedOrder
 from orders.states import Child, Order
 from risk.engine import RiskEngine
 from risk.state import RiskState

@@ -5,17 +5,9 @@ from typing import TYPE_CHECKING
 
 from desk.common import ZERO, exec_report
 from desk.risk_checks import risk_message
-from orders.model import (
-    ClientExecReport,
-    ExecKind,
-    OrdStatus,
-    OrdType,
-    Outcome,
-    RejectCode,
-    Side,
-    StatusRequest,
-    TimeInForce,
-)
+from orders.actions import ClientExecReport, Outcome
+from orders.commands import StatusRequest
+from orders.model import ExecKind, OrdStatus, OrdType, RejectCode, Side, TimeInForce
 
 if TYPE_CHECKING:
     from desk.state import DeskState

@@ -8,19 +8,9 @@ from desk.bookings import handle_venue_cancel_reject, venue_fill, venue_replaced
 from desk.common import child_fields, exec_report, order_fields
 from desk.lifecycle import child_done
 from desk.watch import doubt, heard
-from orders.model import (
-    ChildNotSent,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    Note,
-    OrdStatus,
-    Outcome,
-    VenueCancelReject,
-    VenueDontKnow,
-    VenueExecution,
-    VenueMessageRejected,
-)
+from orders.actions import Note, Outcome, VenueDontKnow
+from orders.commands import ChildNotSent, VenueCancelReject, VenueExecution, VenueMessageRejected
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus
 from orders.states import Event, TransitionRefused
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from desk.common import child_fields
-from orders.model import Note, Outcome, VenueStatusRequest
+from orders.actions import Note, Outcome, VenueStatusRequest
 from orders.states import Child, Order
 
 if TYPE_CHECKING:

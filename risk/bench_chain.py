@@ -12,7 +12,8 @@ from decimal import Decimal
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from risk.state import RiskState
-from orders.model import NewOrder, OrdType, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, Side
 
 RULES = """
 chain = ["kill_switch", "throttle", "restricted_symbols", "market_orders", "trading_hours", "max_order_qty",

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
-from orders.model import NewOrder, OrdType, RejectCode, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, RejectCode, Side
 from risk.rules import CHECK_NAMES, EffectiveLimits, Resolved
 from risk.state import ZERO, RiskState, duplicate_key
 

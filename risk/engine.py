@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from orders.model import NewOrder
+from orders.commands import NewOrder
 from risk.checks import CHECKS, CHECKS_UNCOUNTED, Reject, order_price, throttle_reject, throttle_window
 from risk.days import MIDNIGHT, day_begins, next_boundary, trading_day
 from risk.rules import EffectiveLimits, RulesFile, resolve_limits

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from orders.model import NewOrder, PlainForm, Side
+from orders.commands import NewOrder
+from orders.model import PlainForm, Side
 
 ZERO = Decimal(0)
 KILL_SCOPES = ("global", "session", "account", "symbol")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from orders.model import MarketData, MDUpdateAction, Side
+from orders.commands import MarketData
+from orders.model import MDUpdateAction, Side
 
 ZERO = Decimal(0)
 Level = tuple[Decimal, Decimal]  # (price, size)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from orders.model import VenueMarketDataRequest
+from orders.actions import VenueMarketDataRequest
 from sessions.codec import encode
 from sessions.codec.tagvalue import fmt, utc_timestamp
 from sessions.fixsettings import build_settings, graceful_stop, session_id

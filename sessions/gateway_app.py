@@ -21,7 +21,7 @@ from typing import Callable
 import quickfix as fix
 
 from fixspecs.redact import redact
-from orders.model import SessionStatus
+from orders.commands import SessionStatus
 from sessions.codec import decode, encode, tagvalue
 
 log = logging.getLogger("fixgw.sessions")

@@ -12,18 +12,9 @@ from typing import Callable
 
 import quickfix as fix
 
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    ClientMassCancelReport,
-    LogoutClient,
-    VenueCancel,
-    VenueDontKnow,
-    VenueMarketDataRequest,
-    VenueNewOrder,
-    VenueMassStatusRequest,
-    VenueReplace,
-    VenueStatusRequest,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, ClientMassCancelReport, LogoutClient, VenueCancel, VenueDontKnow,
+    VenueMarketDataRequest, VenueNewOrder, VenueMassStatusRequest, VenueReplace, VenueStatusRequest,
 )
 from sessions.codec import encode
 from sessions.fixsettings import app_version

@@ -26,7 +26,8 @@ from typing import Callable
 
 import quickfix as fix
 
-from orders.model import ClientExecReport, Side
+from orders.actions import ClientExecReport
+from orders.model import Side
 from sessions.codec import decode, encode, tagvalue
 from sessions.venue_outbox import Outbox, Outgoing
 from venuesim import misbehave

@@ -8,7 +8,7 @@ import threading
 
 import quickfix as fix
 
-from orders.model import ClientCancelReject, ClientExecReport
+from orders.actions import ClientCancelReject, ClientExecReport
 from sessions.codec import encode
 
 log = logging.getLogger("fixgw.venuesim")

@@ -115,7 +115,8 @@ def test_an_unknown_state_time_or_name_is_refused_naming_what_is_valid(env):
 
 def test_an_order_every_venue_rejected_is_listed_with_the_text_the_client_got():
     from gateway.admin.api import _order_row
-    from orders.model import ClientExecReport, ExecKind, OrdStatus
+    from orders.actions import ClientExecReport
+    from orders.model import ExecKind, OrdStatus
     from tests.test_core import make_core, only, order, venue_exec
 
     core = make_core()

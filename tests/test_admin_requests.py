@@ -8,7 +8,7 @@ import pytest
 
 from gateway.admin.api import admin_token
 from gateway.journal.queries import iter_events
-from orders.model import KillSwitch
+from orders.commands import KillSwitch
 from tests.fix_fixtures import start_stack
 
 

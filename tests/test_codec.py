@@ -6,10 +6,8 @@ from decimal import Decimal as D
 import pytest
 import quickfix as fix
 
-from orders.model import (
-    ClientCancelReject, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode,
-    Side, TimeInForce, VenueCancel, VenueDontKnow, VenueNewOrder,
-)
+from orders.actions import ClientCancelReject, ClientExecReport, VenueCancel, VenueDontKnow, VenueNewOrder
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode, Side, TimeInForce
 from sessions.codec import decode, encode, tagvalue
 from sessions.fixsettings import BEGIN_STRING, spec_path
 
@@ -144,7 +142,7 @@ def test_undecodable_values_raise_quickfix_errors_so_quickfix_rejects_the_messag
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
-    from orders.model import VenueReplace
+    from orders.actions import VenueReplace
     vr = VenueReplace(venue="V", cl_ord_id="O1.r1", orig_cl_ord_id="O1", venue_order_id="VO", symbol="AAPL",
                       side=Side.BUY, qty=D(200), ord_type=OrdType.LIMIT, price=D("186.5"), tif=TimeInForce.DAY,
                       account="ACC")
@@ -156,7 +154,7 @@ def test_venue_replace_is_valid_and_decodes_back_as_a_replace_request(version):
 
 @pytest.mark.parametrize("version", ["FIX.4.4", "FIX.5.0"])
 def test_mass_cancel_report_is_valid_where_the_version_has_it(version):
-    from orders.model import ClientMassCancelReport
+    from orders.actions import ClientMassCancelReport
     r = ClientMassCancelReport(session="C", cl_ord_id="Q1", mass_order_id="T-M1", request_type="7", response="7",
                                affected=3)
     msg = on_the_wire(version, encode.encode_mass_cancel_report(version, r))

@@ -8,10 +8,9 @@ import pytest
 from desk.core import Core
 
 from desk.options import ClientOptions
-from orders.model import (
-    CancelRequest, ClientCancelReject, ClientExecReport, CxlRejCode, ExecKind, NewOrder, OrdStatus, OrdType,
-    RejectCode, SessionStatus, Side, VenueCancel, VenueCancelReject, VenueDontKnow, VenueExecution, VenueNewOrder,
-)
+from orders.actions import ClientCancelReject, ClientExecReport, VenueCancel, VenueDontKnow, VenueNewOrder
+from orders.commands import CancelRequest, NewOrder, SessionStatus, VenueCancelReject, VenueExecution
+from orders.model import CxlRejCode, ExecKind, OrdStatus, OrdType, RejectCode, Side
 from routing.router import Venue
 
 
@@ -203,10 +202,9 @@ def test_fill_racing_a_cancel_completes_the_order_and_the_late_cancel_reject_cha
 
 
 # ---------------------------------------------------------------------------- replace, status, mass cancel
-from orders.model import (  # noqa: E402
-    ClientMassCancelReport, CxlRejResponseTo, EndOfDay, MassCancelRequest, ReplaceRequest, StatusRequest,
-    TimeInForce, VenueReplace,
-)
+from orders.actions import ClientMassCancelReport, VenueReplace
+from orders.commands import EndOfDay, MassCancelRequest, ReplaceRequest, StatusRequest
+from orders.model import CxlRejResponseTo, TimeInForce
 
 
 def working(core: Core, cl="A1", qty="100", price="185", **kw) -> str:

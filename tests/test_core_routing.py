@@ -9,10 +9,10 @@ import pytest
 from desk.core import Core
 
 from desk.options import ClientOptions
-from orders.model import (
-    ClientExecReport, MarketData, MDEntry, NewOrder, OrdStatus, OrdType, RejectCode, SessionStatus, Side,
-    TimeInForce, VenueNewOrder, describe_route,
-)
+from orders.actions import ClientExecReport, VenueNewOrder
+from orders.commands import MarketData, MDEntry, NewOrder, SessionStatus
+from orders.model import OrdStatus, OrdType, RejectCode, Side, TimeInForce
+from orders.records import describe_route
 from routing.router import BEST_PRICE, PREFERRED, RoutingPolicy, StrategySpec, Venue
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc)
@@ -196,10 +196,9 @@ def test_a_bad_routing_setting_stops_start_up_naming_it(tmp_path, change, words)
 
 
 # --------------------------------------------------------------------------- parents and children
-from orders.model import (  # noqa: E402
-    CancelRequest, ClientCancelReject, CxlRejCode, ExecKind, ReplaceRequest, VenueCancel,
-    VenueCancelReject, VenueExecution, VenueReplace,
-)
+from orders.actions import ClientCancelReject, VenueCancel, VenueReplace
+from orders.commands import CancelRequest, ReplaceRequest, VenueCancelReject, VenueExecution
+from orders.model import CxlRejCode, ExecKind
 
 _n = iter(range(1, 10**6))
 

@@ -12,7 +12,9 @@ from gateway.process.engine import Engine
 from gateway.state.log import SEND_BACKLOG_MAX
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import ClientExecReport, NewOrder, OrdType, SessionStatus, Side, VenueNewOrder
+from orders.actions import ClientExecReport, VenueNewOrder
+from orders.commands import NewOrder, SessionStatus
+from orders.model import OrdType, Side
 from routing.router import Venue
 
 

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import (
-    CancelRequest, ChildNotSent, ClientCancelReject, ClientExecReport, ClientMassCancelReport, CxlRejCode,
-    CxlRejResponseTo, ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce,
-    VenueCancel, VenueDontKnow, VenueNewOrder, VenueReplace,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueNewOrder,
+    VenueReplace,
 )
+from orders.commands import CancelRequest, ChildNotSent, NewOrder, ReplaceRequest, SessionStatus
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import RoutingPolicy, Venue
 from sessions.codec import decode, encode, tagvalue
 from sessions.gateway_app import client_command
@@ -266,7 +267,7 @@ def test_a_cancel_that_could_not_be_sent_is_refused_to_the_client_and_the_order_
 
 
 def _venue_ack(child: VenueNewOrder):
-    from orders.model import VenueExecution
+    from orders.commands import VenueExecution
     return VenueExecution(venue=child.venue, cl_ord_id=child.cl_ord_id, orig_cl_ord_id=None, venue_order_id="VO1",
                           exec_id="E1", kind=ExecKind.NEW, ord_status=OrdStatus.NEW, symbol="AAPL", side=Side.BUY,
                           last_qty=D(0), last_px=D(0), cum_qty=D(0), leaves_qty=D(100))

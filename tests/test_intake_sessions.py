@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.journal.queries import iter_events
-from orders.model import ClientExecReport, VenueNewOrder
+from orders.actions import ClientExecReport, VenueNewOrder
 from tests.fix_fixtures import CLIENTS, start_stack
 from tests.raw_fix import RawSession
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from gateway.journal.queries import iter_messages
-from orders.model import OperatorCancel
+from orders.commands import OperatorCancel
 from tests.fix_fixtures import start_stack
 
 

@@ -7,11 +7,12 @@ from decimal import Decimal as D
 from desk.core import Core
 
 from desk.options import ClientOptions
-from orders.model import (
-    CancelRequest, ClientCancelReject, ClientExecReport, CxlRejResponseTo, ExecKind, NewOrder, OperatorCancel,
-    OperatorClose, OperatorReconcile, OrdStatus, OrdType, SessionStatus, Side, Tick, VenueCancel, VenueExecution,
-    VenueMessageRejected, VenueNewOrder, VenueStatusRequest,
+from orders.actions import ClientCancelReject, ClientExecReport, VenueCancel, VenueNewOrder, VenueStatusRequest
+from orders.commands import (
+    CancelRequest, NewOrder, OperatorCancel, OperatorClose, OperatorReconcile, SessionStatus, Tick, VenueExecution,
+    VenueMessageRejected,
 )
+from orders.model import CxlRejResponseTo, ExecKind, OrdStatus, OrdType, Side
 from orders.states import Child, order_from_state_log, order_state_log_form
 from routing.router import RoutingPolicy, Venue
 
@@ -254,7 +255,8 @@ def test_a_refused_operator_cancel_restates_the_order_to_the_client_so_both_view
     (pending,) = reports(out)
     assert pending.kind is ExecKind.PENDING_CANCEL
     cancel = next(a for a in out.actions if isinstance(a, VenueCancel))
-    from orders.model import CxlRejCode, VenueCancelReject
+    from orders.commands import VenueCancelReject
+    from orders.model import CxlRejCode
     out = core.handle(VenueCancelReject(venue="V1", cl_ord_id=cancel.cl_ord_id, orig_cl_ord_id=child,
                                         venue_order_id="VO1", reason=CxlRejCode.TOO_LATE, text="no"))
     (restated,) = reports(out)
@@ -352,7 +354,7 @@ def test_a_fix42_status_reply_is_recognised_by_its_exec_trans_type_and_books_mis
 
 # ---------------------------------------------------------------------------- OrderMassStatusRequest
 def test_a_mass_status_venue_is_asked_once_and_the_children_it_does_not_mention_one_by_one():
-    from orders.model import VenueMassStatusRequest
+    from orders.actions import VenueMassStatusRequest
 
     clock = Clock()
     venues = [Venue("V1", frozenset({"AAPL"}), mass_status=True)]

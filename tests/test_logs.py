@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from gateway.observability.logs import LogfmtFormatter, fields, make_formatter
-from orders.model import Note
+from orders.actions import Note
 
 LOGFMT_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 

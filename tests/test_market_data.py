@@ -11,9 +11,9 @@ import pytest
 from venuesim.config import SimulatorConfig
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import (
-    MarketData, MarketDataReject, MDEntry, MDUpdateAction, SessionStatus, Side, VenueMarketDataRequest,
-)
+from orders.actions import VenueMarketDataRequest
+from orders.commands import MarketData, MarketDataReject, MDEntry, SessionStatus
+from orders.model import MDUpdateAction, Side
 from routing.quotes import Quotes
 from routing.router import RoutingPolicy, Venue
 from sessions.codec import decode, encode

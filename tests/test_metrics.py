@@ -62,7 +62,8 @@ def test_the_engine_times_the_risk_chain_once_per_new_order_and_replace():
     from risk.rules import load_rules
     from desk.core import Core
     from desk.options import ClientOptions
-    from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, VenueExecution
+    from orders.commands import NewOrder, ReplaceRequest, SessionStatus, VenueExecution
+    from orders.model import ExecKind, OrdStatus, OrdType, Side
     from routing.router import Venue
 
     core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T",
@@ -92,7 +93,8 @@ def test_the_core_thread_keeps_the_orders_it_holds_out_of_the_collectors_full_pa
     from gateway.process.engine import Engine
     from desk.core import Core
     from desk.options import ClientOptions
-    from orders.model import NewOrder, OrdType, SessionStatus, Side
+    from orders.commands import NewOrder, SessionStatus
+    from orders.model import OrdType, Side
     from routing.router import Venue
 
     core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T")
@@ -123,7 +125,8 @@ def test_the_order_flow_leaves_no_reference_cycles_for_the_collector():
     from gateway.process.engine import Engine
     from desk.core import Core
     from desk.options import ClientOptions
-    from orders.model import ExecKind, NewOrder, OrdStatus, OrdType, SessionStatus, Side, VenueExecution
+    from orders.commands import NewOrder, SessionStatus, VenueExecution
+    from orders.model import ExecKind, OrdStatus, OrdType, Side
     from routing.router import Venue
 
     core = Core([Venue("V1", frozenset({"AAPL"}))], {"C1": ClientOptions()}, "T")

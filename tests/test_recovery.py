@@ -21,11 +21,12 @@ from risk.engine import RiskEngine
 from risk.rules import load_rules
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import (
-    CancelRequest, ClientExecReport, CxlRejCode, CxlRejResponseTo, ExecKind, KillSwitch, MarketData, MDEntry,
-    NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, TimeInForce, VenueCancel, VenueCancelReject,
-    VenueExecution, VenueNewOrder, VenueReplace,
+from orders.actions import ClientExecReport, VenueCancel, VenueNewOrder, VenueReplace
+from orders.commands import (
+    CancelRequest, KillSwitch, MarketData, MDEntry, NewOrder, ReplaceRequest, SessionStatus, VenueCancelReject,
+    VenueExecution,
 )
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import BEST_PRICE, SWEEP, RoutingPolicy, StrategySpec, Venue
 from sessions.codec import encode
 
@@ -301,7 +302,7 @@ def test_records_hold_plain_values_and_give_back_exact_orders_decisions_and_open
             strings.append(arg)
         elif op.name == "STACK_GLOBAL":
             referenced.add(tuple(strings[-2:]))
-    assert referenced == {("orders.states", "order_from_state_log"), ("orders.model", "route_from_state_log"),
+    assert referenced == {("orders.states", "order_from_state_log"), ("orders.records", "route_from_state_log"),
                           ("risk.state", "open_order_from_state_log")}  # no Decimal, enum or datetime objects
     state = StateLog(tmp_path).recover()
     back = state.orders[a1.order_id]
@@ -328,28 +329,40 @@ def test_an_order_in_the_form_of_the_previous_version_still_loads():
     assert back == a1
 
 
-def test_a_log_written_before_the_vocabulary_moved_out_of_routing_still_loads(tmp_path):
-    """Issue 19 moved routing.model and routing.orders to orders.model and orders.states: state files that an
-    older gateway wrote name the old modules, and a gateway upgraded with open orders must still read them."""
+@pytest.mark.parametrize("old_model", ["routing.model", "orders.model"])
+def test_a_log_written_before_the_vocabulary_moved_still_loads(tmp_path, old_model):
+    """Issue 19 moved routing.model and routing.orders to orders.model and orders.states, then split orders.model
+    into the enumerations (orders.model), commands, actions and records: state files that an older gateway wrote
+    name the old modules, and a gateway upgraded with open orders must still read them."""
     import sys
+    import types
 
-    from orders import model as orders_model, states as orders_states
+    from orders import actions, commands, model, records, states as orders_states
 
-    moved = [(orders_states.order_from_state_log, "routing.orders", "orders.states"),
-             (orders_model.route_from_state_log, "routing.model", "orders.model")]
-    sys.modules["routing.orders"], sys.modules["routing.model"] = orders_states, orders_model
+    old = types.ModuleType(old_model)  # the old vocabulary module: every name in one place
+    for part in (model, commands, actions, records):
+        old.__dict__.update({k: v for k, v in vars(part).items() if not k.startswith("__")})
+    moved = [(orders_states.order_from_state_log, "routing.orders"),
+             (records.route_from_state_log, old_model), (records.rejected_from_state_log, old_model)]
+    saved = {name: sys.modules.get(name) for name in ("routing.orders", old_model)}
+    sys.modules["routing.orders"], sys.modules[old_model] = orders_states, old
     try:
-        for fn, old, _ in moved:
-            fn.__module__ = old  # pickled by reference under the old module's name, as the old gateway did
+        for fn, name in moved:
+            fn.__module__ = name  # pickled by reference under the old module's name, as the old gateway did
         core, log, rec, new = recording(tmp_path)
         rec.record(new, core.handle(new))
     finally:
-        for fn, _, now in moved:
-            fn.__module__ = now
-        del sys.modules["routing.orders"], sys.modules["routing.model"]
+        for fn, _ in moved:
+            fn.__module__ = fn.__globals__["__name__"]
+        for name, module in saved.items():
+            if module is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = module
     a1 = core.order_for_client("C1", "A1")
     body = (tmp_path / "state.log").read_bytes()
-    assert b"routing.orders" in body and b"routing.model" in body and b"orders.states" not in body
+    assert b"routing.orders" in body and old_model.encode() + b"\x94\x8c\x14route_from_state_log" in body
+    assert b"orders.records" not in body
     assert StateLog(tmp_path).recover().orders[a1.order_id] == a1
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
-from orders.model import KillSwitch
+from orders.commands import KillSwitch
 from tests.fix_fixtures import start_stack
 from tests.test_observability import scrape
 
@@ -105,7 +105,7 @@ def test_orders_exposure_and_switches_survive_a_restart(stack):
 
 def test_a_report_for_a_logged_out_client_is_journaled_when_it_is_sent_not_only_when_resent(stack):
     from gateway.journal.queries import iter_messages
-    from orders.model import OperatorCancel
+    from orders.commands import OperatorCancel
 
     c = stack.client("CLIENT44")
     cl = c.new_order("ORCL", "1", 100, "119.00", account="OFF1")  # rests at VENUE2

@@ -7,7 +7,8 @@ import pytest
 from risk import checks as C
 from risk.rules import load_rules, resolve_limits
 from risk.state import RiskState
-from orders.model import NewOrder, OrdType, RejectCode, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, RejectCode, Side
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)  # Tuesday 10:00 New York
 

@@ -14,10 +14,8 @@ from risk.rules import load_rules
 from risk.state import RiskState
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import (
-    ExecKind, NewOrder, OrdStatus, OrdType, RiskDayRoll, SessionStatus, Side, StatusRequest, TimeInForce,
-    VenueExecution,
-)
+from orders.commands import NewOrder, RiskDayRoll, SessionStatus, StatusRequest, VenueExecution
+from orders.model import ExecKind, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import Venue
 
 UTC = timezone.utc

@@ -8,7 +8,8 @@ import pytest
 from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from risk.state import RiskState
-from orders.model import NewOrder, OrdType, RejectCode, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, RejectCode, Side
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
 DEMO = Path(__file__).parents[1].joinpath("risk/demo_rules.toml").read_text()

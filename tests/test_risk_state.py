@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risk.state import ZERO, RiskState
-from orders.model import NewOrder, OrdType, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, Side
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
 

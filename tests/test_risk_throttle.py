@@ -11,10 +11,9 @@ from risk.engine import RiskEngine
 from risk.rules import RulesError, load_rules
 from desk.core import Core
 from desk.options import ClientOptions
-from orders.model import (
-    CancelRequest, ClientCancelReject, ClientExecReport, ClientMassCancelReport, ExecKind, LogoutClient,
-    MassCancelRequest, NewOrder, OrdStatus, OrdType, ReplaceRequest, SessionStatus, Side, StatusRequest, TimeInForce,
-)
+from orders.actions import ClientCancelReject, ClientExecReport, ClientMassCancelReport, LogoutClient
+from orders.commands import CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, SessionStatus, StatusRequest
+from orders.model import ExecKind, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import Venue
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)

@@ -177,7 +177,7 @@ def test_a_report_for_a_logged_out_client_whose_store_was_reset_is_journaled_wit
     resting = c.new_order("ORCL", "1", 10, "119.00")
     order_id = c.wait_exec(resting, "0")[37]
     c.stop()  # Logout: the gateway resets CLIENT50's store (reset_on_logout); quickfix will keep nothing for it
-    from orders.model import OperatorCancel
+    from orders.commands import OperatorCancel
     assert env.gateway.engine.request(OperatorCancel(order_id=order_id, operator="test")).result["canceled"] == 1
     sid = env.gateway.client_sids["CLIENT50"].toString()
 

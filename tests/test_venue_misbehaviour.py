@@ -91,7 +91,7 @@ def test_a_venue_that_answers_neither_the_order_nor_the_status_request_leaves_th
     assert scrape(stack)[("fixgw_orders_in_doubt", ())] >= 1
     assert [m[39] for m in c.exec_reports(cl)] == ["A"]
     # the operator settles it: the client hears Canceled with the operator's reason
-    from orders.model import OperatorClose
+    from orders.commands import OperatorClose
     result = gw.engine.request(OperatorClose(order_id=order_id, reason="VENUE2 confirmed by phone: no order",
                                              operator="test")).result
     assert result["ok"] and result["in_doubt"]
@@ -117,7 +117,7 @@ def test_a_business_reject_of_a_cancel_carrying_1137_is_read_and_the_client_keep
     ours = [r.raw for r in iter_messages(stack.cfg.journal.database_url, sid, "O") if r.msg_type == "3"]
     assert not any("371=1137" in raw for raw in ours), ours
     # tidy up: close it (the venue refuses cancels of AAPL)
-    from orders.model import OperatorClose
+    from orders.commands import OperatorClose
     stack.gateway.engine.request(OperatorClose(order_id=order.order_id, reason="test over", operator="test"))
 
 

@@ -7,19 +7,9 @@ from decimal import Decimal as D
 import pytest
 
 from venuesim.config import SimulatorConfig
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    NewOrder,
-    OrdStatus,
-    OrdType,
-    RejectCode,
-    Side,
-    TimeInForce,
-)
+from orders.actions import ClientCancelReject, ClientExecReport
+from orders.commands import NewOrder
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode, Side, TimeInForce
 from venuesim.book import TopOfBook
 from venuesim.matcher import Matcher
 

@@ -16,19 +16,9 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    NewOrder,
-    OrdStatus,
-    OrdType,
-    RejectCode,
-    Side,
-    TimeInForce,
-)
+from orders.actions import ClientCancelReject, ClientExecReport
+from orders.commands import NewOrder
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, RejectCode, Side, TimeInForce
 from orders.validation import order_shape_problem
 from venuesim.book import Book, Level, TopOfBook, crosses
 from venuesim.config import SimulatorConfig

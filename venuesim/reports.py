@@ -7,15 +7,8 @@ import itertools
 from decimal import Decimal
 from typing import Union
 
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    OrdStatus,
-    RejectCode,
-)
+from orders.actions import ClientCancelReject, ClientExecReport
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, RejectCode
 from venuesim.order_state import ZERO, SimOrder
 
 Report = Union[ClientExecReport, ClientCancelReject]

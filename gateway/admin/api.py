@@ -32,7 +32,8 @@ from gateway.admin.names import Names, UnknownName
 from gateway.config import ConfigError, describe_schedule
 from gateway.scheduling.reload import ReloadBusy
 from risk.rules import RulesError, load_rules
-from orders.model import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, OrdStatus, ReloadRisk
+from orders.commands import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
+from orders.model import OrdStatus
 from orders.states import Event
 from sessions.codec.encode import ord_rej_reason
 from sessions.codec.tagvalue import fmt
@@ -103,7 +104,7 @@ def _order_row(o) -> dict:
 
 
 def _rejected_row(r, fix_version: str | None) -> dict:
-    """An order refused at intake (``orders.model.RejectedOrder``), with the fields of a book order's row."""
+    """An order refused at intake (``orders.records.RejectedOrder``), with the fields of a book order's row."""
     return {
         "order_id": r.order_id, "session": r.session, "cl_ord_id": r.cl_ord_id, "account": r.account,
         "symbol": r.symbol, "side": r.side.name.lower(), "qty": str(r.qty), "price": str(r.price) if r.price else None,

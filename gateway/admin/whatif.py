@@ -18,7 +18,8 @@ from typing import Iterable, Iterator
 from risk.engine import RiskEngine
 from risk.rules import RulesFile
 from risk.state import RiskState
-from orders.model import NewOrder, OrdType, Side
+from orders.commands import NewOrder
+from orders.model import OrdType, Side
 from sessions.codec import decode, tagvalue
 
 FINAL_STATUSES = frozenset("2348C")  # filled, done for day, canceled, rejected, expired

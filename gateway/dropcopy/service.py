@@ -59,7 +59,7 @@ from gateway.dropcopy.watermarks import Watermarks
 from gateway.journal.db import make_engine
 from gateway.journal.replay import Filters
 from gateway.observability import metrics
-from orders.model import SessionStatus
+from orders.commands import SessionStatus
 from sessions.dropcopy import AckReceived, DropCopyLink, InboundRefused, StreamReset
 
 log = logging.getLogger("fixgw.dropcopy")

@@ -31,29 +31,16 @@ from gateway.observability.logs import fields
 from gateway.process.sender import Sender, action_ids
 from risk.engine import describe_decision
 from desk.core import Core
-from orders.model import (
-    CancelRequest,
-    ChildNotSent,
-    ClientCancelReject,
-    ClientExecReport,
-    ClientMassCancelReport,
-    CxlRejResponseTo,
-    ExecKind,
-    MassCancelRequest,
-    NewOrder,
-    ReplaceRequest,
-    SessionStatus,
-    StatusRequest,
-    Tick,
-    VenueCancel,
-    VenueDontKnow,
-    VenueMassStatusRequest,
-    VenueMessageRejected,
-    VenueNewOrder,
-    VenueReplace,
-    VenueStatusRequest,
-    describe_route,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueMassStatusRequest,
+    VenueNewOrder, VenueReplace, VenueStatusRequest,
 )
+from orders.commands import (
+    CancelRequest, ChildNotSent, MassCancelRequest, NewOrder, ReplaceRequest, SessionStatus, StatusRequest, Tick,
+    VenueMessageRejected,
+)
+from orders.model import CxlRejResponseTo, ExecKind
+from orders.records import describe_route
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")

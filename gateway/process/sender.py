@@ -12,22 +12,12 @@ from typing import Callable
 from gateway.observability import metrics
 from gateway.observability.logs import fields
 from gateway.state.log import SEND_BACKLOG_MAX
-from orders.model import (
-    CancelRequest,
-    ClientCancelReject,
-    ClientExecReport,
-    CxlRejResponseTo,
-    ExecKind,
-    NewOrder,
-    ReplaceRequest,
-    VenueCancel,
-    VenueCancelReject,
-    VenueExecution,
-    VenueMassStatusRequest,
-    VenueNewOrder,
-    VenueReplace,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, VenueCancel, VenueMassStatusRequest, VenueNewOrder, VenueReplace,
     VenueStatusRequest,
 )
+from orders.commands import CancelRequest, NewOrder, ReplaceRequest, VenueCancelReject, VenueExecution
+from orders.model import CxlRejResponseTo, ExecKind
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")

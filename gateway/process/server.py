@@ -42,7 +42,7 @@ from gateway.observability.logs import fields
 from gateway.scheduling.schedule import build_scheduler, describe
 from gateway.state.log import State, StateLog
 from desk.core import Core
-from orders.model import RiskDayRoll
+from orders.commands import RiskDayRoll
 from dropcopy.filters import Scope
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import SessionID, lookup_session, session_id

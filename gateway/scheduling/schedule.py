@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from gateway.config import ClientConfig, GatewayConfig
-from orders.model import EndOfDay, RiskDayRoll
+from orders.commands import EndOfDay, RiskDayRoll
 
 log = logging.getLogger("fixgw.schedule")
 

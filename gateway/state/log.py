@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from risk.state import OpenOrder, fold_day_changes, open_order_from_state_log, open_order_state_log_form
-from orders.model import (
+from orders import actions as _actions, commands as _commands, model as _model, records as _records
+from orders.records import (
     RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
     route_state_log_form,
 )
@@ -58,9 +59,13 @@ SNAPSHOT_VERSION = 1
 # (gateway/process/engine.py). After a crash the last record's messages, and up to this many before them, may not have
 # been sent: recovery looks for each of them in its session's FileStore.
 SEND_BACKLOG_MAX = 512
-_ALLOWED_MODULES = ("orders.model", "orders.states", "risk.state", "decimal", "datetime", "collections")
-# where the order vocabulary lived before issue 19's re-cut: state files written by an older gateway name these
+_ALLOWED_MODULES = ("orders.model", "orders.commands", "orders.actions", "orders.records", "orders.states",
+                    "risk.state", "decimal", "datetime", "collections")
+# Where the order vocabulary lived before issue 19's re-cut: state files written by an older gateway name these.
+# routing.orders became orders.states; routing.model became orders.model, which was later split into the
+# enumerations (orders.model), commands, actions and records: a name the old module held is found where it is now.
 _MOVED_MODULES = {"routing.model": "orders.model", "routing.orders": "orders.states"}
+_SPLIT_FROM_MODEL = (_commands, _actions, _records)
 _ALLOWED_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "str", "int", "bool",
                                "NoneType"})
 
@@ -74,6 +79,8 @@ class _SafeUnpickler(pickle.Unpickler):
         if module == "builtins" and name in _ALLOWED_BUILTINS:
             return super().find_class(module, name)
         module = _MOVED_MODULES.get(module, module)
+        if module == "orders.model" and not hasattr(_model, name):
+            module = next((m.__name__ for m in _SPLIT_FROM_MODEL if hasattr(m, name)), module)
         if module in _ALLOWED_MODULES:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"state files may not refer to {module}.{name}")

@@ -41,23 +41,14 @@ from typing import Callable
 
 from risk.state import RiskState
 from desk.core import Core
-from orders.model import (
-    CancelRequest,
-    ClientCancelReject,
-    ClientExecReport,
-    ClientMassCancelReport,
-    MassCancelRequest,
-    NewOrder,
-    OrdStatus,
-    ReplaceRequest,
-    StatusRequest,
-    VenueCancel,
-    VenueCancelReject,
-    VenueDontKnow,
-    VenueExecution,
-    VenueNewOrder,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueNewOrder,
     VenueReplace,
 )
+from orders.commands import (
+    CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, StatusRequest, VenueCancelReject, VenueExecution,
+)
+from orders.model import OrdStatus
 from gateway.state.log import State, StateLog
 from sessions.codec.tagvalue import parse_fields
 

@@ -1,5 +1,5 @@
 """Inbound FIX into the domain: clients' intents (D, F, G, H, q), venues' reports and rejects (8, 9, 3, j),
-market data (V for the venue simulator, W, X, Y), each as a frozen command or report of ``orders.model``.
+market data (V for the venue simulator, W, X, Y), each as a frozen command (``orders.commands``) or report.
 
 Raises quickfix's own exceptions for a message that cannot be understood (quickfix then answers with a
 Reject naming the tag), and applies the intake rule to clients' messages (``IntakeLimits``, ``_str``; the
@@ -13,27 +13,11 @@ from decimal import Decimal, InvalidOperation
 
 import quickfix as fix
 
-from orders.model import (
-    CancelRequest,
-    CxlRejCode,
-    CxlRejResponseTo,
-    ExecKind,
-    MarketData,
-    MarketDataReject,
-    MassCancelRequest,
-    MDEntry,
-    MDUpdateAction,
-    NewOrder,
-    OrdStatus,
-    OrdType,
-    ReplaceRequest,
-    Side,
-    StatusRequest,
-    TimeInForce,
-    VenueCancelReject,
-    VenueExecution,
-    VenueMessageRejected,
+from orders.commands import (
+    CancelRequest, MarketData, MarketDataReject, MassCancelRequest, MDEntry, NewOrder, ReplaceRequest, StatusRequest,
+    VenueCancelReject, VenueExecution, VenueMessageRejected,
 )
+from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, MDUpdateAction, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import STRATEGY_TAG
 from sessions.codec.tagvalue import BID, OFFER, Fields, fields, parse_fields, parse_pairs
 

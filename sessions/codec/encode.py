@@ -10,24 +10,11 @@ import threading
 
 import quickfix as fix
 
-from orders.model import (
-    ClientCancelReject,
-    ClientExecReport,
-    ClientMassCancelReport,
-    CxlRejCode,
-    ExecKind,
-    OrdStatus,
-    OrdType,
-    RejectCode,
-    Side,
-    VenueCancel,
-    VenueDontKnow,
-    VenueMarketDataRequest,
-    VenueMassStatusRequest,
-    VenueNewOrder,
-    VenueReplace,
-    VenueStatusRequest,
+from orders.actions import (
+    ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueMarketDataRequest,
+    VenueMassStatusRequest, VenueNewOrder, VenueReplace, VenueStatusRequest,
 )
+from orders.model import CxlRejCode, ExecKind, OrdStatus, OrdType, RejectCode, Side
 from sessions.codec.tagvalue import BID, FIX42, FIX50, OFFER, SOH, fmt, utc_timestamp
 from sessions.fixsettings import spec_path
 
