@@ -114,7 +114,7 @@ def test_an_unknown_state_time_or_name_is_refused_naming_what_is_valid(env):
 
 
 def test_an_order_every_venue_rejected_is_listed_with_the_text_the_client_got():
-    from gateway.admin.api import _order_row
+    from gateway.admin.order_rows import order_row
     from orders.actions import ClientExecReport
     from orders.model import ExecKind, OrdStatus
     from tests.test_core import make_core, only, order, venue_exec
@@ -122,5 +122,5 @@ def test_an_order_every_venue_rejected_is_listed_with_the_text_the_client_got():
     core = make_core()
     child = core.handle(order()).actions[-1].cl_ord_id
     rej = only(core.handle(venue_exec(child, ExecKind.REJECTED, OrdStatus.REJECTED)).actions, ClientExecReport)
-    row = _order_row(core.orders[rej.order_id])
+    row = order_row(core.orders[rej.order_id])
     assert (row["status"], row["refused_by"], row["reason"]) == ("rejected", "venue V1", rej.text)

@@ -1,5 +1,6 @@
-"""`fixgw client`'s pure part (gateway/cli/client_script.py): the command grammar, what answers a request, and
-how reports read; plus the command's checks that refuse a bad command before connecting."""
+"""`fixgw client`'s pure part: the command grammar (gateway/cli/client_script.py), what answers a request
+(client_answers.py), and how reports read (client_reports.py); plus the command's checks that refuse a bad
+command before connecting."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gateway.cli import client_answers as answers
+from gateway.cli import client_reports as reports
 from gateway.cli import client_script as cs
 from gateway.cli.main import main
 
@@ -86,48 +89,49 @@ ER_NEW = {35: "8", 37: "O-1", 11: "C1", 17: "E1", 150: "0", 39: "0", 55: "AAPL",
 
 
 def test_an_execution_report_reads_as_one_line():
-    assert cs.describe(ER_NEW) == "ExecutionReport New C1 buy 100 AAPL @190 OrderID=O-1 cum 0 leaves 100"
+    assert reports.describe(ER_NEW) == "ExecutionReport New C1 buy 100 AAPL @190 OrderID=O-1 cum 0 leaves 100"
     fill = {**ER_NEW, 150: "F", 39: "1", 32: "40", 31: "189.99", 30: "VENUE1", 14: "40", 151: "60", 6: "189.99"}
-    assert cs.describe(fill) == ("ExecutionReport PartiallyFilled C1 buy 100 AAPL @190 OrderID=O-1 "
-                                 "last 40 @189.99 VENUE1 cum 40 leaves 60 avg 189.99")
+    assert reports.describe(fill) == ("ExecutionReport PartiallyFilled C1 buy 100 AAPL @190 OrderID=O-1 "
+                                      "last 40 @189.99 VENUE1 cum 40 leaves 60 avg 189.99")
     replaced = {**ER_NEW, 150: "5", 11: "R1", 41: "C1"}
-    assert cs.describe(replaced).startswith("ExecutionReport Replaced (New) R1 (was C1) buy")
+    assert reports.describe(replaced).startswith("ExecutionReport Replaced (New) R1 (was C1) buy")
     status_42 = {**ER_NEW, 150: "0", 20: "3"}
-    assert cs.describe(status_42).startswith("ExecutionReport Status New C1")
+    assert reports.describe(status_42).startswith("ExecutionReport Status New C1")
 
 
 def test_rejects_show_their_reason_and_text():
     rejected = {**ER_NEW, 150: "8", 39: "8", 103: "1", 58: "unknown symbol ZZZZ", 55: "ZZZZ"}
-    assert cs.describe(rejected).endswith('reason 1 (unknown symbol) "unknown symbol ZZZZ"')
+    assert reports.describe(rejected).endswith('reason 1 (unknown symbol) "unknown symbol ZZZZ"')
     cxl = {35: "9", 11: "X1", 41: "C1", 39: "8", 434: "1", 102: "1", 58: "unknown order: OrigClOrdID C1"}
-    assert cs.describe(cxl) == ('OrderCancelReject X1 (cancel of C1) reason 1 (unknown order) order is Rejected '
-                                '"unknown order: OrigClOrdID C1"')
+    assert reports.describe(cxl) == ('OrderCancelReject X1 (cancel of C1) reason 1 (unknown order) order is Rejected '
+                                     '"unknown order: OrigClOrdID C1"')
     bmr = {35: "j", 372: "D", 45: "7", 379: "C1", 380: "0", 58: "internal error"}
-    assert cs.describe(bmr) == 'BusinessMessageReject for NewOrderSingle C1 (seq 7) reason 0 (other) "internal error"'
+    assert reports.describe(bmr) == ('BusinessMessageReject for NewOrderSingle C1 (seq 7) reason 0 (other) '
+                                     '"internal error"')
     rej = {35: "3", 45: "7", 372: "D", 371: "38", 373: "5", 58: "Value is incorrect (out of range) for this tag"}
-    assert cs.describe(rej) == ('Reject of NewOrderSingle seq 7 tag 38 reason 5 (value out of range) '
-                                '"Value is incorrect (out of range) for this tag"')
-    assert cs.describe({35: "5", 58: "wrong username or password"}) == 'Logout "wrong username or password"'
+    assert reports.describe(rej) == ('Reject of NewOrderSingle seq 7 tag 38 reason 5 (value out of range) '
+                                     '"Value is incorrect (out of range) for this tag"')
+    assert reports.describe({35: "5", 58: "wrong username or password"}) == 'Logout "wrong username or password"'
 
 
 def test_json_names_the_main_fields_and_keeps_every_tag_but_a_password():
-    obj = cs.as_json(0.0, {**ER_NEW, 554: "secret"})
+    obj = reports.as_json(0.0, {**ER_NEW, 554: "secret"})
     assert obj["name"] == "ExecutionReport" and obj["event"] == "received" and obj["time"].endswith("Z")
     assert obj["cl_ord_id"] == "C1" and obj["ord_status_name"] == "New" and obj["side_name"] == "buy"
     assert obj["fields"]["44"] == "190" and "554" not in obj["fields"]
-    assert json.loads(cs.json_line(obj)) == obj
-    sent = cs.as_json(0.0, {35: "D", 11: "C1", 55: "AAPL"}, sent=True)
+    assert json.loads(reports.json_line(obj)) == obj
+    sent = reports.as_json(0.0, {35: "D", 11: "C1", 55: "AAPL"}, sent=True)
     assert sent["event"] == "sent" and sent["name"] == "NewOrderSingle"
 
 
 # ------------------------------------------------------------------------------------------ answers
-def _tracked_order(tracker: cs.Tracker, cl="C1") -> cs.Request:
+def _tracked_order(tracker: answers.Tracker, cl="C1") -> answers.Request:
     tracker.sent_order(cs.NewOrder("1", Decimal(100), "AAPL", limit=Decimal(190)), cl)
     return tracker.expect("D", cl, seq="5")
 
 
 def test_an_order_is_answered_by_its_first_report_past_pending_new():
-    tr = cs.Tracker()
+    tr = answers.Tracker()
     req = _tracked_order(tr)
     assert tr.feed({**ER_NEW, 150: "A", 39: "A"}) == [] and req.outcome is None
     assert tr.feed({**ER_NEW, 11: "OTHER"}) == []
@@ -143,21 +147,21 @@ def test_an_order_is_answered_by_its_first_report_past_pending_new():
     {35: "j", 45: "99", 379: "C1"},
 ])
 def test_an_order_is_refused_by_a_reject_of_any_kind(answer):
-    tr = cs.Tracker()
+    tr = answers.Tracker()
     req = _tracked_order(tr)
     tr.feed(answer)
     assert req.outcome == "refused"
 
 
 def test_a_session_reject_of_another_message_does_not_answer_the_order():
-    tr = cs.Tracker()
+    tr = answers.Tracker()
     req = _tracked_order(tr)
     tr.feed({35: "3", 45: "4", 372: "D"})
     assert req.outcome is None
 
 
 def test_cancel_replace_status_and_mass_cancel_answers():
-    tr = cs.Tracker()
+    tr = answers.Tracker()
     _tracked_order(tr)
     tr.feed(ER_NEW)
     rec = tr.order("C1")

@@ -206,7 +206,7 @@ def test_a_venue_that_does_not_know_our_comp_ids_is_named_once_with_the_pair_and
                    for r in caplog.get_records("setup") + caplog.records)
     assert failures("VENUE1", "disconnect") - before[("VENUE1", "disconnect")] >= 3
     assert failures("VENUE2", "logout") - before[("VENUE2", "logout")] >= 3
-    rows = {r["name"]: r for r in Admin(gateway, "unused")._sessions()}
+    rows = {r["name"]: r for r in Admin(gateway, "unused").sessions.rows()}
     assert rows["VENUE2"]["last_logon_failure"]["reason"] == "logout"
     assert rows["VENUE2"]["last_logon_failure"]["detail"] == "Logout text 'Unknown SenderCompID FIXGW'"
     assert rows["VENUE1"]["last_logon_failure"]["reason"] == "disconnect"

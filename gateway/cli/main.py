@@ -7,12 +7,15 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli.admin import orders, quotes, risk, sessions, status
 from gateway.cli.client import client
 from gateway.cli.common import CONFIG_OPTION, FixgwGroup, load
 from gateway.cli.credentials import credentials
 from gateway.cli.db import db
 from gateway.cli.journal import journal
+from gateway.cli.orders import orders
+from gateway.cli.risk import risk
+from gateway.cli.sessions import sessions
+from gateway.cli.status import quotes, status
 from gateway.cli.venue_sim import run_simulators_for, venue_sim
 from gateway.config import ConfigError, GatewayConfig
 from gateway.process.lifecycle import wait_for_stop

@@ -1,0 +1,66 @@
+"""`fixgw status` and `fixgw quotes`: the running gateway at a glance, and the top of book the router sees."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.cli.admin import AdminClient, table
+from gateway.cli.common import CONFIG_OPTION as CONFIG
+from gateway.cli.common import JSON, CommandError, emit
+
+
+@click.command()
+@CONFIG
+@JSON
+def status(config_path: str, as_json: bool) -> None:
+    """Process, uptime, sessions up/down, journal lag, risk state.
+
+    Exit code 0: healthy; 1: UNHEALTHY (the problems are printed; with --json the
+    JSON is printed too); 2: could not ask (no configuration or token, the admin API
+    not reachable or refusing), so a probe can tell "unhealthy" from "unknown".
+    """
+    try:
+        data = AdminClient(config_path).call("GET", "/admin/status")
+    except click.ClickException as exc:
+        raise CommandError(exc.message) from None
+
+    def session_line(name: str, up: bool, schedules: dict) -> str:
+        line = f"\n  {name}: {'up' if up else 'DOWN'}"
+        s = schedules.get(name)
+        if s:
+            line += f"; window {s['schedule']}"
+            if s.get("in_session_window") is False:
+                line += " (outside it now)"
+            if s.get("end_of_day"):
+                line += f"; end of day {s['end_of_day']}"
+        return line
+
+    def human(d):
+        lines = [f"{d['comp_id']}: {'healthy' if d['healthy'] else 'UNHEALTHY'}, pid {d['pid']}, "
+                 f"up {d['uptime_seconds']:.0f} s",
+                 f"sessions: {d['sessions_up']}/{d['sessions_total']} logged on"
+                 + "".join(session_line(n, up, d.get("schedules", {})) for n, up in d["sessions"].items()),
+                 f"journal: {d['journal']['commit_lag_seconds']:.3f} s behind (age of the oldest row not yet "
+                 f"committed), {d['journal']['queue_depth']} rows queued, "
+                 f"{'committing' if d['journal']['healthy'] else 'FAILING'}",
+                 f"risk: {'on' if d['risk']['enabled'] else 'off'}, kill switches "
+                 f"{', '.join(f'{k}={v}' for k, v in d['risk']['kill_switches'].items()) or 'none'}, "
+                 f"disabled sessions {', '.join(d['risk']['disabled_sessions']) or 'none'}"]
+        lines += [f"scheduled: {j['job']} at {j['next_run']}" for j in d["scheduled"]]
+        lines += [f"problem: {p}" for p in d["problems"]]
+        return "\n".join(lines)
+    emit(data, as_json, human)
+    if not data["healthy"]:
+        sys.exit(1)
+
+
+@click.command()
+@CONFIG
+@JSON
+def quotes(config_path: str, as_json: bool) -> None:
+    """Each venue's top of book per symbol as the router sees it, with the quote's age."""
+    data = AdminClient(config_path).call("GET", "/admin/quotes")
+    emit(data, as_json, lambda d: table([r | {"fresh": "yes" if r["fresh"] else "STALE"} for r in d["quotes"]],
+                                        ["venue", "symbol", "bid", "bid_size", "ask", "ask_size", "age_ms",
+                                         "fresh"]) + f"\n(quotes older than {d['max_quote_age_s']} s are not trusted)")
