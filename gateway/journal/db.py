@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    DateTime,
     Engine,
     Identity,
     Index,
@@ -134,6 +135,26 @@ dropcopy_state = Table(
     Column("stream", Text, nullable=True, comment="creation time of the quickfix message store the copies went into"),
     Column("updated_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
     comment="Delivery watermarks of each drop-copy session, as journal ids",
+)
+
+
+#: The leadership lease of each active/standby cluster (revision 0005, gateway/cluster/lease.py). Its times are
+#: the database's clock (TIMESTAMPTZ, written with now()), not a gateway's ts_us: the one clock every instance
+#: shares. Rows are never deleted: the row carries the fencing token forward.
+cluster_lease = Table(
+    "cluster_lease",
+    metadata,
+    Column("name", Text, primary_key=True, comment="cluster name"),
+    Column("holder", Text, nullable=True, comment="instance holding the lease; NULL once released"),
+    Column("token", BigInteger, nullable=False,
+           comment="fencing token: one more on every acquire, never reused; writes carry it"),
+    Column("acquired_at", DateTime(timezone=True), nullable=False,
+           comment="when the holder acquired the lease (database clock)"),
+    Column("renewed_at", DateTime(timezone=True), nullable=False,
+           comment="when the holder last renewed it (database clock)"),
+    Column("expires_at", DateTime(timezone=True), nullable=False,
+           comment="after this (database clock) another instance may take the lease"),
+    comment="The leadership lease of each active/standby cluster, with its fencing token",
 )
 
 
