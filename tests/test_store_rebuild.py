@@ -281,7 +281,7 @@ def test_the_gateways_client_store_rebuilt_from_its_journal_resends_what_waited_
     are stored: sessions/outbound.py) rebuilds its client stores; the client logs on again with no reset and
     gets what it missed, as from the store quickfix kept."""
     from gateway.process.server import Gateway
-    from orders.model import OperatorCancel
+    from orders.commands import OperatorCancel
     from tests.fix_fixtures import start_stack
 
     stack = start_stack(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path)
