@@ -1,5 +1,2 @@
-"""The `fixgw` command: one module per command group; main.py wires them."""
-
-from gateway.cli.main import main
-
-__all__ = ["main"]
+"""The `fixgw` command: one module per command group; main.py wires them (the entry point is
+``gateway.cli.main:main``; `python -m gateway.cli` runs it too)."""
