@@ -28,7 +28,7 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.observability.logs import fields
-from gateway.state.log import SEND_BACKLOG_MAX
+from gateway.state.records import SEND_BACKLOG_MAX
 from risk.engine import describe_decision
 from desk.core import Core
 from orders.model import (

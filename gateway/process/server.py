@@ -40,7 +40,8 @@ from gateway.observability.logs import fields
 from gateway.scheduling.reload import (ADDED, FAILED, READDED, RECONNECTED, REFUSED, REMOVED, REPLACED, UPDATED, Plan, ReloadBusy,
                             Step, plan)
 from gateway.scheduling.schedule import build_scheduler, describe, set_end_of_day, set_risk_day_rolls
-from gateway.state.log import State, StateLog, StateLogError
+from gateway.state.log import StateLog
+from gateway.state.records import State, StateLogError
 from desk.core import Core
 from desk.options import ClientOptions
 from orders.model import RiskDayRoll

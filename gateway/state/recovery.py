@@ -58,7 +58,8 @@ from orders.model import (
     VenueNewOrder,
     VenueReplace,
 )
-from gateway.state.log import State, StateLog
+from gateway.state.log import StateLog
+from gateway.state.records import State
 from sessions.codec import parse_fields
 
 log = logging.getLogger("fixgw.recovery")
