@@ -408,8 +408,19 @@ def test_a_connection_killed_mid_run_is_replaced_within_the_grace_and_no_record_
             time.sleep(0.01)
     assert lg.wait_durable(t, timeout=20), lg.fatal
     assert fatal == [] and lg.committer.retries >= 1
+    for _ in range(3):  # killed again while big groups are being written (COPY)
+        for i in range(t, t + 2000):
+            t = lg.append("client:C1", i + 1, [], [("client", "C1", "35=8\x01" + "x" * 500)], None, [], None)
+        time.sleep(0.02)
+        kill_committer(lg.engine, stream)
+    assert lg.wait_durable(t, timeout=30), lg.fatal
+    assert fatal == [] and t == 6400
+    with lg.engine.connect() as conn:
+        tickets = conn.execute(select(RECORDS.c.ticket).where(RECORDS.c.stream == stream)
+                               .order_by(RECORDS.c.id)).scalars().all()
+    assert tickets == list(range(1, t + 1))  # nothing lost, nothing twice, in order
     state = pglog().recover()
-    assert state.records == 400 and state.watermarks["client:C1"][0] == 400
+    assert state.records == t and state.watermarks["client:C1"][0] == t
 
 
 def test_a_connection_killed_with_no_grace_goes_fatal_once(pglog, stream):
@@ -423,6 +434,17 @@ def test_a_connection_killed_with_no_grace_goes_fatal_once(pglog, stream):
     assert not lg.wait_durable(late, timeout=10)
     assert soon(lambda: fatal) and len(fatal) == 1 and "the database failed" in fatal[0] and lg.durable == 1
     assert pglog().recover().records == 1
+
+
+def test_database_failures_are_retried_and_a_refusal_is_not():
+    import psycopg
+
+    from gateway.state.committer import transient
+
+    assert transient(OperationalError("SELECT", None, ConnectionError("gone"), connection_invalidated=True))
+    assert transient(psycopg.OperationalError("consuming input failed"), psycopg)  # raised inside a COPY
+    assert not transient(psycopg.errors.UniqueViolation("duplicate"), psycopg)
+    assert not transient(LeaseLost("stale token"), psycopg)
 
 
 def test_a_commit_whose_answer_was_lost_is_not_written_twice_on_retry(pglog, monkeypatch, stream):
@@ -546,3 +568,13 @@ def test_the_file_log_reports_every_ticket_durable_at_once(tmp_path):
     tickets = [lg.append(None, 0, [], [], None, [], None) for _ in range(3)]
     assert tickets == [1, 2, 3] and lg.durable == 3 and lg.wait_durable(3, timeout=0)
     lg.close(State())
+
+
+@pytest.mark.timeout(120)
+def test_the_benchmark_runs_on_a_tiny_load():
+    """bench/pg_state_log.py end to end (its figures are not checked: never timed here)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "pg_state_log.py"), "--orders", "20", "--single",
+                           "5", "--rounds", "1", "--rate", "300", "--duration", "0.2"],
+                          capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| file, durable when append returns |" in proc.stdout and "append to durable p50" in proc.stdout

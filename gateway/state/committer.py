@@ -37,12 +37,13 @@ class Pending:
     body: bytes
 
 
-def transient(exc: BaseException) -> bool:
+def transient(exc: BaseException, dbapi=None) -> bool:
     """A failure of the database or of the connection to it, worth retrying within the grace (anything else, a
-    refusing fence above all, is not)."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    refusing fence above all, is not). ``dbapi``: the driver's module, whose own errors reach us unwrapped from
+    work done on the driver's connection (a COPY)."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    return dbapi is not None and isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError))
 
 
 class GroupCommitter:
@@ -223,7 +224,7 @@ class GroupCommitter:
                 if conn is not None:
                     _close_quietly(conn)
                     conn = None
-                if not transient(exc):
+                if not transient(exc, self._engine.dialect.loaded_dbapi):
                     self._die(f"a write was refused: {type(exc).__name__}: {_first_line(exc)}")
                     return None
                 now = time.monotonic()

@@ -45,6 +45,10 @@ from gateway.state.records import RecordPickler, State, StateLogError, load_reco
 log = logging.getLogger("fixgw.statelog")
 
 _R, _S = state_log_records.c, state_log_snapshots.c
+# Groups of at least this many records are written with a binary COPY (about 3x faster per row than INSERTs on
+# a group of a thousand; a round trip more, so slower for a single record).
+_COPY_FROM = 8
+_COPY = "COPY state_log_records (stream, ticket, token, written_us, body) FROM STDIN (FORMAT BINARY)"
 
 
 @dataclass(frozen=True)
@@ -239,9 +243,15 @@ class PgStateLog:
     # ------------------------------------------------------------------ the committer's callbacks
     def _write_group(self, conn: Connection, group: list[Pending]) -> None:
         stream, token = self.stream, self.token
-        conn.execute(insert(state_log_records), [
-            {"stream": stream, "ticket": p.ticket, "token": token, "written_us": p.written_us, "body": p.body}
-            for p in group])
+        if len(group) < _COPY_FROM:
+            conn.execute(insert(state_log_records), [
+                {"stream": stream, "ticket": p.ticket, "token": token, "written_us": p.written_us, "body": p.body}
+                for p in group])
+            return
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(_COPY) as cp:  # (same transaction)
+            cp.set_types(["text", "int8", "int8", "int8", "bytea"])
+            for p in group:
+                cp.write_row((stream, p.ticket, token, p.written_us, p.body))
 
     def _committed_upto(self, conn: Connection) -> int:
         """The highest ticket this writer committed (its records are the stream's after ``covers_id``)."""
