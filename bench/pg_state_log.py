@@ -77,7 +77,8 @@ def records_for(n: int) -> list[tuple]:
         out = core.handle(new)
         rec.record(new, out, [OUTBOUND.encode(a) for a in out.actions])
         o = core.order_for_client("C1", f"A{i}")
-        for cmd in (venue_report(o, ExecKind.NEW, 2 * i + 2), venue_report(o, ExecKind.TRADE, 2 * i + 3, D(100), D(190))):
+        ack, fill = venue_report(o, ExecKind.NEW, 2 * i + 2), venue_report(o, ExecKind.TRADE, 2 * i + 3, D(100), D(190))
+        for cmd in (ack, fill):
             out = core.handle(cmd)
             rec.record(cmd, out, [OUTBOUND.encode(a) for a in out.actions])
     assert len(cap.calls) == 3 * n and all(c[3] for c in cap.calls[:3])  # each record has its messages
