@@ -19,7 +19,8 @@ import time
 from decimal import Decimal as D
 
 from gateway.state import recovery
-from gateway.state.log import State, StateLog
+from gateway.state.log import StateLog
+from gateway.state.records import State
 from desk.core import Core
 from desk.options import ClientOptions
 from orders.commands import NewOrder, SessionStatus, VenueExecution

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 
 from gateway.process.engine import Engine
-from gateway.state.log import SEND_BACKLOG_MAX
+from gateway.state.records import SEND_BACKLOG_MAX
 from desk.core import Core
 from desk.options import ClientOptions
 from orders.actions import ClientExecReport, VenueNewOrder

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.state import recovery
-from gateway.state.log import SEND_BACKLOG_MAX, State, StateLog, StateLogError
+from gateway.state.log import StateLog
+from gateway.state.records import SEND_BACKLOG_MAX, State, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from desk.core import Core
@@ -225,9 +226,9 @@ def check_recorded_and_restored(data, smart: bool) -> None:
 
 def recovery_record(core, cmd, outcome, open_orders):
     """The record the engine writes, as read back from the log (orders pickled without their decisions)."""
-    from gateway.state.log import Record, _RecordPickler
+    from gateway.state.records import Record, RecordPickler
     touched = core.touched(cmd, outcome)
-    return Record(*pickle.loads(_RecordPickler().dumps((
+    return Record(*pickle.loads(RecordPickler().dumps((
         0.0, recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],
         recovery.controls_of(core), outcome.routes, None, None, outcome.rejected or None))))
 

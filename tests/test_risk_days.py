@@ -7,7 +7,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal as D
 
 from gateway.state import recovery
-from gateway.state.log import State, StateLog
+from gateway.state.log import StateLog
+from gateway.state.records import State
 from risk.days import day_begins, next_boundary, trading_day
 from risk.engine import RiskEngine
 from risk.rules import load_rules

@@ -158,6 +158,37 @@ cluster_lease = Table(
 )
 
 
+#: The order-state log in the database (revision 0006), for failover: see gateway/state/pglog.py. One writer per
+#: stream (the active instance); several clusters may share a database under different stream names.
+state_log_records = Table(
+    "state_log_records",
+    metadata,
+    Column("id", _Id, Identity(), primary_key=True, comment="the order records are folded in, within a stream"),
+    Column("stream", Text, nullable=False, comment="the cluster (or single gateway) the record belongs to"),
+    Column("ticket", BigInteger, nullable=False,
+           comment="the writer's ticket, increasing: a retried commit skips what the failed one had committed"),
+    Column("token", BigInteger, nullable=False, comment="the fencing token its writer held (given at open)"),
+    Column("written_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
+    Column("body", LargeBinary, nullable=False, comment="the record, pickled (gateway/state/records.py)"),
+    Index(None, "stream", "id"),
+    sqlite_autoincrement=True,
+    comment="Order-state records since each stream's snapshot, written before the messages they explain are sent",
+)
+
+state_log_snapshots = Table(
+    "state_log_snapshots",
+    metadata,
+    Column("stream", Text, primary_key=True),
+    Column("covers_id", BigInteger, nullable=False,
+           comment="the snapshot holds every record of the stream up to this id (they are deleted)"),
+    Column("generation", BigInteger, nullable=False, comment="1 for the stream's first snapshot, +1 for each next"),
+    Column("token", BigInteger, nullable=False, comment="the fencing token its writer held"),
+    Column("written_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
+    Column("body", LargeBinary, nullable=False, comment="the snapshot, pickled as the file state log's"),
+    comment="One order-state snapshot per stream: written at start-up (compaction) and at a clean stop",
+)
+
+
 class SchemaOutOfDate(Exception):
     """The journal database is not at the schema revision this fixgw needs."""
 

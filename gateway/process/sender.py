@@ -11,7 +11,7 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.observability.logs import fields
-from gateway.state.log import SEND_BACKLOG_MAX
+from gateway.state.records import SEND_BACKLOG_MAX
 from orders.actions import (
     ClientCancelReject, ClientExecReport, VenueCancel, VenueMassStatusRequest, VenueNewOrder, VenueReplace,
     VenueStatusRequest,

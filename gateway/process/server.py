@@ -40,7 +40,8 @@ from gateway.journal.writer import JournalWriter
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.schedule import build_scheduler, describe
-from gateway.state.log import State, StateLog
+from gateway.state.log import StateLog
+from gateway.state.records import State
 from desk.core import Core
 from orders.commands import RiskDayRoll
 from dropcopy.filters import Scope

@@ -11,7 +11,8 @@ from gateway.config import ConfigError
 from gateway.journal.queries import inbound_after, session_rejected
 from gateway.journal.writer import JournalWriter
 from gateway.state import recovery
-from gateway.state.log import State, StateLog, StateLogError
+from gateway.state.log import StateLog
+from gateway.state.records import State, StateLogError
 from desk.core import Core
 from sessions import filestore
 from sessions.codec.decode import IntakeLimits

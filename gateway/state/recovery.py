@@ -49,7 +49,8 @@ from orders.commands import (
     CancelRequest, MassCancelRequest, NewOrder, ReplaceRequest, StatusRequest, VenueCancelReject, VenueExecution,
 )
 from orders.model import OrdStatus
-from gateway.state.log import State, StateLog
+from gateway.state.log import StateLog
+from gateway.state.records import State
 from sessions.codec.tagvalue import parse_fields
 
 log = logging.getLogger("fixgw.recovery")
