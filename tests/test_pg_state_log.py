@@ -35,7 +35,7 @@ from gateway.state.records import SEND_BACKLOG_MAX, State, StateLogError
 from orders.actions import VenueNewOrder
 from orders.commands import NewOrder
 from orders.model import ExecKind, OrdType, Side
-from sessions import codec
+from sessions.codec import encode
 from tests.db_fixtures import _admin_engine, _fail_or_skip
 from tests.test_recovery import make_core, run_flow, too_big, venue_report
 
@@ -168,7 +168,7 @@ def test_a_record_holds_the_text_of_each_message_and_the_last_ones_are_pending(m
     lg = make_log()
     core, rec, new = recording(lg)
     out = core.handle(new)
-    sends = [("venue", a.venue, codec.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
+    sends = [("venue", a.venue, encode.encode_venue_new_order.text("FIX.4.4", a)) for a in out.actions
              if isinstance(a, VenueNewOrder)]
     rec.record(new, out, sends)
     settled(lg)
