@@ -2,6 +2,7 @@
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -208,6 +209,18 @@ def test_snapshot_is_json_with_decimal_strings():
     assert r.disabled_sessions == {"S1"}
     assert r.recent == s.recent
     assert r.message_count("S1", NOW, timedelta(seconds=1)) == 1
+
+
+def test_a_snapshot_taken_before_the_state_was_split_restores_the_same_state():
+    """``RiskState.snapshot()`` of a running state written before issue 19 split the risk state into its
+    collaborators (tests/fixtures/risk_state_before_split/generate.py) restores to the same state."""
+    here = Path(__file__).parent / "fixtures" / "risk_state_before_split"
+    old = json.loads((here / "risk_snapshot.json").read_text())
+    r = RiskState.restore(old)
+    assert r.snapshot() == old == json.loads((here / "expected.json").read_text())["running"]
+    assert r.message_count("C1", datetime(2026, 11, 25, 14, 0, 4, tzinfo=timezone.utc), timedelta(seconds=1)) == 1
+    assert r.kill_mode(new("x", "1", "1", session="C1", account="ACC2", symbol="AAPL"))[:2] == ("reduce_only",
+                                                                                                  "account")
 
 
 def test_recent_orders_pruned_oldest_first():
