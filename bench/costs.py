@@ -3,14 +3,14 @@
 1. A replace's risk check (``RiskEngine.check_replace``) copies the whole risk
    state with ``copy.deepcopy`` (``RiskState.without_order``) to release the old
    order's exposure. The state holds every open order, the duplicate window
-   (``recent``: one entry per order of the last ``duplicate_window_ms``) and the
-   throttle window (``msg_times``: one time stamp per message of the last
+   (``duplicates.accepted``: one entry per order of the last ``duplicate_window_ms``)
+   and the throttle window (``throttle.session_times``: one time stamp per message of the last
    ``throttle_window_ms``), so the copy grows with the order rate and with the
    number of open orders. Timed here: a new order's check, a replace's check,
    and the copy alone, at the steady state of a given message rate and number
    of open orders, with the demo's rules (throttle raised as the bench does).
-   For comparison, the same copy leaving out the two windows (``recent`` is
-   cleared right after the copy anyway; ``msg_times`` could be shared), which
+   For comparison, the same copy leaving out the two windows (the duplicate
+   window is cleared right after the copy anyway; the throttle's could be shared), which
    is what a copy limited to what the check reads would cost.
 
 Run: .venv/bin/python bench/costs.py
@@ -84,7 +84,7 @@ def main() -> None:
         orig = next(iter(state.open_orders.values()))
         k = [0]
 
-        times = state.msg_times["BENCH"]
+        times = state.throttle.session_times["BENCH"]
 
         def new_check():  # the check counts the message for the throttle: uncounted again, the state stays put
             k[0] += 1
@@ -97,17 +97,17 @@ def main() -> None:
             times.pop()
 
         def slim_copy():
-            recent, times = state.recent, state.msg_times
-            state.recent, state.msg_times = {}, {}
+            recent, times = state.duplicates.accepted, state.throttle.session_times
+            state.duplicates.accepted, state.throttle.session_times = {}, {}
             try:
                 clone = copy.deepcopy(state)
             finally:
-                state.recent, state.msg_times = recent, times
-            clone.msg_times = times
+                state.duplicates.accepted, state.throttle.session_times = recent, times
+            clone.throttle.session_times = times
             return clone
 
         reps = 200 if rate * 2 + open_orders < 5000 else 20
-        windows = len(state.recent) + sum(len(d) for d in state.msg_times.values())
+        windows = len(state.duplicates.accepted) + sum(len(d) for d in state.throttle.session_times.values())
         t_new = per_call(new_check, reps)
         t_rep = per_call(replace_check, reps)
         t_copy = per_call(lambda: copy.deepcopy(state), reps)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from orders.commands import NewOrder
 from orders.model import OrdType, RejectCode, Side
 from risk.rules import CHECK_NAMES, EffectiveLimits, Resolved
-from risk.state import ZERO, RiskState, duplicate_key
+from risk.state import ZERO, RiskState
 
 DEFAULT_REFERENCE_SOURCES = ("last", "mid", "file")
 DEFAULT_THROTTLE_WINDOW = timedelta(seconds=1)
@@ -72,7 +72,7 @@ def _no_price(rule: str, order: NewOrder, lim: Resolved, limits: EffectiveLimits
 
 # --------------------------------------------------------------------------- the checks
 def check_kill_switch(order: NewOrder, limits: EffectiveLimits, state: RiskState, now: datetime) -> Reject | None:
-    found = state.kill_mode(order)
+    found = state.kill_switches.matching(order)
     if found is None:
         return None
     mode, scope, key = found
@@ -101,13 +101,13 @@ def check_session_disabled(order: NewOrder, limits: EffectiveLimits, state: Risk
                            now: datetime) -> Reject | None:
     """The throttle for a message of a type it does not count (``throttle_msg_types``): only a session the
     throttle disabled is refused."""
-    if order.session in state.disabled_sessions:
+    if order.session in state.throttle.disabled:
         return _disabled(order.session, state)
     return None
 
 
 def _disabled(session: str, state: RiskState) -> Reject:
-    n = state.throttle_breaches.get(session, 0)
+    n = state.throttle.breaches.get(session, 0)
     return Reject("throttle", RejectCode.OTHER,
                   f"throttle: session {session} disabled after repeated throttle breaches ({n} today); "
                   f"an operator must re-enable it", {"breaches": n}, f"session {session}")
@@ -122,7 +122,7 @@ def throttle_reject(session: str, account: str | None, limits: EffectiveLimits, 
                     now: datetime) -> Reject | None:
     """The throttle's verdict on a message of ``session`` (and ``account``) already counted: the session is
     disabled, or its count or the account's is above a limit."""
-    if session in state.disabled_sessions:
+    if session in state.throttle.disabled:
         return _disabled(session, state)
     lim = limits.get("throttle_msgs")
     hard = limits.get("throttle_logout_msgs")
@@ -132,7 +132,7 @@ def throttle_reject(session: str, account: str | None, limits: EffectiveLimits, 
     window = throttle_window(limits)
     wms = int(window / timedelta(milliseconds=1))
     if lim is not None or hard is not None:
-        count = state.message_count(session, now, window)
+        count = state.throttle.session_count(session, now, window)
         if hard is not None and count > hard.value:
             r = _reject("throttle", RejectCode.EXCEEDS_LIMIT, hard,
                         f"{count} messages in {wms} ms exceeds throttle_logout_msgs {hard.value}: log the session out",
@@ -143,7 +143,7 @@ def throttle_reject(session: str, account: str | None, limits: EffectiveLimits, 
                            f"{count} messages in {wms} ms exceeds throttle_msgs {lim.value}",
                            limits.shadow_checks, count=count, limit=lim.value, window_ms=wms)
     if acct is not None:
-        count = state.account_message_count(account, now, window)
+        count = state.throttle.account_count(account, now, window)
         if count > acct.value:
             return _reject("throttle", RejectCode.EXCEEDS_LIMIT, acct,
                            f"{count} messages for account {account or '-'} in {wms} ms exceeds "
@@ -251,7 +251,7 @@ def check_duplicate_order(order: NewOrder, limits: EffectiveLimits, state: RiskS
     lim = limits.get("duplicate_window_ms")
     if lim is None:
         return None
-    seen = state.recent.get(duplicate_key(order))
+    seen = state.duplicates.last_accepted(order)
     if seen is None or now - seen >= timedelta(milliseconds=lim.value):
         return None
     ms = (now - seen) / timedelta(milliseconds=1)
@@ -353,7 +353,7 @@ def check_daily_notional(order: NewOrder, limits: EffectiveLimits, state: RiskSt
     px = order_price(order, limits, state)
     if px is None:
         return _no_price("daily_notional", order, lim, limits)
-    used = state.daily_used.get(order.account or "", ZERO)
+    used = state.usage.used.get(order.account or "", ZERO)
     after = used + order.qty * px
     if after <= lim.value:
         return None

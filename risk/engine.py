@@ -32,6 +32,7 @@ from typing import Any
 from orders.commands import NewOrder
 from risk.checks import CHECKS, CHECKS_UNCOUNTED, Reject, order_price, throttle_reject, throttle_window
 from risk.days import MIDNIGHT, day_begins, next_boundary, trading_day
+from risk.duplicates import RecentOrders
 from risk.rules import EffectiveLimits, RulesFile, resolve_limits
 from risk.state import RiskState
 
@@ -130,13 +131,13 @@ class RiskEngine:
         events: list[str] = []
         start = self.account_day_start
         day = trading_day(now, start)
-        before, used = state.day, {a: v for a, v in state.daily_filled.items() if v}
+        before, used = state.usage.day, {a: v for a, v in state.usage.filled.items() if v}
         if state.start_day(day):
             top = ", ".join(f"{a or '-'} {v}" for a, v in sorted(used.items())[:10]) or "none"
             events.append(f"trading day {day} began at {day_begins(day, start):%Y-%m-%d %H:%M:%S} UTC for accounts: "
                           f"the daily notional filled on {before} no longer counts ({len(used)} account(s): {top}"
                           f"{', ...' if len(used) > 10 else ''}); daily notional restarts from the open orders")
-        for session in list(state.session_days):
+        for session in list(state.usage.session_days):
             s_start = self.session_day_start(session)
             s_day = trading_day(now, s_start)
             dropped = state.start_session_day(session, s_day)
@@ -144,18 +145,18 @@ class RiskEngine:
                 events.append(f"trading day {s_day} began at {day_begins(s_day, s_start):%Y-%m-%d %H:%M:%S} UTC for "
                               f"session {session}: its throttle breach count restarts at 0 (was {dropped})"
                               + (" ; it stays disabled until an operator re-enables it"
-                                 if session in state.disabled_sessions else ""))
-        starts = {start, *(self.session_day_start(s) for s in state.session_days)}
+                                 if session in state.throttle.disabled else ""))
+        starts = {start, *(self.session_day_start(s) for s in state.usage.session_days)}
         self._roll_due = min(next_boundary(now, t) for t in starts)
         self._roll_state = state
         return events
 
     def _breach(self, session: str, lims: EffectiveLimits, state: RiskState, now: datetime) -> bool:
         """Count a throttle breach on the session's trading day; True when it disabled the session."""
-        if session not in state.session_days:
+        if session not in state.usage.session_days:
             state.start_session_day(session, trading_day(now, self.session_day_start(session)))
             self._roll_due = None  # its boundary is one to watch from now on
-        return state.record_breach(session, lims.value("throttle_disable_after"))
+        return state.throttle.record_breach(session, lims.value("throttle_disable_after"))
 
     # ------------------------------------------------------------------ checking
     @staticmethod
@@ -166,8 +167,8 @@ class RiskEngine:
         if types is not None and msg_type not in types:
             return False
         # an account's messages are counted where an account limit applies to them
-        state.on_message(session, now, throttle_window(lims),
-                         account if account is not None and "account_throttle_msgs" in lims.values else None)
+        state.throttle.count(session, now, throttle_window(lims),
+                             account if account is not None and "account_throttle_msgs" in lims.values else None)
         return True
 
     def count(self, msg_type: str, session: str, state: RiskState, now: datetime, *, account: str | None = None,
@@ -179,7 +180,7 @@ class RiskEngine:
     def note_message(self, session: str, state: RiskState, now: datetime, symbol: str = "", account: str | None = None) -> None:
         """Count a message other than a new order for the throttle (kept for callers that only count)."""
         lims = self._limits(session, account, symbol)
-        state.on_message(session, now, throttle_window(lims))
+        state.throttle.count(session, now, throttle_window(lims))
 
     def message(self, msg_type: str, session: str, state: RiskState, now: datetime, *, account: str | None = None,
                 symbol: str = "") -> Decision | None:
@@ -192,7 +193,7 @@ class RiskEngine:
         """
         lims = self._limits(session, account, symbol)
         if not self._count(msg_type, session, account, lims, state, now):
-            if session in state.disabled_sessions and msg_type not in RISK_REDUCING:
+            if session in state.throttle.disabled and msg_type not in RISK_REDUCING:
                 rej = throttle_reject(session, None, lims, state, now)  # the session's disabled verdict
                 return Decision(False, rej, (), {"throttle": Evaluation(False, False, rej.values, rej.text)})
             return None
@@ -221,8 +222,8 @@ class RiskEngine:
         types = lims.values.get("throttle_msg_types")
         counted = types is None or msg_type in types.value
         if count_message and counted:
-            state.on_message(order.session, now, throttle_window(lims),
-                             order.account if "account_throttle_msgs" in lims.values else None)
+            state.throttle.count(order.session, now, throttle_window(lims),
+                                 order.account if "account_throttle_msgs" in lims.values else None)
         checks = CHECKS if counted else CHECKS_UNCOUNTED  # a type not counted is not limited either
         blocking: Reject | None = None
         shadows: list[Reject] = []
@@ -266,11 +267,11 @@ class RiskEngine:
         # Release the old order's exposure in place for the check and put it back after: O(1).
         # (A deep copy of the state cost milliseconds per replace with many orders open.)
         old = state.release_open(new.session, orig_cl_ord_id)
-        recent, state.recent = state.recent, {}  # a replace is not a duplicate of anything
+        recent, state.duplicates = state.duplicates, RecentOrders()  # a replace is not a duplicate of anything
         try:
             return self.check(new, state, now, count_message=False, msg_type="G")
         finally:
-            state.recent = recent
+            state.duplicates = recent
             if old is not None:
                 state.restore_open(old)
 
@@ -286,8 +287,8 @@ class RiskEngine:
     def kill(state: RiskState, scope: str, key: str = "", *, reduce_only: bool = False) -> None:
         """Engage a kill switch: scope global / session / account / symbol; reduce_only lets
         only position-reducing orders through."""
-        state.set_kill(scope, key, "reduce_only" if reduce_only else "halt")
+        state.kill_switches.engage(scope, key, "reduce_only" if reduce_only else "halt")
 
     @staticmethod
     def unkill(state: RiskState, scope: str, key: str = "") -> bool:
-        return state.clear_kill(scope, key)
+        return state.kill_switches.release(scope, key)

@@ -5,11 +5,13 @@ import collections
 import copy
 import dataclasses
 import itertools
+import json
 import os
 import pickle
 import pickletools
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -79,7 +81,7 @@ def risk_view(core: Core) -> dict:
     rs = core.risk_state
     return {"exposures": rs.exposures, "totals": {a: t for a, t in rs.account_totals.items() if not t.is_zero()},
             "gross": {a: v for a, v in rs.account_gross.items() if v},
-            "daily": {a: v for a, v in rs.daily_used.items() if v}, "open": rs.open_orders,
+            "daily": {a: v for a, v in rs.usage.used.items() if v}, "open": rs.open_orders,
             "count": rs.open_count, "kill": rs.kill}
 
 
@@ -365,6 +367,29 @@ def test_a_log_written_before_the_vocabulary_moved_still_loads(tmp_path, old_mod
     assert b"routing.orders" in body and old_model.encode() + b"\x94\x8c\x14route_from_state_log" in body
     assert b"orders.records" not in body
     assert StateLog(tmp_path).recover().orders[a1.order_id] == a1
+
+
+RISK_BEFORE_SPLIT = Path(__file__).parent / "fixtures" / "risk_state_before_split"
+
+
+@pytest.mark.parametrize("name", ["crashed", "stopped"])
+def test_state_files_written_before_the_risk_state_was_split_restore_the_same_risk_state(name):
+    """Issue 19 split risk/state.py into RiskState and the collaborators it owns (kill switches, throttle,
+    per-day usage): state files written before (``generate.py`` beside them, run at ff3ece4) name
+    ``risk.state``'s open orders and hold the switches and per-day usage as plain values; they must give back
+    the risk state that code restored from them, and the engine must go on from it."""
+    expected = json.loads((RISK_BEFORE_SPLIT / "expected.json").read_text())[name]
+    state = StateLog(RISK_BEFORE_SPLIT / name).recover()  # (reads only)
+    assert state.clean is expected["clean"] and state.risk_day == expected["risk_day"]
+    core = make_core()
+    recovery.restore_core(core, state)
+    assert core.risk_state.snapshot() == expected["risk"]
+    assert json.loads(json.dumps(recovery.controls_of(core))) == expected["controls"]
+    # the restored switches and open exposure act: IBM halted, A1's leaves still open
+    out = core.handle(NewOrder(session="C1", cl_ord_id="A9", symbol="IBM", side=Side.BUY, qty=D(1),
+                               ord_type=OrdType.LIMIT, price=D(150), seq=9))
+    assert out.risk[0][2].reject.rule == "kill_switch"
+    assert core.risk_state.exposure(None, "AAPL").buy_qty == D(50)
 
 
 def test_a_record_holds_the_text_of_each_message_and_finds_the_ones_missing_from_the_store(tmp_path):

@@ -157,13 +157,13 @@ def test_daily_notional_counts_fills_and_open():
     st.on_accepted(order("50", "100", cl="a"))
     st.on_fill("S1", "a", D("50"), D("100"))
     st.on_accepted(order("30", "100", side=Side.SELL, cl="b"))
-    assert st.daily_used["ACC1"] == D(8000)
+    assert st.usage.used["ACC1"] == D(8000)
     assert run(C.check_daily_notional, t, order("20", "100"), st) is None
     assert run(C.check_daily_notional, t, order("20", "100.01"), st).code is RejectCode.EXCEEDS_LIMIT
     st.on_done("S1", "b")  # cancel releases the open part
     assert run(C.check_daily_notional, t, order("50", "100"), st) is None
     st.new_day()
-    assert st.daily_used == {}
+    assert st.usage.used == {}
 
 
 def test_restricted_symbols():
@@ -197,14 +197,14 @@ def test_throttle_two_thresholds():
     st = RiskState()
     w = timedelta(seconds=1)
     for i in range(3):
-        st.on_message("S1", NOW + timedelta(milliseconds=i), w)
+        st.throttle.count("S1", NOW + timedelta(milliseconds=i), w)
     assert run(C.check_throttle, t, order(), st) is None  # exactly 3
-    st.on_message("S1", NOW + timedelta(milliseconds=3), w)
+    st.throttle.count("S1", NOW + timedelta(milliseconds=3), w)
     r = run(C.check_throttle, t, order(), st)
     assert r.code is RejectCode.EXCEEDS_LIMIT and not r.logout and r.values["count"] == 4
-    st.on_message("S1", NOW + timedelta(milliseconds=4), w)
+    st.throttle.count("S1", NOW + timedelta(milliseconds=4), w)
     assert not run(C.check_throttle, t, order(), st).logout  # 5: still only a reject
-    st.on_message("S1", NOW + timedelta(milliseconds=5), w)
+    st.throttle.count("S1", NOW + timedelta(milliseconds=5), w)
     assert run(C.check_throttle, t, order(), st).logout  # 6
     # the window slides: a second later the old messages no longer count
     later = NOW + timedelta(milliseconds=1003)
@@ -252,11 +252,11 @@ def test_kill_switch_halt_scopes():
     assert run(C.check_kill_switch, "", order(), st) is None
     for scope, key in (("global", ""), ("session", "S1"), ("account", "ACC1"), ("symbol", "AAPL")):
         st = RiskState()
-        st.set_kill(scope, key)
+        st.kill_switches.engage(scope, key)
         r = run(C.check_kill_switch, "", order(), st)
         assert r is not None and "halted" in r.text, scope
     st = RiskState()
-    st.set_kill("symbol", "MSFT")
+    st.kill_switches.engage("symbol", "MSFT")
     assert run(C.check_kill_switch, "", order(), st) is None
 
 
@@ -264,7 +264,7 @@ def test_kill_switch_reduce_only():
     st = RiskState()
     st.on_accepted(order("100", cl="a"))
     st.on_fill("S1", "a", D("100"), D("100"))  # long 100
-    st.set_kill("account", "ACC1", "reduce_only")
+    st.kill_switches.engage("account", "ACC1", "reduce_only")
     assert run(C.check_kill_switch, "", order("100", side=Side.SELL), st) is None
     assert run(C.check_kill_switch, "", order("101", side=Side.SELL), st) is not None  # would flip short
     assert run(C.check_kill_switch, "", order("1"), st) is not None  # buy adds
@@ -273,13 +273,13 @@ def test_kill_switch_reduce_only():
     assert run(C.check_kill_switch, "", order("41", side=Side.SELL), st) is not None
     # flat: nothing reduces
     st2 = RiskState()
-    st2.set_kill("global", "", "reduce_only")
+    st2.kill_switches.engage("global", "", "reduce_only")
     assert run(C.check_kill_switch, "", order("1", side=Side.SELL), st2) is not None
     # halt beats reduce-only
-    st.set_kill("symbol", "AAPL", "halt")
+    st.kill_switches.engage("symbol", "AAPL", "halt")
     assert "halted" in run(C.check_kill_switch, "", order("1", side=Side.SELL), st).text
 
 
 def test_kill_switch_rejects_bad_scope():
     with pytest.raises(ValueError):
-        RiskState().set_kill("desk", "X")
+        RiskState().kill_switches.engage("desk", "X")

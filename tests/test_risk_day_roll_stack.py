@@ -91,7 +91,7 @@ def test_daily_notional_rolls_at_the_boundary_and_a_restart_after_the_roll_keeps
     assert stack.gateway.wait_venues_up(20)
     clock.t += timedelta(minutes=5)
     stack.gateway.engine.call(lambda core: setattr(core, "clock", clock))
-    used = stack.gateway.engine.call(lambda core: dict(core.risk_state.daily_used))
+    used = stack.gateway.engine.call(lambda core: dict(core.risk_state.usage.used))
     assert used["DAY1"] == today  # not yesterday's fill as well: both orders are still in the state log
     c = stack.client("CLIENT44")
     again = c.wait_exec(c.new_order("AAPL", "1", 100, "190.10", account="DAY1"), "8")  # today's 19000 is kept

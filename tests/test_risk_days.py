@@ -80,7 +80,7 @@ def test_yesterdays_daily_notional_does_not_count_today_and_an_open_order_carrie
     resting = order("R1", 50)  # 5000 open
     engine.on_accepted(resting, state, DAY1)
     state.on_fill("C1", "R1", D(10), D(100))  # 1000 of it filled today
-    assert state.daily_used["ACC1"] == D(25000)
+    assert state.usage.used["ACC1"] == D(25000)
     refused = engine.check(order("N1", 60), state, DAY1 + timedelta(seconds=5))
     assert not refused.accepted and refused.reject.rule == "daily_notional"
 
@@ -88,8 +88,8 @@ def test_yesterdays_daily_notional_does_not_count_today_and_an_open_order_carrie
     events = engine.roll(state, next_day)
     assert len(events) == 1 and "trading day 2026-11-25" in events[0] and "ACC1 21000" in events[0]
     assert state.day == date(2026, 11, 25)
-    assert state.daily_used["ACC1"] == D(4000)  # the carried order's 40 open, not yesterday's fills
-    assert state.daily_filled == {}
+    assert state.usage.used["ACC1"] == D(4000)  # the carried order's 40 open, not yesterday's fills
+    assert state.usage.filled == {}
     assert engine.check(order("N2", 260), state, next_day).accepted  # 4000 + 26000 = 30000: at the limit
     assert not engine.check(order("N3", 261), state, next_day + timedelta(seconds=5)).accepted
 
@@ -100,12 +100,12 @@ def test_the_roll_is_a_no_op_until_the_boundary_and_a_clock_stepping_back_never_
     engine.on_accepted(order("F1", 100), state, DAY1)
     state.on_fill("C1", "F1", D(100), D(100))
     assert engine.roll(state, datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC)) == []
-    assert state.daily_used["ACC1"] == D(10000)
+    assert state.usage.used["ACC1"] == D(10000)
     assert engine.roll(state, datetime(2026, 11, 25, tzinfo=UTC))  # exactly at the boundary
     assert engine.roll(state, datetime(2026, 11, 25, 0, 0, 1, tzinfo=UTC)) == []
-    state.daily_filled["ACC1"] = state.daily_used["ACC1"] = D(500)
+    state.usage.filled["ACC1"] = state.usage.used["ACC1"] = D(500)
     assert engine.roll(state, DAY1) == [] and state.day == date(2026, 11, 25)  # stepping back: nothing
-    assert state.daily_used["ACC1"] == D(500)
+    assert state.usage.used["ACC1"] == D(500)
 
 
 def test_account_usage_rolls_at_the_configured_trading_day_start():
@@ -115,9 +115,9 @@ def test_account_usage_rolls_at_the_configured_trading_day_start():
     state.on_fill("C1", "F1", D(100), D(100))
     assert state.day == date(2026, 11, 23)  # 15:00 is in the day that began yesterday at 21:00
     assert engine.roll(state, datetime(2026, 11, 24, 20, 59, 59, tzinfo=UTC)) == []
-    assert state.daily_used["ACC1"] == D(10000)
+    assert state.usage.used["ACC1"] == D(10000)
     assert engine.roll(state, datetime(2026, 11, 24, 21, 0, tzinfo=UTC))
-    assert state.daily_used.get("ACC1", D(0)) == 0 and state.day == date(2026, 11, 24)
+    assert state.usage.used.get("ACC1", D(0)) == 0 and state.day == date(2026, 11, 24)
 
 
 def breach(engine, state, session, at, n=3):
@@ -134,7 +134,7 @@ def test_a_sessions_breach_count_rolls_at_its_own_schedule_start_and_a_disabled_
     breach(engine, state, "C1", at, 4)
     breach(engine, state, "C2", at, 4)
     assert state.throttle_breaches == {"C1": 2, "C2": 2}
-    assert state.session_days == {"C1": date(2026, 11, 23), "C2": date(2026, 11, 24)}
+    assert state.usage.session_days == {"C1": date(2026, 11, 23), "C2": date(2026, 11, 24)}
 
     events = engine.roll(state, datetime(2026, 11, 24, 13, 30, tzinfo=UTC))
     assert len(events) == 1 and "session C1" in events[0] and "was 2" in events[0]
@@ -176,8 +176,8 @@ def test_a_fill_after_the_boundary_counts_on_the_new_day_even_with_no_order_in_b
     out = core.handle(fill(core, "G1", 50))  # first message of the new day: a fill
     assert out.risk_events and "trading day 2026-11-25" in out.risk_events[0]
     rs = core.risk_state
-    assert rs.daily_filled == {"ACC1": D(5000)}
-    assert rs.daily_used["ACC1"] == D(5000) + D(150) * 100  # today's fill + what is still open
+    assert rs.usage.filled == {"ACC1": D(5000)}
+    assert rs.usage.used["ACC1"] == D(5000) + D(150) * 100  # today's fill + what is still open
 
 
 def test_the_scheduled_roll_rolls_and_reports_with_no_order_flowing():
@@ -189,7 +189,7 @@ def test_the_scheduled_roll_rolls_and_reports_with_no_order_flowing():
     clock.to(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
     out = core.handle(RiskDayRoll())
     assert len(out.risk_events) == 1 and "ACC1 10000" in out.risk_events[0]
-    assert core.risk_state.daily_used.get("ACC1", D(0)) == 0
+    assert core.risk_state.usage.used.get("ACC1", D(0)) == 0
 
 
 def test_a_session_rolls_at_the_start_given_in_its_options_and_at_a_new_one_after_a_reload():
@@ -237,7 +237,7 @@ def day_one(core, rec):
     run(core, rec, fill(core, "G1", 100, seq=1))
     run(core, rec, order("A1", 100, seq=2))
     run(core, rec, fill(core, "A1", 100, seq=2))
-    assert core.risk_state.daily_used["ACC1"] == D(40000)
+    assert core.risk_state.usage.used["ACC1"] == D(40000)
 
 
 def test_a_restart_after_the_roll_starts_from_the_new_days_usage_not_from_every_fill_it_still_knows(tmp_path):
@@ -247,20 +247,20 @@ def test_a_restart_after_the_roll_starts_from_the_new_days_usage_not_from_every_
     clock.to(datetime(2026, 11, 25, 0, 0, 5, tzinfo=UTC))
     assert run(core, rec, RiskDayRoll()).risk_events  # the scheduled roll, recorded
     run(core, rec, fill(core, "G1", 20, seq=3))  # 2000 filled today
-    today = dict(core.risk_state.daily_used)
+    today = dict(core.risk_state.usage.used)
     assert today == {"ACC1": D(2000) + D(180) * 100}
 
     back, state = restarted(tmp_path, clock)  # a crash: the log is folded without a snapshot
     assert not state.clean
     assert back.risk_state.day == date(2026, 11, 25)
-    assert dict(back.risk_state.daily_used) == today  # not the 12000 filled on G1 in all, nor A1's 10000
+    assert dict(back.risk_state.usage.used) == today  # not the 12000 filled on G1 in all, nor A1's 10000
     # 20000 + 25000 is within 50000; with yesterday's 22000 filled it would not be
     assert back.handle(order("B1", 250)).actions[0].kind is ExecKind.PENDING_NEW
 
     # a clean stop writes the same picture into the snapshot
     log.close(rec.capture())
     again, state = restarted(tmp_path, clock)
-    assert state.clean and dict(again.risk_state.daily_used) == today
+    assert state.clean and dict(again.risk_state.usage.used) == today
 
 
 def test_a_restart_across_a_boundary_the_gateway_was_down_for_rolls_at_its_first_message(tmp_path):
@@ -274,7 +274,7 @@ def test_a_restart_across_a_boundary_the_gateway_was_down_for_rolls_at_its_first
     out = back.handle(order("B1", 100))
     assert "trading day 2026-11-25" in out.risk_events[0]
     assert out.actions[0].kind is ExecKind.PENDING_NEW
-    assert back.risk_state.daily_used["ACC1"] == D(200) * 100 + D(100) * 100  # G1's open 200 + B1
+    assert back.risk_state.usage.used["ACC1"] == D(200) * 100 + D(100) * 100  # G1's open 200 + B1
 
 
 def test_a_restart_on_the_same_day_keeps_the_days_usage(tmp_path):
@@ -282,7 +282,7 @@ def test_a_restart_on_the_same_day_keeps_the_days_usage(tmp_path):
     core, log, rec = recorded(tmp_path, clock)
     day_one(core, rec)
     back, _ = restarted(tmp_path, clock)
-    assert dict(back.risk_state.daily_used) == dict(core.risk_state.daily_used)
+    assert dict(back.risk_state.usage.used) == dict(core.risk_state.usage.used)
     out = back.handle(order("B1", 101))  # 40000 used: 50100 is over 50000
     assert out.actions[0].kind is ExecKind.REJECTED and "daily_notional" in out.actions[0].text
 
@@ -296,12 +296,12 @@ def test_a_state_log_without_day_records_keeps_the_counts_rebuilt_from_its_order
     state = dataclasses.replace(state, risk_day=None)
     back = make_core(clock)
     recovery.restore_core(back, state)
-    assert back.risk_state.day is None and back.risk_state.daily_used["ACC1"] == D(40000)
+    assert back.risk_state.day is None and back.risk_state.usage.used["ACC1"] == D(40000)
     back.handle(RiskDayRoll())
-    assert back.risk_state.day == date(2026, 11, 24) and back.risk_state.daily_used["ACC1"] == D(40000)
+    assert back.risk_state.day == date(2026, 11, 24) and back.risk_state.usage.used["ACC1"] == D(40000)
     clock.to(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
     back.handle(RiskDayRoll())
-    assert back.risk_state.daily_used["ACC1"] == D(20000)  # G1's open 200
+    assert back.risk_state.usage.used["ACC1"] == D(20000)  # G1's open 200
 
 
 def test_per_day_usage_goes_into_the_records_as_plain_values_only_when_it_changes(tmp_path):

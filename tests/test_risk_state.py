@@ -2,6 +2,7 @@
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,7 +65,7 @@ def assert_matches(state: RiskState, model: Model):
                "sq": e.sell_qty, "sn": e.sell_notional} for k, e in state.exposures.items()}
     assert got == exp
     assert state.open_count == count
-    assert {a: v for a, v in state.daily_used.items() if v} == {a: v for a, v in daily.items() if v}
+    assert {a: v for a, v in state.usage.used.items() if v} == {a: v for a, v in daily.items() if v}
     for a in set(gross) | set(state.account_gross):
         g, n = state.account_exposure(a)
         assert g == gross.get(a, ZERO), a
@@ -159,7 +160,7 @@ def test_cancel_releases_open_quantity():
     s.on_accepted(new("a", "100", "10", side=Side.SELL))
     assert s.exposure("ACC1", "AAPL").sell_qty == D(100)
     assert s.on_done("S1", "a") is True
-    assert s.exposures == {} and s.open_count == {} and s.daily_used["ACC1"] == ZERO
+    assert s.exposures == {} and s.open_count == {} and s.usage.used["ACC1"] == ZERO
     assert s.on_done("S1", "a") is False
 
 
@@ -195,9 +196,9 @@ def test_snapshot_is_json_with_decimal_strings():
     s.on_accepted(new("a", "10", "10.25"), now=NOW)
     s.on_fill("S1", "a", D("4"), D("10.2"))
     s.set_quote("AAPL", D("10"), D("10.5"))
-    s.on_message("S1", NOW, timedelta(seconds=1))
-    s.set_kill("symbol", "MSFT", "reduce_only")
-    s.record_breach("S1", 1)
+    s.throttle.count("S1", NOW, timedelta(seconds=1))
+    s.kill_switches.engage("symbol", "MSFT", "reduce_only")
+    s.throttle.record_breach("S1", 1)
     snap = s.snapshot()
     text = json.dumps(snap)
     assert '"10.25"' in text and '"40.8"' in text.replace("40.80", "40.8")
@@ -206,8 +207,21 @@ def test_snapshot_is_json_with_decimal_strings():
     assert r.refs["AAPL"]["mid"] == D("10.25")
     assert r.kill == {("symbol", "MSFT"): "reduce_only"}
     assert r.disabled_sessions == {"S1"}
-    assert r.recent == s.recent
-    assert r.message_count("S1", NOW, timedelta(seconds=1)) == 1
+    assert r.duplicates.accepted == s.duplicates.accepted
+    assert r.throttle.session_count("S1", NOW, timedelta(seconds=1)) == 1
+
+
+def test_a_snapshot_taken_before_the_state_was_split_restores_the_same_state():
+    """``RiskState.snapshot()`` of a running state written before issue 19 split the risk state into its
+    collaborators (tests/fixtures/risk_state_before_split/generate.py) restores to the same state."""
+    here = Path(__file__).parent / "fixtures" / "risk_state_before_split"
+    old = json.loads((here / "risk_snapshot.json").read_text())
+    r = RiskState.restore(old)
+    assert r.snapshot() == old == json.loads((here / "expected.json").read_text())["running"]
+    later = datetime(2026, 11, 25, 14, 0, 4, tzinfo=timezone.utc)
+    assert r.throttle.session_count("C1", later, timedelta(seconds=1)) == 1
+    order = new("x", "1", "1", session="C1", account="ACC2", symbol="AAPL")
+    assert r.kill_switches.matching(order)[:2] == ("reduce_only", "account")
 
 
 def test_recent_orders_pruned_oldest_first():
@@ -217,13 +231,14 @@ def test_recent_orders_pruned_oldest_first():
     s.on_accepted(b, now=NOW + timedelta(milliseconds=500), duplicate_window=w)
     s.on_accepted(new("c", "1", "1"), now=NOW + timedelta(milliseconds=900), duplicate_window=w)  # same key as a
     s.on_accepted(new("d", "3", "1"), now=NOW + timedelta(milliseconds=1600), duplicate_window=w)
-    keys = [k[3] for k in s.recent]
+    keys = [k[3] for k in s.duplicates.accepted]
     assert keys == [D(1), D(3)]  # b expired; a's key was refreshed by c and kept
 
 
 def test_message_window_prunes():
     s, w = RiskState(), timedelta(seconds=1)
     for i in range(5):
-        s.on_message("S1", NOW + timedelta(milliseconds=300 * i), w)
-    assert s.message_count("S1", NOW + timedelta(milliseconds=1200), w) == 4  # 300, 600, 900, 1200 (window is (200, 1200])
-    assert len(s.msg_times["S1"]) == 4
+        s.throttle.count("S1", NOW + timedelta(milliseconds=300 * i), w)
+    # 300, 600, 900, 1200 (window is (200, 1200])
+    assert s.throttle.session_count("S1", NOW + timedelta(milliseconds=1200), w) == 4
+    assert len(s.throttle.session_times["S1"]) == 4

@@ -89,7 +89,7 @@ def test_600_cancels_at_300_a_second_are_counted_but_never_refused_and_then_orde
     assert len(over) == 500  # the 101st to the 600th: over the limit, reported, let through
     assert all(d.accepted and "let through" in d.shadow_rejects[0].text for d in over)
     now = clock.t
-    assert core.risk_state.message_count("C1", now, timedelta(seconds=1)) == in_last_second() == 301
+    assert core.risk_state.throttle.session_count("C1", now, timedelta(seconds=1)) == in_last_second() == 301
     rs = core.risk_state
     assert rs.throttle_breaches == {} and rs.disabled_sessions == set()
     assert not any(type(a) is LogoutClient for out in outs for a in out.actions)
@@ -133,7 +133,7 @@ def test_600_status_requests_at_300_a_second_are_counted_throttled_and_disable_t
     rej = core.handle(new("N1")).actions[0]
     assert rej.kind is ExecKind.REJECTED and "disabled" in rej.text
     # every one counted, and the refused order too
-    assert core.risk_state.message_count("C1", clock.t, timedelta(seconds=1)) == in_last_second() + 1
+    assert core.risk_state.throttle.session_count("C1", clock.t, timedelta(seconds=1)) == in_last_second() + 1
 
 
 def test_a_status_request_for_an_unknown_order_over_the_limit_says_both():
@@ -148,12 +148,12 @@ def test_the_rules_name_the_message_types_the_throttle_counts():
     resting(core, clock)
     outs = flood(core, clock, lambda i: status(i, "O1"))
     assert not any(out.risk for out in outs) and all(out.actions[0].text is None for out in outs)
-    assert core.risk_state.message_count("C1", clock.t, timedelta(seconds=1)) == 0
+    assert core.risk_state.throttle.session_count("C1", clock.t, timedelta(seconds=1)) == 0
     assert core.handle(new("N1")).actions[0].kind is ExecKind.PENDING_NEW
 
     core, clock = make_core(RULES + 'throttle_msg_types = ["F"]\n')
     flood(core, clock, cancel, n=200)
-    assert core.risk_state.message_count("C1", clock.t, timedelta(seconds=1)) == 200
+    assert core.risk_state.throttle.session_count("C1", clock.t, timedelta(seconds=1)) == 200
     # an order is a type the throttle does not count here: not limited by it either
     assert core.handle(new("N1")).actions[0].kind is ExecKind.PENDING_NEW
 
@@ -167,7 +167,7 @@ def test_replaces_and_mass_cancels_count_too():
     for i in range(50):
         core.handle(ReplaceRequest(session="C1", cl_ord_id=f"R{i}", orig_cl_ord_id="NOPE", symbol="AAPL",
                                    side=Side.BUY, qty=D(10), ord_type=OrdType.LIMIT, price=D(100)))
-    assert core.risk_state.message_count("C1", clock.t, timedelta(seconds=1)) == 100
+    assert core.risk_state.throttle.session_count("C1", clock.t, timedelta(seconds=1)) == 100
     assert "throttle" in core.handle(new("N1")).actions[0].text
 
 
@@ -192,7 +192,7 @@ def test_an_accounts_messages_are_counted_across_its_sessions():
     assert core.risk_state.throttle_breaches == {}  # an account's limit is no one session's breach
     out = core.handle(CancelRequest(session="C2", cl_ord_id="X1", orig_cl_ord_id="A0", symbol="AAPL", side=Side.BUY))
     assert out.actions[0].kind is ExecKind.PENDING_CANCEL  # its order's account is counted; a cancel goes through
-    assert core.risk_state.account_message_count("ACC1", clock.t, timedelta(seconds=1)) == 61
+    assert core.risk_state.throttle.account_count("ACC1", clock.t, timedelta(seconds=1)) == 61
 
 
 def test_an_unknown_message_type_in_the_rules_is_refused_naming_the_key():

@@ -17,7 +17,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from risk.state import OpenOrder, fold_day_changes, open_order_from_state_log, open_order_state_log_form
+from risk.daily_usage import fold_day_changes
+from risk.state import OpenOrder, open_order_from_state_log, open_order_state_log_form
 from orders import actions as _actions, commands as _commands, model as _model, records as _records
 from orders.records import (
     RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
@@ -126,7 +127,7 @@ class State:
     watermarks: dict = field(default_factory=dict)  # origin -> (seq, time processed)
     controls: tuple | None = None
     last_trades: dict = field(default_factory=dict)  # symbol -> last fill price reported to a client
-    # per-day risk usage (``risk.state.fold_day_changes``): its trading day, notional filled on it per account,
+    # per-day risk usage (``risk.daily_usage.fold_day_changes``): its trading day, notional filled on it per account,
     # each session's day; None: not recorded (a log of an older version)
     risk_day: dict | None = None
     # (record time, message) of the messages that may not all have been sent when the process died: the last

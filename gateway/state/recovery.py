@@ -39,6 +39,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
+from risk.kill_switches import KillSwitches
 from risk.state import RiskState
 from desk.core import Core
 from orders.actions import (
@@ -72,8 +73,9 @@ def origin_of(cmd) -> str | None:
 def controls_of(core: Core) -> tuple:
     """Operator and risk switches that must survive a restart, in a comparable form."""
     rs = core.risk_state
-    return (tuple(sorted(rs.kill.items())), tuple(sorted(rs.disabled_sessions)),
-            tuple(sorted(rs.throttle_breaches.items())), tuple(sorted(core.operator_disabled)))
+    throttle = rs.throttle
+    return (tuple(sorted(rs.kill_switches.engaged.items())), tuple(sorted(throttle.disabled)),
+            tuple(sorted(throttle.breaches.items())), tuple(sorted(core.operator_disabled)))
 
 
 class Recorder:
@@ -139,8 +141,8 @@ class Recorder:
         controls = controls_of(self.core)
         changed = controls != self._controls
         routes = outcome.routes if outcome is not None else []
-        rs = self.core.risk_state
-        risk_day = rs.day_changes() if rs.day_dirty else None
+        usage = self.core.risk_state.usage
+        risk_day = usage.changes() if usage.dirty else None
         rejected = outcome.rejected if outcome is not None else None
         if not (touched or seq or changed or sends or routes or risk_day or rejected):
             return
@@ -175,7 +177,7 @@ class Recorder:
                 open_risk[o.order_id] = ro
         last = {sym: refs["last"] for sym, refs in core.risk_state.refs.items() if "last" in refs}
         return State(orders=dict(core.orders), open_risk=open_risk, watermarks=dict(self.watermarks),
-                     controls=controls_of(core), last_trades=last, risk_day=core.risk_state.day_saved(),
+                     controls=controls_of(core), last_trades=last, risk_day=core.risk_state.usage.saved(),
                      rejected=dict(core.rejected))
 
 
@@ -199,9 +201,9 @@ def restore_core(core: Core, state: State) -> None:
         rebuilt.set_last_trade(symbol, px)
     if state.controls is not None:
         kill, risk_disabled, breaches, operator_disabled = state.controls
-        rebuilt.kill = dict(kill)
-        rebuilt.disabled_sessions = set(risk_disabled)
-        rebuilt.throttle_breaches = dict(breaches)
+        rebuilt.kill_switches = KillSwitches(dict(kill))
+        rebuilt.throttle.disabled = set(risk_disabled)
+        rebuilt.throttle.breaches = dict(breaches)
         core.operator_disabled = set(operator_disabled)
     # the recorded day's usage; the core's first message (or the scheduled roll) moves it on if that day is over
     rebuilt.restore_day(state.risk_day)

@@ -1,0 +1,88 @@
+"""Reading gateway.cfg: TOML (floats straight to Decimal) validated into ``GatewayConfig``, errors named by
+key, paths resolved against the file's folder, secrets taken from the environment and the secrets file."""
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.config.root import GatewayConfig
+from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password
+
+SECRETS_FILE_ENV = "FIXGW_SECRETS_FILE"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+def _under(base: Path, p: Path | None) -> Path | None:
+    return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve_tls(base: Path, tls):
+    if tls is None:
+        return None
+    keys = [k for k in ("cert", "key", "client_ca", "ca") if k in type(tls).model_fields]
+    return tls.model_copy(update={k: _under(base, getattr(tls, k)) for k in keys})
+
+
+def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConfig:
+    data_dir = cfg.data_dir if cfg.data_dir.is_absolute() else (base / cfg.data_dir)
+    url = env.get(DATABASE_URL_ENV) or cfg.journal.database_url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://" and ":memory:" not in url:
+        url = prefix + str((base / url[len(prefix):]).resolve())
+    password = env.get(DATABASE_PASSWORD_ENV)
+    if password and not url.startswith("sqlite") and make_url_password(url) is None:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
+    journal = cfg.journal.model_copy(update={"database_url": url})
+    if journal.archive_dir is not None and not journal.archive_dir.is_absolute():
+        journal = journal.model_copy(update={"archive_dir": (base / journal.archive_dir).resolve()})
+    risk = cfg.risk
+    if risk.rules_file is not None and not risk.rules_file.is_absolute():
+        risk = risk.model_copy(update={"rules_file": (base / risk.rules_file).resolve()})
+    clients = {n: c.model_copy(update={"tls": _resolve_tls(base, c.tls)}) for n, c in cfg.clients.items()}
+    venues = {n: v.model_copy(update={"tls": _resolve_tls(base, v.tls)}) for n, v in cfg.venues.items()}
+    return cfg.model_copy(update={"data_dir": data_dir.resolve(), "journal": journal, "risk": risk,
+                                  "secrets_file": _under(base, cfg.secrets_file), "clients": clients,
+                                  "venues": venues})
+
+
+def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>") -> GatewayConfig:
+    try:
+        raw = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        cfg = GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: invalid configuration:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    if env is None:
+        from gateway.security import secretstore
+        # secrets: the environment first, then the secrets file (its permissions checked)
+        path = os.environ.get(SECRETS_FILE_ENV) or _under(base, cfg.secrets_file)
+        try:
+            secretstore.use_file(Path(path) if path else None)
+        except secretstore.SecretsError as exc:
+            raise ConfigError(str(exc)) from None
+        env = secretstore.merged_env()
+    return _resolve(base, cfg, env)
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
+    return parse_config(text, p.resolve().parent, env, source=str(p))
