@@ -198,9 +198,9 @@ class DeskState:
         return {
             "enabled": self.risk is not None,
             "kill_switches": {f"{scope} {key}".strip(): mode for (scope, key), mode in
-                              state.kill.items()},
-            "disabled_sessions": sorted(state.disabled_sessions),
+                              state.kill_switches.engaged.items()},
+            "disabled_sessions": sorted(state.throttle.disabled),
             "open_orders": len(state.open_orders),
-            "trading_day": state.day.isoformat() if state.day is not None else None,  # of the accounts' usage
-            "throttle_breaches": dict(state.throttle_breaches),  # per session, this trading day
+            "trading_day": state.usage.day.isoformat() if state.usage.day is not None else None,  # of the accounts' usage
+            "throttle_breaches": dict(state.throttle.breaches),  # per session, this trading day
         }

@@ -145,27 +145,6 @@ class RiskState:
                     return px, s
         return None
 
-    # What the gateway reads outside risk/ (the desk's risk summary, the admin API, the logon check), as views of
-    # the collaborators that own it.
-    @property
-    def kill(self) -> dict[tuple[str, str], str]:
-        """The engaged kill switches: (scope, key) -> mode."""
-        return self.kill_switches.engaged
-
-    @property
-    def disabled_sessions(self) -> set[str]:
-        return self.throttle.disabled
-
-    @property
-    def throttle_breaches(self) -> dict[str, int]:
-        """Per session, on its trading day."""
-        return self.throttle.breaches
-
-    @property
-    def day(self) -> date | None:
-        """The trading day of the accounts' daily usage (None: not known yet)."""
-        return self.usage.day
-
     # ------------------------------------------------------------------ internal bookkeeping
     def _touch(self, account: str, symbol: str) -> tuple[Exposure, Exposure]:
         key = (account, symbol)
@@ -336,10 +315,6 @@ class RiskState:
     def set_reference_price(self, symbol: str, px: Decimal) -> None:
         """A value from the reference-price file."""
         self.refs.setdefault(symbol, {})["file"] = px
-
-    def enable_session(self, session: str) -> None:
-        """Operator action (the admin API's): re-enable a session disabled by throttle breaches, reset its count."""
-        self.throttle.enable(session)
 
     # ------------------------------------------------------------------ snapshot / restore
     @classmethod

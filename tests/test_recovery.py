@@ -82,7 +82,7 @@ def risk_view(core: Core) -> dict:
     return {"exposures": rs.exposures, "totals": {a: t for a, t in rs.account_totals.items() if not t.is_zero()},
             "gross": {a: v for a, v in rs.account_gross.items() if v},
             "daily": {a: v for a, v in rs.usage.used.items() if v}, "open": rs.open_orders,
-            "count": rs.open_count, "kill": rs.kill}
+            "count": rs.open_count, "kill": rs.kill_switches.engaged}
 
 
 # --------------------------------------------------------------------------- a random order flow

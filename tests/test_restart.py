@@ -42,7 +42,7 @@ def risk_picture(gw: Gateway) -> dict:
         return {"exposures": {k: (e.pos_qty, e.pos_notional, e.buy_qty, e.buy_notional, e.sell_qty,
                                   e.sell_notional) for k, e in rs.exposures.items()},
                 "daily": {a: v for a, v in rs.usage.used.items() if v}, "open": sorted(rs.open_orders),
-                "kill": dict(rs.kill), "operator_disabled": set(core.operator_disabled)}
+                "kill": dict(rs.kill_switches.engaged), "operator_disabled": set(core.operator_disabled)}
     return gw.engine.call(read)
 
 

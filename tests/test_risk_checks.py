@@ -213,7 +213,7 @@ def test_throttle_two_thresholds():
 
 def test_throttle_disabled_session():
     st = RiskState()
-    st.disabled_sessions.add("S1")
+    st.throttle.disabled.add("S1")
     r = run(C.check_throttle, "", order(), st)
     assert "disabled" in r.text and "re-enable" in r.text
 

@@ -87,7 +87,7 @@ def test_yesterdays_daily_notional_does_not_count_today_and_an_open_order_carrie
     next_day = datetime(2026, 11, 25, 0, 0, 1, tzinfo=UTC)
     events = engine.roll(state, next_day)
     assert len(events) == 1 and "trading day 2026-11-25" in events[0] and "ACC1 21000" in events[0]
-    assert state.day == date(2026, 11, 25)
+    assert state.usage.day == date(2026, 11, 25)
     assert state.usage.used["ACC1"] == D(4000)  # the carried order's 40 open, not yesterday's fills
     assert state.usage.filled == {}
     assert engine.check(order("N2", 260), state, next_day).accepted  # 4000 + 26000 = 30000: at the limit
@@ -104,7 +104,7 @@ def test_the_roll_is_a_no_op_until_the_boundary_and_a_clock_stepping_back_never_
     assert engine.roll(state, datetime(2026, 11, 25, tzinfo=UTC))  # exactly at the boundary
     assert engine.roll(state, datetime(2026, 11, 25, 0, 0, 1, tzinfo=UTC)) == []
     state.usage.filled["ACC1"] = state.usage.used["ACC1"] = D(500)
-    assert engine.roll(state, DAY1) == [] and state.day == date(2026, 11, 25)  # stepping back: nothing
+    assert engine.roll(state, DAY1) == [] and state.usage.day == date(2026, 11, 25)  # stepping back: nothing
     assert state.usage.used["ACC1"] == D(500)
 
 
@@ -113,11 +113,11 @@ def test_account_usage_rolls_at_the_configured_trading_day_start():
     engine.roll(state, DAY1)
     engine.on_accepted(order("F1", 100), state, DAY1)
     state.on_fill("C1", "F1", D(100), D(100))
-    assert state.day == date(2026, 11, 23)  # 15:00 is in the day that began yesterday at 21:00
+    assert state.usage.day == date(2026, 11, 23)  # 15:00 is in the day that began yesterday at 21:00
     assert engine.roll(state, datetime(2026, 11, 24, 20, 59, 59, tzinfo=UTC)) == []
     assert state.usage.used["ACC1"] == D(10000)
     assert engine.roll(state, datetime(2026, 11, 24, 21, 0, tzinfo=UTC))
-    assert state.usage.used.get("ACC1", D(0)) == 0 and state.day == date(2026, 11, 24)
+    assert state.usage.used.get("ACC1", D(0)) == 0 and state.usage.day == date(2026, 11, 24)
 
 
 def breach(engine, state, session, at, n=3):
@@ -133,21 +133,21 @@ def test_a_sessions_breach_count_rolls_at_its_own_schedule_start_and_a_disabled_
     engine.roll(state, at)
     breach(engine, state, "C1", at, 4)
     breach(engine, state, "C2", at, 4)
-    assert state.throttle_breaches == {"C1": 2, "C2": 2}
+    assert state.throttle.breaches == {"C1": 2, "C2": 2}
     assert state.usage.session_days == {"C1": date(2026, 11, 23), "C2": date(2026, 11, 24)}
 
     events = engine.roll(state, datetime(2026, 11, 24, 13, 30, tzinfo=UTC))
     assert len(events) == 1 and "session C1" in events[0] and "was 2" in events[0]
-    assert state.throttle_breaches == {"C2": 2}  # C2 rolls at midnight, with the accounts
+    assert state.throttle.breaches == {"C2": 2}  # C2 rolls at midnight, with the accounts
     later = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
     breach(engine, state, "C1", later, 4)  # two breaches today: not yet the third
-    assert "C1" not in state.disabled_sessions
+    assert "C1" not in state.throttle.disabled
     breach(engine, state, "C2", later, 3)  # its third today: disabled
-    assert state.disabled_sessions == {"C2"}
+    assert state.throttle.disabled == {"C2"}
 
     events = engine.roll(state, datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
     assert any("session C2" in e and "stays disabled" in e for e in events)
-    assert "C2" not in state.throttle_breaches and state.disabled_sessions == {"C2"}  # an operator re-enables it
+    assert "C2" not in state.throttle.breaches and state.throttle.disabled == {"C2"}  # an operator re-enables it
 
 
 # --------------------------------------------------------------------------- through the core
@@ -197,10 +197,10 @@ def test_a_session_rolls_at_the_start_given_in_its_options_and_at_a_new_one_afte
     core = make_core(clock, RULES, day_start=time(13, 30))
     for i in range(4):
         core.handle(StatusRequest(session="C1", cl_ord_id=f"S{i}", symbol="AAPL", side=Side.BUY))
-    assert core.risk_state.throttle_breaches == {"C1": 2}
+    assert core.risk_state.throttle.breaches == {"C1": 2}
     clock.to(datetime(2026, 11, 24, 13, 30, tzinfo=UTC))
     assert any("session C1" in e for e in core.handle(RiskDayRoll()).risk_events)
-    assert core.risk_state.throttle_breaches == {}
+    assert core.risk_state.throttle.breaches == {}
     core.set_client("C1", ClientOptions(day_start=time(14, 0)))  # `fixgw sessions reload`: a new schedule
     for i in range(4):
         core.handle(StatusRequest(session="C1", cl_ord_id=f"T{i}", symbol="AAPL", side=Side.BUY))
@@ -252,7 +252,7 @@ def test_a_restart_after_the_roll_starts_from_the_new_days_usage_not_from_every_
 
     back, state = restarted(tmp_path, clock)  # a crash: the log is folded without a snapshot
     assert not state.clean
-    assert back.risk_state.day == date(2026, 11, 25)
+    assert back.risk_state.usage.day == date(2026, 11, 25)
     assert dict(back.risk_state.usage.used) == today  # not the 12000 filled on G1 in all, nor A1's 10000
     # 20000 + 25000 is within 50000; with yesterday's 22000 filled it would not be
     assert back.handle(order("B1", 250)).actions[0].kind is ExecKind.PENDING_NEW
@@ -270,7 +270,7 @@ def test_a_restart_across_a_boundary_the_gateway_was_down_for_rolls_at_its_first
     log.close(rec.capture())
     clock.to(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))  # down over midnight
     back, _ = restarted(tmp_path, clock)
-    assert back.risk_state.day == date(2026, 11, 24)  # as recorded, until a message or the roll moves it on
+    assert back.risk_state.usage.day == date(2026, 11, 24)  # as recorded, until a message or the roll moves it on
     out = back.handle(order("B1", 100))
     assert "trading day 2026-11-25" in out.risk_events[0]
     assert out.actions[0].kind is ExecKind.PENDING_NEW
@@ -296,9 +296,9 @@ def test_a_state_log_without_day_records_keeps_the_counts_rebuilt_from_its_order
     state = dataclasses.replace(state, risk_day=None)
     back = make_core(clock)
     recovery.restore_core(back, state)
-    assert back.risk_state.day is None and back.risk_state.usage.used["ACC1"] == D(40000)
+    assert back.risk_state.usage.day is None and back.risk_state.usage.used["ACC1"] == D(40000)
     back.handle(RiskDayRoll())
-    assert back.risk_state.day == date(2026, 11, 24) and back.risk_state.usage.used["ACC1"] == D(40000)
+    assert back.risk_state.usage.day == date(2026, 11, 24) and back.risk_state.usage.used["ACC1"] == D(40000)
     clock.to(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
     back.handle(RiskDayRoll())
     assert back.risk_state.usage.used["ACC1"] == D(20000)  # G1's open 200

@@ -98,12 +98,12 @@ def test_throttle_breaches_disable_until_operator_enables():
     assert e.check(order(cl="a"), s, NOW).session_disabled is False  # breach 1
     assert e.check(order(cl="b"), s, NOW).session_disabled is False  # breach 2
     d = e.check(order(cl="c"), s, NOW)  # breach 3
-    assert d.session_disabled and "S1" in s.disabled_sessions
+    assert d.session_disabled and "S1" in s.throttle.disabled
     later = NOW + timedelta(minutes=5)  # window long gone: still disabled
     d = e.check(order(cl="d"), s, later)
     assert not d.accepted and "disabled" in d.reject.text
-    s.enable_session("S1")  # what the operator's `fixgw sessions enable` calls
-    assert s.throttle_breaches == {}
+    s.throttle.enable("S1")  # what the operator's `fixgw sessions enable` calls
+    assert s.throttle.breaches == {}
     assert e.check(order(cl="e"), s, later + timedelta(seconds=1)).accepted
 
 
@@ -112,7 +112,7 @@ def test_shadow_throttle_does_not_count_breaches():
     e.check(order(), s, NOW)
     d = e.check(order(cl="2"), s, NOW)
     assert d.accepted and d.shadow_rejects[0].rule == "throttle"
-    assert s.disabled_sessions == set() and s.throttle_breaches == {}
+    assert s.throttle.disabled == set() and s.throttle.breaches == {}
 
 
 def test_note_message_counts_other_messages():

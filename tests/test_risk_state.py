@@ -205,8 +205,8 @@ def test_snapshot_is_json_with_decimal_strings():
     r = RiskState.restore(json.loads(text))
     assert r.snapshot() == snap
     assert r.refs["AAPL"]["mid"] == D("10.25")
-    assert r.kill == {("symbol", "MSFT"): "reduce_only"}
-    assert r.disabled_sessions == {"S1"}
+    assert r.kill_switches.engaged == {("symbol", "MSFT"): "reduce_only"}
+    assert r.throttle.disabled == {"S1"}
     assert r.duplicates.accepted == s.duplicates.accepted
     assert r.throttle.session_count("S1", NOW, timedelta(seconds=1)) == 1
 

@@ -91,7 +91,7 @@ def test_600_cancels_at_300_a_second_are_counted_but_never_refused_and_then_orde
     now = clock.t
     assert core.risk_state.throttle.session_count("C1", now, timedelta(seconds=1)) == in_last_second() == 301
     rs = core.risk_state
-    assert rs.throttle_breaches == {} and rs.disabled_sessions == set()
+    assert rs.throttle.breaches == {} and rs.throttle.disabled == set()
     assert not any(type(a) is LogoutClient for out in outs for a in out.actions)
 
     out = core.handle(new("N1"))  # the cancels used up the session's rate: over the logout threshold even
@@ -109,7 +109,7 @@ def test_with_throttle_refuse_cancels_a_cancel_over_the_limit_gets_a_cancel_reje
     texts = [out.actions[0].text for out in outs]
     assert all(t.startswith("unknown order") for t in texts[:100])
     assert all(t.startswith("throttle: ") and "exceeds throttle_msgs 100" in t for t in texts[100:])
-    assert core.risk_state.throttle_breaches == {"C1": 50}
+    assert core.risk_state.throttle.breaches == {"C1": 50}
     out = core.handle(MassCancelRequest(session="C1", cl_ord_id="M1", request_type="7"))
     (report,) = out.actions
     assert type(report) is ClientMassCancelReport and report.response == "0" and report.reject_reason == "99"
@@ -129,7 +129,7 @@ def test_600_status_requests_at_300_a_second_are_counted_throttled_and_disable_t
     assert "disabled" in reports[-1].text
     logouts = [(i, a) for i, out in enumerate(outs) for a in out.actions if type(a) is LogoutClient]
     assert logouts[0][0] == 104 and "repeated throttle breaches" in logouts[0][1].reason  # the 5th breach
-    assert core.risk_state.disabled_sessions == {"C1"}
+    assert core.risk_state.throttle.disabled == {"C1"}
     rej = core.handle(new("N1")).actions[0]
     assert rej.kind is ExecKind.REJECTED and "disabled" in rej.text
     # every one counted, and the refused order too
@@ -189,7 +189,7 @@ def test_an_accounts_messages_are_counted_across_its_sessions():
         assert (kind.kind is ExecKind.REJECTED) == (i >= 50), i
     assert "for account ACC1" in kind.text and "account_throttle_msgs 50" in kind.text
     assert core.handle(new("B1", session="C1", account="ACC2")).actions[0].kind is ExecKind.PENDING_NEW
-    assert core.risk_state.throttle_breaches == {}  # an account's limit is no one session's breach
+    assert core.risk_state.throttle.breaches == {}  # an account's limit is no one session's breach
     out = core.handle(CancelRequest(session="C2", cl_ord_id="X1", orig_cl_ord_id="A0", symbol="AAPL", side=Side.BUY))
     assert out.actions[0].kind is ExecKind.PENDING_CANCEL  # its order's account is counted; a cancel goes through
     assert core.risk_state.throttle.account_count("ACC1", clock.t, timedelta(seconds=1)) == 61

@@ -193,7 +193,7 @@ class Names:
 
     def engaged(self, scope: str) -> list[str]:
         """The keys of the kill switches of ``scope`` engaged now."""
-        return self._gw.engine.call(lambda core: [k for (s, k) in core.risk_state.kill if s == scope])
+        return self._gw.engine.call(lambda core: [k for (s, k) in core.risk_state.kill_switches.engaged if s == scope])
 
     def check(self, kind: str, name: str, also=()) -> None:
         """``kind``: session (a client session, for filters and kill switches), account or symbol."""

@@ -120,7 +120,7 @@ class SessionCalls:
             if action == "enable":
                 def enable(core):
                     core.operator_disabled.discard(name)
-                    core.risk_state.enable_session(name)
+                    core.risk_state.throttle.enable(name)
                 gw.engine.call(enable)
             session.logon()  # lets an initiator reconnect / an acceptor session accept again
             return {"ok": True, "session": name}

@@ -305,7 +305,7 @@ class Gateway:
             return self.startup_disabled[name]
         if name in self.disabled_sessions:
             return "session disabled by an operator"
-        if name in self.core.risk_state.disabled_sessions:  # a set read: safe from another thread
+        if name in self.core.risk_state.throttle.disabled:  # a set read: safe from another thread
             return "session disabled after repeated throttle breaches; an operator must re-enable it"
         if session_key is not None:
             return self.logon_guard.check(name, session_key, username, password)
