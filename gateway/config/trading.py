@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gateway.config.strict import StrictModel
+from sessions.codec.tagvalue import DECIMALS_CEILING, LIMIT_CEILING
 
 StrategyName = Literal["best-price", "preferred", "sweep"]
 
@@ -68,11 +69,11 @@ class LimitsConfig(StrictModel):
     those): these are the sizes the gateway can carry through and write back exactly, so the ceilings keep
     every accepted value within what the codec formats without rounding (10**15, 10 decimal places)."""
 
-    max_qty: Decimal = Field(Decimal(10) ** 12, gt=0, le=Decimal(10) ** 15,
+    max_qty: Decimal = Field(Decimal(10) ** 12, gt=0, le=LIMIT_CEILING,
                              description="largest OrderQty (38) accepted, in units")
-    max_price: Decimal = Field(Decimal(10) ** 12, gt=0, le=Decimal(10) ** 15,
+    max_price: Decimal = Field(Decimal(10) ** 12, gt=0, le=LIMIT_CEILING,
                                description="largest Price (44) or StopPx (99) accepted, in absolute value")
-    max_decimals: int = Field(8, ge=0, le=10, description="most decimal places of a quantity or price "
+    max_decimals: int = Field(8, ge=0, le=DECIMALS_CEILING, description="most decimal places of a quantity or price "
                                                           "(trailing zeros not counted)")
     rejected_orders_kept: int = Field(10_000, ge=0, le=1_000_000,
                                       description="new orders refused at intake kept for `fixgw orders list "

@@ -35,8 +35,6 @@ class IntakeLimits:
 
 
 DEFAULT_LIMITS = IntakeLimits()
-LIMIT_CEILING = Decimal(10) ** 15  # the most a limit may be set to (gateway/config.py checks it)
-DECIMALS_CEILING = 10  # the most decimal places ``fmt`` writes
 
 # FIX's float types: an optional minus, digits, an optional decimal point (no exponent, no sign "+", no spaces;
 # quickfix's own check lets "1." and ".5" through too)

@@ -19,7 +19,11 @@ BEGIN_STRING = {FIX42: "FIX.4.2", FIX44: "FIX.4.4", FIX50: "FIXT.1.1"}
 # DefaultApplVerID (1137) for FIXT.1.1 sessions.
 APPL_VER_ID = {FIX50: "7"}
 
-_DECIMAL_PLACES = Decimal("1e-10")
+# What ``fmt`` writes exactly (a Decimal has 28 significant digits): the configuration's intake limits
+# ([limits] max_qty, max_price, max_decimals) may be set at most to these.
+LIMIT_CEILING = Decimal(10) ** 15
+DECIMALS_CEILING = 10
+_DECIMAL_PLACES = Decimal(1).scaleb(-DECIMALS_CEILING)  # 1e-10
 
 
 _FMT_CACHE: dict[Decimal, str] = {}  # prices and quantities repeat: most calls are one dict read

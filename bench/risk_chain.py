@@ -1,6 +1,6 @@
 """Micro-benchmark: µs per order for the full risk chain with every check on (not a test).
 
-    python -m risk.bench_chain
+Run: .venv/bin/python bench/risk_chain.py
 """
 from __future__ import annotations
 
