@@ -25,7 +25,7 @@ from gateway.cli.venue_sim import simulator_for_venue  # noqa: E402
 from gateway.config import load_config  # noqa: E402
 from gateway.process.lifecycle import wait_for_stop  # noqa: E402
 from gateway.observability.logs import setup_logging  # noqa: E402
-from sessions.venue_sim import VenueSimulator  # noqa: E402
+from sessions.simulator.venue import VenueSimulator  # noqa: E402
 
 
 class StampingSimulator(VenueSimulator):

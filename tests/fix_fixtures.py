@@ -16,7 +16,7 @@ from gateway.config import GatewayConfig, parse_config
 from gateway.journal.db import upgrade
 from gateway.process.server import Gateway
 from sessions.client import FixClient
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 
 CLIENTS = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "CLIENT50": "FIX.5.0"}
 

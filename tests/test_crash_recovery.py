@@ -29,7 +29,7 @@ from gateway.config import parse_config
 from gateway.journal.db import upgrade
 from gateway.journal.queries import iter_messages
 from sessions.client import FixClient, parse
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text
 
 FIXGW = shutil.which("fixgw", path=str(Path(sys.executable).parent)) or "fixgw"

@@ -18,8 +18,8 @@ from routing.quotes import Quotes
 from routing.router import RoutingPolicy, Venue
 from sessions.codec import decode, encode
 from sessions.client import FixClient
-from sessions.venue_md import diff_levels
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.market_data import diff_levels
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port
 from tests.test_codec import on_the_wire
 

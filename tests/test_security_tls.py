@@ -24,7 +24,7 @@ from gateway.process.server import Gateway
 from gateway.security.tls import TlsTerminator, client_context, server_context
 from sessions.client import FixClient
 from sessions.fixsettings import build_settings, session_id
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text
 from tests.tls_certs import Pki, make_pki
 

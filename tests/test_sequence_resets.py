@@ -16,7 +16,7 @@ import pytest
 from gateway.journal.queries import iter_messages
 from gateway.process.server import Gateway
 from sessions.client import FixClient
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.dropcopy_fixtures import by_exec_id, copies, receiver, settle
 from tests.fix_fixtures import CLIENTS, free_port, start_stack
 

@@ -15,7 +15,7 @@ import pytest
 from venuesim.config import SimulatorConfig
 from gateway.journal.queries import iter_events
 from sessions.client import FixClient
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port, start_stack
 from tests.test_admin_cli import fixgw
 

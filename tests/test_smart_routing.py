@@ -24,7 +24,7 @@ from gateway.journal.db import upgrade
 from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from sessions.client import FixClient
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import Stack, free_port
 from tests.test_admin_cli import fixgw
 

@@ -17,7 +17,7 @@ from gateway.journal.db import upgrade
 from gateway.security.framing import logout_message
 from gateway.process.logon_watch import LogonWatch
 from gateway.process.server import Gateway
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port, stack_config_text
 
 

@@ -20,7 +20,7 @@ from gateway.config import ConfigError, parse_config
 from venuesim.config import MisbehaviourConfig, SimulatorConfig, SymbolMisbehaviour
 from sessions.client import FixClient
 from sessions.codec.tagvalue import parse_fields, parse_pairs, utc_timestamp
-from sessions.venue_sim import VenueSimulator
+from sessions.simulator.venue import VenueSimulator
 from tests.fix_fixtures import free_port
 
 VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")

@@ -1,2 +1,2 @@
 """The venue simulator's engine, pure: books, matching, misbehaviour on purpose and its settings; its FIX acceptor is
-in sessions/ (venue_sim.py)."""
+in sessions/simulator/."""

@@ -2,7 +2,7 @@
 
 Pure text, no quickfix: the bodies of the session-level Reject (35=3) and the
 BusinessMessageReject (35=j) a venue sends instead of executing a child order.
-``sessions.venue_orders`` turns them into quickfix messages and sends them in order
+``sessions.simulator.orders`` turns them into quickfix messages and sends them in order
 with its other reports. Real venues answer like this when they do not take an
 order type (QuickFIX's example executor refuses market orders with exactly this
 Reject) or a message type (a cancel on a venue that does not support cancels), so

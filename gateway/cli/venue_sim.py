@@ -33,7 +33,7 @@ from gateway.process.lifecycle import wait_for_stop
 from gateway.observability.logs import setup_logging
 
 if TYPE_CHECKING:  # quickfix is imported only when a simulator is actually made
-    from sessions.venue_sim import VenueSimulator
+    from sessions.simulator.venue import VenueSimulator
 
 FIX_VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -43,7 +43,7 @@ def simulator_for_venue(cfg: GatewayConfig, name: str, *, port: int | None = Non
                         counterparties: tuple[str, ...] = (), versions: tuple[str, ...] = (),
                         store_dir: Path | None = None) -> "VenueSimulator":
     """A (not yet started) simulator for venue ``name`` of ``cfg``; ConfigError if it cannot have one."""
-    from sessions.venue_sim import ALL_VERSIONS, VenueSimulator
+    from sessions.simulator.venue import ALL_VERSIONS, VenueSimulator
 
     if name not in cfg.venues:
         known = ", ".join(cfg.venues) or "none"
@@ -171,7 +171,7 @@ def venue_sim(config_path: str | None, venue: str | None, comp_id: str | None, p
             for err in exc.errors():
                 lines.append(f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}")
             raise click.ClickException("\n".join(lines)) from None
-        from sessions.venue_sim import ALL_VERSIONS, VenueSimulator
+        from sessions.simulator.venue import ALL_VERSIONS, VenueSimulator
 
         sim = VenueSimulator(comp_id=comp_id, port=port, sim=sim_cfg,
                              store_dir=store_dir or Path("var") / "venue-sim" / comp_id,

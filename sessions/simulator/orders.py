@@ -29,7 +29,7 @@ import quickfix as fix
 from orders.actions import ClientExecReport
 from orders.model import Side
 from sessions.codec import decode, encode, tagvalue
-from sessions.venue_outbox import Outbox, Outgoing
+from sessions.simulator.outbox import Outbox, Outgoing
 from venuesim import misbehave
 from venuesim.config import MisbehaviourConfig
 from venuesim.matcher import Matcher

@@ -17,7 +17,7 @@ threaded acceptor's stop closes the sockets and joins its threads instead.
 Callbacks for different sessions can therefore run at the same time: the matcher
 is guarded by ``self._lock``, and the reports of one request are encoded and
 queued under that lock, in matcher order, to a single sender thread that calls
-``sendToTarget`` holding no lock of ours (``sessions.venue_outbox``). So a fill for
+``sendToTarget`` holding no lock of ours (``sessions.simulator.outbox``). So a fill for
 another session's resting order never makes one session thread wait for another
 session's lock (no A->B / B->A deadlock), and every session gets its reports in
 matcher order.
@@ -28,7 +28,7 @@ with its traceback and answered with a BusinessMessageReject (j).
 
 The simulator dispatches each message to the collaborator whose job it is:
 order entry, status and the misbehaviour of ``[venues.X.simulator.misbehave]``
-(``sessions.venue_orders``), market data (``sessions.venue_md``). A session that
+(``sessions.simulator.orders``), market data (``sessions.simulator.market_data``). A session that
 logs out loses its market data subscriptions, and with ``cancel_on_disconnect``
 its resting orders. ``forget_orders()`` (also ``forget_orders_on_logon``, and
 SIGUSR1 to ``fixgw venue-sim``) makes it lose its orders, so a status request
@@ -36,7 +36,7 @@ for one is answered "unknown order".
 
 Restart: with ``book_file`` (``keep_orders``, the default for `fixgw demo` and
 `fixgw venue-sim`) a simulator stopped in good order saves its working orders
-there and the next one on the same store takes them back (``sessions.venue_book_file``),
+there and the next one on the same store takes them back (``sessions.simulator.book_file``),
 as a venue keeps its book across a restart; a killed one saves nothing.
 """
 from __future__ import annotations
@@ -54,10 +54,10 @@ import quickfix as fix
 from sessions.codec import encode
 from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
 from sessions.journal_log import JournalLogFactory
-from sessions.venue_book_file import BookFile
-from sessions.venue_md import MarketDataFeed
-from sessions.venue_orders import Misbehaviour, OrderEntry
-from sessions.venue_outbox import Outbox
+from sessions.simulator.book_file import BookFile
+from sessions.simulator.market_data import MarketDataFeed
+from sessions.simulator.orders import Misbehaviour, OrderEntry
+from sessions.simulator.outbox import Outbox
 from venuesim.book import TopOfBook
 from venuesim.config import SimulatorConfig
 from venuesim.matcher import Matcher

@@ -28,7 +28,7 @@ import quickfix as fix
 
 from orders.model import MDUpdateAction, Side
 from sessions.codec import decode, encode
-from sessions.venue_outbox import Outbox, Outgoing
+from sessions.simulator.outbox import Outbox, Outgoing
 from venuesim.config import SimulatorConfig
 from venuesim.matcher import Matcher
 
