@@ -43,12 +43,13 @@ class ConfigNotFound(CommandError):
     pass
 
 
-def load(config_path: str):
-    """The configuration at ``config_path``; a file that does not load is a CommandError naming the problem."""
+def load(config_path: str, instance: str | None = None):
+    """The configuration at ``config_path`` (as ``instance`` of its cluster runs it, if given); a file that does
+    not load is a CommandError naming the problem."""
     from gateway.config import ConfigError, load_config
 
     try:
-        return load_config(config_path)
+        return load_config(config_path, instance=instance)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
 

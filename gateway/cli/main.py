@@ -8,7 +8,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli.client import client
-from gateway.cli.common import CONFIG_OPTION, FixgwGroup, load
+from gateway.cli.cluster import cluster
+from gateway.cli.common import CONFIG_OPTION, CommandError, FixgwGroup, load
 from gateway.cli.credentials import credentials
 from gateway.cli.db import db
 from gateway.cli.journal import journal
@@ -40,6 +41,7 @@ for command in (status, sessions, orders, quotes, risk):
     main.add_command(command)
 main.add_command(venue_sim)
 main.add_command(client)
+main.add_command(cluster)
 
 
 def safe_url(url: str) -> str:
@@ -83,14 +85,25 @@ def _upgrade(cfg: GatewayConfig) -> None:
         log.info("upgraded journal schema from %s to %s (head)", before or "none (empty database)", after)
 
 
+def _cluster_instance(cfg: GatewayConfig, instance: str | None) -> None:
+    """A configuration with a [cluster] runs as one of its instances (load() refused an unknown one)."""
+    if cfg.cluster is not None and instance is None:
+        raise CommandError(f"the configuration defines cluster {cfg.cluster.name}: run one of its instances with "
+                           f"--instance NAME ({', '.join(sorted(cfg.instance)) or 'none defined'})")
+
+
 @main.command()
 @CONFIG_OPTION
 @DURATION_OPTION
-def run(config_path: str, duration: float | None) -> None:
+@click.option("--instance", default=None, metavar="NAME",
+              help="run as this instance of the configuration's [cluster] ([instance.NAME] section): it stands by "
+                   "until it holds the cluster's lease (docs/failover.md)")
+def run(config_path: str, duration: float | None, instance: str | None) -> None:
     """Run the gateway: client acceptor, venue sessions, core and journal."""
     from gateway.process.server import Gateway
 
-    cfg = load(config_path)
+    cfg = load(config_path, instance)
+    _cluster_instance(cfg, instance)
     setup_logging(cfg.log_level, cfg.log_format)
     _check_schema(cfg, config_path)
     gateway = build(Gateway, cfg, config_path).start()
@@ -111,6 +124,9 @@ def demo(config_path: str, duration: float | None) -> None:
     from gateway.process.server import Gateway
 
     cfg = load(config_path)
+    if cfg.cluster is not None:
+        raise CommandError(f"fixgw demo runs a single gateway; the configuration defines cluster {cfg.cluster.name}: "
+                           "use fixgw run --instance NAME")
     setup_logging(cfg.log_level, cfg.log_format)
     _upgrade(cfg)
     simulators = run_simulators_for(cfg)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from gateway.cluster.lease import Lease
+from gateway.observability import metrics
 from gateway.observability.logs import fields
 
 log = logging.getLogger("fixgw.cluster")
@@ -84,6 +85,7 @@ class LeaseKeeper:
                 return
             self._lost_reason = reason
             self._cond.notify_all()
+        metrics.CLUSTER_LEASE_LOSSES.inc()
         log.warning("lease lost", extra=fields(cluster=self.lease.cluster, instance=self.instance,
                                                token=self.token, reason=reason))
         try:
@@ -134,4 +136,7 @@ class LeaseKeeper:
                 self._deadline = sent + self.ttl
                 self.renewals += 1
                 self._cond.notify_all()
+            metrics.CLUSTER_LEASE_RENEWALS.inc()
+            log.debug("lease renewed", extra=fields(cluster=self.lease.cluster, instance=self.instance,
+                                                    token=self.token))
             next_at = sent + every

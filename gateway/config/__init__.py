@@ -14,11 +14,13 @@ are split by section of the file:
   connection limits, secret names;
 - ``trading``: routing strategies, pre-trade risk, intake limits;
 - ``storage``: the journal and the order-state log;
+- ``cluster``: an active/standby cluster and what each of its instances overrides;
 - ``root``: the whole file (``GatewayConfig``), the operator HTTP port, the
   sequence-reset warnings said at start-up;
 - ``loading``: reading and resolving the file (``load_config``, ``parse_config``);
 - ``strict``: the base every model shares.
 """
+from gateway.config.cluster import ClusterConfig, InstanceConfig
 from gateway.config.loading import SECRETS_FILE_ENV, ConfigError, load_config, parse_config
 from gateway.config.root import GatewayConfig, HttpConfig, sequence_reset_warnings
 from gateway.config.security import ClientTlsConfig, ServerTlsConfig
@@ -32,8 +34,9 @@ from gateway.config.trading import AccountRouting, LimitsConfig, RiskConfig, Rou
 
 __all__ = [
     "DATABASE_PASSWORD_ENV", "DATABASE_URL_ENV", "SECRETS_FILE_ENV", "AcceptorConfig", "AccountRouting",
-    "ClientConfig", "ClientTlsConfig", "ConfigError", "DropCopyConfig", "DropCopySessionConfig", "FeesConfig",
-    "GatewayConfig", "HttpConfig", "JournalConfig", "LimitsConfig", "MarketDataConfig", "RecoveryConfig",
-    "RiskConfig", "RoutingConfig", "ScheduleConfig", "ServerTlsConfig", "VenueConfig", "describe_schedule",
-    "load_config", "make_url_password", "parse_config", "sequence_reset_warnings",
+    "ClientConfig", "ClientTlsConfig", "ClusterConfig", "ConfigError", "DropCopyConfig", "DropCopySessionConfig",
+    "FeesConfig", "GatewayConfig", "HttpConfig", "InstanceConfig", "JournalConfig", "LimitsConfig",
+    "MarketDataConfig", "RecoveryConfig", "RiskConfig", "RoutingConfig", "ScheduleConfig", "ServerTlsConfig",
+    "VenueConfig", "describe_schedule", "load_config", "make_url_password", "parse_config",
+    "sequence_reset_warnings",
 ]

@@ -1,5 +1,6 @@
 """Reading gateway.cfg: TOML (floats straight to Decimal) validated into ``GatewayConfig``, errors named by
-key, paths resolved against the file's folder, secrets taken from the environment and the secrets file."""
+key, paths resolved against the file's folder, secrets taken from the environment and the secrets file, and, for
+one instance of a cluster, its section's overrides applied."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gateway.config.cluster import with_instance
 from gateway.config.root import GatewayConfig
 from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password
 
@@ -54,19 +56,57 @@ def _resolve(base: Path, cfg: GatewayConfig, env: dict[str, str]) -> GatewayConf
                                   "venues": venues})
 
 
-def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>") -> GatewayConfig:
+def _validate(raw: dict, source: str) -> GatewayConfig:
     try:
-        raw = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    try:
-        cfg = GatewayConfig.model_validate(raw)
+        return GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{source}: invalid configuration:"]
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             lines.append(f"  {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _select_instance(raw: dict, cfg: GatewayConfig, instance: str | None, source: str) -> GatewayConfig:
+    """The configuration as ``instance`` of the file's cluster runs it (``cfg`` itself when None)."""
+    if isinstance(raw.get("cluster"), dict) and "instance_name" in raw["cluster"]:
+        raise ConfigError(f"{source}: cluster.instance_name is not a key of the file: `fixgw run --instance NAME` "
+                          "gives it")
+    if instance is None:
+        return cfg
+    try:
+        merged = with_instance(raw, cfg.instance, cfg.cluster, instance)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return _validate(merged, f"{source} (instance {instance})")
+
+
+def _check_cluster_database(cfg: GatewayConfig, source: str) -> None:
+    """A cluster's instances share the journal's database, and its lease is PostgreSQL's: refuse anything else."""
+    if cfg.cluster is None:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(cfg.journal.database_url).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = "unparsable"
+    if backend != "postgresql":
+        raise ConfigError(
+            f"{source}: [cluster] {cfg.cluster.name} needs the journal on PostgreSQL (journal.database_url, or "
+            f"{DATABASE_URL_ENV}, a postgresql+psycopg:// URL): the instances share nothing but that database, "
+            f"where the lease and every session's messages are; {backend} is for a single gateway")
+
+
+def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>",
+                 instance: str | None = None) -> GatewayConfig:
+    """``instance``: run as that instance of the file's cluster (its ``[instance.NAME]`` overrides applied)."""
+    try:
+        raw = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    cfg = _select_instance(raw, _validate(raw, source), instance, source)
     if env is None:
         from gateway.security import secretstore
         # secrets: the environment first, then the secrets file (its permissions checked)
@@ -76,13 +116,16 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
         except secretstore.SecretsError as exc:
             raise ConfigError(str(exc)) from None
         env = secretstore.merged_env()
-    return _resolve(base, cfg, env)
+    cfg = _resolve(base, cfg, env)
+    _check_cluster_database(cfg, source)
+    return cfg
 
 
-def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
+def load_config(path: str | Path, env: dict[str, str] | None = None, instance: str | None = None) -> GatewayConfig:
+    """The file at ``path``; ``instance``: as that instance of its cluster runs it (see ``parse_config``)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
-    return parse_config(text, p.resolve().parent, env, source=str(p))
+    return parse_config(text, p.resolve().parent, env, source=str(p), instance=instance)

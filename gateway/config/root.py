@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from gateway.config.cluster import ClusterConfig, InstanceConfig, check_instances
 from gateway.config.sessions import AcceptorConfig, ClientConfig, DropCopyConfig, VenueConfig
 from gateway.config.storage import (DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, JournalConfig, RecoveryConfig,
                                     make_url_password)
@@ -50,6 +51,14 @@ class GatewayConfig(StrictModel):
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     dropcopy: DropCopyConfig = DropCopyConfig()
+    cluster: ClusterConfig | None = Field(None, description="an active/standby cluster (docs/failover.md)")
+    instance: dict[str, InstanceConfig] = Field(default_factory=dict,
+                                                description="the cluster's instances, by name: what each overrides")
+
+    @model_validator(mode="after")
+    def _instances_of_the_cluster(self) -> "GatewayConfig":
+        check_instances(self.cluster, self.instance, set(self.clients))
+        return self
 
     @model_validator(mode="after")
     def _names_unique(self) -> "GatewayConfig":

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     Identity,
     Index,
     Integer,
@@ -155,6 +156,27 @@ cluster_lease = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False,
            comment="after this (database clock) another instance may take the lease"),
     comment="The leadership lease of each active/standby cluster, with its fencing token",
+)
+
+
+#: Each instance of each cluster (revision 0007, gateway/cluster/membership.py): its role and heartbeat, written by
+#: the instance itself, read by `fixgw cluster status`. Times are the database's clock, as the lease's.
+cluster_instances = Table(
+    "cluster_instances",
+    metadata,
+    Column("cluster", Text, primary_key=True, comment="cluster name (cluster_lease.name)"),
+    Column("instance", Text, primary_key=True, comment="instance name ([instance.NAME])"),
+    Column("role", Text, nullable=False, comment="standby, active or stopped, as the instance last said"),
+    Column("host", Text, nullable=False, comment="the machine it runs on (its host name)"),
+    Column("pid", Integer, nullable=False, comment="its process id there"),
+    Column("started_at", DateTime(timezone=True), nullable=False, comment="when the process started (database clock)"),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, comment="its last heartbeat (database clock)"),
+    Column("token", BigInteger, nullable=True, comment="the last fencing token it held; NULL if it never led"),
+    Column("lag_records", BigInteger, nullable=True,
+           comment="a standby: order-state records the active wrote that it has not read; NULL: not measured"),
+    Column("lag_s", Float, nullable=True,
+           comment="a standby: age of the oldest of those records, seconds; NULL: not measured"),
+    comment="Each instance of each active/standby cluster: its role and heartbeat, for cluster status",
 )
 
 

@@ -200,3 +200,21 @@ CONNECTIONS_CLOSED = Counter(
     "tls_handshake, gateway_unreachable",
     ["port_kind", "reason"],
 )
+
+# an active/standby cluster (gateway/cluster/): the lease this instance holds while it is the active one
+CLUSTER_LEASE_RENEWALS = Counter(
+    "fixgw_cluster_lease_renewals_total",
+    "Renewals of the cluster's lease by this instance while it is the active one (every third of lease_ttl_s)",
+)
+CLUSTER_LEASE_LOSSES = Counter(
+    "fixgw_cluster_lease_losses_total",
+    "Times this instance lost the lease it held (not renewed in time, or taken over); it then ends at once",
+)
+CLUSTER_TAKEOVERS = Counter(
+    "fixgw_cluster_takeovers_total", "Times this instance acquired the cluster's lease and became the active one",
+)
+CLUSTER_IS_LEADER = Gauge(
+    "fixgw_cluster_is_leader",
+    "1 while this instance holds its cluster's lease (the active one); 0 otherwise, and in a gateway without a "
+    "[cluster] (a standby serves no /metrics until it leads)",
+)

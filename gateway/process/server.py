@@ -4,11 +4,13 @@ The Gateway builds the parts and owns them; its collaborators in this package do
 of the configuration (desk_settings.py), the quickfix engines (session_engines.py), who may log on
 (gatekeeper.py), recovery at start-up (startup_recovery.py), `fixgw sessions reload` (sessions_reload.py).
 
-Start order (``Gateway.start``, stage by stage): the order state from the state log, the journal, what a crash
-left undone; the engine; the drop-copy acceptor and its thread; then the trading FIX engines (so every message
-has somewhere to go), recovered work first. Stop order is the reverse: trading sessions log out first (their
-Logouts are journaled), then the engine drains, the drop-copy thread copies everything journaled, the drop-copy
-receivers are logged out, and the journal commits what is left.
+Start order (``Gateway.start``, stage by stage): in a cluster, leadership first (the journal, standing by until
+this instance holds the lease, the FIX stores taken over: gateway/cluster/); the order state from the state log,
+the journal, what a crash left undone; the engine; the drop-copy acceptor and its thread; then the trading FIX
+engines (so every message has somewhere to go), recovered work first. Stop order is the reverse: trading sessions
+log out first (their Logouts are journaled), then the engine drains, the drop-copy thread copies everything
+journaled, the drop-copy receivers are logged out, the journal commits what is left, and a cluster's active
+instance releases the lease.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.admin.api import Admin, admin_token
+from gateway.cluster.leadership import leadership_of
 from gateway.security.auth import LogonGuard, PeerBook
 from gateway.config import ClientConfig, ConfigError, GatewayConfig, sequence_reset_warnings
 from gateway.security.credentials import CredentialsError, CredentialStore
@@ -84,6 +87,7 @@ class Gateway:
         writer = ProcessJournalWriter if cfg.journal.writer == "process" else JournalWriter
         self.journal = journal or writer(cfg.journal.database_url, cfg.journal.batch_max,
                                          cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
+        self.cluster = leadership_of(cfg)  # an instance of an active/standby cluster (docs/failover.md), or None
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
@@ -117,7 +121,9 @@ class Gateway:
         self.sent_index = SentIndex()
         for sid in self.venue_sids.values():
             self.sent_index.track(sid.toString())
-        log_factory = JournalLogFactory(self.journal, journal_log_error, on_event=gk.quickfix_event,
+        # in a cluster, each message quickfix is about to write to a socket first checks this instance still leads
+        sink = self.journal if self.cluster is None else self.cluster.guard(self.journal)
+        log_factory = JournalLogFactory(sink, journal_log_error, on_event=gk.quickfix_event,
                                         sent_index=self.sent_index)
         # SessionID text -> name, shared by both Applications; a reload adds to it before starting an engine
         self.session_names = {sid.toString(): name for name, sid in {**self.client_sids, **self.venue_sids}.items()}
@@ -173,7 +179,7 @@ class Gateway:
         """Start, one stage after the other: each needs what the ones before it did."""
         for warning in sequence_reset_warnings(self.cfg):
             log.warning("%s", warning)
-        # Failover's seam: a standby would wait here until it leads, and only then rebuild the state.
+        self._lead()  # in a cluster: stand by until this instance holds the lease, then take the sessions over
         state, undone = self._rebuild_state()  # the state log -> the core; the journal; what a crash left undone
         self._start_engine(state)  # the core and sender threads, recording to the state log from here on
         self._start_dropcopy()  # before the trading sessions, so the first report already has its drop-copy sessions
@@ -188,10 +194,18 @@ class Gateway:
         self._started()
         return self
 
+    def _lead(self) -> None:
+        """Failover's seam: a cluster's instance imports what its last term spooled (at once, not after its next
+        takeover: the journal's order is the wire's), then stands by and takes over (gateway/cluster/)."""
+        if self.cluster is not None:
+            self.journal.start()
+            self.cluster.lead(self.cfg)
+
     def _rebuild_state(self) -> tuple[State, UndoneWork]:
         """The order state from the state log (before the journal starts), and what a crash left undone."""
         state = self.recovered = self.recovery.load_state()
-        self.journal.start()  # imports what the last run spooled and never committed
+        if self.cluster is None:  # (a cluster's instance started it before standing by: _lead)
+            self.journal.start()  # imports what the last run spooled and never committed
         undone = self.recovery.undone(state)  # (reads the journal: after the spool's import)
         if not state.clean:
             self.venue_app.resendable = undone.awaiting_venue
@@ -289,6 +303,8 @@ class Gateway:
             self.statelog.close(self.engine.recorder.capture())  # clean: the next start needs no repair
             self.engine.recorder = None
         self.journal.stop()
+        if self.cluster is not None:
+            self.cluster.stop()  # last: the lease is released once everything this instance had to write is written
         log.info("gateway %s stopped", self.cfg.comp_id)
 
     # ------------------------------------------------------------------ logons

@@ -39,7 +39,7 @@ class SessionsReload:
         gw = self._gw
         if gw.config_path is None:
             raise ConfigError("this gateway was not started from a configuration file, so there is nothing to reload")
-        new = load_config(gw.config_path)
+        new = load_config(gw.config_path, instance=gw.cfg.cluster.instance_name if gw.cfg.cluster else None)
         if new.comp_id != gw.cfg.comp_id:
             raise ConfigError(f"{gw.config_path}: comp_id changed from {gw.cfg.comp_id} to {new.comp_id}: "
                               "every session would change; that needs a restart")

@@ -49,6 +49,7 @@ OTHER_SECTIONS = {
     "risk": "rules: fixgw risk reload; rules_file and reference_prices: a restart",
     "routing": "needs a restart",
     "limits": "needs a restart",
+    "cluster": "needs a restart", "instance": "needs a restart",
 }
 
 
