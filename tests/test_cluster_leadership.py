@@ -1,8 +1,9 @@
 """Leadership at start-up (gateway/cluster/leadership.py): in this process, a standby that takes a released
 lease, a lost lease and a message after the term that end the process (os._exit replaced by a record); then two
-`fixgw run --instance` processes on one PostgreSQL database. The second waits as a standby, binding nothing, while the first leads; it takes over within the lease's
-ttl (and a margin) of the first being killed with SIGKILL; an active paused past its lease (SIGSTOP) ends by
-itself when it resumes, before it sends or journals anything; a clean stop releases the lease."""
+`fixgw run --instance` processes on one PostgreSQL database. The second waits as a standby, binding nothing, while
+the first leads; it takes over within the lease's ttl (and a margin) of the first being killed with SIGKILL, on
+ports of its own or on the same ones; an active paused past its lease (SIGSTOP) ends by itself when it resumes,
+before it sends or journals anything; a clean stop releases the lease."""
 from __future__ import annotations
 
 import signal
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from gateway.cluster.leadership import LEASE_LOST_EXIT_CODE
 from gateway.journal.db import journal_messages, make_engine, upgrade
-from sessions.client import FixClient
+from sessions.client import FixClient, parse
 from tests.cluster_instances import Instance, cluster_status, cluster_toml, roles_of, serving, wait_leader, wait_until
 from tests.fix_fixtures import free_port
 
@@ -143,10 +144,13 @@ fix_version = "FIX.4.4"
 """ + cluster_toml("pair", TTL, instances)
 
 
-@pytest.fixture
-def pair(postgres_url, tmp_path):
+@pytest.fixture(params=["own ports"])
+def pair(postgres_url, tmp_path, request):
+    """Instances A and B, each on ports of its own, or (param "same ports") both on the same ones."""
     upgrade(postgres_url)
-    ports = {n: {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()}
+    shared = {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()}
+    ports = {n: dict(shared) if request.param == "same ports" else
+             {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()}
              for n in ("A", "B")}
     cfg_path = tmp_path / "gateway.cfg"
     cfg_path.write_text(_config(postgres_url, tmp_path, ports))
@@ -248,3 +252,44 @@ def test_an_active_paused_past_its_lease_ends_by_itself_without_sending(pair):
     assert b.proc.poll() is None
     code, status = cluster_status(pair["cfg"])
     assert code == 0 and status["leader"] == "B"
+
+
+@pytest.mark.parametrize("pair", ["same ports"], indirect=True)
+def test_on_the_same_ports_the_standby_serves_once_the_old_process_is_gone(pair):
+    """The same host and port: the standby binds nothing while it waits, and the old process's ports once it
+    leads; a client with one address logs on again, its numbers and ours continuing."""
+    url, port = pair["url"], pair["ports"]["A"]["acceptor_port"]
+    assert pair["ports"]["B"]["acceptor_port"] == port
+    a, b = _start_pair(pair)
+    client = FixClient(version="FIX.4.4", sender="CLIENT44", target="FIXGW", port=port,
+                       store_dir=pair["tmp"] / "client")
+    pair["clients"].append(client)
+    client.start(timeout=30)
+    cl = client.new_order("AAPL", "1", 100, "190.00")  # no venue: rejected, but answered
+    client.wait_exec(cl, "8", timeout=10)
+    wait_until(lambda: _last_sent(url) == max(int(parse(r)[34]) for d, r in client.wire.lines if d == "I"), 10,
+               "the journal to hold all A sent")
+    last_in = max(int(parse(r)[34]) for d, r in client.wire.lines if d == "I")
+    mark = len(client.wire.lines)
+
+    a.signal(signal.SIGKILL)
+    assert wait_leader(url, "pair", "B", TTL + MARGIN + 5) <= TTL + MARGIN
+    b.wait_serving(30)  # on the HTTP port A had
+    wait_until(lambda: client.logged_on and any(d == "I" and "\x0135=A\x01" in r
+                                                for d, r in client.wire.lines[mark:]),
+               30, "the client to log on again on the same port")
+    logon = next(parse(r) for d, r in client.wire.lines[mark:] if d == "I" and "\x0135=A\x01" in r)
+    assert logon.get(141) != "Y" and int(logon[34]) == last_in + 1 + 1000  # the default seq_gap
+    again = client.new_order("AAPL", "1", 100, "190.00")
+    assert client.wait_exec(again, "8", timeout=10)[58]
+
+
+def _last_sent(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            t = journal_messages.c
+            return conn.execute(select(func.coalesce(func.max(t.seq_num), 0))
+                                .where(t.session_id == CLIENT, t.direction == "O")).scalar_one()
+    finally:
+        engine.dispose()
