@@ -1,7 +1,7 @@
 """state log: state_log_records and state_log_snapshots, the order state in the database for failover
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-08
 
 What the file state log (<data_dir>/state/) holds, in the database, so a standby
