@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.config.root import GatewayConfig
-from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password
+from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password, state_log_problem
 
 SECRETS_FILE_ENV = "FIXGW_SECRETS_FILE"
 
@@ -76,7 +76,11 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
         except secretstore.SecretsError as exc:
             raise ConfigError(str(exc)) from None
         env = secretstore.merged_env()
-    return _resolve(base, cfg, env)
+    cfg = _resolve(base, cfg, env)
+    problem = state_log_problem(cfg.recovery, cfg.journal.database_url)  # (the URL the environment may have set)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return cfg
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
