@@ -257,6 +257,28 @@ def cpu_sample(pids: dict[str, int]) -> dict:
     return out
 
 
+def watch_database(pids: dict[str, int], url: str | None) -> None:
+    """Add to ``pids`` the PostgreSQL backends now serving the database of ``url`` (pg0, pg1, ...): a connection
+    made after the start (a committer's, at its first record) is watched from the next phase on."""
+    if not url:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND "
+                                      "pid <> pg_backend_pid() AND backend_type = 'client backend'"),
+                                 {"db": make_url(url).database}).scalars().all()
+    finally:
+        engine.dispose()
+    known = set(pids.values())
+    for pid in found:
+        if pid not in known:
+            pids[f"pg{sum(1 for name in pids if name.startswith('pg'))}"] = pid
+
+
 def scrape(url: str | None) -> str | None:
     if not url:
         return None
@@ -303,6 +325,8 @@ def main() -> None:
     ap.add_argument("--store", type=Path, required=True, help="quickfix FileStore directory")
     ap.add_argument("--metrics-url", default=None)
     ap.add_argument("--watch", default="", help="name=pid,... processes whose CPU time is sampled per phase")
+    ap.add_argument("--watch-database", default=None,
+                    help="a PostgreSQL URL: the server processes serving its database are sampled too (pg0, ...)")
     ap.add_argument("--profile-pid", type=int, default=0, help="run py-spy on this process during --profile-phase")
     ap.add_argument("--profile-phase", default="saturation")
     ap.add_argument("--profile-out", type=Path, default=None)
@@ -336,6 +360,7 @@ def main() -> None:
                      "-p", str(args.profile_pid), "-o", str(args.profile_out)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 time.sleep(1.0)  # py-spy attaches
+            watch_database(pids, args.watch_database)
             m0, c0 = scrape(args.metrics_url), cpu_sample(pids)
             run_phase(app, phase, mix, prefix, plan.get("drain_s", 30))
             c1, m1 = cpu_sample(pids), scrape(args.metrics_url)

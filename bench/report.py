@@ -38,14 +38,28 @@ def run_line(r: dict, seconds: float) -> str:
             + f"; missing messages {missing}{err}")
 
 
-def _cpu_per_order(run: dict, phase: str) -> float | None:
+def _pg_keys(cpu: dict) -> list[str]:
+    """The watched PostgreSQL backends of a run's database (bench/throughput.py names them pg0, pg1, ...)."""
+    return [k for k in cpu if k.startswith("pg") and k[2:].isdigit()]
+
+
+def _cpu_per_order(run: dict, phase: str, database: bool = False) -> float | None:
+    """µs of CPU per completed order of the gateway and its writer process (``database``: and the PostgreSQL
+    backends serving its database)."""
     cpu = (run.get("phases", {}).get(phase) or {}).get("cpu") or {}
     keys = [k for k in ("gateway", "journal", "journal1") if k in cpu]
+    if database:
+        keys += _pg_keys(cpu)
     return sum(cpu[k]["us_per_order"] for k in keys) if keys else None
 
 
 def compare_revisions(s: dict, phases: list[str], rates: list[str]) -> list[str]:
     """C (this tree) against O (the gateway at --rev), cycle by cycle: the same-run measure of a change."""
+    return compare_modes(s, phases, rates, "C", "O", f"**This tree (C) against the gateway at `{s.get('rev')}` (O)**")
+
+
+def compare_modes(s: dict, phases: list[str], rates: list[str], mine: str, base: str, title: str) -> list[str]:
+    """Mode ``mine`` against mode ``base``, cycle by cycle: ``mine``'s figure divided by ``base``'s."""
     by = {(r["cycle"], r["mode"]): r for r in s["runs"] if r.get("phases")}
     cycles = sorted({c for c, _ in by})
     rows = []
@@ -59,7 +73,7 @@ def compare_revisions(s: dict, phases: list[str], rates: list[str]) -> list[str]
     def row(label, get, better):
         ratios = []
         for c in cycles:
-            cur, old = by.get((c, "C")), by.get((c, "O"))
+            cur, old = by.get((c, mine)), by.get((c, base))
             a, b = (get(cur), get(old)) if cur and old else (None, None)
             if a and b:
                 ratios.append(a / b)
@@ -70,16 +84,21 @@ def compare_revisions(s: dict, phases: list[str], rates: list[str]) -> list[str]
     if "saturation" in phases:
         row("saturation orders/s", lambda r: fig(r, "saturation", "completed_per_s"), "higher")
         row("saturation CPU per order (gateway + writer process)", lambda r: _cpu_per_order(r, "saturation"), "lower")
+        row("saturation CPU per order (+ the database's backends)",
+            lambda r: _cpu_per_order(r, "saturation", database=True), "lower")
         row("saturation send→Fill p50", lambda r: fig(r, "saturation", "latency_us", "fill", "p50"), "lower")
     for ph in rates:
+        row(f"{ph[5:]}/s order→ack p50", lambda r, ph=ph: fig(r, ph, "latency_us", "ack", "p50"), "lower")
+        row(f"{ph[5:]}/s order→ack p99", lambda r, ph=ph: fig(r, ph, "latency_us", "ack", "p99"), "lower")
+        row(f"{ph[5:]}/s CPU per order (+ the database's backends)",
+            lambda r, ph=ph: _cpu_per_order(r, ph, database=True), "lower")
         row(f"{ph[5:]}/s send→Fill p50", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p50"), "lower")
         row(f"{ph[5:]}/s send→Fill p99", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p99"), "lower")
         row(f"{ph[5:]}/s done/s", lambda r, ph=ph: fig(r, ph, "completed_per_s"), "higher")
     if not rows:
         return []
-    return [f"**This tree (C) against the gateway at `{s.get('rev')}` (O)**, same cycles: C's figure divided by "
-            "O's, per cycle and median", "", "| figure | per cycle | median | better |", "|---|---|---|---|",
-            *rows, ""]
+    return [f"{title}, same cycles: {mine}'s figure divided by {base}'s, per cycle and median", "",
+            "| figure | per cycle | median | better |", "|---|---|---|---|", *rows, ""]
 
 
 def markdown(s: dict) -> str:
@@ -153,7 +172,11 @@ def markdown(s: dict) -> str:
         lines.append("")
     if "C" in modes and "O" in modes:
         lines += compare_revisions(s, phases, rates)
-    stage_modes = [m for m in modes if m in ("C", "P", "W", "O", "D")]
+    if "S" in modes:  # the database state log against the file's, with the same PostgreSQL journal (P), and C
+        for base in [m for m in ("P", "C") if m in modes]:
+            lines += compare_modes(s, phases, rates, "S", base,
+                                   f"**The state log in PostgreSQL (S) against the file state log ({base})**")
+    stage_modes = [m for m in modes if m in ("C", "P", "S", "W", "O", "D")]
     if stage_modes:
         lines += ["**Gateway stages** from its /metrics histograms (bucket-interpolated, p50 / p99 µs; buckets "
                   "50, 100, 200, 300, 500, 750 µs, 1, 2, 5 ms...; the risk chain's 1, 2, 5, 10, 15, 20, 30, 50, "
@@ -182,8 +205,8 @@ def markdown(s: dict) -> str:
     if cpu_phase:
         lines += [f"**CPU per order** ({cpu_phase}; µs of CPU per completed order, user + system, and cores busy)",
                   "", "| mode | system under test (C, P: with its journal writer process) | venues (both) | load generator | "
-                  "other processes on the "
-                  "machine (cores) |", "|---|---|---|---|---|"]
+                  "PostgreSQL backends of its database | other processes on the "
+                  "machine (cores) |", "|---|---|---|---|---|---|"]
         for m in modes:
             rows = [r["phases"][cpu_phase].get("cpu", {}) for r in s["runs"]
                     if r["mode"] == m and r.get("phases") and cpu_phase in r["phases"]]
@@ -197,8 +220,9 @@ def markdown(s: dict) -> str:
                 return f"{statistics.median(per):,.0f} ({statistics.median(cores):.2f})" if per else "–"
 
             other = [c["machine"]["other_cores"] for c in rows if "machine" in c]
+            pg = sorted({k for c in rows for k in _pg_keys(c)})
             lines.append(f"| {m} | {cell(['gateway', 'journal', 'forwarder', 'executor'])} | {cell(['VENUE1', 'VENUE2'])} | "
-                         f"{cell(['loadgen'])} | {f'{statistics.median(other):.2f}' if other else '–'} |")
+                         f"{cell(['loadgen'])} | {cell(pg)} | {f'{statistics.median(other):.2f}' if other else '–'} |")
         lines.append("")
     lines += ["**Completeness** (every run): messages each peer sent or received against the journal (C, P: "
               "every MsgSeqNum of every session, both directions) or the forwarder's / executor's counts (A, B)", "",

@@ -15,6 +15,10 @@ drift hits all of them alike:
      simulator plus a receive stamp per order).
   P  as C, with the journal on PostgreSQL (a fresh database on --pg-url's server;
      left out with --pg-url "").
+  S  (optional, --modes) as P, with the order-state log in that database too
+     ([recovery] state_log = "database": group commit, each message sent once its
+     record is committed). S against P in the same cycle is the per-order cost of
+     durable state in PostgreSQL against the file state log (issue 20).
   W  (optional, --modes) as C, with the journal committed by a thread of the
      gateway process ([journal] writer = "thread") instead of its writer process.
   O  (optional, --modes, with --rev REV) as C, with the gateway (and its writer
@@ -31,7 +35,11 @@ After each run the messages are counted against both peers: in C and P every
 MsgSeqNum each peer's FileStore says was sent on each session must be in the
 gateway's journal once; in A and B the forwarder's / executor's counts must match
 the client's and the venues'. Every figure of B, C and P is also given as a ratio
-to A from the same cycle (the median over cycles of those ratios).
+to A from the same cycle (the median over cycles of those ratios). With a
+PostgreSQL database (P, S), the CPU of its backends (the server processes
+serving the run's connections: the journal writer's, the state log committer's)
+is sampled too, as pg0, pg1, ... (the server's shared background processes, WAL
+writer and checkpointer, are not: other users of the server share them).
 
 Run:     .venv/bin/python bench/throughput.py                 (about 10 minutes)
 Smoke:   .venv/bin/python bench/throughput.py --smoke         (seconds; what the test runs)
@@ -71,6 +79,7 @@ MODE_NAMES = {
     "B": "B: pass-through forwarder (2 hops)",
     "C": "C: fixgw run, SQLite journal",
     "P": "P: fixgw run, PostgreSQL journal",
+    "S": "S: as P, state log in PostgreSQL",
     "W": "W: as C, journal written by a thread of the gateway",
     "O": "O: as C, gateway from --rev",
     "D": "D: fixgw demo (one process)",
@@ -106,7 +115,7 @@ def bench_rules(tmp: Path, tree: Path | None = None) -> Path:
 
 
 def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer: str = "process",
-                 tree: Path | None = None) -> tuple[Path, dict]:
+                 tree: Path | None = None, state_log: str = "file") -> tuple[Path, dict]:
     """The gateway configuration all modes share (ports, venues, symbols), and its ports."""
     ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
     rules = bench_rules(tmp, tree)
@@ -125,6 +134,7 @@ half_spread_ticks = {half}
 level_size = {size}
 reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
 """)
+    recovery = f'[recovery]\nstate_log = "{state_log}"\n' if state_log != "file" else ""
     cfg = tmp / "bench-gateway.cfg"
     cfg.write_text(f"""
 comp_id = "FIXGW"
@@ -138,7 +148,7 @@ port = {ports["http"]}
 database_url = "sqlite:///var/journal.db"
 {f"flush_interval_ms = {journal_flush_ms}" if journal_flush_ms is not None else ""}
 writer = "{journal_writer}"
-[clients.BENCH]
+{recovery}[clients.BENCH]
 fix_version = "FIX.4.4"
 [risk]
 rules_file = "{rules}"
@@ -172,7 +182,7 @@ class Run:
                  gateway_tree: Path | None = None):
         self.mode, self.tmp = mode, tmp
         self.cfg, self.ports = bench_config(tmp, journal_flush_ms, "thread" if mode == "W" else "process",
-                                            gateway_tree)
+                                            gateway_tree, "database" if mode == "S" else "file")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.pop("FIXGW_DATABASE_URL", None)
         self.gateway_tree = gateway_tree
@@ -261,7 +271,7 @@ class Run:
 
     def watch(self) -> str:
         pids = {n: p.pid for n, p in self.procs.items()}
-        if self.mode in ("C", "P", "O"):  # the journal's writer process (gateway/journal/process.py) is the gateway's too
+        if self.mode in ("C", "P", "S", "O"):  # the journal's writer process (gateway/journal/process.py) is the gateway's too
             for i, pid in enumerate(child_pids(self.procs["gateway"].pid)):
                 pids[f"journal{i or ''}"] = pid
         return ",".join(f"{n}={pid}" for n, pid in pids.items())
@@ -356,7 +366,7 @@ def completeness(run: Run, lg: dict) -> dict:
     return out
 
 
-GATEWAY_MODES = ("C", "P", "W", "O")  # modes whose system under test is `fixgw run`
+GATEWAY_MODES = ("C", "P", "S", "W", "O")  # modes whose system under test is `fixgw run`
 
 
 @contextlib.contextmanager
@@ -374,7 +384,7 @@ def revision_tree(rev: str | None):
 
 def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fixgw-bench-{mode}-") as d, \
-            (pg_database(args.pg_url) if mode == "P" else contextlib.nullcontext()) as db_url:
+            (pg_database(args.pg_url) if mode in ("P", "S") else contextlib.nullcontext()) as db_url:
         tmp = Path(d)
         run = Run(mode, tmp, db_url, args.journal_flush_ms, args.rev_tree if mode == "O" else None)
         result: dict = {"cycle": cycle, "mode": mode}
@@ -385,6 +395,8 @@ def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) 
                    "--watch", run.watch()]
             if mode in (*GATEWAY_MODES, "D"):
                 cmd += ["--metrics-url", f"http://127.0.0.1:{run.ports['http']}/metrics"]
+            if db_url:
+                cmd += ["--watch-database", db_url]
             if profile_file is not None:
                 cmd += ["--profile-pid", str(run.procs["gateway"].pid), "--py-spy", args.py_spy,
                         "--profile-flags", "--native --idle" if args.profile_wall else "--native --gil",
@@ -453,7 +465,7 @@ def load_average() -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--modes", default="A,B,C,P", help="comma-separated, from A,B,C,P,W,D (order within a cycle)")
+    ap.add_argument("--modes", default="A,B,C,P", help="comma-separated, from A,B,C,P,S,W,O,D (order within a cycle)")
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--rates", default="250,500,1000,2000", help="open-loop rates, orders/s")
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per open-loop rate")
@@ -466,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mix", choices=("mix", "marketable"), default="mix",
                     help="order mix (bench/workload.py); marketable: marketable AAPL buys only")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                    help="PostgreSQL server for mode P (a database is created and dropped per run); '' drops P")
+                    help="PostgreSQL server for modes P and S (a database is created and dropped per run); '' drops "
+                         "them")
     ap.add_argument("--journal-flush-ms", type=int, default=None,
                     help="the gateway's [journal] flush_interval_ms (default: the gateway's default)")
     ap.add_argument("--rev", default=None, help="git revision whose gateway mode O runs (e.g. main~3)")
@@ -484,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     modes = [m.strip().upper() for m in args.modes.split(",") if m.strip()]
-    if not args.pg_url and "P" in modes:
-        modes.remove("P")
+    if not args.pg_url:
+        modes = [m for m in modes if m not in ("P", "S")]
     unknown = [m for m in modes if m not in MODE_NAMES]
     if unknown:
         ap.error(f"unknown mode(s) {unknown}")

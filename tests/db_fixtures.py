@@ -7,12 +7,15 @@
   without PostgreSQL cannot pass silently; set FIXGW_TEST_SKIP_POSTGRES=1 to skip
   those tests instead.
 - ``database_url``: parametrized over sqlite and postgres, schema upgraded to head.
+- ``new_postgres_database()``: the same fresh database as a context manager, for fixtures of a wider scope
+  (a module's running gateway).
 
 Tests that use ``postgres_url`` (directly or through ``database_url[postgres]``)
 get the ``postgres`` marker automatically, so ``-m "not postgres"`` deselects them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 
@@ -58,6 +61,13 @@ def sqlite_url(tmp_path) -> str:
 
 @pytest.fixture
 def postgres_url():
+    with new_postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def new_postgres_database():
+    """A fresh, empty database ``fixgw_test_<hex>`` (see ``postgres_url``), dropped on leaving."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 

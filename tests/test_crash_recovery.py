@@ -11,6 +11,9 @@ messages wait in their stores). After the restart:
   reach the clients (the venue re-sends them when the gateway logs on again);
 - the restarted gateway knew the open orders (the client can cancel them);
 - every message on the wire, both ways, on every session, is in the journal, byte for byte.
+
+Each scenario runs with each kind of order-state log: the file (with a SQLite journal) and the database
+([recovery] state_log = "database", with the journal on PostgreSQL, where the records live too).
 """
 from __future__ import annotations
 
@@ -76,12 +79,17 @@ def last_reports(client: FixClient) -> dict[str, dict[int, str]]:
     return out
 
 
-@pytest.fixture
-def crash_env(tmp_path):
-    url = f"sqlite:///{tmp_path / 'journal.db'}"
+@pytest.fixture(params=["file", pytest.param("database", marks=pytest.mark.postgres)])
+def crash_env(tmp_path, request):
+    if request.param == "database":
+        url = request.getfixturevalue("postgres_url")
+        extra = '[recovery]\nstate_log = "database"\n'
+    else:
+        url = f"sqlite:///{tmp_path / 'journal.db'}"
+        extra = ""
     upgrade(url)
     gw_port, v1, v2 = free_port(), free_port(), free_port()
-    text = stack_config_text(url, tmp_path / "gw", gw_port, v1, v2)
+    text = stack_config_text(url, tmp_path / "gw", gw_port, v1, v2, extra_toml=extra)
     cfg_path = tmp_path / "gateway.cfg"
     cfg_path.write_text(text)
     cfg = parse_config(text, tmp_path, env={})
@@ -93,7 +101,7 @@ def crash_env(tmp_path):
         venues[name] = sim.start()
     procs: list[subprocess.Popen] = []
     clients: list[FixClient] = []
-    env = {"tmp": tmp_path, "url": url, "cfg": cfg, "cfg_path": cfg_path, "venues": venues, "wires": wires,
+    env = {"tmp": tmp_path, "url": url, "state_log": request.param, "cfg": cfg, "cfg_path": cfg_path, "venues": venues, "wires": wires,
            "procs": procs, "clients": clients, "log": tmp_path / "gateway.log"}
     yield env
     for c in clients:
@@ -217,6 +225,7 @@ def test_kill_9_with_orders_in_flight_loses_nothing_and_sends_nothing_twice(cras
     assert gw2.wait(30) == 0
     log_text = env["log"].read_text()
     assert "the last stop was not clean" in log_text
+    assert f"order state from the {env['state_log']} state log" in log_text
 
     # What the gateway sent must be in the journal byte for byte. What a peer sent may have
     # gone into the socket of the killed process and never reached the gateway: FIX then

@@ -1,7 +1,9 @@
 """A gateway stopped and started again keeps its orders, its risk state and its operators' switches;
-a shadow limit reports over real sessions without blocking."""
+a shadow limit reports over real sessions without blocking. Each test runs with each kind of state log: the file
+(SQLite journal) and the database ([recovery] state_log = "database", PostgreSQL journal)."""
 from __future__ import annotations
 
+import contextlib
 import time
 from decimal import Decimal
 
@@ -10,6 +12,7 @@ import pytest
 from gateway.journal.queries import iter_events
 from gateway.process.server import Gateway
 from orders.commands import KillSwitch
+from tests.db_fixtures import new_postgres_database
 from tests.fix_fixtures import start_stack
 from tests.test_observability import scrape
 
@@ -22,18 +25,25 @@ max_daily_notional = 10000000
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+STATE_LOGS = ["file", pytest.param("database", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=STATE_LOGS)
+def stack(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("restart")
     rules = tmp / "rules.toml"
     rules.write_text(RULES)
-    s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=f"""
+    with (new_postgres_database() if request.param == "database" else contextlib.nullcontext()) as pg_url:
+        s = start_stack(pg_url or f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=f"""
 [risk]
 rules_file = "{rules}"
 reference_prices = {{ AAPL = 190.00, MSFT = 410.00, ORCL = 120.00 }}
+[recovery]
+state_log = "{request.param}"
 """)
-    yield s
-    s.stop()
+        assert s.gateway.statelog.kind == request.param
+        yield s
+        s.stop()
 
 
 def risk_picture(gw: Gateway) -> dict:

@@ -175,7 +175,7 @@ class Admin:
             "sessions": {s["name"]: s["logged_on"] for s in sessions},
             "schedules": {s["name"]: {k: s[k] for k in ("schedule", "in_session_window", "end_of_day")}
                           for s in sessions},
-            "journal": details["journal"], "core_queue_depth": self._gw.engine.queue_depth(),
+            "journal": details["journal"], "state_log": details["state_log"], "core_queue_depth": self._gw.engine.queue_depth(),
             "send_queue_depth": self._gw.engine.send_queue_depth(),
             "risk": self._gw.engine.call(lambda core: core.risk_summary()),
             "scheduled": [{"job": name, "next_run": when} for name, when in self._gw.scheduled_jobs()],

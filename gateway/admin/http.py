@@ -54,6 +54,9 @@ def health(gateway) -> tuple[bool, dict]:
     if gateway.engine.state_log_failures:
         problems.append(f"the order-state log failed {gateway.engine.state_log_failures} write(s): a crash now "
                         "would lose order state (check the disk under data_dir/state)")
+    statelog = state_log_status(gateway)
+    if statelog["failed"]:
+        problems.append(f"the order-state log stopped ({statelog['failed']}): the gateway sends nothing and stops")
     dropcopy = gateway.dropcopy.status() if getattr(gateway, "dropcopy", None) is not None else []
     return not problems, {
         "healthy": not problems, "problems": problems, "venues": venues,
@@ -61,8 +64,19 @@ def health(gateway) -> tuple[bool, dict]:
                      for d in dropcopy},
         # commit_lag_seconds: the figure fixgw_journal_commit_lag_seconds exports (JournalWriter.commit_lag_seconds)
         "journal": {"healthy": journal.healthy, "commit_lag_seconds": lag, "queue_depth": journal.queue_depth()},
+        "state_log": statelog,
         "uptime_seconds": round(time.time() - gateway.started_at, 1) if gateway.started_at else 0,
     }
+
+
+def state_log_status(gateway) -> dict:
+    """The state log's kind (file, database), its durable lag (records appended and not yet committed: their
+    messages wait) and why it stopped for good, if it did."""
+    statelog = gateway.statelog
+    out = {"kind": statelog.kind, "pending_records": statelog.pending, "failed": statelog.fatal or gateway.halted}
+    if statelog.kind == "database":
+        out["stream"] = statelog.stream
+    return out
 
 
 class GatewayCollector:
@@ -114,6 +128,9 @@ class GatewayCollector:
         yield CounterMetricFamily("fixgw_core_commands_handled", "Commands the core handled", value=gw.engine.handled)
         yield GaugeMetricFamily("fixgw_send_queue_depth", "Messages the core decided that the sender thread has "
                                 "not sent yet", value=gw.engine.send_queue_depth())
+        yield GaugeMetricFamily("fixgw_state_log_pending_records", "State log records appended and not yet durable "
+                                "(the database state log's group commit; their messages wait); 0 with the file log",
+                                value=gw.statelog.pending)
         yield GaugeMetricFamily("fixgw_open_orders", "Orders not yet in a final state",
                                 value=sum(1 for o in list(gw.core.orders.values()) if o.is_open))
         service = getattr(gw, "dropcopy", None)

@@ -111,9 +111,16 @@ def run(config_path: str, duration: float | None, instance: str | None) -> None:
     click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}{dropcopy}; "
                f"journal {safe_url(cfg.journal.database_url)}. Ctrl-C stops.")
     try:
-        wait_for_stop(duration)
+        wait_for_stop(duration, gateway.stop_requested)
     finally:
         gateway.stop()
+    halted(gateway)
+
+
+def halted(gateway) -> None:
+    """A gateway that stopped on its own (its state log failed for good) makes the process exit non-zero."""
+    if gateway.halted is not None:
+        raise click.ClickException(f"the gateway stopped on its own: the order-state log failed ({gateway.halted})")
 
 
 @main.command()
@@ -137,12 +144,13 @@ def demo(config_path: str, duration: float | None) -> None:
         gateway.start()
         up = gateway.wait_venues_up(15)
         click.echo(banner(cfg, gateway, up, notes))
-        wait_for_stop(duration)
+        wait_for_stop(duration, gateway.stop_requested)
     finally:
         if gateway is not None:
             gateway.stop()
         for sim in simulators:
             sim.stop()
+    halted(gateway)
 
 
 def demo_passwords(cfg: GatewayConfig, gateway) -> dict[str, str]:

@@ -14,7 +14,7 @@ from gateway.cli.common import JSON, CommandError, emit
 @CONFIG
 @JSON
 def status(config_path: str, as_json: bool) -> None:
-    """Process, uptime, sessions up/down, journal lag, risk state.
+    """Process, uptime, sessions up/down, journal lag, the state log (kind, durable lag), risk state.
 
     Exit code 0: healthy; 1: UNHEALTHY (the problems are printed; with --json the
     JSON is printed too); 2: could not ask (no configuration or token, the admin API
@@ -44,6 +44,7 @@ def status(config_path: str, as_json: bool) -> None:
                  f"journal: {d['journal']['commit_lag_seconds']:.3f} s behind (age of the oldest row not yet "
                  f"committed), {d['journal']['queue_depth']} rows queued, "
                  f"{'committing' if d['journal']['healthy'] else 'FAILING'}",
+                 *state_log_line(d.get("state_log")),
                  f"risk: {'on' if d['risk']['enabled'] else 'off'}, kill switches "
                  f"{', '.join(f'{k}={v}' for k, v in d['risk']['kill_switches'].items()) or 'none'}, "
                  f"disabled sessions {', '.join(d['risk']['disabled_sessions']) or 'none'}"]
@@ -53,6 +54,15 @@ def status(config_path: str, as_json: bool) -> None:
     emit(data, as_json, human)
     if not data["healthy"]:
         sys.exit(1)
+
+
+def state_log_line(s: dict | None) -> list[str]:
+    """The state log's kind and durable lag, as one line (none from a gateway too old to say)."""
+    if not s:
+        return []
+    where = "file" if s["kind"] == "file" else f"database, stream {s.get('stream')}"
+    line = f"state log: {where}, {s['pending_records']} record(s) not yet durable"
+    return [line + (f", FAILED: {s['failed']}" if s.get("failed") else "")]
 
 
 @click.command()

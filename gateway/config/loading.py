@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from gateway.config.cluster import with_instance
 from gateway.config.root import GatewayConfig
-from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password
+from gateway.config.storage import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, make_url_password, state_log_problem
 
 SECRETS_FILE_ENV = "FIXGW_SECRETS_FILE"
 
@@ -118,6 +118,9 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
         env = secretstore.merged_env()
     cfg = _resolve(base, cfg, env)
     _check_cluster_database(cfg, source)
+    problem = state_log_problem(cfg.recovery, cfg.journal.database_url)  # (the URL the environment may have set)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     return cfg
 
 

@@ -91,6 +91,11 @@ class CoreHistogram:
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0)
 
+STATE_LOG_HALTS = Counter(
+    "fixgw_state_log_halts_total",
+    "Times the gateway stopped because its database state log failed for good (fenced, or the database down "
+    "past [recovery] state_log_grace_s): it sent nothing more and the process exited non-zero",
+)
 INTERNAL_ERRORS = Counter(
     "fixgw_internal_errors_total",
     "Unexpected exceptions caught at a boundary (quickfix callback, core, outbound)",

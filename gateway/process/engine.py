@@ -5,9 +5,15 @@ core thread, applies them to the core in arrival order, encodes the resulting
 messages and writes the state log. That thread is the single owner of order
 state, so the core needs no locks. A second thread, the sender, sends the
 messages (``sendToTarget``) in the order the core thread handed them over, so a
-message never leaves before the state log record that names it, and never
-overtakes one decided before it. No quickfix session lock is ever held while
-another session's lock is taken.
+message never leaves before the state log record that names it is durable (each
+item carries its record's ticket: at once with the file log, after the group
+commit with the database's), and never overtakes one decided before it. No
+quickfix session lock is ever held while another session's lock is taken.
+
+``halt(reason)`` (the database state log failed for good) stops both threads'
+work for good: nothing more is decided or sent; commands still coming are
+dropped (they are journaled: the next start, or a successor, processes them),
+callers get an error.
 
 Why two threads: a send is mostly waiting, for the session's lock (held while
 the session thread runs its callbacks), the socket, quickfix's FileStore, and
@@ -28,8 +34,8 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.observability.logs import fields
-from gateway.process.sender import Sender, action_ids
-from risk.engine import describe_decision
+from gateway.process.outcome_report import OutcomeReport
+from gateway.process.sender import Sender, SendingStopped, action_ids
 from desk.core import Core
 from orders.actions import (
     ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueMassStatusRequest,
@@ -37,10 +43,8 @@ from orders.actions import (
 )
 from orders.commands import (
     CancelRequest, ChildNotSent, MassCancelRequest, NewOrder, ReplaceRequest, SessionStatus, StatusRequest, Tick,
-    VenueMessageRejected,
 )
 from orders.model import CxlRejResponseTo, ExecKind
-from orders.records import describe_route
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
@@ -59,9 +63,12 @@ class Engine:
         self._journal_event = journal_event  # (session, text) -> None: risk decisions go to the journal
         self.recorder = recorder  # gateway.recovery.Recorder: the state log, written before actions are sent
         self.state_log_failures = 0
+        self._ticket = 0  # the ticket of the last record written: what every item put from now on waits for
+        self.halted: str | None = None  # why the engine decides and sends nothing more (set once)
+        self.refused = 0  # commands dropped after the halt
         self._errors = 0  # commands the core failed on, actions that could not be encoded
         self._deferred: dict[str, list] = {}  # venue -> (action, message) to send once it is logged on again
-        self._decisions: dict[tuple[str, str], object] = {}  # (strategy, result) -> fixgw_routing_decisions_total
+        self._report = OutcomeReport(core, journal_event)  # the outcome's journal events, metrics and warnings
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.sender = Sender(outbound)  # sends what the core thread decided, in its order
@@ -108,6 +115,7 @@ class Engine:
     TICK_S = 1.0
 
     def start(self) -> None:
+        self.sender.wait_for(getattr(self.recorder, "log", None))
         self.sender.start()
         self._thread = threading.Thread(target=self._run, name="fixgw-core", daemon=True)
         self._thread.start()
@@ -123,6 +131,12 @@ class Engine:
     def sender_thread_id(self) -> int | None:
         """The identifier (``threading.get_ident()``) of the thread that sends the gateway's messages."""
         return self.sender.thread_id
+
+    def halt(self, reason: str) -> None:
+        """Decide and send nothing from now on (any thread; see the module's docstring)."""
+        if self.halted is None:
+            self.halted = reason
+        self.sender.halt(reason)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Handle what was submitted before, send what that decided, stop both threads."""
@@ -156,9 +170,13 @@ class Engine:
                 gc.freeze()
             if item is _STOP:
                 return
+            if self.halted is not None:
+                self._refuse(item)
+                continue
             if type(item) is tuple and item[0] is _REQUEST:
                 _, command, fut = item
-                self.sender.answer(fut, self._handle(command))  # answered once its actions are sent
+                outcome = self._handle(command)
+                self.sender.answer(fut, outcome, None, self._ticket)  # answered once its actions are sent
                 continue
             if type(item) is tuple:
                 fn, fut = item
@@ -168,7 +186,8 @@ class Engine:
                     result, failure = None, exc
                 if self.recorder is not None:
                     self._record(None, None)
-                self.sender.answer(fut, result, failure)  # once the messages decided before it have been sent too
+                # once the messages decided before it have been sent too (and its own record is durable)
+                self.sender.answer(fut, result, failure, self._ticket)
                 continue
             self._handle(item)
 
@@ -187,20 +206,34 @@ class Engine:
                 if role == "venue" and not self._venue_up(venue):
                     self._deferred.setdefault(venue, []).append((action, message))
                 else:
-                    self.sender.put((action, None, message))
+                    self.sender.put((action, None, message, self._ticket))
         self._queue.put((run, Future()))
 
     def _venue_up(self, name: str) -> bool:
         venue = self.core.venues.get(name)
         return venue is not None and venue.up
 
+    def _refuse(self, item) -> None:
+        """After the halt: a command is dropped, a caller told."""
+        self.refused += 1
+        if type(item) is tuple:
+            fut = item[2] if item[0] is _REQUEST else item[1]
+            fut.set_exception(SendingStopped(f"the gateway stopped: {self.halted}"))
+
     def _record(self, command, outcome, sends: list = ()) -> None:
+        """Write the state log record of a command; the items put from now on wait for its ticket."""
         try:
             if command is None:
-                self.recorder.record_controls()
+                ticket = self.recorder.record_controls()
             else:
-                self.recorder.record(command, outcome, sends)
+                ticket = self.recorder.record(command, outcome, sends)
+            if ticket is not None:
+                self._ticket = ticket
         except Exception:  # noqa: BLE001 - keep trading; /health and the metric say recovery is impaired
+            fatal = getattr(getattr(self.recorder, "log", None), "fatal", None)
+            if fatal is not None:  # the database log stopped for good: nothing it would explain may be sent
+                self.halt(f"the state log stopped: {fatal}")
+                return
             self.state_log_failures += 1
             metrics.INTERNAL_ERRORS.labels("state_log").inc()
             log.critical("could not write the state log for %r: a crash now would lose this change",
@@ -221,61 +254,29 @@ class Engine:
             self._answer_failure(command, exc)
             return None
         self.handled += 1
-        if outcome.audit and self._journal_event is not None:
-            for session, text in outcome.audit:  # access-control refusals (the core's account checks)
-                self._journal_event("access", f"{session}: {text}")
-        if outcome.risk and self._journal_event is not None:
-            for session, cl_ord_id, decision in outcome.risk:
-                self._journal_event("risk", describe_decision(decision, session, cl_ord_id))
-        if outcome.risk_events and self._journal_event is not None:
-            for text in outcome.risk_events:  # trading-day rolls of per-day risk usage
-                self._journal_event("risk", text)
-        for decision in outcome.routes:
-            if self._journal_event is not None:
-                self._journal_event("routing", describe_route(decision))
-            key = (decision.strategy.partition(":")[0], "routed" if decision.split else "none")
-            counter = self._decisions.get(key)
-            if counter is None:
-                counter = self._decisions[key] = metrics.ROUTING_DECISIONS.labels(*key)
-            counter.inc()
-        for ns in outcome.risk_ns:
-            metrics.RISK_CHECK_SECONDS.observe(ns / 1e9)
-        for _, _, decision in outcome.risk:
-            if decision.reject is not None:
-                metrics.RISK_REJECTS.labels(decision.reject.rule, "enforced").inc()
-            for shadow in decision.shadow_rejects:
-                metrics.RISK_REJECTS.labels(shadow.rule, "shadow").inc()
-        for warning in outcome.warnings:
-            log.warning("%s", warning, extra=getattr(warning, "fields", None))
-        if outcome.events and self._journal_event is not None:
-            for category, text in outcome.events:  # reconciliation: what changed and why, for the audit trail
-                self._journal_event(category, text)
-        for _, venue in outcome.in_doubt:
-            metrics.IN_DOUBT_TOTAL.labels(venue).inc()
-        if type(command) is Tick:
-            metrics.ORDERS_IN_DOUBT.set(len(self.core.in_doubt_orders()))
-        elif type(command) is VenueMessageRejected:
-            metrics.VENUE_MESSAGE_REJECTS.labels(command.venue, "session" if command.session_level else "business",
-                                                 command.ref_msg_type or "?").inc()
+        self._report.report(command, outcome)
         messages = [self._encode(action) for action in outcome.actions]  # (a _NotEncoded for a failure)
         if recorder is not None:
             # durable before anything leaves: the messages' texts, as they will be sent
             self._record(command, outcome, [m for m in messages if type(m) is tuple])
             if type(command) is SessionStatus and command.up:
-                recorder.session_up(command.role, command.name)
+                ticket = recorder.session_up(command.role, command.name)
+                if ticket is not None:
+                    self._ticket = ticket
         put = self.sender.put
+        ticket = self._ticket
         if self._deferred and type(command) is SessionStatus and command.up and command.name in self._deferred:
             # first what was decided before (and held while the venue was down), then what its logon decided:
             # the logon's status requests (desk/liveness.py) must take higher MsgSeqNums than the orders
             # they ask about, or the venue answers "unknown order" for an order it has not been sent yet
             for action, message in self._deferred.pop(command.name):
-                put((action, None, message))
+                put((action, None, message, ticket))
         failed = None
         for action, message in zip(outcome.actions, messages):
             if type(message) is _NotEncoded:
                 failed = (failed or []) + [(action, message.exc)]
             else:
-                put((action, command, message))
+                put((action, command, message, ticket))
         if failed:
             self._not_encoded(command, failed)
         self.sender.keep_close()
@@ -337,7 +338,7 @@ class Engine:
             except Exception:  # noqa: BLE001
                 metrics.INTERNAL_ERRORS.labels("outbound").inc()
                 log.exception("could not send BusinessMessageReject to %s for %s", session, ref_id)
-        self.sender.call(reject)
+        self.sender.call(reject, self._ticket)
 
 
 class _NotEncoded:

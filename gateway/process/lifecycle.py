@@ -6,9 +6,10 @@ import threading
 import time
 
 
-def wait_for_stop(duration: float | None) -> None:
-    """Block until SIGINT/SIGTERM (or ``duration`` seconds, if given)."""
-    stop = threading.Event()
+def wait_for_stop(duration: float | None, stop: threading.Event | None = None) -> None:
+    """Block until SIGINT/SIGTERM (or ``duration`` seconds, if given, or ``stop`` is set: the gateway asks to stop
+    on its own)."""
+    stop = stop or threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         deadline = None if duration is None else time.monotonic() + duration

@@ -1,9 +1,11 @@
 """The sender thread: sends the messages the core thread decided (``sendToTarget``) and answers its marks, in the
-order they were handed over, and keeps the core from running more than SEND_BACKLOG_MAX items ahead."""
+order they were handed over, each only once the state log record that explains it is durable, and keeps the core
+from running more than SEND_BACKLOG_MAX items ahead; once told to halt, it sends nothing more."""
 from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -22,9 +24,12 @@ from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.engine")
 _STOP = object()
-# the work items besides (action, command, message): marks kept in order with the sends
-_DONE = object()  # (_DONE, future, result, exception): a request or call, answered once what came before is sent
-_CALL = object()  # (_CALL, fn): run fn() on the sender thread, after the sends before it
+# Every work item ends with the ticket of the state log record it waits for. Besides (action, command, message,
+# ticket), marks kept in order with the sends:
+_DONE = object()  # (_DONE, future, result, exception, ticket): answered once what came before is sent
+_CALL = object()  # (_CALL, fn, ticket): run fn() on the sender thread, after the sends before it
+_EVERY_TICKET = sys.maxsize  # what "durable up to" is with a state log whose records are durable when appended
+_HALT_CHECK_S = 0.25  # a sender waiting for a commit looks at least this often whether it was told to halt
 
 # (command type, action type) -> the hop histogram child a sent action is timed on
 _HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
@@ -41,9 +46,14 @@ _HOP = {(command, action): metrics.HOPS[key] for command, action, key in (
 )}
 
 
+class SendingStopped(Exception):
+    """The gateway stopped sending (its state log failed for good): a request's answer never went out."""
+
+
 class Sender:
-    """One thread, one FIFO: the core thread ``put``s (action, command, message) items and marks; this thread
-    performs them in that order. The core thread is the only one to put, this thread the only one to take."""
+    """One thread, one FIFO: the core thread ``put``s (action, command, message, ticket) items and marks; this thread
+    performs them in that order, each once its ticket is durable in the state log (``wait_for``). The core thread
+    is the only one to put, this thread the only one to take."""
 
     def __init__(self, outbound: Outbound):
         self.outbound = outbound
@@ -57,20 +67,41 @@ class Sender:
         self._done_count = 0  # items finished (sender thread only)
         self.core_waiting = False  # the core thread waits for the sender to catch up
         self._caught_up = threading.Event()
+        # With a state log that commits after ``append`` returns (the database's), an item waits for its record:
+        # ``_durable`` is the highest ticket known durable. With the file log every ticket is durable at once,
+        # and the sender pays one comparison per item.
+        self._statelog = None
+        self._durable = _EVERY_TICKET
+        self.halted: str | None = None  # why the sender sends nothing more (set once, never cleared)
+        self.dropped = 0  # items not sent because the sender was halted
+
+    def wait_for(self, statelog) -> None:
+        """Before ``start``: perform each item only once its record's ticket is durable in ``statelog`` (None, or a
+        log whose records are durable when appended: nothing to wait for)."""
+        if statelog is None or statelog.durable_on_append:
+            self._statelog, self._durable = None, _EVERY_TICKET
+        else:
+            self._statelog, self._durable = statelog, statelog.durable
+
+    def halt(self, reason: str) -> None:
+        """Send nothing from now on (any thread): items still queued or put later are dropped, requests answered
+        with SendingStopped. A sender waiting for a commit notices within ``_HALT_CHECK_S``."""
+        if self.halted is None:
+            self.halted = reason
 
     # ------------------------------------------------------------------ the core thread's side
     def put(self, item) -> None:
-        """Hand one (action, command, message) item to the sender."""
+        """Hand one (action, command, message, ticket) item to the sender: sent once ``ticket`` is durable."""
         self._put_count += 1
         self._queue.put(item)
 
-    def answer(self, fut: Future, result, exc: BaseException | None = None) -> None:
-        """Answer ``fut`` once everything put before has been sent."""
-        self.put((_DONE, fut, result, exc))
+    def answer(self, fut: Future, result, exc: BaseException | None = None, ticket: int = 0) -> None:
+        """Answer ``fut`` once everything put before has been sent (and ``ticket`` is durable)."""
+        self.put((_DONE, fut, result, exc, ticket))
 
-    def call(self, fn: Callable[[], None]) -> None:
-        """Run ``fn()`` on the sender thread, after everything put before."""
-        self.put((_CALL, fn))
+    def call(self, fn: Callable[[], None], ticket: int = 0) -> None:
+        """Run ``fn()`` on the sender thread, after everything put before (and once ``ticket`` is durable)."""
+        self.put((_CALL, fn, ticket))
 
     def depth(self) -> int:
         """Messages (and marks) the core has decided and the sender has not finished yet."""
@@ -113,9 +144,13 @@ class Sender:
             item = get()
             if item is _STOP:
                 return
+            if item[-1] > self._durable:  # (never true with the file state log)
+                self._wait_durable(item[-1])
             kind = item[0]
             try:
-                if kind is _DONE:
+                if self.halted is not None:
+                    self._drop(item)
+                elif kind is _DONE:
                     if item[3] is None:
                         item[1].set_result(item[2])
                     else:
@@ -123,7 +158,7 @@ class Sender:
                 elif kind is _CALL:
                     item[1]()
                 else:
-                    send(*item)  # (catches and logs what the sessions raise)
+                    send(item[0], item[1], item[2])  # (catches and logs what the sessions raise)
             except Exception:  # noqa: BLE001 - a bug: the sender must keep sending what follows
                 self.errors += 1
                 metrics.INTERNAL_ERRORS.labels("outbound").inc()
@@ -131,6 +166,27 @@ class Sender:
             self._done_count += 1
             if self.core_waiting and self._put_count - self._done_count <= SEND_BACKLOG_MAX // 2:
                 self._caught_up.set()
+
+    def _wait_durable(self, ticket: int) -> None:
+        """Until the state log says ``ticket`` is durable, or the sender is halted (by its owner, or here: the log
+        stopped for good, so ``ticket`` never will be)."""
+        statelog = self._statelog
+        while self.halted is None:
+            durable = statelog.durable
+            if durable >= ticket:
+                self._durable = durable
+                return
+            if statelog.fatal is not None:
+                self.halt(f"the state log stopped: {statelog.fatal}")
+                return
+            statelog.wait_durable(ticket, _HALT_CHECK_S)  # (a condition the committer notifies at each commit)
+
+    def _drop(self, item) -> None:
+        """A halted sender's answer to an item: nothing is sent; a request's caller is told why."""
+        if item[0] is _DONE:
+            item[1].set_exception(SendingStopped(f"the gateway stopped sending: {self.halted}"))
+        elif item[0] is not _CALL:
+            self.dropped += 1
 
     def _send(self, action, command, message=None) -> None:
         """Send one action's message (or perform the action); time its hop from the command's arrival; log

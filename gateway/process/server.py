@@ -11,11 +11,16 @@ engines (so every message has somewhere to go), recovered work first. Stop order
 log out first (their Logouts are journaled), then the engine drains, the drop-copy thread copies everything
 journaled, the drop-copy receivers are logged out, the journal commits what is left, and a cluster's active
 instance releases the lease.
+
+If the database state log stops for good (fenced, or the database down past its grace), the engine is halted at
+once (no message is decided or sent from then on), and ``stop_requested`` tells the process to stop: `fixgw run`
+then stops the gateway and exits non-zero (``halted`` says why).
 """
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -37,13 +42,12 @@ from gateway.process.gatekeeper import Gatekeeper, logon_policies
 from gateway.process.logon_watch import LogonWatch
 from gateway.process.session_engines import SessionEngines
 from gateway.process.sessions_reload import REMOVED_REASON, SessionsReload
-from gateway.process.startup_recovery import StartupRecovery, UndoneWork
+from gateway.process.startup_recovery import StartupRecovery, UndoneWork, state_log_for
 from gateway.admin.http import HttpEndpoint
 from gateway.journal.writer import JournalWriter
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.schedule import build_scheduler, describe
-from gateway.state.log import StateLog
 from gateway.state.records import State
 from desk.core import Core
 from orders.commands import RiskDayRoll
@@ -146,8 +150,9 @@ class Gateway:
                 gk.venue_logon_fields(name)  # a missing venue password stops start-up here
         except TlsError as exc:
             raise ConfigError(str(exc)) from None
-        self.statelog = StateLog(cfg.data_dir / "state", fsync=cfg.recovery.fsync,
-                                 rejected_kept=cfg.limits.rejected_orders_kept)
+        self.halted: str | None = None  # why the gateway stopped trading on its own (the state log failed)
+        self.stop_requested = threading.Event()  # set when it did: the process must stop (fixgw run waits on it)
+        self.statelog = state_log_for(cfg, on_fatal=self._state_log_failed)
         self.recovery = StartupRecovery(self.statelog, self.core, self.journal, cfg.data_dir / "store",
                                         self._sids_by_origin, self.client_app.limits)
         self.recovered: State | None = None  # what start() found in the state log
@@ -302,10 +307,21 @@ class Gateway:
         if self.engine.recorder is not None:
             self.statelog.close(self.engine.recorder.capture())  # clean: the next start needs no repair
             self.engine.recorder = None
+        if self.statelog.kind == "database":
+            self.statelog.engine.dispose()
         self.journal.stop()
         if self.cluster is not None:
             self.cluster.stop()  # last: the lease is released once everything this instance had to write is written
         log.info("gateway %s stopped", self.cfg.comp_id)
+
+    def _state_log_failed(self, reason: str) -> None:
+        """The database state log stopped for good (on the thread that found it): nothing more may be sent."""
+        self.engine.halt(reason)  # first: not one more message
+        self.halted = reason
+        metrics.STATE_LOG_HALTS.inc()
+        log.critical("stopping: the order-state log failed (%s); the gateway decides and sends nothing more "
+                     "(the messages of records not committed stay unsent)", reason)
+        self.stop_requested.set()
 
     # ------------------------------------------------------------------ logons
     def logon_refusal(self, name: str, session_key: str | None = None, username: str | None = None,

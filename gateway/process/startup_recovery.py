@@ -1,5 +1,5 @@
-"""Recovery at start-up: the order state from the state log, and what a crash left undone (messages quickfix received
-that the core never processed, messages the core decided that never reached quickfix)."""
+"""Recovery at start-up: the state log the configuration names, the order state from it, and what a crash left undone
+(messages quickfix received that the core never processed, messages the core decided that never reached quickfix)."""
 from __future__ import annotations
 
 import logging
@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, GatewayConfig
+from gateway.journal.db import make_engine
 from gateway.journal.queries import inbound_after, session_rejected
 from gateway.journal.writer import JournalWriter
 from gateway.state import recovery
 from gateway.state.log import StateLog
+from gateway.state.pglog import PgStateLog
 from gateway.state.records import State, StateLogError
 from desk.core import Core
 from sessions import filestore
@@ -20,6 +22,22 @@ from sessions.fixsettings import SessionID
 from sessions.gateway_app import replay_command
 
 log = logging.getLogger("fixgw.gateway")
+
+
+def state_log_for(cfg: GatewayConfig, on_fatal: Callable[[str], object]) -> StateLog | PgStateLog:
+    """The order-state log ``[recovery] state_log`` names: the file in <data_dir>/state, or the journal's PostgreSQL
+    database under ``state_log_stream`` (default: the comp_id), which calls ``on_fatal(reason)`` once if it stops
+    for good."""
+    rec = cfg.recovery
+    if rec.state_log == "file":
+        return StateLog(cfg.data_dir / "state", fsync=rec.fsync, rejected_kept=cfg.limits.rejected_orders_kept)
+    engine = make_engine(cfg.journal.database_url)
+    try:
+        return PgStateLog(engine, rec.state_log_stream or cfg.comp_id, grace_s=rec.state_log_grace_s,
+                          on_fatal=on_fatal, rejected_kept=cfg.limits.rejected_orders_kept)
+    except StateLogError as exc:  # (the configuration refuses a journal that is not PostgreSQL already)
+        engine.dispose()
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass
@@ -38,7 +56,7 @@ class StartupRecovery:
     """Reads the state log, the sessions' FileStores and the journal, before any session runs; then tells the
     engine's recorder each session's store epoch (its FileStore's creation time) for as long as the gateway runs."""
 
-    def __init__(self, statelog: StateLog, core: Core, journal: JournalWriter, store_dir: Path,
+    def __init__(self, statelog: StateLog | PgStateLog, core: Core, journal: JournalWriter, store_dir: Path,
                  origins: Callable[[], dict[str, SessionID]], limits: IntakeLimits):
         self.statelog = statelog
         self.core = core
@@ -56,8 +74,9 @@ class StartupRecovery:
         pruned = state.prune(recovery.start_of_day_utc())
         recovery.restore_core(self.core, state)
         n_open = sum(1 for o in state.orders.values() if o.is_open)
-        log.info("order state: %d open order(s), %d finished today; %d older finished order(s) forgotten; "
-                 "%d order(s) refused today kept", n_open, len(state.orders) - n_open, pruned, len(state.rejected))
+        log.info("order state from the %s state log: %d open order(s), %d finished today; %d older finished "
+                 "order(s) forgotten; %d order(s) refused today kept", self.statelog.kind, n_open,
+                 len(state.orders) - n_open, pruned, len(state.rejected))
         if not state.clean:
             log.warning("the last stop was not clean (%d state record(s) after the snapshot%s): recovering",
                         state.records, ", the last one torn" if state.torn else "")
@@ -74,7 +93,10 @@ class StartupRecovery:
 
     def open_state_log(self, state: State) -> recovery.Recorder:
         """The state log opened for this run, from the recovered state; the engine's recorder of every change."""
-        self.statelog.open(state)
+        try:
+            self.statelog.open(state)
+        except StateLogError as exc:  # (the database log's snapshot could not be written)
+            raise ConfigError(str(exc)) from None
         return recovery.Recorder(self.statelog, self.core, state, self.store_epoch)
 
     def _store_dir(self, origin: str) -> Path:

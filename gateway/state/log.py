@@ -46,6 +46,11 @@ _HEADER = struct.Struct("<II")
 
 
 class StateLog:
+    kind = "file"
+    durable_on_append = True  # a ticket is durable when ``append`` returns: nobody need wait for it
+    pending = 0  # records appended and not yet durable: never any
+    fatal = None  # (the database log's reason for stopping for good; this one has none)
+
     def __init__(self, directory: Path, fsync: bool = False, rejected_kept: int | None = None):
         self.dir = Path(directory)
         self.rejected_kept = rejected_kept  # refused orders kept at most (the oldest dropped), None: all

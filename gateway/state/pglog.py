@@ -63,6 +63,9 @@ class Lag:
 class PgStateLog:
     """The state log of one stream in a PostgreSQL database (see the module's docstring)."""
 
+    kind = "database"
+    durable_on_append = False  # a ticket is durable once its group committed: the sender waits for it
+
     def __init__(self, engine: Engine, stream: str, *, fence: Callable[[Connection], object] | None = None,
                  grace_s: float = 5.0, on_fatal: Callable[[str], object] | None = None,
                  on_durable: Callable[[int], object] | None = None, rejected_kept: int | None = None):
@@ -188,6 +191,12 @@ class PgStateLog:
         """The highest durable ticket: every record up to it is committed."""
         c = self.committer
         return c.durable if c is not None else 0
+
+    @property
+    def pending(self) -> int:
+        """Records appended and not yet durable (the durable lag, in records)."""
+        c = self.committer
+        return c.last_ticket - c.durable if c is not None else 0
 
     def wait_durable(self, ticket: int, timeout: float | None = None) -> bool:
         """Wait until ``ticket`` is committed (True), or the log stopped for good, or ``timeout`` passed (False)."""

@@ -51,6 +51,7 @@ from orders.commands import (
 )
 from orders.model import OrdStatus
 from gateway.state.log import StateLog
+from gateway.state.pglog import PgStateLog
 from gateway.state.records import State
 from sessions.codec.tagvalue import parse_fields
 
@@ -84,7 +85,7 @@ class Recorder:
     Runs on the core thread only.
     """
 
-    def __init__(self, statelog: StateLog, core: Core, state: State,
+    def __init__(self, statelog: StateLog | PgStateLog, core: Core, state: State,
                  store_epoch: Callable[[str], float | None] | None = None):
         self.log = statelog
         self.core = core
@@ -111,9 +112,10 @@ class Recorder:
             return True
         return False
 
-    def session_up(self, role: str, name: str) -> None:
+    def session_up(self, role: str, name: str) -> int | None:
         """A session logged on: forget its watermark if its sequence numbers were reset since, durably (a
-        restart must not bring it back and take the new sequence's low MsgSeqNums for processed ones)."""
+        restart must not bring it back and take the new sequence's low MsgSeqNums for processed ones). Returns
+        the ticket of the record written, if any."""
         origin = f"{role}:{name}"
         epoch = self._store_epoch(origin)
         known = origin in self._epochs
@@ -121,20 +123,22 @@ class Recorder:
         self._epochs[origin] = epoch
         wm = self.watermarks.get(origin)
         if wm is None or epoch is None:
-            return
+            return None
         if wm[1] < epoch or (known and seen != epoch):
             del self.watermarks[origin]
             self.forgotten += 1
             log.info("%s: sequence numbers were reset since MsgSeqNum %d was processed; its re-sent messages "
                      "are no longer compared with it", origin, wm[0])
             try:
-                self.log.append(origin, 0, [], [], None, [], None)  # origin with seq 0: watermark dropped
+                return self.log.append(origin, 0, [], [], None, [], None)  # origin with seq 0: watermark dropped
             except Exception:  # noqa: BLE001 - as a failed record: keep trading, say recovery is impaired
                 log.critical("could not write the state log: %s's dropped watermark may come back after a "
                              "crash", origin, exc_info=True)
+        return None
 
-    def record(self, cmd, outcome, sends: list = ()) -> None:
-        """Write what ``cmd`` changed; ``sends``: the messages about to go out, [(role, name, body text)]."""
+    def record(self, cmd, outcome, sends: list = ()) -> int | None:
+        """Write what ``cmd`` changed; ``sends``: the messages about to go out, [(role, name, body text)]. Returns
+        the record's ticket (the messages may go once it is durable), None if there was nothing to record."""
         origin = origin_of(cmd)
         seq = cmd.seq if origin is not None else 0
         touched = self.core.touched(cmd, outcome) if outcome is not None else []
@@ -145,7 +149,7 @@ class Recorder:
         risk_day = usage.changes() if usage.dirty else None
         rejected = outcome.rejected if outcome is not None else None
         if not (touched or seq or changed or sends or routes or risk_day or rejected):
-            return
+            return None
         if seq:
             self.watermarks[origin] = (seq, time.time())
         open_orders = self.core.risk_state.open_orders
@@ -158,13 +162,14 @@ class Recorder:
                         trades = {}
                     trades[a.symbol] = a.last_px
         self._controls = controls
-        self.log.append(origin if seq else None, seq, orders, list(sends), controls if changed else None,
-                        routes, trades, risk_day, rejected)
+        return self.log.append(origin if seq else None, seq, orders, list(sends), controls if changed else None,
+                               routes, trades, risk_day, rejected)
 
-    def record_controls(self) -> None:
-        """After an operator call ran on the core thread: record switches it changed."""
+    def record_controls(self) -> int | None:
+        """After an operator call ran on the core thread: record switches it changed (the record's ticket)."""
         if controls_of(self.core) != self._controls:
-            self.record(None, None)
+            return self.record(None, None)
+        return None
 
     def capture(self) -> State:
         """The whole current state, for the snapshot written at a clean stop."""
