@@ -95,6 +95,14 @@ def test_a_cluster_needs_the_journal_on_postgresql():
     assert parse(sqlite[:sqlite.index("[cluster]")]).cluster is None
 
 
+def test_a_cluster_keeps_its_order_state_in_the_database_and_refuses_a_file():
+    a = parse(PAIR, "A")
+    assert a.recovery.state_log == "database"  # the default in a cluster
+    assert parse(PAIR[:PAIR.index("[cluster]")]).recovery.state_log == "file"  # a single gateway's default
+    with pytest.raises(ConfigError, match=r'\[cluster\] main needs the order state where a successor can read it'):
+        parse(PAIR.replace("[dropcopy]\n", '[recovery]\nstate_log = "file"\n[dropcopy]\n', 1), "A")
+
+
 BAD = [
     # a typo in an instance section
     (PAIR.replace("[instance.B]\n", "[instance.B]\nacceptor_prot = 1\n"), None, "instance.B.acceptor_prot"),

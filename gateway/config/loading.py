@@ -97,6 +97,10 @@ def _check_cluster_database(cfg: GatewayConfig, source: str) -> None:
             f"{source}: [cluster] {cfg.cluster.name} needs the journal on PostgreSQL (journal.database_url, or "
             f"{DATABASE_URL_ENV}, a postgresql+psycopg:// URL): the instances share nothing but that database, "
             f"where the lease and every session's messages are; {backend} is for a single gateway")
+    if cfg.recovery.state_log != "database" and "state_log" in cfg.recovery.model_fields_set:
+        raise ConfigError(
+            f'{source}: [cluster] {cfg.cluster.name} needs the order state where a successor can read it: [recovery] '
+            f'state_log = "database" (the default in a cluster; a file state log stays on the machine that wrote it)')
 
 
 def parse_config(text: str, base: Path, env: dict[str, str] | None = None, source: str = "<config>",
@@ -118,6 +122,8 @@ def parse_config(text: str, base: Path, env: dict[str, str] | None = None, sourc
         env = secretstore.merged_env()
     cfg = _resolve(base, cfg, env)
     _check_cluster_database(cfg, source)
+    if cfg.cluster is not None and cfg.recovery.state_log != "database":  # a cluster keeps its order state there
+        cfg = cfg.model_copy(update={"recovery": cfg.recovery.model_copy(update={"state_log": "database"})})
     problem = state_log_problem(cfg.recovery, cfg.journal.database_url)  # (the URL the environment may have set)
     if problem:
         raise ConfigError(f"{source}: {problem}")

@@ -218,7 +218,7 @@ class Gateway:
 
     def _start_engine(self, state: State) -> None:
         """The core and sender threads, recording every change in the state log opened from ``state``."""
-        self.engine.recorder = self.recovery.open_state_log(state)
+        self.engine.recorder = self.recovery.open_state_log(state, self.cluster)
         self.engine.start()
         self.engine.submit(RiskDayRoll())  # a restart after a trading-day boundary rolls (and journals) at once
         self.client_app.own_sender = self.venue_app.own_sender = self.engine.sender_thread_id

@@ -33,7 +33,8 @@ def state_log_for(cfg: GatewayConfig, on_fatal: Callable[[str], object]) -> Stat
         return StateLog(cfg.data_dir / "state", fsync=rec.fsync, rejected_kept=cfg.limits.rejected_orders_kept)
     engine = make_engine(cfg.journal.database_url)
     try:
-        return PgStateLog(engine, rec.state_log_stream or cfg.comp_id, grace_s=rec.state_log_grace_s,
+        stream = rec.state_log_stream or (f"cluster:{cfg.cluster.name}" if cfg.cluster is not None else cfg.comp_id)
+        return PgStateLog(engine, stream, grace_s=rec.state_log_grace_s,
                           on_fatal=on_fatal, rejected_kept=cfg.limits.rejected_orders_kept)
     except StateLogError as exc:  # (the configuration refuses a journal that is not PostgreSQL already)
         engine.dispose()
@@ -91,10 +92,16 @@ class StartupRecovery:
             unsent=recovery.unsent(recovery.decided_in_epoch(state.pending, self.store_epoch), self._stored_tail),
             awaiting_venue=frozenset(recovery.awaiting_venue(state)))
 
-    def open_state_log(self, state: State) -> recovery.Recorder:
-        """The state log opened for this run, from the recovered state; the engine's recorder of every change."""
+    def open_state_log(self, state: State, leadership=None) -> recovery.Recorder:
+        """The state log opened for this run, from the recovered state; the engine's recorder of every change.
+        ``leadership``: a cluster instance's (gateway/cluster/leadership.py), once it leads: every write of the
+        database state log then carries its fencing token and is refused once another instance took the lease."""
         try:
-            self.statelog.open(state)
+            if leadership is not None:
+                self.statelog.fence = leadership.fence
+                self.statelog.open(state, token=leadership.token)
+            else:
+                self.statelog.open(state)
         except StateLogError as exc:  # (the database log's snapshot could not be written)
             raise ConfigError(str(exc)) from None
         return recovery.Recorder(self.statelog, self.core, state, self.store_epoch)
