@@ -223,3 +223,8 @@ CLUSTER_IS_LEADER = Gauge(
     "1 while this instance holds its cluster's lease (the active one); 0 otherwise, and in a gateway without a "
     "[cluster] (a standby serves no /metrics until it leads)",
 )
+
+
+def count_callback_error(callback: str, session: str, exc: BaseException) -> None:
+    """A quickfix callback's exception, caught at the boundary (sessions/ logs it): counted under its callback."""
+    INTERNAL_ERRORS.labels(callback).inc()

@@ -31,10 +31,9 @@ from gateway.cluster.leadership import leadership_of
 from gateway.security.auth import LogonGuard, PeerBook
 from gateway.config import ClientConfig, ConfigError, GatewayConfig, sequence_reset_warnings
 from gateway.security.credentials import CredentialsError, CredentialStore
-from gateway.dropcopy.service import DropCopyService
-from gateway.dropcopy.sources import CoreDirectory
 from gateway.security.tls import TlsError, TlsTerminator
 from gateway.security.frontdoor import FrontDoor
+from gateway.process.dropcopy_wiring import dropcopy_wiring
 from gateway.process.desk_settings import client_options, intake_limits, load_risk, order_id_prefix, routing_policy, \
     venue_model
 from gateway.process.engine import Engine
@@ -51,8 +50,6 @@ from gateway.scheduling.schedule import build_scheduler, describe
 from gateway.state.records import State
 from desk.core import Core
 from orders.commands import RiskDayRoll
-from dropcopy.filters import Scope
-from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import SessionID, lookup_session, session_id
 from sessions.gateway_app import ClientApplication, VenueApplication
 from sessions.journal_log import JournalLogFactory
@@ -62,14 +59,11 @@ from sessions.outbound import Outbound
 log = logging.getLogger("fixgw.gateway")
 
 
-def _callback_error(callback: str, session: str, exc: BaseException) -> None:
-    metrics.INTERNAL_ERRORS.labels(callback).inc()
-
-
 def _journaled_callback_error(journal) -> Callable[[str, str, BaseException], None]:
-    """``_callback_error`` plus a journal event (``internal``) naming the session, callback and exception."""
+    """``metrics.count_callback_error`` plus a journal event (``internal``) naming the session, callback and
+    exception."""
     def on_error(callback: str, session: str, exc: BaseException) -> None:
-        _callback_error(callback, session, exc)
+        metrics.count_callback_error(callback, session, exc)
         journal.event("internal", f"{session}: internal error in {callback}: {ascii(exc)}")
     return on_error
 
@@ -134,7 +128,7 @@ class Gateway:
         self.client_app = ClientApplication(self.session_names, self.engine.submit,
                                             _journaled_callback_error(self.journal), self.logon_refusal)
         self.client_app.limits = intake_limits(cfg)  # [limits]: what a client's order may carry at all
-        self.venue_app = VenueApplication(self.session_names, self.engine.submit, _callback_error,
+        self.venue_app = VenueApplication(self.session_names, self.engine.submit, metrics.count_callback_error,
                                           logon_fields=gk.venue_logon_fields)
         self.venue_app.sent_index = self.sent_index
         self.logon_watch = LogonWatch()  # why a venue refuses our logon: once, then rate-limited
@@ -159,22 +153,8 @@ class Gateway:
         self.reloader = SessionsReload(self)
         # Drop-copy receivers: their own acceptor (port [dropcopy].port), fed by the drop-copy thread
         # from the journal (gateway/dropcopy/service.py).
-        dc = cfg.dropcopy.sessions
-        self.dropcopy_sids = {name: session_id(d.fix_version, cfg.comp_id, name) for name, d in dc.items()}
-        self.dropcopy: DropCopyService | None = None
-        if dc:
-            self.dropcopy = DropCopyService(
-                cfg.journal.database_url,
-                {name: (d.fix_version, Scope(d.reports, frozenset(d.clients), frozenset(d.accounts),
-                                             frozenset(d.venues))) for name, d in dc.items()},
-                DropCopyLink(self.dropcopy_sids, cfg.data_dir / "store" / "dropcopy"),
-                {sid.toString(): name for name, sid in self.client_sids.items()},
-                {sid.toString(): name for name, sid in self.venue_sids.items()},
-                CoreDirectory(self.core),
-                hold_offline=frozenset(name for name, d in dc.items() if d.resets))
-            self.journal.add_commit_listener(self.dropcopy.wake)
-            self.dropcopy_app = DropCopyApplication({sid.toString(): name for name, sid in self.dropcopy_sids.items()},
-                                                    self.dropcopy.notify, _callback_error, self.logon_refusal)
+        self.dropcopy_sids, self.dropcopy, self.dropcopy_app = dropcopy_wiring(
+            cfg, self.client_sids, self.venue_sids, self.core, self.journal, self.logon_refusal)
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
         self.started_at: float | None = None

@@ -1,0 +1,39 @@
+"""The drop-copy side of the gateway, built from the configuration: the receivers' SessionIDs, the service that
+feeds them from the journal, and the quickfix application of their acceptor (none of it without receivers)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from desk.core import Core
+from dropcopy.filters import Scope
+from gateway.config import GatewayConfig
+from gateway.dropcopy.service import DropCopyService
+from gateway.dropcopy.sources import CoreDirectory
+from gateway.journal.writer import JournalWriter
+from gateway.observability import metrics
+from sessions.dropcopy import DropCopyApplication, DropCopyLink
+from sessions.fixsettings import SessionID, session_id
+
+
+def dropcopy_wiring(cfg: GatewayConfig, client_sids: dict[str, SessionID], venue_sids: dict[str, SessionID],
+                    core: Core, journal: JournalWriter, logon_refusal: Callable
+                    ) -> tuple[dict[str, SessionID], DropCopyService | None, DropCopyApplication | None]:
+    """(receiver name -> SessionID, the drop-copy service, its acceptor's application); the service is woken by
+    every journal commit."""
+    dc = cfg.dropcopy.sessions
+    sids = {name: session_id(d.fix_version, cfg.comp_id, name) for name, d in dc.items()}
+    if not dc:
+        return sids, None, None
+    service = DropCopyService(
+        cfg.journal.database_url,
+        {name: (d.fix_version, Scope(d.reports, frozenset(d.clients), frozenset(d.accounts), frozenset(d.venues)))
+         for name, d in dc.items()},
+        DropCopyLink(sids, cfg.data_dir / "store" / "dropcopy"),
+        {sid.toString(): name for name, sid in client_sids.items()},
+        {sid.toString(): name for name, sid in venue_sids.items()},
+        CoreDirectory(core),
+        hold_offline=frozenset(name for name, d in dc.items() if d.resets))
+    journal.add_commit_listener(service.wake)
+    app = DropCopyApplication({sid.toString(): name for name, sid in sids.items()}, service.notify,
+                              metrics.count_callback_error, logon_refusal)
+    return sids, service, app
