@@ -36,8 +36,8 @@ class RecoveryConfig(StrictModel):
         "(issue 20), at the cost of a group commit before each command's messages are sent")
     state_log_stream: str | None = Field(
         None, min_length=1, max_length=200, description="with state_log = \"database\": the stream the records are "
-        "kept under, one per cluster sharing the database (default: the comp_id, which every instance of a cluster "
-        "shares)")
+        "kept under, one per gateway or cluster sharing the database (default: \"cluster:NAME\" in a cluster, "
+        "else the comp_id)")
     state_log_grace_s: float = Field(
         5.0, gt=0, le=300, description="with state_log = \"database\": how long commits may fail before the "
         "gateway stops (it sends nothing whose record is not committed)")

@@ -26,7 +26,7 @@ log = logging.getLogger("fixgw.gateway")
 
 def state_log_for(cfg: GatewayConfig, on_fatal: Callable[[str], object]) -> StateLog | PgStateLog:
     """The order-state log ``[recovery] state_log`` names: the file in <data_dir>/state, or the journal's PostgreSQL
-    database under ``state_log_stream`` (default: the comp_id), which calls ``on_fatal(reason)`` once if it stops
+    database under ``state_log_stream`` (default: "cluster:NAME" in a cluster, else the comp_id), which calls ``on_fatal(reason)`` once if it stops
     for good."""
     rec = cfg.recovery
     if rec.state_log == "file":
