@@ -15,6 +15,7 @@ from desk.common import (
 )
 from desk.lifecycle import progress
 from desk.risk_checks import risk_message
+from desk.undecided import holds
 from desk.watch import expect
 from orders.lifecycle import END_OF_DAY, ParentLifecycle
 from orders.actions import ClientMassCancelReport, Note, Outcome, VenueCancel
@@ -37,6 +38,10 @@ def pending_problem(core: DeskState, session: str, cl_ord_id: str, order: Order 
         return CxlRejCode.ALREADY_PENDING, "a cancel for this order is already pending"
     if order.status is OrdStatus.PENDING_REPLACE:
         return CxlRejCode.ALREADY_PENDING, "a replace for this order is already pending"
+    held = holds(core, order) if core.undecided else None
+    if held is not None:
+        return CxlRejCode.OTHER, (f"the order is being reconciled with {held} after a failover (its last message "
+                                  "there may not have been sent); try again when it is")
     if order.is_open and not venue_connected(core, order):
         down = ", ".join(v for v in order.venues if not up(core, v) and
                          any(c.venue == v for c in order.live_children))

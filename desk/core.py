@@ -31,6 +31,7 @@ from desk.replace import handle_replace
 from desk.risk_checks import handle_risk_day_roll, risk_roll
 from desk.sessions import handle_market_data, handle_market_data_reject, handle_session_status
 from desk.status import handle_status
+from desk.undecided import handle_takeover_undecided
 from desk.bookings import handle_venue_cancel_reject
 from desk.venue_reports import handle_child_not_sent, handle_venue_execution, handle_venue_message_rejected
 from desk.state import DeskState
@@ -42,7 +43,7 @@ from orders.actions import (
 from orders.commands import (
     CancelRequest, ChildNotSent, EndOfDay, KillSwitch, MarketData, MarketDataReject, MassCancelRequest, NewOrder,
     OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk, ReplaceRequest, RiskDayRoll, SessionStatus,
-    StatusRequest, Tick, VenueCancelReject, VenueExecution, VenueMessageRejected,
+    StatusRequest, TakeoverUndecided, Tick, VenueCancelReject, VenueExecution, VenueMessageRejected,
 )
 from routing.router import StrategySpec
 
@@ -57,6 +58,7 @@ HANDLERS = {
     Tick: handle_tick, RiskDayRoll: handle_risk_day_roll,
     KillSwitch: handle_kill_switch, ReloadRisk: handle_reload_risk, OperatorCancel: handle_operator_cancel,
     OperatorReconcile: handle_operator_reconcile, OperatorClose: handle_operator_close,
+    TakeoverUndecided: handle_takeover_undecided,  # after a takeover: messages the journal does not show sent
 }
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from desk import bookings
+from desk import bookings, undecided
 from desk.common import child_fields, exec_report
 from desk.lifecycle import child_done, confirm_replace, progress
 from desk.risk_checks import risk_settle
@@ -164,8 +164,16 @@ def status_reply(core: DeskState, order: Order, child: Child, ev: VenueExecution
     """Reconcile a child with the state its venue reports (an answer to our OrderStatusRequest)."""
     view = ev.ord_status
     said = f"{ev.venue} reports {view.name.lower()}, CumQty {ev.cum_qty}"
+    # a message a takeover could not tell was sent (desk.undecided): sent again if this shows it never arrived
+    held = core.undecided.get((child.venue, child.child_id)) if core.undecided else None
+    again = held is not None and undecided.send_again(held, child, ev)
+    if held is not None and not undecided.still_held(view):
+        del core.undecided[(child.venue, child.child_id)]
     if ev.venue_order_id and ev.venue_order_id != "NONE":
         child.venue_order_id = ev.venue_order_id
+    if again and held.kind == undecided.NEW:
+        undecided.resend(core, order, child, held, said, out)
+        return out
     if view is OrdStatus.REJECTED and child.cum_qty == 0:
         if child.status is OrdStatus.PENDING_NEW:
             child.apply(Event.VENUE_REJECT)
@@ -227,6 +235,9 @@ def status_reply(core: DeskState, order: Order, child: Child, ev: VenueExecution
                 risk_settle(core, order)
             else:
                 child.apply_replace()
+        elif again:  # a takeover's cancel or replace the venue never got
+            undecided.resend(core, order, child, held, said, out)
+            return out
         elif child.pending_cancel is not None or child.pending_replace is not None:
             what = "cancel" if child.pending_cancel is not None else "replace"
             note_diff(order, child, f"{said}: our {what} was not taken", out)

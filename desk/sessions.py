@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from desk import undecided
 from desk.cancel import cancel_all
 from desk.common import open_orders_of
 from desk.lifecycle import child_done
@@ -27,6 +28,8 @@ def handle_session_status(core: DeskState, ev: SessionStatus) -> Outcome:
             subscribe(core, venue, out)
             if venue.reconcile_on_logon:  # what did it do while we were away? (desk.liveness)
                 reconcile_venue(core, venue.name, out, "its session logged on")
+            elif core.undecided:  # children a takeover holds are asked in any case (desk.undecided)
+                undecided.ask(core, venue.name, out)
         else:
             venue.md_req_id = None
             core.quotes.drop_venue(ev.name)  # its quotes die with the session

@@ -9,6 +9,7 @@ import the dispatcher. No I/O.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -22,6 +23,15 @@ from routing.quotes import Quotes
 from routing.router import RoutingPolicy, Venue
 
 REJECTED_KEPT = 10_000  # refused new orders kept for operators, by default ([limits] rejected_orders_kept)
+
+
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """A message to a venue that a takeover cannot tell was sent, held for its child until the venue says
+    (desk.undecided): what it asked ("new", "cancel", "replace") and its ClOrdID."""
+
+    kind: str
+    cl_ord_id: str
 
 
 def _utcnow() -> datetime:
@@ -65,6 +75,8 @@ class DeskState:
         self.watch: dict[tuple[str, str], Order] = {}  # (venue, child_id) -> order: children awaiting an answer
         self.mass_status: dict[str, tuple[str, set[str]]] = {}  # MassStatusReqID -> (venue, child IDs not reported yet)
         self.restored_at: datetime | None = None  # when orders were restored (the liveness clocks restart there)
+        # (venue, child_id) -> the message a takeover cannot tell was sent, held until the venue says (desk.undecided)
+        self.undecided: dict[tuple[str, str], Undecided] = {}
 
     def new_id(self, kind: str = "") -> str:
         """A new ID unique in this process: the prefix, the kind ("" an OrderID, "M" a mass cancel,

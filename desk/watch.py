@@ -23,6 +23,8 @@ def heard(core: DeskState, order: Order, child: Child, out: Outcome) -> None:
     anything, it is settled (and no longer in doubt)."""
     if child.awaiting is not None:
         return
+    if core.undecided:  # nothing awaited: nothing a takeover held for it is left to decide (desk.undecided)
+        core.undecided.pop((child.venue, child.child_id), None)
     child.asked_at = None
     child.status_asks = 0
     if child.in_doubt:

@@ -170,6 +170,7 @@ class VenueExecution:
     order_qty: Decimal | None = None  # OrderQty (38), when given: tells a status reply which terms are live
     mass_status_req_id: str | None = None  # MassStatusReqID (584): one report of our OrderMassStatusRequest
     last_report: bool = False  # LastRptRequested (912=Y): the last report of that mass status request
+    unknown_order: bool = False  # OrdRejReason (103) 5, Unknown order: a status reply for an order the venue lacks
 
 
 @compact_pickle
@@ -295,3 +296,13 @@ class ChildNotSent:
     msg_type: str  # "D", "F" or "G"
     text: str
     orig_cl_ord_id: str | None = None  # F and G: the child's ClOrdID they were for
+
+
+@compact_pickle
+@dataclass(frozen=True, slots=True)
+class TakeoverUndecided:
+    """Venue messages a previous active instance decided that this instance's takeover cannot tell were sent: the
+    state log has them, the FIX stores rebuilt from the journal do not (docs/failover.md). The desk holds the
+    children they concern in doubt and asks their venues before acting on them again (desk/undecided.py)."""
+
+    messages: tuple[tuple[str, str, str], ...]  # (venue, MsgType "D", "F" or "G", the message's ClOrdID), in order

@@ -7,16 +7,20 @@ journal's and the gap is filled; trading goes on; `fixgw cluster status` shows t
 """
 from __future__ import annotations
 
+import fcntl
 import signal
 import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from gateway.config import parse_config
 from gateway.journal.db import journal_messages, make_engine, upgrade
+from gateway.journal.verify import verify_database
 from sessions.client import FixClient, parse
 from sessions.simulator.venue import VenueSimulator
+from venuesim.config import MisbehaviourConfig, SymbolMisbehaviour
 from tests.cluster_instances import Instance, cluster_status, cluster_toml, roles_of, wait_leader, wait_until
 from tests.fix_fixtures import free_port, stack_config_text
 
@@ -209,3 +213,149 @@ def test_the_standby_takes_the_sessions_over_with_no_sequence_reset(stack):
     assert {i["instance"]: i["role"] for i in status["instances"]} == {"A": "deposed", "B": "active"}
     assert "store rebuilt from the journal" in b.log()
     print(f"B held the lease {took:.2f} s after the kill; the client was logged on to it after {back_in:.2f} s")
+
+
+# ---------------------------------------------------------------------------- undecided venue messages
+# (docs/failover.md, "Undecided venue messages at a takeover"). The old active decided a NewOrderSingle (the
+# database state log has it, committed before it was sent) and its journal lost it: simulated deterministically by
+# killing A once the journal has committed the order, waiting until A's journal writer process is gone (it holds
+# writer.lock in A's spool directory while it runs), then deleting every journal row from the NewOrderSingle's on,
+# and only then starting B. That is what a journal that had not committed its last rows looks like (the writer
+# commits in order, so a lost message takes every later one with it), and what is left still verifies as a chain.
+
+def _writer_gone(spool: Path) -> bool:
+    with open(spool / "writer.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def _order_row(url: str, session: str, cl_ord_id: str) -> int | None:
+    """The journal id of the NewOrderSingle ``cl_ord_id`` we sent on ``session``, if committed."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            t = journal_messages.c
+            return conn.execute(select(func.min(t.id)).where(
+                t.session_id == session, t.direction == "O", t.msg_type == "D", t.cl_ord_id == cl_ord_id)).scalar()
+    finally:
+        engine.dispose()
+
+
+def _lose_journal_tail(url: str, from_id: int) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(delete(journal_messages).where(journal_messages.c.id >= from_id)).rowcount
+    finally:
+        engine.dispose()
+
+
+def _journal_verifies(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        return verify_database(engine).ok
+    finally:
+        engine.dispose()
+
+
+def _kill_and_lose_the_order(stack, a: Instance, child: str) -> None:
+    """SIGKILL A once its journal holds our NewOrderSingle ``child`` to VENUE2; then lose it and every later row."""
+    url = stack["url"]
+    session = f"{stack['cfg'].venues['VENUE2'].fix_version}:FIXGW->VENUE2"
+    row = wait_until(lambda: _order_row(url, session, child), 15, "the journal to hold the order")
+    a.signal(signal.SIGKILL)
+    wait_until(lambda: a.proc.poll() is not None and _writer_gone(stack["tmp"] / "A" / "spool"), 15,
+               "A and its journal writer to be gone")
+    assert _lose_journal_tail(url, row) >= 1
+
+
+def _venue_order(sim: VenueSimulator, child: str):
+    """The venue's order that ``child`` (any ClOrdID it had) names."""
+    return next((o for o in sim.matcher.all_orders() if o.cl_ord_id == child or child in o.cl_ord_ids), None)
+
+
+def test_a_takeover_does_not_send_again_an_order_the_journal_lost(stack):
+    """The venue had the order (A sent it, the venue acknowledged it, A told the client); the journal lost the
+    order and what followed. Today's crash recovery would send it again (it is not in the rebuilt store): the venue
+    would refuse the duplicate ClOrdID. B sends nothing for it, sends the client's lost acknowledgement again marked
+    PossResend, and the order is the same at the venue and at the client, and B can cancel it."""
+    url, venues, wires = stack["url"], stack["venues"], stack["wires"]
+    a, b = stack["A"], stack["B"]
+    a.start().wait_serving()
+    wait_until(lambda: all(sim.logged_on for sim in venues.values()), 30, "the venues to see A log on")
+    client = _peer(stack, "CLIENT44", "acceptor_port")
+    rest = client.new_order("ORCL", "1", 100, "119.99")  # rests at VENUE2
+    client.wait_exec(rest, "0", timeout=15)
+    child = next(parse(r)[11] for _, d, r in list(wires["VENUE2"]) if d == "I" and "\x0135=D\x01" in r)
+    mark = len(client.wire.lines)
+
+    _kill_and_lose_the_order(stack, a, child)
+    b.start()
+    wait_leader(url, "pair", "B", TTL + MARGIN + 30)
+    wait_until(lambda: client.logged_on and any(d == "I" and "\x0135=A\x01" in r
+                                                for d, r in client.wire.lines[mark:]), 30, "the client to log on to B")
+    wait_until(lambda: venues["VENUE2"].logged_on, 30, "B to log on to VENUE2")
+
+    # the client's acknowledgement, lost from the journal, comes again marked PossResend (97=Y)
+    wait_until(lambda: any(m.get(11) == rest and m.get(39) == "0" and m.get(97) == "Y"
+                           for m in client.app_messages("8")), 20, "the acknowledgement again, PossResend")
+    assert _status_answers(client, {rest: ("ORCL", "1")}) == {rest: "0"}
+    assert _venue_order(venues["VENUE2"], child).status.name == "NEW"
+    for sim in venues.values():
+        assert all(count == 1 for count in sim.new_order_ids.values()), sim.new_order_ids
+    assert "shows the venue had it" in b.log_path.read_text(errors="replace")
+
+    # B acts on the order: the cancel reaches the venue, which cancels the order it has
+    cancel = client.cancel(rest, "ORCL", "1", 100)
+    client.wait_exec(cancel, "4", timeout=20)
+    wait_until(lambda: _venue_order(venues["VENUE2"], child).status.name == "CANCELED", 10, "the venue's cancel")
+    assert _journal_verifies(url)
+
+
+def test_a_takeover_sends_an_order_the_venue_never_got(stack):
+    """The venue never had the order: VENUE2 takes the NewOrderSingle at the session level and ignores it (the
+    simulator's "silent" misbehaviour, its status requests too, so A hears nothing), as if it had been lost on the
+    way. The journal loses it too; the venue is restarted well-behaved. B holds the child in doubt, asks VENUE2,
+    hears "unknown order" (OrdRejReason 5) and sends the NewOrderSingle then, once, with the same ClOrdID: the
+    venue acknowledges it and the client hears New."""
+    url, venues, wires = stack["url"], stack["venues"], stack["wires"]
+    a, b = stack["A"], stack["B"]
+    cfg = stack["cfg"].venues["VENUE2"]
+    quiet = cfg.simulator.model_copy(update={"misbehave": MisbehaviourConfig(
+        symbols={"XXXX": SymbolMisbehaviour(new_order="silent", status="silent")})})
+
+    def restart_venue2(sim_cfg) -> VenueSimulator:
+        venues["VENUE2"].stop()
+        sim = VenueSimulator(comp_id="VENUE2", port=cfg.port, sim=sim_cfg, store_dir=stack["tmp"] / "venues" / "VENUE2",
+                             counterparties=("FIXGW",))
+        sim.wire.rows = wires["VENUE2"]
+        venues["VENUE2"] = sim.start()
+        return sim
+    silent = restart_venue2(quiet)
+    a.start().wait_serving()
+    wait_until(lambda: all(sim.logged_on for sim in venues.values()), 30, "the venues to see A log on")
+    client = _peer(stack, "CLIENT44", "acceptor_port")
+    order = client.new_order("XXXX", "1", 100, "10.00")  # only VENUE2 trades XXXX
+    client.wait_exec(order, "A", timeout=15)  # PendingNew: VENUE2 says nothing
+    child = wait_until(lambda: next((parse(r)[11] for _, d, r in list(wires["VENUE2"])
+                                     if d == "I" and "\x0135=D\x01" in r), None), 10, "the order at VENUE2")
+    mark = len(client.wire.lines)
+
+    _kill_and_lose_the_order(stack, a, child)
+    assert silent.misbehaved and not silent.new_order_ids  # taken at the session level, never placed
+    well = restart_venue2(cfg.simulator)
+    b.start()
+    wait_leader(url, "pair", "B", TTL + MARGIN + 30)
+    wait_until(lambda: client.logged_on and any(d == "I" and "\x0135=A\x01" in r
+                                                for d, r in client.wire.lines[mark:]), 30, "the client to log on to B")
+
+    client.wait_exec(order, "0", timeout=30)  # the venue acknowledged the order B sent
+    assert [(cl, n) for (_, cl), n in well.new_order_ids.items()] == [(child, 1)], well.new_order_ids
+    assert _venue_order(well, child).status.name == "NEW"
+    assert _status_answers(client, {order: ("XXXX", "1")}) == {order: "0"}
+    log = b.log_path.read_text(errors="replace")
+    assert "is asked whether it has it" in log and "sent now with the same ClOrdID" in log

@@ -78,6 +78,9 @@ class Leadership:
         self.token: int | None = None
         self.previous_holder: str | None = None  # who held the lease before this instance took it
         self.was_last_holder = False  # no other instance held the lease since this instance's last term
+        # "client:NAME" / "venue:NAME" of the sessions whose stores the takeover rebuilt from the journal: they may
+        # lack messages the old active sent (start-up recovery does not send those again blindly)
+        self.rebuilt: frozenset[str] = frozenset()
         self.keeper: LeaseKeeper | None = None
         self._heartbeat: Heartbeat | None = None
         self._unreachable = False  # a standby's last database call failed (said once, not at every poll)
@@ -87,7 +90,8 @@ class Leadership:
         """Stand by until this instance leads, then take each FIX session's store over from the journal where it
         cannot trust its own (takeover.py): before any quickfix engine opens one."""
         self.wait_until_leading()
-        take_over_stores(cfg, self.engine, trust_own=self.was_last_holder)
+        done = take_over_stores(cfg, self.engine, trust_own=self.was_last_holder)
+        self.rebuilt = frozenset(f"{d.kind}:{d.name}" for d in done if d.action == "rebuilt")
 
     def wait_until_leading(self) -> int:
         """Stand by until this instance acquires the lease; then keep it. The new fencing token."""

@@ -191,7 +191,8 @@ class Gateway:
         state = self.recovered = self.recovery.load_state()
         if self.cluster is None:  # (a cluster's instance started it before standing by: _lead)
             self.journal.start()  # imports what the last run spooled and never committed
-        undone = self.recovery.undone(state)  # (reads the journal: after the spool's import)
+        rebuilt = self.cluster.rebuilt if self.cluster is not None else frozenset()  # stores a takeover rebuilt
+        undone = self.recovery.undone(state, rebuilt)  # (reads the journal: after the spool's import)
         if not state.clean:
             self.venue_app.resendable = undone.awaiting_venue
         return state, undone
@@ -219,7 +220,10 @@ class Gateway:
             self.fix_engines.start_initiator(name, v, start=False)
 
     def _queue_recovered_venue_work(self, undone: UndoneWork) -> None:
-        """Messages decided and never sent, then messages received from venues and never processed."""
+        """Messages decided and never sent (a takeover's undecided venue orders asked about first), then messages
+        received from venues and never processed."""
+        if undone.undecided is not None:
+            self.engine.submit(undone.undecided)
         if undone.unsent:
             log.warning("recovery: %d message(s) decided before the crash never reached quickfix; sending them "
                         "now (venue orders once the venue is logged on)", len(undone.unsent))

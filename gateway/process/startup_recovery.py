@@ -16,6 +16,7 @@ from gateway.state.log import StateLog
 from gateway.state.pglog import PgStateLog
 from gateway.state.records import State, StateLogError
 from desk.core import Core
+from orders.commands import TakeoverUndecided
 from sessions import filestore
 from sessions.codec.decode import IntakeLimits
 from sessions.fixsettings import SessionID
@@ -48,6 +49,8 @@ class UndoneWork:
     received: list[tuple[str, object]] = field(default_factory=list)  # (role, command), never processed, in order
     unsent: list = field(default_factory=list)  # messages the core decided that quickfix never stored, in order
     awaiting_venue: frozenset[str] = frozenset()  # child ClOrdIDs a venue may ask us to re-send
+    # after a takeover: venue orders, cancels and replaces the rebuilt stores lack, for the desk to ask about first
+    undecided: TakeoverUndecided | None = None
 
     def received_from(self, role: str) -> list:
         return [command for r, command in self.received if r == role]
@@ -83,14 +86,24 @@ class StartupRecovery:
                         state.records, ", the last one torn" if state.torn else "")
         return state
 
-    def undone(self, state: State) -> UndoneWork:
-        """What the last run left undone, if it did not stop cleanly (the journal must have imported its spool)."""
+    def undone(self, state: State, rebuilt: frozenset[str] = frozenset()) -> UndoneWork:
+        """What the last run left undone, if it did not stop cleanly (the journal must have imported its spool).
+        ``rebuilt``: the sessions ("client:NAME", "venue:NAME") whose stores a takeover rebuilt from the journal
+        (gateway/cluster/takeover.py): their unsent messages may have been sent by the old active
+        (``recovery.after_takeover``)."""
         if state.clean:
             return UndoneWork()
-        return UndoneWork(
-            received=self._unprocessed_commands(state),
-            unsent=recovery.unsent(recovery.decided_in_epoch(state.pending, self.store_epoch), self._stored_tail),
-            awaiting_venue=frozenset(recovery.awaiting_venue(state)))
+        unsent = recovery.unsent(recovery.decided_in_epoch(state.pending, self.store_epoch), self._stored_tail)
+        undecided = None
+        if rebuilt:
+            unsent, messages = recovery.after_takeover(unsent, rebuilt)
+            if messages:
+                undecided = TakeoverUndecided(tuple(messages))
+                log.warning("takeover: %d order message(s) to venues decided by the previous active are not in the "
+                            "journal; their venues are asked about their orders before anything is sent again",
+                            len(messages))
+        return UndoneWork(received=self._unprocessed_commands(state), unsent=unsent,
+                          awaiting_venue=frozenset(recovery.awaiting_venue(state)), undecided=undecided)
 
     def open_state_log(self, state: State, leadership=None) -> recovery.Recorder:
         """The state log opened for this run, from the recovered state; the engine's recorder of every change.

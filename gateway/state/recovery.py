@@ -26,7 +26,11 @@ gateway said to a client or a venue is unknown to it after a restart. At start-u
      record's messages, nor up to ``SEND_BACKLOG_MAX`` before them; those
      missing from the sessions' FileStores are sent now (to a venue once it is
      logged on again). A message decided before its session's FileStore was
-     created (a sequence reset since) is never sent again.
+     created (a sequence reset since) is never sent again. After a takeover, a
+     store rebuilt from the journal may also lack what the old active did send:
+     its venue orders, cancels and replaces are reconciled with the venue before
+     anything is sent again, its client messages are sent marked PossResend
+     (``after_takeover``; docs/failover.md).
    - **Order messages a venue may lack.** A venue asks for a resend of what it did
      not receive; the gateway normally gap-fills stale order messages, but it
      re-sends (PossDupFlag=Y) the ones for orders still waiting for that venue's
@@ -288,6 +292,49 @@ def unsent(actions: list, stored: Callable[[str, int], list[str]]) -> list:
         if not any(tag35 in raw and needle in raw for raw in cache[name]):
             out.append(a)
     return out
+
+
+# MsgTypes of the venue messages a takeover does not send again blindly: the order, its cancel and its replace
+UNDECIDED_AT_TAKEOVER = frozenset({"D", "F", "G"})
+
+
+def after_takeover(unsent_messages: list, rebuilt: frozenset[str]) -> tuple[list, list[tuple[str, str, str]]]:
+    """Split ``unsent`` messages (decided, not in their session's store) for a takeover whose stores in ``rebuilt``
+    ("client:NAME", "venue:NAME") were rebuilt from the journal: (the messages to send as after a crash, the venue
+    messages to reconcile first, as (venue, MsgType, ClOrdID)).
+
+    A session store this instance kept (its own, trusted: gateway/cluster/takeover.py) lacks only what never reached
+    quickfix, so its messages are sent as after a crash. A rebuilt store also lacks what the old active sent and its
+    journal never committed: a NewOrderSingle, cancel or replace to a venue is then undecided (desk/undecided.py
+    asks the venue before anything is sent again); a message to a client is sent again marked PossResend (97=Y),
+    and the client recognises one it had by its ExecID (or ClOrdID); any other venue message (a DontKnowTrade) is
+    sent again as it is: it changes nothing at the venue. Messages of an older state-log layout (domain actions)
+    are sent as after a crash.
+    """
+    resend: list = []
+    undecided: list[tuple[str, str, str]] = []
+    for m in unsent_messages:
+        if type(m) is not tuple or f"{m[0]}:{m[1]}" not in rebuilt:
+            resend.append(m)
+            continue
+        key = action_key(m)
+        if m[0] == "venue" and key is not None and key[1] in UNDECIDED_AT_TAKEOVER:
+            undecided.append((key[0], key[1], key[2].partition("=")[2]))
+        elif m[0] == "client":
+            resend.append(poss_resend(m))
+        else:
+            resend.append(m)
+    return resend, undecided
+
+
+def poss_resend(message: tuple[str, str, str]) -> tuple[str, str, str]:
+    """A recorded message (role, session, body text "35=...") marked PossResend (97=Y): the tag follows MsgType, so
+    it stays among the header's fields where quickfix reads it from the text."""
+    role, name, text = message
+    if "\x0197=" in text:
+        return message
+    end = text.find("\x01")
+    return role, name, text[:end + 1] + "97=Y\x01" + text[end + 1:]
 
 
 def decided_in_epoch(pending: list, epoch: Callable[[str], float | None]) -> list:

@@ -255,6 +255,7 @@ def decode_venue_exec(msg, venue: str, recv_ns: int = 0) -> VenueExecution:
         order_qty=_opt_decimal(f, 38),
         mass_status_req_id=f.get(584),
         last_report=f.get(912) == "Y",
+        unknown_order=f.get(103) == "5",  # OrdRejReason Unknown order (4.2 and later)
     )
 
 
