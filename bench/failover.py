@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_one_line(ev), flush=True)
         flow.pause()
         result["figures"] = {"orders_sent": len(flow.tracks), "slots_skipped_logged_out": flow.skipped,
-                             "venue_new_orders": sum(s.orders_received for s in stack.venues.values())}
+                             "venue_new_orders": sum(s.orders_received for s in stack.venues.values()),
+                             "spooled_not_journaled": sum(e.get("spool_not_imported", 0) for e in result["events"])}
         if args.keep:
             result["work_dir"] = str(work)
     except BaseException as exc:  # noqa: BLE001 - report what ran, then clean up

@@ -163,11 +163,37 @@ def journal_check(engine, rows, unimported: set = frozenset()) -> Check:
             if (session, direction, n) not in unimported:
                 c.fail(f"{session} {direction} {n}: missing")
     result = verify_database(engine)
-    c.figures = {"rows": len(rows), "chain_checked": result.checked, "chain_ok": result.ok}
-    if not result.ok:
-        p = result.problem  # first: it is the one problem the rest of the chain's rows cannot show
-        c.problems.insert(0, f"hash chain: row {p.id} ({p.session_id} {p.seq_num}) {p.kind}: {p.what}")
+    breaks = chain_breaks(engine)
+    c.figures = {"rows": len(rows), "chain_checked": result.checked, "chain_ok": result.ok,
+                 "chain_breaks": len(breaks)}
+    if not result.ok:  # first: the chain's problems are what the rest hides
+        p = result.problem
+        c.problems[:0] = [f"hash chain: row {p.id} ({p.session_id} {p.seq_num}) {p.kind}: {p.what}"] + [
+            f"hash chain: row {b} does not chain from the row before it" for b in breaks if b != p.id]
     return c
+
+
+def chain_breaks(engine) -> list[int]:
+    """Every journal row whose chain hash is not computed from the row before it (``fixgw journal verify`` stops at
+    the first; this goes on from each row's stored hash, so a later break is seen too)."""
+    from sqlalchemy import select
+
+    from gateway.journal.db import journal_messages as t
+    from gateway.journal.verify import GENESIS, chain_hash, hasher_factory, key_from_env, read_meta, resolve_key
+
+    breaks = []
+    with engine.connect() as conn:
+        meta = read_meta(conn)
+        new_hasher, prev = hasher_factory(resolve_key(meta, key_from_env())), GENESIS
+        start = int(meta.get("chain_start_id", "0"))
+        stmt = select(t.c.id, t.c.session_id, t.c.direction, t.c.seq_num, t.c.msg_type, t.c.ts_us, t.c.raw,
+                      t.c.chain_hash).where(t.c.id > start).order_by(t.c.id)
+        for row in conn.execution_options(yield_per=5000).execute(stmt):
+            stored = bytes(row.chain_hash) if row.chain_hash is not None else b""
+            if chain_hash(new_hasher, prev, row) != stored:
+                breaks.append(row.id)
+            prev = stored
+    return breaks
 
 
 # ---------------------------------------------------------------- drop copies

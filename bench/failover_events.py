@@ -41,6 +41,7 @@ class Events:
 
     def _marks(self) -> dict[str, int]:
         return {**{n: len(p.wire.lines) for n, p in self._peers().items()},
+                **{f"{n} events": len(c.wire.events) for n, c in self.stack.clients.items()},
                 **{n: len(sim.wire.rows) for n, sim in self.stack.venues.items()}}
 
     def _venue_lines(self, name: str, start: int = 0) -> list[tuple[str, str]]:
@@ -48,11 +49,20 @@ class Events:
 
     def _recovery(self, old: str, marks: dict, t0: float, timeout: float = 40.0) -> dict:
         """Seconds from the event until a successor leads and until each counterparty read its Logon."""
-        got: dict[str, float] = {}
+        got: dict = {"attempts": {n: [] for n in CLIENTS}}
         names = [*self._peers(), *self.stack.venues]
+        ports = {str(p["acceptor"]): n for n, p in self.stack.ports["instances"].items()}
+        seen = {n: marks[f"{n} events"] for n in CLIENTS}
         last_lease = 0.0
         while time.monotonic() - t0 < timeout:
             now = time.monotonic()
+            for n in CLIENTS:  # each client's connection attempts, stamped: where the time after a takeover goes
+                events = self.stack.clients[n].wire.events
+                end = len(events)
+                for text in events[seen[n]:end]:
+                    if n not in got and len(got["attempts"][n]) < 30:
+                        got["attempts"][n].append(f"{now - t0:.2f} {_port_named(text, ports)}")
+                seen[n] = end
             if "takeover" not in got and now - last_lease > 0.05:
                 last_lease = now
                 leader = self.stack.leader()
@@ -94,6 +104,7 @@ class Events:
         ev["logon_s"] = {n: (round(got[n], 3) if n in got else None) for n in CLIENTS}
         ev["others_s"] = {n: (round(got[n], 3) if n in got else None)
                           for n in ["receiver", *stack.venues]}
+        ev["attempts"] = got["attempts"]
         deposed = checks.Check("deposed")
         if kind == "kill":
             inst.proc.wait(10)
@@ -233,6 +244,14 @@ class Events:
             return out
         finally:
             flow.resume()
+
+
+def _port_named(text: str, ports: dict[str, str]) -> str:
+    """A quickfix event with the instance a port belongs to added ("Connecting to 127.0.0.1 on port 4001 (B)")."""
+    for port, name in ports.items():
+        if f"port {port}" in text:
+            return f"{text} ({name})"
+    return text
 
 
 def _spool_position(stack: Stack) -> str | None:

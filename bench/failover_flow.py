@@ -155,6 +155,8 @@ class Flow:
                     if t is not None and t.pending_cl == m.get(11):
                         t.pending, t.pending_cl = None, None
                         t.rejects += 1
+                        if m.get(39) and m[39] not in PENDING:
+                            t.status = m[39]  # the order's state once the cancel or replace was refused
 
     def _report(self, name: str, m: dict[int, str], now: float) -> None:
         cl = m.get(11, "")

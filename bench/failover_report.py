@@ -81,6 +81,10 @@ def markdown(result: dict) -> str:
             lines.append(f"- event {i} ({kind}), {TITLES.get(name, name)}: {c['problem_count']} problem(s); "
                          f"figures {c['figures']}")
             lines += [f"  - {p}" for p in c["problems"][:KEEP]]
+            if name == "logon":
+                ev = result["events"][i - 1]
+                lines += [f"  - {client}'s attempts (s after the event): " + "; ".join(ev["attempts"][client])
+                          for client, t in ev["logon_s"].items() if t is None or t > 5.0]
     if result.get("unplanned_exits"):
         lines += ["", "## Instances that ended unasked", ""]
         lines += [f"- {x}" for x in result["unplanned_exits"]]
