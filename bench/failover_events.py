@@ -232,9 +232,9 @@ class Events:
                              f"after its restart (its spool was not imported)")
             again = [self.streams.check(), journal,
                      checks.dropcopy_check(rows, stack.clients, stack.receiver)]
+            again.append(checks.orders_check(tracks, answers, stack.venues))  # working orders are asked again
             result = [checks.logon_check({n: got.get(n) for n in CLIENTS}, LOGON_LIMIT_S),
                       *(c.only_new(self.reported.setdefault(c.name, set())) for c in again),
-                      checks.orders_check(tracks, answers, stack.venues),
                       checks.clordid_check(stack.venues, self.clordids_twice)]
             if deposed.figures or not deposed.ok:
                 result.append(deposed)
