@@ -163,3 +163,14 @@ def test_the_shipped_configuration_parses_with_its_commented_pair_enabled():
             for name in ("A", "B"))
     assert (a.cluster.instance_name, b.cluster.instance_name) == ("A", "B")
     assert a.data_dir != b.data_dir and a.acceptor.port != b.acceptor.port and a.http.port != b.http.port
+
+
+def test_instances_started_in_the_same_second_never_share_an_order_id_prefix():
+    from gateway.process.desk_settings import order_id_prefix
+
+    now = 1_796_000_000.4
+    assert order_id_prefix(now) == order_id_prefix(now + 0.5)  # a single gateway: one prefix per second
+    prefixes = {order_id_prefix(now, name) for name in ("A", "B", "C", "A-1", "A_1")}
+    assert len(prefixes) == 5 and all(p.startswith(order_id_prefix(now) + "_") for p in prefixes)
+    a = parse(PAIR, "A")
+    assert a.cluster.instance_name == "A"  # what the gateway passes (gateway/process/server.py)

@@ -15,14 +15,16 @@ from sessions.codec.decode import IntakeLimits
 _B36 = string.digits + string.ascii_uppercase
 
 
-def order_id_prefix(now: float | None = None) -> str:
-    """A prefix unique per start (base-36 seconds since the epoch), so OrderIDs never repeat across restarts."""
+def order_id_prefix(now: float | None = None, instance: str | None = None) -> str:
+    """A prefix unique per start (base-36 seconds since the epoch), so OrderIDs never repeat across restarts; in a
+    cluster also per instance (``_`` and its name), so instances started in the same second never share OrderIDs,
+    nor the child ClOrdIDs and ExecIDs made from them (docs/failover.md)."""
     n = int(time.time() if now is None else now)
     out = ""
     while n:
         n, r = divmod(n, 36)
         out = _B36[r] + out
-    return out or "0"
+    return (out or "0") + (f"_{instance}" if instance else "")
 
 
 def load_risk(cfg: GatewayConfig) -> RiskEngine | None:

@@ -90,8 +90,9 @@ class Gateway:
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
-        self.core = Core(venues, clients, order_id_prefix(), risk=load_risk(cfg), policy=routing_policy(cfg),
-                         rejected_kept=cfg.limits.rejected_orders_kept)
+        instance = cfg.cluster.instance_name if cfg.cluster is not None else None
+        self.core = Core(venues, clients, order_id_prefix(instance=instance), risk=load_risk(cfg),
+                         policy=routing_policy(cfg), rejected_kept=cfg.limits.rejected_orders_kept)
         for symbol, px in cfg.risk.reference_prices.items():
             self.core.risk_state.set_reference_price(symbol, px)
         self.engine = Engine(self.core, Outbound(self.client_sids, self.venue_sids, self.journal.record),
