@@ -23,11 +23,16 @@ from sessions.fixsettings import (SessionID, build_settings, graceful_stop, grac
                                   start_engine, start_now)
 
 
-def _loopback_port() -> int:
-    """A port free now on this machine, for a quickfix acceptor only the front door connects to."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _loopback_port(avoid: frozenset[int] = frozenset()) -> int:
+    """A port free now on this machine, for a quickfix acceptor only the front door connects to; never one of
+    ``avoid``, the gateway's own public ports, which may be free now only because the process that held them is
+    gone and this one binds them later (a successor on the same host and ports, docs/failover.md)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def _venue_context(v: VenueConfig):
@@ -45,6 +50,8 @@ class SessionEngines:
         self._comp_id = cfg.comp_id
         self._store = cfg.data_dir / "store"
         self._main_port = cfg.acceptor.port
+        # the public ports this gateway binds itself, some after its quickfix engines exist
+        self._own_ports = frozenset({cfg.acceptor.port, *cfg.client_ports(), cfg.dropcopy.port, cfg.http.port})
         self._client_limits = cfg.acceptor.limits
         self._dropcopy = cfg.dropcopy
         self._client_app, self._venue_app, self._log_factory = client_app, venue_app, log_factory
@@ -71,7 +78,7 @@ class SessionEngines:
 
     # ------------------------------------------------------------------ clients
     def _client_session(self, name: str, c: ClientConfig) -> tuple:
-        port = self.internal_ports.setdefault(c.port or self._main_port, _loopback_port())
+        port = self.internal_ports.setdefault(c.port or self._main_port, _loopback_port(self._own_ports))
         extra = {"SocketAcceptPort": str(port)}
         if c.schedule is not None:
             extra.update(c.schedule.quickfix_settings())
@@ -147,7 +154,7 @@ class SessionEngines:
             # source addresses and passwords are checked at logon, as for clients (gateway/security/auth.py)
             sessions.append((sids[name], d.fix_version, d.reset_settings()))
         if self._dropcopy_internal_port is None:
-            self._dropcopy_internal_port = _loopback_port()
+            self._dropcopy_internal_port = _loopback_port(self._own_ports)
         settings = build_settings("acceptor", self._store / "dropcopy", sessions,
                                   {"SocketAcceptPort": str(self._dropcopy_internal_port)})
         self.dropcopy_acceptor = start_engine("acceptor", app, settings, self._log_factory)
