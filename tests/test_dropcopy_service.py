@@ -229,3 +229,39 @@ def test_a_clean_stop_leaves_no_claim_in_doubt_so_a_restart_marks_nothing(url):
         assert [(c[17], c.get(97)) for c in map(tagvalue.parse_fields, link2.sent)] == [("Q2", None)]
     finally:
         svc.stop()
+
+
+def test_a_report_journaled_late_from_an_old_spool_is_copied_as_a_possible_resend(database_url, tmp_path):
+    """A successor may have re-sent the report (97=Y) before the old run's spool was imported: the imported row's
+    copy is flagged too, so a receiver drops whichever of the two it gets second, by ExecID."""
+    from sqlalchemy import select as sel
+
+    from gateway.journal.db import journal_messages
+
+    spool = tmp_path / "spool"
+    old = JournalWriter(database_url, spool_dir=spool, flush_interval_ms=60_000)
+    old._start_spool()  # (no writer thread: it spools and never commits, as a run that died)
+    old.record(CLIENT, "O", er("LATE"))
+    old._spool.close(remove=False)
+    link = FakeLink()
+    svc = service(database_url, link)
+    try:
+        journal(database_url, [(CLIENT, "O", er("LIVE"))])
+        again = JournalWriter(database_url, spool_dir=spool)
+        again.start()  # the old run's instance starts again: imports its spool
+        assert again.spool_recovered == 1 and again.flush(10)
+        again.stop()
+        svc.wake()
+        wait(lambda: len(link.sent) == 2, what="two copies")
+        copies = [tagvalue.parse_fields(t) for t in link.sent]
+        assert [(c[17], c.get(97)) for c in copies] == [("LIVE", None), ("LATE", "Y")]
+    finally:
+        svc.stop()
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sel(journal_messages.c.raw, journal_messages.c.recovered)
+                                .order_by(journal_messages.c.id)).all()
+    finally:
+        engine.dispose()
+    assert [("LATE" in raw, recovered) for raw, recovered in rows] == [(False, False), (True, True)]

@@ -1,4 +1,4 @@
-"""Fenced writes: a transaction that carries the active's fencing token commits only while that token is current.
+"""Fenced writes (the statement and the term are gateway/journal/fencing.py, for the rooms below this one): a transaction that carries the active's fencing token commits only while that token is current.
 
 ::
 
@@ -32,27 +32,11 @@ from contextlib import contextmanager, nullcontext
 from sqlalchemy import Connection, text
 
 from gateway.cluster.lease import require_postgres
+from gateway.journal.fencing import DEFAULT_IDLE_TIMEOUT, FENCE_SQL, StaleLeadership
 
-#: How long a fenced transaction may sit idle (its client paused) before the server ends it (seconds).
-#: Generous for a writer between two statements of one transaction, short beside a lease's ttl.
-DEFAULT_IDLE_TIMEOUT = 1.0
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "StaleLeadership", "check_fence", "fenced"]
 
-
-class StaleLeadership(Exception):
-    """The fencing token is no longer current (another instance took the lease, or it was released): the
-    write was refused. The instance must stop acting as the active."""
-
-    def __init__(self, cluster: str, token: int):
-        super().__init__(f"cluster {cluster!r}: fencing token {token} is no longer current; another instance "
-                         f"took the lease or it was released, so this write is refused")
-        self.cluster = cluster
-        self.token = token
-
-
-# One round trip: the lock, and the idle timeout set for this transaction only (set_config(..., true) is
-# SET LOCAL) when the row is there to lock; a refused fence is rolled back, setting and all.
-_FENCE = text("SELECT set_config('idle_in_transaction_session_timeout', :idle_ms, true) FROM cluster_lease "
-              "WHERE name = :name AND holder IS NOT NULL AND token = :token FOR KEY SHARE")
+_FENCE = text(FENCE_SQL.format(idle_ms=":idle_ms", name=":name", token=":token"))
 
 
 def check_fence(conn: Connection, cluster: str, token: int, *,

@@ -107,6 +107,11 @@ class DropCopyService:
         """New journal rows are committed (the journal writer's commit listener)."""
         self._wake.set()
 
+    def fence(self, fence) -> None:
+        """This instance leads its cluster: every ledger write from now on runs ``fence(conn)`` first
+        (watermarks.py), so once the term is over no copy goes out past the last claim."""
+        self._watermarks.fence = fence
+
     def notify(self, event) -> None:
         """A drop-copy session event from its session thread: logon/logout, acknowledgement, refusal."""
         self._events.put(event)

@@ -17,7 +17,7 @@ class SourceRow(NamedTuple):
     id: int
     session_id: str
     direction: str
-    poss_dup: bool
+    poss_dup: bool  # PossDupFlag (43=Y), or journaled late from an old spool (journal_messages.recovered)
     raw: str
 
 
@@ -38,7 +38,8 @@ class _SourceReader:
         if venues:
             sides.append(f"(direction = 'I' AND session_id IN ({', '.join([p] * len(venues))}))")
             params += venues
-        self._sql = (f"SELECT id, session_id, direction, poss_dup, raw FROM journal_messages "
+        # a row journaled late from an old spool (``recovered``) is copied as a possible resend, like a PossDup one
+        self._sql = (f"SELECT id, session_id, direction, poss_dup OR recovered, raw FROM journal_messages "
                      f"WHERE id > {p} AND msg_type = '8' AND ({' OR '.join(sides)}) ORDER BY id LIMIT {CHUNK}"
                      if sides else None)
         self._params = params

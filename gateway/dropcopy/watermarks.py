@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from dropcopy.ledger import Ledger
 from gateway.journal.db import dropcopy_state, journal_messages
@@ -21,10 +21,15 @@ def _row(ledger: Ledger) -> dict:
 
 
 class Watermarks:
-    """Reads and writes the ledgers; remembers each as last written, so only a changed one is written."""
+    """Reads and writes the ledgers; remembers each as last written, so only a changed one is written.
 
-    def __init__(self, engine):
+    ``fence(conn)``, once set (a cluster's active instance), runs first in every writing transaction and raises
+    when this instance's term is over: a deposed instance then claims nothing more, so it sends no copy past
+    its last claim (copies are claimed before they are sent: service.py)."""
+
+    def __init__(self, engine, fence: Callable[[Connection], object] | None = None):
         self._engine = engine
+        self.fence = fence
         self._saved: dict[str, tuple] = {}  # session -> its ledger's key() as last written
 
     def read(self) -> tuple[int, dict]:
@@ -62,6 +67,8 @@ class Watermarks:
         new = [ledger for ledger in ledgers if ledger.session not in self._saved]
         if new:
             with self._engine.begin() as conn:
+                if self.fence is not None:
+                    self.fence(conn)
                 conn.execute(dropcopy_state.insert(), [_row(ledger) for ledger in new])
             for ledger in new:
                 self._saved[ledger.session] = ledger.key()
@@ -69,6 +76,8 @@ class Watermarks:
         if not dirty:
             return
         with self._engine.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn)
             for ledger in dirty:
                 values = _row(ledger)
                 del values["session"]

@@ -12,6 +12,9 @@ from gateway.journal.verify import (
     key_check,
 )
 
+#: The advisory lock a shared chain's writers take in turn (an arbitrary 64-bit key: "fixgwchn" in ASCII).
+CHAIN_LOCK = int.from_bytes(b"fixgwchn", "big") - (1 << 63)
+
 
 class HashChain:
     """The chain's last committed hash and the hasher for the next rows; used on the writer thread only.
@@ -19,10 +22,16 @@ class HashChain:
     Keyed with ``key`` (FIXGW_JOURNAL_HMAC_KEY) when it is not None. The last hash is read from the
     database (and the journal's chain mode checked) in the first transaction that writes messages, and
     again after any failed one: the database, not memory, says where the chain is.
+
+    ``shared``: other writers may extend the same chain (a cluster: the active's writer process, and an
+    instance importing what its last term spooled). Every write transaction then takes the chain's lock
+    (a PostgreSQL advisory lock held to the commit, ``CHAIN_LOCK``) and reads the last hash under it, so
+    the writers take turns and each continues from the other's last row.
     """
 
-    def __init__(self, key: bytes | None):
+    def __init__(self, key: bytes | None, shared: bool = False):
         self._key = key
+        self._shared = shared
         self._new_hasher = hasher_factory(key)
         self._prev = GENESIS  # the last committed row's chain_hash
         self._loaded = False
@@ -31,10 +40,15 @@ class HashChain:
     def start(self, cur, param: str) -> bytes:
         """The chain hash to continue from; on the first write, read it and check the chain mode.
 
-        Runs inside the write transaction (after BEGIN IMMEDIATE on SQLite). Raises if the
-        journal's recorded mode or key does not match ours: the batch is then retried like
-        any failed commit, and last_error says what to fix.
+        Runs inside the write transaction (after BEGIN IMMEDIATE on SQLite, which already admits one
+        writer at a time). Raises if the journal's recorded mode or key does not match ours: the batch
+        is then retried like any failed commit, and last_error says what to fix.
         """
+        if self._shared:
+            if param == "%s":
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            if self._loaded:
+                return self._last(cur)
         if self._loaded:
             return self._prev
         cur.execute("SELECT name, value FROM journal_meta")
@@ -53,6 +67,9 @@ class HashChain:
                                f"{'set it to the journal key' if mode == MODE_KEYED else 'unset it'}")
         elif key is not None and meta.get("chain_key_check") != key_check(key):
             raise RuntimeError(f"{HMAC_KEY_ENV} is not the key this journal's hash chain was written with")
+        return self._last(cur)
+
+    def _last(self, cur) -> bytes:
         cur.execute("SELECT chain_hash FROM journal_messages ORDER BY id DESC LIMIT 1")
         last = cur.fetchone()
         self._prev = GENESIS if last is None or last[0] is None else bytes(last[0])
@@ -65,7 +82,7 @@ class HashChain:
         out = []
         add = out.append
         for row in msgs:
-            sid, direction, seq, msg_type, _, _, _, ts_us, raw = row
+            sid, direction, seq, msg_type, _, _, _, ts_us, raw = row[:9]  # (not ``recovered``: not on the wire)
             head = heads.get((sid, direction)) if raw.isascii() else None
             if head is None and (not sid.isascii() or not raw.isascii()):
                 data = encode_row(sid, direction, seq, msg_type, ts_us, raw)

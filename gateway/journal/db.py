@@ -79,6 +79,8 @@ journal_messages = Table(
     Column("ts_us", BigInteger, nullable=False,
            comment="when the engine handed the message to the journal: microseconds since the Unix epoch, UTC"),
     Column("raw", Text, nullable=False, comment="the message as on the wire, fields separated by SOH (\\x01)"),
+    Column("recovered", Boolean(create_constraint=False), nullable=False, server_default=false(),
+           comment="journaled late: imported at start-up from the spool of a run that died before committing it"),
     Column("chain_hash", LargeBinary, nullable=True,
            comment="SHA-256 / HMAC-SHA256 over the previous row's chain_hash and this row's content; "
            "NULL for rows written before revision 0002"),

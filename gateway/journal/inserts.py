@@ -1,5 +1,6 @@
 """One batch of journal rows into the database in one transaction, on the writer thread's own connection:
-COPY on PostgreSQL, multi-row INSERTs on SQLite, with the messages' chain hashes and the spool position."""
+COPY on PostgreSQL, multi-row INSERTs on SQLite, with the messages' chain hashes and the spool position; in a
+cluster's active instance, fenced by its term (gateway/journal/fencing.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,9 @@ import sqlite3
 from sqlalchemy import Engine
 
 from gateway.journal.chain import HashChain
+from gateway.journal.fencing import Term
 from gateway.journal.rows import EVENT_COLUMNS, MESSAGE_COLUMNS
-from gateway.journal.spool import set_spool_position
+from gateway.journal.spool import SPOOL_META, set_spool_position
 
 log = logging.getLogger("fixgw.journal")
 
@@ -41,12 +43,19 @@ _PG_COPY_EVT = f"COPY session_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
 class BatchInserter:
-    """Writes batches through one pooled DBAPI connection (opened on first use, dropped after a failure)."""
+    """Writes batches through one pooled DBAPI connection (opened on first use, dropped after a failure).
 
-    def __init__(self, engine: Engine, chain: HashChain):
+    ``position_key``: the journal_meta row of this spool's committed position. ``term`` (PostgreSQL only): set
+    when this instance leads a cluster; from then on every transaction first checks it is still current and
+    raises StaleLeadership, writing nothing, once it is not (the rows stay in the spool; the next start of
+    this instance imports them, after whatever its successor journaled)."""
+
+    def __init__(self, engine: Engine, chain: HashChain, position_key: str = SPOOL_META):
         self._engine = engine
         self._pg = engine.dialect.name == "postgresql"
         self._chain = chain
+        self._key = position_key
+        self.term: Term | None = None
         self._conn = None
 
     def write(self, msgs: list, events: list, spooled: tuple[str, int] | None = None) -> None:
@@ -59,6 +68,8 @@ class BatchInserter:
             rows = msgs
             if self._pg:
                 with conn.driver_connection.cursor() as cur:
+                    if self.term is not None:
+                        self.term.check(cur)
                     if msgs:
                         rows = chain.link(msgs, chain.start(cur, "%s"))
                         with cur.copy(_PG_COPY_MSG) as cp:
@@ -70,7 +81,7 @@ class BatchInserter:
                             for row in events:
                                 cp.write_row(row)
                     if spooled is not None:
-                        set_spool_position(cur, "%s", spooled)
+                        set_spool_position(cur, "%s", spooled, self._key)
             else:
                 cur = conn.cursor()
                 try:
@@ -81,7 +92,7 @@ class BatchInserter:
                     if events:
                         _sqlite_insert(cur, "session_events", EVENT_COLUMNS, events)
                     if spooled is not None:
-                        set_spool_position(cur, "?", spooled)
+                        set_spool_position(cur, "?", spooled, self._key)
                 finally:
                     cur.close()
             conn.commit()

@@ -22,8 +22,9 @@ start-up, so a child of a killed gateway has exited before anything else writes.
 Child -> gateway: a short line after each commit (rows committed, the committed
 spool position, batch figures), and a JSON line when its health changes and,
 at most once a second, with the message counts for the metrics. The
-gateway -> child: "stop" on stdin (commit everything spooled, then exit); EOF on
-stdin (the gateway died): exit at once. The child ignores SIGINT and SIGTERM,
+gateway -> child, lines on stdin: "term TOKEN CLUSTER" (this instance leads its cluster: fence every
+commit with that token from now on), "stop" (commit everything spooled, then exit); EOF on stdin (the
+gateway died): exit at once. The child ignores SIGINT and SIGTERM,
 which a terminal's Ctrl-C or a service manager send to the whole process group:
 the gateway's own clean stop decides when it is done.
 """
@@ -44,6 +45,7 @@ from pathlib import Path
 
 from gateway.journal.batches import STOP
 from gateway.journal.db import safe_url
+from gateway.journal.fencing import Term
 from gateway.journal.spool import _SPOOL_HEADER, parse_spool
 from gateway.journal.writer import JournalWriter
 
@@ -131,7 +133,10 @@ def child_main(config: dict) -> int:
     if lock is None:
         print(json.dumps({"fatal": f"another journal writer holds {spool_dir / LOCK_NAME}"}), flush=True)
         return 2
-    writer = JournalWriter(config["database_url"], config["batch_max"], config["flush_interval_ms"])
+    writer = JournalWriter(config["database_url"], config["batch_max"], config["flush_interval_ms"],
+                           instance=config.get("instance"))
+    if config.get("term"):
+        writer.set_term(Term.parse(config["term"]))
     tail = SpoolTail(spool_dir / config["spool"], config["start"])
     skipped = 0
     stored = writer._spool_position()
@@ -187,6 +192,7 @@ def child_main(config: dict) -> int:
     poll = max(config["flush_interval_ms"], 1) / 1000.0
     stdin = sys.stdin.fileno()
     stopping = False
+    pending = b""  # a line from the gateway not yet whole
     try:
         while True:
             rows = tail.read()
@@ -204,10 +210,16 @@ def child_main(config: dict) -> int:
                 break
             ready, _, _ = select.select([stdin], [], [], poll)
             if ready and not stopping:
-                data = os.read(stdin, 64)
+                data = os.read(stdin, 256)
                 if not data:
                     os._exit(0)  # the gateway died: its next start imports the rest (exactly once, by position)
-                stopping = b"stop" in data
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"term "):  # the gateway leads its cluster: fence every commit from now on
+                        writer.set_term(Term.parse(line[5:].decode()))
+                    elif line == b"stop":
+                        stopping = True
         ok = writer.stop(timeout=config.get("stop_timeout", 10.0))
         report(final=True)
         return 0 if ok else 1
@@ -224,10 +236,11 @@ class ProcessJournalWriter(JournalWriter):
     """
 
     def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
-                 spool_dir: Path | None = None):
+                 spool_dir: Path | None = None, instance: str | None = None):
         if spool_dir is None:
             raise ValueError("the process writer needs a spool directory")
-        super().__init__(database_url, batch_max, flush_interval_ms, spool_dir)
+        super().__init__(database_url, batch_max, flush_interval_ms, spool_dir, instance)
+        self._term: Term | None = None
         self._child: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -264,7 +277,8 @@ class ProcessJournalWriter(JournalWriter):
     def _spawn(self, start: int) -> None:
         config = {"database_url": self.database_url, "batch_max": self.batch_max,
                   "flush_interval_ms": max(1, round(self.flush_interval * 1000)), "spool_dir": str(self.spool_dir),
-                  "spool": self._spool.path.name, "start": start}
+                  "spool": self._spool.path.name, "start": start, "instance": self.instance,
+                  "term": self._term.text() if self._term is not None else None}
         # The configuration (the database URL may carry its password) goes in the environment, which only
         # the same user can read, not on the command line, which `ps` shows everyone.
         env = {**os.environ, CONFIG_ENV: json.dumps(config)}
@@ -327,6 +341,18 @@ class ProcessJournalWriter(JournalWriter):
         with self._cond:
             self._committed_before = self.committed
         self._spawn(self._child_pos)
+
+    def set_term(self, term: Term) -> None:
+        """Fence the child's commits with ``term`` from now on (and a restarted child's, from its start)."""
+        self._term = term
+        super().set_term(term)  # (the writer thread, before the child takes over)
+        child = self._child
+        if child is not None:
+            try:
+                child.stdin.write(f"term {term.text()}\n".encode())
+                child.stdin.flush()
+            except OSError as exc:  # the child died: its restart gets the term in its configuration
+                log.warning("could not pass the fencing token to the journal writer process: %s", exc)
 
     def flush(self, timeout: float = 5.0) -> bool:
         if self._child is None:

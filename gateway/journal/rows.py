@@ -8,7 +8,10 @@ EVENT = "E"  # a session event: its kind in the queue and its direction in a spo
 DIRECTIONS = frozenset(("I", "O"))  # a message: received, sent
 
 MESSAGE_COLUMNS = ("session_id", "direction", "seq_num", "msg_type", "cl_ord_id", "order_id", "poss_dup",
-                   "ts_us", "raw")
+                   "ts_us", "raw", "recovered")
+# A message imported at start-up from the spool of a run that died before committing it: its direction in lower
+# case in the queue (only there), so the row says ``recovered`` (revision 0008).
+RECOVERED = {"i": "I", "o": "O"}
 EVENT_COLUMNS = ("session_id", "ts_us", "text")
 
 
@@ -42,7 +45,8 @@ def parse_message(raw: str) -> tuple[int | None, str | None, str | None, str | N
 
 def table_rows(entries: list, pg: bool, counts: dict) -> tuple[list, list, tuple[str, int] | None]:
     """(message rows in MESSAGE_COLUMNS order, event rows in EVENT_COLUMNS order, the spool position of the
-    last spooled entry or None) of queue entries (ns, session, kind, payload, spool position or None).
+    last spooled entry or None) of queue entries (ns, session, kind, payload, spool position or None); a kind
+    of ``RECOVERED`` is a message imported from an old spool.
 
     Text the database cannot store is escaped: lone surrogates as ``\\udcXX`` and, on PostgreSQL (``pg``),
     NUL as the four characters ``\\x00``. ``counts`` ((session, direction, MsgType) -> messages) is updated.
@@ -54,6 +58,9 @@ def table_rows(entries: list, pg: bool, counts: dict) -> tuple[list, list, tuple
     parse = parse_message
     spooled = None
     for ts, sid, kind, payload, pos in entries:
+        recovered = False
+        if kind in RECOVERED:
+            kind, recovered = RECOVERED[kind], True
         if kind in directions:
             if pos is not None:
                 spooled = pos
@@ -64,7 +71,7 @@ def table_rows(entries: list, pg: bool, counts: dict) -> tuple[list, list, tuple
             if pg and "\x00" in payload:
                 payload = payload.replace("\x00", "\\x00")
             seq, msg_type, cl_ord_id, order_id, poss_dup = parse(payload)
-            add_msg((sid, kind, seq, msg_type, cl_ord_id, order_id, poss_dup, ts // 1000, payload))
+            add_msg((sid, kind, seq, msg_type, cl_ord_id, order_id, poss_dup, ts // 1000, payload, recovered))
             key = (sid, kind, msg_type)
             counts[key] = counts.get(key, 0) + 1
         elif kind == EVENT:

@@ -1,5 +1,6 @@
 """The spool: the append-only file in front of the journal's queue, read back after a crash, and the position
-in it up to which the database has committed (``journal_meta.spool_position``)."""
+in it up to which the database has committed (``journal_meta.spool_position``, or ``spool_position:NAME`` for
+instance NAME of a cluster: each instance has its own spool directory, so its own position)."""
 from __future__ import annotations
 
 import errno
@@ -20,22 +21,27 @@ from gateway.journal.db import journal_meta
 
 log = logging.getLogger("fixgw.journal")
 
-_SPOOL_META = "spool_position"
+SPOOL_META = "spool_position"
 _SPOOL_HEADER = struct.Struct("<IIq")  # payload length, crc32 of the payload, time stamp (ns)
 
 
-def set_spool_position(cur, param: str, spooled: tuple[str, int]) -> None:
+def position_key(instance: str | None) -> str:
+    """The journal_meta row holding a spool's committed position: one per cluster instance, else the one."""
+    return SPOOL_META if instance is None else f"{SPOOL_META}:{instance}"
+
+
+def set_spool_position(cur, param: str, spooled: tuple[str, int], key: str = SPOOL_META) -> None:
     """Record, in the batch's own transaction, how far into which spool file the journal is committed."""
     value = f"{spooled[0]}:{spooled[1]}"
-    cur.execute(f"UPDATE journal_meta SET value = {param} WHERE name = {param}", (value, _SPOOL_META))
+    cur.execute(f"UPDATE journal_meta SET value = {param} WHERE name = {param}", (value, key))
     if cur.rowcount == 0:
-        cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})", (_SPOOL_META, value))
+        cur.execute(f"INSERT INTO journal_meta (name, value) VALUES ({param}, {param})", (key, value))
 
 
-def spool_position(engine: Engine) -> tuple[str, int] | None:
+def spool_position(engine: Engine, key: str = SPOOL_META) -> tuple[str, int] | None:
     """(spool file name, offset) up to which the journal is committed; None before the first spooled commit."""
     with engine.connect() as conn:
-        value = conn.execute(select(journal_meta.c.value).where(journal_meta.c.name == _SPOOL_META)).scalar()
+        value = conn.execute(select(journal_meta.c.value).where(journal_meta.c.name == key)).scalar()
     if not value:
         return None
     name, _, offset = value.rpartition(":")

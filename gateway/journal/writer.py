@@ -48,7 +48,8 @@ from gateway.journal.chain import HashChain
 from gateway.journal.db import make_engine, safe_url
 from gateway.journal.inserts import BatchInserter
 from gateway.journal.rows import DIRECTIONS, EVENT, table_rows
-from gateway.journal.spool import Spool, spool_files, spool_position, uncommitted
+from gateway.journal.fencing import StaleLeadership, Term
+from gateway.journal.spool import SPOOL_META, Spool, position_key, spool_files, spool_position, uncommitted
 from gateway.journal.verify import key_from_env
 
 log = logging.getLogger("fixgw.journal")
@@ -64,7 +65,7 @@ class JournalWriter:
     """Queues messages from any thread; one writer thread commits them in batches."""
 
     def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
-                 spool_dir: Path | None = None):
+                 spool_dir: Path | None = None, instance: str | None = None):
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         if flush_interval_ms < 0:
@@ -72,6 +73,10 @@ class JournalWriter:
         self.database_url = database_url
         self.batch_max = batch_max
         self.flush_interval = flush_interval_ms / 1000.0
+        # A cluster's instance (docs/failover.md): its spool's committed position is its own journal_meta row,
+        # and the hash chain is shared with the other instances' writers (one at a time, under a lock).
+        self.instance = instance
+        self._position_key = position_key(instance)
         self._engine: Engine = make_engine(database_url)
         self._pg = self._engine.dialect.name == "postgresql"
         self._abandon = threading.Event()  # stop() gave up waiting: exit even with rows unwritten
@@ -83,7 +88,8 @@ class JournalWriter:
         self._stopped = False
         # The writer thread's transactions, with the hash chain (gateway/journal/chain.py), keyed with
         # FIXGW_JOURNAL_HMAC_KEY when set.
-        self._inserter = BatchInserter(self._engine, HashChain(key_from_env()))
+        self._inserter = BatchInserter(self._engine, HashChain(key_from_env(), shared=instance is not None),
+                                       self._position_key)
 
         # The spool (gateway/journal/spool.py): every message is appended to a file before it is queued, so a
         # crash loses nothing the database had not committed yet; start() imports the tail.
@@ -133,6 +139,10 @@ class JournalWriter:
         else:
             spool.append(_time_ns(), session_id, EVENT, text)
 
+    def set_term(self, term: Term) -> None:
+        """This instance now leads its cluster with ``term``: every later commit is fenced by it (inserts.py)."""
+        self._inserter.term = term
+
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` on the writer thread after every commit that stored messages."""
         self._commit_listeners.append(listener)
@@ -156,8 +166,8 @@ class JournalWriter:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         position = self._spool_position()
         files = spool_files(self.spool_dir)
-        for entry in uncommitted(files, position):
-            self._put(entry)
+        for ts, sid, kind, raw, pos in uncommitted(files, position):
+            self._put((ts, sid, kind.lower() if kind in DIRECTIONS else kind, raw, pos))  # (rows.RECOVERED)
             self.spool_recovered += 1
         if self.spool_recovered:
             text = (f"journal: {self.spool_recovered} message(s) and event(s) the last run journaled but did "
@@ -173,8 +183,15 @@ class JournalWriter:
         self._spool = Spool.create(self.spool_dir, self._put, after=newest)
 
     def _spool_position(self) -> tuple[str, int] | None:
-        """Where in which spool file the journal is committed (see spool.spool_position)."""
-        return spool_position(self._engine)
+        """Where in which spool file the journal is committed (see spool.spool_position). A cluster's instance
+        with no row of its own yet continues from the single-instance row if that names one of its files
+        (the same data directory, run alone before it joined a cluster); never from another instance's."""
+        position = spool_position(self._engine, self._position_key)
+        if position is None and self._position_key != SPOOL_META and self.spool_dir is not None:
+            alone = spool_position(self._engine)
+            if alone is not None and (self.spool_dir / alone[0]).exists():
+                return alone
+        return position
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every row recorded before this call is committed. False on timeout."""
@@ -297,7 +314,12 @@ class JournalWriter:
                 self._inserter.close(invalidate=True)
                 self.healthy = False
                 self.last_error = f"{type(exc).__name__}: {_first_line(exc)}"
-                if attempt == 1:
+                if isinstance(exc, StaleLeadership):
+                    if attempt == 1:  # for good: the process is ending (the lease keeper stops it)
+                        log.critical("journal commits refused: %s. The %d rows waiting stay in the spool %s; "
+                                     "this instance's next start journals them", exc, self.queue_depth(),
+                                     self.spool_dir)
+                elif attempt == 1:
                     failing_since = t0
                     log.error("journal commit of %d rows to %s failed, will retry: %s",
                               n, safe_url(self.database_url), self.last_error)

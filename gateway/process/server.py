@@ -44,6 +44,7 @@ from gateway.process.sessions_reload import REMOVED_REASON, SessionsReload
 from gateway.process.startup_recovery import StartupRecovery, UndoneWork, state_log_for
 from gateway.admin.http import HttpEndpoint
 from gateway.journal.writer import JournalWriter
+from gateway.journal.fencing import Term
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.schedule import build_scheduler, describe
@@ -82,15 +83,17 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, journal: JournalWriter | None = None, config_path: str | Path | None = None):
         self.cfg = cfg  # the running configuration (a sessions reload replaces its clients and venues)
         self.config_path = Path(config_path).resolve() if config_path is not None else None  # for sessions reload
-        writer = ProcessJournalWriter if cfg.journal.writer == "process" else JournalWriter
-        self.journal = journal or writer(cfg.journal.database_url, cfg.journal.batch_max,
-                                         cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool")
         self.cluster = leadership_of(cfg)  # an instance of an active/standby cluster (docs/failover.md), or None
+        instance = cfg.cluster.instance_name if cfg.cluster is not None else None
+        writer = ProcessJournalWriter if cfg.journal.writer == "process" else JournalWriter
+        # (a cluster's instance keeps its own spool position and shares the hash chain: gateway/journal/writer.py)
+        self.journal = journal or writer(cfg.journal.database_url, cfg.journal.batch_max,
+                                         cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool",
+                                         instance=instance if self.cluster is not None else None)
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
-        instance = cfg.cluster.instance_name if cfg.cluster is not None else None
         self.core = Core(venues, clients, order_id_prefix(instance=instance), risk=load_risk(cfg),
                          policy=routing_policy(cfg), rejected_kept=cfg.limits.rejected_orders_kept)
         for symbol, px in cfg.risk.reference_prices.items():
@@ -186,6 +189,10 @@ class Gateway:
         if self.cluster is not None:
             self.journal.start()
             self.cluster.lead(self.cfg)
+            # from here on the journal and the drop-copy ledgers commit only under this term's token
+            self.journal.set_term(Term(self.cluster.cluster, self.cluster.token))
+            if self.dropcopy is not None:
+                self.dropcopy.fence(self.cluster.fence)
 
     def _rebuild_state(self) -> tuple[State, UndoneWork]:
         """The order state from the state log (before the journal starts), and what a crash left undone."""
