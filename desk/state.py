@@ -67,8 +67,10 @@ class DeskState:
         self.by_client: dict[tuple[str, str], Order] = {}
         self.by_child: dict[tuple[str, str], Order] = {}
         # New orders refused at intake, oldest first, at most ``rejected_kept`` (the oldest go first): for
-        # operators only. Not orders of the book: no lookup, duplicate check or risk usage sees them.
+        # operators, and for a client's OrderStatusRequest (answered Rejected with the refusal's reason). Not orders
+        # of the book: no duplicate check or risk usage sees them.
         self.rejected: dict[str, RejectedOrder] = {}  # OrderID -> the refusal
+        self.rejected_by_client: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> OrderID of its last refusal
         self.rejected_kept = rejected_kept
         self.rejected_dropped = 0  # refusals dropped past the cap since start-up
         self.operator_disabled: set[str] = set()  # client sessions an operator disabled (refused at logon)
@@ -123,12 +125,20 @@ class DeskState:
         if self.rejected_kept <= 0:
             return
         self.rejected[r.order_id] = r
+        self.rejected_by_client[(r.session, r.cl_ord_id)] = r.order_id
         if out is not None:
             out.rejected.append(r)
-        rejected = self.rejected
+        rejected, by_client = self.rejected, self.rejected_by_client
         while len(rejected) > self.rejected_kept:
-            del rejected[next(iter(rejected))]
+            old = rejected.pop(next(iter(rejected)))
+            if by_client.get((old.session, old.cl_ord_id)) == old.order_id:
+                del by_client[(old.session, old.cl_ord_id)]
             self.rejected_dropped += 1
+
+    def refusal(self, session: str, cl_ord_id: str) -> RejectedOrder | None:
+        """The last refusal of the new order ``cl_ord_id`` of ``session``, if it is still kept."""
+        order_id = self.rejected_by_client.get((session, cl_ord_id))
+        return self.rejected.get(order_id) if order_id is not None else None
 
     def index_client(self, order: Order, cl_ord_id: str) -> None:
         self.by_client[(order.session, cl_ord_id)] = order

@@ -29,6 +29,16 @@ def handle_status(core: DeskState, cmd: StatusRequest) -> Outcome:
     if order is not None:
         out.actions.append(exec_report(order, ExecKind.ORDER_STATUS, cl_ord_id=cmd.cl_ord_id, text=throttled))
         return out
+    refused = core.refusal(cmd.session, cmd.cl_ord_id)
+    if refused is not None:  # refused at intake: Rejected, with the OrderID and the reason the client was told
+        out.actions.append(ClientExecReport(
+            session=cmd.session, order_id=refused.order_id, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
+            exec_id=core.new_id("S"), kind=ExecKind.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
+            symbol=refused.symbol, side=refused.side, order_qty=refused.qty, ord_type=refused.ord_type,
+            price=refused.price, tif=refused.tif, account=refused.account, last_qty=ZERO, last_px=ZERO,
+            cum_qty=ZERO, leaves_qty=ZERO, avg_px=ZERO, reject_code=refused.reject_code,
+            text=refused.text + (f"; {throttled}" if throttled else "")))
+        return out
     out.actions.append(ClientExecReport(
         session=cmd.session, order_id="NONE", cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
         exec_id=core.new_id("S"), kind=ExecKind.ORDER_STATUS,

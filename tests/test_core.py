@@ -307,6 +307,31 @@ def test_status_request_is_answered_from_the_gateways_state():
     assert unknown.ord_status is OrdStatus.REJECTED and unknown.reject_code is RejectCode.UNKNOWN_ORDER
 
 
+def test_status_of_an_order_refused_at_intake_is_the_refusal_the_client_was_told():
+    core = make_core(up=("V1",))
+    rej = only(core.handle(order(cl="I1", symbol="IBM")).actions, ClientExecReport)  # IBM trades only at V2, down
+    st = only(core.handle(StatusRequest("C1", "I1", "IBM", Side.BUY)).actions, ClientExecReport)
+    assert (st.kind, st.order_id, st.ord_status, st.reject_code, st.text) == (
+        ExecKind.ORDER_STATUS, rej.order_id, OrdStatus.REJECTED, RejectCode.EXCHANGE_CLOSED, rej.text)
+    assert (st.symbol, st.order_qty, st.cum_qty) == ("IBM", D(100), D(0))
+    other = only(core.handle(StatusRequest("OTHER", "I1", "IBM", Side.BUY)).actions, ClientExecReport)
+    assert other.order_id == "NONE"  # never another session's
+    core.handle(order(cl="I1", symbol="AAPL"))  # the ClOrdID reused for a corrected order: that one is the answer
+    again = only(core.handle(StatusRequest("C1", "I1", "AAPL", Side.BUY)).actions, ClientExecReport)
+    assert again.ord_status is not OrdStatus.REJECTED and again.order_id != rej.order_id
+
+
+def test_a_refusal_dropped_past_the_cap_is_unknown_again():
+    core = make_core(up=("V1",))
+    core.rejected_kept = 2
+    for cl in ("I1", "I2", "I3"):
+        core.handle(order(cl=cl, symbol="IBM"))
+    answers = {cl: only(core.handle(StatusRequest("C1", cl, "IBM", Side.BUY)).actions, ClientExecReport).order_id
+               for cl in ("I1", "I2", "I3")}
+    assert answers["I1"] == "NONE" and "NONE" not in (answers["I2"], answers["I3"])
+    assert len(core.rejected_by_client) == 2
+
+
 def test_status_request_never_reveals_another_sessions_order():
     core = make_core()
     working(core)
