@@ -59,6 +59,23 @@ def test_keeper_keeps_the_lease_and_a_stop_is_not_a_loss(lease):
     assert lease.read().expired
 
 
+def test_keeper_tells_of_a_handover_asked_once_at_the_next_renewal_and_keeps_the_lease(lease):
+    asked: list[str] = []
+    sent = time.monotonic()
+    token = lease.try_acquire("a", TTL)
+    keeper = LeaseKeeper(lease, "a", token, TTL, Losses(), sent_at=sent, on_handover=asked.append)
+    keeper.start()
+    try:
+        time.sleep(0.1)
+        assert lease.ask_handover("b") == ("a", token)
+        assert wait_for(lambda: asked, TTL / 3 + MARGIN)
+        time.sleep(TTL)  # renewals go on while the gateway stops; the request is told once
+        assert asked == ["b"] and keeper.handover_to == "b" and not keeper.lost
+        assert lease.read().holder == "a" and lease.read().held
+    finally:
+        keeper.stop()
+
+
 def test_keeper_reports_a_takeover_at_the_next_renewal(lease, lease_engine):
     keeper, losses = start_keeper(lease)
     try:

@@ -6,8 +6,12 @@ ports of its own or on the same ones; an active paused past its lease (SIGSTOP) 
 before it sends or journals anything; a clean stop releases the lease."""
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +21,16 @@ from sqlalchemy import func, select
 from gateway.cluster.leadership import LEASE_LOST_EXIT_CODE
 from gateway.journal.db import journal_messages, make_engine, upgrade
 from sessions.client import FixClient, parse
-from tests.cluster_instances import Instance, cluster_status, cluster_toml, roles_of, serving, wait_leader, wait_until
+from tests.cluster_instances import (
+    ROOT,
+    Instance,
+    cluster_status,
+    cluster_toml,
+    roles_of,
+    serving,
+    wait_leader,
+    wait_until,
+)
 from tests.fix_fixtures import free_port
 
 TTL = 1.5
@@ -169,6 +182,17 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _client_with_an_answer(pair, port: int) -> FixClient:
+    """A client logged on at ``port`` that has had an order answered (no venue: rejected)."""
+    client = FixClient(version="FIX.4.4", sender="CLIENT44", target="FIXGW", port=port,
+                       store_dir=pair["tmp"] / "client")
+    pair["clients"].append(client)
+    client.start(timeout=30)
+    cl = client.new_order("AAPL", "1", 100, "190.00")
+    client.wait_exec(cl, "8", timeout=10)
+    return client
+
+
 def _start_pair(pair) -> tuple[Instance, Instance]:
     a, b = pair["A"], pair["B"]
     a.start().wait_serving()
@@ -228,12 +252,7 @@ def _journaled(url: str, session: str) -> int:
 def test_an_active_paused_past_its_lease_ends_by_itself_without_sending(pair):
     url = pair["url"]
     a, b = _start_pair(pair)
-    client = FixClient(version="FIX.4.4", sender="CLIENT44", target="FIXGW",
-                       port=pair["ports"]["A"]["acceptor_port"], store_dir=pair["tmp"] / "client")
-    pair["clients"].append(client)
-    client.start(timeout=30)
-    cl = client.new_order("AAPL", "1", 100, "190.00")  # no venue: rejected, but answered
-    client.wait_exec(cl, "8", timeout=10)
+    client = _client_with_an_answer(pair, pair["ports"]["A"]["acceptor_port"])
 
     a.signal(signal.SIGSTOP)
     assert wait_leader(url, "pair", "B", TTL + MARGIN + 5) <= TTL + MARGIN
@@ -261,12 +280,7 @@ def test_on_the_same_ports_the_standby_serves_once_the_old_process_is_gone(pair)
     url, port = pair["url"], pair["ports"]["A"]["acceptor_port"]
     assert pair["ports"]["B"]["acceptor_port"] == port
     a, b = _start_pair(pair)
-    client = FixClient(version="FIX.4.4", sender="CLIENT44", target="FIXGW", port=port,
-                       store_dir=pair["tmp"] / "client")
-    pair["clients"].append(client)
-    client.start(timeout=30)
-    cl = client.new_order("AAPL", "1", 100, "190.00")  # no venue: rejected, but answered
-    client.wait_exec(cl, "8", timeout=10)
+    client = _client_with_an_answer(pair, port)
     wait_until(lambda: _last_sent(url) == max(int(parse(r)[34]) for d, r in client.wire.lines if d == "I"), 10,
                "the journal to hold all A sent")
     last_in = max(int(parse(r)[34]) for d, r in client.wire.lines if d == "I")
@@ -293,3 +307,97 @@ def _last_sent(url: str) -> int:
                                 .where(t.session_id == CLIENT, t.direction == "O")).scalar_one()
     finally:
         engine.dispose()
+
+
+def handover_cli(cfg_path: Path, *args: str) -> tuple[int, str, str]:
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", "cluster", "handover", "-c", str(cfg_path), *args],
+                            capture_output=True, text=True, timeout=90, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("pair", ["same ports"], indirect=True)
+def test_a_planned_handover_moves_the_cluster_with_every_number_continuing_exactly(pair):
+    """`fixgw cluster handover --to B`: A stops cleanly and hands B the lease; the client logs on to B on the same
+    port, and B's first message to it numbers right after A's last (no seq_gap: A's journal is complete)."""
+    url, port = pair["url"], pair["ports"]["A"]["acceptor_port"]
+    a, b = _start_pair(pair)
+    client = _client_with_an_answer(pair, port)
+    token = lease_token(url)
+
+    code, out, err = handover_cli(pair["cfg"], "--to", "B", "--json")
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert result["done"] and (result["from"], result["new"]) == ("A", "B") and result["new_token"] > token
+    assert a.proc.wait(30) == 0, a.log()
+    assert "handed the cluster over to B" in a.log()
+    b.wait_serving(30)
+    wait_until(lambda: any(d == "I" and "\x0135=5\x01" in r for d, r in client.wire.lines), 10, "A's Logout")
+    from_a = max(int(parse(r)[34]) for d, r in client.wire.lines if d == "I")
+    mark = len(client.wire.lines)
+    wait_until(lambda: client.logged_on and any(d == "I" and "\x0135=A\x01" in r
+                                                for d, r in client.wire.lines[mark:]),
+               30, "the client to log on to B")
+    logon = next(parse(r) for d, r in client.wire.lines[mark:] if d == "I" and "\x0135=A\x01" in r)
+    assert int(logon[34]) == from_a + 1 and logon.get(141) != "Y"
+    assert not any(d == "I" and "\x0135=4\x01" in r for d, r in client.wire.lines[mark:])  # no gap to fill
+    again = client.new_order("AAPL", "1", 100, "190.00")
+    assert client.wait_exec(again, "8", timeout=10)[58]
+    assert "outgoing numbers 0 past it" in b.log()
+
+
+def test_a_handover_with_no_standby_running_is_refused_and_asks_nothing(pair):
+    url = pair["url"]
+    a = pair["A"]
+    a.start().wait_serving()
+    assert wait_leader(url, "pair", "A", 5) < 5
+    code, out, err = handover_cli(pair["cfg"])
+    assert code == 1 and "no standby is running" in err
+    code, out, err = handover_cli(pair["cfg"], "--to", "B")
+    assert code == 1 and "B is not a running standby (never started)" in err
+    time.sleep(TTL)  # A renewed: nothing was asked of it
+    assert a.proc.poll() is None and lease_token(url) == 1
+
+
+def test_an_instance_started_while_its_database_is_down_waits_for_it_then_leads(pair):
+    """A supervisor restarts an instance while the database is unreachable: it says so and waits, instead of
+    exiting, and leads once the database answers."""
+    from tests.cluster_fixtures import cut_database, restore_database
+
+    url, a = pair["url"], pair["A"]
+    cut_database(url)
+    try:
+        a.start()
+        wait_until(lambda: "waiting for it (a cluster's instance starts once its database answers)" in a.log(), 30,
+                   "A to say it waits for its database")
+        assert a.proc.poll() is None, a.log()
+    finally:
+        restore_database(url)
+    assert wait_leader(url, "pair", "A", 30) < 30
+    a.wait_serving(30)
+
+
+def test_the_operator_commands_ask_the_instance_that_leads_or_the_one_named(pair):
+    a, b = _start_pair(pair)
+
+    def fixgw(*args: str, instance: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("FIXGW_INSTANCE", None)
+        if instance is not None:
+            env["FIXGW_INSTANCE"] = instance
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args, "-c", str(pair["cfg"])],
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    led = fixgw("sessions", "list", "--json")
+    assert led.returncode == 0, led.stderr
+    assert any(s["name"] == "CLIENT44" for s in json.loads(led.stdout)["sessions"])
+    standby = fixgw("sessions", "list", "--json", instance="B")  # B stands by: no admin API, no token yet
+    assert standby.returncode == 1 and str(pair["tmp"] / "B" / "admin.token") in standby.stderr
+    a.signal(signal.SIGKILL)
+    assert wait_leader(pair["url"], "pair", "B", TTL + MARGIN + 5)
+    b.wait_serving(30)
+    now_b = fixgw("sessions", "list", "--json")  # the same command, the new active
+    assert now_b.returncode == 0, now_b.stderr
+    b.signal(signal.SIGTERM)  # a clean stop releases the lease: no one leads
+    assert b.proc.wait(30) == 0
+    nobody = fixgw("sessions", "list")
+    assert nobody.returncode == 1 and "cluster pair: no instance leads" in nobody.stderr

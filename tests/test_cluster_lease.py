@@ -160,3 +160,44 @@ def test_concurrent_acquire_exactly_one_wins(lease_url, round_):
     finally:
         for e in engines:
             e.dispose()
+
+
+# ---------------------------------------------------------------------------- planned handover (revision 0009)
+def test_a_handover_asked_reaches_the_holder_at_its_next_renewal_and_not_before_it_is_asked(lease):
+    token = lease.try_acquire("a", 30)
+    assert lease.renew_term("a", token, 30).handover_to is None
+    assert lease.ask_handover("b") == ("a", token)
+    assert lease.renew_term("a", token, 30).handover_to == "b"
+    assert lease.renew_term("a", token - 1, 30) is None  # a stale term hears nothing
+
+
+def test_a_handover_cannot_be_asked_of_a_lease_no_one_holds(lease):
+    assert lease.ask_handover(None) is None
+    token = lease.try_acquire("a", 30)
+    lease.release("a", token)
+    assert lease.ask_handover(None) is None
+
+
+def test_the_lease_handed_to_an_instance_is_its_own_to_take_and_fences_the_old_term(lease, lease_engine):
+    token = lease.try_acquire("a", 30)
+    lease.ask_handover("b")
+    assert lease.hand_over("a", token, "b", 30, clean=True)
+    with lease_engine.connect() as conn, pytest.raises(StaleLeadership):
+        with fenced(conn, lease.cluster, token):
+            pass
+    assert lease.try_acquire("c", 30) is None  # reserved for b until it expires
+    taken = lease.take("b", 30)
+    assert taken.token == token + 2 and taken.previous_holder == "b" and taken.previous_clean
+    assert lease.renew_term("b", taken.token, 30).handover_to is None  # the request was used up
+
+
+def test_an_acquire_says_whether_the_last_term_ended_with_a_clean_stop(lease):
+    t1 = lease.try_acquire("a", 30)
+    lease.release("a", t1, clean=True)
+    taken = lease.take("b", TTL)
+    assert taken.previous_clean and taken.previous_holder is None
+    time.sleep(TTL + 0.2)  # b dies: its lease expires, never released
+    again = lease.take("c", TTL)
+    assert again.token == taken.token + 1 and not again.previous_clean and again.previous_holder == "b"
+    lease.release("c", again.token)  # released, not clean (say, its journal could not commit everything)
+    assert not lease.take("a", TTL).previous_clean

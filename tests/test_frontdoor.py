@@ -407,3 +407,27 @@ def test_a_client_that_reconnects_at_once_is_logged_on_not_dropped_by_quickfix(s
         assert logon_answered(s, 4), "the Logon of a client reconnecting at once was not answered"
     finally:
         s.close()
+
+
+def test_a_port_held_while_its_acceptor_starts_relays_the_waiting_logon_once_released(stack):
+    """A cluster's successor listens the moment it holds the lease (SessionEngines.listen_early): a client that
+    connects before the acceptor runs is held, not refused, and logged on as soon as it runs."""
+    door = stack.gateway.front_door
+    door.hold("client")
+    try:
+        s = connect(stack.cfg.acceptor.port)
+        s.sendall(logon("CLIENT44"))
+        s.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            s.recv(65536)  # held: nothing relayed, nothing answered, the connection open
+    finally:
+        door.release("client")
+    try:
+        s.settimeout(5)
+        got = b""
+        while b"\x0135=A\x01" not in got:
+            chunk = s.recv(65536)
+            assert chunk, f"closed instead of answered: {got!r}"
+            got += chunk
+    finally:
+        s.close()

@@ -580,3 +580,44 @@ def test_the_benchmark_runs_on_a_tiny_load():
                           capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| file, durable when append returns |" in proc.stdout and "append to durable p50" in proc.stdout
+
+
+def test_a_warm_standby_folds_while_standing_by_reports_its_lag_and_takes_the_same_state(pglog):
+    from gateway.state.warm import WarmState
+
+    core, active = make_core(), pglog()
+    active.open(State())
+    run_flow(core, active)
+    settled(active)
+    warm = WarmState(pglog(), every=0.05).start()
+    assert soon(lambda: warm.follows >= 2) and warm.lag() == (0, 0.0)
+    rec = recovery.Recorder(active, core, State())
+    for i in range(3):
+        cmd = too_big(f"W{i}", seq=30 + i)
+        rec.record(cmd, core.handle(cmd))
+    settled(active)
+    seen = warm.follows
+    assert soon(lambda: warm.follows > seen + 1)
+    assert warm.lag() == (0, 0.0)  # caught up by itself
+    cmd = too_big("W9", seq=40)  # written after its last look: the takeover's read folds it
+    rec.record(cmd, core.handle(cmd))
+    settled(active)
+    active.committer.stop()
+    taken = warm.take()
+    fresh = pglog().recover()
+    same_state(taken, fresh)
+    assert not taken.clean and taken.records == fresh.records
+    assert taken.watermarks["client:C1"][0] == 40
+
+
+def test_a_warm_standby_that_never_looked_reads_the_whole_log_at_the_takeover(pglog):
+    from gateway.state.warm import WarmState
+
+    core, active = make_core(), pglog()
+    active.open(State())
+    run_flow(core, active)
+    settled(active)
+    active.committer.stop()
+    warm = WarmState(pglog(), every=60)  # never started
+    assert warm.lag() is None
+    same_state(warm.take(), pglog().recover())

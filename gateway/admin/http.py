@@ -210,7 +210,9 @@ class HttpEndpoint:
         limits = limits or HttpConfig()
         handler = type("GatewayHandler", (_Handler,), {"gateway": gateway, "admin": admin, "limits": limits})
         self._server = GuardedHTTPServer((host, port), handler, limits)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fixgw-http", daemon=True)
+        # (polled every 50 ms, not the default 500: stop() waits for the poll, and a planned handover for the stop)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fixgw-http", daemon=True)
         self.address = self._server.server_address
 
     def start(self) -> None:

@@ -1,6 +1,7 @@
 """The operator commands' client of a running gateway's admin API: the token, one call, and what went wrong
 in one line (the gateway is not running, the token was refused, the session or order does not exist, or why
-a request was refused); plus the table the commands print.
+a request was refused); plus the table the commands print. In a cluster they ask the instance that leads (its
+``[instance.NAME]`` HTTP port and data directory), or the one ``FIXGW_INSTANCE`` names.
 
 The commands themselves, human-readable by default and ``--json`` for scripts: gateway/cli/status.py
 (`fixgw status`, `fixgw quotes`), sessions.py, orders.py and risk.py.
@@ -10,18 +11,50 @@ from __future__ import annotations
 import getpass
 import http.client
 import json
+import os
 import urllib.error
 import urllib.request
 
 import click
 
 from gateway.admin.api import TOKEN_ENV, TOKEN_FILE, admin_token
-from gateway.cli.common import load
+from gateway.cli.common import db_reason, load
+
+
+INSTANCE_ENV = "FIXGW_INSTANCE"
+
+
+def _instance_config(config_path: str):
+    """The configuration as the instance to ask runs it: a single gateway's as it is; in a cluster, the instance
+    ``FIXGW_INSTANCE`` names, else the one that leads now (asked of the database, as `fixgw cluster status`)."""
+    cfg = load(config_path)
+    if cfg.cluster is None:
+        return cfg
+    name = os.environ.get(INSTANCE_ENV)
+    if not name:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from gateway.cluster.lease import Lease
+        from gateway.journal.db import make_engine, safe_url
+
+        engine = make_engine(cfg.journal.database_url)
+        try:
+            lease = Lease(engine, cfg.cluster.name).read()
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"cluster {cfg.cluster.name}: cannot ask {safe_url(cfg.journal.database_url)} "
+                                       f"which instance leads ({db_reason(exc)}); name one with {INSTANCE_ENV}") from None
+        finally:
+            engine.dispose()
+        if lease is None or not lease.held:
+            raise click.ClickException(f"cluster {cfg.cluster.name}: no instance leads (see `fixgw cluster status`); "
+                                       f"name the one to ask with {INSTANCE_ENV}")
+        name = lease.holder
+    return load(config_path, name)
 
 
 class AdminClient:
     def __init__(self, config_path: str):
-        cfg = load(config_path)
+        cfg = _instance_config(config_path)
         if not cfg.http.enabled:
             raise click.ClickException(f"{config_path}: [http] is disabled, so the gateway has no admin API")
         self.base = f"http://{cfg.http.host}:{cfg.http.port}"

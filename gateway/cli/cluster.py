@@ -1,10 +1,12 @@
 """`fixgw cluster ...`: an active/standby cluster, read from its database (docs/failover.md).
 
     fixgw cluster status -c gateway.cfg [--json]   # who leads, the lease, each instance's role and heartbeat
+    fixgw cluster handover -c gateway.cfg [--to NAME] [--timeout S] [--json]   # a planned switch
 
-Works with every gateway of the cluster down: it asks the database, not a gateway.
-Exit codes: 0 an instance leads; 1 no instance leads; 2 cannot ask (no configuration,
-no [cluster] section, the database unreachable).
+Both ask the database, not a gateway: status works with every gateway of the cluster down.
+Exit codes: 0 an instance leads (status), the handover is done (handover); 1 no instance
+leads, the handover was refused or not done in time; 2 cannot ask (no configuration, no
+[cluster] section, the database unreachable).
 """
 from __future__ import annotations
 
@@ -46,4 +48,51 @@ def status(config_path: str, as_json: bool) -> None:
         engine.dispose()
     emit(data, as_json, describe_status)
     if data["leader"] is None:
+        sys.exit(1)
+
+
+@cluster.command()
+@CONFIG_OPTION
+@click.option("--to", "to", default=None, metavar="NAME", help="the standby to hand over to (default: whichever "
+              "running standby takes the lease first)")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="seconds to wait for the new active instance")
+@JSON
+def handover(config_path: str, to: str | None, timeout: float, as_json: bool) -> None:
+    """Hand the cluster over to a standby: the active stops cleanly and hands over the lease.
+
+    Nothing is lost and no sequence number jumps: the active finishes what it was doing, journals everything and
+    closes its order state; the successor continues every session's numbers exactly. Clients and venues see a
+    Logout, then a logon to the new active. The old active's process exits with code 0 (a supervisor restarts it
+    as a standby). Refused, with nothing asked, if it would leave the cluster with no active instance.
+
+    Exit code 0: handed over; 1: refused, or not done within --timeout; 2: could not ask.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.cluster.handover import HandoverRefused, ask_handover, describe_handover, follow_handover
+    from gateway.journal.db import make_engine, safe_url
+
+    cfg = load(config_path)
+    if cfg.cluster is None:
+        raise CommandError(f"{config_path} has no [cluster] section: this gateway runs alone")
+    url = cfg.journal.database_url
+    engine = make_engine(url)
+    args = (engine, cfg.cluster.name, cfg.cluster.lease_ttl_s, sorted(cfg.instance))
+    try:
+        try:
+            asked = ask_handover(*args, to)
+        except HandoverRefused as exc:
+            click.echo(f"handover refused: {exc}", err=True)
+            sys.exit(1)
+        if not as_json:
+            click.echo(f"handover asked of {asked['from']} (token {asked['token']}); waiting for the new active "
+                       "instance...")
+        result = follow_handover(*args, asked, timeout)
+    except SQLAlchemyError as exc:
+        raise CommandError(f"cannot reach cluster {cfg.cluster.name} at {safe_url(url)}: {db_reason(exc)}") from None
+    finally:
+        engine.dispose()
+    emit(result, as_json, describe_handover)
+    if not result["done"]:
         sys.exit(1)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from gateway.cli.client import client
 from gateway.cli.cluster import cluster
@@ -56,18 +57,33 @@ def build(gateway_class, cfg: GatewayConfig, config_path: str):
         raise click.ClickException(str(exc)) from None
 
 
-def _check_schema(cfg: GatewayConfig, config_path: str) -> None:
+def _check_schema(cfg: GatewayConfig, config_path: str, wait: bool = False) -> None:
+    """The journal database is at the head revision, or the command ends saying why. ``wait``: a cluster's instance
+    waits for a database it cannot reach (restarted while the database is down, it comes back when it is up, as a
+    standby waits it out), saying so at once and every WAIT_REPORT_S."""
     from gateway.journal.db import SchemaOutOfDate, check_schema
 
-    try:
-        revision = check_schema(cfg.journal.database_url, config_path)
-        log.info("journal schema at revision %s (head)", revision)
-    except SchemaOutOfDate as exc:
-        raise click.ClickException(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"cannot open the journal database {safe_url(cfg.journal.database_url)}: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}") from None
+    waiting_since = None
+    while True:
+        try:
+            revision = check_schema(cfg.journal.database_url, config_path)
+            log.info("journal schema at revision %s (head)", revision)
+            return
+        except SchemaOutOfDate as exc:
+            raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:
+            why = (f"cannot open the journal database {safe_url(cfg.journal.database_url)}: "
+                   f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+            if not wait or not isinstance(exc, OperationalError):
+                raise click.ClickException(why) from None
+            now = time.monotonic()
+            if waiting_since is None or now - waiting_since >= WAIT_REPORT_S:
+                log.warning("%s; waiting for it (a cluster's instance starts once its database answers)", why)
+                waiting_since = now
+            time.sleep(1.0)
+
+
+WAIT_REPORT_S = 30.0
 
 
 def _upgrade(cfg: GatewayConfig) -> None:
@@ -105,7 +121,7 @@ def run(config_path: str, duration: float | None, instance: str | None) -> None:
     cfg = load(config_path, instance)
     _cluster_instance(cfg, instance)
     setup_logging(cfg.log_level, cfg.log_format)
-    _check_schema(cfg, config_path)
+    _check_schema(cfg, config_path, wait=cfg.cluster is not None)
     gateway = build(Gateway, cfg, config_path).start()
     dropcopy = f", drop-copy receivers to port {cfg.dropcopy.port}" if cfg.dropcopy.sessions else ""
     click.echo(f"fixgw running as {cfg.comp_id}: clients connect to port {cfg.acceptor.port}{dropcopy}; "
@@ -115,6 +131,10 @@ def run(config_path: str, duration: float | None, instance: str | None) -> None:
     finally:
         gateway.stop()
     halted(gateway)
+    if gateway.handover is not None:
+        to = "any standby" if gateway.handover == "*" else gateway.handover
+        click.echo(f"fixgw instance {instance} handed the cluster over to {to} and stopped (a supervisor restarts it "
+                   "as a standby)")
 
 
 def halted(gateway) -> None:

@@ -31,12 +31,17 @@ class LeaseKeeper:
     """Renews one term (instance, token) of a cluster's lease and calls ``on_lost`` once when it is over."""
 
     def __init__(self, lease: Lease, instance: str, token: int, ttl: float, on_lost: Callable[[str], None], *,
-                 sent_at: float, clock: Callable[[], float] = time.monotonic):
-        """``sent_at``: the ``clock()`` reading taken just before the successful ``try_acquire`` was sent."""
+                 sent_at: float, clock: Callable[[], float] = time.monotonic,
+                 on_handover: Callable[[str], None] | None = None):
+        """``sent_at``: the ``clock()`` reading taken just before the successful ``try_acquire`` was sent.
+        ``on_handover(to)``: called once, on the renewer's thread, when a renewal finds that an operator asked
+        for a planned handover (``to``: an instance, or ``*`` for any standby); the keeper goes on renewing."""
         if not ttl > 0:
             raise ValueError(f"lease ttl must be a positive number of seconds, got {ttl!r}")
         self.lease, self.instance, self.token, self.ttl = lease, instance, token, float(ttl)
         self._on_lost = on_lost
+        self._on_handover = on_handover
+        self.handover_to: str | None = None  # once asked
         self._clock = clock
         self._cond = threading.Condition()
         self._deadline = sent_at + self.ttl  # local estimate of the expiry; guarded by _cond
@@ -120,13 +125,13 @@ class LeaseKeeper:
             if left <= 0:
                 return  # the watchdog calls it lost; a renewal now could only resurrect a lease given up
             try:
-                current = self.lease.renew(self.instance, self.token, self.ttl, timeout=left)
+                current = self.lease.renew_term(self.instance, self.token, self.ttl, timeout=left)
             except Exception as exc:  # noqa: BLE001 - unknown is not lost: retry until the deadline says so
                 log.warning("lease renewal failed", extra=fields(cluster=self.lease.cluster,
                                                                  instance=self.instance, reason=str(exc)[:200]))
                 next_at = self._clock() + retry
                 continue
-            if not current:
+            if current is None:
                 self._lose(f"fencing token {self.token} is no longer current (another instance took the lease, "
                            f"or it was released)")
                 return
@@ -137,6 +142,15 @@ class LeaseKeeper:
                 self.renewals += 1
                 self._cond.notify_all()
             metrics.CLUSTER_LEASE_RENEWALS.inc()
+            if current.handover_to is not None and self.handover_to is None:
+                self.handover_to = current.handover_to
+                log.warning("handover asked", extra=fields(cluster=self.lease.cluster, instance=self.instance,
+                                                           token=self.token, to=current.handover_to))
+                if self._on_handover is not None:
+                    try:
+                        self._on_handover(current.handover_to)
+                    except Exception:  # noqa: BLE001 - the lease must still be kept while the stop runs
+                        log.exception("handover callback failed", extra=fields(cluster=self.lease.cluster))
             log.debug("lease renewed", extra=fields(cluster=self.lease.cluster, instance=self.instance,
                                                     token=self.token))
             next_at = sent + every

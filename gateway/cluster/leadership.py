@@ -13,6 +13,10 @@ moment it may have lost it, before it sends or writes anything more.
   out, or one that arrived is acted on, even if its keeper's watchdog has not run yet.
 - ``fence``: for the writes that must carry the fencing token (gateway/cluster/fence.py).
 - ``stop``: a planned stop releases the lease, so a standby takes over without waiting for the expiry.
+- A planned handover (`fixgw cluster handover`): the keeper's renewal finds it asked and calls ``on_handover``
+  (the gateway then stops cleanly); ``stop`` hands the lease to the instance asked for (or releases it for any
+  standby), recording whether the stop was clean. A successor of a clean stop continues every sequence number
+  exactly: the journal holds everything the old active sent (no ``seq_gap``).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from sqlalchemy import Connection
 
 from gateway.cluster.fence import check_fence
 from gateway.cluster.keeper import LeaseKeeper
-from gateway.cluster.lease import Lease, LeaseStatus
+from gateway.cluster.lease import ANY_STANDBY, Lease, LeaseStatus
 from gateway.cluster.membership import Heartbeat, Membership
 from gateway.cluster.takeover import take_over_stores
 from gateway.config import ClusterConfig, ConfigError, GatewayConfig
@@ -62,6 +66,11 @@ def leadership_of(cfg: GatewayConfig) -> "Leadership | None":
     return Leadership(cfg.cluster, cfg.journal.database_url)
 
 
+#: A standby's poll while a planned handover to it is under way (the active is stopping): it takes the lease within
+#: this long of the hand-over instead of up to a poll interval later.
+HANDOVER_POLL_S = 0.05
+
+
 class Leadership:
     """One instance (``cfg.instance_name``) of the cluster ``cfg.name``, on the journal's PostgreSQL database."""
 
@@ -82,18 +91,20 @@ class Leadership:
         # lack messages the old active sent (start-up recovery does not send those again blindly)
         self.rebuilt: frozenset[str] = frozenset()
         self.keeper: LeaseKeeper | None = None
+        self.previous_clean = False  # the term before this one ended with a clean stop (lease.Taken)
+        self.handover_to: str | None = None  # an operator asked for a handover: to this instance, or "*" for any
+        self.on_handover: Callable[[str], object] | None = None  # the gateway's: stop cleanly, then stop() below
         self._heartbeat: Heartbeat | None = None
         self._unreachable = False  # a standby's last database call failed (said once, not at every poll)
 
     # ------------------------------------------------------------------ standby
-    def lead(self, cfg: GatewayConfig) -> None:
-        """Stand by until this instance leads, then take each FIX session's store over from the journal where it
-        cannot trust its own (takeover.py): before any quickfix engine opens one."""
-        self.wait_until_leading()
-        done = take_over_stores(cfg, self.engine, trust_own=self.was_last_holder)
+    def take_over(self, cfg: GatewayConfig) -> None:
+        """Take each FIX session's store over from the journal where this instance cannot trust its own
+        (takeover.py): once it leads (``wait_until_leading``), before any quickfix engine opens one."""
+        done = take_over_stores(cfg, self.engine, trust_own=self.was_last_holder, exact=self.previous_clean)
         self.rebuilt = frozenset(f"{d.kind}:{d.name}" for d in done if d.action == "rebuilt")
 
-    def wait_until_leading(self) -> int:
+    def wait_until_leading(self, lag: Callable[[], tuple[int, float] | None] | None = None) -> int:
         """Stand by until this instance acquires the lease; then keep it. The new fencing token."""
         log.info("standing by: cluster %s, instance %s, lease ttl %g s", self.cluster, self.instance, self.ttl,
                  extra=fields(cluster=self.cluster, instance=self.instance))
@@ -108,7 +119,7 @@ class Leadership:
             now = self._clock()
             if last_beat is None or now - last_beat >= self.every:
                 last_beat = now
-                self._beat("standby")
+                self._beat("standby", lag=lag() if lag is not None else None)
             status = self._read()
             if last_report is None or now - last_report >= STANDBY_REPORT_S:
                 last_report = now
@@ -118,11 +129,13 @@ class Leadership:
             wait = self.every
             if status is not None and status.held:
                 wait = min(wait, status.remaining + 0.02)  # wake just after the expiry, not up to a poll later
+                if status.holder == self.instance or status.handover_to in (self.instance, ANY_STANDBY):
+                    wait = HANDOVER_POLL_S  # handed to this instance (or about to be): take it at once
             time.sleep(max(wait, 0.02))
 
     def _poll(self, status: LeaseStatus | None) -> int | None:
         try:
-            token = self.lease.try_acquire(self.instance, self.ttl)
+            taken = self.lease.take(self.instance, self.ttl)
         except Exception as exc:  # noqa: BLE001 - the database may come back: a standby keeps waiting
             self._trouble("standby: cannot reach the lease", exc)
             return None
@@ -132,7 +145,10 @@ class Leadership:
         if self._unreachable:
             self._unreachable = False
             log.info("standby: the database answers again", extra=fields(cluster=self.cluster, instance=self.instance))
-        return token
+        if taken is None:
+            return None
+        self.previous_clean = taken.previous_clean
+        return taken.token
 
     def _trouble(self, what: str, exc: Exception) -> None:
         """A database call failed: a warning the first time, until the lease answers again."""
@@ -147,9 +163,10 @@ class Leadership:
         except Exception:  # noqa: BLE001 - _poll said why
             return None
 
-    def _beat(self, role: str, token: int | None = None) -> None:
+    def _beat(self, role: str, token: int | None = None, lag: tuple[int, float] | None = None) -> None:
         try:
-            self.membership.beat(role, token=token)
+            self.membership.beat(role, token=token, lag_records=lag[0] if lag else None,
+                                 lag_s=round(lag[1], 3) if lag else None)
         except Exception as exc:  # noqa: BLE001 - informative only
             self._trouble(f"cluster heartbeat ({role}) not written", exc)
 
@@ -162,7 +179,7 @@ class Leadership:
         self.token = token
         self.was_last_holder = last is not None and last == token - 1
         self.keeper = LeaseKeeper(self.lease, self.instance, token, self.ttl, self._lost, sent_at=sent_at,
-                                  clock=self._clock)
+                                  clock=self._clock, on_handover=self._handover_asked)
         self.keeper.start()
         self._beat("active", token)
         self._heartbeat = Heartbeat(self.membership, "active", self.every, token=token).start()
@@ -201,14 +218,29 @@ class Leadership:
             raise RuntimeError("not the active instance: no fencing token")
         check_fence(conn, self.cluster, self.token)
 
-    def stop(self) -> None:
-        """A planned stop, once everything else has stopped: release the lease, say "stopped"."""
+    def _handover_asked(self, to: str) -> None:
+        """The keeper's renewal found a handover asked (on its thread): the gateway stops cleanly."""
+        self.handover_to = to
+        whom = "any standby" if to == ANY_STANDBY else f"instance {to}"
+        log.warning("handover to %s asked: stopping cleanly, then handing the lease over", whom,
+                    extra=fields(cluster=self.cluster, instance=self.instance, token=self.token, to=to))
+        if self.on_handover is not None:
+            self.on_handover(to)
+
+    def stop(self, clean: bool = False) -> None:
+        """A planned stop, once everything else has stopped: release the lease (or hand it to the instance a
+        handover asked for), say "stopped". ``clean``: everything this instance sent is journaled and its order
+        state closed, so its successor continues every sequence number exactly."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self.keeper is not None and not self.keeper.lost:
             self.keeper.stop()
+            to = self.handover_to
             try:
-                self.lease.release(self.instance, self.token)  # (logged there): a standby may take over at once
+                if to is not None and to != ANY_STANDBY:
+                    self.lease.hand_over(self.instance, self.token, to, self.ttl, clean=clean)  # (logged there)
+                else:
+                    self.lease.release(self.instance, self.token, clean=clean)  # a standby may take over at once
             except Exception as exc:  # noqa: BLE001 - it expires by itself
                 log.warning("lease not released (it expires within %g s): %s", self.ttl, exc,
                             extra=fields(cluster=self.cluster, instance=self.instance))

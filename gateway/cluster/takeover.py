@@ -78,10 +78,12 @@ def _dropcopy_streams(engine: Engine) -> dict[str, float]:
     return out
 
 
-def take_over_stores(cfg: GatewayConfig, engine: Engine, *, trust_own: bool) -> list[StoreTakeover]:
+def take_over_stores(cfg: GatewayConfig, engine: Engine, *, trust_own: bool, exact: bool = False) -> list[StoreTakeover]:
     """Rebuild each session's store from the journal unless ``trust_own`` (no other instance led since this
-    one's last term) and its own store is not behind the journal. Before any quickfix engine is created."""
-    gap = cfg.cluster.seq_gap if cfg.cluster is not None else 0
+    one's last term) and its own store is not behind the journal. Before any quickfix engine is created.
+    ``exact``: the last term ended with a clean stop, so the journal holds everything it sent: outgoing numbers
+    continue from the journal's, with no ``seq_gap``."""
+    gap = cfg.cluster.seq_gap if cfg.cluster is not None and not exact else 0
     streams = _dropcopy_streams(engine) if cfg.dropcopy.sessions else {}
     done = []
     for s in session_stores(cfg):

@@ -157,6 +157,10 @@ cluster_lease = Table(
            comment="when the holder last renewed it (database clock)"),
     Column("expires_at", DateTime(timezone=True), nullable=False,
            comment="after this (database clock) another instance may take the lease"),
+    Column("handover_to", Text, nullable=True,
+           comment="a planned handover asked: the instance to hand the lease to, or * for any standby; NULL: none"),
+    Column("released_clean", Boolean, nullable=False, server_default=false(),
+           comment="the last holder released or handed over the lease after a clean stop; cleared by each acquire"),
     comment="The leadership lease of each active/standby cluster, with its fencing token",
 )
 

@@ -41,10 +41,10 @@ from gateway.process.gatekeeper import Gatekeeper, logon_policies
 from gateway.process.logon_watch import LogonWatch
 from gateway.process.session_engines import SessionEngines
 from gateway.process.sessions_reload import REMOVED_REASON, SessionsReload
+from gateway.process.leading import stand_by_then_lead
 from gateway.process.startup_recovery import StartupRecovery, UndoneWork, state_log_for
 from gateway.admin.http import HttpEndpoint
 from gateway.journal.writer import JournalWriter
-from gateway.journal.fencing import Term
 from gateway.journal.process import ProcessJournalWriter
 from gateway.observability.logs import fields
 from gateway.scheduling.schedule import build_scheduler, describe
@@ -150,6 +150,7 @@ class Gateway:
             raise ConfigError(str(exc)) from None
         self.halted: str | None = None  # why the gateway stopped trading on its own (the state log failed)
         self.stop_requested = threading.Event()  # set when it did: the process must stop (fixgw run waits on it)
+        self.handover: str | None = None  # a cluster's active asked to hand over (to this instance, "*": any)
         self.statelog = state_log_for(cfg, on_fatal=self._state_log_failed)
         self.recovery = StartupRecovery(self.statelog, self.core, self.journal, cfg.data_dir / "store",
                                         self._sids_by_origin, self.client_app.limits)
@@ -184,15 +185,9 @@ class Gateway:
         return self
 
     def _lead(self) -> None:
-        """Failover's seam: a cluster's instance imports what its last term spooled (at once, not after its next
-        takeover: the journal's order is the wire's), then stands by and takes over (gateway/cluster/)."""
+        """Failover's seam: a cluster's instance stands by, then takes over (gateway/process/leading.py)."""
         if self.cluster is not None:
-            self.journal.start()
-            self.cluster.lead(self.cfg)
-            # from here on the journal and the drop-copy ledgers commit only under this term's token
-            self.journal.set_term(Term(self.cluster.cluster, self.cluster.token))
-            if self.dropcopy is not None:
-                self.dropcopy.fence(self.cluster.fence)
+            stand_by_then_lead(self)
 
     def _rebuild_state(self) -> tuple[State, UndoneWork]:
         """The order state from the state log (before the journal starts), and what a crash left undone."""
@@ -301,9 +296,9 @@ class Gateway:
             self.engine.recorder = None
         if self.statelog.kind == "database":
             self.statelog.engine.dispose()
-        self.journal.stop()
-        if self.cluster is not None:
-            self.cluster.stop()  # last: the lease is released once everything this instance had to write is written
+        journaled = self.journal.stop()
+        if self.cluster is not None:  # last, once all is written; clean: the successor continues numbers exactly
+            self.cluster.stop(clean=journaled and self.halted is None)
         log.info("gateway %s stopped", self.cfg.comp_id)
 
     def _state_log_failed(self, reason: str) -> None:

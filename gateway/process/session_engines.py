@@ -95,11 +95,22 @@ class SessionEngines:
         if start:
             self._open_front_doors(ports)
 
+    def listen_early(self, clients: dict[str, ClientConfig]) -> None:
+        """The client ports listening now, before their acceptor runs (a cluster's successor, the moment it holds
+        the lease): a client connecting during the start-up is held by the front door and relayed once
+        ``accept_clients`` has started the acceptor, instead of being refused and waiting for its next reconnect."""
+        ports = {c.port or self._main_port for c in clients.values()}
+        for port in ports:
+            self.internal_ports.setdefault(port, _loopback_port(self._own_ports))
+        self._front_door.hold("client")
+        self._open_front_doors(ports)
+
     def accept_clients(self) -> None:
         """Start the acceptors created with ``start=False`` and open the front door on their ports."""
         for engine, _, _ in self._acceptors:
             start_now(engine)
         self._open_front_doors(self.served_ports())
+        self._front_door.release("client")
 
     def _open_front_doors(self, ports: set[int]) -> None:
         """The front door's listeners for the client ports among ``ports`` (their acceptor is running)."""

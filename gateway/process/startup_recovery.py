@@ -15,6 +15,7 @@ from gateway.state import recovery
 from gateway.state.log import StateLog
 from gateway.state.pglog import PgStateLog
 from gateway.state.records import State, StateLogError
+from gateway.state.warm import WarmState
 from desk.core import Core
 from orders.commands import TakeoverUndecided
 from sessions import filestore
@@ -68,11 +69,13 @@ class StartupRecovery:
         self._store = store_dir
         self._origins = origins  # "client:NAME" / "venue:NAME" -> SessionID, the sessions served now
         self._limits = limits  # what a client's order may carry at all, as its session thread checks it
+        self.warm: WarmState | None = None  # a cluster's standby: the order state it folded while standing by
+
 
     def load_state(self) -> State:
         """The order state from the state log, given to the core. Before any engine runs."""
         try:
-            state = self.statelog.recover()
+            state = self.statelog.recover() if self.warm is None else self.warm.take()
         except StateLogError as exc:
             raise ConfigError(str(exc)) from None
         pruned = state.prune(recovery.start_of_day_utc())

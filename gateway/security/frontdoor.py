@@ -98,6 +98,9 @@ Busy = Callable[[str, str], bool]  # (port kind, session): quickfix still holds 
 # relayed: quickfix 1.16 holds a second connection for a session still registered to another for up to 5 s, then
 # drops it without a word (its Logon never reaches the journal). Usually a few milliseconds.
 PREVIOUS_CONNECTION_WAIT_S = 3.0
+# How long a connection identified while its kind is held (``FrontDoor.hold``: a cluster's successor listens before
+# its acceptor runs) waits to be relayed; the client's own LogonTimeout usually ends it first.
+HELD_WAIT_S = 30.0
 
 
 class FrontDoor:
@@ -114,8 +117,18 @@ class FrontDoor:
         self._per_address: dict[tuple[str, str], int] = {}  # (kind, ip) -> open connections
         self._holders: dict[tuple[str, str], _Conn] = {}  # (kind, session) -> the connection relaying it
         self._conns: set[_Conn] = set()
+        self._held: set[str] = set()  # kinds whose acceptor is not running yet: identified connections wait
 
     # ------------------------------------------------------------------ listeners
+    def hold(self, kind: str) -> None:
+        """Listen before the acceptor behind ``kind``'s ports runs: a connection is accepted and its Logon read
+        and checked, then it waits (up to HELD_WAIT_S) until ``release(kind)`` instead of being refused."""
+        self._held.add(kind)
+
+    def release(self, kind: str) -> None:
+        """The acceptor behind ``kind``'s ports runs: relay the connections waiting, and every later one."""
+        self._held.discard(kind)
+
     def serve(self, name: str, kind: str, port: int, upstream_port: int, limits: Limits,
               context: ssl.SSLContext | None = None, host: str = "0.0.0.0") -> int:
         """FIX clients (TLS with ``context``) on ``host:port``, relayed to quickfix on 127.0.0.1:``upstream_port``."""
@@ -374,6 +387,11 @@ class _Conn(asyncio.Protocol):
         if self.state == "closed":  # the client went before this task ran
             return
         net = self.door.net
+        held_until = asyncio.get_running_loop().time() + HELD_WAIT_S
+        while self.kind in self.door._held and asyncio.get_running_loop().time() < held_until:
+            await asyncio.sleep(0.01)  # a successor still starting (FrontDoor.hold): relayed once it accepts
+            if self.state == "closed":
+                return
         deadline = asyncio.get_running_loop().time() + PREVIOUS_CONNECTION_WAIT_S
         while self.door.busy(self.kind, self.session) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)  # its previous connection has just closed; quickfix has not let go yet
