@@ -59,6 +59,8 @@ def parse_args(argv):
     ap.add_argument("--kills", type=int, default=20, help="SIGKILLs of the active (default 20)")
     ap.add_argument("--sigstop", action="store_true", help="also one SIGSTOP held past the lease, then SIGCONT")
     ap.add_argument("--db-cut", action="store_true", help="also one cut of the active's database connections")
+    ap.add_argument("--handovers", type=int, default=0,
+                    help="also this many planned handovers (`fixgw cluster handover --to` a running standby)")
     ap.add_argument("--cut-seconds", type=float, default=None, help="how long the cut lasts (default 2 ttl + 1 s)")
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--instances", type=int, default=3, choices=(2, 3, 4))
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
     cut_s = args.cut_seconds if args.cut_seconds is not None else 2 * args.ttl + 1
-    planned = {"kill": args.kills} | ({"stop": 1} if args.sigstop else {}) | ({"dbcut": 1} if args.db_cut else {})
+    planned = ({"kill": args.kills} | ({"stop": 1} if args.sigstop else {}) | ({"dbcut": 1} if args.db_cut else {})
+               | ({"handover": args.handovers} if args.handovers else {}))
     kinds = [k for k, n in planned.items() for _ in range(n)]
     rng.shuffle(kinds)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

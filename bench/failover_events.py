@@ -1,6 +1,6 @@
 """One event of bench/failover.py and what follows it: the active killed (SIGKILL to its process group), paused past
-its lease (SIGSTOP, then SIGCONT once the successor serves) or cut off from the database (its proxy's connections
-closed and refused); the takeover and every counterparty's logon timed; the old active brought back as a standby;
+its lease (SIGSTOP, then SIGCONT once the successor serves), cut off from the database (its proxy's connections
+closed and refused) or asked for a planned handover to a standby; the takeover and every counterparty's logon timed; the old active brought back as a standby;
 then, with the flow paused and every order settled, the checks (bench/failover_checks.py)."""
 from __future__ import annotations
 
@@ -9,16 +9,23 @@ import signal
 import time
 
 import failover_checks as checks
-from failover_stack import CLIENTS, Stack, wait_until
+from failover_stack import CLIENTS, CLUSTER, Stack, wait_until
 
 LOGON_LIMIT_S = 5.0
 
 
 def _inbound_logon(lines, start: int) -> dict[int, str] | None:
     """The first Logon a counterparty read after ``start`` in a (direction, raw) list."""
-    for direction, raw in lines[start:]:
+    at = _inbound_logon_at(lines, start)
+    return checks.fields(lines[at][1]) if at is not None else None
+
+
+def _inbound_logon_at(lines, start: int) -> int | None:
+    """Where in ``lines`` the first Logon read after ``start`` is."""
+    for i in range(start, len(lines)):
+        direction, raw = lines[i]
         if direction == "I" and f"{checks.SOH}35=A{checks.SOH}" in raw:
-            return checks.fields(raw)
+            return i
     return None
 
 
@@ -98,6 +105,8 @@ class Events:
             spool_before = stack.spool_ends(old)  # stopped: nothing more is appended unless it runs again
         elif kind == "dbcut":
             ev["connections_cut"] = stack.cutter.cut(old, cut_s)
+        elif kind == "handover":
+            ev["asked"] = self._ask_handover(old)
         got = self._recovery(old, marks, t0)
         ev["takeover_s"] = round(got["takeover"], 3) if "takeover" in got else None
         ev["new"] = got.get("new")
@@ -113,6 +122,8 @@ class Events:
             time.sleep(held)
             ev["held_s"] = round(time.monotonic() - t0, 3)
             self._resume_paused(old, marks, spool_before, wall0, deposed)
+        elif kind == "handover":
+            self._handed_over(old, marks, got, deposed)
         elif kind == "dbcut":
             code = _wait_exit(inst, self.ttl + 15)
             ev["exit_after_s"] = round(time.monotonic() - t0, 3)
@@ -120,7 +131,7 @@ class Events:
             if code != 3:
                 deposed.fail(f"the old active {old} ended with {code}, not 3 (lease lost), once cut off")
         spooled = stack.spooled_since(old, int((wall0 - 2) * 1e9))  # its last 2 s before the event
-        ev["spool_at_restart"] = {"journal_position": _spool_position(stack), "files": sorted(stack.spool_ends(old))}
+        ev["spool_at_restart"] = {"journal_position": _spool_position(stack, old), "files": sorted(stack.spool_ends(old))}
         stack.restart(old)
         ev["standby_again"] = stack.wait_standby(old, 90)
         if not ev["standby_again"]:
@@ -130,6 +141,40 @@ class Events:
         ev["checks"] = self._checks(t0, deposed, got, lost, old)
         ev["token_after"] = _token(stack)
         return ev
+
+    def _ask_handover(self, old: str) -> dict:
+        """`fixgw cluster handover --to` a running standby (its library call, on the harness's engine)."""
+        from gateway.cluster.handover import ask_handover
+
+        stack = self.stack
+        standbys = sorted(n for n, m in stack.members().items() if m.role == "standby" and n != old)
+        to = self.rng.choice(standbys) if standbys else None
+        return ask_handover(stack.engine, CLUSTER, self.ttl, sorted(stack.instances), to)
+
+    def _handed_over(self, old: str, marks: dict, got: dict, c: checks.Check) -> None:
+        """After a planned handover: the old active ends with code 0, and each client's first message from the
+        successor (its Logon) is numbered right after the old active's last message to it, as the journal has it
+        (its Logout, which the client may not count: no seq_gap)."""
+        from sqlalchemy import text
+
+        code = _wait_exit(self.stack.instances[old], 30)
+        c.figures["exit_code"] = code
+        if code != 0:
+            c.fail(f"the old active {old} ended with {code}, not 0, after the handover")
+        for n, p in self.stack.clients.items():
+            lines = p.wire.lines
+            at = _inbound_logon_at(lines, marks[n])
+            if at is None:
+                continue  # (the logon check says so)
+            seq = int(checks.fields(lines[at][1])[34])
+            with self.stack.engine.connect() as conn:
+                last = conn.execute(text("SELECT msg_type FROM journal_messages WHERE session_id = :s AND "
+                                         "direction = 'O' AND seq_num = :n ORDER BY id LIMIT 1"),
+                                    {"s": f"FIX.4.4:FIXGW->{n}", "n": seq - 1}).scalar()
+            c.figures[f"{n} logon seq"] = f"{seq}, after the old active's {seq - 1} ({last or 'not sent'})"
+            if last is None:
+                c.fail(f"{n}: the successor's Logon is {seq}, and the old active never sent {seq - 1}: not continued "
+                       "exactly")
 
     def _not_journaled(self, spooled: list) -> list[tuple[str, str, int]]:
         """The messages the old active spooled that are not in the journal once it stood by again (it imports
@@ -173,7 +218,7 @@ class Events:
                                         f"before the SIGSTOP" for r in late[:5]]
         if late:
             c.fail(f"{len(late)} journal row(s) of messages from before the SIGSTOP committed after the SIGCONT "
-                   f"(the old active's journal writer: journal writes are not fenced, docs/failover.md)")
+                   f"(the old active's journal writer committed under a stale token)")
         sent = self._sent_after(marks, cont)
         c.figures["messages_after"] = len(sent)
         for what in sent[: checks.KEEP]:
@@ -254,10 +299,10 @@ def _port_named(text: str, ports: dict[str, str]) -> str:
     return text
 
 
-def _spool_position(stack: Stack) -> str | None:
-    from gateway.journal.spool import spool_position
+def _spool_position(stack: Stack, instance: str) -> str | None:
+    from gateway.journal.spool import position_key, spool_position
 
-    pos = spool_position(stack.engine)
+    pos = spool_position(stack.engine, position_key(instance))
     return None if pos is None else f"{pos[0]}:{pos[1]}"
 
 

@@ -12,7 +12,7 @@ from failover_checks import KEEP
 CHECKS = ("logon", "seq", "orders", "clordid", "journal", "dropcopy", "deposed")
 TITLES = {"logon": "logon ≤ 5 s", "seq": "seq continuous", "orders": "orders known as at venue",
           "clordid": "ClOrdID once", "journal": "journal gapless, chain ok", "dropcopy": "drop copy once, in order",
-          "deposed": "old active silent / exit 3"}
+          "deposed": "old active silent / exit 3 (handover: exit 0, numbers exact)"}
 
 
 def totals(result: dict) -> dict:

@@ -4,13 +4,11 @@ under a steady order flow, and every check of the harness after each: clients lo
 journal gapless with its chain verified, every drop copy once and in order. Figures are not asserted, only checks.
 The lease ttl is 1.5 s here (2 s in the full run) so the 5 s logon target has room on a loaded CI machine.
 
-Hard checks, which the full run passed 22/22 and which must never fail: sequence numbers continuous on every
-session, every order known in the venue's state. The other checks find gaps of issue 20 that are open and
-written down (docs/failover.md, "What is left"): a killed instance restarted as a standby does not import what it
-spooled (the spool's committed position is one row for the whole cluster), so the journal and the drop copies
-lack or double a few messages; OrderIDs of instances started in the same second repeat, so a ClOrdID can reach a
-venue twice; a client's reconnect can take longer than 5 s. When only those fail, the test is an expected failure
-(xfail) naming them, so CI stays a gate for everything else; once they are fixed it passes, and the xfail goes.
+Hard checks, which must never fail: sequence numbers continuous on every session, every order known in the
+venue's state, no ClOrdID twice at a venue, the journal gapless with its chain verified, every drop copy once and
+in order. The 5 s logon is the one check a loaded machine can miss on its own (the clients' reconnect interval is
+1 s per address, quickfix's minimum, and CI runs beside other work): when only it fails, the test is an expected
+failure (xfail) saying so, and the full run's figures (docs/failover.md) are the measure.
 The full run is `bench/failover.py --sigstop --db-cut`."""
 from __future__ import annotations
 
@@ -43,12 +41,10 @@ def test_two_kills_of_the_active_pass_every_check(tmp_path):
         assert e["new"] != e["old"] and e["standby_again"], e
         assert e["checks"]["orders"]["figures"]["checked"] > 0, e
     totals = result["totals"]
-    for check in ("seq", "orders"):  # never failed: a failure here is a regression
+    for check in ("seq", "orders", "clordid", "journal", "dropcopy"):  # a failure here is a regression
         assert totals[check] == {"passed": 2, "of": 2}, f"{check}: {totals[check]}\n{report}"
-    open_gaps = [check for check in ("logon", "clordid", "journal", "dropcopy")
-                 if totals[check] != {"passed": 2, "of": 2}]
-    if open_gaps:
-        pytest.xfail(f"open gaps of issue 20 (docs/failover.md, What is left): {', '.join(open_gaps)} "
-                     f"({sum(e['spool_not_imported'] for e in result['events'])} message(s) a killed instance "
-                     "spooled missing from the journal)")
+    assert sum(e["spool_not_imported"] for e in result["events"]) == 0, report
+    if totals["logon"] != {"passed": 2, "of": 2}:
+        pytest.xfail(f"a client logged on after more than 5 s ({totals['logon']}): the reconnect interval on a loaded "
+                     "machine; see the full run's figures in docs/failover.md")
     assert proc.returncode == 0, report
