@@ -283,16 +283,28 @@ def replay(url: str, limit: int) -> dict:
         engine.dispose()
 
 
-def run_backend(name: str, url: str, tmp: Path, args) -> dict:
+def run_backend(name: str, url: str, tmp: Path, args, cluster: bool = False) -> dict:
+    """``cluster``: the writer of a cluster's active instance: its own spool position, the chain's advisory lock
+    and head read in every transaction, and every transaction fenced by a real lease's token."""
     gdb.upgrade(url)
     result: dict = {"backend": name}
+    instance = "bench" if cluster else None
+    spool = tmp / f"spool-{name.replace(' ', '-')}"
     if args.writer == "process":
         writer = ProcessLagWriter(url, batch_max=args.batch_max, flush_interval_ms=args.flush_ms,
-                                  spool_dir=tmp / f"spool-{name}")
+                                  spool_dir=spool, instance=instance)
     else:
         writer = LagWriter(url, batch_max=args.batch_max, flush_interval_ms=args.flush_ms,
-                           spool_dir=None if args.no_spool else tmp / f"spool-{name}")
+                           spool_dir=None if args.no_spool else spool, instance=instance)
     writer.start()
+    if cluster:
+        from gateway.cluster.lease import Lease
+        from gateway.journal.fencing import Term
+
+        lease_engine = gdb.make_engine(url)
+        token = Lease(lease_engine, "bench").try_acquire(instance, 3600)
+        lease_engine.dispose()
+        writer.set_term(Term("bench", token))
     flow = Flow()
     msgs = flow.messages()
     try:
@@ -357,7 +369,8 @@ def markdown(s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backends", default="sqlite,pg")
+    ap.add_argument("--backends", default="sqlite,pg",
+                    help="sqlite, pg, pg-cluster (the writer of a cluster's active instance: chain lock, fence)")
     ap.add_argument("--rates", default="5000,10000,20000,40000", help="open-loop messages/s")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate")
     ap.add_argument("--burst", type=int, default=100_000)
@@ -390,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
             elif b == "pg":
                 with pg_database(args.pg_url) as url:
                     summary["backends"].append(run_backend("PostgreSQL", url, tmp, args))
+            elif b == "pg-cluster":
+                with pg_database(args.pg_url) as url:
+                    summary["backends"].append(run_backend("PostgreSQL, cluster instance", url, tmp, args,
+                                                           cluster=True))
     summary["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"journal-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -113,7 +113,8 @@ class SessionEngines:
         self._front_door.release("client")
 
     def _open_front_doors(self, ports: set[int]) -> None:
-        """The front door's listeners for the client ports among ``ports`` (their acceptor is running)."""
+        """The front door's listeners for the client ports among ``ports`` (their acceptor is running, or will be
+        once the front door releases the connections it holds: ``listen_early``)."""
         for port in sorted(p for p in ports if p in self.internal_ports):
             if f"port:{port}" not in self._tls.listeners:
                 try:
