@@ -104,7 +104,7 @@ def phase_figures(phase: dict, fields: list[str], stamps: dict[str, int], child_
     if wall > 0:
         cpu = {}
         for name in c1:
-            if name in ("wall_ns", "machine_total_s", "machine_busy_s"):
+            if name in ("wall_ns", "machine_total_s", "machine_busy_s") or name.startswith("threads:"):
                 continue
             if c0.get(name) is not None and c1.get(name) is not None:
                 used = c1[name] - c0[name]
@@ -117,6 +117,16 @@ def phase_figures(phase: dict, fields: list[str], stamps: dict[str, int], child_
             cpu["machine"] = {"busy_pct": round(100 * busy / total, 1) if total else None,
                               "other_cores": round(max(0.0, busy - ours) / wall, 3)}
         out["cpu"] = cpu
+        threads = {}
+        for name in c1:
+            if name.startswith("threads:") and name in c0:
+                t0, t1 = c0[name], c1[name]
+                # threads alive at the end; one started during the phase counts from zero
+                threads[name.partition(":")[2]] = {
+                    comm: round((t1[comm] - t0.get(comm, 0.0)) / max(1, phase["completed"]) * 1e6, 1)
+                    for comm in sorted(t1, key=lambda c: t0.get(c, 0.0) - t1[c]) if t1[comm] > t0.get(comm, 0.0)}
+        if threads:
+            out["cpu_threads"] = threads  # process -> thread name -> µs of CPU per completed order
     if phase.get("metrics_after"):
         out["gateway_stages"] = promhist.summary(phase.get("metrics_before"), phase.get("metrics_after"))
     return out

@@ -242,11 +242,36 @@ def process_cpu(pid: int) -> float | None:
     return total / 1e9
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (/proc/PID/task/TID/comm; threads of one name summed): the gateway names its
+    threads at the OS level (sessions/threadnames.py), quickfix's after the engine that made them."""
+    out: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            comm = (task / "comm").read_text().strip()
+            ns = int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread just ended
+        out[comm] = out.get(comm, 0.0) + ns / 1e9
+    return out
+
+
+# watched processes whose CPU is also sampled per thread name
+THREADS_OF = ("gateway", "forwarder")
+
+
 def cpu_sample(pids: dict[str, int]) -> dict:
-    """CPU seconds (user + system) of each watched process, and busy/total seconds of the whole machine."""
+    """CPU seconds (user + system) of each watched process (and of the threads of THREADS_OF, by name, under
+    "threads:NAME"), and busy/total seconds of the whole machine."""
     out: dict = {"wall_ns": pc()}
     for name, pid in pids.items():
         out[name] = process_cpu(pid)
+        if name in THREADS_OF:
+            out[f"threads:{name}"] = thread_cpu(pid)
     try:
         cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)

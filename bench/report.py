@@ -101,6 +101,37 @@ def compare_modes(s: dict, phases: list[str], rates: list[str], mine: str, base:
             "| figure | per cycle | median | better |", "|---|---|---|---|", *rows, ""]
 
 
+def thread_cpu(s: dict, mode: str, phase: str) -> dict[str, float]:
+    """Median over the mode's runs of µs of CPU per order of each thread (by OS name) of its system under test
+    (the gateway's, the forwarder's), from loadgen's per-thread samples."""
+    per: dict[str, list[float]] = {}
+    for r in s["runs"]:
+        if r["mode"] != mode or not r.get("phases") or phase not in r["phases"]:
+            continue
+        for proc in (r["phases"][phase].get("cpu_threads") or {}).values():
+            for comm, us in proc.items():
+                per.setdefault(comm, []).append(us)
+    return {comm: statistics.median(v) for comm, v in sorted(per.items(), key=lambda kv: -statistics.median(kv[1]))}
+
+
+def thread_table(s: dict, modes: list[str], phase: str) -> list[str]:
+    """The system under test's CPU per order by thread, per mode (the kernel's per-thread counts, not a sample)."""
+    lines = []
+    for m in modes:
+        threads = thread_cpu(s, m, phase)
+        if not threads:
+            continue
+        total = sum(threads.values()) or 1.0
+        if not lines:
+            lines += [f"**CPU per order by thread** ({phase}; µs per completed order of each thread of the process "
+                      "under test, from /proc/PID/task/*/schedstat, threads of one OS name summed; the gateway's "
+                      "journal writer process is not in it)", "", "| mode | thread | µs per order | share |",
+                      "|---|---|---|---|"]
+        for comm, us in threads.items():
+            lines.append(f"| {m} | {comm} | {us:,.0f} | {100 * us / total:.0f}% |")
+    return lines + [""] if lines else []
+
+
 def markdown(s: dict) -> str:
     agg = s["aggregate"]
     modes = s["modes"]
@@ -224,6 +255,7 @@ def markdown(s: dict) -> str:
             lines.append(f"| {m} | {cell(['gateway', 'journal', 'forwarder', 'executor'])} | {cell(['VENUE1', 'VENUE2'])} | "
                          f"{cell(['loadgen'])} | {cell(pg)} | {f'{statistics.median(other):.2f}' if other else '–'} |")
         lines.append("")
+        lines += thread_table(s, modes, cpu_phase)
     lines += ["**Completeness** (every run): messages each peer sent or received against the journal (C, P: "
               "every MsgSeqNum of every session, both directions) or the forwarder's / executor's counts (A, B)", "",
               "| mode | runs | orders | unfinished | client errors | messages checked | missing | duplicated |",

@@ -38,6 +38,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import report  # noqa: E402
 import throughput  # noqa: E402
 
 # (what, how to read it, the bound, "<=" or ">=")
@@ -195,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{round(time.time() - started)} s; {args.cycles} cycle(s) of {', '.join(modes)}; saturation "
               f"{args.saturation_orders} orders, 32 in flight (C median {statistics.median(c_rates):.0f}/s); half "
               f"load {half}/s for {args.half_duration:g} s.")
+    threads = report.thread_cpu(sat, "C", "saturation")
+    if threads:
+        total = sum(threads.values()) or 1.0
+        text += ("\n\nC's gateway process at saturation, CPU per order by thread (median of cycles): "
+                 + ", ".join(f"{comm} {us:,.0f} µs ({100 * us / total:.0f}%)" for comm, us in threads.items()))
     print(header)
     print()
     print(text)

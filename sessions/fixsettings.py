@@ -20,6 +20,8 @@ from pathlib import Path
 
 import quickfix as fix
 
+from sessions.threadnames import named
+
 # application version -> (BeginString, data dictionary settings)
 _SPEC_DIR = Path(str(resources.files("fixspecs")))
 
@@ -146,15 +148,19 @@ def start_engine(kind: str, application, settings: fix.SessionSettings, log_fact
     """
     engine_class = fix.ThreadedSocketAcceptor if kind == "acceptor" else fix.SocketInitiator
     engine = engine_class(application, fix.FileStoreFactory(settings), settings, log_factory)
+    engine.fixgw_role = getattr(application, "role", kind)  # (names its threads: start_now)
     if start:
         start_now(engine)
     return engine
 
 
 def start_now(engine) -> None:
-    """Start an engine made with ``start=False``; if that fails it is stopped before the error is raised."""
+    """Start an engine made with ``start=False``; if that fails it is stopped before the error is raised.
+    Its native threads are named ``fixgw-qf-<role>`` at the OS level (sessions/threadnames.py): client, venue,
+    dropcopy."""
     try:
-        engine.start()
+        with named(f"fixgw-qf-{getattr(engine, 'fixgw_role', 'fix')}"):
+            engine.start()
     except Exception:
         engine.stop(True)
         raise

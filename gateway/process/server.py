@@ -55,6 +55,7 @@ from sessions.fixsettings import SessionID, lookup_session, session_id
 from sessions.gateway_app import ClientApplication, VenueApplication
 from sessions.journal_log import JournalLogFactory
 from sessions.sent_index import SentIndex
+from sessions.threadnames import name_os_threads
 from sessions.outbound import Outbound
 
 log = logging.getLogger("fixgw.gateway")
@@ -81,6 +82,7 @@ def journal_log_error(where: str, exc: BaseException) -> None:
 
 class Gateway:
     def __init__(self, cfg: GatewayConfig, journal: JournalWriter | None = None, config_path: str | Path | None = None):
+        name_os_threads()  # `top -H` and the benchmark's per-thread CPU tell the gateway's threads apart
         self.cfg = cfg  # the running configuration (a sessions reload replaces its clients and venues)
         self.config_path = Path(config_path).resolve() if config_path is not None else None  # for sessions reload
         self.cluster = leadership_of(cfg)  # an instance of an active/standby cluster (docs/failover.md), or None
