@@ -10,8 +10,11 @@ from orders.model import (
 )
 
 
+# Not frozen (nor VenueNewOrder): the actions made for every order on the core thread (three or more execution
+# reports per order). A frozen dataclass's __init__ sets each field through object.__setattr__: this one took
+# 3.0 us frozen, 0.7 us not. Nothing hashes them or changes them once made.
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientExecReport:
     session: str
     order_id: str
@@ -53,7 +56,7 @@ class ClientCancelReject:
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ClientExecReport
 class VenueNewOrder:
     venue: str
     cl_ord_id: str

@@ -16,7 +16,7 @@ from operator import attrgetter
 
 
 def compact_pickle(cls):
-    """Pickle a frozen slots dataclass as a plain tuple of its fields.
+    """Pickle a slots dataclass (frozen or not) as a plain tuple of its fields.
 
     The state log pickles commands' results on every order; the ``__getstate__``
     that ``dataclass(frozen=True, slots=True)`` adds walks ``fields()`` in Python and

@@ -10,8 +10,11 @@ from operator import attrgetter
 from orders.model import OrdStatus, OrdType, PlainForm, RejectCode, Side, TimeInForce, compact_pickle
 
 
+# Not frozen (nor RouteDecision): made for every venue (and twice per decision) of every order routed, on the
+# core thread, where a frozen dataclass's __init__ costs a call of object.__setattr__ per field. Nothing hashes
+# them or changes them once made (``with_split`` makes a new decision).
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QuoteSeen:
     """One venue as the router saw it when it decided: its top of book, the quote's age, its fees."""
 
@@ -30,7 +33,7 @@ class QuoteSeen:
 
 
 @compact_pickle
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see QuoteSeen
 class RouteDecision:
     """A routing decision and its inputs: what the router saw, which strategy, the split it chose."""
 

@@ -53,7 +53,9 @@ class Evaluation:
 PASSED = Evaluation(True)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one per order checked, on the core thread, where a frozen dataclass's __init__ costs a call of
+# object.__setattr__ per field. Nothing hashes it or changes it once made.
+@dataclass(slots=True)
 class Decision:
     accepted: bool
     reject: Reject | None  # the first blocking reject

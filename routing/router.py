@@ -106,7 +106,9 @@ class RoutingPolicy:
     max_reroutes: int = 0  # how often one order's quantity may be sent elsewhere after a venue reject (0: never)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made for every venue of every order routed, on the core thread, where a frozen dataclass's __init__
+# costs a call of object.__setattr__ per field. Nothing hashes it or changes it once made.
+@dataclass(slots=True)
 class Candidate:
     """One venue as the router sees it for one order."""
 
