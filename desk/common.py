@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from orders.actions import ClientCancelReject, ClientExecReport, Note, Outcome
 from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, RejectCode, TimeInForce
-from desk.options import ClientOptions
+from desk.options import DEFAULT_OPTIONS
 from orders.states import Child, Order
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def child_fields(order: Order, child: Child | None = None) -> dict:
 def account_problem(core: DeskState, session: str, account: str | None, required: bool = True) -> str | None:
     """Why ``session`` may not use ``account``, or None. A session with an accounts list must name one
     of them on a new order (``required``); a cancel or replace may leave Account out (the order's own)."""
-    allowed = core.clients.get(session, ClientOptions()).accounts
+    allowed = core.clients.get(session, DEFAULT_OPTIONS).accounts
     if allowed is None:
         return None
     if account is None:

@@ -12,7 +12,7 @@ from orders.actions import Outcome
 from orders.commands import NewOrder
 from orders.model import ExecKind, OrdStatus, RejectCode
 from orders.records import RejectedOrder
-from desk.options import ClientOptions
+from desk.options import DEFAULT_OPTIONS
 from orders.states import Event, Order
 from routing.router import DIRECT, parse_strategy
 from orders.validation import order_shape_problem
@@ -96,7 +96,7 @@ def handle_new_order(core: DeskState, cmd: NewOrder) -> Outcome:
         core.risk.on_accepted(cmd, core.risk_state, now)
     core.orders[order_id] = order
     core.index_client(order, cmd.cl_ord_id)
-    if core.clients.get(cmd.session, ClientOptions()).pending_new:
+    if core.clients.get(cmd.session, DEFAULT_OPTIONS).pending_new:
         out.actions.append(exec_report(order, ExecKind.PENDING_NEW, recv_ns=cmd.recv_ns))
     place(core, order, routed.legs, decision, out, cmd.recv_ns)
     if routed.unrouted:

@@ -14,3 +14,8 @@ class ClientOptions:
     accounts: frozenset[str] | None = None  # the Accounts (1) the session may use; None: any
     strategy: StrategySpec | None = None  # the session's routing strategy (None: the account's or the default)
     day_start: time | None = None  # UTC: where the session's per-day risk usage rolls (its schedule's start)
+
+
+# The options of a session without any configured: one shared instance (it is frozen), not a new one per
+# lookup, which was made twice per new order on the core thread.
+DEFAULT_OPTIONS = ClientOptions()

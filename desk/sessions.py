@@ -11,7 +11,7 @@ from desk.liveness import reconcile_venue
 from orders.actions import Note, Outcome, VenueMarketDataRequest
 from orders.commands import MarketData, MarketDataReject, SessionStatus
 from orders.model import OrdStatus, TimeInForce
-from desk.options import ClientOptions
+from desk.options import DEFAULT_OPTIONS
 from orders.states import Event
 from routing.router import Venue
 
@@ -35,7 +35,7 @@ def handle_session_status(core: DeskState, ev: SessionStatus) -> Outcome:
             core.quotes.drop_venue(ev.name)  # its quotes die with the session
             if venue.on_disconnect != "hold":
                 venue_lost(core, venue, out)
-    elif ev.role == "client" and not ev.up and core.clients.get(ev.name, ClientOptions()).cancel_on_disconnect:
+    elif ev.role == "client" and not ev.up and core.clients.get(ev.name, DEFAULT_OPTIONS).cancel_on_disconnect:
         n = cancel_all(core, open_orders_of(core, ev.name, TimeInForce.DAY), out,
                        "the client session disconnected (cancel_on_disconnect)")
         if n:
