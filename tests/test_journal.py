@@ -529,3 +529,34 @@ def test_rows_spooled_but_not_committed_when_the_process_is_killed_are_imported_
     assert again.spool_recovered == 0
     again.stop()
     assert count_messages(database_url) == 301
+
+
+def test_a_row_the_database_refuses_mid_batch_commits_none_of_the_batch(sqlite_url):
+    """The SQLite INSERTs are OR FAIL (no statement journal; inserts.py): a row refused mid-statement must still
+    leave nothing of its batch, since the whole transaction is rolled back; the next batch commits as usual."""
+    from gateway.journal.chain import HashChain
+    from gateway.journal.inserts import BatchInserter
+    from gateway.journal.verify import verify_database
+
+    db.upgrade(sqlite_url)
+    engine = db.make_engine(sqlite_url)
+    try:
+        inserter = BatchInserter(engine, HashChain(None))
+
+        def row(seq: int, direction: str = "I") -> tuple:
+            return ("S1", direction, seq, "D", f"C{seq}", None, False, 1_000 + seq, f"8=FIX.4.4\x0134={seq}\x01", False)
+
+        inserter.write([row(1), row(2)], [("S1", 1_000, "ok")], ("spool-1.bin", 100))
+        with pytest.raises(Exception):
+            inserter.write([row(3), row(4, direction="X"), row(5)], [("S1", 1_004, "lost")], ("spool-1.bin", 300))
+        inserter.close(invalidate=True)
+        inserter.write([row(3), row(4), row(5)], [], ("spool-1.bin", 300))
+        inserter.close(invalidate=False)
+        with engine.connect() as conn:
+            seqs = [r[0] for r in conn.execute(text("SELECT seq_num FROM journal_messages ORDER BY id"))]
+            assert seqs == [1, 2, 3, 4, 5]
+            assert [r[0] for r in conn.execute(text("SELECT text FROM session_events"))] == ["ok"]
+        result = verify_database(engine)
+        assert result.problem is None and result.checked == 5
+    finally:
+        engine.dispose()

@@ -177,3 +177,74 @@ def test_the_commit_lag_is_the_age_of_the_oldest_uncommitted_row_and_zero_once_a
         admin.dispose()
         assert j.stop()
     assert rows(sqlite_db)[0] == list(range(1, 21))
+
+
+def _all_rows(url: str) -> tuple[list, list, str | None]:
+    """Every message row but its id (chain hash included), every event row but its id, the spool position."""
+    from sqlalchemy import text
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            msgs = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in conn.execute(text(
+                "SELECT session_id, direction, seq_num, msg_type, cl_ord_id, order_id, poss_dup, ts_us, raw, "
+                "recovered, chain_hash FROM journal_messages ORDER BY id"))]
+            events = [tuple(r) for r in conn.execute(text("SELECT session_id, ts_us, text FROM session_events "
+                                                          "ORDER BY id"))]
+            pos = conn.execute(text("SELECT value FROM journal_meta WHERE name = 'spool_position'")).scalar()
+        return msgs, events, pos
+    finally:
+        engine.dispose()
+
+
+def test_the_writer_process_writes_the_rows_the_in_process_writer_writes(database_url, tmp_path):
+    """The child (reading the spool, batches of at most batch_max, INSERT OR FAIL, the GC frozen) writes the
+    same rows, chain hashes included, as the in-process writer makes of the same records; the chain verifies,
+    and the committed position is the spool's end."""
+    import json
+    import subprocess
+    import sys
+
+    from gateway.journal.process import CONFIG_ENV
+    from gateway.journal.spool import Spool
+    from gateway.journal.verify import verify_database
+
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    entries = []
+    spool = Spool.create(spool_dir, entries.append)
+    t0 = 1_795_000_000_000_000_000
+    for i in range(1, 301):
+        spool.append(t0 + 1000 * i, f"S{i % 3}", "I" if i % 2 else "O", msg(i) + ("\x0143=Y\x01" if i % 7 == 0 else ""))
+        if i % 25 == 0:
+            spool.append(t0 + 1000 * i + 1, "S1", "E", f"event {i} ünïcode")
+    spool.append(t0 + 999_999, "S2", "O", "8=FIX.4.4\x0135=0\x0134=x1\x01")  # no usable seq, no ids
+    end = spool.position()[0]
+
+    config = {"database_url": database_url, "batch_max": 7, "flush_interval_ms": 5, "spool_dir": str(spool_dir),
+              "spool": spool.path.name, "start": 0, "instance": None, "term": None}
+    child = subprocess.Popen([sys.executable, "-m", "gateway.journal.process"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env={**os.environ, CONFIG_ENV: json.dumps(config)})
+    out, _ = child.communicate(b"stop\n", timeout=60)
+    assert child.returncode == 0, out
+    by_child = _all_rows(database_url)
+    assert by_child[2] == f"{spool.path.name}:{end}"
+    assert f"c {len(entries)} 0 {end} ".encode() in out  # the last commit line: every record, the spool's end
+    spool.close(remove=False)
+    engine = make_engine(database_url)
+    try:
+        result = verify_database(engine)
+        assert result.problem is None and result.checked == 301
+        with engine.begin() as conn:
+            for table in ("journal_messages", "session_events"):
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+            conn.exec_driver_sql("DELETE FROM journal_meta WHERE name = 'spool_position'")
+    finally:
+        engine.dispose()
+
+    j = JournalWriter(database_url, batch_max=7)  # the in-process writer, fed the same records
+    j.start()
+    for entry in entries:
+        j._put(entry)
+    assert j.flush(30)
+    assert j.stop()
+    assert _all_rows(database_url) == by_child

@@ -21,6 +21,11 @@ _WRITE_COLUMNS = MESSAGE_COLUMNS + ("chain_hash",)
 # and retakes the GIL: a hand-off to a FIX session thread or the core thread per journaled row. One
 # multi-row INSERT binds every value and steps once. Rows per statement stay within SQLite's limit on
 # parameters (32,766 since 3.32; 999 before).
+# OR FAIL, not the default ABORT: a multi-row statement that may abort keeps a statement journal, a copy of
+# every page it changes that existed before it ran, so it can undo itself alone; with the tables' five
+# indexes that copy is larger than SQLite keeps in memory, and each commit wrote it to a new temporary file
+# (opened, written, unlinked: a fifth of the writer's system calls). A failed statement here always rolls
+# back the whole transaction (BatchInserter.write), so undoing the statement alone is never needed.
 _SQLITE_ROWS_PER_INSERT = 500 if sqlite3.sqlite_version_info >= (3, 32) else 90
 _sqlite_inserts: dict[tuple[str, int], str] = {}
 
@@ -34,7 +39,7 @@ def _sqlite_insert(cur, table: str, columns: tuple[str, ...], rows: list) -> Non
         if sql is None:
             one = f"({', '.join('?' * len(columns))})"
             sql = _sqlite_inserts[(table, len(chunk))] = (
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}")
+                f"INSERT OR FAIL INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}")
         cur.execute(sql, [v for row in chunk for v in row])
 
 

@@ -31,6 +31,7 @@ the gateway's own clean stop decides when it is done.
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -188,6 +189,10 @@ def child_main(config: dict) -> int:
     # writer is idle, and the message counts go in the same report, before the commit line, so the metrics
     # are current by the time a flush() returns.
     writer.add_commit_listener(lambda: report(idle=writer.queue_depth() == 0))
+    # Everything made so far (the modules, SQLAlchemy's engine and dialect) lives as long as this process: out
+    # of the collector's sight, so the collections that the rows' tuples set off do not walk it over and over
+    # (they were some 10% of this process's CPU).
+    gc.freeze()
     writer.start()
     poll = max(config["flush_interval_ms"], 1) / 1000.0
     stdin = sys.stdin.fileno()
