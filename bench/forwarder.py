@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import load_config  # noqa: E402
 from sessions.fixsettings import build_settings, graceful_stop_all, session_id, session_key  # noqa: E402
+from sessions.threadnames import name_os_threads, named  # noqa: E402
 
 SOH = "\x01"
 pc = time.perf_counter_ns
@@ -129,10 +130,14 @@ class Forwarder:
             self.counts["dropped"] += 1
 
     def start(self) -> None:
+        """(Threads named at the OS level as the gateway's are, for the harness's per-thread CPU.)"""
+        name_os_threads()
         self.thread.start()
-        self.acceptor.start()
-        for engine, _ in self.initiators:
-            engine.start()
+        with named("fixgw-qf-client"):
+            self.acceptor.start()
+        with named("fixgw-qf-venue"):
+            for engine, _ in self.initiators:
+                engine.start()
 
     def stop(self) -> None:
         graceful_stop_all([(self.acceptor, list(self.client_sids.values())), *self.initiators], 2.0)
