@@ -124,7 +124,7 @@ def phase_figures(phase: dict, fields: list[str], stamps: dict[str, int], child_
                 # threads alive at the end; one started during the phase counts from zero
                 threads[name.partition(":")[2]] = {
                     comm: round((t1[comm] - t0.get(comm, 0.0)) / max(1, phase["completed"]) * 1e6, 1)
-                    for comm in sorted(t1, key=lambda c: t0.get(c, 0.0) - t1[c]) if t1[comm] > t0.get(comm, 0.0)}
+                    for comm in t1 if t1[comm] > t0.get(comm, 0.0)}
         if threads:
             out["cpu_threads"] = threads  # process -> thread name -> µs of CPU per completed order
     if phase.get("metrics_after"):

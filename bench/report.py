@@ -43,11 +43,16 @@ def _pg_keys(cpu: dict) -> list[str]:
     return [k for k in cpu if k.startswith("pg") and k[2:].isdigit()]
 
 
-def _cpu_per_order(run: dict, phase: str, database: bool = False) -> float | None:
-    """µs of CPU per completed order of the gateway and its writer process (``database``: and the PostgreSQL
-    backends serving its database)."""
+# the processes of the system under test: the gateway and its journal writer process (C, P, O...), the
+# forwarder (B), the executor (A)
+SUT_PROCESSES = ("gateway", "journal", "journal1", "forwarder", "executor")
+
+
+def cpu_per_order(run: dict, phase: str, database: bool = False) -> float | None:
+    """µs of CPU per completed order of the system under test: the gateway and its writer process, or B's
+    forwarder, or A's executor (``database``: and the PostgreSQL backends serving its database)."""
     cpu = (run.get("phases", {}).get(phase) or {}).get("cpu") or {}
-    keys = [k for k in ("gateway", "journal", "journal1") if k in cpu]
+    keys = [k for k in SUT_PROCESSES if k in cpu]
     if database:
         keys += _pg_keys(cpu)
     return sum(cpu[k]["us_per_order"] for k in keys) if keys else None
@@ -83,15 +88,15 @@ def compare_modes(s: dict, phases: list[str], rates: list[str], mine: str, base:
 
     if "saturation" in phases:
         row("saturation orders/s", lambda r: fig(r, "saturation", "completed_per_s"), "higher")
-        row("saturation CPU per order (gateway + writer process)", lambda r: _cpu_per_order(r, "saturation"), "lower")
+        row("saturation CPU per order (gateway + writer process)", lambda r: cpu_per_order(r, "saturation"), "lower")
         row("saturation CPU per order (+ the database's backends)",
-            lambda r: _cpu_per_order(r, "saturation", database=True), "lower")
+            lambda r: cpu_per_order(r, "saturation", database=True), "lower")
         row("saturation send→Fill p50", lambda r: fig(r, "saturation", "latency_us", "fill", "p50"), "lower")
     for ph in rates:
         row(f"{ph[5:]}/s order→ack p50", lambda r, ph=ph: fig(r, ph, "latency_us", "ack", "p50"), "lower")
         row(f"{ph[5:]}/s order→ack p99", lambda r, ph=ph: fig(r, ph, "latency_us", "ack", "p99"), "lower")
         row(f"{ph[5:]}/s CPU per order (+ the database's backends)",
-            lambda r, ph=ph: _cpu_per_order(r, ph, database=True), "lower")
+            lambda r, ph=ph: cpu_per_order(r, ph, database=True), "lower")
         row(f"{ph[5:]}/s send→Fill p50", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p50"), "lower")
         row(f"{ph[5:]}/s send→Fill p99", lambda r, ph=ph: fig(r, ph, "latency_us", "fill", "p99"), "lower")
         row(f"{ph[5:]}/s done/s", lambda r, ph=ph: fig(r, ph, "completed_per_s"), "higher")
@@ -252,7 +257,7 @@ def markdown(s: dict) -> str:
 
             other = [c["machine"]["other_cores"] for c in rows if "machine" in c]
             pg = sorted({k for c in rows for k in _pg_keys(c)})
-            lines.append(f"| {m} | {cell(['gateway', 'journal', 'forwarder', 'executor'])} | {cell(['VENUE1', 'VENUE2'])} | "
+            lines.append(f"| {m} | {cell(list(SUT_PROCESSES))} | {cell(['VENUE1', 'VENUE2'])} | "
                          f"{cell(['loadgen'])} | {cell(pg)} | {f'{statistics.median(other):.2f}' if other else '–'} |")
         lines.append("")
         lines += thread_table(s, modes, cpu_phase)

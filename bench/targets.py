@@ -48,14 +48,11 @@ TARGETS = (
     ("order-to-ack p99 at half C's saturation rate, C / B", "ack_p99_ratio", 2.0, "<="),
     ("journal writer process, share of C's CPU", "journal_share", 0.15, "<="),
 )
-SUT = {"B": ("forwarder",), "C": ("gateway", "journal"), "O": ("gateway", "journal")}
 
 
 def cpu_per_order(run: dict) -> float | None:
     """µs of CPU per completed order at saturation of the system under test (C, O: with the writer process)."""
-    cpu = (run.get("phases") or {}).get("saturation", {}).get("cpu") or {}
-    keys = [k for k in SUT[run["mode"]] if k in cpu]
-    return sum(cpu[k]["us_per_order"] for k in keys) if keys else None
+    return report.cpu_per_order(run, "saturation")
 
 
 def saturation_rate(run: dict) -> float | None:
@@ -87,10 +84,11 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def figures(sat_runs: list[dict], half_runs: list[dict], mode: str, base: str) -> dict[str, list[float]]:
-    """Per-cycle ratios of ``mode`` to ``base`` (and the writer's share of ``mode``'s CPU)."""
-    out: dict[str, list[float]] = {key: [] for _, key, _, _ in TARGETS}
-    for runs in by_cycle(sat_runs).values():
+def figures(sat_runs: list[dict], half_runs: list[dict], mode: str, base: str) -> dict[str, dict[int, float]]:
+    """Per cycle, the ratios of ``mode`` to ``base`` (and the writer's share of ``mode``'s CPU):
+    {target key: {cycle: value}}."""
+    out: dict[str, dict[int, float]] = {key: {} for _, key, _, _ in TARGETS}
+    for cycle, runs in by_cycle(sat_runs).items():
         m, b = runs.get(mode), runs.get(base)
         if m is None or b is None:
             continue
@@ -98,13 +96,13 @@ def figures(sat_runs: list[dict], half_runs: list[dict], mode: str, base: str) -
                            ("saturation_ratio", _ratio(saturation_rate(m), saturation_rate(b))),
                            ("journal_share", journal_share(m))):
             if value is not None:
-                out[key].append(value)
-    for runs in by_cycle(half_runs).values():
+                out[key][cycle] = value
+    for cycle, runs in by_cycle(half_runs).items():
         m, b = runs.get(mode), runs.get(base)
         if m is not None and b is not None:
             value = _ratio(ack_p99(m), ack_p99(b))
             if value is not None:
-                out["ack_p99_ratio"].append(value)
+                out["ack_p99_ratio"][cycle] = value
     return out
 
 
@@ -113,14 +111,16 @@ def holds(value: float, bound: float, op: str) -> bool:
 
 
 def lost(runs: list[dict]) -> list[str]:
-    """What went wrong in any run: errors, unfinished orders, messages missing or duplicated."""
+    """What went wrong in any run: errors, unfinished orders, messages missing or duplicated (a journal check's
+    ``extra``: a MsgSeqNum seen more than once)."""
     problems = []
     for r in runs:
         c = r.get("completeness") or {}
+        duplicated = sum(check.get("extra", 0) for check in c.get("checks", ()))
         unfinished = sum(p.get("unfinished", 0) for p in (r.get("phases") or {}).values())
-        if r.get("error") or c.get("missing") or c.get("duplicated") or unfinished:
+        if r.get("error") or c.get("missing") or duplicated or unfinished:
             problems.append(f"cycle {r['cycle']} mode {r['mode']}: error {r.get('error')!r}, missing "
-                            f"{c.get('missing')}, duplicated {c.get('duplicated')}, unfinished {unfinished}")
+                            f"{c.get('missing')}, duplicated {duplicated}, unfinished {unfinished}")
     return problems
 
 
@@ -132,10 +132,10 @@ def table(sat_runs: list[dict], half_runs: list[dict], modes: list[str], check: 
     for what, key, bound, op in TARGETS:
         cells = []
         for m, figs in per_mode.items():
-            values = figs[key]
+            values = list(figs[key].values())
             cells.append(", ".join(f"{v:.2f}" for v in values) or "-")
             cells.append(f"**{statistics.median(values):.2f}**" if values else "-")
-        c = per_mode.get("C", {}).get(key) or []
+        c = list(per_mode.get("C", {}).get(key, {}).values())
         verdict = "-" if not c else ("yes" if holds(statistics.median(c), bound, op) else "NO")
         ok &= verdict == "yes"
         lines.append(f"| {what} | {op} {bound:g} | " + " | ".join(cells) + f" | {verdict} |")
@@ -144,9 +144,14 @@ def table(sat_runs: list[dict], half_runs: list[dict], modes: list[str], check: 
     lines.append(f"| nothing lost (every run) | 0 | {'; '.join(problems) or 'none missing, duplicated or unfinished'}"
                  + " |" * (2 * len(per_mode) - 1) + f" | {'yes' if not problems else 'NO'} |")
     if "O" in per_mode:
+        against = []
+        for _, key, _, _ in TARGETS:
+            c, o = per_mode["C"][key], per_mode["O"][key]
+            ratios = [c[cycle] / o[cycle] for cycle in c if o.get(cycle)]  # the same cycle's C over O
+            if ratios:
+                against.append(f"{key} {statistics.median(ratios):.2f}")
         lines += ["", "C against O (the gateway at --rev) in the same cycles, median of per-cycle ratios: "
-                  + "; ".join(f"{key} {statistics.median([c / o for c, o in zip(per_mode['C'][key], per_mode['O'][key])]):.2f}"
-                              for _, key, _, _ in TARGETS if per_mode["C"][key] and per_mode["O"][key])]
+                  + "; ".join(against)]
     return "\n".join(lines), (ok if check else not problems)
 
 

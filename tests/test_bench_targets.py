@@ -33,10 +33,10 @@ def test_ratios_are_per_cycle_c_over_b_with_the_writer_counted_in_c():
            _sat(2, "B", 2500, _us(forwarder=250)), _sat(2, "C", 1000, _us(gateway=500, journal=100))]
     half = [_half(1, "B", 1000), _half(1, "C", 1500), _half(2, "B", 1000), _half(2, "C", 2500)]
     figs = targets.figures(sat, half, "C", "B")
-    assert figs["cpu_ratio"] == [2.5, 2.4]
-    assert figs["saturation_ratio"] == [0.5, 0.4]
-    assert figs["journal_share"] == [0.2, 100 / 600]
-    assert figs["ack_p99_ratio"] == [1.5, 2.5]
+    assert figs["cpu_ratio"] == {1: 2.5, 2: 2.4}
+    assert figs["saturation_ratio"] == {1: 0.5, 2: 0.4}
+    assert figs["journal_share"] == {1: 0.2, 2: 100 / 600}
+    assert figs["ack_p99_ratio"] == {1: 1.5, 2: 2.5}
 
 
 def test_the_table_says_which_targets_hold_and_fails_on_a_lost_message():
@@ -51,6 +51,18 @@ def test_the_table_says_which_targets_hold_and_fails_on_a_lost_message():
     sat[1]["completeness"]["missing"] = 3
     text, ok = targets.table(sat, half, ["B", "C"], check=True)
     assert not ok and "missing 3" in text
+    sat[1]["completeness"] = {"missing": 0, "checks": [{"what": "journal", "missing": 0, "extra": 2}]}
+    text, ok = targets.table(sat, half, ["B", "C"], check=True)
+    assert not ok and "duplicated 2" in text
+
+
+def test_c_against_o_pairs_the_same_cycles():
+    us = _us(gateway=500, journal=100)
+    sat = [_sat(1, "B", 1000, _us(forwarder=100)), _sat(1, "C", 500, us), _sat(1, "O", 400, us),
+           _sat(2, "B", 1000, _us(forwarder=100)), _sat(2, "O", 400, us),  # cycle 2: C failed, no figures
+           _sat(3, "B", 1000, _us(forwarder=100)), _sat(3, "C", 600, us), _sat(3, "O", 300, us)]
+    text, _ = targets.table(sat, [], ["B", "C", "O"], check=False)
+    assert "saturation_ratio 1.62" in text  # median of 500/400 and 600/300, never cycle 2's O against cycle 3's C
 
 
 def test_a_target_missed_is_a_no():
