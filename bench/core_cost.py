@@ -33,7 +33,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("desk", "orders", "risk", "routing", "sessions", "gateway", "fixspecs", "venuesim")
+sys.path.insert(0, str(ROOT / "bench"))
+
+from revision import revision_tree  # noqa: E402
 
 
 def run(orders: int, warmup: int = 300, profiler=None) -> float:
@@ -204,13 +206,6 @@ def run(orders: int, warmup: int = 300, profiler=None) -> float:
     return spent[0]
 
 
-def export(rev: str, into: Path) -> Path:
-    """The packages of git revision ``rev``, extracted into ``into``."""
-    archive = subprocess.run(["git", "archive", rev, *PACKAGES], cwd=ROOT, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def round_in(tree: Path, orders: int) -> float:
     """One round in its own process with ``tree``'s packages first on sys.path: CPU µs per order."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -253,8 +248,7 @@ def main() -> None:
         print(f"core thread CPU per order: {statistics.median(rounds):.1f} us (median of {args.rounds} rounds, "
               f"{args.orders} orders each)")
         return
-    with tempfile.TemporaryDirectory() as d:
-        old_tree = export(args.rev, Path(d))
+    with revision_tree(args.rev) as old_tree:
         ratios = []
         for i in range(args.rounds):
             new, old = round_in(ROOT, args.orders), round_in(old_tree, args.orders)

@@ -44,6 +44,7 @@ from gateway.journal import db as gdb  # noqa: E402
 from gateway.journal.process import CONFIG_ENV  # noqa: E402
 from gateway.journal.spool import Spool  # noqa: E402
 from journal_bench import Flow  # noqa: E402
+from revision import revision_tree  # noqa: E402
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -230,15 +231,6 @@ def describe(name: str, r: dict) -> str:
             f"{r['switches_per_1000_rows']:.0f} context switches per 1000 rows)")
 
 
-def export(rev: str, tmp: Path) -> Path:
-    tree = tmp / f"rev-{rev.replace('/', '_')}"
-    tree.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "gateway", "fixspecs"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    return tree
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=30_000)
@@ -260,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     stamps = [base_ns + 1000 * i + 7 for i in range(len(recs))]
     results: dict = {"command": "python bench/journal_cpu.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                      "rows": len(recs), "rate": args.rate, "backend": args.backend, "rounds": []}
-    with tempfile.TemporaryDirectory(prefix="fixgw-journal-cpu-") as d:
+    with tempfile.TemporaryDirectory(prefix="fixgw-journal-cpu-") as d, revision_tree(args.rev) as rev_tree:
         tmp = Path(d)
         trees = {"this": ROOT}
-        if args.rev:
-            trees["rev"] = export(args.rev, tmp)
+        if rev_tree is not None:
+            trees["rev"] = rev_tree
         for r in range(args.rounds):
             # both children at once (the same records, the same moments), or one after the other, in turns
             groups = [list(trees)] if args.together else [[name] for name in

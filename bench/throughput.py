@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 import analyze  # noqa: E402
 import report  # noqa: E402
+from revision import revision_tree  # noqa: E402,F401 - (tests/test_bench_smoke.py uses it from here)
 from workload import REFERENCE_PRICES, VENUES  # noqa: E402
 
 FIXGW = [sys.executable, "-m", "gateway.cli"]
@@ -367,19 +368,6 @@ def completeness(run: Run, lg: dict) -> dict:
 
 
 GATEWAY_MODES = ("C", "P", "S", "W", "O")  # modes whose system under test is `fixgw run`
-
-
-@contextlib.contextmanager
-def revision_tree(rev: str | None):
-    """This repository's files at git revision ``rev``, exported to a temporary directory (None: no export)."""
-    if not rev:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="fixgw-bench-rev-") as d:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True,
-                                 check=True).stdout
-        subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-        yield Path(d)
 
 
 def run_one(mode: str, cycle: int, args, plan: dict, profile_file: Path | None) -> dict:
