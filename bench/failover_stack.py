@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from ports import free_port
 from workload import VENUES
 
 BENCH = Path(__file__).resolve().parent
@@ -26,17 +26,6 @@ CLUSTER = "failover"
 CLIENTS = ("CLIENT1", "CLIENT2")  # FIX.4.4: a status answer is ExecType I
 RECEIVER = "DC1"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port(taken: set[int]) -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise RuntimeError("no free loopback port")
 
 
 def wait_until(predicate, timeout: float, every: float = 0.02):

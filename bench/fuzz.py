@@ -67,6 +67,7 @@ sys.path.insert(0, str(BENCH))
 
 from fuzz_mutate import Mutant, Orders, damage_frame, join as join_body, mutate  # noqa: E402
 from fuzz_wire import RawSession, frame, join, utc_now  # noqa: E402
+from ports import free_port  # noqa: E402
 
 FIXGW = [sys.executable, "-m", "gateway.cli"]
 VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
@@ -77,12 +78,6 @@ WINDOW = 48  # messages in flight per session awaiting their answer
 PRELOGON_TIMEOUT_S = 2
 PENDING = {"pending_new", "pending_cancel", "pending_replace"}
 KNOWN = {"new", "partially_filled", "filled", "canceled", "rejected", "expired", "done_for_day"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------- the system under test

@@ -55,7 +55,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -70,6 +69,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import analyze  # noqa: E402
+from ports import free_port  # noqa: E402,F401 - (saturation.py imports it from here)
 import report  # noqa: E402
 from revision import revision_tree  # noqa: E402,F401 - (tests/test_bench_smoke.py uses it from here)
 from workload import REFERENCE_PRICES, VENUES  # noqa: E402
@@ -97,12 +97,6 @@ def child_pids(pid: int) -> list[int]:
         except OSError:
             pass
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_rules(tmp: Path, tree: Path | None = None) -> Path:

@@ -6,12 +6,12 @@ free 127.0.0.1 port, and tears everything down in the right order.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port  # below the ephemeral range (bench/ports.py says why)
 from gateway.config import GatewayConfig, parse_config
 from gateway.journal.db import upgrade
 from gateway.process.server import Gateway
@@ -19,21 +19,6 @@ from sessions.client import FixClient
 from sessions.simulator.venue import VenueSimulator
 
 CLIENTS = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "CLIENT50": "FIX.5.0"}
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback port, never one this test run has handed out before (the kernel may repeat them)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no fresh loopback port found")
 
 
 @pytest.fixture

@@ -23,16 +23,46 @@ from sessions.fixsettings import (SessionID, build_settings, graceful_stop, grac
                                   start_engine, start_now)
 
 
-def _loopback_port(avoid: frozenset[int] = frozenset()) -> int:
-    """A port free now on this machine, for a quickfix acceptor only the front door connects to; never one of
-    ``avoid``, the gateway's own public ports, which may be free now only because the process that held them is
-    gone and this one binds them later (a successor on the same host and ports, docs/failover.md)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in avoid:
-            return port
+class HeldPorts:
+    """Loopback ports for quickfix's acceptors, each kept bound (not listening) from the moment it is picked until
+    its acceptor is about to bind it. The kernel picks such a port from its ephemeral range, the range it also takes
+    the local port of every outgoing connection from (the gateway's PostgreSQL connections, a venue's initiator);
+    while a socket holds the port bound, the kernel gives it to no connection. A standby picks its ports when it
+    starts and its acceptor binds them when it takes over, maybe hours later (listen_early)."""
+
+    def __init__(self, avoid: frozenset[int] = frozenset()):
+        self._avoid = avoid  # the gateway's own public ports: free now maybe only because their old owner is gone
+        self._held: dict[int, socket.socket] = {}
+
+    def take(self) -> int:
+        """A loopback port, held until ``release``; never one of ``avoid``."""
+        passed_over = []
+        try:
+            while True:
+                s = socket.socket()
+                try:
+                    s.bind(("127.0.0.1", 0))
+                except OSError:
+                    s.close()
+                    raise
+                port = s.getsockname()[1]
+                if port not in self._avoid:
+                    self._held[port] = s
+                    return port
+                passed_over.append(s)  # kept bound until a port is found, so the kernel offers another
+        finally:
+            for s in passed_over:
+                s.close()
+
+    def release(self, ports) -> None:
+        """Let these ports go, for their acceptor to bind them now."""
+        for port in ports:
+            s = self._held.pop(port, None)
+            if s is not None:
+                s.close()
+
+    def held(self) -> set[int]:
+        return set(self._held)
 
 
 def _venue_context(v: VenueConfig):
@@ -59,6 +89,7 @@ class SessionEngines:
         self.server_tls = {}  # client port -> SSLContext
         self.venue_tls = {}  # venue -> SSLContext
         self.internal_ports: dict[int, int] = {}  # public client port -> quickfix's loopback-only port behind it
+        self._loopback = HeldPorts(self._own_ports)
         self._dropcopy_internal_port: int | None = None
         self._acceptors: list[tuple[object, list[SessionID], set[int]]] = []
         self._initiators: dict[str, tuple[object, SessionID]] = {}
@@ -78,19 +109,27 @@ class SessionEngines:
 
     # ------------------------------------------------------------------ clients
     def _client_session(self, name: str, c: ClientConfig) -> tuple:
-        port = self.internal_ports.setdefault(c.port or self._main_port, _loopback_port(self._own_ports))
+        port = self._internal_port(c.port or self._main_port)
         extra = {"SocketAcceptPort": str(port)}
         if c.schedule is not None:
             extra.update(c.schedule.quickfix_settings())
         extra.update(c.reset_settings())  # ResetOnLogon/ResetOnLogout/ResetOnDisconnect
         return session_id(c.fix_version, self._comp_id, name), c.fix_version, extra
 
+    def _internal_port(self, public: int) -> int:
+        """The loopback port behind public client port ``public`` (picked and held the first time)."""
+        if public not in self.internal_ports:
+            self.internal_ports[public] = self._loopback.take()
+        return self.internal_ports[public]
+
     def start_acceptor(self, clients: dict[str, ClientConfig], start: bool = True) -> None:
         """An acceptor for these client sessions; unless ``start`` is False, accepting now, behind the front door."""
         sessions = [self._client_session(name, c) for name, c in clients.items()]
         settings = build_settings("acceptor", self._store / "clients", sessions)
-        engine = start_engine("acceptor", self._client_app, settings, self._log_factory, start=start)
         ports = {c.port or self._main_port for c in clients.values()}
+        if start:
+            self._loopback.release(self.internal_ports[p] for p in ports)
+        engine = start_engine("acceptor", self._client_app, settings, self._log_factory, start=start)
         self._acceptors.append((engine, [sid for sid, _, _ in sessions], ports))
         if start:
             self._open_front_doors(ports)
@@ -101,12 +140,13 @@ class SessionEngines:
         ``accept_clients`` has started the acceptor, instead of being refused and waiting for its next reconnect."""
         ports = {c.port or self._main_port for c in clients.values()}
         for port in ports:
-            self.internal_ports.setdefault(port, _loopback_port(self._own_ports))
+            self._internal_port(port)
         self._front_door.hold("client")
         self._open_front_doors(ports)
 
     def accept_clients(self) -> None:
         """Start the acceptors created with ``start=False`` and open the front door on their ports."""
+        self._loopback.release(self.internal_ports[p] for p in self.served_ports())
         for engine, _, _ in self._acceptors:
             start_now(engine)
         self._open_front_doors(self.served_ports())
@@ -166,7 +206,8 @@ class SessionEngines:
             # source addresses and passwords are checked at logon, as for clients (gateway/security/auth.py)
             sessions.append((sids[name], d.fix_version, d.reset_settings()))
         if self._dropcopy_internal_port is None:
-            self._dropcopy_internal_port = _loopback_port(self._own_ports)
+            self._dropcopy_internal_port = self._loopback.take()
+        self._loopback.release([self._dropcopy_internal_port])
         settings = build_settings("acceptor", self._store / "dropcopy", sessions,
                                   {"SocketAcceptPort": str(self._dropcopy_internal_port)})
         self.dropcopy_acceptor = start_engine("acceptor", app, settings, self._log_factory)
@@ -187,6 +228,7 @@ class SessionEngines:
         self._acceptors = []
         graceful_stop_all(acceptors)
         del acceptors
+        self._loopback.release(self._loopback.held())  # ports picked for acceptors that never started
 
     def stop_dropcopy(self, sids: list[SessionID]) -> None:
         if self.dropcopy_acceptor is not None:
