@@ -248,3 +248,35 @@ def test_the_writer_process_writes_the_rows_the_in_process_writer_writes(databas
     assert j.flush(30)
     assert j.stop()
     assert _all_rows(database_url) == by_child
+
+
+def test_a_writer_process_whose_gateway_has_gone_exits_quietly_when_it_next_reports(sqlite_db, tmp_path):
+    """The gateway died (its end of the child's stdout is closed) while its stdin is still open: the child's next
+    commit report finds the pipe broken and the child exits 0 with no traceback, as when stdin closes; the
+    gateway's next start imports what it had not committed."""
+    import json
+    import subprocess
+    import sys
+
+    from gateway.journal.process import CONFIG_ENV
+    from gateway.journal.spool import Spool
+
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    spool = Spool.create(spool_dir, lambda entry: None)
+    for i in range(1, 21):
+        spool.append(1_795_000_000_000_000_000 + i, "S1", "I", msg(i))
+    config = {"database_url": sqlite_db, "batch_max": 5, "flush_interval_ms": 5, "spool_dir": str(spool_dir),
+              "spool": spool.path.name, "start": 0, "instance": None, "term": None}
+    child = subprocess.Popen([sys.executable, "-m", "gateway.journal.process"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, CONFIG_ENV: json.dumps(config)})
+    child.stdout.close()  # the gateway is gone; its stdin pipe is not closed yet
+    try:
+        assert child.wait(timeout=30) == 0
+        assert b"Traceback" not in child.stderr.read()
+    finally:
+        child.kill()
+        child.stdin.close()
+        child.stderr.close()
+        spool.close(remove=False)

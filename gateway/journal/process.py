@@ -181,8 +181,11 @@ def child_main(config: dict) -> int:
             out.append(f"c {committed} {skipped} {committed_pos} {writer.batches} "
                        f"{writer.last_batch_size} {writer.last_commit_seconds:.6f}")
         if out:
-            sys.stdout.write("\n".join(out) + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write("\n".join(out) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                os._exit(0)  # the gateway died (as when stdin closes, below): its next start imports the rest
 
     # Each commit is reported as soon as it returns (on the writer's thread), not at the next poll: the
     # gateway (drop copies, flush()) hears of it up to a flush interval sooner. With nothing more queued the
