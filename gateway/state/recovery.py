@@ -75,12 +75,20 @@ def origin_of(cmd) -> str | None:
     return None
 
 
+_NO_CONTROLS = ((), (), (), ())  # no switch set: what a running gateway has nearly always
+
+
 def controls_of(core: Core) -> tuple:
-    """Operator and risk switches that must survive a restart, in a comparable form."""
+    """Operator and risk switches that must survive a restart, in a comparable form (asked after every command:
+    with none set, no sorting)."""
     rs = core.risk_state
     throttle = rs.throttle
-    return (tuple(sorted(rs.kill_switches.engaged.items())), tuple(sorted(throttle.disabled)),
-            tuple(sorted(throttle.breaches.items())), tuple(sorted(core.operator_disabled)))
+    engaged, disabled, breaches, operator = (rs.kill_switches.engaged, throttle.disabled, throttle.breaches,
+                                             core.operator_disabled)
+    if not (engaged or disabled or breaches or operator):
+        return _NO_CONTROLS
+    return (tuple(sorted(engaged.items())), tuple(sorted(disabled)), tuple(sorted(breaches.items())),
+            tuple(sorted(operator)))
 
 
 class Recorder:
