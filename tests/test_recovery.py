@@ -8,18 +8,18 @@ import itertools
 import json
 import os
 import pickle
-import pickletools
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.state import recovery
 from gateway.state.log import StateLog
-from gateway.state.records import SEND_BACKLOG_MAX, State, StateLogError
+from gateway.state.records import SEND_BACKLOG_MAX, RecordPickler, State, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from desk.core import Core
@@ -227,12 +227,12 @@ def check_recorded_and_restored(data, smart: bool) -> None:
 
 
 def recovery_record(core, cmd, outcome, open_orders):
-    """The record the engine writes, as read back from the log (orders pickled without their decisions)."""
-    from gateway.state.records import Record, RecordPickler
+    """The record the engine writes, as read back from the log (orders packed without their decisions)."""
+    from gateway.state.records import RecordEncoder, load_record
     touched = core.touched(cmd, outcome)
-    return Record(*pickle.loads(RecordPickler().dumps((
-        0.0, recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],
-        recovery.controls_of(core), outcome.routes, None, None, outcome.rejected or None))))
+    return load_record(RecordEncoder().record(
+        recovery.origin_of(cmd), 0, [(o, open_orders.get((o.session, o.risk_key))) for o in touched], [],
+        recovery.controls_of(core), outcome.routes, None, None, outcome.rejected or ()))
 
 
 # --------------------------------------------------------------------------- the state log on disk
@@ -299,14 +299,10 @@ def test_records_hold_plain_values_and_give_back_exact_orders_decisions_and_open
     rec.record(new, out)
     a1 = core.order_for_client("C1", "A1")
     body = (tmp_path / "state.log").read_bytes()[8:]
-    strings, referenced = [], set()
-    for op, arg, _ in pickletools.genops(body):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE"):
-            strings.append(arg)
-        elif op.name == "STACK_GLOBAL":
-            referenced.add(tuple(strings[-2:]))
-    assert referenced == {("orders.states", "order_from_state_log"), ("orders.records", "route_from_state_log"),
-                          ("risk.state", "open_order_from_state_log")}  # no Decimal, enum or datetime objects
+    assert body[:1] == b"\x01"  # packed (layout 1): plain MessagePack, nothing that names code
+    plain = msgspec.msgpack.decode(body[1:])
+    order_values = plain[3][0][0]
+    assert "190.50" in order_values and "1E+2" in order_values  # Decimals as their exact text
     state = StateLog(tmp_path).recover()
     back = state.orders[a1.order_id]
     assert back == a1 and str(back.price) == "190.50" and str(back.qty) == "1E+2"
@@ -353,6 +349,7 @@ def test_a_log_written_before_the_vocabulary_moved_still_loads(tmp_path, old_mod
         for fn, name in moved:
             fn.__module__ = name  # pickled by reference under the old module's name, as the old gateway did
         core, log, rec, new = recording(tmp_path)
+        log._encoder = RecordPickler()  # records as the older gateway wrote them: pickled
         rec.record(new, core.handle(new))
     finally:
         for fn, _ in moved:

@@ -20,7 +20,7 @@ Files, in ``<data_dir>/state/``:
 - ``state.snap``: a full snapshot, replaced atomically (temp file, fsync, rename);
   written at start-up (compaction) and at a clean stop (marked clean);
 - ``state.log``: the records since that snapshot, each ``[length u32][crc32 u32]
-  [pickle]``. A torn last record (the process died inside ``write()``) fails its
+  [body]``. A torn last record (the process died inside ``write()``) fails its
   length or CRC check and is ignored: its messages were never sent.
 
 Records and snapshots are encoded as gateway/state/records.py says (the same as in
@@ -38,7 +38,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from gateway.state.records import RecordPickler, State, StateLogError, load_record, load_snapshot, snapshot_bytes
+from gateway.state.records import RecordEncoder, State, StateLogError, load_record, load_snapshot, snapshot_bytes
 
 log = logging.getLogger("fixgw.statelog")
 
@@ -60,7 +60,7 @@ class StateLog:
         self._fd: int | None = None
         self.written = 0
         self.bytes_written = 0
-        self._pickler = RecordPickler()
+        self._encoder = RecordEncoder()
 
     # ------------------------------------------------------------------ reading
     def recover(self) -> State:
@@ -116,7 +116,7 @@ class StateLog:
     def append(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
                routes: list, trades: dict | None, risk_day: tuple | None = None, rejected: list = ()) -> int:
         """Write one record; returns its ticket (1, 2, ...: how many were written), durable at once."""
-        body = self._pickler.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
+        body = self._encoder.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
         os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
         if self.fsync:

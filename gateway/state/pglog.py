@@ -10,7 +10,7 @@ in two tables of the journal database (revision 0006, gateway/journal/db.py):
 - ``state_log_snapshots``: one row per stream, the file's snapshot plus the id of
   the last record it covers and a generation counter.
 
-Writing differs: ``append`` pickles the record on the caller's thread, queues it and
+Writing differs: ``append`` packs the record on the caller's thread, queues it and
 returns a ticket at once; a committer thread (gateway/state/committer.py) commits
 everything queued since its last commit in one transaction (group commit) and only
 then reports the tickets durable (``durable``, ``wait_durable``, ``on_durable``). The
@@ -40,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gateway.journal.db import safe_url, state_log_records, state_log_snapshots
 from gateway.state.committer import GroupCommitter, Pending
-from gateway.state.records import RecordPickler, State, StateLogError, load_record, load_snapshot, snapshot_bytes
+from gateway.state.records import RecordEncoder, State, StateLogError, load_record, load_snapshot, snapshot_bytes
 
 log = logging.getLogger("fixgw.statelog")
 
@@ -86,7 +86,7 @@ class PgStateLog:
         self.covers_id = 0  # the id the snapshot written at open covers: every later record is this writer's
         self.written = 0
         self.bytes_written = 0
-        self._pickler = RecordPickler()
+        self._encoder = RecordEncoder()
         self._committer: GroupCommitter | None = None  # while open
         self._closed: GroupCommitter | None = None  # the last one, after close (its counts and fatal stay readable)
         self._generation: int | None = None  # the snapshot ``follow`` last saw
@@ -175,7 +175,7 @@ class PgStateLog:
         committer = self._committer
         if committer is None:
             raise StateLogError(f"the state log of {self._where()} is not open")
-        body = self._pickler.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
+        body = self._encoder.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
         ticket = committer.submit(time.time_ns() // 1000, body)
         self.written += 1
         self.bytes_written += len(body)

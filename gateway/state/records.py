@@ -2,12 +2,12 @@
 PostgreSQL, gateway/state/pglog.py): a record, the state records fold into, the snapshot, and the unpickler both
 read them back with.
 
-Records are pickled (fast, in C; orders without their routing decisions, which
-the records carry once; orders, open orders and decisions as plain values: Decimals
-as text, enums as codes) and read back with an unpickler that only
-accepts the gateway's own domain types and a few standard ones, so a tampered
-state file or row cannot run code; it can only fail to load, and start-up stops with a
-clear error naming where it was.
+Records are packed by msgspec (MessagePack, in C, both ways): orders as the tuples of their fields
+(``orders.packed``; without their routing decisions, which the records carry once), decoded into exact types.
+A packed record starts with the byte 0x01, its layout. Records of earlier versions were pickled (they start
+with 0x80) and are still read, with an unpickler that only accepts the gateway's own domain types and a few
+standard ones; snapshots are still pickled that way. A tampered state file or row cannot run code; it can only
+fail to load, and start-up stops with a clear error naming where it was.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import pickle
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
 
 from risk.daily_usage import fold_day_changes
 from risk.state import OpenOrder, open_order_from_state_log, open_order_state_log_form
@@ -24,6 +27,7 @@ from orders.records import (
     RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
     route_state_log_form,
 )
+from orders.packed import ORDER_FIELDS_TYPE, order_fields, order_from_fields
 from orders.states import Order, order_from_state_log, order_state_log_form
 
 SNAPSHOT_VERSION = 1
@@ -71,8 +75,9 @@ def _slim_order(order: Order):
 
 
 class RecordPickler:
-    """pickle.dumps for records: orders slimmed, and orders, open orders and routing decisions as plain
-    values (``orders.model.PlainForm``); one pickler reused (cleared per record)."""
+    """Records as versions before ``RecordEncoder`` wrote them, pickled: orders slimmed, and orders, open orders
+    and routing decisions as plain values (``orders.model.PlainForm``); one pickler reused (cleared per record).
+    The gateway no longer writes these; the tests do, to show that a log of an earlier version is still read."""
 
     def __init__(self):
         self._buf = io.BytesIO()
@@ -94,14 +99,62 @@ class RecordPickler:
 
     def record(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
                routes: list, trades: dict | None, risk_day: tuple | None = None, rejected=()) -> bytes:
-        """The body of one record (the arguments of ``StateLog.append``), stamped with the time now."""
+        """A record's body as earlier versions wrote it (``RecordEncoder.record``'s arguments)."""
         return self.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades, risk_day,
                            list(rejected) if rejected else None))
 
 
+# A packed record (layout 1): 0x01, then the MessagePack of
+# (time, origin, seq, [(order fields, open order form | None)], [(role, session, text)], controls, [decision form],
+#  {symbol: last price} | None, per-day risk changes | None, [refusal form] | None).
+_PACKED = b"\x01"
+_RECORD_TYPE = tuple[float, str | None, int, list[tuple[ORDER_FIELDS_TYPE, list | None]], list[tuple[str, str, str]],
+                     tuple | None, list[list], dict[str, Decimal] | None,
+                     tuple[str | None, bool, dict[str, str], dict[str, str]] | None, list[list] | None]
+_DECODER = msgspec.msgpack.Decoder(_RECORD_TYPE)
+
+
+class RecordEncoder:
+    """Packs records (the arguments of ``StateLog.append``) with msgspec: the orders' fields as they are, routing
+    decisions, open orders and refusals in their plain forms (``PlainForm``)."""
+
+    def __init__(self):
+        self._encode = msgspec.msgpack.Encoder(decimal_format="string").encode
+
+    def record(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
+               routes: list, trades: dict | None, risk_day: tuple | None = None, rejected=()) -> bytes:
+        """The body of one record, stamped with the time now."""
+        return _PACKED + self._encode((
+            time.time(), origin, seq,
+            [(order_fields(o), None if open_order is None else open_order_state_log_form(open_order))
+             for o, open_order in orders],
+            sends, controls, [route_state_log_form(d) for d in routes], trades, risk_day,
+            [rejected_state_log_form(r) for r in rejected] if rejected else None))
+
+
 def load_record(body: bytes) -> Record:
-    """A record's body read back (a record of an older layout has 6 fields: the rest default)."""
+    """A record's body read back: packed (``RecordEncoder``), or pickled by an earlier version (a record of an
+    older layout still has 6 fields: the rest default)."""
+    if body[:1] == _PACKED:
+        return _unpack(body)
     return Record(*loads(body))
+
+
+def _unpack(body: bytes) -> Record:
+    ts, origin, seq, orders, sends, controls, routes, trades, risk_day, rejected = _DECODER.decode(
+        memoryview(body)[1:])
+    return Record(ts, origin, seq,
+                  [(order_from_fields(o), None if open_order is None else open_order_from_state_log(open_order))
+                   for o, open_order in orders],
+                  sends, None if controls is None else _tuples(controls), [route_from_state_log(v) for v in routes],
+                  trades, risk_day, None if rejected is None else [rejected_from_state_log(v) for v in rejected])
+
+
+def _tuples(value):
+    """Lists back into the tuples they were (the operator switches are tuples all the way down)."""
+    if type(value) in (list, tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 @dataclass
