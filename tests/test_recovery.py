@@ -476,6 +476,49 @@ def test_a_torn_last_record_is_ignored_and_the_earlier_ones_kept(tmp_path):
     assert state.torn and state.records == 3 and state.controls is None
 
 
+def test_a_record_written_only_in_part_is_taken_back_and_the_records_after_it_are_read(tmp_path, monkeypatch):
+    """A full disk takes half of a record: the log is cut back to where it was and the append fails (the engine
+    says a crash now would lose that change); the next record follows the last whole one, and a restart reads
+    every whole record (a partial one left in the middle would hide all that follow)."""
+    import gateway.state.log as state_log
+
+    core, log, rec, new = recording(tmp_path)
+    rec.record(new, core.handle(new))
+    before = (tmp_path / "state.log").stat().st_size
+    real_write = os.write
+    monkeypatch.setattr(state_log.os, "write", lambda fd, data: real_write(fd, data[:len(data) // 2]))
+    second = dataclasses.replace(new, cl_ord_id="A2", seq=3)
+    with pytest.raises(OSError, match="only .* bytes were written; the record was taken back"):
+        rec.record(second, core.handle(second))
+    assert (tmp_path / "state.log").stat().st_size == before and log.fatal is None
+    monkeypatch.setattr(state_log.os, "write", real_write)
+    third = dataclasses.replace(new, cl_ord_id="A3", seq=4)
+    rec.record(third, core.handle(third))
+    state = StateLog(tmp_path).recover()
+    assert not state.torn and state.records == 2
+    assert {o.cl_ord_id for o in state.orders.values()} == {"A1", "A3"}  # A2's record was never written
+
+
+def test_a_partial_record_that_cannot_be_taken_back_stops_the_log_for_good(tmp_path, monkeypatch):
+    import gateway.state.log as state_log
+
+    core, log, rec, new = recording(tmp_path)
+    real_write = os.write
+    monkeypatch.setattr(state_log.os, "write", lambda fd, data: real_write(fd, data[:10]))
+
+    def no_truncate(fd, length):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(state_log.os, "ftruncate", no_truncate)
+    with pytest.raises(OSError):
+        rec.record(new, core.handle(new))
+    assert "could not be taken back" in log.fatal and "after byte 0" in log.fatal
+    monkeypatch.setattr(state_log.os, "write", real_write)
+    second = dataclasses.replace(new, cl_ord_id="A2", seq=3)
+    with pytest.raises(StateLogError, match="could not be taken back"):
+        rec.record(second, core.handle(second))
+
+
 def test_a_record_with_a_flipped_bit_fails_its_checksum_and_is_treated_as_torn(tmp_path):
     log = StateLog(tmp_path)
     log.open(State())

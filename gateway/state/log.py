@@ -21,7 +21,11 @@ Files, in ``<data_dir>/state/``:
   written at start-up (compaction) and at a clean stop (marked clean);
 - ``state.log``: the records since that snapshot, each ``[length u32][crc32 u32]
   [body]``. A torn last record (the process died inside ``write()``) fails its
-  length or CRC check and is ignored: its messages were never sent.
+  length or CRC check and is ignored: its messages were never sent. A record the
+  file took only in part while the process lived on (a full disk) is cut back
+  off at once, so a partial record never comes before a whole one, which reading
+  would never reach; if it cannot be cut back, the log stops for good (``fatal``)
+  and the engine sends nothing more.
 
 Records and snapshots are encoded as gateway/state/records.py says (the same as in
 the database state log, gateway/state/pglog.py); a tampered state file cannot run
@@ -32,6 +36,7 @@ database log does: here a record is durable when ``append`` returns.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -49,7 +54,7 @@ class StateLog:
     kind = "file"
     durable_on_append = True  # a ticket is durable when ``append`` returns: nobody need wait for it
     pending = 0  # records appended and not yet durable: never any
-    fatal = None  # (the database log's reason for stopping for good; this one has none)
+    fatal = None  # why this log stopped for good (a partial record it could not take back: _take_back), or None
 
     def __init__(self, directory: Path, fsync: bool = False, rejected_kept: int | None = None):
         self.dir = Path(directory)
@@ -116,14 +121,36 @@ class StateLog:
     def append(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
                routes: list, trades: dict | None, risk_day: tuple | None = None, rejected: list = ()) -> int:
         """Write one record; returns its ticket (1, 2, ...: how many were written), durable at once."""
+        if self.fatal is not None:
+            raise StateLogError(f"{self.log_path}: {self.fatal}")
         body = self._encoder.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
-        os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
+        end = self.bytes_written  # the file's length: the log was emptied when it was opened
+        try:
+            n = os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
+        except OSError:
+            self._take_back(end)  # a failed write may still have left part of the record in the file
+            raise
+        if n != len(buf):  # a regular file takes a write whole unless the disk is full
+            self._take_back(end)
+            raise OSError(errno.ENOSPC, f"{self.log_path}: only {n} of a record's {len(buf)} bytes were written; "
+                                        "the record was taken back")
         if self.fsync:
             os.fsync(self._fd)
         self.written += 1
         self.bytes_written += len(buf)
         return self.written
+
+    def _take_back(self, end: int) -> None:
+        """Cut the log back to ``end`` bytes after a record that was not written whole. A partial record in the
+        middle of the log would hide every record after it from recovery; if the cut fails, nothing more may be
+        written (``fatal``: the engine stops sending, as with a database log that failed for good)."""
+        try:
+            os.ftruncate(self._fd, end)
+        except OSError as exc:
+            self.fatal = (f"a record was not written whole and could not be taken back ({exc}): records written "
+                          f"after byte {end} would not be read at a restart")
+            log.critical("state log %s: %s", self.log_path, self.fatal)
 
     @property
     def durable(self) -> int:
