@@ -7,9 +7,10 @@ and datetimes as timestamps in C, from the fields as they are (``order_fields``)
 exact types given here (``ORDER_FIELDS_TYPE``, taken from the dataclasses' annotations), again in C; the objects
 are then made from those tuples (``order_from_fields``).
 
-The types must say exactly what the fields hold: a value of another type fails to decode, and start-up stops
-naming the record rather than trade on a wrong picture. Two fields are annotated only as ``tuple`` and are given
-here in full. A change of the fields (one added, removed, retyped) changes what old records decode into: give
+A datetime with a time zone comes back as the same instant in UTC (the gateway's are all UTC); one without
+comes back without. The types must say exactly what the fields hold: a value of another type fails to decode,
+and start-up stops naming the record rather than trade on a wrong picture. Two fields are annotated only as
+``tuple`` and are given here in full. A change of the fields (one added, removed, retyped) changes what old records decode into: give
 records a new layout then (gateway/state/records.py), and keep reading the old one.
 """
 from __future__ import annotations
