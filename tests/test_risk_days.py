@@ -305,7 +305,7 @@ def test_a_state_log_without_day_records_keeps_the_counts_rebuilt_from_its_order
 
 
 def test_per_day_usage_goes_into_the_records_as_plain_values_only_when_it_changes(tmp_path):
-    import pickle
+    from gateway.state.records import load_record
 
     clock = Clock()
     core, log, rec = recorded(tmp_path, clock)
@@ -316,9 +316,9 @@ def test_per_day_usage_goes_into_the_records_as_plain_values_only_when_it_change
     records, pos = [], 0
     while pos < len(data):
         n = int.from_bytes(data[pos:pos + 4], "little")
-        records.append(pickle.loads(data[pos + 8:pos + 8 + n]))
+        records.append(load_record(data[pos + 8:pos + 8 + n]))
         pos += 8 + n
-    days = [r[8] for r in records]
+    days = [r.risk_day for r in records]
     assert days[0] == ("2026-11-24", True, {}, {})  # the first day set
     assert days[1] is None  # a status request changes no usage
     assert days[2] == ("2026-11-24", False, {"ACC1": "10000"}, {})
