@@ -499,6 +499,22 @@ def test_a_record_written_only_in_part_is_taken_back_and_the_records_after_it_ar
     assert {o.cl_ord_id for o in state.orders.values()} == {"A1", "A3"}  # A2's record was never written
 
 
+def test_a_partial_record_is_taken_back_to_the_log_as_reopened_not_as_it_was_before(tmp_path, monkeypatch):
+    """A log closed and opened again starts empty: taking a record back cuts to what was written since."""
+    import gateway.state.log as state_log
+
+    core, log, rec, new = recording(tmp_path)
+    rec.record(new, core.handle(new))
+    log.close(State())
+    log.open(State())
+    real_write = os.write
+    monkeypatch.setattr(state_log.os, "write", lambda fd, data: real_write(fd, data[:len(data) // 2]))
+    second = dataclasses.replace(new, cl_ord_id="A2", seq=3)
+    with pytest.raises(OSError):
+        rec.record(second, core.handle(second))
+    assert (tmp_path / "state.log").stat().st_size == 0
+
+
 def test_a_partial_record_that_cannot_be_taken_back_stops_the_log_for_good(tmp_path, monkeypatch):
     import gateway.state.log as state_log
 
