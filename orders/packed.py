@@ -18,7 +18,9 @@ from __future__ import annotations
 import typing
 
 from orders.model import CxlRejCode
-from orders.states import _CHILD_FIELDS, _CHILD_GET, _CHILDREN, _SLIM, _SLIM_GET, Child, Event, Order
+from orders.states import (
+    _CHILD_FIELDS, _CHILD_GET, _CHILDREN, _SLIM, _SLIM_GET, Child, Event, Order, order_from_slim,
+)
 
 
 def order_fields(order: Order) -> list:
@@ -31,16 +33,7 @@ def order_fields(order: Order) -> list:
 
 def order_from_fields(values) -> Order:
     """The order back from ``order_fields``'s values, decoded as ``ORDER_FIELDS_TYPE``."""
-    v = list(values)
-    children = []
-    for child_values in v[_CHILDREN]:
-        child = Child.__new__(Child)
-        child.__setstate__(child_values)
-        children.append(child)
-    v[_CHILDREN] = children
-    order = Order.__new__(Order)
-    order.__setstate__(("order/3", *v))
-    return order
+    return order_from_slim(list(values))
 
 
 def _fields_type(types) -> type:

@@ -451,14 +451,21 @@ def order_state_log_form(order: Order) -> list:
 
 def order_from_state_log(form) -> Order:
     v = _ORDER_FORM.load(list(form))
+    v[_CHILDREN] = [tuple(_CHILD_FORM.load(list(cv))) for cv in v[_CHILDREN]]
+    return order_from_slim(v)
+
+
+def order_from_slim(values: list) -> Order:
+    """An order from the values of its slim fields (``Order._slim_fields``, "order/3"), each child given as the
+    tuple of its fields' values; ``values`` is used in place."""
     children = []
-    for cv in v[_CHILDREN]:
+    for child_values in values[_CHILDREN]:
         child = Child.__new__(Child)
-        child.__setstate__(tuple(_CHILD_FORM.load(list(cv))))
+        child.__setstate__(child_values)
         children.append(child)
-    v[_CHILDREN] = children
+    values[_CHILDREN] = children
     order = Order.__new__(Order)
-    order.__setstate__(("order/3", *v))
+    order.__setstate__(("order/3", *values))
     return order
 
 
