@@ -63,7 +63,6 @@ class StateLog:
         self.log_path = self.dir / "state.log"
         self.fsync = fsync
         self._fd: int | None = None
-        self._length = 0
         self.written = 0
         self.bytes_written = 0
         self._encoder = RecordEncoder()
@@ -116,7 +115,7 @@ class StateLog:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._write_snapshot(state, clean=False)
         self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-        self._length = 0  # the file's length: every record since this open, whole
+        self.bytes_written = 0  # (the file's length from now on: every record since this open, whole)
         if self.fsync:
             os.fsync(self._fd)
 
@@ -127,7 +126,7 @@ class StateLog:
             raise StateLogError(f"{self.log_path}: {self.fatal}")
         body = self._encoder.record(origin, seq, orders, sends, controls, routes, trades, risk_day, rejected)
         buf = _HEADER.pack(len(body), zlib.crc32(body)) + body
-        end = self._length
+        end = self.bytes_written
         try:
             n = os.write(self._fd, buf)  # one syscall: the record is whole in the page cache, or torn and ignored
         except OSError:
@@ -139,7 +138,6 @@ class StateLog:
                                         "the record was taken back")
         if self.fsync:
             os.fsync(self._fd)
-        self._length = end + len(buf)
         self.written += 1
         self.bytes_written += len(buf)
         return self.written
