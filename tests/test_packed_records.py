@@ -12,12 +12,13 @@ import msgspec
 import pytest
 
 from gateway.state.log import StateLog
-from gateway.state.records import RecordEncoder, RecordPickler, State, StateLogError, load_record
+from gateway.state.records import RecordEncoder, State, StateLogError, load_record
 from orders.model import CxlRejCode, OrdStatus, OrdType, RejectCode, Side, TimeInForce
 from orders.packed import ORDER_FIELDS_TYPE, order_fields, order_from_fields
 from orders.records import RejectedOrder
 from orders.states import Child, ChildReplace, Event, Order, PendingReplace
 from risk.state import OpenOrder
+from tests.legacy_records import RecordPickler
 
 UTC = timezone.utc
 

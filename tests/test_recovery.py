@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.state import recovery
 from gateway.state.log import StateLog
-from gateway.state.records import SEND_BACKLOG_MAX, RecordPickler, State, StateLogError
+from gateway.state.records import SEND_BACKLOG_MAX, State, StateLogError
 from risk.engine import RiskEngine
 from risk.rules import load_rules
 from desk.core import Core
@@ -32,6 +32,7 @@ from orders.commands import (
 from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind, OrdStatus, OrdType, Side, TimeInForce
 from routing.router import BEST_PRICE, SWEEP, RoutingPolicy, StrategySpec, Venue
 from sessions.codec import encode
+from tests.legacy_records import RecordPickler
 
 RULES = """
 chain = ["kill_switch", "max_order_qty", "max_open_orders", "max_position", "daily_notional"]

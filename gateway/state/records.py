@@ -21,14 +21,12 @@ from decimal import Decimal
 import msgspec
 
 from risk.daily_usage import fold_day_changes
-from risk.state import OpenOrder, open_order_from_state_log, open_order_state_log_form
+from risk.state import open_order_from_state_log, open_order_state_log_form
 from orders import actions as _actions, commands as _commands, model as _model, records as _records
 from orders.records import (
-    RejectedOrder, RouteDecision, rejected_from_state_log, rejected_state_log_form, route_from_state_log,
-    route_state_log_form,
+    rejected_from_state_log, rejected_state_log_form, route_from_state_log, route_state_log_form,
 )
 from orders.packed import ORDER_FIELDS_TYPE, order_fields, order_from_fields
-from orders.states import Order, order_from_state_log, order_state_log_form
 
 SNAPSHOT_VERSION = 1
 # How many messages (and marks) the engine's sender thread may be behind when the core thread writes a record
@@ -66,42 +64,6 @@ class _SafeUnpickler(pickle.Unpickler):
 def loads(data: bytes):
     """Unpickle state log data, refusing anything but the gateway's own domain types and a few standard ones."""
     return _SafeUnpickler(io.BytesIO(data)).load()
-
-
-def _slim_order(order: Order):
-    """An order in a record: plain values, without its routing decisions, which each record carries once
-    (``routes``)."""
-    return order_from_state_log, (order_state_log_form(order),)
-
-
-class RecordPickler:
-    """Records as versions before ``RecordEncoder`` wrote them, pickled: orders slimmed, and orders, open orders
-    and routing decisions as plain values (``orders.model.PlainForm``); one pickler reused (cleared per record).
-    The gateway no longer writes these; the tests do, to show that a log of an earlier version is still read."""
-
-    def __init__(self):
-        self._buf = io.BytesIO()
-        self._pickler = pickle.Pickler(self._buf, protocol=5)
-        self._pickler.dispatch_table = {
-            Order: _slim_order,
-            RouteDecision: lambda d: (route_from_state_log, (route_state_log_form(d),)),
-            OpenOrder: lambda o: (open_order_from_state_log, (open_order_state_log_form(o),)),
-            RejectedOrder: lambda r: (rejected_from_state_log, (rejected_state_log_form(r),)),
-        }
-
-    def dumps(self, obj) -> bytes:
-        buf = self._buf
-        buf.seek(0)
-        buf.truncate()
-        self._pickler.clear_memo()
-        self._pickler.dump(obj)
-        return buf.getvalue()
-
-    def record(self, origin: str | None, seq: int, orders: list, sends: list, controls: tuple | None,
-               routes: list, trades: dict | None, risk_day: tuple | None = None, rejected=()) -> bytes:
-        """A record's body as earlier versions wrote it (``RecordEncoder.record``'s arguments)."""
-        return self.dumps((time.time(), origin, seq, orders, sends, controls, routes, trades, risk_day,
-                           list(rejected) if rejected else None))
 
 
 # A packed record (layout 1): 0x01, then the MessagePack of
