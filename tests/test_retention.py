@@ -174,3 +174,29 @@ def test_one_sessions_time_range_is_read_through_its_index(sqlite_url):
     finally:
         engine.dispose()
     assert "ix_journal_messages_session_id_ts_us" in plan
+
+
+@pytest.mark.postgres
+def test_a_second_gateway_pruning_the_same_journal_at_once_prunes_nothing_and_says_so(postgres_url, writer_factory,
+                                                                                       monkeypatch):
+    """The active instances of a sharded cluster share one journal and each runs the daily job: one run at a time."""
+    from gateway.journal.retention import BUSY, PRUNE_LOCK
+
+    db.upgrade(postgres_url)
+    fill(postgres_url, writer_factory, monkeypatch)
+    engine = db.make_engine(postgres_url)
+    try:
+        with engine.connect() as other:  # another gateway's run, under way
+            assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PRUNE_LOCK}).scalar()
+            busy = prune(engine, timedelta(days=5), now=NOW)
+            assert busy.pruned == 0 and busy.held_back_by == BUSY and "another gateway is pruning" in busy.describe()
+            assert count_messages(postgres_url) == 150
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PRUNE_LOCK})
+        done = prune(engine, timedelta(days=5), now=NOW)
+        assert done.pruned == 100 and count_messages(postgres_url) == 50
+        # the run let go of the lock: the next one (from any connection of the pool) may take it
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PRUNE_LOCK}).scalar()
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PRUNE_LOCK})
+    finally:
+        engine.dispose()

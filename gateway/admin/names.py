@@ -58,7 +58,7 @@ def configured_sessions(cfg, roles: Iterable[str] = ROLES) -> dict[str, str]:
     from sessions.fixsettings import session_id
 
     tables = {"client": cfg.clients, "venue": cfg.venues, "dropcopy": cfg.dropcopy.sessions}
-    return {name: session_id(c.fix_version, cfg.comp_id, name).toString()
+    return {name: session_id(c.fix_version, cfg.venue_sender if role == "venue" else cfg.comp_id, name).toString()
             for role in roles for name, c in tables[role].items()}
 
 

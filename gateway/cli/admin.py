@@ -22,6 +22,7 @@ from gateway.cli.common import db_reason, load
 
 
 INSTANCE_ENV = "FIXGW_INSTANCE"
+SHARD_ENV = "FIXGW_SHARD"
 
 
 def _instance_config(config_path: str):
@@ -39,6 +40,8 @@ def _instance_config(config_path: str):
 
         engine = make_engine(cfg.journal.database_url)
         try:
+            if cfg.shard:
+                return load(config_path, _shard_leader(cfg, engine))
             lease = Lease(engine, cfg.cluster.name).read()
         except SQLAlchemyError as exc:
             raise click.ClickException(f"cluster {cfg.cluster.name}: cannot ask {safe_url(cfg.journal.database_url)} "
@@ -50,6 +53,29 @@ def _instance_config(config_path: str):
                                        f"name the one to ask with {INSTANCE_ENV}")
         name = lease.holder
     return load(config_path, name)
+
+
+def _shard_leader(cfg, engine) -> str:
+    """In a sharded cluster: the instance leading the shard ``FIXGW_SHARD`` names; without it, a refusal that says
+    who leads each shard (the commands act on one instance until the cluster has one control plane)."""
+    from gateway.cluster.lease import Lease
+    from gateway.config.cluster import shard_lease_name
+
+    shard = os.environ.get(SHARD_ENV)
+    if shard is not None and shard not in cfg.shard:
+        raise click.ClickException(f"{SHARD_ENV}={shard}: no such shard; the shards: {', '.join(sorted(cfg.shard))}")
+    leaders = {}
+    for name in ([shard] if shard else sorted(cfg.shard)):
+        lease = Lease(engine, shard_lease_name(cfg.cluster.name, name)).read()
+        leaders[name] = lease.holder if lease is not None and lease.held else None
+    if shard:
+        if leaders[shard] is None:
+            raise click.ClickException(f"cluster {cfg.cluster.name}: no instance leads shard {shard} (see `fixgw "
+                                       f"cluster status`); name the one to ask with {INSTANCE_ENV}")
+        return leaders[shard]
+    said = ", ".join(f"{name} led by {who or 'nobody'}" for name, who in leaders.items())
+    raise click.ClickException(f"cluster {cfg.cluster.name} has shards ({said}): name the shard to ask with "
+                               f"{SHARD_ENV} or the instance with {INSTANCE_ENV}")
 
 
 class AdminClient:

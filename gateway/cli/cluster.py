@@ -26,13 +26,14 @@ def cluster() -> None:
 @CONFIG_OPTION
 @JSON
 def status(config_path: str, as_json: bool) -> None:
-    """The cluster's lease (holder, fencing token, age, time left) and each instance's role and heartbeat.
+    """The cluster's lease (holder, fencing token, age, time left) and each instance's role and heartbeat; in a
+    sharded cluster, the same for every shard.
 
     Exit code 0: an instance leads; 1: NO LEADER; 2: could not ask.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.cluster.status import cluster_status, describe_status
+    from gateway.cluster.status import cluster_status, describe_sharded, describe_status, sharded_status
     from gateway.journal.db import make_engine, safe_url
 
     cfg = load(config_path)
@@ -41,14 +42,49 @@ def status(config_path: str, as_json: bool) -> None:
     url = cfg.journal.database_url
     engine = make_engine(url)
     try:
-        data = cluster_status(engine, cfg.cluster.name, cfg.cluster.lease_ttl_s, sorted(cfg.instance))
+        if cfg.shard:
+            data = sharded_status(engine, cfg.cluster.name, cfg.cluster.lease_ttl_s, shard_instances(cfg))
+        else:
+            data = cluster_status(engine, cfg.cluster.name, cfg.cluster.lease_ttl_s, sorted(cfg.instance))
     except SQLAlchemyError as exc:
         raise CommandError(f"cannot read cluster {cfg.cluster.name} from {safe_url(url)}: {db_reason(exc)}") from None
     finally:
         engine.dispose()
+    if cfg.shard:
+        emit(data, as_json, describe_sharded)
+        if data["leaderless"]:
+            sys.exit(1)
+        return
     emit(data, as_json, describe_status)
     if data["leader"] is None:
         sys.exit(1)
+
+
+def _handover_scope(cfg, config_path: str, shard: str | None, to: str | None) -> tuple[str, list[str]]:
+    """(the lease to hand over, its configured instances): the cluster's, or in a sharded cluster the shard's
+    that ``--shard`` names (or that ``--to``'s instance serves)."""
+    from gateway.config.cluster import shard_lease_name
+
+    if not cfg.shard:
+        if shard is not None:
+            raise CommandError(f"--shard {shard}: {config_path} has no [shard.NAME] sections")
+        return cfg.cluster.name, sorted(cfg.instance)
+    if shard is None and to is not None and to in cfg.instance:
+        shard = cfg.instance[to].shard
+    if shard is None:
+        raise CommandError(f"cluster {cfg.cluster.name} has shards ({', '.join(sorted(cfg.shard))}): name the one "
+                           "to hand over with --shard")
+    if shard not in cfg.shard:
+        raise CommandError(f"no shard {shard!r} in {config_path}; its shards: {', '.join(sorted(cfg.shard))}")
+    instances = shard_instances(cfg)[shard]
+    if to is not None and to not in instances:
+        raise CommandError(f"--to {to}: not an instance of shard {shard} (its instances: {', '.join(instances)})")
+    return shard_lease_name(cfg.cluster.name, shard), instances
+
+
+def shard_instances(cfg) -> dict[str, list[str]]:
+    """shard -> its configured instances, by name."""
+    return {shard: sorted(n for n, inst in cfg.instance.items() if inst.shard == shard) for shard in cfg.shard}
 
 
 @cluster.command()
@@ -57,8 +93,9 @@ def status(config_path: str, as_json: bool) -> None:
               "running standby takes the lease first)")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=1),
               help="seconds to wait for the new active instance")
+@click.option("--shard", default=None, metavar="NAME", help="in a sharded cluster, the shard to hand over")
 @JSON
-def handover(config_path: str, to: str | None, timeout: float, as_json: bool) -> None:
+def handover(config_path: str, to: str | None, timeout: float, shard: str | None, as_json: bool) -> None:
     """Hand the cluster over to a standby: the active stops cleanly and hands over the lease.
 
     Nothing is lost and no sequence number jumps: the active finishes what it was doing, journals everything and
@@ -76,9 +113,10 @@ def handover(config_path: str, to: str | None, timeout: float, as_json: bool) ->
     cfg = load(config_path)
     if cfg.cluster is None:
         raise CommandError(f"{config_path} has no [cluster] section: this gateway runs alone")
+    lease, instances = _handover_scope(cfg, config_path, shard, to)
     url = cfg.journal.database_url
     engine = make_engine(url)
-    args = (engine, cfg.cluster.name, cfg.cluster.lease_ttl_s, sorted(cfg.instance))
+    args = (engine, lease, cfg.cluster.lease_ttl_s, instances)
     try:
         try:
             asked = ask_handover(*args, to)

@@ -39,6 +39,13 @@ FIX_VERSIONS = ("FIX.4.2", "FIX.4.4", "FIX.5.0")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+def venue_counterparties(cfg: GatewayConfig) -> tuple[str, ...]:
+    """The SenderCompIDs a venue of ``cfg`` sees the gateway log on as: every shard's own, else the one."""
+    if cfg.shard:
+        return tuple(sorted({s.venue_comp_id for s in cfg.shard.values()}))
+    return (cfg.venue_sender,)
+
+
 def simulator_for_venue(cfg: GatewayConfig, name: str, *, port: int | None = None,
                         counterparties: tuple[str, ...] = (), versions: tuple[str, ...] = (),
                         store_dir: Path | None = None) -> "VenueSimulator":
@@ -60,7 +67,7 @@ def simulator_for_venue(cfg: GatewayConfig, name: str, *, port: int | None = Non
         sim=venue.simulator,
         store_dir=store_dir,
         book_file=store_dir / "book.json" if venue.simulator.keep_orders else None,
-        counterparties=counterparties or (cfg.comp_id,),
+        counterparties=counterparties or venue_counterparties(cfg),
         versions=versions or ALL_VERSIONS,
     )
 

@@ -78,7 +78,7 @@ class Leadership:
                  clock: Callable[[], float] = time.monotonic):
         if not cfg.instance_name:
             raise ValueError("a cluster's gateway runs as one of its instances (fixgw run --instance NAME)")
-        self.cluster, self.instance, self.ttl = cfg.name, cfg.instance_name, cfg.lease_ttl_s
+        self.cluster, self.instance, self.ttl = cfg.lease_name, cfg.instance_name, cfg.lease_ttl_s
         self.engine = make_engine(database_url)
         self.lease = Lease(self.engine, self.cluster)
         self.membership = Membership(self.engine, self.cluster, self.instance)

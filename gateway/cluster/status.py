@@ -39,6 +39,29 @@ def cluster_status(engine: Engine, cluster: str, ttl: float, configured: list[st
     return out
 
 
+def sharded_status(engine: Engine, cluster: str, ttl: float, shards: dict[str, list[str]]) -> dict:
+    """A sharded cluster's status: each shard's (``cluster_status`` of its lease, ``CLUSTER/SHARD``, and its
+    configured instances); ``leaderless`` names the shards no instance leads."""
+    from gateway.config.cluster import shard_lease_name
+
+    out = {"cluster": cluster, "shards": {}, "leaderless": []}
+    for shard, instances in sorted(shards.items()):
+        part = cluster_status(engine, shard_lease_name(cluster, shard), ttl, instances)
+        part["shard"] = shard
+        out["shards"][shard] = part
+        if part["leader"] is None:
+            out["leaderless"].append(shard)
+    return out
+
+
+def describe_sharded(d: dict) -> str:
+    """A sharded cluster's status for people: a line for the whole, then each shard as ``describe_status``."""
+    n = len(d["shards"])
+    head = (f"cluster {d['cluster']}: {n} shard(s), every one led" if not d["leaderless"]
+            else f"cluster {d['cluster']}: {n} shard(s); NO LEADER in {', '.join(d['leaderless'])}")
+    return "\n".join([head] + [describe_status(part) for part in d["shards"].values()])
+
+
 def describe_status(d: dict) -> str:
     """The status for people, one line for the lease and one per instance."""
     lease = d["lease"]

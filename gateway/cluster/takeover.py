@@ -59,7 +59,7 @@ def session_stores(cfg: GatewayConfig) -> list[SessionStore]:
     store = cfg.data_dir / "store"
     out = [SessionStore("client", n, session_id(c.fix_version, cfg.comp_id, n), store / "clients")
            for n, c in cfg.clients.items()]
-    out += [SessionStore("venue", n, session_id(v.fix_version, cfg.comp_id, n), store / "venues")
+    out += [SessionStore("venue", n, session_id(v.fix_version, cfg.venue_sender, n), store / "venues")
             for n, v in cfg.venues.items()]
     out += [SessionStore("dropcopy", n, session_id(d.fix_version, cfg.comp_id, n), store / "dropcopy")
             for n, d in cfg.dropcopy.sessions.items()]

@@ -1,9 +1,17 @@
 """An active/standby cluster in gateway.cfg: the ``[cluster]`` section (its name, the lease, what a takeover
-adds to each session's sequence numbers) and the ``[instance.NAME]`` sections, each overriding what must differ
-between the instances of one cluster (data directory, ports), one of which `fixgw run --instance NAME` picks.
+adds to each session's sequence numbers), the ``[instance.NAME]`` sections, each overriding what must differ
+between the instances of one cluster (data directory, ports), one of which `fixgw run --instance NAME` picks, and
+the ``[shard.NAME]`` sections, which split the client sessions between several active instances.
 
 Instances share the rest of the file: sessions, venues, risk, the journal. They share nothing else but the
 PostgreSQL database the journal is in (docs/failover.md).
+
+**Shards** (docs/scale-out.md). With ``[shard.NAME]`` sections, each shard is an active/standby cluster of its
+own: its own lease and order state (``ClusterConfig.lease_name``: ``CLUSTER/SHARD``), its instances (each names
+its ``shard``), the client sessions it serves (``clients``, each client in exactly one shard), the drop-copy
+sessions it serves (``dropcopy``), and its own SenderCompID toward the venues (``venue_comp_id``: a venue logs
+each CompID on once, so every shard needs one of its own). An instance runs the file as its shard sees it: the
+other shards, their instances, clients and drop-copy sessions are left out (``with_instance``).
 """
 from __future__ import annotations
 
@@ -36,11 +44,32 @@ class ClusterConfig(StrictModel):
         "numbers past the journal's last, so messages the old active sent and never committed to the journal are "
         "never numbered twice; the counterparty asks for the gap and gets a gap fill (docs/failover.md)")
     instance_name: str | None = Field(None, description="the instance this process runs as (`--instance`)")
+    shard: str | None = Field(None, description="the shard that instance serves (its [instance.NAME] shard)")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_name(value, "cluster")
+
+    @property
+    def lease_name(self) -> str:
+        """The lease's row and the order state's stream this instance shares with its standbys: the cluster's
+        name, or ``CLUSTER/SHARD`` for an instance of a shard ('/' is in no cluster's or shard's name)."""
+        return self.name if self.shard is None else shard_lease_name(self.name, self.shard)
+
+
+def shard_lease_name(cluster: str, shard: str) -> str:
+    return f"{cluster}/{shard}"
+
+
+class ShardConfig(StrictModel):
+    """One shard of a sharded cluster: the sessions its active instance serves, and its identity at the venues."""
+
+    clients: tuple[str, ...] = Field(min_length=1, description="the client sessions this shard serves")
+    dropcopy: tuple[str, ...] = Field((), description="the drop-copy sessions this shard serves")
+    venue_comp_id: str = Field(
+        min_length=1, description="SenderCompID of this shard's sessions to every venue: each shard logs on to a "
+        "venue as a counterparty of its own (the venue assigns them)")
 
 
 class InstanceConfig(StrictModel):
@@ -53,6 +82,7 @@ class InstanceConfig(StrictModel):
     dropcopy_port: int | None = Field(None, gt=0, lt=65536, description="[dropcopy] port")
     http_host: str | None = Field(None, description="[http] host")
     http_port: int | None = Field(None, gt=0, lt=65536, description="[http] port")
+    shard: str | None = Field(None, description="the [shard.NAME] it serves, in a sharded cluster")
 
     @field_validator("client_ports")
     @classmethod
@@ -63,8 +93,13 @@ class InstanceConfig(StrictModel):
         return value
 
 
-def check_instances(cluster: ClusterConfig | None, instances: dict[str, InstanceConfig], clients: set[str]) -> None:
-    """The file's instance sections against its cluster and clients (ValueError naming the problem)."""
+def check_instances(cluster: ClusterConfig | None, instances: dict[str, InstanceConfig], clients: set[str],
+                    shards: dict[str, ShardConfig] | None = None, dropcopy: dict[str, tuple[str, ...]] | None = None,
+                    names: set[str] | None = None) -> None:
+    """The file's instance and shard sections against its cluster, clients and drop-copy sessions (ValueError
+    naming the problem). ``dropcopy``: each drop-copy session's ``clients`` scope; ``names``: every name a CompID
+    must not repeat (sessions, the gateway's comp_id)."""
+    shards = shards or {}
     if instances and cluster is None:
         raise ValueError(f"instance sections ({', '.join(sorted(instances))}) need a [cluster] section")
     for name, inst in instances.items():
@@ -72,11 +107,71 @@ def check_instances(cluster: ClusterConfig | None, instances: dict[str, Instance
         unknown = sorted(set(inst.client_ports) - clients)
         if unknown:
             raise ValueError(f"instance.{name}.client_ports names {', '.join(unknown)}, not a configured client")
+        if inst.shard is not None and inst.shard not in shards:
+            known = ", ".join(sorted(shards)) or "none"
+            raise ValueError(f"instance.{name}.shard names {inst.shard}, not a [shard.NAME] of this file "
+                             f"(its shards: {known})")
+        if shards and inst.shard is None:
+            raise ValueError(f"instance.{name} needs a shard: the file splits its clients into shards "
+                             f"({', '.join(sorted(shards))})")
+        if inst.shard is not None:
+            foreign = sorted(set(inst.client_ports) - set(shards[inst.shard].clients))
+            if foreign:
+                raise ValueError(f"instance.{name}.client_ports names {', '.join(foreign)}, not a client of its "
+                                 f"shard {inst.shard}")
+    if shards:
+        _check_shards(cluster, instances, clients, shards, dropcopy or {}, names or set())
 
 
-def with_instance(raw: dict, instances: dict[str, InstanceConfig], cluster: ClusterConfig | None, name: str) -> dict:
+def _check_shards(cluster: ClusterConfig | None, instances: dict[str, InstanceConfig], clients: set[str],
+                  shards: dict[str, ShardConfig], dropcopy: dict[str, tuple[str, ...]], names: set[str]) -> None:
+    if cluster is None:
+        raise ValueError(f"shard sections ({', '.join(sorted(shards))}) need a [cluster] section")
+    served: dict[str, str] = {}  # client -> its shard
+    dc_served: dict[str, str] = {}
+    comp_ids: dict[str, str] = {}
+    for name, shard in shards.items():
+        _check_name(name, "shard")
+        for client in shard.clients:
+            if client not in clients:
+                raise ValueError(f"shard.{name}.clients names {client}, not a configured client")
+            if client in served:
+                raise ValueError(f"client {client} is in two shards, {served[client]} and {name}: a client "
+                                 "session is served by one shard")
+            served[client] = name
+        for session in shard.dropcopy:
+            if session not in dropcopy:
+                raise ValueError(f"shard.{name}.dropcopy names {session}, not a configured drop-copy session")
+            if session in dc_served:
+                raise ValueError(f"drop-copy session {session} is in two shards, {dc_served[session]} and {name}")
+            dc_served[session] = name
+            foreign = [c for c in dropcopy[session] if c not in shard.clients]
+            if foreign:
+                raise ValueError(f"drop-copy session {session} (shard {name}) names client(s) {', '.join(foreign)} "
+                                 f"of another shard: a receiver is sent the reports of its own shard's sessions")
+        if shard.venue_comp_id in comp_ids:
+            raise ValueError(f"shards {comp_ids[shard.venue_comp_id]} and {name} have the same venue_comp_id "
+                             f"{shard.venue_comp_id}: a venue logs a CompID on once, so each shard needs its own")
+        if shard.venue_comp_id in names:
+            raise ValueError(f"shard.{name}.venue_comp_id {shard.venue_comp_id} is also a session name")
+        comp_ids[shard.venue_comp_id] = name
+        if not any(inst.shard == name for inst in instances.values()):
+            raise ValueError(f"shard {name} has no instance: give one [instance.NAME] shard = \"{name}\"")
+    unserved = sorted(clients - set(served))
+    if unserved:
+        raise ValueError(f"client(s) {', '.join(unserved)} in no shard: list each in one [shard.NAME] clients")
+    unserved = sorted(set(dropcopy) - set(dc_served))
+    if unserved:
+        raise ValueError(f"drop-copy session(s) {', '.join(unserved)} in no shard: list each in one "
+                         "[shard.NAME] dropcopy")
+
+
+def with_instance(raw: dict, instances: dict[str, InstanceConfig], cluster: ClusterConfig | None, name: str,
+                  shards: dict[str, ShardConfig] | None = None) -> dict:
     """The file's TOML (``raw``) as instance ``name`` runs it: its section's overrides applied, and
-    ``[cluster] instance_name`` set. ValueError for a file without a cluster or an unknown name."""
+    ``[cluster] instance_name`` set; in a shard, only the shard's clients and drop-copy sessions kept, its
+    ``venue_comp_id`` the SenderCompID toward venues and ``[cluster] shard`` set. ValueError for a file without a
+    cluster or an unknown name."""
     if cluster is None:
         raise ValueError(f"--instance {name}: the configuration has no [cluster] section (a single gateway runs "
                          "without --instance)")
@@ -94,4 +189,20 @@ def with_instance(raw: dict, instances: dict[str, InstanceConfig], cluster: Clus
     for client, port in inst.client_ports.items():
         out["clients"][client]["port"] = port
     out["cluster"]["instance_name"] = name
+    if inst.shard is not None:
+        _shard_view(out, inst.shard, (shards or {})[inst.shard])
     return out
+
+
+def _shard_view(out: dict, name: str, shard: ShardConfig) -> None:
+    """Narrow the file's TOML to what one shard serves (in place)."""
+    keep = set(shard.clients)
+    out["clients"] = {c: v for c, v in out.get("clients", {}).items() if c in keep}
+    dc = out.get("dropcopy")
+    if isinstance(dc, dict) and isinstance(dc.get("sessions"), dict):
+        dc["sessions"] = {s: v for s, v in dc["sessions"].items() if s in shard.dropcopy}
+    out["venue_comp_id"] = shard.venue_comp_id
+    out["cluster"]["shard"] = name
+    # the other shards, and their instances, are not this instance's business (the whole file was checked first)
+    out["shard"] = {name: out["shard"][name]}
+    out["instance"] = {n: v for n, v in out.get("instance", {}).items() if v.get("shard") == name}

@@ -69,13 +69,14 @@ def _validate(raw: dict, source: str) -> GatewayConfig:
 
 def _select_instance(raw: dict, cfg: GatewayConfig, instance: str | None, source: str) -> GatewayConfig:
     """The configuration as ``instance`` of the file's cluster runs it (``cfg`` itself when None)."""
-    if isinstance(raw.get("cluster"), dict) and "instance_name" in raw["cluster"]:
-        raise ConfigError(f"{source}: cluster.instance_name is not a key of the file: `fixgw run --instance NAME` "
-                          "gives it")
+    for key, how in (("instance_name", "`fixgw run --instance NAME` gives it"),
+                      ("shard", "each [instance.NAME] names its shard")):
+        if isinstance(raw.get("cluster"), dict) and key in raw["cluster"]:
+            raise ConfigError(f"{source}: cluster.{key} is not a key of the file: {how}")
     if instance is None:
         return cfg
     try:
-        merged = with_instance(raw, cfg.instance, cfg.cluster, instance)
+        merged = with_instance(raw, cfg.instance, cfg.cluster, instance, cfg.shard)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return _validate(merged, f"{source} (instance {instance})")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gateway.config.cluster import ClusterConfig, InstanceConfig, check_instances
+from gateway.config.cluster import ClusterConfig, InstanceConfig, ShardConfig, check_instances
 from gateway.config.sessions import AcceptorConfig, ClientConfig, DropCopyConfig, VenueConfig
 from gateway.config.storage import (DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, JournalConfig, RecoveryConfig,
                                     make_url_password)
@@ -35,7 +35,11 @@ class HttpConfig(StrictModel):
 
 
 class GatewayConfig(StrictModel):
-    comp_id: str = "FIXGW"
+    comp_id: str = Field("FIXGW", min_length=1, description="our CompID: SenderCompID on every session we own, "
+                         "TargetCompID of our clients' and drop-copy receivers' sessions")
+    venue_comp_id: str | None = Field(
+        None, min_length=1, description="SenderCompID of our sessions to the venues, where it is not comp_id (a "
+        "shard's venue_comp_id in a sharded cluster)")
     data_dir: Path = Path("var")
     secrets_file: Path | None = Field(
         None, description="TOML file of secrets (NAME = \"value\"), mode 0600; the environment overrides it")
@@ -54,11 +58,20 @@ class GatewayConfig(StrictModel):
     cluster: ClusterConfig | None = Field(None, description="an active/standby cluster (docs/failover.md)")
     instance: dict[str, InstanceConfig] = Field(default_factory=dict,
                                                 description="the cluster's instances, by name: what each overrides")
+    shard: dict[str, ShardConfig] = Field(default_factory=dict, description="a sharded cluster's shards, by name: "
+                                          "the sessions each serves (docs/scale-out.md)")
 
     @model_validator(mode="after")
     def _instances_of_the_cluster(self) -> "GatewayConfig":
-        check_instances(self.cluster, self.instance, set(self.clients))
+        names = set(self.clients) | set(self.venues) | set(self.dropcopy.sessions) | {self.comp_id}
+        dropcopy = {name: tuple(s.clients) for name, s in self.dropcopy.sessions.items()}
+        check_instances(self.cluster, self.instance, set(self.clients), self.shard, dropcopy, names)
         return self
+
+    @property
+    def venue_sender(self) -> str:
+        """SenderCompID of our sessions to the venues: ``venue_comp_id``, else ``comp_id``."""
+        return self.venue_comp_id or self.comp_id
 
     @model_validator(mode="after")
     def _names_unique(self) -> "GatewayConfig":
@@ -71,6 +84,8 @@ class GatewayConfig(StrictModel):
             raise ValueError(f"drop-copy session names also used for a client or venue: {', '.join(sorted(taken))}")
         if self.comp_id in self.clients or self.comp_id in self.venues or self.comp_id in dc:
             raise ValueError(f"comp_id {self.comp_id} is also a session name")
+        if self.venue_comp_id is not None and self.venue_comp_id in set(self.clients) | set(self.venues) | dc:
+            raise ValueError(f"venue_comp_id {self.venue_comp_id} is also a session name")
         if self.http.enabled and self.http.port in self.client_ports():
             raise ValueError(f"port {self.http.port} is both the [http] port and a client acceptor port")
         by_port: dict[int, list[str]] = {}

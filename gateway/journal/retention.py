@@ -17,6 +17,10 @@ transaction, so the journal writer is never blocked for long. With an archive
 directory, each chunk's rows are first appended to a gzip'd JSON-lines file
 (every column, the chain hash in hex), so what was pruned can still be read and
 re-verified.
+
+Several gateways may share one journal (the active instances of a sharded cluster, each running the daily job):
+on PostgreSQL one run prunes at a time (``PRUNE_LOCK``, a session advisory lock); a run that finds another under
+way prunes nothing and says so, and the next day's run continues from the checkpoint.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.engine import URL
 
 from gateway.journal.db import _engine_for, dropcopy_state, journal_messages, journal_meta, session_events
@@ -37,6 +41,10 @@ from gateway.journal.verify import CHECKPOINT_HASH, CHECKPOINT_ID, GENESIS, chec
 log = logging.getLogger("fixgw.retention")
 
 CHECKPOINT_AT = "retention_checkpoint_at"
+
+#: The advisory lock one pruning run holds on PostgreSQL (an arbitrary 64-bit key: "fixgwret" in ASCII).
+PRUNE_LOCK = int.from_bytes(b"fixgwret", "big") - (1 << 63)
+BUSY = "another gateway is pruning this journal now (it continues from the same checkpoint)"
 
 
 @dataclass(frozen=True)
@@ -74,70 +82,95 @@ def prune(engine_or_url: Engine | str | URL, older_than: timedelta, *, archive_d
     engine, owned = _engine_for(engine_or_url)
     now = now or datetime.now(timezone.utc)
     cutoff = now - older_than
-    cutoff_us = int(cutoff.timestamp() * 1_000_000)
-    t = journal_messages.c
+    lock = None
     try:
-        with engine.connect() as conn:
-            meta = {n: v for n, v in conn.execute(select(journal_meta.c.name, journal_meta.c.value))}
-            done = checkpoint(meta)
-            start = done[0] if done else 0
-            chain_start = int(meta.get("chain_start_id", "0"))
-            first_young = conn.execute(select(func.min(t.id)).where(t.ts_us >= cutoff_us)).scalar()
-            last = conn.execute(select(func.max(t.id))).scalar() or 0
-            upto = (first_young - 1) if first_young is not None else last
-            held = None
-            acked = conn.execute(select(dropcopy_state.c.session, dropcopy_state.c.acked_id)
-                                 .order_by(dropcopy_state.c.acked_id).limit(1)).first()
-            if acked is not None and acked.acked_id < upto:
-                upto = acked.acked_id
-                held = (f"drop-copy session {acked.session} has acknowledged copies only up to journal id "
-                        f"{acked.acked_id}")
-            events = conn.execute(select(func.count()).select_from(session_events)
-                                  .where(session_events.c.ts_us < cutoff_us)).scalar_one()
-            todo = conn.execute(select(func.count()).where(t.id > start, t.id <= upto)).scalar_one() \
-                if upto > start else 0
-        if dry_run:
-            return PruneResult(todo, events, upto if todo else (done[0] if done else None), None, held, cutoff)
-
-        archive = None
-        if todo and archive_dir is not None:
-            archive_dir.mkdir(parents=True, exist_ok=True)
-            archive = archive_dir / f"journal-{start + 1:012d}-{upto:012d}-{int(time.time())}.jsonl.gz"
-        pruned = 0
-        position = start
-        while position < upto:
-            with engine.begin() as conn:
-                rows = conn.execute(select(t.id, t.session_id, t.direction, t.seq_num, t.msg_type, t.cl_ord_id,
-                                           t.order_id, t.poss_dup, t.ts_us, t.raw, t.chain_hash)
-                                    .where(t.id > position, t.id <= upto).order_by(t.id).limit(chunk)).all()
-                if not rows:
-                    break
-                if archive is not None:
-                    with gzip.open(archive, "at", encoding="utf-8") as out:
-                        for r in rows:
-                            out.write(json.dumps({
-                                "id": r.id, "session_id": r.session_id, "direction": r.direction,
-                                "seq_num": r.seq_num, "msg_type": r.msg_type, "cl_ord_id": r.cl_ord_id,
-                                "order_id": r.order_id, "poss_dup": bool(r.poss_dup), "ts_us": r.ts_us,
-                                "raw": r.raw, "chain_hash": bytes(r.chain_hash).hex() if r.chain_hash else None,
-                            }) + "\n")
-                end = rows[-1]
-                conn.execute(delete(journal_messages).where(t.id > position, t.id <= end.id))
-                # rows at or below chain_start_id predate the chain: the first chained row starts from genesis
-                anchor = bytes(end.chain_hash) if end.chain_hash is not None and end.id > chain_start else GENESIS
-                _set_meta(conn, CHECKPOINT_ID, str(end.id))
-                _set_meta(conn, CHECKPOINT_HASH, "" if anchor == GENESIS else anchor.hex())
-                _set_meta(conn, CHECKPOINT_AT, now.isoformat(timespec="seconds"))
-                pruned += len(rows)
-                position = end.id
-            if progress is not None:
-                progress(pruned, todo)
-        with engine.begin() as conn:
-            events = conn.execute(delete(session_events).where(session_events.c.ts_us < cutoff_us)).rowcount
-        result = PruneResult(pruned, events, position if pruned else (done[0] if done else None), archive, held,
-                             cutoff)
-        log.info("journal retention: %s", result.describe())
-        return result
+        if engine.dialect.name == "postgresql" and not dry_run:
+            lock = engine.connect()
+            if not lock.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": PRUNE_LOCK}).scalar():
+                log.info("journal retention: %s", BUSY)
+                return PruneResult(0, 0, None, None, BUSY, cutoff)
+        return _prune(engine, now, cutoff, archive_dir, chunk, dry_run, progress)
     finally:
+        if lock is not None:
+            _unlock(lock)
         if owned:
             engine.dispose()
+
+
+def _unlock(conn) -> None:
+    """Let go of ``PRUNE_LOCK``: a session lock outlives the connection's return to the pool, so it is released
+    by name, or with the connection itself (invalidated, so closed) if that fails."""
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PRUNE_LOCK})
+        conn.commit()
+    except Exception:  # noqa: BLE001 - the server ends the lock with the session
+        conn.invalidate()
+    finally:
+        conn.close()
+
+
+def _prune(engine: Engine, now: datetime, cutoff: datetime, archive_dir: Path | None, chunk: int, dry_run: bool,
+           progress) -> PruneResult:
+    cutoff_us = int(cutoff.timestamp() * 1_000_000)
+    t = journal_messages.c
+    with engine.connect() as conn:
+        meta = {n: v for n, v in conn.execute(select(journal_meta.c.name, journal_meta.c.value))}
+        done = checkpoint(meta)
+        start = done[0] if done else 0
+        chain_start = int(meta.get("chain_start_id", "0"))
+        first_young = conn.execute(select(func.min(t.id)).where(t.ts_us >= cutoff_us)).scalar()
+        last = conn.execute(select(func.max(t.id))).scalar() or 0
+        upto = (first_young - 1) if first_young is not None else last
+        held = None
+        acked = conn.execute(select(dropcopy_state.c.session, dropcopy_state.c.acked_id)
+                             .order_by(dropcopy_state.c.acked_id).limit(1)).first()
+        if acked is not None and acked.acked_id < upto:
+            upto = acked.acked_id
+            held = (f"drop-copy session {acked.session} has acknowledged copies only up to journal id "
+                    f"{acked.acked_id}")
+        events = conn.execute(select(func.count()).select_from(session_events)
+                              .where(session_events.c.ts_us < cutoff_us)).scalar_one()
+        todo = conn.execute(select(func.count()).where(t.id > start, t.id <= upto)).scalar_one() \
+            if upto > start else 0
+    if dry_run:
+        return PruneResult(todo, events, upto if todo else (done[0] if done else None), None, held, cutoff)
+
+    archive = None
+    if todo and archive_dir is not None:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+        archive = archive_dir / f"journal-{start + 1:012d}-{upto:012d}-{int(time.time())}.jsonl.gz"
+    pruned = 0
+    position = start
+    while position < upto:
+        with engine.begin() as conn:
+            rows = conn.execute(select(t.id, t.session_id, t.direction, t.seq_num, t.msg_type, t.cl_ord_id,
+                                       t.order_id, t.poss_dup, t.ts_us, t.raw, t.chain_hash)
+                                .where(t.id > position, t.id <= upto).order_by(t.id).limit(chunk)).all()
+            if not rows:
+                break
+            if archive is not None:
+                with gzip.open(archive, "at", encoding="utf-8") as out:
+                    for r in rows:
+                        out.write(json.dumps({
+                            "id": r.id, "session_id": r.session_id, "direction": r.direction,
+                            "seq_num": r.seq_num, "msg_type": r.msg_type, "cl_ord_id": r.cl_ord_id,
+                            "order_id": r.order_id, "poss_dup": bool(r.poss_dup), "ts_us": r.ts_us,
+                            "raw": r.raw, "chain_hash": bytes(r.chain_hash).hex() if r.chain_hash else None,
+                        }) + "\n")
+            end = rows[-1]
+            conn.execute(delete(journal_messages).where(t.id > position, t.id <= end.id))
+            # rows at or below chain_start_id predate the chain: the first chained row starts from genesis
+            anchor = bytes(end.chain_hash) if end.chain_hash is not None and end.id > chain_start else GENESIS
+            _set_meta(conn, CHECKPOINT_ID, str(end.id))
+            _set_meta(conn, CHECKPOINT_HASH, "" if anchor == GENESIS else anchor.hex())
+            _set_meta(conn, CHECKPOINT_AT, now.isoformat(timespec="seconds"))
+            pruned += len(rows)
+            position = end.id
+        if progress is not None:
+            progress(pruned, todo)
+    with engine.begin() as conn:
+        events = conn.execute(delete(session_events).where(session_events.c.ts_us < cutoff_us)).rowcount
+    result = PruneResult(pruned, events, position if pruned else (done[0] if done else None), archive, held,
+                         cutoff)
+    log.info("journal retention: %s", result.describe())
+    return result

@@ -195,7 +195,7 @@ def _answer(reason: str, detail: str) -> str:
 
 
 def _check(reason: str, name: str) -> str:
-    where = f"(gateway.cfg comp_id, [venues.{name}])"
+    where = f"(gateway.cfg comp_id or venue_comp_id, [venues.{name}])"
     if reason == LOGOUT:
         return f"the CompIDs, FIX version and Username/Password agreed with the venue {where}"
     if reason == TIMEOUT:

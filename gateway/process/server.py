@@ -93,7 +93,7 @@ class Gateway:
                                          cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool",
                                          instance=instance if self.cluster is not None else None)
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
-        self.venue_sids = {name: session_id(v.fix_version, cfg.comp_id, name) for name, v in cfg.venues.items()}
+        self.venue_sids = {name: session_id(v.fix_version, cfg.venue_sender, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
         clients = {name: client_options(c) for name, c in cfg.clients.items()}
         self.core = Core(venues, clients, order_id_prefix(instance=instance), risk=load_risk(cfg),

@@ -78,6 +78,7 @@ class SessionEngines:
                  front_door: FrontDoor):
         # only what a sessions reload never changes (clients and venues come as arguments)
         self._comp_id = cfg.comp_id
+        self._venue_comp_id = cfg.venue_sender
         self._store = cfg.data_dir / "store"
         self._main_port = cfg.acceptor.port
         # the public ports this gateway binds itself, some after its quickfix engines exist
@@ -170,7 +171,7 @@ class SessionEngines:
     # ------------------------------------------------------------------ venues
     def start_initiator(self, name: str, v: VenueConfig, start: bool = True) -> None:
         """The venue's own initiator; unless ``start`` is False, connecting now."""
-        sid = session_id(v.fix_version, self._comp_id, name)
+        sid = session_id(v.fix_version, self._venue_comp_id, name)
         host, port = v.host, v.port
         if v.tls is not None:  # quickfix connects to the terminator, which connects to the venue over TLS
             if not self._tls.running:

@@ -43,6 +43,9 @@ class SessionsReload:
         if new.comp_id != gw.cfg.comp_id:
             raise ConfigError(f"{gw.config_path}: comp_id changed from {gw.cfg.comp_id} to {new.comp_id}: "
                               "every session would change; that needs a restart")
+        if new.venue_sender != gw.cfg.venue_sender:
+            raise ConfigError(f"{gw.config_path}: the SenderCompID toward venues changed from {gw.cfg.venue_sender} "
+                              f"to {new.venue_sender}: every venue session would change; that needs a restart")
         if not self._lock.acquire(blocking=False):
             raise ReloadBusy("another sessions reload is being applied; try again when it has finished")
         try:
@@ -186,7 +189,7 @@ class SessionsReload:
 
     def _add_venue(self, name: str, cfg: VenueConfig) -> None:
         gw = self._gw
-        sid = session_id(cfg.fix_version, gw.cfg.comp_id, name)
+        sid = session_id(cfg.fix_version, gw.cfg.venue_sender, name)
         gw.session_names[sid.toString()] = name
         gw.sent_index.track(sid.toString())
         outbound = gw.engine.outbound

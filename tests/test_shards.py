@@ -1,0 +1,149 @@
+"""Two shards of one cluster, both active at once (docs/scale-out.md): instance A serves shard east (CLIENT44,
+CLIENT50), instance B shard west (CLIENT42), each as its own `fixgw run --instance` process on the same PostgreSQL
+database, both logged on to the same two venue simulators with a SenderCompID of their own. Each serves its own
+clients only; orders from both fill; their OrderIDs never meet; the journal's one hash chain, extended by both,
+verifies; `fixgw cluster status` shows every shard and who leads it; the operator commands ask the shard named.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import distinct, select
+
+from gateway.config import parse_config
+from gateway.journal.db import journal_messages, make_engine, upgrade
+from gateway.journal.verify import verify_database
+from sessions.client import FixClient
+from sessions.simulator.venue import VenueSimulator
+from tests.cluster_instances import ROOT, Instance, cluster_status, wait_leader, wait_until
+from tests.fix_fixtures import free_port, stack_config_text
+from tests.test_frontdoor import connect, fields_of, logon, wait_closed
+
+pytestmark = pytest.mark.timeout(240)
+
+SHARDS = {"east": ("CLIENT44", "CLIENT50"), "west": ("CLIENT42",)}
+COMP_IDS = {"east": "FIXGW-E", "west": "FIXGW-W"}
+OWNER = {"A": "east", "B": "west"}
+
+
+def _sharded_toml(ports: dict[str, dict], tmp) -> str:
+    out = ['[recovery]\nstate_log = "database"\n[cluster]\nname = "main"\nlease_ttl_s = 2\n']
+    for shard, clients in SHARDS.items():
+        out.append(f'[shard.{shard}]\nclients = {json.dumps(list(clients))}\nvenue_comp_id = "{COMP_IDS[shard]}"\n')
+    for name, p in ports.items():
+        out.append(f'[instance.{name}]\nshard = "{OWNER[name]}"\ndata_dir = "{tmp / name}"\n'
+                   + "".join(f"{k} = {v}\n" for k, v in p.items()))
+    return "\n".join(out)
+
+
+@pytest.fixture
+def sharded(postgres_url, tmp_path):
+    upgrade(postgres_url)
+    v1, v2 = free_port(), free_port()
+    ports = {n: {"acceptor_port": free_port(), "http_port": free_port()} for n in OWNER}
+    text = stack_config_text(postgres_url, tmp_path / "base", ports["A"]["acceptor_port"], v1, v2,
+                             extra_toml=_sharded_toml(ports, tmp_path))
+    cfg_path = tmp_path / "gateway.cfg"
+    cfg_path.write_text(text)
+    cfg = parse_config(text, tmp_path, env={})
+    venues = {}
+    for name, v in cfg.venues.items():
+        venues[name] = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator,
+                                      store_dir=tmp_path / "venues" / name,
+                                      counterparties=tuple(COMP_IDS.values())).start()
+    instances = {n: Instance(n, cfg_path, p["http_port"], tmp_path / f"{n}.log") for n, p in ports.items()}
+    peers: list[FixClient] = []
+    yield {"url": postgres_url, "cfg": cfg, "cfg_path": cfg_path, "ports": ports, "tmp": tmp_path,
+           "venues": venues, "instances": instances, "peers": peers}
+    for p in peers:
+        p.stop()
+    for inst in instances.values():
+        inst.stop_all()
+    for sim in venues.values():
+        sim.stop()
+
+
+def _client(sharded, name: str, instance: str, timeout: float = 30) -> FixClient:
+    version = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "CLIENT50": "FIX.5.0"}[name]
+    peer = FixClient(version=version, sender=name, target="FIXGW",
+                     port=sharded["ports"][instance]["acceptor_port"], store_dir=sharded["tmp"] / "peers" / name)
+    sharded["peers"].append(peer)
+    return peer.start(timeout=timeout)
+
+
+def _fixgw(cfg_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args, "-c", str(cfg_path)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
+    url, inst = sharded["url"], sharded["instances"]
+    for i in inst.values():
+        i.start()
+    for i in inst.values():
+        i.wait_serving()
+    wait_leader(url, "main/east", "A", 30)
+    wait_leader(url, "main/west", "B", 30)
+
+    # Each venue sees both shards log on, each as its own counterparty.
+    def both_logged_on(sim: VenueSimulator) -> bool:
+        return {key.rpartition("->")[2] for key in sim.logged_on} == set(COMP_IDS.values())
+    for name, sim in sharded["venues"].items():
+        wait_until(lambda sim=sim: both_logged_on(sim), 30, f"both shards to log on to {name}")
+
+    east, west = _client(sharded, "CLIENT44", "A"), _client(sharded, "CLIENT42", "B")
+    fills = {east: east.new_order("AAPL", "1", 100, "190.10"), west: west.new_order("AAPL", "2", 100, "189.90")}
+    reports = {peer: peer.wait_exec(cl, "2", timeout=20) for peer, cl in fills.items()}
+    order_ids = {peer: r[37] for peer, r in reports.items()}
+    # OrderIDs (and the child ClOrdIDs and ExecIDs made from them) carry the instance that made them.
+    assert order_ids[east].split("-")[0].endswith("_A") and order_ids[west].split("-")[0].endswith("_B"), order_ids
+
+    # A client of one shard is not served by the other shard's instance: its Logon is answered with a Logout.
+    with connect(sharded["ports"]["A"]["acceptor_port"]) as s:
+        s.sendall(logon("CLIENT42", begin="FIX.4.2"))
+        closed, got = wait_closed(s, 5)
+    assert closed and fields_of(got)[35] == "5" and "no session FIX.4.2:CLIENT42->FIXGW" in fields_of(got)[58]
+
+    # The journal holds both shards' sessions (the venues' each under the shard's SenderCompID), in one chain that
+    # both extended and that verifies.
+    wanted = {"FIX.4.4:FIXGW->CLIENT44", "FIX.4.2:FIXGW->CLIENT42", "FIX.4.4:FIXGW-E->VENUE1",
+              "FIX.4.4:FIXGW-W->VENUE1"}
+    engine = make_engine(url)
+    try:
+        def journaled() -> set[str]:
+            with engine.connect() as conn:
+                return set(conn.execute(select(distinct(journal_messages.c.session_id))).scalars())
+        wait_until(lambda: wanted <= journaled(), 20, "both shards' sessions in the journal")
+        result = verify_database(engine)
+        assert result.ok and result.checked > 0, result
+    finally:
+        engine.dispose()
+
+    # `fixgw cluster status` shows every shard and its leader.
+    code, status = cluster_status(sharded["cfg_path"])
+    assert code == 0 and status["leaderless"] == [], status
+    assert {s: part["leader"] for s, part in status["shards"].items()} == {"east": "A", "west": "B"}
+    assert [i["instance"] for i in status["shards"]["west"]["instances"]] == ["B"]
+    human = _fixgw(sharded["cfg_path"], "cluster", "status")
+    assert human.returncode == 0 and "cluster main: 2 shard(s), every one led" in human.stdout, human.stdout
+    assert "cluster main/east: led by A" in human.stdout and "cluster main/west: led by B" in human.stdout
+
+    # The operator commands ask one instance: the leader of the shard named, or they say who leads each shard.
+    unnamed = _fixgw(sharded["cfg_path"], "orders", "list", "--json")
+    assert unnamed.returncode != 0, unnamed.stdout
+    assert "has shards (east led by A, west led by B)" in unnamed.stderr and "FIXGW_SHARD" in unnamed.stderr
+    listed = _fixgw(sharded["cfg_path"], "orders", "list", "--json", FIXGW_SHARD="west")
+    assert listed.returncode == 0, listed.stderr
+    assert order_ids[west] in listed.stdout and order_ids[east] not in listed.stdout
+
+    # One shard stopping leaves the other trading: A goes, B's client still fills.
+    inst["A"].proc.terminate()
+    inst["A"].proc.wait(30)
+    again = west.new_order("MSFT", "1", 100, "410.10")
+    west.wait_exec(again, "2", timeout=20)
+    code, status = cluster_status(sharded["cfg_path"])
+    assert code == 1 and status["leaderless"] == ["east"], status
