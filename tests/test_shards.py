@@ -31,7 +31,9 @@ OWNER = {"A": "east", "B": "west"}
 
 
 def _sharded_toml(ports: dict[str, dict], tmp) -> str:
-    out = ['[recovery]\nstate_log = "database"\n[cluster]\nname = "main"\nlease_ttl_s = 2\n']
+    (tmp / "rules.toml").write_text('chain = ["kill_switch"]\n')
+    out = [f'[risk]\nrules_file = "{tmp / "rules.toml"}"\n[recovery]\nstate_log = "database"\n'
+           '[cluster]\nname = "main"\nlease_ttl_s = 2\n']
     for shard, clients in SHARDS.items():
         out.append(f'[shard.{shard}]\nclients = {json.dumps(list(clients))}\nvenue_comp_id = "{COMP_IDS[shard]}"\n')
     for name, p in ports.items():
@@ -139,6 +141,26 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     listed = _fixgw(sharded["cfg_path"], "orders", "list", "--json", FIXGW_SHARD="west")
     assert listed.returncode == 0, listed.stderr
     assert order_ids[west] in listed.stdout and order_ids[east] not in listed.stdout
+
+    # One control plane: a kill switch asked of shard east's instance stops new orders on every shard, each shard
+    # applying it within a second; released the same way.
+    killed = _fixgw(sharded["cfg_path"], "risk", "kill", "global", "--json", FIXGW_SHARD="east")
+    assert killed.returncode == 0, killed.stderr
+    answer = json.loads(killed.stdout)
+    assert answer["pending"] == [] and set(answer["shards"]) == {"main/east", "main/west"}, answer
+    assert {s["instance"] for s in answer["shards"].values()} == {"A", "B"}
+    assert all(s["ok"] and s["after_s"] < 1.0 for s in answer["shards"].values()), answer
+    for peer in (east, west):
+        refused = peer.new_order("MSFT", "1", 10, "410.10")
+        assert "trading halted (global)" in peer.wait_exec(refused, "8", timeout=10).get(58, "")
+    human = _fixgw(sharded["cfg_path"], "risk", "unkill", "global", FIXGW_SHARD="west")
+    assert human.returncode == 0, human.stderr
+    assert "kill switch global released" in human.stdout and "main/east" in human.stdout, human.stdout
+    for peer in (east, west):
+        peer.wait_exec(peer.new_order("MSFT", "1", 10, "410.10"), "2", timeout=20)
+    listed = _fixgw(sharded["cfg_path"], "cluster", "controls")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert " kill scope=global by " in listed.stdout and " unkill scope=global by " in listed.stdout, listed.stdout
 
     # One shard stopping leaves the other trading: A goes, B's client still fills.
     inst["A"].proc.terminate()

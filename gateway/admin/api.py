@@ -158,7 +158,7 @@ class Admin:
         if method == "POST" and len(parts) == 3 and parts[0] == "dropcopy" and parts[2] == "replay":
             return self.sessions.dropcopy_replay(parts[1], payload)
         if method == "POST" and parts == ["risk", "reload"]:
-            return self.risk.reload(payload)
+            return self.risk.reload(payload, operator)
         if method == "POST" and parts in (["risk", "kill"], ["risk", "unkill"]):
             return self.risk.kill_switch(parts[1] == "kill", payload, operator)
         raise AdminError(404, f"no admin call {method} {path}")

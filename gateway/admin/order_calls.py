@@ -7,7 +7,7 @@ from datetime import datetime
 
 from gateway.admin.names import Names
 from gateway.admin.order_rows import EPOCH, brief, epoch_us, order_detail, order_row, rejected_row
-from gateway.admin.request import AdminError, engine_request, only, opt_str
+from gateway.admin.request import AdminError, cluster_request, engine_request, only, opt_str
 from orders.commands import OperatorCancel, OperatorClose, OperatorReconcile
 from orders.model import OrdStatus
 
@@ -52,7 +52,12 @@ class OrderCalls:
         self._known = known
 
     def cancel_all(self, payload: dict, operator: str) -> dict:
-        filters = self._filters(only(payload, "session", "account", "symbol"))
+        payload = only(payload, "session", "account", "symbol")
+        controls = self._gw.controls
+        if controls is not None and opt_str(payload, "session") is None:  # a sharded cluster: every shard cancels
+            body = {k: opt_str(payload, k) for k in ("account", "symbol")}
+            return cluster_request(controls, "cancel", body, operator)
+        filters = self._filters(payload)
         return engine_request(self._gw, OperatorCancel(**filters, operator=operator))
 
     def cancel(self, order_id: str, payload: dict, operator: str) -> dict:

@@ -67,6 +67,18 @@ def flag(payload: dict, key: str) -> bool:
     return value
 
 
+def cluster_request(controls, kind: str, body: dict, operator: str) -> dict:
+    """Issue a control for every shard of a sharded cluster (gateway/process/cluster_controls.py); this shard's
+    refusal is a 400, not applying it in time a 503."""
+    try:
+        result = controls.issue(kind, body, operator)
+    except TimeoutError as exc:
+        raise AdminError(503, str(exc)) from None
+    if not result.get("ok", True):
+        raise AdminError(400, result.get("error", "refused"))
+    return result
+
+
 def engine_request(gateway, command) -> dict:
     """Run an operator command on the engine's core thread; its refusal is a 400, its failure a 500."""
     outcome = gateway.engine.request(command)

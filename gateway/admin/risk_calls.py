@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.admin.names import Names
-from gateway.admin.request import AdminError, engine_request, flag, only, opt_str
+from gateway.admin.request import AdminError, cluster_request, engine_request, flag, only, opt_str
 from orders.commands import KillSwitch, ReloadRisk
 from risk.rules import RulesError, load_rules
 
@@ -23,7 +23,7 @@ class RiskCalls:
         gw = self._gw
         return gw.engine.call(lambda core: core.risk_summary()) | {"rules_file": str(gw.cfg.risk.rules_file)}
 
-    def reload(self, payload: dict) -> dict:
+    def reload(self, payload: dict, operator: str = "operator") -> dict:
         only(payload)
         path = self._gw.cfg.risk.rules_file
         if path is None:
@@ -34,6 +34,8 @@ class RiskCalls:
             raise AdminError(400, f"cannot read {path}: {exc.strerror}; the current rules stay in force") from None
         except RulesError as exc:
             raise AdminError(400, f"{exc}\nthe current rules stay in force") from None
+        if self._gw.controls is not None:  # a sharded cluster: every shard reloads its own rules file
+            return cluster_request(self._gw.controls, "reload_risk", {}, operator)
         return engine_request(self._gw, ReloadRisk(rules, str(path)))
 
     def kill_switch(self, engage: bool, payload: dict, operator: str) -> dict:
@@ -51,10 +53,27 @@ class RiskCalls:
         if scope == "global" and key:
             raise AdminError(400, f"a global kill switch takes no key (got {key!r}); "
                                   "for one session, account or symbol give that scope")
+        if scope != "global" and not key:
+            raise AdminError(400, f"a {scope} kill switch needs the {scope} it applies to")
+        controls = self._gw.controls
+        if controls is not None and scope != "session":  # a sharded cluster: every shard engages it
+            body = {"scope": scope, "key": key, "reduce_only": flag(payload, "reduce_only"),
+                    "cancel_open": flag(payload, "cancel_open")}
+            notes = self._unknown_here(scope, key, engage)
+            return cluster_request(controls, "kill" if engage else "unkill", body, operator) | notes
         if scope != "global":
-            if not key:
-                raise AdminError(400, f"a {scope} kill switch needs the {scope} it applies to")
             self._known.check(scope, key, also=() if engage else self._known.engaged(scope))
         return engine_request(self._gw, KillSwitch(scope=scope, key=key, engage=engage,
                                                    reduce_only=flag(payload, "reduce_only"),
                                                    cancel_open=flag(payload, "cancel_open"), operator=operator))
+
+    def _unknown_here(self, scope: str, key: str, engage: bool) -> dict:
+        """A cluster-wide switch may name an account or symbol this shard has not seen (another shard's): not
+        refused, but said."""
+        if scope == "global":
+            return {}
+        try:
+            self._known.check(scope, key, also=() if engage else self._known.engaged(scope))
+        except AdminError as exc:
+            return {"note": f"{exc} on this shard; engaged for every shard all the same"}
+        return {}

@@ -1,12 +1,14 @@
 """`fixgw cluster ...`: an active/standby cluster, read from its database (docs/failover.md).
 
     fixgw cluster status -c gateway.cfg [--json]   # who leads, the lease, each instance's role and heartbeat
-    fixgw cluster handover -c gateway.cfg [--to NAME] [--timeout S] [--json]   # a planned switch
+    fixgw cluster handover -c gateway.cfg [--to NAME] [--shard NAME] [--timeout S] [--json]   # a planned switch
+    fixgw cluster controls -c gateway.cfg [--last N] [--json]   # a sharded cluster's commands for every shard
 
-Both ask the database, not a gateway: status works with every gateway of the cluster down.
-Exit codes: 0 an instance leads (status), the handover is done (handover); 1 no instance
-leads, the handover was refused or not done in time; 2 cannot ask (no configuration, no
-[cluster] section, the database unreachable).
+All ask the database, not a gateway: they work with every gateway of the cluster down.
+Exit codes: 0 an instance leads (status; every shard's, in a sharded cluster), the handover is
+done (handover), every shard applied every control shown (controls); 1 no instance leads, the
+handover was refused or not done in time, a shard refused or has not applied a control; 2 cannot
+ask (no configuration, no [cluster] section, the database unreachable).
 """
 from __future__ import annotations
 
@@ -58,6 +60,54 @@ def status(config_path: str, as_json: bool) -> None:
     emit(data, as_json, describe_status)
     if data["leader"] is None:
         sys.exit(1)
+
+
+@cluster.command()
+@CONFIG_OPTION
+@click.option("--last", default=20, show_default=True, type=click.IntRange(min=1, max=10_000),
+              help="how many of the newest controls")
+@JSON
+def controls(config_path: str, last: int, as_json: bool) -> None:
+    """A sharded cluster's control plane: the newest commands for every shard (kill switches, cancels, risk
+    reloads), who asked, and how each shard's active instance answered and how soon (gateway/cluster/controls.py).
+
+    Exit code 0: every shard applied every one shown; 1: a shard refused or has not applied one yet; 2: could not ask.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.cluster.controls import ControlBoard
+    from gateway.config.cluster import shard_lease_name
+    from gateway.journal.db import make_engine, safe_url
+
+    cfg = load(config_path)
+    if cfg.cluster is None or not cfg.shard:
+        raise CommandError(f"{config_path} has no [shard.NAME] sections: the control plane is a sharded cluster's")
+    url = cfg.journal.database_url
+    engine = make_engine(url)
+    try:
+        shown = ControlBoard(engine, cfg.cluster.name).recent(last)
+    except SQLAlchemyError as exc:
+        raise CommandError(f"cannot read cluster {cfg.cluster.name} from {safe_url(url)}: {db_reason(exc)}") from None
+    finally:
+        engine.dispose()
+    leases = [shard_lease_name(cfg.cluster.name, s) for s in sorted(cfg.shard)]
+    unsettled = False
+    for c in shown:
+        c["pending"] = [lease for lease in leases if lease not in c["shards"]]
+        unsettled |= bool(c["pending"]) or not all(s["ok"] for s in c["shards"].values())
+    emit(shown, as_json, lambda rows: "\n".join(_describe_control(c) for c in rows) or "no cluster controls yet")
+    if unsettled:
+        sys.exit(1)
+
+
+def _describe_control(c: dict) -> str:
+    args = " ".join(f"{k}={v}" for k, v in sorted(c["body"].items()) if v not in (None, "", False))
+    lines = [f"{c['control']:>6} {c['issued_at']} {c['kind']} {args} by {c['operator']} via {c['issued_by']}"]
+    for lease, s in sorted(c["shards"].items()):
+        said = "ok" if s["ok"] else f"REFUSED: {s['result'].get('error', '?')}"
+        lines.append(f"         {lease:<20} {s['instance']:<12} after {s['after_s']:.3f} s  {said}")
+    lines += [f"         {lease:<20} NOT YET" for lease in c["pending"]]
+    return "\n".join(lines)
 
 
 def _handover_scope(cfg, config_path: str, shard: str | None, to: str | None) -> tuple[str, list[str]]:

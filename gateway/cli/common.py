@@ -124,7 +124,25 @@ JSON = click.option("--json", "as_json", is_flag=True, help="print JSON for scri
 
 
 def emit(data, as_json: bool, human: Callable) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else human(data))
+    """``data`` as JSON, or as ``human`` says it; an answer of a sharded cluster's control plane (it names the
+    shards that applied the command) ends with how each shard took it."""
+    click.echo(json.dumps(data, indent=2) if as_json else human(data) + shards_said(data))
+
+
+def shards_said(data) -> str:
+    """For a command every shard of a sharded cluster applies (gateway/cluster/controls.py): who applied it and
+    how soon, and which shards had not yet; "" for any other answer."""
+    if not isinstance(data, dict) or "shards" not in data or "control" not in data:
+        return ""
+    lines = [f"\ncluster control {data['control']}, applied by:"]
+    for lease, s in sorted(data["shards"].items()):
+        said = "ok" if s["ok"] else f"REFUSED: {s['result'].get('error', '?')}"
+        lines.append(f"  {lease:<20} {s['instance']:<12} after {s['after_s']:.3f} s  {said}")
+    for lease in data.get("pending", []):
+        lines.append(f"  {lease:<20} NOT YET: its active instance applies it when it can (or at its takeover)")
+    if data.get("note"):
+        lines.append(f"note: {data['note']}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- a closed stdout

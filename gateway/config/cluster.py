@@ -45,6 +45,7 @@ class ClusterConfig(StrictModel):
         "never numbered twice; the counterparty asks for the gap and gets a gap fill (docs/failover.md)")
     instance_name: str | None = Field(None, description="the instance this process runs as (`--instance`)")
     shard: str | None = Field(None, description="the shard that instance serves (its [instance.NAME] shard)")
+    shards: tuple[str, ...] = Field((), description="every shard of the cluster, when the instance serves one")
 
     @field_validator("name")
     @classmethod
@@ -203,6 +204,7 @@ def _shard_view(out: dict, name: str, shard: ShardConfig) -> None:
         dc["sessions"] = {s: v for s, v in dc["sessions"].items() if s in shard.dropcopy}
     out["venue_comp_id"] = shard.venue_comp_id
     out["cluster"]["shard"] = name
+    out["cluster"]["shards"] = sorted(out["shard"])
     # the other shards, and their instances, are not this instance's business (the whole file was checked first)
     out["shard"] = {name: out["shard"][name]}
     out["instance"] = {n: v for n, v in out.get("instance", {}).items() if v.get("shard") == name}

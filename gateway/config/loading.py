@@ -70,7 +70,7 @@ def _validate(raw: dict, source: str) -> GatewayConfig:
 def _select_instance(raw: dict, cfg: GatewayConfig, instance: str | None, source: str) -> GatewayConfig:
     """The configuration as ``instance`` of the file's cluster runs it (``cfg`` itself when None)."""
     for key, how in (("instance_name", "`fixgw run --instance NAME` gives it"),
-                      ("shard", "each [instance.NAME] names its shard")):
+                      ("shard", "each [instance.NAME] names its shard"), ("shards", "the [shard.NAME] sections say")):
         if isinstance(raw.get("cluster"), dict) and key in raw["cluster"]:
             raise ConfigError(f"{source}: cluster.{key} is not a key of the file: {how}")
     if instance is None:

@@ -35,6 +35,7 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    func,
     text,
 )
 from sqlalchemy.engine import URL, make_url
@@ -183,6 +184,39 @@ cluster_instances = Table(
     Column("lag_s", Float, nullable=True,
            comment="a standby: age of the oldest of those records, seconds; NULL: not measured"),
     comment="Each instance of each active/standby cluster: its role and heartbeat, for cluster status",
+)
+
+
+#: A sharded cluster's control plane (revision 0010, gateway/cluster/controls.py): operator commands for the whole
+#: cluster, appended by the instance that received them, and each shard applying them in id order.
+cluster_controls = Table(
+    "cluster_controls",
+    metadata,
+    Column("id", _Id, Identity(), primary_key=True, comment="the order every shard applies them in"),
+    Column("cluster", Text, nullable=False, comment="cluster name ([cluster] name)"),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when it was issued (database clock)"),
+    Column("issued_by", Text, nullable=False, comment="the instance whose admin API received it"),
+    Column("operator", Text, nullable=False, comment="who asked, as the admin API knew them"),
+    Column("kind", Text, nullable=False, comment="kill, unkill, cancel or reload_risk"),
+    Column("body", Text, nullable=False, comment="its arguments, JSON"),
+    Index(None, "cluster", "id"),
+    sqlite_autoincrement=True,
+    comment="Operator commands for a whole sharded cluster, in the order every shard applies them",
+)
+
+cluster_control_applied = Table(
+    "cluster_control_applied",
+    metadata,
+    Column("control_id", BigInteger, primary_key=True, comment="cluster_controls.id"),
+    Column("lease", Text, primary_key=True, comment="the shard, by its lease (CLUSTER/SHARD)"),
+    Column("instance", Text, nullable=False, comment="the shard's active instance that applied it"),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="when (database clock)"),
+    Column("ok", Boolean, nullable=False, comment="false: the instance refused or failed it"),
+    Column("result", Text, nullable=False, comment="what the instance answered, JSON"),
+    Index(None, "lease", "control_id"),
+    comment="Each shard applying each cluster control: how far it has applied, and what it answered",
 )
 
 

@@ -33,6 +33,7 @@ from gateway.config import ClientConfig, ConfigError, GatewayConfig, sequence_re
 from gateway.security.credentials import CredentialsError, CredentialStore
 from gateway.security.tls import TlsError, TlsTerminator
 from gateway.security.frontdoor import FrontDoor
+from gateway.process.cluster_controls import ClusterControls
 from gateway.process.dropcopy_wiring import dropcopy_wiring
 from gateway.process.desk_settings import client_options, intake_limits, load_risk, order_id_prefix, routing_policy, \
     venue_model
@@ -164,6 +165,7 @@ class Gateway:
             cfg, self.client_sids, self.venue_sids, self.core, self.journal, self.logon_refusal)
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
+        self.controls: ClusterControls | None = None  # a sharded cluster's control plane (cluster_controls.py)
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ start and stop
@@ -258,8 +260,11 @@ class Gateway:
                             "`fixgw credentials set %s`", name, name, extra=fields(session=name))
 
     def _start_operator_surface(self) -> None:
-        """The scheduled jobs, and the HTTP port: metrics, health, the admin API."""
+        """The scheduled jobs, the cluster's controls (in a sharded cluster), and the HTTP port: metrics, health,
+        the admin API."""
         self.scheduler.start()
+        if self.cfg.cluster is not None and self.cfg.cluster.shard is not None:
+            self.controls = ClusterControls(self).start()  # (what came while the shard had no active, first)
         if self.cfg.http.enabled:
             admin = Admin(self, admin_token(self.cfg.data_dir, create=True))
             self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port, admin, self.cfg.http)
@@ -283,6 +288,9 @@ class Gateway:
             self.http = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.controls is not None:
+            self.controls.stop()
+            self.controls = None
         self.fix_engines.stop_trading()
         self.engine.stop()
         self.client_app.own_sender = self.venue_app.own_sender = None  # (its identifier may be reused)
