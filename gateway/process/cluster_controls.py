@@ -28,6 +28,14 @@ class ClusterControls:
         self.follower = ControlFollower(self.board, self.lease, self.instance, self.apply, gw.cluster.fence,
                                         poll_s=poll_s)
 
+    @classmethod
+    def start_for(cls, gw) -> "ClusterControls | None":
+        """For an instance of a sharded cluster, started (what came while its shard had no active is applied
+        first); None for any other gateway."""
+        if gw.cfg.cluster is None or gw.cfg.cluster.shard is None:
+            return None
+        return cls(gw).start()
+
     def start(self) -> "ClusterControls":
         self.follower.start()
         return self

@@ -2,6 +2,7 @@
 feeds them from the journal, and the quickfix application of their acceptor (none of it without receivers)."""
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from desk.core import Core
@@ -13,6 +14,8 @@ from gateway.journal.writer import JournalWriter
 from gateway.observability import metrics
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
 from sessions.fixsettings import SessionID, session_id
+
+log = logging.getLogger("fixgw.dropcopy")
 
 
 def dropcopy_wiring(cfg: GatewayConfig, client_sids: dict[str, SessionID], venue_sids: dict[str, SessionID],
@@ -37,3 +40,13 @@ def dropcopy_wiring(cfg: GatewayConfig, client_sids: dict[str, SessionID], venue
     app = DropCopyApplication({sid.toString(): name for name, sid in sids.items()}, service.notify,
                               metrics.count_callback_error, logon_refusal)
     return sids, service, app
+
+
+def start_dropcopy(gw) -> None:
+    """The receivers' acceptor and the service feeding them, once the engine runs (``gw``: the Gateway)."""
+    if gw.dropcopy is None:
+        return
+    gw.fix_engines.start_dropcopy(gw.dropcopy_app, gw.dropcopy_sids)
+    gw.dropcopy.start()
+    if not gw.dropcopy.wait_loaded(10):
+        log.error("drop-copy state not loaded within 10 s (%s); copies start when it is", gw.dropcopy.last_error)

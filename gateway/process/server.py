@@ -34,7 +34,7 @@ from gateway.security.credentials import CredentialsError, CredentialStore
 from gateway.security.tls import TlsError, TlsTerminator
 from gateway.security.frontdoor import FrontDoor
 from gateway.process.cluster_controls import ClusterControls
-from gateway.process.dropcopy_wiring import dropcopy_wiring
+from gateway.process.dropcopy_wiring import dropcopy_wiring, start_dropcopy
 from gateway.process.desk_settings import client_options, intake_limits, load_risk, order_id_prefix, routing_policy, \
     venue_model
 from gateway.process.engine import Engine
@@ -176,7 +176,7 @@ class Gateway:
         self._lead()  # in a cluster: stand by until this instance holds the lease, then take the sessions over
         state, undone = self._rebuild_state()  # the state log -> the core; the journal; what a crash left undone
         self._start_engine(state)  # the core and sender threads, recording to the state log from here on
-        self._start_dropcopy()  # before the trading sessions, so the first report already has its drop-copy sessions
+        start_dropcopy(self)  # before the trading sessions, so the first report already has its drop-copy sessions
         # The trading engines are created first (their sessions exist, not connected); recovered work goes first
         # in the engine's queue, each side's before that side's new messages; then each side connects.
         self._create_session_engines()
@@ -210,15 +210,6 @@ class Gateway:
         self.engine.start()
         self.engine.submit(RiskDayRoll())  # a restart after a trading-day boundary rolls (and journals) at once
         self.client_app.own_sender = self.venue_app.own_sender = self.engine.sender_thread_id
-
-    def _start_dropcopy(self) -> None:
-        if self.dropcopy is None:
-            return
-        self.fix_engines.start_dropcopy(self.dropcopy_app, self.dropcopy_sids)
-        self.dropcopy.start()
-        if not self.dropcopy.wait_loaded(10):
-            log.error("drop-copy state not loaded within 10 s (%s); copies start when it is",
-                      self.dropcopy.last_error)
 
     def _create_session_engines(self) -> None:
         if self.cfg.clients:
@@ -260,11 +251,9 @@ class Gateway:
                             "`fixgw credentials set %s`", name, name, extra=fields(session=name))
 
     def _start_operator_surface(self) -> None:
-        """The scheduled jobs, the cluster's controls (in a sharded cluster), and the HTTP port: metrics, health,
-        the admin API."""
+        """The scheduled jobs, a sharded cluster's controls, and the HTTP port: metrics, health, the admin API."""
         self.scheduler.start()
-        if self.cfg.cluster is not None and self.cfg.cluster.shard is not None:
-            self.controls = ClusterControls(self).start()  # (what came while the shard had no active, first)
+        self.controls = ClusterControls.start_for(self)
         if self.cfg.http.enabled:
             admin = Admin(self, admin_token(self.cfg.data_dir, create=True))
             self.http = HttpEndpoint(self, self.cfg.http.host, self.cfg.http.port, admin, self.cfg.http)
@@ -290,7 +279,6 @@ class Gateway:
             self.scheduler.shutdown(wait=False)
         if self.controls is not None:
             self.controls.stop()
-            self.controls = None
         self.fix_engines.stop_trading()
         self.engine.stop()
         self.client_app.own_sender = self.venue_app.own_sender = None  # (its identifier may be reused)
