@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from sqlalchemy import distinct, select
@@ -28,10 +29,12 @@ pytestmark = pytest.mark.timeout(240)
 SHARDS = {"east": ("CLIENT44", "CLIENT50"), "west": ("CLIENT42",)}
 COMP_IDS = {"east": "FIXGW-E", "west": "FIXGW-W"}
 OWNER = {"A": "east", "B": "west"}
+SHARED_LIMIT = 300_000  # account SHARED's daily notional, for the whole cluster
 
 
 def _sharded_toml(ports: dict[str, dict], tmp) -> str:
-    (tmp / "rules.toml").write_text('chain = ["kill_switch"]\n')
+    (tmp / "rules.toml").write_text('chain = ["kill_switch", "daily_notional"]\n[accounts.SHARED]\n'
+                                    f'max_daily_notional = {SHARED_LIMIT}\n')
     out = [f'[risk]\nrules_file = "{tmp / "rules.toml"}"\n[recovery]\nstate_log = "database"\n'
            '[cluster]\nname = "main"\nlease_ttl_s = 2\n']
     for shard, clients in SHARDS.items():
@@ -169,3 +172,46 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     west.wait_exec(again, "2", timeout=20)
     code, status = cluster_status(sharded["cfg_path"])
     assert code == 1 and status["leaderless"] == ["east"], status
+
+
+def test_one_accounts_limit_hit_from_both_shards_at_once_is_never_exceeded(sharded):
+    """Orders of account SHARED from a client of each shard, all at once, resting at the venues: between them the
+    shards accept no more than the account's daily notional limit, and come within a chunk of it per shard."""
+    url, inst = sharded["url"], sharded["instances"]
+    for i in inst.values():
+        i.start()
+    for i in inst.values():
+        i.wait_serving()
+    wait_leader(url, "main/east", "A", 30)
+    wait_leader(url, "main/west", "B", 30)
+    east, west = _client(sharded, "CLIENT44", "A"), _client(sharded, "CLIENT42", "B")
+    notional, per_client = 100 * 150, 30  # 15,000 a order (resting: far below the offer), 900,000 asked in all
+    sent: dict[FixClient, list[str]] = {east: [], west: []}
+
+    def send(peer: FixClient) -> None:
+        for _ in range(per_client):
+            sent[peer].append(peer.new_order("AAPL", "1", 100, "150", account="SHARED"))
+    threads = [threading.Thread(target=send, args=(peer,)) for peer in sent]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    answers: dict[str, dict[int, str]] = {}
+
+    def answered() -> bool:
+        for peer, ids in sent.items():
+            for m in peer.app_messages("8"):
+                if m.get(11) in ids and m.get(39) in ("0", "8"):
+                    answers.setdefault(m[11], m)
+        return len(answers) == 2 * per_client
+    wait_until(answered, 60, "an answer to every order")
+    accepted = {peer: [cl for cl in ids if answers[cl][39] == "0"] for peer, ids in sent.items()}
+    total = sum(len(v) for v in accepted.values()) * notional
+    assert total <= SHARED_LIMIT, (total, [len(v) for v in accepted.values()])
+    chunk = SHARED_LIMIT // 10
+    assert total >= SHARED_LIMIT - 2 * chunk, total  # shared, not fragmented away
+    assert all(accepted.values()), "both shards took part of the limit"
+    refused = [answers[cl].get(58, "") for ids in sent.values() for cl in ids if answers[cl][39] == "8"]
+    assert refused and all("daily_notional" in text for text in refused), refused[:3]
+    assert any("the other shards hold the rest" in text for text in refused), refused[:3]

@@ -32,6 +32,7 @@ from typing import Callable
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from gateway.journal.db import cluster_control_applied, cluster_controls
+from gateway.observability import metrics
 from gateway.observability.logs import fields
 
 log = logging.getLogger("fixgw.cluster")
@@ -225,6 +226,7 @@ class ControlFollower:
                 self.board.record(conn, control.id, self.lease, self.instance, ok, result)
             self.applied_upto = control.id
             n += 1
+            metrics.CLUSTER_CONTROLS_APPLIED.labels(control.kind, "true" if ok else "false").inc()
             (log.warning if control.kind in ("kill", "cancel") or not ok else log.info)(
                 "cluster control %d (%s by %s via %s) applied: %s", control.id, control.kind, control.operator,
                 control.issued_by, json.dumps(result, sort_keys=True, default=str),

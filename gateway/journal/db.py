@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Engine,
     Float,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -217,6 +219,22 @@ cluster_control_applied = Table(
     Column("result", Text, nullable=False, comment="what the instance answered, JSON"),
     Index(None, "lease", "control_id"),
     comment="Each shard applying each cluster control: how far it has applied, and what it answered",
+)
+
+
+#: What each shard of a sharded cluster holds of each account's daily notional limit (revision 0010,
+#: gateway/cluster/budgets.py): granted under an advisory lock per (cluster, day, account), never past the limit.
+risk_budgets = Table(
+    "risk_budgets",
+    metadata,
+    Column("cluster", Text, primary_key=True, comment="cluster name ([cluster] name)"),
+    Column("day", Date, primary_key=True, comment="the accounts' trading day (risk/days.py)"),
+    Column("account", Text, primary_key=True, comment="the account ('' for orders without one)"),
+    Column("lease", Text, primary_key=True, comment="the shard, by its lease (CLUSTER/SHARD)"),
+    Column("granted", Numeric, nullable=False, comment="the notional this shard may use of the account's daily limit"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           comment="last grant or give-back (database clock)"),
+    comment="Each shard's part of each account's daily notional limit; the parts never sum past the limit",
 )
 
 

@@ -215,6 +215,20 @@ CLUSTER_LEASE_LOSSES = Counter(
     "fixgw_cluster_lease_losses_total",
     "Times this instance lost the lease it held (not renewed in time, or taken over); it then ends at once",
 )
+CLUSTER_CONTROLS_APPLIED = Counter(
+    "fixgw_cluster_controls_applied_total",
+    "Commands of a sharded cluster's control plane this instance applied for its shard, by kind and whether it "
+    "carried them out (ok false: refused or failed; `fixgw cluster controls` says why)",
+    ["kind", "ok"],
+)
+RISK_BUDGET_TOP_UPS = Counter(
+    "fixgw_risk_budget_top_ups_total",
+    "Times this shard asked the database for more of an account's daily notional limit (one transaction each)",
+)
+RISK_BUDGET_REFUSALS = Counter(
+    "fixgw_risk_budget_refusals_total",
+    "Orders refused because the other shards hold the rest of their account's daily notional limit",
+)
 CLUSTER_TAKEOVERS = Counter(
     "fixgw_cluster_takeovers_total", "Times this instance acquired the cluster's lease and became the active one",
 )

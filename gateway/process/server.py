@@ -41,6 +41,7 @@ from gateway.process.engine import Engine
 from gateway.process.gatekeeper import Gatekeeper, logon_policies
 from gateway.process.logon_watch import LogonWatch
 from gateway.process.session_engines import SessionEngines
+from gateway.process.shared_risk import SharedRisk
 from gateway.process.sessions_reload import REMOVED_REASON, SessionsReload
 from gateway.process.leading import stand_by_then_lead
 from gateway.process.startup_recovery import StartupRecovery, UndoneWork, state_log_for
@@ -166,6 +167,7 @@ class Gateway:
         self.scheduler = build_scheduler(cfg, self.engine.submit)
         self.http: HttpEndpoint | None = None
         self.controls: ClusterControls | None = None  # a sharded cluster's control plane (cluster_controls.py)
+        self.shared_risk: SharedRisk | None = None  # and its accounts' limits shared by the shards (shared_risk.py)
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ start and stop
@@ -176,6 +178,7 @@ class Gateway:
         self._lead()  # in a cluster: stand by until this instance holds the lease, then take the sessions over
         state, undone = self._rebuild_state()  # the state log -> the core; the journal; what a crash left undone
         self._start_engine(state)  # the core and sender threads, recording to the state log from here on
+        self.shared_risk = SharedRisk.start_for(self)  # a sharded cluster's: before any order is checked
         start_dropcopy(self)  # before the trading sessions, so the first report already has its drop-copy sessions
         # The trading engines are created first (their sessions exist, not connected); recovered work goes first
         # in the engine's queue, each side's before that side's new messages; then each side connects.
@@ -277,8 +280,9 @@ class Gateway:
             self.http = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.controls is not None:
-            self.controls.stop()
+        for part in (self.controls, self.shared_risk):
+            if part is not None:
+                part.stop()
         self.fix_engines.stop_trading()
         self.engine.stop()
         self.client_app.own_sender = self.venue_app.own_sender = None  # (its identifier may be reused)

@@ -1,4 +1,4 @@
-"""cluster: the control plane of a sharded cluster, commands every shard's active instance applies
+"""cluster: a sharded cluster's control plane (commands every shard applies) and its shared risk budgets
 
 Revision ID: 0010
 Revises: 0009
@@ -10,6 +10,8 @@ Two tables (see gateway/cluster/controls.py):
   orders canceled, the risk rules reloaded), appended by the instance that received it. Never updated.
 - ``cluster_control_applied``: each shard's active instance applying one of them, with what it answered; the
   shard's highest ``control_id`` is how far it has applied. Written fenced by the shard's lease.
+- ``risk_budgets``: what each shard holds of each account's daily notional limit on a trading day
+  (gateway/cluster/budgets.py); the shards' grants of one account and day never sum past the limit.
 
 Self-contained on purpose (no import of gateway.journal.db).
 """
@@ -59,9 +61,23 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_cluster_control_applied_lease_control_id"), "cluster_control_applied",
                     ["lease", "control_id"])
+    op.create_table(
+        "risk_budgets",
+        sa.Column("cluster", sa.Text(), nullable=False, comment="cluster name ([cluster] name)"),
+        sa.Column("day", sa.Date(), nullable=False, comment="the accounts' trading day (risk/days.py)"),
+        sa.Column("account", sa.Text(), nullable=False, comment="the account ('' for orders without one)"),
+        sa.Column("lease", sa.Text(), nullable=False, comment="the shard, by its lease (CLUSTER/SHARD)"),
+        sa.Column("granted", sa.Numeric(), nullable=False,
+                  comment="the notional this shard may use of the account's daily limit"),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now(),
+                  comment="last grant or give-back (database clock)"),
+        sa.PrimaryKeyConstraint("cluster", "day", "account", "lease", name=op.f("pk_risk_budgets")),
+        comment="Each shard's part of each account's daily notional limit; the parts never sum past the limit",
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("risk_budgets")
     op.drop_index(op.f("ix_cluster_control_applied_lease_control_id"), table_name="cluster_control_applied")
     op.drop_table("cluster_control_applied")
     op.drop_index(op.f("ix_cluster_controls_cluster_id"), table_name="cluster_controls")
