@@ -86,6 +86,17 @@ def test_an_instance_runs_its_shards_clients_with_the_shards_own_identity_at_the
     assert b.acceptor.port == 9886 and b.venues.keys() == a.venues.keys()  # every shard reaches every venue
 
 
+def test_a_shards_drop_copies_may_cover_the_other_shards_clients_whose_sessions_it_knows_as_peers():
+    text = SHARDED.replace('clients = ["EAST1"]\n[dropcopy.sessions.DCWEST]', 'clients = ["EAST1", "WEST1"]\n'
+                           '[dropcopy.sessions.DCWEST]')
+    a = parse(text, "A")
+    assert a.dropcopy.sessions["DCEAST"].clients == ("EAST1", "WEST1") and sorted(a.clients) == ["EAST1", "EAST2"]
+    assert a.cluster.peer_clients == {"WEST1": "FIX.4.4"} and a.cluster.peer_venue_comp_ids == ("FIXGW-W",)
+    b = parse(text, "B")
+    assert b.cluster.peer_clients == {"EAST1": "FIX.4.4", "EAST2": "FIX.4.2"}
+    assert b.cluster.peer_venue_comp_ids == ("FIXGW-E",)
+
+
 def test_a_single_gateway_may_log_on_to_venues_with_a_compid_of_its_own():
     single = SHARDED[:SHARDED.index("[dropcopy]")].replace('comp_id = "FIXGW"', 'comp_id = "FIXGW"\n'
                                                            'venue_comp_id = "STREET"')
@@ -121,9 +132,9 @@ BAD = [
      "shard west has no instance"),
     (SHARDED.replace('dropcopy = ["DCWEST"]\n', ''), None,
      "drop-copy session(s) DCWEST in no shard"),
-    (SHARDED.replace('clients = ["EAST1"]\n[dropcopy.sessions.DCWEST]', 'clients = ["WEST1"]\n'
-                     '[dropcopy.sessions.DCWEST]'), None,
-     "drop-copy session DCEAST (shard east) names client(s) WEST1 of another shard"),
+    (SHARDED.replace('clients = ["EAST1"]\n[dropcopy.sessions.DCWEST]', 'clients = ["NOPE"]\n'
+                     '[dropcopy.sessions.DCWEST]'), "A",
+     "dropcopy.sessions.DCEAST.clients: unknown client session(s) NOPE"),
     (SHARDED.replace('name = "main"\n', 'name = "main"\nshard = "east"\n'), None,
      "cluster.shard is not a key of the file"),
     (SHARDED.replace('[instance.B]\nshard = "west"\n', '[instance.B]\nshard = "west"\nclient_ports = { EAST1 = 9950 }\n'),
@@ -136,7 +147,7 @@ BAD = [
 
 @pytest.mark.parametrize("text, instance, message", BAD, ids=[
     "two-shards", "no-shard", "unknown-client", "same-compid", "compid-is-session", "instance-without-shard",
-    "unknown-shard", "shard-without-instance", "dropcopy-in-no-shard", "dropcopy-across-shards", "shard-key",
+    "unknown-shard", "shard-without-instance", "dropcopy-in-no-shard", "dropcopy-unknown-client", "shard-key",
     "foreign-client-port", "no-cluster"])
 def test_bad_shard_sections_are_refused_naming_the_problem(text, instance, message):
     with pytest.raises(ConfigError) as info:

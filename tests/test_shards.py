@@ -37,8 +37,13 @@ def _sharded_toml(ports: dict[str, dict], tmp) -> str:
                                     f'max_daily_notional = {SHARED_LIMIT}\n')
     out = [f'[risk]\nrules_file = "{tmp / "rules.toml"}"\n[recovery]\nstate_log = "database"\n'
            '[cluster]\nname = "main"\nlease_ttl_s = 2\n']
+    # both receivers log on to shard east; DCWESTV covers only a client of shard west
+    out.append('[dropcopy]\nport = 9877\n[dropcopy.sessions.DC44]\nfix_version = "FIX.4.4"\nreports = "both"\n'
+               '[dropcopy.sessions.DCWESTV]\nfix_version = "FIX.4.4"\nreports = "venue"\nclients = ["CLIENT42"]\n')
     for shard, clients in SHARDS.items():
-        out.append(f'[shard.{shard}]\nclients = {json.dumps(list(clients))}\nvenue_comp_id = "{COMP_IDS[shard]}"\n')
+        dropcopy = '["DC44", "DCWESTV"]' if shard == "east" else "[]"
+        out.append(f'[shard.{shard}]\nclients = {json.dumps(list(clients))}\nvenue_comp_id = "{COMP_IDS[shard]}"\n'
+                   f'dropcopy = {dropcopy}\n')
     for name, p in ports.items():
         out.append(f'[instance.{name}]\nshard = "{OWNER[name]}"\ndata_dir = "{tmp / name}"\n'
                    + "".join(f"{k} = {v}\n" for k, v in p.items()))
@@ -49,7 +54,7 @@ def _sharded_toml(ports: dict[str, dict], tmp) -> str:
 def sharded(postgres_url, tmp_path):
     upgrade(postgres_url)
     v1, v2 = free_port(), free_port()
-    ports = {n: {"acceptor_port": free_port(), "http_port": free_port()} for n in OWNER}
+    ports = {n: {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()} for n in OWNER}
     text = stack_config_text(postgres_url, tmp_path / "base", ports["A"]["acceptor_port"], v1, v2,
                              extra_toml=_sharded_toml(ports, tmp_path))
     cfg_path = tmp_path / "gateway.cfg"
@@ -72,10 +77,10 @@ def sharded(postgres_url, tmp_path):
         sim.stop()
 
 
-def _client(sharded, name: str, instance: str, timeout: float = 30) -> FixClient:
-    version = {"CLIENT42": "FIX.4.2", "CLIENT44": "FIX.4.4", "CLIENT50": "FIX.5.0"}[name]
+def _client(sharded, name: str, instance: str, timeout: float = 30, port: str = "acceptor_port") -> FixClient:
+    version = {"CLIENT42": "FIX.4.2", "CLIENT50": "FIX.5.0"}.get(name, "FIX.4.4")
     peer = FixClient(version=version, sender=name, target="FIXGW",
-                     port=sharded["ports"][instance]["acceptor_port"], store_dir=sharded["tmp"] / "peers" / name)
+                     port=sharded["ports"][instance][port], store_dir=sharded["tmp"] / "peers" / name)
     sharded["peers"].append(peer)
     return peer.start(timeout=timeout)
 
@@ -101,11 +106,39 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
         wait_until(lambda sim=sim: both_logged_on(sim), 30, f"both shards to log on to {name}")
 
     east, west = _client(sharded, "CLIENT44", "A"), _client(sharded, "CLIENT42", "B")
+    everything = _client(sharded, "DC44", "A", port="dropcopy_port")
+    west_venue = _client(sharded, "DCWESTV", "A", port="dropcopy_port")
     fills = {east: east.new_order("AAPL", "1", 100, "190.10"), west: west.new_order("AAPL", "2", 100, "189.90")}
     reports = {peer: peer.wait_exec(cl, "2", timeout=20) for peer, cl in fills.items()}
     order_ids = {peer: r[37] for peer, r in reports.items()}
     # OrderIDs (and the child ClOrdIDs and ExecIDs made from them) carry the instance that made them.
     assert order_ids[east].split("-")[0].endswith("_A") and order_ids[west].split("-")[0].endswith("_B"), order_ids
+
+    # One stream for brokers: receivers of shard east get the reports of both shards, in the journal's order; one
+    # that covers only shard west's client gets the venues' reports of its orders (found in the shared journal),
+    # and none of shard east's.
+    wait_until(lambda: {fills[east], fills[west]} <= {m.get(11) for m in everything.app_messages("8")}, 20,
+               "both shards' fills in the drop copies")
+    sources = ("FIX.4.4:FIXGW->CLIENT44", "FIX.4.2:FIXGW->CLIENT42", *(f"{v}:{c}->{n}" for c in COMP_IDS.values()
+               for n, v in (("VENUE1", "FIX.4.4"), ("VENUE2", "FIX.4.2"))))
+
+    def journal_order() -> list[str]:  # the ExecIDs of every source report, in journal id order
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                t = journal_messages.c
+                rows = conn.execute(select(t.raw).where(t.msg_type == "8", t.session_id.in_(sources), (
+                    (t.direction == "O") & t.session_id.like("%->CLIENT%")) | ((t.direction == "I") & t.session_id.like(
+                        "%->VENUE%"))).order_by(t.id)).scalars()
+                return [dict(f.split("=", 1) for f in raw.split("\x01") if "=" in f)["17"] for raw in rows]
+        finally:
+            engine.dispose()
+    wait_until(lambda: [m[17] for m in everything.app_messages("8")] == journal_order(), 20,
+               "the drop copies in the journal's order, every one")
+    wait_until(lambda: any(m.get(11) == order_ids[west] for m in west_venue.app_messages("8")), 20,
+               "the venue's reports of shard west's order")
+    assert not [m for m in west_venue.app_messages("8") if m.get(11, "").startswith(order_ids[east])]
+    assert all(m.get(797) == "Y" for m in west_venue.app_messages("8"))
 
     # A client of one shard is not served by the other shard's instance: its Logon is answered with a Logout.
     with connect(sharded["ports"]["A"]["acceptor_port"]) as s:

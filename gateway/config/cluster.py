@@ -11,7 +11,9 @@ own: its own lease and order state (``ClusterConfig.lease_name``: ``CLUSTER/SHAR
 its ``shard``), the client sessions it serves (``clients``, each client in exactly one shard), the drop-copy
 sessions it serves (``dropcopy``), and its own SenderCompID toward the venues (``venue_comp_id``: a venue logs
 each CompID on once, so every shard needs one of its own). An instance runs the file as its shard sees it: the
-other shards, their instances, clients and drop-copy sessions are left out (``with_instance``).
+other shards, their instances, clients and drop-copy sessions are left out (``with_instance``), but their client
+sessions and venue CompIDs are kept as its peers' (``peer_clients``, ``peer_venue_comp_ids``): a drop-copy
+session is sent the reports of every shard in its scope, from the one journal they share.
 """
 from __future__ import annotations
 
@@ -51,6 +53,9 @@ class ClusterConfig(StrictModel):
     instance_name: str | None = Field(None, description="the instance this process runs as (`--instance`)")
     shard: str | None = Field(None, description="the shard that instance serves (its [instance.NAME] shard)")
     shards: tuple[str, ...] = Field((), description="every shard of the cluster, when the instance serves one")
+    peer_clients: dict[str, str] = Field(default_factory=dict, description="the other shards' client sessions: "
+                                         "name -> fix_version (their reports reach this shard's drop copies)")
+    peer_venue_comp_ids: tuple[str, ...] = Field((), description="the other shards' venue_comp_id")
 
     @field_validator("name")
     @classmethod
@@ -151,10 +156,6 @@ def _check_shards(cluster: ClusterConfig | None, instances: dict[str, InstanceCo
             if session in dc_served:
                 raise ValueError(f"drop-copy session {session} is in two shards, {dc_served[session]} and {name}")
             dc_served[session] = name
-            foreign = [c for c in dropcopy[session] if c not in shard.clients]
-            if foreign:
-                raise ValueError(f"drop-copy session {session} (shard {name}) names client(s) {', '.join(foreign)} "
-                                 f"of another shard: a receiver is sent the reports of its own shard's sessions")
         if shard.venue_comp_id in comp_ids:
             raise ValueError(f"shards {comp_ids[shard.venue_comp_id]} and {name} have the same venue_comp_id "
                              f"{shard.venue_comp_id}: a venue logs a CompID on once, so each shard needs its own")
@@ -203,13 +204,17 @@ def with_instance(raw: dict, instances: dict[str, InstanceConfig], cluster: Clus
 def _shard_view(out: dict, name: str, shard: ShardConfig) -> None:
     """Narrow the file's TOML to what one shard serves (in place)."""
     keep = set(shard.clients)
-    out["clients"] = {c: v for c, v in out.get("clients", {}).items() if c in keep}
+    every_client = out.get("clients", {})
+    out["clients"] = {c: v for c, v in every_client.items() if c in keep}
     dc = out.get("dropcopy")
     if isinstance(dc, dict) and isinstance(dc.get("sessions"), dict):
         dc["sessions"] = {s: v for s, v in dc["sessions"].items() if s in shard.dropcopy}
     out["venue_comp_id"] = shard.venue_comp_id
     out["cluster"]["shard"] = name
     out["cluster"]["shards"] = sorted(out["shard"])
+    # what the drop copies of this shard read of the others' (every shard's reports are in the one journal)
+    out["cluster"]["peer_clients"] = {c: str(v.get("fix_version", "")) for c, v in every_client.items() if c not in keep}
+    out["cluster"]["peer_venue_comp_ids"] = sorted(s["venue_comp_id"] for n, s in out["shard"].items() if n != name)
     # the other shards, and their instances, are not this instance's business (the whole file was checked first)
     out["shard"] = {name: out["shard"][name]}
     out["instance"] = {n: v for n, v in out.get("instance", {}).items() if v.get("shard") == name}

@@ -117,8 +117,9 @@ class GatewayConfig(StrictModel):
     @model_validator(mode="after")
     def _dropcopy_refers_to_known_sessions(self) -> "GatewayConfig":
         problems = []
+        peers = self.cluster.peer_clients if self.cluster is not None else {}  # (a shard's: the other shards')
         for name, s in self.dropcopy.sessions.items():
-            unknown = [c for c in s.clients if c not in self.clients]
+            unknown = [c for c in s.clients if c not in self.clients and c not in peers]
             if unknown:
                 problems.append(f"dropcopy.sessions.{name}.clients: unknown client session(s) {', '.join(unknown)}")
             unknown = [v for v in s.venues if v not in self.venues]

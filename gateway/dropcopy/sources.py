@@ -3,6 +3,7 @@ sessions, read after a journal id, and who each one belongs to (side, session, o
 from __future__ import annotations
 
 import logging
+import re
 from typing import NamedTuple
 
 from dropcopy.filters import CLIENT, VENUE, OrderDirectory, OrderInfo, Origin, origin
@@ -122,3 +123,67 @@ class CoreDirectory:
     def by_venue_cl_ord_id(self, venue: str, cl_ord_id: str) -> OrderInfo | None:
         o = self._core.order_by_venue_cl_ord_id(venue, cl_ord_id)
         return OrderInfo(o.session, o.account, o.venue) if o is not None else None
+
+
+_CHILD_SUFFIX = re.compile(r"[ncr]\d+")
+_CACHE_MAX = 50_000
+
+
+def parent_order_id(cl_ord_id: str) -> str:
+    """The OrderID a ClOrdID the gateway sent a venue belongs to: a first child's is the OrderID itself, the others
+    the OrderID, ".", and "n", "c" or "r" with a number (``Order.next_child_id``)."""
+    head, dot, tail = cl_ord_id.rpartition(".")
+    return head if dot and _CHILD_SUFFIX.fullmatch(tail) else cl_ord_id
+
+
+class ClusterDirectory:
+    """``OrderDirectory`` of a shard of a sharded cluster: this shard's live orders first (``CoreDirectory``), then
+    the orders of the other shards, found in the journal they share (docs/scale-out.md, "Drop copies").
+
+    A venue's report of another shard's order names only the child's ClOrdID: its OrderID is that ClOrdID's
+    parent (``parent_order_id``), and the client session and account are those of the first report the gateway
+    sent the client for that OrderID (one indexed query, remembered). Until that report is journaled (an order
+    whose client hears only after the venue answered), the order is unknown, and a receiver that filters by
+    client or account does not see the venue's report: never what it may not be entitled to."""
+
+    def __init__(self, core, engine, client_sessions: dict[str, str]):
+        self._local = CoreDirectory(core)
+        self._engine = engine
+        self._clients = dict(client_sessions)  # SessionID text -> client name, every shard's
+        p = "?" if engine.dialect.name == "sqlite" else "%s"
+        self._sql = (f"SELECT session_id, raw FROM journal_messages WHERE order_id = {p} AND direction = 'O' "
+                     f"AND msg_type = '8' ORDER BY id LIMIT 5")
+        self._known: dict[str, tuple[str, str | None]] = {}  # OrderID -> (client, account), found in the journal
+
+    def by_order_id(self, order_id: str) -> OrderInfo | None:
+        return self._local.by_order_id(order_id)  # (a client-side report names its session and account itself)
+
+    def by_venue_cl_ord_id(self, venue: str, cl_ord_id: str) -> OrderInfo | None:
+        info = self._local.by_venue_cl_ord_id(venue, cl_ord_id)
+        if info is not None:
+            return info
+        found = self._foreign(parent_order_id(cl_ord_id))
+        return OrderInfo(found[0], found[1], venue) if found is not None else None
+
+    def _foreign(self, order_id: str) -> tuple[str, str | None] | None:
+        known = self._known.get(order_id)
+        if known is not None:
+            return known
+        conn = self._engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(self._sql, [order_id])
+            rows = cur.fetchall()
+            cur.close()
+            conn.commit()
+        finally:
+            conn.close()
+        for session_id, raw in rows:
+            client = self._clients.get(session_id)
+            if client is not None:
+                account = dict(parse(raw)).get(1) or None
+                if len(self._known) >= _CACHE_MAX:
+                    self._known.clear()
+                self._known[order_id] = (client, account)
+                return client, account
+        return None

@@ -9,7 +9,8 @@ from desk.core import Core
 from dropcopy.filters import Scope
 from gateway.config import GatewayConfig
 from gateway.dropcopy.service import DropCopyService
-from gateway.dropcopy.sources import CoreDirectory
+from gateway.dropcopy.sources import ClusterDirectory, CoreDirectory
+from gateway.journal.db import make_engine
 from gateway.journal.writer import JournalWriter
 from gateway.observability import metrics
 from sessions.dropcopy import DropCopyApplication, DropCopyLink
@@ -27,14 +28,24 @@ def dropcopy_wiring(cfg: GatewayConfig, client_sids: dict[str, SessionID], venue
     sids = {name: session_id(d.fix_version, cfg.comp_id, name) for name, d in dc.items()}
     if not dc:
         return sids, None, None
+    clients = {sid.toString(): name for name, sid in client_sids.items()}
+    venues = {sid.toString(): name for name, sid in venue_sids.items()}
+    directory = CoreDirectory(core)
+    cluster = cfg.cluster
+    if cluster is not None and cluster.shard is not None:  # every shard's reports, from the one journal
+        clients |= {session_id(version, cfg.comp_id, name).toString(): name
+                    for name, version in cluster.peer_clients.items()}
+        venues |= {session_id(v.fix_version, comp_id, name).toString(): name
+                   for comp_id in cluster.peer_venue_comp_ids for name, v in cfg.venues.items()}
+        directory = ClusterDirectory(core, make_engine(cfg.journal.database_url), clients)
     service = DropCopyService(
         cfg.journal.database_url,
         {name: (d.fix_version, Scope(d.reports, frozenset(d.clients), frozenset(d.accounts), frozenset(d.venues)))
          for name, d in dc.items()},
         DropCopyLink(sids, cfg.data_dir / "store" / "dropcopy"),
-        {sid.toString(): name for name, sid in client_sids.items()},
-        {sid.toString(): name for name, sid in venue_sids.items()},
-        CoreDirectory(core),
+        clients,
+        venues,
+        directory,
         hold_offline=frozenset(name for name, d in dc.items() if d.resets))
     journal.add_commit_listener(service.wake)
     app = DropCopyApplication({sid.toString(): name for name, sid in sids.items()}, service.notify,
