@@ -1,4 +1,4 @@
-"""The load generator: one FIX.4.4 client (SenderCompID BENCH) that runs a plan of load phases.
+"""The load generator: one FIX.4.4 client (SenderCompID BENCH, or --sender) that runs a plan of load phases.
 
 Run by bench/throughput.py as its own process, so its threads never share a GIL
 with the orchestrator's. Phases, in order:
@@ -345,6 +345,7 @@ def run_phase(app: LoadApp, phase: Phase, mix: Mix, prefix: str, drain_s: float)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--sender", default="BENCH", help="SenderCompID of the load client (default BENCH)")
     ap.add_argument("--plan", required=True, help="JSON: {phases: [{name, orders, rate | window}], drain_s, seed}")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--store", type=Path, required=True, help="quickfix FileStore directory")
@@ -364,7 +365,7 @@ def main() -> None:
         name, _, pid = item.partition("=")
         pids[name] = int(pid)
 
-    sid = session_id("FIX.4.4", "BENCH", "FIXGW")
+    sid = session_id("FIX.4.4", args.sender, "FIXGW")
     settings = build_settings("initiator", args.store, [(sid, "FIX.4.4", {
         "SocketConnectHost": "127.0.0.1", "SocketConnectPort": str(args.port), "ReconnectInterval": "1"})])
     app = LoadApp()

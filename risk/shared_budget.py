@@ -21,6 +21,11 @@ from risk.rules import EffectiveLimits
 from risk.state import ZERO, RiskState
 
 
+class BudgetUnavailable(Exception):
+    """The grants could not be read or changed (the database is unreachable or the shard's term is over): the
+    order cannot be checked against the cluster's limit, so it is refused."""
+
+
 class SharedBudget(Protocol):
     """A shard's grants of the accounts' daily notional limit (gateway/cluster/budgets.py)."""
 
@@ -29,7 +34,8 @@ class SharedBudget(Protocol):
         ...
 
     def top_up(self, day: date, account: str, need: Decimal, limit: Decimal) -> Decimal:
-        """Ask for a grant of at least ``need`` (and a chunk more, if the limit has it); the grant now held."""
+        """Ask for a grant of at least ``need`` (and a chunk more, if the limit has it); the grant now held.
+        Raises BudgetUnavailable when it cannot ask."""
         ...
 
 
@@ -49,7 +55,13 @@ def check_shared_daily_notional(order: NewOrder, limits: EffectiveLimits, state:
     grant = budget.granted(state.usage.day, account)
     if after <= grant:
         return None
-    grant = budget.top_up(state.usage.day, account, after, lim.value)
+    try:
+        grant = budget.top_up(state.usage.day, account, after, lim.value)
+    except BudgetUnavailable as exc:
+        return _reject("daily_notional", RejectCode.EXCEEDS_LIMIT, lim,
+                       f"daily notional of account {order.account or '-'} {after} is over this shard's part of the "
+                       f"cluster's limit {lim.value} ({grant}) and more could not be asked for ({exc}): refused, as "
+                       f"the limit cannot be checked", used=used, after=after, granted=grant, limit=lim.value)
     if after <= grant:
         return None
     return _reject("daily_notional", RejectCode.EXCEEDS_LIMIT, lim,

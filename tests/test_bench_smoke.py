@@ -138,3 +138,21 @@ def test_fuzz_smoke_sends_damaged_messages_in_every_version_and_the_gateway_surv
     assert report["outcomes"]["connection"]  # the slow senders' orders
     assert {"partial_frame_then_disconnect", "silent_after_logon", "huge_body_length", "silent_socket",
             "logon_wrong_version", "logon_unknown_comp_id"} <= {t["test"] for t in report["connection_tests"]}
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_scale_out_smoke_runs_one_shard_then_two_and_completes_every_order(tmp_path):
+    """``bench/scale_out.py --smoke``: one instance serving both load clients, then two shards with one each, on a
+    fresh PostgreSQL database; it fails by itself if an order does not complete. Its figures are not asserted."""
+    from tests.db_fixtures import pg_base_url
+
+    out = tmp_path / "scale-out.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scale_out.py"), "--smoke", "--out", str(out),
+                           "--pg-url", pg_base_url()], capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert [(r["shards"], r["orders"]) for r in summary["runs"]] == [(1, 120), (2, 120)]
+    assert all(r["orders_per_s"] > 0 and r["budget_top_ups"] >= 1 for r in summary["runs"])
+    assert set(summary["median"]) >= {"throughput", "gateway_cpu_per_order"}
+    assert "| 2 shard(s) |" in proc.stdout

@@ -85,6 +85,19 @@ def test_the_whole_limit_is_still_checked_first_and_a_shadow_limit_is_not_shared
     assert shadow.check(order("s"), s, NOW).accepted and budget.asked == []
 
 
+def test_an_order_is_refused_when_the_budget_cannot_be_asked_never_let_through_unchecked():
+    from risk.shared_budget import BudgetUnavailable
+
+    class Down(FakeBudget):
+        def top_up(self, day, account, need, limit):
+            raise BudgetUnavailable("OperationalError: connection refused")
+    e, s = _engine_and_state(Down(D(0)))
+    d = e.check(order("1"), s, NOW)
+    assert not d.accepted and d.reject.rule == "daily_notional"
+    assert "more could not be asked for (OperationalError: connection refused)" in d.reject.text
+    assert "refused, as the limit cannot be checked" in d.reject.text
+
+
 def test_a_gateway_alone_has_no_budget_and_checks_the_whole_limit():
     e, s = _engine_and_state(None)
     assert e.check(order("1", qty="1000"), s, NOW).accepted  # exactly 100,000 passes
@@ -171,10 +184,12 @@ def test_a_give_back_overtaken_by_a_top_up_leaves_the_row_alone(pools):
 def test_a_deposed_instance_takes_nothing(pools):
     from gateway.cluster.fence import StaleLeadership
     from gateway.cluster.lease import Lease
+    from risk.shared_budget import BudgetUnavailable
 
     east = pools("east")
     lease = Lease(east.engine, "main/east")
     lease.release("EAST", lease.read().token)
-    with pytest.raises(StaleLeadership):
+    with pytest.raises(BudgetUnavailable, match="StaleLeadership") as info:
         east.top_up(DAY, "ACC1", D(1000), D(100000))
+    assert isinstance(info.value.__cause__, StaleLeadership)
     assert east.granted(DAY, "ACC1") == D(0)

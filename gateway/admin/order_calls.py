@@ -56,6 +56,8 @@ class OrderCalls:
         controls = self._gw.controls
         if controls is not None and opt_str(payload, "session") is None:  # a sharded cluster: every shard cancels
             body = {k: opt_str(payload, k) for k in ("account", "symbol")}
+            if body["symbol"] is not None:  # (every shard trades the file's symbols; an account may be another's)
+                self._known.check("symbol", body["symbol"])
             return cluster_request(controls, "cancel", body, operator)
         filters = self._filters(payload)
         return engine_request(self._gw, OperatorCancel(**filters, operator=operator))

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from gateway.journal.db import risk_budgets
+from risk.shared_budget import BudgetUnavailable
 from gateway.observability import metrics
 from gateway.observability.logs import fields
 
@@ -60,7 +61,17 @@ class BudgetPool:
 
     def top_up(self, day: date, account: str, need: Decimal, limit: Decimal) -> Decimal:
         """Take at least ``need`` (plus a chunk, as far as the limit allows) for this shard; the grant now held
-        (less than ``need`` when the other shards hold the rest)."""
+        (less than ``need`` when the other shards hold the rest). BudgetUnavailable if the database cannot be
+        asked, or this instance's term is over: the order is refused."""
+        try:
+            return self._top_up(day, account, need, limit)
+        except Exception as exc:  # noqa: BLE001 - a database error or a stale term: refuse the order, never guess
+            log.error("daily notional of account %s: cannot ask the database for more of the limit: %s",
+                      account or "-", exc, extra=fields(account=account or None, lease=self.lease))
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise BudgetUnavailable(f"{type(exc).__name__}: {first}") from exc
+
+    def _top_up(self, day: date, account: str, need: Decimal, limit: Decimal) -> Decimal:
         chunk = limit * self.chunk_pct / 100
         with self.engine.begin() as conn:
             self._fence(conn)

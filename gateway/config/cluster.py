@@ -108,8 +108,8 @@ def check_instances(cluster: ClusterConfig | None, instances: dict[str, Instance
                     shards: dict[str, ShardConfig] | None = None, dropcopy: dict[str, tuple[str, ...]] | None = None,
                     names: set[str] | None = None) -> None:
     """The file's instance and shard sections against its cluster, clients and drop-copy sessions (ValueError
-    naming the problem). ``dropcopy``: each drop-copy session's ``clients`` scope; ``names``: every name a CompID
-    must not repeat (sessions, the gateway's comp_id)."""
+    naming the problem). ``dropcopy``: each drop-copy session's ``clients`` scope; ``names``: the session names a
+    shard's venue_comp_id must not repeat (it may be the gateway's comp_id, for one shard)."""
     shards = shards or {}
     if instances and cluster is None:
         raise ValueError(f"instance sections ({', '.join(sorted(instances))}) need a [cluster] section")

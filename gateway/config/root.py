@@ -63,7 +63,7 @@ class GatewayConfig(StrictModel):
 
     @model_validator(mode="after")
     def _instances_of_the_cluster(self) -> "GatewayConfig":
-        names = set(self.clients) | set(self.venues) | set(self.dropcopy.sessions) | {self.comp_id}
+        names = set(self.clients) | set(self.venues) | set(self.dropcopy.sessions)
         dropcopy = {name: tuple(s.clients) for name, s in self.dropcopy.sessions.items()}
         check_instances(self.cluster, self.instance, set(self.clients), self.shard, dropcopy, names)
         return self
