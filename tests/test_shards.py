@@ -170,13 +170,30 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     assert human.returncode == 0 and "cluster main: 2 shard(s), every one led" in human.stdout, human.stdout
     assert "cluster main/east: led by A" in human.stdout and "cluster main/west: led by B" in human.stdout
 
-    # The operator commands ask one instance: the leader of the shard named, or they say who leads each shard.
-    unnamed = _fixgw(sharded["cfg_path"], "orders", "list", "--json")
+    # The operator commands find the shard themselves: a list asks every shard and merges, an order or a session
+    # is asked of the shard that holds it; FIXGW_SHARD narrows to one; a command about no shard in particular
+    # says who leads each.
+    listed = _fixgw(sharded["cfg_path"], "orders", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["order_id"]: r["shard"] for r in json.loads(listed.stdout)["orders"]}
+    assert rows[order_ids[east]] == "east" and rows[order_ids[west]] == "west", rows
+    table = _fixgw(sharded["cfg_path"], "orders", "list")
+    assert table.stdout.splitlines()[0].startswith("SHARD"), table.stdout
+    narrowed = _fixgw(sharded["cfg_path"], "orders", "list", "--json", FIXGW_SHARD="west")
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert order_ids[west] in narrowed.stdout and order_ids[east] not in narrowed.stdout
+    shown = _fixgw(sharded["cfg_path"], "orders", "show", order_ids[west], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["order_id"] == order_ids[west], shown.stderr
+    session = _fixgw(sharded["cfg_path"], "sessions", "show", "CLIENT42", "--json")
+    assert session.returncode == 0 and json.loads(session.stdout)["logged_on"] is True, session.stderr
+    sessions = json.loads(_fixgw(sharded["cfg_path"], "sessions", "list", "--json").stdout)["sessions"]
+    assert {(r["shard"], r["name"]) for r in sessions} >= {("east", "CLIENT44"), ("west", "CLIENT42"),
+                                                          ("east", "VENUE1"), ("west", "VENUE1")}
+    healthy = _fixgw(sharded["cfg_path"], "status", "--json")
+    assert healthy.returncode == 0 and set(json.loads(healthy.stdout)["shards"]) == {"east", "west"}, healthy.stdout
+    unnamed = _fixgw(sharded["cfg_path"], "risk", "show", "--json")
     assert unnamed.returncode != 0, unnamed.stdout
     assert "has shards (east led by A, west led by B)" in unnamed.stderr and "FIXGW_SHARD" in unnamed.stderr
-    listed = _fixgw(sharded["cfg_path"], "orders", "list", "--json", FIXGW_SHARD="west")
-    assert listed.returncode == 0, listed.stderr
-    assert order_ids[west] in listed.stdout and order_ids[east] not in listed.stdout
 
     # One control plane: a kill switch asked of shard east's instance stops new orders on every shard, each shard
     # applying it within a second; released the same way.
@@ -205,6 +222,10 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     west.wait_exec(again, "2", timeout=20)
     code, status = cluster_status(sharded["cfg_path"])
     assert code == 1 and status["leaderless"] == ["east"], status
+    partial = _fixgw(sharded["cfg_path"], "orders", "list", "--json")
+    assert partial.returncode == 0 and "shard east: no instance leads it" in partial.stderr
+    assert json.loads(partial.stdout)["unled"] == ["east"]
+    assert _fixgw(sharded["cfg_path"], "status").returncode == 1
 
 
 def test_one_accounts_limit_hit_from_both_shards_at_once_is_never_exceeded(sharded):

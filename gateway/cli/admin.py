@@ -1,7 +1,8 @@
 """The operator commands' client of a running gateway's admin API: the token, one call, and what went wrong
 in one line (the gateway is not running, the token was refused, the session or order does not exist, or why
 a request was refused); plus the table the commands print. In a cluster they ask the instance that leads (its
-``[instance.NAME]`` HTTP port and data directory), or the one ``FIXGW_INSTANCE`` names.
+``[instance.NAME]`` HTTP port and data directory), or the one ``FIXGW_INSTANCE`` names; in a sharded cluster,
+the leader of the shard the command is about (gateway/cli/shards.py), or of each shard (``each_shard``).
 
 The commands themselves, human-readable by default and ``--json`` for scripts: gateway/cli/status.py
 (`fixgw status`, `fixgw quotes`), sessions.py, orders.py and risk.py.
@@ -19,68 +20,104 @@ import click
 
 from gateway.admin.api import TOKEN_ENV, TOKEN_FILE, admin_token
 from gateway.cli.common import db_reason, load
+from gateway.cli.shards import Route, shard_for
 
 
 INSTANCE_ENV = "FIXGW_INSTANCE"
 SHARD_ENV = "FIXGW_SHARD"
 
 
-def _instance_config(config_path: str):
+def _instance_config(config_path: str, route: Route | None = None):
     """The configuration as the instance to ask runs it: a single gateway's as it is; in a cluster, the instance
-    ``FIXGW_INSTANCE`` names, else the one that leads now (asked of the database, as `fixgw cluster status`)."""
+    ``FIXGW_INSTANCE`` names, else the one that leads now (asked of the database, as `fixgw cluster status`); in a
+    sharded cluster, the leader of the shard ``FIXGW_SHARD`` names, else of the one ``route`` points at
+    (gateway/cli/shards.py)."""
     cfg = load(config_path)
     if cfg.cluster is None:
         return cfg
     name = os.environ.get(INSTANCE_ENV)
     if not name:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from gateway.cluster.lease import Lease
-        from gateway.journal.db import make_engine, safe_url
-
-        engine = make_engine(cfg.journal.database_url)
-        try:
-            if cfg.shard:
-                return load(config_path, _shard_leader(cfg, engine))
-            lease = Lease(engine, cfg.cluster.name).read()
-        except SQLAlchemyError as exc:
-            raise click.ClickException(f"cluster {cfg.cluster.name}: cannot ask {safe_url(cfg.journal.database_url)} "
-                                       f"which instance leads ({db_reason(exc)}); name one with {INSTANCE_ENV}") from None
-        finally:
-            engine.dispose()
-        if lease is None or not lease.held:
-            raise click.ClickException(f"cluster {cfg.cluster.name}: no instance leads (see `fixgw cluster status`); "
-                                       f"name the one to ask with {INSTANCE_ENV}")
-        name = lease.holder
+        name = _leader(cfg, lambda engine: _shard_leader(cfg, engine, route or Route()) if cfg.shard
+                       else _cluster_leader(cfg, engine))
     return load(config_path, name)
 
 
-def _shard_leader(cfg, engine) -> str:
-    """In a sharded cluster: the instance leading the shard ``FIXGW_SHARD`` names; without it, a refusal that says
-    who leads each shard (the commands act on one instance until the cluster has one control plane)."""
+def _leader(cfg, ask):
+    """``ask(engine)`` on the cluster's database, its errors said in one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.journal.db import make_engine, safe_url
+
+    engine = make_engine(cfg.journal.database_url)
+    try:
+        return ask(engine)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cluster {cfg.cluster.name}: cannot ask {safe_url(cfg.journal.database_url)} "
+                                   f"which instance leads ({db_reason(exc)}); name one with {INSTANCE_ENV}") from None
+    finally:
+        engine.dispose()
+
+
+def _cluster_leader(cfg, engine) -> str:
+    from gateway.cluster.lease import Lease
+
+    lease = Lease(engine, cfg.cluster.name).read()
+    if lease is None or not lease.held:
+        raise click.ClickException(f"cluster {cfg.cluster.name}: no instance leads (see `fixgw cluster status`); "
+                                   f"name the one to ask with {INSTANCE_ENV}")
+    return lease.holder
+
+
+def shard_leaders(cfg, engine, shards=None) -> dict[str, str | None]:
+    """shard -> the instance leading it now (None: no instance does)."""
     from gateway.cluster.lease import Lease
     from gateway.config.cluster import shard_lease_name
 
-    shard = os.environ.get(SHARD_ENV)
+    out = {}
+    for name in shards or sorted(cfg.shard):
+        lease = Lease(engine, shard_lease_name(cfg.cluster.name, name)).read()
+        out[name] = lease.holder if lease is not None and lease.held else None
+    return out
+
+
+def _shard_leader(cfg, engine, route: Route) -> str:
+    """The instance to ask in a sharded cluster: the leader of the shard ``FIXGW_SHARD`` names, else of the shard
+    ``route`` points at, else (a command any shard answers) of the first shard with one; else a refusal that says
+    who leads each shard."""
+    shard = os.environ.get(SHARD_ENV) or shard_for(cfg, route)
     if shard is not None and shard not in cfg.shard:
         raise click.ClickException(f"{SHARD_ENV}={shard}: no such shard; the shards: {', '.join(sorted(cfg.shard))}")
-    leaders = {}
-    for name in ([shard] if shard else sorted(cfg.shard)):
-        lease = Lease(engine, shard_lease_name(cfg.cluster.name, name)).read()
-        leaders[name] = lease.holder if lease is not None and lease.held else None
+    leaders = shard_leaders(cfg, engine, [shard] if shard else None)
     if shard:
         if leaders[shard] is None:
             raise click.ClickException(f"cluster {cfg.cluster.name}: no instance leads shard {shard} (see `fixgw "
                                        f"cluster status`); name the one to ask with {INSTANCE_ENV}")
         return leaders[shard]
+    if route.anywhere and any(leaders.values()):
+        return next(who for who in leaders.values() if who)
     said = ", ".join(f"{name} led by {who or 'nobody'}" for name, who in leaders.items())
     raise click.ClickException(f"cluster {cfg.cluster.name} has shards ({said}): name the shard to ask with "
                                f"{SHARD_ENV} or the instance with {INSTANCE_ENV}")
 
 
+def each_shard(config_path: str) -> tuple[list[tuple[str, "AdminClient"]], list[str]]:
+    """For a command every shard answers (a list): (shard, a client of its leader) for each shard led now, and the
+    shards no instance leads. A single gateway, a cluster without shards, or ``FIXGW_INSTANCE``/``FIXGW_SHARD``
+    set: the one instance those name, as ("", client)."""
+    cfg = load(config_path)
+    if cfg.cluster is None or not cfg.shard or os.environ.get(INSTANCE_ENV) or os.environ.get(SHARD_ENV):
+        return [("", AdminClient(config_path))], []
+    leaders = _leader(cfg, lambda engine: shard_leaders(cfg, engine))
+    if not any(leaders.values()):
+        raise click.ClickException(f"cluster {cfg.cluster.name}: no shard has an instance leading it (see `fixgw "
+                                   "cluster status`)")
+    asked = [(shard, AdminClient(config_path, instance=who)) for shard, who in leaders.items() if who]
+    return asked, [shard for shard, who in leaders.items() if who is None]
+
+
 class AdminClient:
-    def __init__(self, config_path: str):
-        cfg = _instance_config(config_path)
+    def __init__(self, config_path: str, route: Route | None = None, instance: str | None = None):
+        cfg = load(config_path, instance) if instance is not None else _instance_config(config_path, route)
         if not cfg.http.enabled:
             raise click.ClickException(f"{config_path}: [http] is disabled, so the gateway has no admin API")
         self.base = f"http://{cfg.http.host}:{cfg.http.port}"

@@ -7,7 +7,8 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from gateway.cli.admin import AdminClient, table
+from gateway.cli.admin import AdminClient, each_shard, table
+from gateway.cli.shards import ANYWHERE, Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit
 
@@ -58,8 +59,7 @@ def orders_list(session, account, symbol, states, since, until, open_only, in_do
         query["open"] = "1"
     if in_doubt:
         query["in_doubt"] = "1"
-    data = AdminClient(config_path).call("GET", "/admin/orders" + (f"?{urlencode(query, doseq=True)}"
-                                                                    if query else ""))
+    data = merged_orders(config_path, "/admin/orders" + (f"?{urlencode(query, doseq=True)}" if query else ""))
 
     wanted = {p.strip().lower() for s in states for p in s.split(",") if p.strip()}
 
@@ -70,13 +70,32 @@ def orders_list(session, account, symbol, states, since, until, open_only, in_do
         else:
             columns = ORDER_COLUMNS + (["in_doubt"] if in_doubt else []) \
                 + (["refused_by", "reason"] if any(r.get("reason") for r in rows) else [])
-        text = table(rows, columns)
+        text = table(rows, (["shard"] if "shards" in d else []) + columns)
         if d.get("rejected_dropped") and not (open_only or in_doubt) and (not wanted or "rejected" in wanted):
             text += (f"\n({d['rejected_dropped']} older refused order(s) no longer kept: the gateway keeps the "
                      f"last {d['rejected_kept']}, [limits] rejected_orders_kept; "
                      "`fixgw journal replay --msg-type 8` has every reject)")
         return text
     emit(data, as_json, human)
+
+
+def merged_orders(config_path: str, path: str) -> dict:
+    """`orders list` of one gateway; of a sharded cluster, every shard's, merged oldest first, each row with its
+    shard (shards without a leader are named in ``unled`` and on stderr)."""
+    asked, unled = each_shard(config_path)
+    if len(asked) == 1 and not asked[0][0]:
+        return asked[0][1].call("GET", path)
+    out: dict = {"orders": [], "rejected_dropped": 0, "shards": {}, "unled": unled}
+    for shard, client in asked:
+        part = client.call("GET", path)
+        out["orders"] += [row | {"shard": shard} for row in part["orders"]]
+        out["rejected_dropped"] += part.get("rejected_dropped", 0)
+        out["rejected_kept"] = part.get("rejected_kept")
+        out["shards"][shard] = len(part["orders"])
+    out["orders"].sort(key=lambda r: r.get("time") or "")
+    for shard in unled:
+        click.echo(f"shard {shard}: no instance leads it; its orders are not listed", err=True)
+    return out
 
 
 @orders.command("show")
@@ -89,7 +108,7 @@ def orders_show(order_id: str, session, config_path: str, as_json: bool) -> None
     `fixgw journal replay --order-id`)."""
 
     path = f"/admin/orders/{quote(order_id, safe='')}" + (f"?{urlencode({'session': session})}" if session else "")
-    data = AdminClient(config_path).call("GET", path)
+    data = AdminClient(config_path, Route(session=session) if session else Route(order_id=order_id)).call("GET", path)
     emit(data, as_json, show_order)
 
 
@@ -128,7 +147,7 @@ QUOTE_COLUMNS = ["venue", "state", "bid", "ask", "age_ms", "trusted", "take_fee"
 @JSON
 def orders_cancel(order_id: str, config_path: str, as_json: bool) -> None:
     """Cancel one order at its venue; the client is told when the venue confirms."""
-    data = AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/cancel", {})
+    data = AdminClient(config_path, Route(order_id=order_id)).call("POST", f"/admin/orders/{order_id}/cancel", {})
     emit(data, as_json, lambda _: f"cancel of {order_id} sent to its venue")
 
 
@@ -145,7 +164,8 @@ def orders_reconcile(order_id, everything: bool, wait_s: float, config_path: str
     if bool(order_id) == everything:
         raise click.UsageError("give an ORDER_ID or --all")
     path = f"/admin/orders/{order_id}/reconcile" if order_id else "/admin/orders/reconcile"
-    data = AdminClient(config_path).call("POST", path, {"wait_s": wait_s}, timeout=wait_s + 10)
+    data = AdminClient(config_path, Route(order_id=order_id)).call("POST", path, {"wait_s": wait_s},
+                                                                    timeout=wait_s + 10)
 
     def human(d):
         lines = [f"asked {len(d['asked'])} child order(s)"
@@ -177,7 +197,8 @@ def orders_close(order_id: str, reason: str, config_path: str, as_json: bool) ->
     """Force ORDER_ID to Canceled and tell the client with an unsolicited ExecutionReport: for an order in
     doubt that has been settled with the venue by other means. A child still open at a connected venue is
     sent a cancel first. Journaled as an operator action."""
-    data = AdminClient(config_path).call("POST", f"/admin/orders/{order_id}/close", {"reason": reason})
+    data = AdminClient(config_path, Route(order_id=order_id)).call("POST", f"/admin/orders/{order_id}/close",
+                                                                    {"reason": reason})
     emit(data, as_json, lambda d: f"{d['order_id']} closed (was {d['was']}"
                                   + (f"; in doubt: {d['in_doubt']}" if d.get("in_doubt") else "") + ")"
                                   + (f"; cancel sent to {', '.join(d['cancel_sent_to'])}" if d["cancel_sent_to"]
@@ -195,6 +216,7 @@ def orders_cancel_all(session, account, symbol, everything: bool, config_path: s
     """Cancel every open order matching the filters (at least one, or --everything)."""
     if not (session or account or symbol or everything):
         raise click.UsageError("give --session, --account or --symbol, or --everything to cancel every open order")
-    data = AdminClient(config_path).call("POST", "/admin/orders/cancel-all",
-                                         {"session": session, "account": account, "symbol": symbol})
+    route = Route(session=session) if session else ANYWHERE  # (without a session: every shard cancels, asked of any)
+    data = AdminClient(config_path, route).call("POST", "/admin/orders/cancel-all",
+                                                {"session": session, "account": account, "symbol": symbol})
     emit(data, as_json, lambda d: f"{d.get('canceled', 0)} open order(s) being canceled at their venues")

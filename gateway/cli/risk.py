@@ -7,6 +7,7 @@ import json
 import click
 
 from gateway.cli.admin import AdminClient, table
+from gateway.cli.shards import ANYWHERE, Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit, progress
 from gateway.config import ConfigError, load_config
@@ -31,7 +32,7 @@ def risk_show(config_path: str, as_json: bool) -> None:
 @JSON
 def risk_reload(config_path: str, as_json: bool) -> None:
     """Re-read the rules file; a bad file is refused and the current rules stay."""
-    data = AdminClient(config_path).call("POST", "/admin/risk/reload", {})
+    data = AdminClient(config_path, ANYWHERE).call("POST", "/admin/risk/reload", {})  # (every shard reloads)
     emit(data, as_json, lambda d: f"risk rules reloaded from {d['source']}")
 
 
@@ -50,7 +51,7 @@ def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config
 
     KEY must exist (a client session by name or SessionID, an account, a symbol): an unknown one is refused
     with the known ones listed."""
-    data = AdminClient(config_path).call("POST", "/admin/risk/kill", {
+    data = AdminClient(config_path, Route(session=key) if scope == "session" else ANYWHERE).call("POST", "/admin/risk/kill", {
         "scope": scope, "key": key, "reduce_only": reduce_only, "cancel_open": cancel_open})
     emit(data, as_json, lambda d: f"kill switch {scope} {key} engaged".replace("  ", " ")
          + (f"; {d.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))
@@ -63,7 +64,8 @@ def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config
 @JSON
 def risk_unkill(scope: str, key: str, config_path: str, as_json: bool) -> None:
     """Release a kill switch."""
-    data = AdminClient(config_path).call("POST", "/admin/risk/unkill", {"scope": scope, "key": key})
+    data = AdminClient(config_path, Route(session=key) if scope == "session" else ANYWHERE).call(
+        "POST", "/admin/risk/unkill", {"scope": scope, "key": key})
     emit(data, as_json, lambda d: f"kill switch {scope} {key} released".replace("  ", " ") if d.get("released")
          else f"no kill switch {scope} {key} was engaged".replace("  ", " "))
 

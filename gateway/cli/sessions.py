@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 import click
 
-from gateway.cli.admin import AdminClient, table
+from gateway.cli.admin import AdminClient, each_shard, table
+from gateway.cli.shards import Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit
 
@@ -25,8 +26,15 @@ SESSION_COLUMNS = ["name", "role", "fix_version", "logged_on", "next_sender_seqn
 @JSON
 def sessions_list(config_path: str, as_json: bool) -> None:
     """Every session: state, next sequence numbers, messages in and out."""
-    data = AdminClient(config_path).call("GET", "/admin/sessions")
-    emit(data, as_json, lambda d: table(d["sessions"], SESSION_COLUMNS))
+    asked, unled = each_shard(config_path)
+    if len(asked) == 1 and not asked[0][0]:
+        data = asked[0][1].call("GET", "/admin/sessions")
+    else:  # a sharded cluster: every shard's sessions (each has its own venue sessions), by shard
+        data = {"sessions": [row | {"shard": shard} for shard, client in asked
+                             for row in client.call("GET", "/admin/sessions")["sessions"]], "unled": unled}
+        for shard in unled:
+            click.echo(f"shard {shard}: no instance leads it; its sessions are not listed", err=True)
+    emit(data, as_json, lambda d: table(d["sessions"], (["shard"] if "unled" in d else []) + SESSION_COLUMNS))
 
 
 @sessions.command("show")
@@ -35,7 +43,7 @@ def sessions_list(config_path: str, as_json: bool) -> None:
 @JSON
 def sessions_show(session: str, config_path: str, as_json: bool) -> None:
     """One session in detail."""
-    data = AdminClient(config_path).call("GET", f"/admin/sessions/{quote(session, safe='')}")
+    data = AdminClient(config_path, Route(session=session)).call("GET", f"/admin/sessions/{quote(session, safe='')}")
     emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
 
 
@@ -45,7 +53,8 @@ def _session_control(action: str, help_text: str):
     @CONFIG
     @JSON
     def command(session: str, config_path: str, as_json: bool) -> None:
-        data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/{action}", {})
+        data = AdminClient(config_path, Route(session=session)).call(
+            "POST", f"/admin/sessions/{quote(session, safe='')}/{action}", {})
         extra = "" if data.get("was_logged_on", True) else " (it was not logged on)"
         emit(data, as_json, lambda d: f"{d.get('session', session)}: {action} done{extra}")
     return command
@@ -92,7 +101,7 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json:
     """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
     if sender is None and target is None:
         raise click.UsageError("give --sender N, --target N or both")
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
+    data = AdminClient(config_path, Route(session=session)).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
                                          {"sender": sender, "target": target})
     emit(data, as_json, lambda d: f"{d.get('session', session)}: next sender seqnum {d['next_sender_seqnum']}, "
                                   f"next target seqnum {d['next_target_seqnum']}")
@@ -104,6 +113,6 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json:
 @JSON
 def sessions_reset(session: str, config_path: str, as_json: bool) -> None:
     """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
-    data = AdminClient(config_path).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
+    data = AdminClient(config_path, Route(session=session)).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
     emit(data, as_json, lambda d: f"{d.get('session', session)}: reset; next sender seqnum "
                                   f"{d['next_sender_seqnum']}, next target seqnum {d['next_target_seqnum']}")

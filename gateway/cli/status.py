@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from gateway.cli.admin import AdminClient, table
+from gateway.cli.admin import AdminClient, each_shard, table
+from gateway.cli.shards import ANYWHERE
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, CommandError, emit
 
@@ -16,12 +17,21 @@ from gateway.cli.common import JSON, CommandError, emit
 def status(config_path: str, as_json: bool) -> None:
     """Process, uptime, sessions up/down, journal lag, the state log (kind, durable lag), risk state.
 
+    In a sharded cluster, every shard's leader, each under its shard's name (a shard no instance leads is
+    unhealthy).
+
     Exit code 0: healthy; 1: UNHEALTHY (the problems are printed; with --json the
     JSON is printed too); 2: could not ask (no configuration or token, the admin API
     not reachable or refusing), so a probe can tell "unhealthy" from "unknown".
     """
     try:
-        data = AdminClient(config_path).call("GET", "/admin/status")
+        asked, unled = each_shard(config_path)
+        if len(asked) == 1 and not asked[0][0]:
+            data = asked[0][1].call("GET", "/admin/status")
+        else:  # a sharded cluster: every shard's leader, each healthy or not; a shard with none is unhealthy
+            shards = {shard: client.call("GET", "/admin/status") for shard, client in asked}
+            data = {"shards": shards, "unled": unled,
+                    "healthy": not unled and all(d["healthy"] for d in shards.values())}
     except click.ClickException as exc:
         raise CommandError(exc.message) from None
 
@@ -51,7 +61,13 @@ def status(config_path: str, as_json: bool) -> None:
         lines += [f"scheduled: {j['job']} at {j['next_run']}" for j in d["scheduled"]]
         lines += [f"problem: {p}" for p in d["problems"]]
         return "\n".join(lines)
-    emit(data, as_json, human)
+
+    def sharded(d):
+        parts = [f"shard {shard}:\n" + "\n".join("  " + line for line in human(part).splitlines())
+                 for shard, part in d["shards"].items()]
+        parts += [f"shard {shard}: NO INSTANCE LEADS IT (fixgw cluster status)" for shard in d["unled"]]
+        return "\n".join(parts)
+    emit(data, as_json, sharded if "shards" in data else human)
     if not data["healthy"]:
         sys.exit(1)
 
@@ -70,7 +86,7 @@ def state_log_line(s: dict | None) -> list[str]:
 @JSON
 def quotes(config_path: str, as_json: bool) -> None:
     """Each venue's top of book per symbol as the router sees it, with the quote's age."""
-    data = AdminClient(config_path).call("GET", "/admin/quotes")
+    data = AdminClient(config_path, ANYWHERE).call("GET", "/admin/quotes")  # (every shard subscribes alike)
     emit(data, as_json, lambda d: table([r | {"fresh": "yes" if r["fresh"] else "STALE"} for r in d["quotes"]],
                                         ["venue", "symbol", "bid", "bid_size", "ask", "ask_size", "age_ms",
                                          "fresh"]) + f"\n(quotes older than {d['max_quote_age_s']} s are not trusted)")
