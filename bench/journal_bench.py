@@ -39,6 +39,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -68,19 +69,22 @@ class LagWriter(JournalWriter):
         super().__init__(*a, **kw)
         self.lag = HdrHistogram(1, 600_000_000, 3)
         self.batch_sizes = HdrHistogram(1, 1_000_000, 3)
+        self.hist_lock = threading.Lock()  # the histograms are recorded on the writer's thread, read on the main one
 
     def _write(self, msgs, events, spooled=None):
         super()._write(msgs, events, spooled)
         now_us = time.time_ns() // 1000
-        record = self.lag.record_value
-        for row in msgs:
-            record(max(1, now_us - row[7]))
-        if msgs:
-            self.batch_sizes.record_value(len(msgs))
+        with self.hist_lock:
+            record = self.lag.record_value
+            for row in msgs:
+                record(max(1, now_us - row[7]))
+            if msgs:
+                self.batch_sizes.record_value(len(msgs))
 
     def reset(self) -> None:
-        self.lag.reset()
-        self.batch_sizes.reset()
+        with self.hist_lock:
+            self.lag.reset()
+            self.batch_sizes.reset()
 
 
 class ProcessLagWriter(ProcessJournalWriter):
@@ -92,6 +96,7 @@ class ProcessLagWriter(ProcessJournalWriter):
         super().__init__(*a, **kw)
         self.lag = HdrHistogram(1, 600_000_000, 3)
         self.batch_sizes = HdrHistogram(1, 1_000_000, 3)  # rows per commit report
+        self.hist_lock = threading.Lock()  # recorded on the thread reading the child's reports, read on the main one
         self._stamps: deque[int] = deque()  # record() times (µs) of the rows not yet heard committed
         self._heard = 0
         self.add_commit_listener(self._on_commit)
@@ -105,17 +110,19 @@ class ProcessLagWriter(ProcessJournalWriter):
         n = min(committed - self._heard, len(self._stamps))
         self._heard = committed
         now_us = time.time_ns() // 1000
-        pop, record = self._stamps.popleft, self.lag.record_value
-        for _ in range(n):
-            record(max(1, now_us - pop()))
-        if n:
-            self.batch_sizes.record_value(n)
+        with self.hist_lock:
+            pop, record = self._stamps.popleft, self.lag.record_value
+            for _ in range(n):
+                record(max(1, now_us - pop()))
+            if n:
+                self.batch_sizes.record_value(n)
 
     def reset(self) -> None:  # after a flush(): nothing in flight
-        self._stamps.clear()
-        self._heard = self.committed
-        self.lag.reset()
-        self.batch_sizes.reset()
+        with self.hist_lock:
+            self._stamps.clear()
+            self._heard = self.committed
+            self.lag.reset()
+            self.batch_sizes.reset()
 
 
 class Flow:
@@ -186,7 +193,7 @@ def open_loop(writer: LagWriter, flow, rate: float, duration: float) -> dict:
         "offered_per_s": rate, "messages": total, "recorded_per_s": round(total / (t_sent - t0)),
         "committed_per_s_during": round(committed_by_end / (t_sent - t0)),
         "backlog_at_end": backlog, "drain_s": round(t_done - t_sent, 3), "flushed": ok,
-        "commit_lag_us": hist_summary(writer.lag), "batch_rows": hist_summary(writer.batch_sizes),
+        **summaries(writer),
     }
 
 
@@ -202,7 +209,14 @@ def burst(writer: LagWriter, flow, n: int) -> dict:
     ok = writer.flush(600)
     t1 = time.perf_counter()
     return {"messages": n, "record_s": round(t_rec - t0, 3), "committed_per_s": round(n / (t1 - t0)),
-            "flushed": ok, "commit_lag_us": hist_summary(writer.lag), "batch_rows": hist_summary(writer.batch_sizes)}
+            "flushed": ok, **summaries(writer)}
+
+
+def summaries(writer) -> dict:
+    """The commit lag and batch size histograms, read under the lock their recording thread takes (a listener may
+    still be recording the last report when ``flush`` returns)."""
+    with writer.hist_lock:
+        return {"commit_lag_us": hist_summary(writer.lag), "batch_rows": hist_summary(writer.batch_sizes)}
 
 
 def fill_to(writer: LagWriter, flow, target: int, deadline: float) -> int:

@@ -1,13 +1,23 @@
 """Micro-benchmark: µs per order for the full risk chain with every check on (not a test).
 
-Run: .venv/bin/python bench/risk_chain.py
+Also, in a sharded cluster's terms (docs/scale-out.md): the chain with a shard's part of the accounts' daily
+notional limit in front of it (an in-memory grant that always fits, as between top-ups) against the chain alone,
+alternated in one run, as a ratio; and with ``--pg-url`` the cost of one top-up (the transaction a shard makes once
+per chunk of a limit) on that PostgreSQL server.
+
+Run: .venv/bin/python bench/risk_chain.py [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 from __future__ import annotations
 
+import argparse
 import platform
+import statistics
+import sys
+import time
 import timeit
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from risk.engine import RiskEngine
 from risk.rules import load_rules
@@ -45,7 +55,21 @@ max_order_qty = 50000
 N = 20_000
 
 
+class FittingBudget:
+    """A shard's grants as between two top-ups: every order fits (what the check costs when it does)."""
+
+    def granted(self, day, account):
+        return Decimal(10) ** 15
+
+    def top_up(self, day, account, need, limit):
+        raise AssertionError("never asked")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pg-url", default=None, help="a PostgreSQL server: time a shard's top-up there too")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
     engine = RiskEngine(load_rules(RULES))
     state = RiskState()
     symbols = ["AAPL", "MSFT", "IBM"]
@@ -74,6 +98,57 @@ def main() -> None:
             engine.on_accepted(o, st, now)
     t = min(timeit.repeat(run_booked, number=1, repeat=3))
     print(f"risk chain + on_accepted (state grows to {N} open orders): {t / N * 1e6:.2f} µs/order")
+
+    def run_day() -> float:  # booked, on a known trading day (the shared check needs one), timed
+        st = RiskState.restore(state.snapshot())
+        st.start_day(start.date())
+        t0 = time.perf_counter()
+        for o, now in zip(orders, nows):
+            d = engine.check(o, st, now)
+            assert d.accepted, d.reject
+            engine.on_accepted(o, st, now)
+        return time.perf_counter() - t0
+    ratios = []
+    for _ in range(args.rounds):  # alternated: a shard's check against the chain alone, same run
+        engine.budget = None
+        alone = run_day()
+        engine.budget = FittingBudget()
+        shared = run_day()
+        ratios.append(shared / alone)
+    engine.budget = None
+    print(f"with a shard's part of the daily notional limit (every order fits): {statistics.median(ratios):.3f}x "
+          f"the chain alone (median of {args.rounds} alternated pairs: "
+          f"{', '.join(f'{r:.3f}' for r in ratios)})")
+    if args.pg_url:
+        top_up_cost(args.pg_url)
+
+
+def top_up_cost(server_url: str, n: int = 300) -> None:
+    """Milliseconds per top-up (gateway/cluster/budgets.py) on a fresh database of ``server_url``'s server."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from failover_stack import create_database, drop_database
+
+    from gateway.cluster.budgets import BudgetPool
+    from gateway.cluster.fence import check_fence
+    from gateway.cluster.lease import Lease
+    from gateway.journal.db import make_engine
+
+    url = create_database(server_url)
+    engine = make_engine(url)
+    try:
+        token = Lease(engine, "bench/s1").take("I1", 60).token
+        pool = BudgetPool(engine, "bench", "bench/s1", lambda conn: check_fence(conn, "bench/s1", token))
+        day = datetime.now(timezone.utc).date()
+        limit = Decimal(10) ** 12
+        t0 = time.perf_counter()
+        for i in range(n):  # a first top-up for each account: the read, then an insert, every time
+            pool.top_up(day, f"ACC{i}", Decimal(1000), limit)
+        took = time.perf_counter() - t0
+        print(f"one top-up (fenced transaction, advisory lock, read and upsert) on PostgreSQL: "
+              f"{took / n * 1e3:.3f} ms ({n} in a row, one shard, no contention)")
+    finally:
+        engine.dispose()
+        drop_database(server_url, url)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ running at once.
 
 Reported per mode (median over cycles): orders/s completed by both clients together, CPU per order of the
 gateway processes (instances and their journal writers) and of the database's backends, the shared budget's
-top-ups, and mode 2 over mode 1 as ratios in the same cycle. Every order must complete in both modes (else the
+top-ups, the machine's busy share, the lock contention (every 10 ms, how many backends wait for an advisory lock:
+the journal chain's, which all shards' writers take in turn, and the budgets'), and mode 2 over mode 1 as ratios in
+the same cycle. Every order must complete in both modes (else the
 run fails). The machine is noted: on two cores, mode 2 runs two GIL-bound gateways, two load clients, two venues
 and PostgreSQL on the same two cores, so the ratio is the floor of what more cores give.
 
@@ -121,6 +123,48 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(cpu[:8]) - idle) / tick, sum(cpu[:8]) / tick
 
 
+class LockSampler:
+    """Every ``every`` seconds, how many of the database's backends wait for an advisory lock (the journal chain's,
+    the budgets'): the lock contention, as the share of samples with a waiter and the mean number waiting."""
+
+    def __init__(self, url: str, every: float = 0.01):
+        import threading
+
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self._engine = create_engine(url)
+        self._db, self._every = make_url(url).database, every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from sqlalchemy import text
+
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock' "
+                     "AND wait_event = 'advisory'")
+        with self._engine.connect() as conn:
+            while not self._stop.wait(self._every):
+                self.samples.append(conn.execute(query, {"db": self._db}).scalar_one())
+                conn.commit()
+
+    def __enter__(self) -> "LockSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._engine.dispose()
+
+    def figures(self) -> dict:
+        n = len(self.samples) or 1
+        return {"lock_samples": len(self.samples),
+                "advisory_wait_share": round(sum(1 for s in self.samples if s) / n, 4),
+                "advisory_waiters_mean": round(sum(self.samples) / n, 4)}
+
+
 def run_mode(shards: int, args, server_url: str) -> dict:
     url = create_database(server_url)
     procs: list[subprocess.Popen] = []
@@ -171,8 +215,9 @@ def run_mode(shards: int, args, server_url: str) -> dict:
             watch_database(pg, url)
             before = {n: process_cpu(pid) or 0.0 for n, pid in {**watched, **pg}.items()}
             busy0, total0 = machine_cpu()
-            for p in loads.values():
-                p.wait(args.timeout)
+            with LockSampler(url) as locks:
+                for p in loads.values():
+                    p.wait(args.timeout)
             busy1, total1 = machine_cpu()
             after = {n: process_cpu(pid) or before[n] for n, pid in {**watched, **pg}.items()}
             top_ups = sum(_metric(p["http_port"], "fixgw_risk_budget_top_ups_total")
@@ -199,7 +244,8 @@ def run_mode(shards: int, args, server_url: str) -> dict:
     return {"shards": shards, "orders": completed, "wall_s": round(wall, 3), "orders_per_s": round(completed / wall, 1),
             "gateway_cpu_us_per_order": round(gw_cpu / completed * 1e6, 1),
             "database_cpu_us_per_order": round(pg_cpu / completed * 1e6, 1), "budget_top_ups": top_ups,
-            "machine_busy": round((busy1 - busy0) / (total1 - total0), 3) if total1 > total0 else None}
+            "machine_busy": round((busy1 - busy0) / (total1 - total0), 3) if total1 > total0 else None,
+            **locks.figures()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,15 +280,17 @@ def main(argv: list[str] | None = None) -> int:
                "median": {k: round(statistics.median(r[k] for r in ratios if r[k] is not None), 3)
                           for k in ratios[0] if any(r[k] is not None for r in ratios)}}
     lines = [f"machine: {summary['machine']}", "",
-             "| mode | orders/s | gateway CPU µs/order | database CPU µs/order | budget top-ups | machine busy |",
-             "|---|---|---|---|---|---|"]
+             "| mode | orders/s | gateway CPU µs/order | database CPU µs/order | budget top-ups | machine busy "
+             "| advisory-lock wait (share of samples, mean waiters) |", "|---|---|---|---|---|---|---|"]
     for n in (1, 2):
         mine = [r for r in runs if r["shards"] == n]
         lines.append(f"| {n} shard(s) | {statistics.median(r['orders_per_s'] for r in mine):.0f} | "
                      f"{statistics.median(r['gateway_cpu_us_per_order'] for r in mine):.0f} | "
                      f"{statistics.median(r['database_cpu_us_per_order'] for r in mine):.0f} | "
                      f"{statistics.median(r['budget_top_ups'] for r in mine):.0f} | "
-                     f"{statistics.median(r['machine_busy'] or 0 for r in mine):.0%} |")
+                     f"{statistics.median(r['machine_busy'] or 0 for r in mine):.0%} | "
+                     f"{statistics.median(r['advisory_wait_share'] for r in mine):.1%}, "
+                     f"{statistics.median(r['advisory_waiters_mean'] for r in mine):.3f} |")
     lines.append("")
     lines.append("2 shards / 1, median of per-cycle ratios: " + ", ".join(f"{k} {v}" for k, v in summary["median"].items()))
     print("\n".join(lines))

@@ -128,7 +128,12 @@ def start_stack(database_url: str, tmp: Path, *, keep_venue_orders: bool = False
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
     venues = start_venues(cfg, tmp, keep_orders=keep_venue_orders)
-    gateway = Gateway(cfg, config_path=config_path).start()
+    try:
+        gateway = Gateway(cfg, config_path=config_path).start()
+    except BaseException:
+        for sim in venues.values():  # (their quickfix sessions would outlive the failed fixture in this process)
+            sim.stop()
+        raise
     stack = Stack(cfg=cfg, gateway=gateway, venues=venues, tmp=tmp, config_path=config_path)
     if not gateway.wait_venues_up(20):
         down = {name: {"gateway_logged_on": gateway.is_logged_on(name), "simulator_logged_on": sorted(v.logged_on),

@@ -1,8 +1,10 @@
-"""Two shards of one cluster, both active at once (docs/scale-out.md): instance A serves shard east (CLIENT44,
-CLIENT50), instance B shard west (CLIENT42), each as its own `fixgw run --instance` process on the same PostgreSQL
-database, both logged on to the same two venue simulators with a SenderCompID of their own. Each serves its own
-clients only; orders from both fill; their OrderIDs never meet; the journal's one hash chain, extended by both,
-verifies; `fixgw cluster status` shows every shard and who leads it; the operator commands ask the shard named.
+"""Shards of one cluster, all active at once (docs/scale-out.md), each instance its own `fixgw run --instance`
+process on one PostgreSQL database, all logged on to the same two venue simulators with a SenderCompID of their
+own. Two shards: instance A serves shard east (CLIENT44, CLIENT50), instance B shard west (CLIENT42); each serves
+its own clients only; orders from both fill; their OrderIDs never meet; the journal's one hash chain, extended by
+both, verifies; drop copies get both shards' reports in the journal's order; a kill switch asked of one shard stops
+both; `fixgw cluster status` and the operator commands see every shard. Three shards (A, B and C, a client each):
+one account's daily notional limit, hit from all three at once, is never exceeded.
 """
 from __future__ import annotations
 
@@ -27,12 +29,15 @@ from tests.test_frontdoor import connect, fields_of, logon, wait_closed
 pytestmark = pytest.mark.timeout(240)
 
 SHARDS = {"east": ("CLIENT44", "CLIENT50"), "west": ("CLIENT42",)}
-COMP_IDS = {"east": "FIXGW-E", "west": "FIXGW-W"}
+COMP_IDS = {"east": "FIXGW-E", "west": "FIXGW-W", "north": "FIXGW-N"}
 OWNER = {"A": "east", "B": "west"}
+# the same cluster cut in three: one instance and one client each
+SHARDS3 = {"east": ("CLIENT44",), "west": ("CLIENT42",), "north": ("CLIENT50",)}
+OWNER3 = {"A": "east", "B": "west", "C": "north"}
 SHARED_LIMIT = 300_000  # account SHARED's daily notional, for the whole cluster
 
 
-def _sharded_toml(ports: dict[str, dict], tmp) -> str:
+def _sharded_toml(ports: dict[str, dict], tmp, shards: dict, owner: dict) -> str:
     (tmp / "rules.toml").write_text('chain = ["kill_switch", "daily_notional"]\n[accounts.SHARED]\n'
                                     f'max_daily_notional = {SHARED_LIMIT}\n')
     out = [f'[risk]\nrules_file = "{tmp / "rules.toml"}"\n[recovery]\nstate_log = "database"\n'
@@ -40,23 +45,26 @@ def _sharded_toml(ports: dict[str, dict], tmp) -> str:
     # both receivers log on to shard east; DCWESTV covers only a client of shard west
     out.append('[dropcopy]\nport = 9877\n[dropcopy.sessions.DC44]\nfix_version = "FIX.4.4"\nreports = "both"\n'
                '[dropcopy.sessions.DCWESTV]\nfix_version = "FIX.4.4"\nreports = "venue"\nclients = ["CLIENT42"]\n')
-    for shard, clients in SHARDS.items():
+    for shard, clients in shards.items():
         dropcopy = '["DC44", "DCWESTV"]' if shard == "east" else "[]"
         out.append(f'[shard.{shard}]\nclients = {json.dumps(list(clients))}\nvenue_comp_id = "{COMP_IDS[shard]}"\n'
                    f'dropcopy = {dropcopy}\n')
     for name, p in ports.items():
-        out.append(f'[instance.{name}]\nshard = "{OWNER[name]}"\ndata_dir = "{tmp / name}"\n'
+        out.append(f'[instance.{name}]\nshard = "{owner[name]}"\ndata_dir = "{tmp / name}"\n'
                    + "".join(f"{k} = {v}\n" for k, v in p.items()))
     return "\n".join(out)
 
 
 @pytest.fixture
-def sharded(postgres_url, tmp_path):
+def sharded(postgres_url, tmp_path, request):
+    """The cluster, its instances not started: two shards (east: CLIENT44 and CLIENT50, west: CLIENT42), or with
+    ``indirect`` parameter 3 three (east, west, north: a client each)."""
+    shards, owner = (SHARDS3, OWNER3) if getattr(request, "param", 2) == 3 else (SHARDS, OWNER)
     upgrade(postgres_url)
     v1, v2 = free_port(), free_port()
-    ports = {n: {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()} for n in OWNER}
+    ports = {n: {"acceptor_port": free_port(), "http_port": free_port(), "dropcopy_port": free_port()} for n in owner}
     text = stack_config_text(postgres_url, tmp_path / "base", ports["A"]["acceptor_port"], v1, v2,
-                             extra_toml=_sharded_toml(ports, tmp_path))
+                             extra_toml=_sharded_toml(ports, tmp_path, shards, owner))
     cfg_path = tmp_path / "gateway.cfg"
     cfg_path.write_text(text)
     cfg = parse_config(text, tmp_path, env={})
@@ -64,11 +72,11 @@ def sharded(postgres_url, tmp_path):
     for name, v in cfg.venues.items():
         venues[name] = VenueSimulator(comp_id=name, port=v.port, sim=v.simulator,
                                       store_dir=tmp_path / "venues" / name,
-                                      counterparties=tuple(COMP_IDS.values())).start()
+                                      counterparties=tuple(COMP_IDS[s] for s in shards)).start()
     instances = {n: Instance(n, cfg_path, p["http_port"], tmp_path / f"{n}.log") for n, p in ports.items()}
     peers: list[FixClient] = []
     yield {"url": postgres_url, "cfg": cfg, "cfg_path": cfg_path, "ports": ports, "tmp": tmp_path,
-           "venues": venues, "instances": instances, "peers": peers}
+           "venues": venues, "instances": instances, "peers": peers, "owner": owner}
     for p in peers:
         p.stop()
     for inst in instances.values():
@@ -101,7 +109,7 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
 
     # Each venue sees both shards log on, each as its own counterparty.
     def both_logged_on(sim: VenueSimulator) -> bool:
-        return {key.rpartition("->")[2] for key in sim.logged_on} == set(COMP_IDS.values())
+        return {key.rpartition("->")[2] for key in sim.logged_on} == {COMP_IDS[s] for s in SHARDS}
     for name, sim in sharded["venues"].items():
         wait_until(lambda sim=sim: both_logged_on(sim), 30, f"both shards to log on to {name}")
 
@@ -228,19 +236,21 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     assert _fixgw(sharded["cfg_path"], "status").returncode == 1
 
 
-def test_one_accounts_limit_hit_from_both_shards_at_once_is_never_exceeded(sharded):
-    """Orders of account SHARED from a client of each shard, all at once, resting at the venues: between them the
-    shards accept no more than the account's daily notional limit, and come within a chunk of it per shard."""
+@pytest.mark.parametrize("sharded", [3], indirect=True)
+def test_one_accounts_limit_hit_from_three_shards_at_once_is_never_exceeded(sharded):
+    """Orders of account SHARED from a client of each of three shards, all at once, resting at the venues: between
+    them the shards accept no more than the account's daily notional limit, and come within a chunk of it."""
     url, inst = sharded["url"], sharded["instances"]
     for i in inst.values():
         i.start()
     for i in inst.values():
         i.wait_serving()
-    wait_leader(url, "main/east", "A", 30)
-    wait_leader(url, "main/west", "B", 30)
-    east, west = _client(sharded, "CLIENT44", "A"), _client(sharded, "CLIENT42", "B")
-    notional, per_client = 100 * 150, 30  # 15,000 a order (resting: far below the offer), 900,000 asked in all
-    sent: dict[FixClient, list[str]] = {east: [], west: []}
+    for name, shard in sharded["owner"].items():
+        wait_leader(url, f"main/{shard}", name, 30)
+    clients = {"A": "CLIENT44", "B": "CLIENT42", "C": "CLIENT50"}
+    peers = [_client(sharded, clients[name], name) for name in sharded["owner"]]
+    notional, per_client = 100 * 150, 30  # 15,000 an order (resting: far below the offer), 1,350,000 asked in all
+    sent: dict[FixClient, list[str]] = {peer: [] for peer in peers}
 
     def send(peer: FixClient) -> None:
         for _ in range(per_client):
@@ -258,14 +268,14 @@ def test_one_accounts_limit_hit_from_both_shards_at_once_is_never_exceeded(shard
             for m in peer.app_messages("8"):
                 if m.get(11) in ids and m.get(39) in ("0", "8"):
                     answers.setdefault(m[11], m)
-        return len(answers) == 2 * per_client
+        return len(answers) == len(peers) * per_client
     wait_until(answered, 60, "an answer to every order")
     accepted = {peer: [cl for cl in ids if answers[cl][39] == "0"] for peer, ids in sent.items()}
     total = sum(len(v) for v in accepted.values()) * notional
     assert total <= SHARED_LIMIT, (total, [len(v) for v in accepted.values()])
     chunk = SHARED_LIMIT // 10
     assert total >= SHARED_LIMIT - 2 * chunk, total  # shared, not fragmented away
-    assert all(accepted.values()), "both shards took part of the limit"
+    assert all(accepted.values()), "every shard took part of the limit"
     refused = [answers[cl].get(58, "") for ids in sent.values() for cl in ids if answers[cl][39] == "8"]
     assert refused and all("daily_notional" in text for text in refused), refused[:3]
     assert any("the other shards hold the rest" in text for text in refused), refused[:3]

@@ -31,9 +31,9 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from gateway.journal.db import risk_budgets
-from risk.shared_budget import BudgetUnavailable
 from gateway.observability import metrics
 from gateway.observability.logs import fields
+from risk.shared_budget import BudgetUnavailable
 
 log = logging.getLogger("fixgw.risk")
 
