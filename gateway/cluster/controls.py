@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from gateway.journal.db import cluster_control_applied, cluster_controls
 from gateway.observability import metrics
@@ -42,6 +42,7 @@ STATE_KINDS = frozenset({"kill", "unkill"})  # what a shard new to the cluster s
 
 _C = cluster_controls.c
 _A = cluster_control_applied.c
+_ISSUE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 11))")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class ControlBoard:
         if kind not in KINDS:
             raise ValueError(f"unknown cluster control {kind!r}; the kinds: {', '.join(KINDS)}")
         with self.engine.begin() as conn:
+            # one issuer at a time, to the commit: ids then commit in their order, so a follower that has applied
+            # id N never meets an N-1 committed after it (an identity is taken at the insert, not at the commit)
+            conn.execute(_ISSUE_LOCK, {"key": f"cluster_controls:{self.cluster}"})
             return conn.execute(insert(cluster_controls).values(
                 cluster=self.cluster, issued_by=instance, operator=operator, kind=kind,
                 body=json.dumps(body, sort_keys=True)).returning(_C.id)).scalar_one()
