@@ -15,7 +15,7 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from gateway.config import parse_config
 from gateway.journal.db import journal_messages, make_engine, upgrade
@@ -162,7 +162,7 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     try:
         def journaled() -> set[str]:
             with engine.connect() as conn:
-                return set(conn.execute(select(distinct(journal_messages.c.session_id))).scalars())
+                return set(conn.execute(select(journal_messages.c.session_id).distinct()).scalars())
         wait_until(lambda: wanted <= journaled(), 20, "both shards' sessions in the journal")
         result = verify_database(engine)
         assert result.ok and result.checked > 0, result

@@ -53,7 +53,7 @@ def test_the_first_refusal_is_one_warning_and_repeats_are_summed_up_once_per_int
     assert refused(watch)
     assert warnings(caplog) == ["venue VENUE9 refused our logon as SenderCompID=FIXGW TargetCompID=VENUE9 "
                                 "(FIX.4.4): Logout text 'Unknown CompID'; check the CompIDs, FIX version and "
-                                "Username/Password agreed with the venue (gateway.cfg comp_id, [venues.VENUE9])"]
+                                "Username/Password agreed with the venue (gateway.cfg comp_id or venue_comp_id, [venues.VENUE9])"]
     for _ in range(5):
         clock.now += 2
         assert refused(watch)
@@ -198,10 +198,10 @@ def test_a_venue_that_does_not_know_our_comp_ids_is_named_once_with_the_pair_and
     assert venue1 == ["venue VENUE1 closed the connection without answering our logon as SenderCompID=FIXGW "
                       "TargetCompID=VENUE1 (FIX.4.4) (what a FIX engine does with a Logon for a session it does not "
                       "know); check the SenderCompID, TargetCompID and FIX version agreed with the venue "
-                      "(gateway.cfg comp_id, [venues.VENUE1])"]
+                      "(gateway.cfg comp_id or venue_comp_id, [venues.VENUE1])"]
     assert venue2 == ["venue VENUE2 refused our logon as SenderCompID=FIXGW TargetCompID=VENUE2 (FIX.4.2): Logout "
                       "text 'Unknown SenderCompID FIXGW'; check the CompIDs, FIX version and Username/Password "
-                      "agreed with the venue (gateway.cfg comp_id, [venues.VENUE2])"]
+                      "agreed with the venue (gateway.cfg comp_id or venue_comp_id, [venues.VENUE2])"]
     assert not any(r.getMessage().startswith("session logged out: VENUE")
                    for r in caplog.get_records("setup") + caplog.records)
     assert failures("VENUE1", "disconnect") - before[("VENUE1", "disconnect")] >= 3
