@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{statistics.median(r['advisory_wait_share'] for r in mine):.1%}, "
                      f"{statistics.median(r['advisory_waiters_mean'] for r in mine):.3f} |")
     lines.append("")
-    lines.append("2 shards / 1, median of per-cycle ratios: " + ", ".join(f"{k} {v}" for k, v in summary["median"].items()))
+    lines.append("2 shards / 1, median of per-cycle ratios: "
+                 + ", ".join(f"{k} {v}" for k, v in summary["median"].items()))
     print("\n".join(lines))
     out = args.out or BENCH / "results" / f"scale-out-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,8 @@ BAD = [
      "dropcopy.sessions.DCEAST.clients: unknown client session(s) NOPE"),
     (SHARDED.replace('name = "main"\n', 'name = "main"\nshard = "east"\n'), None,
      "cluster.shard is not a key of the file"),
-    (SHARDED.replace('[instance.B]\nshard = "west"\n', '[instance.B]\nshard = "west"\nclient_ports = { EAST1 = 9950 }\n'),
+    (SHARDED.replace('[instance.B]\nshard = "west"\n',
+                     '[instance.B]\nshard = "west"\nclient_ports = { EAST1 = 9950 }\n'),
      None, "instance.B.client_ports names EAST1, not a client of its shard west"),
     (SHARDED[SHARDED.index("[clients.EAST1]"):SHARDED.index("[cluster]")] + SHARDED[SHARDED.index("[shard.east]"):
                                                                               SHARDED.index("[instance.A]")],

@@ -228,8 +228,8 @@ def _replay_to_session(config_path: str, name: str, filters: dict, as_json: bool
     if any(t != "8" for t in filters["msg_types"]):
         raise CommandError("--to-session sends ExecutionReports only: use --msg-type 8 or leave it out")
     try:
-        data = AdminClient(config_path, Route(session=name)).call("POST", f"/admin/dropcopy/{quote(name, safe='')}/replay", filters,
-                                             timeout=REPLAY_TIMEOUT_S)
+        data = AdminClient(config_path, Route(session=name)).call(
+            "POST", f"/admin/dropcopy/{quote(name, safe='')}/replay", filters, timeout=REPLAY_TIMEOUT_S)
     except click.ClickException as exc:
         raise CommandError(exc.message) from None
     if as_json:

@@ -51,7 +51,8 @@ def risk_kill(scope: str, key: str, reduce_only: bool, cancel_open: bool, config
 
     KEY must exist (a client session by name or SessionID, an account, a symbol): an unknown one is refused
     with the known ones listed."""
-    data = AdminClient(config_path, Route(session=key) if scope == "session" else ANYWHERE).call("POST", "/admin/risk/kill", {
+    route = Route(session=key) if scope == "session" else ANYWHERE  # (but a session's: every shard engages it)
+    data = AdminClient(config_path, route).call("POST", "/admin/risk/kill", {
         "scope": scope, "key": key, "reduce_only": reduce_only, "cancel_open": cancel_open})
     emit(data, as_json, lambda d: f"kill switch {scope} {key} engaged".replace("  ", " ")
          + (f"; {d.get('canceled', 0)} open order(s) being canceled" if cancel_open else ""))

@@ -101,8 +101,8 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json:
     """Set a logged-out SESSION's next sequence numbers (agree them with the counterparty first)."""
     if sender is None and target is None:
         raise click.UsageError("give --sender N, --target N or both")
-    data = AdminClient(config_path, Route(session=session)).call("POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum",
-                                         {"sender": sender, "target": target})
+    data = AdminClient(config_path, Route(session=session)).call(
+        "POST", f"/admin/sessions/{quote(session, safe='')}/set-seqnum", {"sender": sender, "target": target})
     emit(data, as_json, lambda d: f"{d.get('session', session)}: next sender seqnum {d['next_sender_seqnum']}, "
                                   f"next target seqnum {d['next_target_seqnum']}")
 
@@ -113,6 +113,7 @@ def sessions_set_seqnum(session: str, sender, target, config_path: str, as_json:
 @JSON
 def sessions_reset(session: str, config_path: str, as_json: bool) -> None:
     """Reset a logged-out SESSION's sequence numbers to 1 and drop its stored messages."""
-    data = AdminClient(config_path, Route(session=session)).call("POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
+    data = AdminClient(config_path, Route(session=session)).call(
+        "POST", f"/admin/sessions/{quote(session, safe='')}/reset", {})
     emit(data, as_json, lambda d: f"{d.get('session', session)}: reset; next sender seqnum "
                                   f"{d['next_sender_seqnum']}, next target seqnum {d['next_target_seqnum']}")

@@ -213,7 +213,8 @@ def _shard_view(out: dict, name: str, shard: ShardConfig) -> None:
     out["cluster"]["shard"] = name
     out["cluster"]["shards"] = sorted(out["shard"])
     # what the drop copies of this shard read of the others' (every shard's reports are in the one journal)
-    out["cluster"]["peer_clients"] = {c: str(v.get("fix_version", "")) for c, v in every_client.items() if c not in keep}
+    out["cluster"]["peer_clients"] = {c: str(v.get("fix_version", "")) for c, v in every_client.items()
+                                      if c not in keep}
     out["cluster"]["peer_venue_comp_ids"] = sorted(s["venue_comp_id"] for n, s in out["shard"].items() if n != name)
     # the other shards, and their instances, are not this instance's business (the whole file was checked first)
     out["shard"] = {name: out["shard"][name]}

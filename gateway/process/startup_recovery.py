@@ -35,7 +35,8 @@ def state_log_for(cfg: GatewayConfig, on_fatal: Callable[[str], object]) -> Stat
         return StateLog(cfg.data_dir / "state", fsync=rec.fsync, rejected_kept=cfg.limits.rejected_orders_kept)
     engine = make_engine(cfg.journal.database_url)
     try:
-        stream = rec.state_log_stream or (f"cluster:{cfg.cluster.lease_name}" if cfg.cluster is not None else cfg.comp_id)
+        stream = rec.state_log_stream or (f"cluster:{cfg.cluster.lease_name}" if cfg.cluster is not None
+                                          else cfg.comp_id)
         return PgStateLog(engine, stream, grace_s=rec.state_log_grace_s,
                           on_fatal=on_fatal, rejected_kept=cfg.limits.rejected_orders_kept)
     except StateLogError as exc:  # (the configuration refuses a journal that is not PostgreSQL already)
