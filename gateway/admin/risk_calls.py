@@ -75,5 +75,6 @@ class RiskCalls:
         try:
             self._known.check(scope, key, also=() if engage else self._known.engaged(scope))
         except AdminError as exc:
-            return {"note": f"{exc} on this shard; engaged for every shard all the same"}
+            done = "engaged" if engage else "released"
+            return {"note": f"{exc} on this shard; {done} for every shard all the same"}
         return {}
