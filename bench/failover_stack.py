@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ports import free_port
-from workload import VENUES
+from workload import VENUES, venue_sections
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -73,20 +73,7 @@ def config_text(url: str, work: Path, ports: dict, ttl: float, seq_gap: int) -> 
     """gateway.cfg of the cluster: two FIX.4.4 clients, one drop-copy receiver, the bench's two venues (heartbeat
     1 s, so a venue notices a paused active soon), the order state in the database, one section per instance."""
     clients = "".join(f'[clients.{c}]\nfix_version = "FIX.4.4"\n' for c in CLIENTS)
-    venues = []
-    for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
-        venues.append(f"""[venues.{name}]
-fix_version = "{version}"
-port = {ports["venues"][name]}
-symbols = [{", ".join(f'"{s}"' for s in symbols)}]
-heartbeat_s = 1
-reconnect_s = 1
-[venues.{name}.simulator]
-prices = {{ {", ".join(f"{s} = {p}" for s, p in prices.items())} }}
-half_spread_ticks = {half}
-level_size = {size}
-reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
-""")
+    venues = venue_sections(ports["venues"], extra="heartbeat_s = 1\n")
     instances = "".join(f"""[instance.{n}]
 data_dir = "{work / n}"
 acceptor_port = {p["acceptor"]}
@@ -109,7 +96,7 @@ state_log = "database"
 port = {first["dropcopy"]}
 [dropcopy.sessions.{RECEIVER}]
 fix_version = "FIX.4.4"
-{"".join(venues)}[cluster]
+{venues}[cluster]
 name = "{CLUSTER}"
 lease_ttl_s = {ttl}
 seq_gap = {seq_gap}

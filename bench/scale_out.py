@@ -46,7 +46,7 @@ from failover_stack import DEFAULT_PG_URL, create_database, drop_database  # noq
 from loadgen import process_cpu, watch_database  # noqa: E402
 from ports import free_port  # noqa: E402
 from throughput import bench_rules, child_pids  # noqa: E402
-from workload import REFERENCE_PRICES, VENUES  # noqa: E402
+from workload import REFERENCE_PRICES, VENUES, venue_sections  # noqa: E402
 
 FIXGW = [sys.executable, "-m", "gateway.cli"]
 CLIENTS = ("BENCH1", "BENCH2")
@@ -61,18 +61,7 @@ def config(work: Path, url: str, shards: int) -> tuple[Path, dict]:
     rules = bench_rules(work)
     rules.write_text(rules.read_text().replace("[limits]\n", f"[limits]\nmax_daily_notional = {LIMIT}\n", 1))
     refs = ", ".join(f"{s} = {p}" for s, p in REFERENCE_PRICES.items())
-    venues = "".join(f"""
-[venues.{name}]
-fix_version = "{version}"
-port = {ports["venues"][name]}
-symbols = [{", ".join(f'"{s}"' for s in symbols)}]
-reconnect_s = 1
-[venues.{name}.simulator]
-prices = {{ {", ".join(f"{s} = {p}" for s, p in prices.items())} }}
-half_spread_ticks = {half}
-level_size = {size}
-reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
-""" for name, (version, symbols, prices, half, size, rejects) in VENUES.items())
+    venues = venue_sections(ports["venues"])
     clients = "".join(f'[clients.{c}]\nfix_version = "FIX.4.4"\n' for c in CLIENTS)
     split = [list(CLIENTS)] if shards == 1 else [[c] for c in CLIENTS]
     shard_toml = "".join(f'[shard.s{i + 1}]\nclients = {json.dumps(cs)}\nvenue_comp_id = "FIXGW-{i + 1}"\n'

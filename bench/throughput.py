@@ -72,7 +72,7 @@ import analyze  # noqa: E402
 from ports import free_port  # noqa: E402,F401 - (saturation.py imports it from here)
 import report  # noqa: E402
 from revision import revision_tree  # noqa: E402,F401 - (tests/test_bench_smoke.py uses it from here)
-from workload import REFERENCE_PRICES, VENUES  # noqa: E402
+from workload import REFERENCE_PRICES, VENUES, venue_sections  # noqa: E402
 
 FIXGW = [sys.executable, "-m", "gateway.cli"]
 MODE_NAMES = {
@@ -115,20 +115,7 @@ def bench_config(tmp: Path, journal_flush_ms: int | None = None, journal_writer:
     ports = {"client": free_port(), "http": free_port(), "VENUE1": free_port(), "VENUE2": free_port()}
     rules = bench_rules(tmp, tree)
     refs = ", ".join(f"{s} = {p}" for s, p in REFERENCE_PRICES.items())
-    venues = []
-    for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
-        venues.append(f"""
-[venues.{name}]
-fix_version = "{version}"
-port = {ports[name]}
-symbols = [{", ".join(f'"{s}"' for s in symbols)}]
-reconnect_s = 1
-[venues.{name}.simulator]
-prices = {{ {", ".join(f"{s} = {p}" for s, p in prices.items())} }}
-half_spread_ticks = {half}
-level_size = {size}
-reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
-""")
+    venues = venue_sections(ports)
     recovery = f'[recovery]\nstate_log = "{state_log}"\n' if state_log != "file" else ""
     cfg = tmp / "bench-gateway.cfg"
     cfg.write_text(f"""
@@ -148,7 +135,7 @@ fix_version = "FIX.4.4"
 [risk]
 rules_file = "{rules}"
 reference_prices = {{ {refs} }}
-""" + "".join(venues))
+""" + venues)
     return cfg, ports
 
 

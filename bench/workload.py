@@ -37,6 +37,26 @@ TICK = Decimal("0.01")
 DEPTH = 5
 REFERENCE_PRICES = {s: p for _, _, prices, *_ in VENUES.values() for s, p in prices.items()}
 
+
+def venue_sections(ports: dict[str, int], extra: str = "") -> str:
+    """The bench's venues as gateway.cfg sections, each with its simulator; ``ports``: venue name -> port,
+    ``extra``: more lines for each venue's table (``heartbeat_s = 1``)."""
+    out = []
+    for name, (version, symbols, prices, half, size, rejects) in VENUES.items():
+        out.append(f"""
+[venues.{name}]
+fix_version = "{version}"
+port = {ports[name]}
+symbols = [{", ".join(f'"{s}"' for s in symbols)}]
+reconnect_s = 1
+{extra}[venues.{name}.simulator]
+prices = {{ {", ".join(f"{s} = {p}" for s, p in prices.items())} }}
+half_spread_ticks = {half}
+level_size = {size}
+reject_symbols = [{", ".join(f'"{s}"' for s in rejects)}]
+""")
+    return "".join(out)
+
 BLOCK = ["M"] * 14 + ["M2"] + ["MI"] * 2 + ["R"] * 2 + ["X"]
 KINDS = ("M", "M2", "MI", "R", "X")
 FILLS = {"M": 1, "M2": 2, "MI": 1, "R": 0, "X": 0}  # fills the client gets per order

@@ -2,14 +2,11 @@
 an identity of its own at the venues, and what is refused."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.config import ConfigError, parse_config
 from gateway.config.cluster import shard_lease_name
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/fixgw"
+from tests.test_cluster_config import PG, parse
 
 SHARDED = f"""
 comp_id = "FIXGW"
@@ -62,10 +59,6 @@ acceptor_port = 9886
 dropcopy_port = 9887
 http_port = 9898
 """
-
-
-def parse(text: str, instance: str | None = None):
-    return parse_config(text, Path("/etc/fixgw"), env={}, instance=instance)
 
 
 def test_an_instance_runs_its_shards_clients_with_the_shards_own_identity_at_the_venues():
