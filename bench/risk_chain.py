@@ -1,7 +1,7 @@
 """Micro-benchmark: µs per order for the full risk chain with every check on (not a test).
 
-Also, in a sharded cluster's terms (docs/scale-out.md): the chain with a shard's part of the accounts' daily
-notional limit in front of it (an in-memory grant that always fits, as between top-ups) against the chain alone,
+Also, in a sharded cluster's terms (docs/scale-out.md): the chain with a shard's parts of the six limits the shards
+share behind it (in-memory grants that always fit, as between top-ups) against the chain alone,
 alternated in one run, as a ratio; and with ``--pg-url`` the cost of one top-up (the transaction a shard makes once
 per chunk of a limit) on that PostgreSQL server.
 
@@ -58,10 +58,10 @@ N = 20_000
 class FittingBudget:
     """A shard's grants as between two top-ups: every order fits (what the check costs when it does)."""
 
-    def granted(self, day, account):
+    def granted(self, limit, scope):
         return Decimal(10) ** 15
 
-    def top_up(self, day, account, need, limit):
+    def top_up(self, limit, scope, need, value):
         raise AssertionError("never asked")
 
 
@@ -116,7 +116,7 @@ def main() -> None:
         shared = run_day()
         ratios.append(shared / alone)
     engine.budget = None
-    print(f"with a shard's part of the daily notional limit (every order fits): {statistics.median(ratios):.3f}x "
+    print(f"with a shard's parts of the shared limits (every order fits): {statistics.median(ratios):.3f}x "
           f"the chain alone (median of {args.rounds} alternated pairs: "
           f"{', '.join(f'{r:.3f}' for r in ratios)})")
     if args.pg_url:
@@ -138,11 +138,11 @@ def top_up_cost(server_url: str, n: int = 300) -> None:
     try:
         token = Lease(engine, "bench/s1").take("I1", 60).token
         pool = BudgetPool(engine, "bench", "bench/s1", lambda conn: check_fence(conn, "bench/s1", token))
-        day = datetime.now(timezone.utc).date()
+        day = datetime.now(timezone.utc).date().isoformat()
         limit = Decimal(10) ** 12
         t0 = time.perf_counter()
         for i in range(n):  # a first top-up for each account: the read, then an insert, every time
-            pool.top_up(day, f"ACC{i}", Decimal(1000), limit)
+            pool.top_up("max_daily_notional", (day, f"ACC{i}"), Decimal(1000), limit)
         took = time.perf_counter() - t0
         print(f"one top-up (fenced transaction, advisory lock, read and upsert) on PostgreSQL: "
               f"{took / n * 1e3:.3f} ms ({n} in a row, one shard, no contention)")

@@ -101,7 +101,7 @@ def _metric(port: int, name: str) -> float:
             text = r.read().decode()
     except OSError:
         return float("nan")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
 
 
 def machine_cpu() -> tuple[float, float]:

@@ -34,7 +34,7 @@ from risk.checks import CHECKS, CHECKS_UNCOUNTED, Reject, order_price, throttle_
 from risk.days import MIDNIGHT, day_begins, next_boundary, trading_day
 from risk.duplicates import RecentOrders
 from risk.rules import EffectiveLimits, RulesFile, resolve_limits
-from risk.shared_budget import SharedBudget, check_shared_daily_notional
+from risk.shared_budget import SharedBudget, check_shared_limits
 from risk.state import RiskState
 
 # Messages that only take risk away: the throttle counts them but lets them through unless told otherwise.
@@ -86,7 +86,7 @@ class RiskEngine:
         # the next boundary ``roll`` must act at, for the state it last rolled (None: work it out again)
         self._roll_due: datetime | None = None
         self._roll_state: RiskState | None = None
-        # in a sharded cluster, this shard's grants of the accounts' daily notional limits (risk/shared_budget.py)
+        # in a sharded cluster, this shard's grants of the limits the shards share (risk/shared_budget.py)
         self.budget: SharedBudget | None = None
 
     @property
@@ -250,10 +250,10 @@ class RiskEngine:
                 shadows.append(rej)
             elif blocking is None:
                 blocking = rej
-        if blocking is None and self.budget is not None and "daily_notional" in evaluated:
-            blocking = check_shared_daily_notional(order, lims, state, self.budget)
+        if blocking is None and self.budget is not None:
+            blocking = check_shared_limits(order, lims, state, self.budget, evaluated.__contains__)
             if blocking is not None:
-                evaluated["daily_notional"] = Evaluation(False, False, blocking.values, blocking.text)
+                evaluated[blocking.rule] = Evaluation(False, False, blocking.values, blocking.text)
         disabled = False
         logout = False
         if (blocking is not None and blocking.rule == "throttle" and "count" in blocking.values

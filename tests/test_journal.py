@@ -107,7 +107,7 @@ def test_parse_message_finds_exactly_its_tags(fields):
 
 
 def test_upgrade_creates_schema(database_url):
-    assert db.current_revision(database_url) == db.head_revision() == "0010"
+    assert db.current_revision(database_url) == db.head_revision() == "0011"
     db.check_schema(database_url)  # does not raise
     engine = db.make_engine(database_url)
     try:
@@ -148,8 +148,8 @@ def test_check_schema_on_empty_database(empty_url):
         db.check_schema(empty_url, "etc/gw.cfg")
     msg = str(info.value)
     assert "run `fixgw db upgrade -c etc/gw.cfg`" in msg
-    assert "needs 0010" in msg and "none" in msg
-    assert info.value.current is None and info.value.head == "0010"
+    assert "needs 0011" in msg and "none" in msg
+    assert info.value.current is None and info.value.head == "0011"
     with pytest.raises(db.SchemaOutOfDate, match=r"fixgw db upgrade -c <config>"):
         db.check_schema(empty_url)
 
@@ -450,12 +450,12 @@ def test_cli_current_and_upgrade(database_url, tmp_path):
     runner = CliRunner()
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 1, res.output
-    assert "current revision: none" in res.output and "head revision:    0010" in res.output
+    assert "current revision: none" in res.output and "head revision:    0011" in res.output
     assert f"fixgw db upgrade -c {cfg}" in res.output
 
     res = runner.invoke(db_cli, ["upgrade", "--config", cfg])
     assert res.exit_code == 0, res.output
-    assert "revision before: none" in res.output and "revision after:  0010" in res.output
+    assert "revision before: none" in res.output and "revision after:  0011" in res.output
 
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 0, res.output

@@ -144,7 +144,7 @@ def test_verify_rows_is_pure_over_any_iterable():
 
 
 def test_schema_0002_matches_gateway_db_and_downgrades_cleanly(database_url):
-    assert db.current_revision(database_url) == db.head_revision() == "0010"
+    assert db.current_revision(database_url) == db.head_revision() == "0011"
     engine = db.make_engine(database_url)
     try:
         from alembic.autogenerate import compare_metadata

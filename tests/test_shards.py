@@ -4,7 +4,7 @@ own. Two shards: instance A serves shard east (CLIENT44, CLIENT50), instance B s
 its own clients only; orders from both fill; their OrderIDs never meet; the journal's one hash chain, extended by
 both, verifies; drop copies get both shards' reports in the journal's order; a kill switch asked of one shard stops
 both; `fixgw cluster status` and the operator commands see every shard. Three shards (A, B and C, a client each):
-one account's daily notional limit, hit from all three at once, is never exceeded.
+one account's daily notional limit and another's position limit, hit from all three at once, are never exceeded.
 """
 from __future__ import annotations
 
@@ -35,11 +35,13 @@ OWNER = {"A": "east", "B": "west"}
 SHARDS3 = {"east": ("CLIENT44",), "west": ("CLIENT42",), "north": ("CLIENT50",)}
 OWNER3 = {"A": "east", "B": "west", "C": "north"}
 SHARED_LIMIT = 300_000  # account SHARED's daily notional, for the whole cluster
+POSITION_LIMIT = 2_000  # account POSN's position in a symbol (shares), for the whole cluster
 
 
 def _sharded_toml(ports: dict[str, dict], tmp, shards: dict, owner: dict) -> str:
-    (tmp / "rules.toml").write_text('chain = ["kill_switch", "daily_notional"]\n[accounts.SHARED]\n'
-                                    f'max_daily_notional = {SHARED_LIMIT}\n')
+    (tmp / "rules.toml").write_text('chain = ["kill_switch", "max_position", "daily_notional"]\n[accounts.SHARED]\n'
+                                    f'max_daily_notional = {SHARED_LIMIT}\n'
+                                    f'[accounts.POSN]\nmax_position = {POSITION_LIMIT}\n')
     out = [f'[risk]\nrules_file = "{tmp / "rules.toml"}"\n[recovery]\nstate_log = "database"\n'
            '[cluster]\nname = "main"\nlease_ttl_s = 2\n']
     # both receivers log on to shard east; DCWESTV covers only a client of shard west
@@ -237,9 +239,10 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
 
 
 @pytest.mark.parametrize("sharded", [3], indirect=True)
-def test_one_accounts_limit_hit_from_three_shards_at_once_is_never_exceeded(sharded):
-    """Orders of account SHARED from a client of each of three shards, all at once, resting at the venues: between
-    them the shards accept no more than the account's daily notional limit, and come within a chunk of it."""
+def test_an_accounts_limits_hit_from_three_shards_at_once_are_never_exceeded(sharded):
+    """Orders of two accounts from a client of each of three shards, all at once, resting at the venues: between
+    them the shards accept no more than account SHARED's daily notional limit and account POSN's position limit,
+    and come within a chunk of each."""
     url, inst = sharded["url"], sharded["instances"]
     for i in inst.values():
         i.start()
@@ -249,12 +252,13 @@ def test_one_accounts_limit_hit_from_three_shards_at_once_is_never_exceeded(shar
         wait_leader(url, f"main/{shard}", name, 30)
     clients = {"A": "CLIENT44", "B": "CLIENT42", "C": "CLIENT50"}
     peers = [_client(sharded, clients[name], name) for name in sharded["owner"]]
-    notional, per_client = 100 * 150, 30  # 15,000 an order (resting: far below the offer), 1,350,000 asked in all
-    sent: dict[FixClient, list[str]] = {peer: [] for peer in peers}
+    qty, per_client = 100, 30  # 15,000 an order (resting: far below the offer); 30 x 3 x 100 shares per account
+    sent: dict[FixClient, list[tuple[str, str]]] = {peer: [] for peer in peers}
 
     def send(peer: FixClient) -> None:
         for _ in range(per_client):
-            sent[peer].append(peer.new_order("AAPL", "1", 100, "150", account="SHARED"))
+            for account in ("SHARED", "POSN"):
+                sent[peer].append((account, peer.new_order("AAPL", "1", qty, "150", account=account)))
     threads = [threading.Thread(target=send, args=(peer,)) for peer in sent]
     for t in threads:
         t.start()
@@ -265,17 +269,21 @@ def test_one_accounts_limit_hit_from_three_shards_at_once_is_never_exceeded(shar
 
     def answered() -> bool:
         for peer, ids in sent.items():
+            mine = {cl for _, cl in ids}
             for m in peer.app_messages("8"):
-                if m.get(11) in ids and m.get(39) in ("0", "8"):
+                if m.get(11) in mine and m.get(39) in ("0", "8"):
                     answers.setdefault(m[11], m)
-        return len(answers) == len(peers) * per_client
+        return len(answers) == len(peers) * per_client * 2
     wait_until(answered, 60, "an answer to every order")
-    accepted = {peer: [cl for cl in ids if answers[cl][39] == "0"] for peer, ids in sent.items()}
-    total = sum(len(v) for v in accepted.values()) * notional
-    assert total <= SHARED_LIMIT, (total, [len(v) for v in accepted.values()])
-    chunk = SHARED_LIMIT // 10
-    assert total >= SHARED_LIMIT - 2 * chunk, total  # shared, not fragmented away
-    assert all(accepted.values()), "every shard took part of the limit"
-    refused = [answers[cl].get(58, "") for ids in sent.values() for cl in ids if answers[cl][39] == "8"]
-    assert refused and all("daily_notional" in text for text in refused), refused[:3]
-    assert any("the other shards hold the rest" in text for text in refused), refused[:3]
+    for account, limit, per_order, rule in (("SHARED", SHARED_LIMIT, qty * 150, "daily_notional"),
+                                            ("POSN", POSITION_LIMIT, qty, "max_position")):
+        accepted = {peer: [cl for a, cl in ids if a == account and answers[cl][39] == "0"]
+                    for peer, ids in sent.items()}
+        total = sum(len(v) for v in accepted.values()) * per_order
+        assert total <= limit, (account, total, [len(v) for v in accepted.values()])
+        assert total >= limit - 2 * (limit // 10), (account, total)  # shared, not fragmented away
+        assert all(accepted.values()), f"every shard took part of {account}'s limit"
+        refused = [answers[cl].get(58, "") for ids in sent.values() for a, cl in ids
+                   if a == account and answers[cl][39] == "8"]
+        assert refused and all(rule in text for text in refused), refused[:3]
+        assert any("the other shards hold the rest" in text for text in refused), refused[:3]

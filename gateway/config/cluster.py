@@ -46,8 +46,8 @@ class ClusterConfig(StrictModel):
         "numbers past the journal's last, so messages the old active sent and never committed to the journal are "
         "never numbered twice; the counterparty asks for the gap and gets a gap fill (docs/failover.md)")
     budget_chunk_pct: float = Field(
-        10, gt=0, le=100, description="a sharded cluster's shards take an account's daily notional limit this many "
-        "percent at a time (and keep this much beyond their usage when they give the rest back)")
+        10, gt=0, le=100, description="a sharded cluster's shards take each shared risk limit (an account's daily "
+        "notional, exposure, position) this many percent at a time (and keep this much beyond their usage when they give the rest back)")
     budget_return_s: float = Field(1.0, gt=0, le=3600, description="how often a shard gives back what it holds of "
                                    "the accounts' limits beyond its usage and a chunk")
     instance_name: str | None = Field(None, description="the instance this process runs as (`--instance`)")

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    Date,
     DateTime,
     Engine,
     Float,
@@ -222,19 +221,23 @@ cluster_control_applied = Table(
 )
 
 
-#: What each shard of a sharded cluster holds of each account's daily notional limit (revision 0010,
-#: gateway/cluster/budgets.py): granted under an advisory lock per (cluster, day, account), never past the limit.
-risk_budgets = Table(
-    "risk_budgets",
+#: What each shard of a sharded cluster holds of each shared risk limit in each scope (revision 0011, replacing
+#: 0010's risk_budgets; gateway/cluster/budgets.py): granted under an advisory lock per (cluster, limit, scope),
+#: never past the limit.
+risk_grants = Table(
+    "risk_grants",
     metadata,
     Column("cluster", Text, primary_key=True, comment="cluster name ([cluster] name)"),
-    Column("day", Date, primary_key=True, comment="the accounts' trading day (risk/days.py)"),
-    Column("account", Text, primary_key=True, comment="the account ('' for orders without one)"),
+    Column("limit_name", Text, primary_key=True,
+           comment="the shared limit (max_daily_notional, max_gross_exposure, max_position, ...)"),
+    Column("scope", Text, primary_key=True,
+           comment='JSON list: ["DAY", "ACCOUNT"], ["ACCOUNT"] or ["ACCOUNT", "SYMBOL"]'),
     Column("lease", Text, primary_key=True, comment="the shard, by its lease (CLUSTER/SHARD)"),
-    Column("granted", Numeric, nullable=False, comment="the notional this shard may use of the account's daily limit"),
+    Column("granted", Numeric, nullable=False,
+           comment="what this shard may use of the limit in the scope (notional or quantity)"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
            comment="last grant or give-back (database clock)"),
-    comment="Each shard's part of each account's daily notional limit; the parts never sum past the limit",
+    comment="Each shard's part of each shared risk limit in each scope; the parts never sum past the limit",
 )
 
 

@@ -223,11 +223,13 @@ CLUSTER_CONTROLS_APPLIED = Counter(
 )
 RISK_BUDGET_TOP_UPS = Counter(
     "fixgw_risk_budget_top_ups_total",
-    "Times this shard asked the database for more of an account's daily notional limit (one transaction each)",
+    "Times this shard asked the database for more of a shared risk limit (one transaction each), by limit",
+    ["limit"],
 )
 RISK_BUDGET_REFUSALS = Counter(
     "fixgw_risk_budget_refusals_total",
-    "Orders refused because the other shards hold the rest of their account's daily notional limit",
+    "Orders refused because the other shards hold the rest of a shared risk limit, by limit",
+    ["limit"],
 )
 CLUSTER_TAKEOVERS = Counter(
     "fixgw_cluster_takeovers_total", "Times this instance acquired the cluster's lease and became the active one",

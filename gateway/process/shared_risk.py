@@ -1,18 +1,24 @@
 """The gateway's side of a sharded cluster's shared risk limits (gateway/cluster/budgets.py): the shard's grants
-of the accounts' daily notional limits, put in front of the risk engine's checks before any order arrives, and
+of the limits the shards share, put in front of the risk engine's checks before any order arrives, and
 the keeper that gives back what the shard does not use."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from gateway.cluster.budgets import BudgetKeeper, BudgetPool
+from risk.shared_budget import shard_usage
 
 
 class SharedRisk:
     def __init__(self, gw, pool: BudgetPool, return_s: float):
         self.pool = pool
-        usage = lambda core: pool.lower(core.risk_state.usage.used, core.risk_state.usage.day)  # noqa: E731
-        self.keeper = BudgetKeeper(pool, lambda: gw.engine.call(usage), return_s)
+        self.keeper = BudgetKeeper(pool, lambda: gw.engine.call(self._lower), return_s)
+
+    def _lower(self, core) -> list:
+        """On the core thread: the grants lowered to what the shard uses now."""
+        state = core.risk_state
+        day = state.usage.day.isoformat() if state.usage.day is not None else None
+        return self.pool.lower(lambda limit, scope: shard_usage(state, limit, scope), day)
 
     @classmethod
     def start_for(cls, gw) -> "SharedRisk | None":
