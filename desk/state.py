@@ -18,6 +18,7 @@ from orders.actions import Outcome
 from orders.records import RejectedOrder
 from orders.states import Child, Order
 from risk.engine import RiskEngine
+from risk.shared_budget import shared_limits_table
 from risk.state import RiskState
 from routing.quotes import Quotes
 from routing.router import RoutingPolicy, Venue
@@ -225,4 +226,6 @@ class DeskState:
             "open_orders": len(state.open_orders),
             "trading_day": state.usage.day.isoformat() if state.usage.day is not None else None,  # of the accounts' usage
             "throttle_breaches": dict(state.throttle.breaches),  # per session, this trading day
+            **({"shared_limits": shared_limits_table(self.risk.budget, state)}
+               if self.risk is not None and self.risk.budget is not None else {}),
         }

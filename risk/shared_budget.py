@@ -51,6 +51,10 @@ class SharedBudget(Protocol):
         held. Raises BudgetUnavailable when it cannot ask."""
         ...
 
+    def held(self) -> dict[tuple[str, Scope], Decimal]:
+        """Every grant this shard holds: (limit, scope) -> granted."""
+        ...
+
 
 # --------------------------------------------------------------------------- usage, now and after an order
 def _net_after(ex: Exposure | None, buy: bool, added: Decimal) -> Decimal:
@@ -99,6 +103,13 @@ SHARED_CHECKS = frozenset(sl.check for sl in SHARED_LIMITS)
 def shard_usage(state: RiskState, limit: str, scope: Scope) -> Decimal:
     """This shard's usage of ``limit`` for ``scope`` now (what a give-back keeps)."""
     return BY_LIMIT[limit].usage(state, scope)
+
+
+def shared_limits_table(budget: SharedBudget, state: RiskState) -> list[dict]:
+    """What this shard holds of each shared limit and uses of it, for operators (`fixgw risk show`)."""
+    return [{"limit": limit, "scope": list(scope), "granted": str(granted),
+             "used": str(shard_usage(state, limit, scope)) if limit in BY_LIMIT else None}
+            for (limit, scope), granted in sorted(budget.held().items())]
 
 
 # --------------------------------------------------------------------------- the check

@@ -201,9 +201,23 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
                                                           ("east", "VENUE1"), ("west", "VENUE1")}
     healthy = _fixgw(sharded["cfg_path"], "status", "--json")
     assert healthy.returncode == 0 and set(json.loads(healthy.stdout)["shards"]) == {"east", "west"}, healthy.stdout
-    unnamed = _fixgw(sharded["cfg_path"], "risk", "show", "--json")
-    assert unnamed.returncode != 0, unnamed.stdout
-    assert "has shards (east led by A, west led by B)" in unnamed.stderr and "FIXGW_SHARD" in unnamed.stderr
+    # A command about no shard in particular asks each shard for itself: `risk show`, `orders reconcile --all`,
+    # `sessions reload`.
+    risk = _fixgw(sharded["cfg_path"], "risk", "show", "--json")
+    assert risk.returncode == 0, risk.stderr
+    assert set(json.loads(risk.stdout)["shards"]) == {"east", "west"}, risk.stdout
+    assert all("shared_limits" in d for d in json.loads(risk.stdout)["shards"].values()), risk.stdout
+    human = _fixgw(sharded["cfg_path"], "risk", "show")
+    assert "shard east:\n  enabled: True" in human.stdout and "shard west:\n" in human.stdout, human.stdout
+    reconciled = _fixgw(sharded["cfg_path"], "orders", "reconcile", "--all", "--wait", "1", "--json")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert json.loads(reconciled.stdout) | {"asked": []} == {"asked": [], "skipped": [], "changed": [],
+                                                              "unanswered": [], "in_doubt": [], "errors": {},
+                                                              "unled": []}, reconciled.stdout
+    reload = _fixgw(sharded["cfg_path"], "sessions", "reload", "--dry-run", "--json")
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    shards_said = json.loads(reload.stdout)["shards"]
+    assert set(shards_said) == {"east", "west"} and all(d["dry_run"] for d in shards_said.values()), shards_said
 
     # One control plane: a kill switch asked of shard east's instance stops new orders on every shard, each shard
     # applying it within a second; released the same way.
@@ -236,6 +250,9 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     assert partial.returncode == 0 and "shard east: no instance leads it" in partial.stderr
     assert json.loads(partial.stdout)["unled"] == ["east"]
     assert _fixgw(sharded["cfg_path"], "status").returncode == 1
+    risk = _fixgw(sharded["cfg_path"], "risk", "show")
+    assert risk.returncode == 1 and "shard east: NO INSTANCE LEADS IT" in risk.stdout, risk.stdout
+    assert "shard west:\n" in risk.stdout
 
 
 @pytest.mark.parametrize("sharded", [3], indirect=True)

@@ -146,6 +146,19 @@ def test_a_shared_limit_whose_check_is_not_in_the_chain_asks_nothing():
     assert ("max_position", ("ACC1", "AAPL")) not in budget.keys and len(budget.keys) == 3
 
 
+def test_risk_show_lists_what_the_shard_holds_of_each_shared_limit_and_uses():
+    from risk.shared_budget import shared_limits_table
+
+    budget = FakeBudget(D(10**9))
+    budget.held = lambda: dict(budget.grants)
+    e, s = _engine_and_state(budget, EXPOSURE)
+    assert e.check(order("1"), s, NOW).accepted
+    e.on_accepted(order("1"), s, NOW)
+    rows = {(r["limit"], tuple(r["scope"])): (r["granted"], r["used"]) for r in shared_limits_table(budget, s)}
+    assert rows[("max_position", ("ACC1", "AAPL"))] == ("200", "100")  # the order's 100 and a chunk of 100
+    assert rows[("max_gross_exposure", ("ACC1",))] == ("60000", "10000")
+
+
 def test_a_shard_gives_back_down_to_what_it_uses_in_each_scope():
     from risk.shared_budget import shard_usage
 

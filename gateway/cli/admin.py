@@ -115,6 +115,37 @@ def each_shard(config_path: str) -> tuple[list[tuple[str, "AdminClient"]], list[
     return asked, [shard for shard, who in leaders.items() if who is None]
 
 
+def every_shard(config_path: str, method: str, path: str, body: dict | None = None,
+                timeout: float = 10) -> "dict | None":
+    """For a command about no shard in particular that each shard answers for itself (``risk show``, ``orders
+    reconcile --all``, ``sessions reload``): ask the leader of every shard; {"shards": {shard: its answer},
+    "errors": {shard: why it did not answer}, "unled": [shards no instance leads]}. None for a single gateway, a
+    cluster without shards, or with ``FIXGW_INSTANCE``/``FIXGW_SHARD`` set: the caller asks its one instance."""
+    asked, unled = each_shard(config_path)
+    if len(asked) == 1 and not asked[0][0]:
+        return None
+    out: dict = {"shards": {}, "errors": {}, "unled": unled}
+    for shard, client in asked:
+        try:
+            out["shards"][shard] = client.call(method, path, body, timeout=timeout)
+        except click.ClickException as exc:  # one shard's refusal or silence: said, and the others still asked
+            out["errors"][shard] = exc.format_message()
+    for shard in unled:
+        click.echo(f"shard {shard}: no instance leads it; not asked", err=True)
+    for shard, why in out["errors"].items():
+        click.echo(f"shard {shard}: {why}", err=True)
+    return out
+
+
+def by_shard(data: dict, human) -> str:
+    """An ``every_shard`` answer as text: each shard's answer as ``human`` says it, under the shard's name."""
+    parts = [f"shard {shard}:\n" + "\n".join("  " + line for line in human(answer).splitlines())
+             for shard, answer in sorted(data["shards"].items())]
+    parts += [f"shard {shard}: NOT ANSWERED: {why}" for shard, why in sorted(data["errors"].items())]
+    parts += [f"shard {shard}: NO INSTANCE LEADS IT (fixgw cluster status)" for shard in data["unled"]]
+    return "\n".join(parts)
+
+
 class AdminClient:
     def __init__(self, config_path: str, route: Route | None = None, instance: str | None = None):
         cfg = load(config_path, instance) if instance is not None else _instance_config(config_path, route)

@@ -7,7 +7,7 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from gateway.cli.admin import AdminClient, each_shard, table
+from gateway.cli.admin import AdminClient, each_shard, every_shard, table
 from gateway.cli.shards import ANYWHERE, Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit
@@ -164,8 +164,12 @@ def orders_reconcile(order_id, everything: bool, wait_s: float, config_path: str
     if bool(order_id) == everything:
         raise click.UsageError("give an ORDER_ID or --all")
     path = f"/admin/orders/{order_id}/reconcile" if order_id else "/admin/orders/reconcile"
-    data = AdminClient(config_path, Route(order_id=order_id)).call("POST", path, {"wait_s": wait_s},
-                                                                    timeout=wait_s + 10)
+    every = None if order_id else every_shard(config_path, "POST", path, {"wait_s": wait_s}, timeout=wait_s + 10)
+    if every is not None:  # a sharded cluster: each shard reconciles its own orders, the answers merged
+        data = merged_reconcile(every)
+    else:
+        data = AdminClient(config_path, Route(order_id=order_id)).call("POST", path, {"wait_s": wait_s},
+                                                                        timeout=wait_s + 10)
 
     def human(d):
         lines = [f"asked {len(d['asked'])} child order(s)"
@@ -182,10 +186,23 @@ def orders_reconcile(order_id, everything: bool, wait_s: float, config_path: str
             lines.append(f"no answer yet: {u['order_id']} {u['child']} at {u['venue']}")
         for x in d["in_doubt"]:
             lines.append(f"IN DOUBT {x['order_id']}: {x['in_doubt']}")
+        for shard, why in sorted(d.get("errors", {}).items()):
+            lines.append(f"NOT RECONCILED: shard {shard}: {why}")
+        lines += [f"NOT RECONCILED: shard {shard}: no instance leads it" for shard in d.get("unled", ())]
         return "\n".join(lines)
     emit(data, as_json, human)
-    if data["in_doubt"] or data["unanswered"] or data["skipped"]:
+    if data["in_doubt"] or data["unanswered"] or data["skipped"] or data.get("errors") or data.get("unled"):
         sys.exit(1)
+
+
+def merged_reconcile(every: dict) -> dict:
+    """Every shard's `orders reconcile --all`, as one answer: each list's rows with their shard, and the shards
+    that did not answer (``errors``) or have no leader (``unled``)."""
+    out: dict = {k: [] for k in ("asked", "skipped", "changed", "unanswered", "in_doubt")}
+    for shard, part in sorted(every["shards"].items()):
+        for k in out:
+            out[k] += [row | {"shard": shard} if isinstance(row, dict) else row for row in part.get(k, [])]
+    return out | {"errors": every["errors"], "unled": every["unled"]}
 
 
 @orders.command("close")

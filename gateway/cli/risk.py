@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gateway.cli.admin import AdminClient, table
+from gateway.cli.admin import AdminClient, by_shard, every_shard, table
 from gateway.cli.shards import ANYWHERE, Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit, progress
@@ -22,9 +22,17 @@ def risk() -> None:
 @CONFIG
 @JSON
 def risk_show(config_path: str, as_json: bool) -> None:
-    """Rules file, kill switches, disabled sessions, open orders counted."""
-    data = AdminClient(config_path).call("GET", "/admin/risk")
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+    """Rules file, kill switches, disabled sessions, open orders counted (in a sharded cluster: each shard's;
+    exit 1 if a shard did not answer)."""
+    def human(d):
+        return "\n".join(f"{k}: {v}" for k, v in d.items())
+    every = every_shard(config_path, "GET", "/admin/risk")
+    if every is None:
+        emit(AdminClient(config_path).call("GET", "/admin/risk"), as_json, human)
+        return
+    emit(every, as_json, lambda d: by_shard(d, human))
+    if every["errors"] or every["unled"]:
+        raise SystemExit(1)
 
 
 @risk.command("reload")

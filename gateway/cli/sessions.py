@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import click
 
-from gateway.cli.admin import AdminClient, each_shard, table
+from gateway.cli.admin import AdminClient, by_shard, each_shard, every_shard, table
 from gateway.cli.shards import Route
 from gateway.cli.common import CONFIG_OPTION as CONFIG
 from gateway.cli.common import JSON, emit
@@ -73,21 +73,32 @@ _session_control("enable", "Accept a disabled client SESSION again (also after t
 def sessions_reload(dry_run: bool, config_path: str, as_json: bool) -> None:
     """Apply sessions added to, removed from or changed in the gateway's configuration file, without a restart.
 
-    The gateway re-reads the file it was started with. A file that does not load
+    The gateway re-reads the file it was started with (in a sharded cluster, every
+    shard does, for its own sessions). A file that does not load
     or validate is refused and nothing changes. Each session's change is applied
     where quickfix allows it, or refused with the reason (e.g. it needs a
     restart, or the session still has open orders); exit code 1 if any was
     refused or failed.
     """
-    data = AdminClient(config_path).call("POST", "/admin/sessions/reload", {"dry_run": dry_run}, timeout=120)
-
     def human(d):
         head = f"{'would apply (dry run)' if d['dry_run'] else 'reloaded'} {d['config']}: {d['summary']}"
         lines = [head, table(d["changes"], ["session", "role", "action", "detail"]) if d["changes"] else ""]
         lines += [f"not applied: {n}" for n in d["not_applied"]]
         return "\n".join(line for line in lines if line)
+
+    def refused(d) -> bool:
+        return any(c["action"] in ("refused", "failed") for c in d["changes"])
+    # in a sharded cluster every shard re-reads the file for its own sessions: a client moved between shards
+    # leaves one and joins the other
+    every = every_shard(config_path, "POST", "/admin/sessions/reload", {"dry_run": dry_run}, timeout=120)
+    if every is not None:
+        emit(every, as_json, lambda d: by_shard(d, human))
+        if every["errors"] or every["unled"] or any(refused(d) for d in every["shards"].values()):
+            raise SystemExit(1)
+        return
+    data = AdminClient(config_path).call("POST", "/admin/sessions/reload", {"dry_run": dry_run}, timeout=120)
     emit(data, as_json, human)
-    if any(c["action"] in ("refused", "failed") for c in data["changes"]):
+    if refused(data):
         raise SystemExit(1)
 
 
