@@ -1,7 +1,7 @@
 """Micro-benchmark: µs per order for the full risk chain with every check on (not a test).
 
-Also, in a sharded cluster's terms (docs/scale-out.md): the chain with a shard's parts of the six limits the shards
-share behind it (in-memory grants that always fit, as between top-ups) against the chain alone,
+Also, in a sharded cluster's terms (docs/scale-out.md): the chain with a shard's parts of the eight limits the
+shards share behind it (in-memory grants that always fit, as between top-ups) against the chain alone,
 alternated in one run, as a ratio; and with ``--pg-url`` the cost of one top-up (the transaction a shard makes once
 per chunk of a limit) on that PostgreSQL server.
 
@@ -28,7 +28,7 @@ from orders.model import OrdType, Side
 RULES = """
 chain = ["kill_switch", "throttle", "restricted_symbols", "market_orders", "trading_hours", "max_order_qty",
          "max_order_notional", "price_band", "duplicate_order", "max_open_orders", "max_position",
-         "max_gross_exposure", "max_net_exposure", "daily_notional"]
+         "max_gross_exposure", "max_net_exposure", "daily_notional", "firm_limits"]
 [limits]
 max_order_qty = 100000
 max_order_notional = 5000000
@@ -50,16 +50,23 @@ throttle_window_ms = 1000
 throttle_disable_after = 5
 [accounts.ACC1]
 max_order_qty = 50000
+[firm]
+max_gross_exposure = 1000000000000
+max_daily_notional = 1000000000000
 """
 
 N = 20_000
+_PLENTY = Decimal(10) ** 15
 
 
 class FittingBudget:
     """A shard's grants as between two top-ups: every order fits (what the check costs when it does)."""
 
+    def __init__(self):
+        self._grants: dict = {}  # what BudgetPool.granted reads: a dict, filled here on first sight
+
     def granted(self, limit, scope):
-        return Decimal(10) ** 15
+        return self._grants.setdefault((limit, scope), _PLENTY)
 
     def top_up(self, limit, scope, need, value):
         raise AssertionError("never asked")

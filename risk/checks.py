@@ -362,6 +362,32 @@ def check_daily_notional(order: NewOrder, limits: EffectiveLimits, state: RiskSt
                    limits.shadow_checks, used=used, after=after, limit=lim.value)
 
 
+def check_firm_limits(order: NewOrder, limits: EffectiveLimits, state: RiskState, now: datetime) -> Reject | None:
+    """``[firm]``: every account's gross exposure and daily notional together, with this order."""
+    gross_lim = limits.get("firm_max_gross_exposure")
+    daily_lim = limits.get("firm_max_daily_notional")
+    if gross_lim is None and daily_lim is None:
+        return None
+    px = order_price(order, limits, state)
+    if px is None:
+        return _no_price("firm_limits", order, gross_lim or daily_lim, limits)
+    added = order.qty * px
+    if gross_lim is not None:
+        after = state.firm_gross() + added
+        if after > gross_lim.value:
+            return _reject("firm_limits", RejectCode.EXCEEDS_LIMIT, gross_lim,
+                           f"the firm's gross exposure {after} exceeds {gross_lim.value}", limits.shadow_checks,
+                           exposure=after, limit=gross_lim.value)
+    if daily_lim is not None:
+        used = state.usage.firm_used()
+        after = used + added
+        if after > daily_lim.value:
+            return _reject("firm_limits", RejectCode.EXCEEDS_LIMIT, daily_lim,
+                           f"the firm's daily notional {after} (used {used}) exceeds {daily_lim.value}",
+                           limits.shadow_checks, used=used, after=after, limit=daily_lim.value)
+    return None
+
+
 CheckFn = Callable[[NewOrder, EffectiveLimits, RiskState, datetime], "Reject | None"]
 
 # name -> (function, limit names whose shadow flag makes the check shadow)
@@ -380,6 +406,7 @@ CHECKS: dict[str, tuple[CheckFn, tuple[str, ...]]] = {
     "max_gross_exposure": (check_max_gross_exposure, ("max_gross_exposure", "max_symbol_gross_exposure")),
     "max_net_exposure": (check_max_net_exposure, ("max_net_exposure", "max_symbol_net_exposure")),
     "daily_notional": (check_daily_notional, ("max_daily_notional",)),
+    "firm_limits": (check_firm_limits, ("firm_max_gross_exposure", "firm_max_daily_notional")),
 }
 assert tuple(CHECKS) == CHECK_NAMES, "risk.checks.CHECKS and risk.rules.CHECK_NAMES disagree"
 # The chain for a message the throttle does not count (``throttle_msg_types``): its rate is not limited either.

@@ -29,6 +29,10 @@ class DailyUsage:
     _filled_changed: set[str] = field(default_factory=set)
     _sessions_changed: set[str] = field(default_factory=set)
 
+    def firm_used(self) -> Decimal:
+        """Every account's daily notional together (``[firm] max_daily_notional``): a sum over the accounts."""
+        return sum(self.used.values(), ZERO)
+
     # ------------------------------------------------------------------ booking
     def add_open(self, account: str, notional: Decimal) -> None:
         """Open notional of ``account`` grew by ``notional`` (negative: it was released)."""

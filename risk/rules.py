@@ -28,6 +28,10 @@ reject unknown keys (the error names the key path)::
     [account_symbols.ACC1.AAPL]            # per account + symbol
     max_position = 20000
 
+    [firm]                                 # the whole firm: every account's orders together
+    max_gross_exposure = 50000000          # check firm_limits; not a scope: nothing overrides these
+    max_daily_notional = 200000000
+
 Every limit is either a plain value or an inline table ``{ value = ..., shadow = true }``.
 A shadow limit is evaluated and reported as "would have rejected" but never
 blocks. A check named in ``shadow_checks`` is shadow whatever its limits say.
@@ -76,6 +80,7 @@ CHECK_NAMES: tuple[str, ...] = (
     "max_gross_exposure",
     "max_net_exposure",
     "daily_notional",
+    "firm_limits",
 )
 CheckName = Literal[CHECK_NAMES]  # type: ignore[valid-type]
 
@@ -130,7 +135,24 @@ class TradingHours(_Strict):
         return ZoneInfo(self.timezone)
 
 
-class Limits(_Strict):
+class _LimitTable(_Strict):
+    """A table of limits, each a plain value or ``{ value = ..., shadow = true }``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap_plain_values(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, v in data.items():
+            if isinstance(v, dict) and "value" in v:
+                out[key] = v
+            else:
+                out[key] = {"value": v}
+        return out
+
+
+class Limits(_LimitTable):
     """The limits one scope may set. Every field is optional; unset means "inherit"."""
 
     max_order_qty: Lim[PosDec] | None = None
@@ -163,21 +185,22 @@ class Limits(_Strict):
     # client must always be able to reduce its risk), or refused like any other message (true)
     throttle_refuse_cancels: Lim[bool] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _wrap_plain_values(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        out = {}
-        for key, v in data.items():
-            if isinstance(v, dict) and "value" in v:
-                out[key] = v
-            else:
-                out[key] = {"value": v}
-        return out
 
 
 LIMIT_NAMES: tuple[str, ...] = tuple(Limits.model_fields)
+
+
+class FirmLimits(_LimitTable):
+    """``[firm]``: limits over every account's orders together (check ``firm_limits``). Not a scope of the
+    precedence above: no other section sets or overrides them."""
+
+    max_gross_exposure: Lim[PosDec] | None = None  # notional: every account's positions and open orders
+    max_daily_notional: Lim[PosDec] | None = None  # every account's filled + open notional today
+
+
+#: The firm's limits as the checks see them in EffectiveLimits (scope "firm").
+FIRM_LIMIT_NAMES: dict[str, str] = {"max_gross_exposure": "firm_max_gross_exposure",
+                                    "max_daily_notional": "firm_max_daily_notional"}
 
 
 class RulesFile(_Strict):
@@ -189,6 +212,14 @@ class RulesFile(_Strict):
     accounts: dict[str, Limits] = {}
     symbols: dict[str, Limits] = {}
     account_symbols: dict[str, dict[str, Limits]] = {}
+    firm: FirmLimits = FirmLimits()
+
+    @model_validator(mode="after")
+    def _firm_limits_checked(self) -> "RulesFile":
+        if self.firm.model_fields_set and "firm_limits" not in self.chain:
+            raise ValueError(f"[firm] sets {', '.join(sorted(self.firm.model_fields_set))} but the chain does not "
+                             "run check firm_limits: add it to chain")
+        return self
 
     @field_validator("chain")
     @classmethod
@@ -260,11 +291,14 @@ class Resolved:
 class EffectiveLimits:
     """The limits that apply to one (session, account, symbol): limit name → Resolved (absent = off)."""
 
-    __slots__ = ("values", "shadow_checks", "get")
+    __slots__ = ("values", "shadow_checks", "get", "derived")
 
     def __init__(self, values: dict[str, Resolved], shadow_checks: frozenset[str] = frozenset()):
         self.values = values
         self.shadow_checks = shadow_checks
+        # what a caller works out from these limits once and reuses for every order they apply to (the shared
+        # limits' list: risk/shared_budget.py); these limits never change, a reload resolves new ones
+        self.derived: dict[str, Any] = {}
         # get(name) -> Resolved | None: the dict's own method, so the checks' many lookups stay in C
         self.get = values.get
 
@@ -301,4 +335,8 @@ def resolve_limits(rules: RulesFile, session: str, account: str | None, symbol: 
             lim = getattr(lims, name)
             if lim is not None:
                 values[name] = Resolved(lim.value, lim.shadow, scope)
+    for name in rules.firm.model_fields_set:
+        lim = getattr(rules.firm, name)
+        if lim is not None:
+            values[FIRM_LIMIT_NAMES[name]] = Resolved(lim.value, lim.shadow, "firm")
     return EffectiveLimits(values, frozenset(rules.shadow_checks))

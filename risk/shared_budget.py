@@ -1,10 +1,11 @@
-"""The account limits a sharded cluster holds across its shards (docs/scale-out.md): for each limit and scope (an
+"""The account and firm limits a sharded cluster holds across its shards (docs/scale-out.md): for each limit and scope (an
 account, an account and symbol, an account and trading day), each shard may use only the part of the limit it
 was granted, and the grants of all shards together never exceed the limit.
 
 Shared: an account's daily notional (``max_daily_notional``), gross and net exposure (``max_gross_exposure``,
 ``max_net_exposure``) and those of each of its symbols (``max_symbol_gross_exposure``,
-``max_symbol_net_exposure``), and the position in each symbol (``max_position``). Not shared, as no two shards
+``max_symbol_net_exposure``), the position in each symbol (``max_position``), and the firm's gross exposure and
+daily notional over all accounts (``[firm]``, check ``firm_limits``). Not shared, as no two shards
 see the same one: ``max_open_orders`` (per client session, and a session is served by one shard), the throttle,
 the order's own limits.
 
@@ -28,10 +29,10 @@ from typing import Callable, Protocol
 from orders.commands import NewOrder
 from orders.model import RejectCode, Side
 from risk.checks import Reject, _reject, order_price
-from risk.rules import EffectiveLimits
+from risk.rules import EffectiveLimits, Resolved
 from risk.state import ZERO, Exposure, RiskState
 
-Scope = tuple[str, ...]  # ("2026-12-07", account), (account,) or (account, symbol)
+Scope = tuple[str, ...]  # ("2026-12-07", account), (account,), (account, symbol); the firm's: () or ("2026-12-07",)
 
 
 class BudgetUnavailable(Exception):
@@ -95,6 +96,10 @@ SHARED_LIMITS: tuple[SharedLimit, ...] = (
                 lambda sc: f"net exposure {sc[0] or '-'}/{sc[1]}"),
     SharedLimit("max_position", "max_position", False, lambda s, sc: s.exposure(sc[0], sc[1]).worst_position,
                 lambda sc: f"position {sc[0] or '-'}/{sc[1]}"),
+    SharedLimit("firm_max_gross_exposure", "firm_limits", False, lambda s, sc: s.firm_gross(),
+                lambda sc: "the firm's gross exposure"),
+    SharedLimit("firm_max_daily_notional", "firm_limits", True, lambda s, sc: s.usage.firm_used(),
+                lambda sc: "the firm's daily notional"),
 )
 BY_LIMIT = {sl.limit: sl for sl in SHARED_LIMITS}
 SHARED_CHECKS = frozenset(sl.check for sl in SHARED_LIMITS)
@@ -120,12 +125,12 @@ def _afters(order: NewOrder, state: RiskState, px: Decimal | None, names) -> lis
     acct = order.account or ""
     sym = order.symbol
     buy = order.side is Side.BUY
-    added = order.qty * px if px is not None else None
+    day = state.usage.day.isoformat() if state.usage.day is not None else None
     out = []
-    if added is not None:
-        if "max_daily_notional" in names and state.usage.day is not None:
-            out.append(("max_daily_notional", (state.usage.day.isoformat(), acct),
-                        state.usage.used.get(acct, ZERO) + added))
+    if px is not None:
+        added = order.qty * px
+        if "max_daily_notional" in names and day is not None:
+            out.append(("max_daily_notional", (day, acct), state.usage.used.get(acct, ZERO) + added))
         if "max_gross_exposure" in names:
             out.append(("max_gross_exposure", (acct,), state.account_gross.get(acct, ZERO) + added))
         ex = state.exposures.get((acct, sym))
@@ -135,9 +140,23 @@ def _afters(order: NewOrder, state: RiskState, px: Decimal | None, names) -> lis
             out.append(("max_net_exposure", (acct,), _net_after(state.account_totals.get(acct), buy, added)))
         if "max_symbol_net_exposure" in names:
             out.append(("max_symbol_net_exposure", (acct, sym), _net_after(ex, buy, added)))
+        if "firm_max_gross_exposure" in names:
+            out.append(("firm_max_gross_exposure", (), state.firm_gross() + added))
+        if "firm_max_daily_notional" in names and day is not None:
+            out.append(("firm_max_daily_notional", (day,), state.usage.firm_used() + added))
     if "max_position" in names:
         out.append(("max_position", (acct, sym), _position_after(state.exposure(acct, sym), buy, order.qty)))
     return out
+
+
+def _candidates(limits: EffectiveLimits) -> dict[str, Resolved]:
+    """The shared limits ``limits`` set, not in shadow mode: limit name -> its value (worked out once per
+    EffectiveLimits, which the engine keeps per session, account and symbol until a reload)."""
+    found = limits.derived.get("shared")
+    if found is None:
+        found = limits.derived["shared"] = {sl.limit: lim for sl in SHARED_LIMITS
+                                            if (lim := limits.get(sl.limit)) is not None and not lim.shadow}
+    return found
 
 
 def check_shared_limits(order: NewOrder, limits: EffectiveLimits, state: RiskState, budget: SharedBudget,
@@ -146,14 +165,10 @@ def check_shared_limits(order: NewOrder, limits: EffectiveLimits, state: RiskSta
     fit in this shard's grant (asking for more if not)? A shadow or absent limit is not shared. A daily limit
     before the first trading day is known, or a notional one of an order without a price, is left to the chain's
     own check."""
-    get = limits.get
-    names = {}
-    for sl in SHARED_LIMITS:
-        lim = get(sl.limit)
-        if lim is not None and not lim.shadow and passed(sl.check):
-            names[sl.limit] = lim
-    if not names:
+    candidates = _candidates(limits)
+    if not candidates:
         return None
+    names = {name: lim for name, lim in candidates.items() if passed(BY_LIMIT[name].check)}
     px = order_price(order, limits, state) if len(names) > 1 or "max_position" not in names else None
     for limit, scope, after in _afters(order, state, px, names):
         grant = budget.granted(limit, scope)

@@ -136,6 +136,10 @@ class RiskState:
             return ZERO, ZERO
         return self.account_gross.get(acct, ZERO), tot.net
 
+    def firm_gross(self) -> Decimal:
+        """Every account's gross notional together (``[firm] max_gross_exposure``): a sum over the accounts."""
+        return sum(self.account_gross.values(), ZERO)
+
     def reference(self, symbol: str, sources=("last", "mid", "file")) -> tuple[Decimal, str] | None:
         refs = self.refs.get(symbol)
         if refs:

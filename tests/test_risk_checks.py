@@ -283,3 +283,38 @@ def test_kill_switch_reduce_only():
 def test_kill_switch_rejects_bad_scope():
     with pytest.raises(ValueError):
         RiskState().kill_switches.engage("desk", "X")
+
+
+FIRM = 'chain = ["firm_limits"]\n[firm]\nmax_gross_exposure = 20000\nmax_daily_notional = 15000\n'
+
+
+def test_firm_limits_add_up_every_accounts_orders_and_fills():
+    st = RiskState()
+    st.on_accepted(order("50", "100", account="ACC1", cl="a"))  # 5,000 open
+    st.on_fill("S1", "a", D("50"), D("100"))  # filled: gross 5,000, daily 5,000
+    st.on_accepted(order("40", "100", account="ACC2", side=Side.SELL, cl="b", symbol="MSFT"))  # 4,000 open
+    st.on_accepted(order("10", "100", account=None, cl="c"))  # 1,000 open, no account
+    assert st.firm_gross() == D(10000) and st.usage.firm_used() == D(10000)
+    assert run(C.check_firm_limits, FIRM, order("50", "100", account="ACC3"), st) is None  # daily exactly 15,000
+    r = run(C.check_firm_limits, FIRM, order("50", "100.02", account="ACC3"), st)
+    assert r.code is RejectCode.EXCEEDS_LIMIT and r.rule == "firm_limits"
+    assert r.text == "firm_limits: the firm's daily notional 15001.00 (used 10000) exceeds 15000 (scope firm)"
+    st.on_done("S1", "b")  # a cancel releases its open part of both
+    assert st.firm_gross() == D(6000) and st.usage.firm_used() == D(6000)
+    gross_only = 'chain = ["firm_limits"]\n[firm]\nmax_gross_exposure = 20000\n'
+    r = run(C.check_firm_limits, gross_only, order("141", "100"), st)
+    assert r.text == "firm_limits: the firm's gross exposure 20100 exceeds 20000 (scope firm)"
+    assert run(C.check_firm_limits, gross_only, order("140", "100"), st) is None
+
+
+def test_firm_limits_apply_to_every_scope_and_no_section_overrides_them():
+    toml = FIRM + "[accounts.ACC1]\nmax_order_qty = 5\n[limits]\nmax_order_qty = 9\n"
+    for account in ("ACC1", "ACC9", None):
+        got = lims(toml, order(account=account)).values
+        assert got["firm_max_gross_exposure"].value == D(20000) and got["firm_max_gross_exposure"].scope == "firm"
+    assert run(C.check_firm_limits, "", order("10000000")) is None  # unset: off
+
+
+def test_a_market_order_without_a_reference_price_is_refused_by_the_firm_limits():
+    r = run(C.check_firm_limits, FIRM, order("10", None, ord_type=OrdType.MARKET))
+    assert r.code is RejectCode.OTHER and "no reference price for AAPL" in r.text

@@ -128,3 +128,13 @@ def test_rules_are_frozen():
     rules = load_rules("[limits]\nmax_order_qty = 5\n")
     with pytest.raises(Exception):
         rules.limits = None
+
+
+def test_firm_limits_need_the_firm_limits_check_in_the_chain_and_take_only_firm_keys():
+    with pytest.raises(RulesError, match="does not run check firm_limits: add it to chain"):
+        load_rules('chain = ["kill_switch"]\n[firm]\nmax_gross_exposure = 100\n')
+    with pytest.raises(RulesError, match=r"firm\.max_position: unknown key"):
+        load_rules('[firm]\nmax_position = 100\n')
+    rules = load_rules('[firm]\nmax_daily_notional = { value = 100, shadow = true }\n')  # the default chain has it
+    lim = resolve_limits(rules, "S1", "ACC1", "AAPL").values["firm_max_daily_notional"]
+    assert (lim.value, lim.shadow, lim.scope) == (D(100), True, "firm")

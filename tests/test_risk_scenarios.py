@@ -47,7 +47,7 @@ def test_every_decision_is_journaled_with_the_rule_and_the_values_compared(stack
     stack.gateway.journal.flush()
     lines = {e.text.split(" ")[1]: e.text for e in iter_events(stack.cfg.journal.database_url, "risk")
              if e.text.startswith("CLIENT44 ")}
-    assert lines[ok].startswith(f"CLIENT44 {ok} accepted: 14 checks passed")
+    assert lines[ok].startswith(f"CLIENT44 {ok} accepted: 15 checks passed")
     assert "REJECTED: max_order_qty" in lines[bad] and "100002" in lines[bad] and "100000" in lines[bad]
 
 

@@ -139,6 +139,22 @@ def test_a_position_limit_refuses_what_this_shards_grant_cannot_hold_in_shares_n
     assert e.check(order("3", qty="100", side=Side.SELL), s, NOW).accepted
 
 
+def test_the_firms_limits_are_shared_in_a_scope_of_their_own():
+    budget = FakeBudget(D(10**9))
+    e, s = _engine_and_state(budget, 'chain = ["firm_limits"]\n[firm]\nmax_gross_exposure = 100000\n'
+                                     'max_daily_notional = 80000\n')
+    e.on_accepted(order("a", account="ACC2"), s, NOW)  # another account's 10,000 counts for the firm
+    assert e.check(order("1"), s, NOW).accepted
+    assert budget.keys == [("firm_max_gross_exposure", ()), ("firm_max_daily_notional", ("2026-12-07",))]
+    assert budget.asked == [D(20000), D(20000)]
+    budget.grants[("firm_max_daily_notional", ("2026-12-07",))] = D(25000)
+    budget.available = D(0)
+    d = e.check(order("2", qty="200"), s, NOW)  # 10,000 + 20,000 = 30,000: over the shard's 25,000
+    assert not d.accepted and d.reject.rule == "firm_limits"
+    assert ("the firm's daily notional 30000 exceeds this shard's part of the cluster's firm_max_daily_notional "
+            "80000: 25000") in d.reject.text
+
+
 def test_a_shared_limit_whose_check_is_not_in_the_chain_asks_nothing():
     budget = FakeBudget(D(10**9))
     e, s = _engine_and_state(budget, EXPOSURE.replace('"max_position", ', ""))
@@ -198,6 +214,7 @@ def pools(postgres_url):
     ("max_daily_notional", DAILY, D(100000), D(1500)),
     ("max_position", ("ACC1", "AAPL"), D(5000), D(75)),
     ("max_gross_exposure", ("ACC1",), D(100000), D(1500)),
+    ("firm_max_gross_exposure", (), D(100000), D(1500)),
 ])
 def test_shards_taking_one_limit_at_once_never_hold_more_than_it_between_them(pools, limit_name, scope, limit,
                                                                               order_notional):
