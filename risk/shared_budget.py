@@ -102,7 +102,6 @@ SHARED_LIMITS: tuple[SharedLimit, ...] = (
                 lambda sc: "the firm's daily notional"),
 )
 BY_LIMIT = {sl.limit: sl for sl in SHARED_LIMITS}
-SHARED_CHECKS = frozenset(sl.check for sl in SHARED_LIMITS)
 
 
 def shard_usage(state: RiskState, limit: str, scope: Scope) -> Decimal:

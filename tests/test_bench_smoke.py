@@ -156,3 +156,17 @@ def test_scale_out_smoke_runs_one_shard_then_two_and_completes_every_order(tmp_p
     assert all(r["orders_per_s"] > 0 and r["budget_top_ups"] >= 1 for r in summary["runs"])
     assert set(summary["median"]) >= {"throughput", "gateway_cpu_per_order"}
     assert "| 2 shard(s) |" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_quotes_smoke_measures_the_gateways_cost_per_market_data_message(tmp_path):
+    """``bench/quotes.py --smoke``: a quiet gateway, then one whose venues send snapshots every 50 ms; the quotes
+    arrive and are journaled, and a cost per quote comes out. Its figures are not asserted."""
+    out = tmp_path / "quotes.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "quotes.py"), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    quiet, quotes = (next(r for r in summary["runs"] if r["mode"] == m) for m in ("quiet", "quotes"))
+    assert quotes["quotes"] > max(quiet["quotes"], 0), summary["runs"]
+    assert summary["gateway_cpu_us_per_quote"] is not None and "| quotes |" in proc.stdout
