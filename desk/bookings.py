@@ -100,6 +100,7 @@ def handle_venue_cancel_reject(core: DeskState, ev: VenueCancelReject) -> Outcom
         heard(core, order, child, out)
         cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
         order.pending_replace = None
+        core.risk_state.release_hold(order.session, order.risk_key)
         order.replace_mode = None
         out.actions.append(ClientCancelReject(
             session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,

@@ -109,6 +109,7 @@ def replace_rerouted(core: DeskState, order: Order, out: Outcome, recv_ns: int =
     if problem is not None:
         order.pending_replace = None
         order.replace_mode = None
+        core.risk_state.release_hold(order.session, order.risk_key)
         if order.is_open:
             order.apply(Event.VENUE_REPLACE_REJECT)
         out.actions.append(ClientCancelReject(

@@ -59,6 +59,8 @@ def handle_replace(core: DeskState, cmd: ReplaceRequest) -> Outcome:
     tif = cmd.tif or order.tif
     live = order.live_children
     core.index_client(order, cmd.cl_ord_id)
+    if core.risk is not None:  # until the venue answers, the new terms count too (no order can take their room)
+        core.risk.hold_replace(new_terms, order.risk_key, core.risk_state)
     if len(live) == 1:
         # one child working: replace it at its venue, keeping whatever priority the venue allows.
         # Its new quantity leaves the new OrderQty minus everything filled working there.

@@ -67,6 +67,24 @@ def risk_settle(core: DeskState, order: Order) -> None:
         core.risk_state.on_done(order.session, order.risk_key)
 
 
+def hold_pending_replaces(core: DeskState, orders) -> int:
+    """After a restart: each open order's replace in flight holds its new terms again (``RiskState.holds`` are
+    not in the state log; what the venue answers releases them as before). How many."""
+    held = 0
+    if core.risk is None:
+        return held
+    for order in orders:
+        p = order.pending_replace
+        if p is None or (order.session, order.risk_key) not in core.risk_state.open_orders:
+            continue
+        terms = NewOrder(session=order.session, cl_ord_id=p.cl_ord_id, symbol=order.symbol, side=order.side,
+                         qty=p.qty, ord_type=p.ord_type, price=p.price, tif=p.tif or order.tif,
+                         account=order.account)
+        core.risk.hold_replace(terms, order.risk_key, core.risk_state)
+        held += 1
+    return held
+
+
 def as_new_order(order: Order, replace: ReplaceRequest | None = None) -> NewOrder:
     """The order's terms (or a replace's new terms) as the NewOrder the risk engine checks."""
     if replace is None:

@@ -284,6 +284,11 @@ class RiskEngine:
             if old is not None:
                 state.restore_open(old)
 
+    def hold_replace(self, new: NewOrder, orig_cl_ord_id: str, state: RiskState) -> None:
+        """A replace that passed ``check_replace`` went to the venue: its new terms count beside the old order's
+        until the venue answers (``RiskState.hold_replace``); a market order's at the reference price."""
+        state.hold_replace(new.session, orig_cl_ord_id, new, order_price(new, self.limits_for(new), state))
+
     def on_accepted(self, order: NewOrder, state: RiskState, now: datetime) -> None:
         """Book an accepted order: market orders are counted at the reference price."""
         lims = self.limits_for(order)

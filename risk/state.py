@@ -123,6 +123,9 @@ class RiskState:
     throttle: Throttle = field(default_factory=Throttle)
     kill_switches: KillSwitches = field(default_factory=KillSwitches)
     duplicates: RecentOrders = field(default_factory=RecentOrders)
+    # a replace in flight: (session, the order's ClOrdID) -> its new terms, counted beside the old order's
+    # until the venue confirms or refuses it (``hold_replace``); not in the state log: a restart forgets them
+    holds: dict[tuple[str, str], OpenOrder] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ reads
     def exposure(self, account: str | None, symbol: str) -> Exposure:
@@ -220,7 +223,7 @@ class RiskState:
 
     def _open_notional(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}
-        for o in self.open_orders.values():
+        for o in (*self.open_orders.values(), *self.holds.values()):
             out[o.account] = out.get(o.account, ZERO) + o.leaves * o.px
         return out
 
@@ -248,13 +251,53 @@ class RiskState:
         self._open_delta(o, -booked)
         o.cum += booked
         self._book_position(o.account, o.symbol, o.side, booked, booked * px)
+        if self.holds:  # a replace in flight: its new OrderQty includes this fill too
+            self._fill_hold(session, cl_ord_id, booked)
         if o.leaves <= 0:
+            self.release_hold(session, cl_ord_id)
             self._remove_open(session, cl_ord_id)  # leaves are zero: only the count changes
         return booked
 
     def on_done(self, session: str, cl_ord_id: str) -> bool:
-        """Cancelled, rejected, expired or done for day: the open quantity is released."""
+        """Cancelled, rejected, expired or done for day: the open quantity (and a replace's in flight) is
+        released."""
+        self.release_hold(session, cl_ord_id)
         return self._remove_open(session, cl_ord_id) is not None
+
+    def hold_replace(self, session: str, orig_cl_ord_id: str, new: NewOrder, px: Decimal | None = None) -> None:
+        """A replace of open order ``orig_cl_ord_id`` passed risk and went to the venue: until the venue confirms
+        it (``on_replace``) or refuses it (``release_hold``), or the order ends, its new terms count too, beside
+        the old order's, so an order checked meanwhile cannot use what the replace may take. On the safe side:
+        both terms count while it is in flight."""
+        self.release_hold(session, orig_cl_ord_id)
+        old = self.open_orders.get((session, orig_cl_ord_id))
+        if old is None:
+            return
+        price = new.price if new.price is not None else (px if px is not None else old.px)
+        hold = OpenOrder(session, new.cl_ord_id, new.account or "", new.symbol,
+                         Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price)
+        if hold.leaves > 0:
+            self.holds[(session, orig_cl_ord_id)] = hold
+            self._open_delta(hold, hold.leaves)
+
+    def _fill_hold(self, session: str, orig_cl_ord_id: str, booked: Decimal) -> None:
+        hold = self.holds.get((session, orig_cl_ord_id))
+        if hold is None:
+            return
+        d = booked if booked <= hold.leaves else hold.leaves
+        self._open_delta(hold, -d)
+        hold.cum += d
+        if hold.leaves <= 0:
+            del self.holds[(session, orig_cl_ord_id)]
+
+    def release_hold(self, session: str, orig_cl_ord_id: str) -> None:
+        """The replace of ``orig_cl_ord_id`` in flight was refused, or the order ended: its new terms no longer
+        count (nothing if none is held)."""
+        if not self.holds:
+            return
+        hold = self.holds.pop((session, orig_cl_ord_id), None)
+        if hold is not None:
+            self._open_delta(hold, -hold.leaves)
 
     def on_replace(self, session: str, orig_cl_ord_id: str, new: NewOrder, px: Decimal | None = None) -> bool:
         """A replace was confirmed: the old order's leaves are released, the new terms are open.
@@ -262,6 +305,7 @@ class RiskState:
         FIX semantics: the new OrderQty includes what has already filled, so the
         new leaves are ``new.qty - cum``.
         """
+        self.release_hold(session, orig_cl_ord_id)
         old = self._remove_open(session, orig_cl_ord_id)
         if old is None:
             return False

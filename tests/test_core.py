@@ -444,6 +444,34 @@ def test_a_confirmed_replace_moves_the_risk_booking_to_the_new_clordid_and_terms
     assert "max_order_qty" in refused.text
 
 
+def test_a_replace_in_flight_holds_its_new_terms_so_no_order_takes_their_room_meanwhile():
+    """Position limit 500: an order of 100 is replaced to 300; until the venue answers, the new terms count
+    beside the old, so an order of 300 that would pass against the old terms alone (100 + 300) is refused, as
+    the replace would make it 600. Refused by the venue, the room comes back; confirmed, the new terms count
+    alone."""
+    core = risk_core('chain = ["max_position"]\n[limits]\nmax_position = 500\n')
+    child = working(core, cl="A1", qty="100")
+    vr = only(core.handle(replace(cl="R1", orig="A1", qty="300")).actions, VenueReplace)
+    assert core.risk_state.exposure("", "AAPL").buy_qty == D(400)  # the old 100 and the new 300, in flight
+    refused = only(core.handle(order(cl="B1", qty="300", price="185")).actions, ClientExecReport)
+    assert refused.kind is ExecKind.REJECTED and "max_position" in refused.text
+    core.handle(VenueCancelReject("V1", vr.cl_ord_id, child, "VO1", CxlRejCode.OTHER, "no",
+                                  response_to=CxlRejResponseTo.REPLACE))
+    assert core.risk_state.exposure("", "AAPL").buy_qty == D(100) and core.risk_state.holds == {}
+    vr = only(core.handle(replace(cl="R2", orig="A1", qty="300")).actions, VenueReplace)
+    core.handle(venue_replaced(vr))
+    assert core.risk_state.exposure("", "AAPL").buy_qty == D(300) and core.risk_state.holds == {}
+    assert only(core.handle(order(cl="B2", qty="200", price="185")).actions, VenueNewOrder)  # 300 + 200: at it
+
+
+def test_an_order_ending_with_its_replace_in_flight_releases_both_terms():
+    core = risk_core('chain = ["max_position"]\n[limits]\nmax_position = 500\n')
+    child = working(core, cl="A1", qty="100")
+    only(core.handle(replace(cl="R1", orig="A1", qty="300")).actions, VenueReplace)
+    core.handle(venue_exec(child, ExecKind.CANCELED, OrdStatus.CANCELED, exec_id="X1"))  # unsolicited: the venue
+    assert core.risk_state.exposure("", "AAPL").buy_qty == D(0) and core.risk_state.holds == {}
+
+
 # --------------------------------------------------------------------------- orders refused at intake
 def test_a_validation_refusal_is_kept_for_operators_with_the_reject_exactly_as_sent():
     core = make_core()

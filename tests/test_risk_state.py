@@ -242,3 +242,22 @@ def test_message_window_prunes():
     # 300, 600, 900, 1200 (window is (200, 1200])
     assert s.throttle.session_count("S1", NOW + timedelta(milliseconds=1200), w) == 4
     assert len(s.throttle.session_times["S1"]) == 4
+
+
+def test_a_replace_in_flight_counts_its_new_terms_until_answered_and_shrinks_with_fills():
+    from datetime import date
+
+    st = RiskState()
+    st.start_day(date(2026, 12, 7))
+    st.on_accepted(NewOrder("S1", "A1", "AAPL", Side.BUY, D(100), OrdType.LIMIT, D(10), account="ACC1"))
+    st.hold_replace("S1", "A1", NewOrder("S1", "R1", "AAPL", Side.BUY, D(300), OrdType.LIMIT, D(11),
+                                         account="ACC1"))
+    ex = st.exposure("ACC1", "AAPL")
+    assert (ex.buy_qty, ex.buy_notional, st.usage.used["ACC1"]) == (D(400), D(4300), D(4300))
+    st.on_fill("S1", "A1", D(40), D(10))  # the new OrderQty includes this fill: 260 left of it
+    ex = st.exposure("ACC1", "AAPL")
+    assert (ex.buy_qty, st.holds[("S1", "A1")].leaves) == (D(60 + 260), D(260))
+    st.start_day(date(2026, 12, 8))  # a new day's usage starts from what is open, the replace's terms included
+    assert st.usage.used["ACC1"] == D(60 * 10 + 260 * 11)
+    st.release_hold("S1", "A1")  # the venue refused it
+    assert st.holds == {} and st.exposure("ACC1", "AAPL").buy_qty == D(60) and st.usage.used["ACC1"] == D(600)

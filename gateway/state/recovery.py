@@ -46,6 +46,7 @@ from typing import Callable
 from risk.kill_switches import KillSwitches
 from risk.state import RiskState
 from desk.core import Core
+from desk.risk_checks import hold_pending_replaces
 from orders.actions import (
     ClientCancelReject, ClientExecReport, ClientMassCancelReport, VenueCancel, VenueDontKnow, VenueNewOrder,
     VenueReplace,
@@ -225,6 +226,7 @@ def restore_core(core: Core, state: State) -> None:
     # the recorded day's usage; the core's first message (or the scheduled roll) moves it on if that day is over
     rebuilt.restore_day(state.risk_day)
     core.risk_state = rebuilt
+    hold_pending_replaces(core, orders)  # (after the day's usage: holds count in the open notional)
 
 
 def awaiting_venue(state: State) -> set[str]:
