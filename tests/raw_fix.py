@@ -53,12 +53,14 @@ class RawSession:
         self.sock.sendall(frame(self.version, self.sender, self.target, self.seq, msg_type, body))
         return self.seq
 
-    def logon(self) -> dict[int, str]:
+    def logon(self, timeout: float = 15.0) -> dict[int, str]:
+        """Log on and wait for the gateway's Logon: up to 15 s, as a gateway under a full test run's load may
+        take longer than the 5 s other answers get (CI once saw none within 5 s)."""
         body = [(98, 0), (108, 30), (141, "Y")]
         if self.version == "FIX.5.0":
             body.append((1137, "7"))
         self.send("A", body)
-        return self.wait_for(lambda m: m.get(35) == "A", "Logon")
+        return self.wait_for(lambda m: m.get(35) == "A", "Logon", timeout)
 
     def _read(self, deadline: float) -> None:
         """Read what has arrived (until ``deadline`` at most) into ``received``."""
