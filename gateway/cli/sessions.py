@@ -88,8 +88,7 @@ def sessions_reload(dry_run: bool, config_path: str, as_json: bool) -> None:
 
     def refused(d) -> bool:
         return any(c["action"] in ("refused", "failed") for c in d["changes"])
-    # in a sharded cluster every shard re-reads the file for its own sessions: a client moved between shards
-    # leaves one and joins the other
+    # in a sharded cluster every shard re-reads the file and applies what changed for its own sessions
     every = every_shard(config_path, "POST", "/admin/sessions/reload", {"dry_run": dry_run}, timeout=120)
     if every is not None:
         emit(every, as_json, lambda d: by_shard(d, human))
