@@ -124,7 +124,8 @@ class RiskState:
     kill_switches: KillSwitches = field(default_factory=KillSwitches)
     duplicates: RecentOrders = field(default_factory=RecentOrders)
     # a replace in flight: (session, the order's ClOrdID) -> its new terms, counted beside the old order's
-    # until the venue confirms or refuses it (``hold_replace``); not in the state log: a restart forgets them
+    # until the venue confirms or refuses it (``hold_replace``); not in the state log: a restart holds them again
+    # from the orders' pending replaces (desk.risk_checks.hold_pending_replaces)
     holds: dict[tuple[str, str], OpenOrder] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ reads
