@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from desk.common import exec_report, order_fields
 from desk.lifecycle import confirm_replace, progress
-from desk.risk_checks import risk_settle
+from desk.risk_checks import drop_pending_replace, risk_settle
 from desk.watch import heard
 from orders.actions import ClientCancelReject, Note, Outcome
 from orders.commands import VenueCancelReject, VenueExecution
@@ -99,9 +99,7 @@ def handle_venue_cancel_reject(core: DeskState, ev: VenueCancelReject) -> Outcom
         child.pending_replace = None
         heard(core, order, child, out)
         cl = order.pending_replace.cl_ord_id if order.pending_replace else ev.cl_ord_id
-        order.pending_replace = None
-        core.risk_state.release_hold(order.session, order.risk_key)
-        order.replace_mode = None
+        drop_pending_replace(core, order)
         out.actions.append(ClientCancelReject(
             session=order.session, cl_ord_id=cl, orig_cl_ord_id=order.cl_ord_id, order_id=order.order_id,
             ord_status=order.status, response_to=ev.response_to, reason=ev.reason,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from desk.common import exec_report, order_fields
 from desk.placing import route_more
-from desk.risk_checks import as_new_order, risk_settle
+from desk.risk_checks import as_new_order, drop_pending_replace, risk_settle
 from orders.actions import ClientCancelReject, Note, Outcome
 from orders.model import CxlRejCode, CxlRejResponseTo, ExecKind
 from orders.lifecycle import ChildLifecycle, ParentLifecycle, Step
@@ -107,9 +107,7 @@ def replace_rerouted(core: DeskState, order: Order, out: Outcome, recv_ns: int =
     problem = ParentLifecycle(order).replace_refusal()
     order.refusal = None
     if problem is not None:
-        order.pending_replace = None
-        order.replace_mode = None
-        core.risk_state.release_hold(order.session, order.risk_key)
+        drop_pending_replace(core, order)
         if order.is_open:
             order.apply(Event.VENUE_REPLACE_REJECT)
         out.actions.append(ClientCancelReject(

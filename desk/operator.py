@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from desk.cancel import cancel_all, send_cancel
 from desk.common import child_fields, exec_report, up
-from desk.risk_checks import risk_settle
+from desk.risk_checks import drop_pending_replace, risk_settle
 from desk.watch import ask_status
 from orders.actions import Note, Outcome
 from orders.commands import KillSwitch, OperatorCancel, OperatorClose, OperatorReconcile, ReloadRisk
@@ -146,8 +146,7 @@ def handle_operator_close(core: DeskState, cmd: OperatorClose) -> Outcome:
         child.asked_at = None
         core.watch.pop((child.venue, child.child_id), None)
     order.cancel_open = False
-    order.pending_replace = None
-    order.replace_mode = None
+    drop_pending_replace(core, order)
     order.pending_cl_ord_id = None
     text = f"closed by operator {cmd.operator}: {cmd.reason.strip()}"
     if order.is_open:

@@ -67,6 +67,14 @@ def risk_settle(core: DeskState, order: Order) -> None:
         core.risk_state.on_done(order.session, order.risk_key)
 
 
+def drop_pending_replace(core: DeskState, order: Order) -> None:
+    """The order's replace in flight is refused or abandoned: forget it, and its new terms no longer count in
+    the risk state."""
+    order.pending_replace = None
+    order.replace_mode = None
+    core.risk_state.release_hold(order.session, order.risk_key)
+
+
 def hold_pending_replaces(core: DeskState, orders) -> int:
     """After a restart: each open order's replace in flight holds its new terms again (``RiskState.holds`` are
     not in the state log; what the venue answers releases them as before). How many."""

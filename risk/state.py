@@ -39,7 +39,6 @@ written by any version still load.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -81,6 +80,14 @@ def open_order_state_log_form(o: OpenOrder) -> list:
 
 def open_order_from_state_log(v: list) -> OpenOrder:
     return OpenOrder(*_OPEN_FORM.load(v))
+
+
+def replaced_terms(old: OpenOrder, new: NewOrder, px: Decimal | None) -> OpenOrder:
+    """``old`` under a replace's new terms (FIX: the new OrderQty includes what has filled, so its leaves are
+    ``new.qty - cum``); a market order's price is ``px``, else the old one's."""
+    price = new.price if new.price is not None else (px if px is not None else old.px)
+    return OpenOrder(old.session, new.cl_ord_id, new.account or "", new.symbol,
+                     Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price)
 
 
 @dataclass(slots=True)
@@ -252,8 +259,7 @@ class RiskState:
         self._open_delta(o, -booked)
         o.cum += booked
         self._book_position(o.account, o.symbol, o.side, booked, booked * px)
-        if self.holds:  # a replace in flight: its new OrderQty includes this fill too
-            self._fill_hold(session, cl_ord_id, booked)
+        self.release_hold(session, cl_ord_id, booked)  # a replace in flight: its new OrderQty includes the fill
         if o.leaves <= 0:
             self.release_hold(session, cl_ord_id)
             self._remove_open(session, cl_ord_id)  # leaves are zero: only the count changes
@@ -266,39 +272,26 @@ class RiskState:
         return self._remove_open(session, cl_ord_id) is not None
 
     def hold_replace(self, session: str, orig_cl_ord_id: str, new: NewOrder, px: Decimal | None = None) -> None:
-        """A replace of open order ``orig_cl_ord_id`` passed risk and went to the venue: until the venue confirms
-        it (``on_replace``) or refuses it (``release_hold``), or the order ends, its new terms count too, beside
-        the old order's, so an order checked meanwhile cannot use what the replace may take. On the safe side:
-        both terms count while it is in flight."""
+        """A replace of open order ``orig_cl_ord_id`` went to the venue: until it is confirmed (``on_replace``),
+        refused (``release_hold``) or the order ends, its new terms count beside the old ones (the safe side)."""
         self.release_hold(session, orig_cl_ord_id)
         old = self.open_orders.get((session, orig_cl_ord_id))
-        if old is None:
-            return
-        price = new.price if new.price is not None else (px if px is not None else old.px)
-        hold = OpenOrder(session, new.cl_ord_id, new.account or "", new.symbol,
-                         Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price)
-        if hold.leaves > 0:
+        hold = None if old is None else replaced_terms(old, new, px)
+        if hold is not None and hold.leaves > 0:
             self.holds[(session, orig_cl_ord_id)] = hold
             self._open_delta(hold, hold.leaves)
 
-    def _fill_hold(self, session: str, orig_cl_ord_id: str, booked: Decimal) -> None:
-        hold = self.holds.get((session, orig_cl_ord_id))
+    def release_hold(self, session: str, orig_cl_ord_id: str, filled: Decimal | None = None) -> None:
+        """The replace in flight of ``orig_cl_ord_id`` was refused or the order ended (``filled`` None): its new
+        terms no longer count; or the old order filled ``filled``, which the new OrderQty includes too."""
+        hold = self.holds.get((session, orig_cl_ord_id)) if self.holds else None
         if hold is None:
             return
-        d = booked if booked <= hold.leaves else hold.leaves
+        d = hold.leaves if filled is None or filled > hold.leaves else filled
         self._open_delta(hold, -d)
         hold.cum += d
         if hold.leaves <= 0:
             del self.holds[(session, orig_cl_ord_id)]
-
-    def release_hold(self, session: str, orig_cl_ord_id: str) -> None:
-        """The replace of ``orig_cl_ord_id`` in flight was refused, or the order ended: its new terms no longer
-        count (nothing if none is held)."""
-        if not self.holds:
-            return
-        hold = self.holds.pop((session, orig_cl_ord_id), None)
-        if hold is not None:
-            self._open_delta(hold, -hold.leaves)
 
     def on_replace(self, session: str, orig_cl_ord_id: str, new: NewOrder, px: Decimal | None = None) -> bool:
         """A replace was confirmed: the old order's leaves are released, the new terms are open.
@@ -310,9 +303,7 @@ class RiskState:
         old = self._remove_open(session, orig_cl_ord_id)
         if old is None:
             return False
-        price = new.price if new.price is not None else (px if px is not None else old.px)
-        self._add_open(OpenOrder(session, new.cl_ord_id, new.account or "", new.symbol,
-                                 Side.BUY if new.side is Side.BUY else Side.SELL, new.qty, old.cum, price))
+        self._add_open(replaced_terms(old, new, px))
         return True
 
     def release_open(self, session: str, cl_ord_id: str) -> OpenOrder | None:
@@ -321,12 +312,6 @@ class RiskState:
 
     def restore_open(self, o: OpenOrder) -> None:
         self._add_open(o)
-
-    def without_order(self, session: str, cl_ord_id: str) -> "RiskState":
-        """A copy with one open order's exposure released: what a replace is checked against."""
-        clone = copy.deepcopy(self)
-        clone._remove_open(session, cl_ord_id)
-        return clone
 
     # ------------------------------------------------------------------ trading days
     def start_day(self, day: date) -> bool:

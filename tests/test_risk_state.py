@@ -184,13 +184,6 @@ def test_market_order_counted_at_given_reference():
     assert s.exposure("ACC1", "AAPL").buy_notional == D(1900)
 
 
-def test_without_order_is_a_copy():
-    s = RiskState()
-    s.on_accepted(new("a", "10", "10"))
-    view = s.without_order("S1", "a")
-    assert view.open_orders == {} and ("S1", "a") in s.open_orders
-
-
 def test_snapshot_is_json_with_decimal_strings():
     s = RiskState()
     s.on_accepted(new("a", "10", "10.25"), now=NOW)

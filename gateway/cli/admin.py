@@ -100,13 +100,20 @@ def _shard_leader(cfg, engine, route: Route) -> str:
                                f"{SHARD_ENV} or the instance with {INSTANCE_ENV}")
 
 
+def fans_out(config_path: str) -> bool:
+    """A sharded cluster's command asks every shard: unless ``FIXGW_INSTANCE`` or ``FIXGW_SHARD`` names one."""
+    cfg = load(config_path)
+    return bool(cfg.cluster is not None and cfg.shard and not os.environ.get(INSTANCE_ENV)
+                and not os.environ.get(SHARD_ENV))
+
+
 def each_shard(config_path: str) -> tuple[list[tuple[str, "AdminClient"]], list[str]]:
     """For a command every shard answers (a list): (shard, a client of its leader) for each shard led now, and the
     shards no instance leads. A single gateway, a cluster without shards, or ``FIXGW_INSTANCE``/``FIXGW_SHARD``
     set: the one instance those name, as ("", client)."""
-    cfg = load(config_path)
-    if cfg.cluster is None or not cfg.shard or os.environ.get(INSTANCE_ENV) or os.environ.get(SHARD_ENV):
+    if not fans_out(config_path):
         return [("", AdminClient(config_path))], []
+    cfg = load(config_path)
     leaders = _leader(cfg, lambda engine: shard_leaders(cfg, engine))
     if not any(leaders.values()):
         raise click.ClickException(f"cluster {cfg.cluster.name}: no shard has an instance leading it (see `fixgw "
@@ -121,9 +128,9 @@ def every_shard(config_path: str, method: str, path: str, body: dict | None = No
     reconcile --all``, ``sessions reload``): ask the leader of every shard; {"shards": {shard: its answer},
     "errors": {shard: why it did not answer}, "unled": [shards no instance leads]}. None for a single gateway, a
     cluster without shards, or with ``FIXGW_INSTANCE``/``FIXGW_SHARD`` set: the caller asks its one instance."""
-    asked, unled = each_shard(config_path)
-    if len(asked) == 1 and not asked[0][0]:
+    if not fans_out(config_path):
         return None
+    asked, unled = each_shard(config_path)
     out: dict = {"shards": {}, "errors": {}, "unled": unled}
     for shard, client in asked:
         try:
