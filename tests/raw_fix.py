@@ -104,3 +104,10 @@ class RawSession:
             pass
         finally:
             self.sock.close()
+
+
+def start_raw_stack(tmp, sessions: dict[str, str]):
+    """A test stack (tests/fix_fixtures.py) that also serves raw sessions: name -> FIX version."""
+    from tests.fix_fixtures import start_stack
+    extra = "".join(f'[clients.{name}]\nfix_version = "{version}"\n' for name, version in sessions.items())
+    return start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=extra)

@@ -6,12 +6,14 @@ sessions of their own (RAW42, RAW44, RAW50), so the shared quickfix clients keep
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gateway.journal.queries import iter_events
 from orders.actions import ClientExecReport, VenueNewOrder
-from tests.fix_fixtures import CLIENTS, start_stack
-from tests.raw_fix import RawSession
+from tests.fix_fixtures import CLIENTS
+from tests.raw_fix import RawSession, start_raw_stack
 
 RAW = {"RAW42": "FIX.4.2", "RAW44": "FIX.4.4", "RAW50": "FIX.5.0"}
 PAIRS = list(zip(CLIENTS, RAW))  # (CLIENT42, RAW42), ...
@@ -20,9 +22,7 @@ BAD = b"\xff\xfe"  # not UTF-8: quickfix's binding hands it to Python as the lon
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("intake")
-    extra = "".join(f'[clients.{name}]\nfix_version = "{version}"\n' for name, version in RAW.items())
-    s = start_stack(f"sqlite:///{tmp / 'journal.db'}", tmp, extra_toml=extra)
+    s = start_raw_stack(tmp_path_factory.mktemp("intake"), RAW)
     yield s
     s.stop()
 
@@ -32,6 +32,11 @@ def raw(stack, request):
     sessions = []
 
     def open_session(name: str) -> RawSession:
+        # This socket is opened in the gateway's process: like the front door's, it waits until quickfix has let
+        # go of the descriptor the previous test's session closed (gateway/security/closing.py).
+        deadline = time.monotonic() + 5
+        while stack.gateway.gatekeeper.closing() and time.monotonic() < deadline:
+            time.sleep(0.005)
         session = RawSession(stack.cfg.acceptor.port, RAW[name], name)
         sessions.append(session)
         session.logon()

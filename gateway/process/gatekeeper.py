@@ -9,6 +9,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.observability.logs import fields
 from gateway.security import secretstore
 from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, policy_for
+from gateway.security.closing import DISCONNECTING_EVENT, ClosingConnections
 from fixspecs.raw import field_after
 from fixspecs.redact import redact
 from sessions.fixsettings import BEGIN_STRING, session_registered
@@ -36,6 +37,7 @@ class Gatekeeper:
 
     def __init__(self, gateway):  # the Gateway (server.py) it belongs to
         self._gw = gateway
+        self.closing_connections = ClosingConnections(session_registered)
 
     def venue_logon_fields(self, name: str) -> dict[int, str] | None:
         """Username (553) / Password (554) for our Logon to a venue; the password from the secrets."""
@@ -120,16 +122,32 @@ class Gatekeeper:
         sid = (self._gw.dropcopy_sids if kind == "dropcopy" else self._gw.client_sids).get(session)
         return sid is not None and session_registered(sid)
 
+    def closing(self) -> bool:
+        """Whether quickfix may still read a client or drop-copy connection's descriptor it has just closed."""
+        return self.closing_connections.pending()
+
     def refused(self, kind: str, session: str, text: str) -> None:
         """What a logged-on client sent that the front door would not pass on (not FIX, too large): journaled
         under the session, so its journal shows why the connection ended and what was dropped."""
         sid = (self._gw.dropcopy_sids if kind == "dropcopy" else self._gw.client_sids).get(session)
         self._gw.journal.event(sid.toString() if sid is not None else "*", text)
 
+    def _acceptor_sid(self, session_key: str):
+        """The SessionID of a client or drop-copy session (the ThreadedSocketAcceptor's) by its text, or None."""
+        for sid in (*self._gw.client_sids.values(), *self._gw.dropcopy_sids.values()):
+            if sid.toString() == session_key:
+                return sid
+        return None
+
     # ------------------------------------------------------------------ quickfix (on the thread that raised it)
     def quickfix_event(self, session_key: str, text: str) -> None:
         """quickfix's engine and session events: sources, refusals, a venue's connection attempts."""
         gw = self._gw
+        if text == DISCONNECTING_EVENT:
+            sid = self._acceptor_sid(session_key)
+            if sid is not None:
+                self.closing_connections.closing(session_key, sid)
+            return
         gw.peers.connection_event(session_key, text)
         if text.startswith(CONNECTING_EVENT) or text.startswith(LOGON_TIMEOUT_EVENT):
             name = gw.session_names.get(session_key)

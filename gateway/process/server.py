@@ -121,7 +121,7 @@ class Gateway:
         # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/security/frontdoor.py); a logon
         # that bypasses it is refused.
         gk = self.gatekeeper
-        self.front_door = FrontDoor(self.tls, gk.lookup, gk.unknown, gk.refused, gk.busy, gk.explain)
+        self.front_door = FrontDoor(self.tls, gk.lookup, gk.unknown, gk.refused, gk.busy, gk.explain, gk.closing)
         self.logon_guard.front_door_only = True
         # what we sent each venue by MsgSeqNum, so a venue's session-level Reject maps to a child order
         self.sent_index = SentIndex()

@@ -45,6 +45,10 @@ What is closed and why is logged (one line in the log format, logger
 too: the handshake comes first (refusals reported as by the TLS terminator,
 under ``tls:port:N``), then the same vetting.
 
+It accepts and connects only while quickfix is not closing a connection (gateway/security/closing.py: quickfix's
+thread for a closed connection reads on from the descriptor number it closed, and would take the next socket's bytes);
+its listeners are ``GatedListener`` for that.
+
 Where it runs: the TLS terminator's event loop thread (gateway/security/tls.py), with
 ``asyncio.Protocol`` callbacks, no streams: a relayed chunk costs one selector
 wake-up, one ``recv``, the framing check and one ``send`` under the gateway's
@@ -60,6 +64,7 @@ from typing import Callable
 
 from gateway.observability import metrics
 from gateway.security.auth import TlsPeer
+from gateway.security.gated_listener import RETRY_S, GatedListener
 from gateway.security.framing import FrameChecker, FrameError, logon_fields, logout_message
 from gateway.observability.logs import fields
 from gateway.security.tls import TlsTerminator, _subject, describe_ssl_error
@@ -94,6 +99,9 @@ Unknown = Callable[[str, bytes, bytes], None]  # (port kind, the refused Logon, 
 Explain = Callable[[str, int, str, str, str], str]
 Refused = Callable[[str, str, str], None]  # (port kind, session, what was refused and why): journal it
 Busy = Callable[[str, str], bool]  # (port kind, session): quickfix still holds the session's previous connection
+# () -> whether quickfix may still read a descriptor number it has just closed: no socket is opened meanwhile
+# (gateway/security/closing.py)
+Closing = Callable[[], bool]
 # How long a Logon waits for quickfix to let go of its session's previous connection (just closed) before it is
 # relayed: quickfix 1.16 holds a second connection for a session still registered to another for up to 5 s, then
 # drops it without a word (its Logon never reaches the journal). Usually a few milliseconds.
@@ -105,7 +113,8 @@ HELD_WAIT_S = 30.0
 
 class FrontDoor:
     def __init__(self, net: TlsTerminator, lookup: Lookup, on_unknown: Unknown | None = None,
-                 on_refused: Refused | None = None, busy: Busy | None = None, explain: Explain | None = None):
+                 on_refused: Refused | None = None, busy: Busy | None = None, explain: Explain | None = None,
+                 closing: Closing | None = None):
         self.net = net  # the event loop thread, loopback aliases, PeerBook, TLS reporting
         self.peers = net.peers
         self.lookup = lookup
@@ -114,6 +123,7 @@ class FrontDoor:
                                    f"SenderCompID {sender} is unknown or not served on port {port}")
         self.on_refused = on_refused or (lambda kind, session, text: None)
         self.busy = busy or (lambda kind, session: False)
+        self.closing = closing or (lambda: False)
         self._per_address: dict[tuple[str, str], int] = {}  # (kind, ip) -> open connections
         self._holders: dict[tuple[str, str], _Conn] = {}  # (kind, session) -> the connection relaying it
         self._conns: set[_Conn] = set()
@@ -136,10 +146,8 @@ class FrontDoor:
             self.net.start()
 
         async def open_listener():
-            loop = asyncio.get_running_loop()
-            return await loop.create_server(
-                lambda: _Conn(self, name, kind, port, upstream_port, limits, context), host, port,
-                reuse_address=True, backlog=128)
+            return GatedListener(asyncio.get_running_loop(), host, port,
+                                 lambda: _Conn(self, name, kind, port, upstream_port, limits, context), self.closing)
         return self.net.listen(name, "fix-tls" if context is not None else "fix", open_listener)
 
     def stop(self) -> None:
@@ -395,6 +403,10 @@ class _Conn(asyncio.Protocol):
         deadline = asyncio.get_running_loop().time() + PREVIOUS_CONNECTION_WAIT_S
         while self.door.busy(self.kind, self.session) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)  # its previous connection has just closed; quickfix has not let go yet
+            if self.state == "closed":
+                return
+        while self.door.closing():  # bounded by the tracker (gateway/security/closing.py)
+            await asyncio.sleep(RETRY_S)  # quickfix may still read a number it has just closed: no new socket yet
             if self.state == "closed":
                 return
         self.alias = net.take_alias()

@@ -1,0 +1,67 @@
+"""Connections quickfix has closed but not yet let go of: while there is one, this process opens no socket.
+
+quickfix 1.16's ``ThreadedSocketAcceptor`` closes a connection's socket in ``ThreadedSocketConnection::disconnect``
+(on a Logout, a heartbeat timeout, a refused logon) and its thread then goes on: it returns from the
+``onLogout`` callback (which waits for the GIL), goes back to ``poll`` and ``recv`` on the same descriptor
+number, and stops only when a read fails. Linux gives the lowest free number to the next socket opened anywhere
+in the process, so a socket opened in that window (the front door accepting the next client, or connecting it to
+quickfix) gets that number, and the old thread reads from it: it takes the bytes meant for the new connection
+(a client's Logon, the gateway's answer to it) and hands them to the old session, which journals them as its
+own. Seen in CI: a client's Logon answered and journaled as sent, never received, and the same bytes journaled
+as received from the gateway itself (docs/quickfix-binding.md, "A closed connection's thread reads on").
+
+Every closing goes through ``Session::disconnect``, which reports "Disconnecting" to the session's Log just
+before it closes the socket, on the connection's own thread. The gateway notes the session then (``closing``);
+the connection's thread unregisters the session once it has stopped reading (its destructor), so the session
+being registered no more means the number is safe. Until then ``pending()`` is true and the front door neither
+accepts nor connects (gateway/security/frontdoor.py). It waits at most ``max_wait_s``: a thread that has not let go
+by then is already reading someone else's socket, and waiting longer would not help; that is logged.
+
+The window left: a socket opened by a thread that does not ask (quickfix's own initiators reconnecting to a
+venue, a database connection opened while a client disconnects) can still get the number. The front door
+accounts for nearly every socket opened while clients come and go.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Hashable
+
+log = logging.getLogger("fixgw.frontdoor")
+
+DISCONNECTING_EVENT = "Disconnecting"  # Session::disconnect's event, just before the socket is closed
+MAX_WAIT_S = 3.0
+
+
+class ClosingConnections:
+    """Sessions whose connection quickfix is closing, until quickfix has let go of it (``registered`` is false)."""
+
+    def __init__(self, registered: Callable[[object], bool], max_wait_s: float = MAX_WAIT_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self._registered = registered
+        self._max_wait_s = max_wait_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._closing: dict[Hashable, tuple[object, float]] = {}  # key -> (session id, when)
+
+    def closing(self, key: Hashable, sid: object) -> None:
+        """quickfix is about to close ``sid``'s socket (its "Disconnecting" event, on the connection's thread)."""
+        with self._lock:
+            self._closing[key] = (sid, self._clock())
+
+    def pending(self) -> bool:
+        """Whether a closed connection's thread may still read its old descriptor number."""
+        if not self._closing:  # the usual answer, without the lock
+            return False
+        now = self._clock()
+        with self._lock:
+            for key, (sid, since) in list(self._closing.items()):
+                if not self._registered(sid):
+                    del self._closing[key]
+                elif now - since >= self._max_wait_s:
+                    del self._closing[key]
+                    log.warning("quickfix has not let go of session %s's connection %.1f s after closing it: its "
+                                "thread may be reading a socket opened since (docs/quickfix-binding.md)", key,
+                                now - since)
+            return bool(self._closing)
