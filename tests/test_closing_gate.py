@@ -144,3 +144,48 @@ def test_a_closed_listener_has_no_sockets_and_refuses_connections():
         assert refused
     finally:
         stop()
+
+
+def _wait_in_thread(fn) -> tuple[threading.Thread, list]:
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(fn()), daemon=True)
+    thread.start()
+    return thread, done
+
+
+def test_settle_waits_for_any_gateways_closing_connection_in_the_process():
+    from gateway.security.closing import closing_anywhere, settle
+
+    registered = {"A": True}
+    gate = ClosingConnections(lambda sid: registered[sid])
+    gate.closing("a", "A")
+    assert closing_anywhere()
+    thread, done = _wait_in_thread(settle)
+    thread.join(0.2)
+    assert not done, "settle waits while quickfix holds the closed connection"
+    registered["A"] = False
+    thread.join(5)
+    assert done and not closing_anywhere()
+
+
+def test_a_new_postgresql_connection_waits_until_quickfix_has_let_go(postgres_url):
+    from gateway.journal.db import make_engine
+    from sqlalchemy import text
+
+    engine = make_engine(postgres_url)
+    registered = {"A": True}
+    gate = ClosingConnections(lambda sid: registered[sid])
+    gate.closing("a", "A")
+
+    def query():
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT 1")).scalar()
+    try:
+        thread, done = _wait_in_thread(query)
+        thread.join(0.3)
+        assert not done, "no socket is opened while the closed connection may still be read"
+        registered["A"] = False
+        thread.join(10)
+        assert done == [1]
+    finally:
+        engine.dispose()

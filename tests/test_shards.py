@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -304,3 +305,10 @@ def test_an_accounts_limits_hit_from_three_shards_at_once_are_never_exceeded(sha
                    if a == account and answers[cl][39] == "8"]
         assert refused and all(rule in text for text in refused), refused[:3]
         assert any("the other shards hold the rest" in text for text in refused), refused[:3]
+    # `fixgw cluster status` shows what each shard holds of both limits: parts that never sum past the limit
+    _, status = cluster_status(sharded["cfg_path"])
+    held = {g["limit"]: g for g in status["shared_limits"] if {"SHARED", "POSN"} & set(g["scope"])}
+    for limit_name, limit in (("max_daily_notional", SHARED_LIMIT), ("max_position", POSITION_LIMIT)):
+        assert sum(Decimal(v) for v in held[limit_name]["shards"].values()) == Decimal(held[limit_name]["total"])
+        assert Decimal(held[limit_name]["total"]) <= limit, held[limit_name]
+        assert set(held[limit_name]["shards"]) == set(sharded["owner"].values()), held[limit_name]

@@ -266,6 +266,29 @@ def test_an_idle_shard_gives_back_what_it_does_not_use_and_a_busy_one_takes_it(p
 
 
 @pytest.mark.postgres
+def test_cluster_status_shows_each_shards_part_of_each_shared_limit_and_their_total(pools):
+    from gateway.cluster.budgets import cluster_grants
+    from gateway.cluster.status import describe_sharded, sharded_status
+
+    east, west = pools("east"), pools("west")
+    east.top_up("max_daily_notional", DAILY, D(85000), D(100000))  # 95,000 with its chunk
+    west.top_up("max_daily_notional", DAILY, D(3000), D(100000))  # the 5,000 left
+    west.top_up("firm_max_gross_exposure", (), D(1500), D(1000000))  # 1,500 + a chunk of 100,000
+    grants = cluster_grants(east.engine, "main")
+    assert grants == [
+        {"limit": "firm_max_gross_exposure", "scope": [], "shards": {"main/west": D(101500)}, "total": D(101500)},
+        {"limit": "max_daily_notional", "scope": list(DAILY),
+         "shards": {"main/east": D(95000), "main/west": D(5000)}, "total": D(100000)}]
+    assert cluster_grants(east.engine, "other") == []
+    status = sharded_status(east.engine, "main", 30, {"east": ["EAST"], "west": ["WEST"]})
+    assert status["shared_limits"][1] == {"limit": "max_daily_notional", "scope": list(DAILY), "total": "100000",
+                                          "shards": {"east": "95000", "west": "5000"}}
+    text = describe_sharded(status)
+    assert "  max_daily_notional 2026-12-07/ACC1: east 95,000  west 5,000  (total 100,000)" in text
+    assert "  firm_max_gross_exposure firm: west 101,500  (total 101,500)" in text
+
+
+@pytest.mark.postgres
 def test_a_give_back_overtaken_by_a_top_up_leaves_the_row_alone(pools):
     limit = D(100000)
     east = pools("east")

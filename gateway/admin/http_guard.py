@@ -44,6 +44,7 @@ from prometheus_client import Counter
 
 from gateway.config import HttpConfig
 from gateway.observability.logs import fields
+from gateway.security.closing import settle
 
 log = logging.getLogger("fixgw.http")
 
@@ -289,6 +290,10 @@ class GuardedHTTPServer(ThreadingHTTPServer):
     def open_connections(self, host: str) -> int:
         with self._lock:
             return self._open.get(host, 0)
+
+    def get_request(self):
+        settle()  # an accepted connection is a socket: not while quickfix may still read a number it closed
+        return super().get_request()
 
     def process_request(self, request, client_address) -> None:
         host = client_address[0]

@@ -29,7 +29,7 @@ def cluster() -> None:
 @JSON
 def status(config_path: str, as_json: bool) -> None:
     """The cluster's lease (holder, fencing token, age, time left) and each instance's role and heartbeat; in a
-    sharded cluster, the same for every shard.
+    sharded cluster, the same for every shard, and each shard's part of each shared risk limit.
 
     Exit code 0: an instance leads; 1: NO LEADER; 2: could not ask.
     """

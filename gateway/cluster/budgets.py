@@ -45,6 +45,23 @@ Key = tuple[str, Scope]  # (limit name, scope)
 Lowered = tuple[str, Scope, Decimal, Decimal]  # (limit, scope, grant before, new grant)
 
 
+def cluster_grants(engine: Engine, cluster: str) -> list[dict]:
+    """Every shard's part of each shared limit, for `fixgw cluster status`: one entry per (limit, scope) with the
+    part each shard holds (by its lease) and their total, which never passes the limit. Rows of days gone by that
+    no shard has given back yet are included: they hold nothing that counts."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(_G.limit_name, _G.scope, _G.lease, _G.granted)
+                            .where(_G.cluster == cluster)
+                            .order_by(_G.limit_name, _G.scope, _G.lease)).all()
+    out: dict[tuple[str, str], dict] = {}
+    for limit, scope, lease, granted in rows:
+        entry = out.setdefault((limit, scope), {"limit": limit, "scope": json.loads(scope), "shards": {},
+                                                "total": ZERO})
+        entry["shards"][lease] = Decimal(granted)
+        entry["total"] += Decimal(granted)
+    return list(out.values())
+
+
 class BudgetPool:
     """This shard's grants, in memory for the checks (read on the core thread) and in ``risk_grants``."""
 

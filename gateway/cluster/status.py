@@ -1,6 +1,9 @@
 """A cluster's state as the database has it, for `fixgw cluster status`: the lease (holder, token, age, time left)
-and each instance's role and heartbeat (membership.py), readable with every gateway down."""
+and each instance's role and heartbeat (membership.py), readable with every gateway down; in a sharded cluster,
+each shard's part of each shared risk limit (budgets.py)."""
 from __future__ import annotations
+
+from decimal import Decimal
 
 from sqlalchemy import Engine
 
@@ -42,15 +45,21 @@ def cluster_status(engine: Engine, cluster: str, ttl: float, configured: list[st
 def sharded_status(engine: Engine, cluster: str, ttl: float, shards: dict[str, list[str]]) -> dict:
     """A sharded cluster's status: each shard's (``cluster_status`` of its lease, ``CLUSTER/SHARD``, and its
     configured instances); ``leaderless`` names the shards no instance leads."""
+    from gateway.cluster.budgets import cluster_grants
     from gateway.config.cluster import shard_lease_name
 
-    out = {"cluster": cluster, "shards": {}, "leaderless": []}
+    out = {"cluster": cluster, "shards": {}, "leaderless": [], "shared_limits": []}
     for shard, instances in sorted(shards.items()):
         part = cluster_status(engine, shard_lease_name(cluster, shard), ttl, instances)
         part["shard"] = shard
         out["shards"][shard] = part
         if part["leader"] is None:
             out["leaderless"].append(shard)
+    prefix = f"{cluster}/"
+    for g in cluster_grants(engine, cluster):
+        out["shared_limits"].append({
+            "limit": g["limit"], "scope": g["scope"], "total": str(g["total"]),
+            "shards": {lease.removeprefix(prefix): str(v) for lease, v in g["shards"].items()}})
     return out
 
 
@@ -59,7 +68,20 @@ def describe_sharded(d: dict) -> str:
     n = len(d["shards"])
     head = (f"cluster {d['cluster']}: {n} shard(s), every one led" if not d["leaderless"]
             else f"cluster {d['cluster']}: {n} shard(s); NO LEADER in {', '.join(d['leaderless'])}")
-    return "\n".join([head] + [describe_status(part) for part in d["shards"].values()])
+    lines = [head] + [describe_status(part) for part in d["shards"].values()]
+    shared = d.get("shared_limits") or []
+    lines.append("shared limits: what each shard holds of each (fixgw risk show: what it uses)" if shared
+                 else "shared limits: no shard holds a part of any yet")
+    for g in shared:
+        parts = "  ".join(f"{shard} {_amount(v)}" for shard, v in sorted(g["shards"].items()))
+        scope = "/".join(g["scope"]) or "firm"
+        lines.append(f"  {g['limit']} {scope}: {parts}  (total {_amount(g['total'])})")
+    return "\n".join(lines)
+
+
+def _amount(text: str) -> str:
+    """A decimal as people read it: thousands separated, no trailing zeros."""
+    return f"{Decimal(text).normalize():,f}"
 
 
 def describe_status(d: dict) -> str:

@@ -42,6 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from gateway.security.closing import settle
+
 #: MsgTypes of the session (admin) layer: Heartbeat, TestRequest, ResendRequest,
 #: Reject, SequenceReset, Logout, Logon.
 ADMIN_MSG_TYPES = ("0", "1", "2", "3", "4", "5", "A")
@@ -317,7 +319,10 @@ def make_engine(url: str | URL) -> Engine:
             raise ValueError(f"journal database {safe_url(u)}: only the psycopg (3) driver is supported, "
                              "use a postgresql+psycopg:// URL")
         connect_args = {} if "connect_timeout" in u.query else {"connect_timeout": 10}
-        return create_engine(u, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(u, pool_pre_ping=True, connect_args=connect_args)
+        # a new connection is a socket: not while quickfix may still read a number it closed (security/closing.py)
+        event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: settle())
+        return engine
     raise ValueError(f"journal database {safe_url(u)}: unsupported backend {backend!r}; "
                      "use sqlite:///path or postgresql+psycopg://...")
 

@@ -9,7 +9,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.observability.logs import fields
 from gateway.security import secretstore
 from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, policy_for
-from gateway.security.closing import DISCONNECTING_EVENT, ClosingConnections
+from gateway.security.closing import DISCONNECTING_EVENT, ClosingConnections, closing_anywhere
 from fixspecs.raw import field_after
 from fixspecs.redact import redact
 from sessions.fixsettings import BEGIN_STRING, session_registered
@@ -123,8 +123,9 @@ class Gatekeeper:
         return sid is not None and session_registered(sid)
 
     def closing(self) -> bool:
-        """Whether quickfix may still read a client or drop-copy connection's descriptor it has just closed."""
-        return self.closing_connections.pending()
+        """Whether quickfix may still read a client or drop-copy connection's descriptor it has just closed, this
+        gateway's or another's in this process (the numbers are the process's: tests run several gateways)."""
+        return closing_anywhere()
 
     def refused(self, kind: str, session: str, text: str) -> None:
         """What a logged-on client sent that the front door would not pass on (not FIX, too large): journaled

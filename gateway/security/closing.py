@@ -17,21 +17,27 @@ being registered no more means the number is safe. Until then ``pending()`` is t
 accepts nor connects (gateway/security/frontdoor.py). It waits at most ``max_wait_s``: a thread that has not let go
 by then is already reading someone else's socket, and waiting longer would not help; that is logged.
 
-The window left: a socket opened by a thread that does not ask (quickfix's own initiators reconnecting to a
-venue, a database connection opened while a client disconnects) can still get the number. The front door
-accounts for nearly every socket opened while clients come and go.
+The descriptor numbers are the process's, so the other places that open sockets in the gateway's process ask too,
+through ``settle`` (a thread that may block) or ``settled`` (a coroutine): a new PostgreSQL connection
+(gateway/journal/db.py), the admin API accepting (gateway/admin/http_guard.py), the TLS tunnel to a venue
+(gateway/security/tls.py). The window left: a socket opened by a thread that does not ask (quickfix's own
+initiators reconnecting to a venue, a library's connection), and the microseconds between asking and opening.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from typing import Callable, Hashable
 
 log = logging.getLogger("fixgw.frontdoor")
 
 DISCONNECTING_EVENT = "Disconnecting"  # Session::disconnect's event, just before the socket is closed
 MAX_WAIT_S = 3.0
+POLL_S = 0.002
+_GATES: "weakref.WeakSet[ClosingConnections]" = weakref.WeakSet()  # every gateway's in this process
 
 
 class ClosingConnections:
@@ -44,6 +50,7 @@ class ClosingConnections:
         self._clock = clock
         self._lock = threading.Lock()
         self._closing: dict[Hashable, tuple[object, float]] = {}  # key -> (session id, when)
+        _GATES.add(self)
 
     def closing(self, key: Hashable, sid: object) -> None:
         """quickfix is about to close ``sid``'s socket (its "Disconnecting" event, on the connection's thread)."""
@@ -65,3 +72,21 @@ class ClosingConnections:
                                 "thread may be reading a socket opened since (docs/quickfix-binding.md)", key,
                                 now - since)
             return bool(self._closing)
+
+
+def closing_anywhere() -> bool:
+    """Whether any gateway in this process has a closed connection quickfix may still read."""
+    return any(gate.pending() for gate in list(_GATES))
+
+
+def settle() -> None:
+    """Wait (a thread that may block) until no closed connection may still be read: before opening a socket.
+    Each pending closing is waited for at most ``MAX_WAIT_S`` (``pending`` drops it then)."""
+    while closing_anywhere():
+        time.sleep(POLL_S)
+
+
+async def settled() -> None:
+    """``settle`` for a coroutine on an event loop."""
+    while closing_anywhere():
+        await asyncio.sleep(POLL_S)

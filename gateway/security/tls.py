@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Callable
 
 from gateway.security.auth import PeerBook, TlsPeer
+from gateway.security.closing import closing_anywhere, settled
+from gateway.security.gated_listener import GatedListener
 from gateway.security.secretstore import SecretsError, check_private
 
 log = logging.getLogger("fixgw.tls")
@@ -318,10 +320,15 @@ class TlsTerminator:
                     server_hostname: str | None = None) -> int:
         """A local port for a quickfix initiator; each connection to it becomes TLS to ``host:port``."""
         async def open_listener():
-            return await asyncio.start_server(
-                lambda r, w: self._spawn(name, self._connect_one(name, host, port, context,
-                                                                 server_hostname or host, r, w)),
-                "127.0.0.1", 0, backlog=8)
+            loop = asyncio.get_running_loop()
+
+            def connected(r, w):
+                self._spawn(name, self._connect_one(name, host, port, context, server_hostname or host, r, w))
+
+            def stream():  # what asyncio.start_server builds per connection
+                return asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), connected, loop=loop)
+            # accepts only while quickfix is not closing a connection (closing.py), as the front door
+            return GatedListener(loop, "127.0.0.1", 0, stream, closing_anywhere, backlog=8)
         return self._listen(name, "client", open_listener)
 
     # for the front door (gateway/security/frontdoor.py), which runs its connections on this loop
@@ -438,6 +445,7 @@ class TlsTerminator:
                 self._report(name, f"local connection from {local_peer[0]}:{local_peer[1]} refused: only this "
                                    "gateway's own quickfix initiator may use the TLS tunnel", True)
                 return
+            await settled()  # the venue's socket is opened once quickfix may read no number it closed
             try:
                 remote_reader, remote_writer = await asyncio.wait_for(asyncio.open_connection(
                     host, port, ssl=context, server_hostname=server_hostname,
