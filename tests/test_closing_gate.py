@@ -8,6 +8,8 @@ import logging
 import socket
 import threading
 
+from prometheus_client import REGISTRY
+
 from gateway.security.closing import ClosingConnections
 from gateway.security.gated_listener import GatedListener
 
@@ -51,9 +53,11 @@ def test_the_wait_is_bounded_and_a_thread_that_never_lets_go_is_logged(caplog):
     clock.now += 2.9
     assert gate.pending()
     clock.now += 0.2
+    before = REGISTRY.get_sample_value("fixgw_quickfix_unreleased_connections_total") or 0
     with caplog.at_level(logging.WARNING, logger="fixgw.frontdoor"):
         assert not gate.pending()
     assert "FIX.4.2:GW->STUCK" in caplog.text and "3.1 s" in caplog.text
+    assert REGISTRY.get_sample_value("fixgw_quickfix_unreleased_connections_total") == before + 1
 
 
 def test_one_session_letting_go_does_not_open_the_gate_while_another_is_closing():

@@ -32,6 +32,8 @@ import time
 import weakref
 from typing import Callable, Hashable
 
+from gateway.observability import metrics
+
 log = logging.getLogger("fixgw.frontdoor")
 
 DISCONNECTING_EVENT = "Disconnecting"  # Session::disconnect's event, just before the socket is closed
@@ -68,6 +70,7 @@ class ClosingConnections:
                     del self._closing[key]
                 elif now - since >= self._max_wait_s:
                     del self._closing[key]
+                    metrics.QUICKFIX_UNRELEASED.inc()
                     log.warning("quickfix has not let go of session %s's connection %.1f s after closing it: its "
                                 "thread may be reading a socket opened since (docs/quickfix-binding.md)", key,
                                 now - since)
