@@ -197,12 +197,13 @@ VENUE_LOGON_FAILURES = Counter(
     ["venue", "reason"],
 )
 
-# the front door (gateway/security/frontdoor.py): connections it closed on the public FIX ports, and why
+# quickfix's acceptor threads reading on after closing (gateway/security/closing.py): the gate gave up waiting
 QUICKFIX_UNRELEASED = Counter(
     "fixgw_quickfix_unreleased_connections_total",
     "Client or drop-copy connections quickfix closed and had not let go of 3 s later: its thread may have read "
     "bytes of a socket opened since (docs/quickfix-binding.md, 'A closed connection's thread reads on')",
 )
+# the front door (gateway/security/frontdoor.py): connections it closed on the public FIX ports, and why
 CONNECTIONS_CLOSED = Counter(
     "fixgw_connections_closed_total",
     "Connections the front door closed on a public FIX port. port_kind: client or dropcopy; reason: "

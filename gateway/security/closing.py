@@ -10,8 +10,10 @@ quickfix) gets that number, and the old thread reads from it: it takes the bytes
 own. Seen in CI: a client's Logon answered and journaled as sent, never received, and the same bytes journaled
 as received from the gateway itself (docs/quickfix-binding.md, "A closed connection's thread reads on").
 
-Every closing goes through ``Session::disconnect``, which reports "Disconnecting" to the session's Log just
-before it closes the socket, on the connection's own thread. The gateway notes the session then (``closing``);
+A closing of a session's connection goes through ``Session::disconnect``, which reports "Disconnecting" to the
+session's Log just before it closes the socket, on the connection's own thread. (quickfix also closes a connection
+that never got a session, a Logon it cannot place, without the event; the front door refuses those before they
+reach quickfix.) The gateway notes the session then (``closing``);
 the connection's thread unregisters the session once it has stopped reading (its destructor), so the session
 being registered no more means the number is safe. Until then ``pending()`` is true and the front door neither
 accepts nor connects (gateway/security/frontdoor.py). It waits at most ``max_wait_s``: a thread that has not let go
