@@ -17,6 +17,7 @@ from typing import Callable
 import quickfix as fix
 
 from orders.actions import VenueMarketDataRequest
+from sessions.closing import CONNECTING_EVENT, INITIATOR_WAIT_S, settle
 from sessions.codec import encode
 from sessions.codec.tagvalue import fmt, utc_timestamp
 from sessions.fixsettings import build_settings, graceful_stop, session_id
@@ -48,6 +49,8 @@ class WireLog:
             self.lines.append((direction, raw))
 
     def event(self, session_id: str, text: str) -> None:
+        if text.startswith(CONNECTING_EVENT):
+            settle(INITIATOR_WAIT_S)  # the initiator opens its socket when this returns (sessions/closing.py)
         with self._lock:
             self.events.append(text)
         if self.on_event is not None:

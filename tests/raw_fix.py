@@ -11,6 +11,8 @@ import socket
 import time
 from datetime import datetime, timezone
 
+from sessions.closing import settle
+
 SOH = b"\x01"
 BEGIN_STRING = {"FIX.4.2": b"FIX.4.2", "FIX.4.4": b"FIX.4.4", "FIX.5.0": b"FIXT.1.1"}
 
@@ -42,6 +44,7 @@ def parse(raw: bytes) -> dict[int, str]:
 class RawSession:
     def __init__(self, port: int, version: str, sender: str, target: str = "FIXGW"):
         self.version, self.sender, self.target = version, sender, target
+        settle()  # a socket opened in a process where quickfix may still read a number it closed (sessions/closing.py)
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.seq = 0
         self.received: list[dict[int, str]] = []

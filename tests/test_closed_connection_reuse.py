@@ -1,4 +1,4 @@
-"""A client's connection closing does not take the next connection's bytes (gateway/security/closing.py).
+"""A client's connection closing does not take the next connection's bytes (sessions/closing.py).
 
 quickfix 1.16's acceptor thread for a closed connection goes on reading the descriptor number it has just closed
 until a read fails; the gateway's ``onLogout`` runs in between (waiting for the GIL under load). Here that

@@ -1,5 +1,5 @@
 """The gate that keeps the front door from opening a socket while quickfix may still read a number it closed
-(gateway/security/closing.py, gateway/security/gated_listener.py); the whole story over real sessions is in
+(sessions/closing.py, gateway/security/gated_listener.py); the whole story over real sessions is in
 tests/test_closed_connection_reuse.py."""
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import logging
 import socket
 import threading
 
-from prometheus_client import REGISTRY
-
-from gateway.security.closing import ClosingConnections
+from sessions.closing import ClosingConnections
 from gateway.security.gated_listener import GatedListener
 
 
@@ -48,16 +46,17 @@ def test_the_same_session_closing_twice_is_one_wait():
 
 def test_the_wait_is_bounded_and_a_thread_that_never_lets_go_is_logged(caplog):
     clock = Clock()
-    gate = ClosingConnections(lambda sid: True, max_wait_s=3.0, clock=clock)
+    unreleased = []
+    gate = ClosingConnections(lambda sid: True, max_wait_s=3.0, clock=clock,
+                              on_unreleased=lambda: unreleased.append(1))
     gate.closing("FIX.4.2:GW->STUCK", "STUCK")
     clock.now += 2.9
     assert gate.pending()
     clock.now += 0.2
-    before = REGISTRY.get_sample_value("fixgw_quickfix_unreleased_connections_total") or 0
-    with caplog.at_level(logging.WARNING, logger="fixgw.frontdoor"):
+    with caplog.at_level(logging.WARNING, logger="fixgw.sessions"):
         assert not gate.pending()
     assert "FIX.4.2:GW->STUCK" in caplog.text and "3.1 s" in caplog.text
-    assert REGISTRY.get_sample_value("fixgw_quickfix_unreleased_connections_total") == before + 1
+    assert unreleased == [1]  # the gateway counts it: fixgw_quickfix_unreleased_connections_total
 
 
 def test_one_session_letting_go_does_not_open_the_gate_while_another_is_closing():
@@ -158,7 +157,7 @@ def _wait_in_thread(fn) -> tuple[threading.Thread, list]:
 
 
 def test_settle_waits_for_any_gateways_closing_connection_in_the_process():
-    from gateway.security.closing import closing_anywhere, settle
+    from sessions.closing import closing_anywhere, settle
 
     registered = {"A": True}
     gate = ClosingConnections(lambda sid: registered[sid])
@@ -193,3 +192,36 @@ def test_a_new_postgresql_connection_waits_until_quickfix_has_let_go(postgres_ur
         assert done == [1]
     finally:
         engine.dispose()
+
+
+def test_settle_with_a_limit_gives_up_after_it_and_says_so():
+    import time
+
+    from sessions.closing import settle
+
+    registered = {"A": True}
+    gate = ClosingConnections(lambda sid: registered[sid])
+    gate.closing("a", "A")
+    started = time.monotonic()
+    assert settle(0.05) is False
+    assert time.monotonic() - started < 1
+    registered["A"] = False
+    assert settle(0.05) is True
+
+
+def test_a_fix_clients_initiator_opens_its_socket_only_once_quickfix_has_let_go():
+    """quickfix's SocketInitiator reports "Connecting to ..." to its Log just before it opens the socket."""
+    from sessions.client import WireLog
+
+    registered = {"A": True}
+    gate = ClosingConnections(lambda sid: registered[sid])
+    gate.closing("a", "A")
+    wire = WireLog()
+    thread, done = _wait_in_thread(lambda: wire.event("FIX.4.4:C->GW", "Connecting to 127.0.0.1 on port 1 (Source :0)"))
+    thread.join(0.1)
+    assert not done, "the initiator waits while the closed connection may still be read"
+    registered["A"] = False
+    thread.join(5)
+    assert done and wire.events == ["Connecting to 127.0.0.1 on port 1 (Source :0)"]
+    wire.event("FIX.4.4:C->GW", "Logon contains ResetSeqNumFlag=Y")  # other events never wait
+    assert len(wire.events) == 2

@@ -6,8 +6,6 @@ sessions of their own (RAW42, RAW44, RAW50), so the shared quickfix clients keep
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from gateway.journal.queries import iter_events
@@ -32,11 +30,6 @@ def raw(stack, request):
     sessions = []
 
     def open_session(name: str) -> RawSession:
-        # This socket is opened in the gateway's process: like the front door's, it waits until quickfix has let
-        # go of the descriptor the previous test's session closed (gateway/security/closing.py).
-        deadline = time.monotonic() + 5
-        while stack.gateway.gatekeeper.closing() and time.monotonic() < deadline:
-            time.sleep(0.005)
         session = RawSession(stack.cfg.acceptor.port, RAW[name], name)
         sessions.append(session)
         session.logon()

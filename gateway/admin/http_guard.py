@@ -44,7 +44,7 @@ from prometheus_client import Counter
 
 from gateway.config import HttpConfig
 from gateway.observability.logs import fields
-from gateway.security.closing import settle
+from sessions.closing import settle
 
 log = logging.getLogger("fixgw.http")
 

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from gateway.security.closing import settle
+from sessions.closing import settle
 
 #: MsgTypes of the session (admin) layer: Heartbeat, TestRequest, ResendRequest,
 #: Reject, SequenceReset, Logout, Logon.
@@ -320,11 +320,17 @@ def make_engine(url: str | URL) -> Engine:
                              "use a postgresql+psycopg:// URL")
         connect_args = {} if "connect_timeout" in u.query else {"connect_timeout": 10}
         engine = create_engine(u, pool_pre_ping=True, connect_args=connect_args)
-        # a new connection is a socket: not while quickfix may still read a number it closed (security/closing.py)
-        event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: settle())
+        # a new connection is a socket: not while quickfix may still read a number it closed (sessions/closing.py)
+        event.listen(engine, "do_connect", _settle_before_connecting)
         return engine
     raise ValueError(f"journal database {safe_url(u)}: unsupported backend {backend!r}; "
                      "use sqlite:///path or postgresql+psycopg://...")
+
+
+def _settle_before_connecting(dialect, record, cargs, cparams) -> None:  # noqa: ARG001
+    """SQLAlchemy's ``do_connect`` hook: returns None, so the dialect then connects as usual (a value returned here
+    would be taken for the connection)."""
+    settle()
 
 
 def _make_sqlite_engine(u: URL) -> Engine:

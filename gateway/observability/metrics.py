@@ -197,7 +197,7 @@ VENUE_LOGON_FAILURES = Counter(
     ["venue", "reason"],
 )
 
-# quickfix's acceptor threads reading on after closing (gateway/security/closing.py): the gate gave up waiting
+# quickfix's acceptor threads reading on after closing (sessions/closing.py): the gate gave up waiting
 QUICKFIX_UNRELEASED = Counter(
     "fixgw_quickfix_unreleased_connections_total",
     "Client or drop-copy connections quickfix closed and had not let go of 3 s later: its thread may have read "

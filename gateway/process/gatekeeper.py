@@ -6,17 +6,18 @@ import difflib
 import logging
 
 from gateway.config import ConfigError, GatewayConfig
+from gateway.observability import metrics
 from gateway.observability.logs import fields
 from gateway.security import secretstore
 from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, policy_for
-from gateway.security.closing import DISCONNECTING_EVENT, ClosingConnections, closing_anywhere
 from fixspecs.raw import field_after
 from fixspecs.redact import redact
+from sessions.closing import CONNECTING_EVENT, DISCONNECTING_EVENT, INITIATOR_WAIT_S, ClosingConnections, \
+    closing_anywhere, settle
 from sessions.fixsettings import BEGIN_STRING, session_registered
 
 log = logging.getLogger("fixgw.gateway")
-# quickfix's session events of an initiator (gateway/process/logon_watch.py)
-CONNECTING_EVENT = "Connecting to "
+# quickfix's session events of an initiator (gateway/process/logon_watch.py; "Connecting to ": sessions/closing.py)
 LOGON_TIMEOUT_EVENT = "Timed out waiting for logon response"
 
 
@@ -37,7 +38,8 @@ class Gatekeeper:
 
     def __init__(self, gateway):  # the Gateway (server.py) it belongs to
         self._gw = gateway
-        self.closing_connections = ClosingConnections(session_registered)
+        self.closing_connections = ClosingConnections(session_registered,
+                                                      on_unreleased=metrics.QUICKFIX_UNRELEASED.inc)
 
     def venue_logon_fields(self, name: str) -> dict[int, str] | None:
         """Username (553) / Password (554) for our Logon to a venue; the password from the secrets."""
@@ -150,6 +152,8 @@ class Gatekeeper:
                 self.closing_connections.closing(session_key, sid)
             return
         gw.peers.connection_event(session_key, text)
+        if text.startswith(CONNECTING_EVENT):
+            settle(INITIATOR_WAIT_S)  # the venue initiator opens its socket when this returns (sessions/closing.py)
         if text.startswith(CONNECTING_EVENT) or text.startswith(LOGON_TIMEOUT_EVENT):
             name = gw.session_names.get(session_key)
             if name in gw.venue_sids:

@@ -45,7 +45,7 @@ What is closed and why is logged (one line in the log format, logger
 too: the handshake comes first (refusals reported as by the TLS terminator,
 under ``tls:port:N``), then the same vetting.
 
-It accepts and connects only while quickfix is not closing a connection (gateway/security/closing.py: quickfix's
+It accepts and connects only while quickfix is not closing a connection (sessions/closing.py: quickfix's
 thread for a closed connection reads on from the descriptor number it closed, and would take the next socket's bytes);
 its listeners are ``GatedListener`` for that.
 
@@ -100,7 +100,7 @@ Explain = Callable[[str, int, str, str, str], str]
 Refused = Callable[[str, str, str], None]  # (port kind, session, what was refused and why): journal it
 Busy = Callable[[str, str], bool]  # (port kind, session): quickfix still holds the session's previous connection
 # () -> whether quickfix may still read a descriptor number it has just closed: no socket is opened meanwhile
-# (gateway/security/closing.py)
+# (sessions/closing.py)
 Closing = Callable[[], bool]
 # How long a Logon waits for quickfix to let go of its session's previous connection (just closed) before it is
 # relayed: quickfix 1.16 holds a second connection for a session still registered to another for up to 5 s, then
@@ -405,7 +405,7 @@ class _Conn(asyncio.Protocol):
             await asyncio.sleep(0.01)  # its previous connection has just closed; quickfix has not let go yet
             if self.state == "closed":
                 return
-        while self.door.closing():  # bounded by the tracker (gateway/security/closing.py)
+        while self.door.closing():  # bounded by the tracker (sessions/closing.py)
             await asyncio.sleep(RETRY_S)  # quickfix may still read a number it has just closed: no new socket yet
             if self.state == "closed":
                 return

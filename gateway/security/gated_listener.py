@@ -1,7 +1,7 @@
 """A listening socket on an asyncio loop that accepts only while a gate is open.
 
 ``loop.create_server`` accepts as soon as a connection is waiting. The front door must not accept (a socket is
-a descriptor number) while quickfix may still read a number it has just closed (gateway/security/closing.py),
+a descriptor number) while quickfix may still read a number it has just closed (sessions/closing.py),
 so it listens with this instead: when the listening socket is readable and ``wait()`` is true, it stops watching
 it and looks again ``RETRY_S`` later; the waiting connections stay in the kernel's backlog meanwhile.
 """

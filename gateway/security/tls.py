@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Callable
 
 from gateway.security.auth import PeerBook, TlsPeer
-from gateway.security.closing import closing_anywhere, settled
+from sessions.closing import closing_anywhere, settled
 from gateway.security.gated_listener import GatedListener
 from gateway.security.secretstore import SecretsError, check_private
 
