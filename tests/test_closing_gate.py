@@ -225,3 +225,22 @@ def test_a_fix_clients_initiator_opens_its_socket_only_once_quickfix_has_let_go(
     assert done and wire.events == ["Connecting to 127.0.0.1 on port 1 (Source :0)"]
     wire.event("FIX.4.4:C->GW", "Logon contains ResetSeqNumFlag=Y")  # other events never wait
     assert len(wire.events) == 2
+
+
+def test_the_venue_simulator_notes_its_own_closing_connections_for_the_process_gate():
+    """In `fixgw demo` and in the tests the simulators' acceptor shares the gateway's process: its closings hold
+    the gateway's new sockets too."""
+    import quickfix as fix
+
+    from sessions.simulator.venue import WireCounter
+
+    sid = fix.SessionID("FIX.4.4", "VENUE1", "FIXGW")
+    wire = WireCounter({"k": sid})
+    registered = {sid.toString(): True}
+    wire.closing = ClosingConnections(lambda s: registered[s.toString()])
+    wire.event("FIX.4.4:OTHER->FIXGW", "Disconnecting")  # not one of its sessions
+    assert not wire.closing.pending()
+    wire.event(sid.toString(), "Disconnecting")
+    assert wire.closing.pending()
+    registered[sid.toString()] = False
+    assert not wire.closing.pending()

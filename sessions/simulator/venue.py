@@ -51,8 +51,10 @@ from typing import Callable
 
 import quickfix as fix
 
+from sessions.closing import DISCONNECTING_EVENT, ClosingConnections
 from sessions.codec import encode
-from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key
+from sessions.fixsettings import app_version, build_settings, graceful_stop, session_id, session_key, \
+    session_registered
 from sessions.journal_log import JournalLogFactory
 from sessions.simulator.book_file import BookFile
 from sessions.simulator.market_data import MarketDataFeed
@@ -80,13 +82,17 @@ def _run_token() -> str:
 
 
 class WireCounter:
-    """JournalLogFactory sink: counts wire messages, sends engine events to the debug log."""
+    """JournalLogFactory sink: counts wire messages, sends engine events to the debug log, and notes each session
+    quickfix is closing the connection of (sessions/closing.py: in a process shared with a gateway, the demo's or
+    a test's, its sockets wait until quickfix has let go)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sids: dict[str, fix.SessionID] | None = None) -> None:
         self.incoming = 0
         self.outgoing = 0
         self.accepted = threading.Event()  # set when the acceptor has accepted a connection
         self.rows: list[tuple[str, str, str]] | None = None  # a list here keeps every message (for tests)
+        self._sids = {sid.toString(): sid for sid in (sids or {}).values()}
+        self.closing = ClosingConnections(session_registered)
 
     def record(self, session_id: str, direction: str, raw: str) -> None:
         if direction == "I":
@@ -97,6 +103,8 @@ class WireCounter:
             self.rows.append((session_id, direction, raw))
 
     def event(self, session_id: str, text: str) -> None:
+        if text == DISCONNECTING_EVENT and session_id in self._sids:
+            self.closing.closing(session_id, self._sids[session_id])
         if text.startswith("Accepted connection"):
             self.accepted.set()
         log.debug("%s: %s", session_id, text)
@@ -186,7 +194,7 @@ class VenueSimulator:
                 sid = session_id(version, comp_id, cp)
                 sessions[session_key(sid)] = sid
                 versions_of[session_key(sid)] = app_version(sid)
-        self.wire = WireCounter()
+        self.wire = WireCounter(sessions)
         self.outbox = Outbox(comp_id, sessions, versions_of)
         self.market_data = MarketDataFeed(comp_id, sim, self.matcher, self._lock, self.outbox,
                                           self._logged_on_keys.__contains__)
