@@ -44,6 +44,7 @@ MAX_WAIT_S = 3.0
 INITIATOR_WAIT_S = 0.5
 POLL_S = 0.002
 _GATES: "weakref.WeakSet[ClosingConnections]" = weakref.WeakSet()  # every one in this process
+_GATES_LOCK = threading.Lock()  # a WeakSet is not safe to copy while another thread adds to it
 
 
 class ClosingConnections:
@@ -57,7 +58,8 @@ class ClosingConnections:
         self._clock = clock
         self._lock = threading.Lock()
         self._closing: dict[Hashable, tuple[object, float]] = {}  # key -> (session id, when)
-        _GATES.add(self)
+        with _GATES_LOCK:
+            _GATES.add(self)
 
     def closing(self, key: Hashable, sid: object) -> None:
         """quickfix is about to close ``sid``'s socket (its "Disconnecting" event, on the connection's thread)."""
@@ -85,7 +87,9 @@ class ClosingConnections:
 
 def closing_anywhere() -> bool:
     """Whether any acceptor in this process has a closed connection quickfix may still read."""
-    return any(gate.pending() for gate in list(_GATES))
+    with _GATES_LOCK:
+        gates = list(_GATES)
+    return any(gate.pending() for gate in gates)
 
 
 def settle(limit_s: float | None = None) -> bool:
