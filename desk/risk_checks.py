@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from orders.actions import LogoutClient, Note, Outcome
 from orders.commands import NewOrder, ReplaceRequest, RiskDayRoll
 from orders.model import RejectCode
-from orders.states import Order
+from orders.states import Order, PendingReplace
 
 if TYPE_CHECKING:
     from desk.state import DeskState
@@ -75,30 +75,23 @@ def drop_pending_replace(core: DeskState, order: Order) -> None:
     core.risk_state.release_hold(order.session, order.risk_key)
 
 
-def hold_pending_replaces(core: DeskState, orders) -> int:
+def hold_pending_replaces(core: DeskState, orders) -> None:
     """After a restart: each open order's replace in flight holds its new terms again (``RiskState.holds`` are
-    not in the state log; what the venue answers releases them as before). How many."""
-    held = 0
+    not in the state log; what the venue answers releases them as before)."""
     if core.risk is None:
-        return held
+        return
     for order in orders:
-        p = order.pending_replace
-        if p is None or (order.session, order.risk_key) not in core.risk_state.open_orders:
-            continue
-        terms = NewOrder(session=order.session, cl_ord_id=p.cl_ord_id, symbol=order.symbol, side=order.side,
-                         qty=p.qty, ord_type=p.ord_type, price=p.price, tif=p.tif or order.tif,
-                         account=order.account)
-        core.risk.hold_replace(terms, order.risk_key, core.risk_state)
-        held += 1
-    return held
+        if order.pending_replace is not None:
+            core.risk.hold_replace(as_new_order(order, order.pending_replace), order.risk_key, core.risk_state)
 
 
-def as_new_order(order: Order, replace: ReplaceRequest | None = None) -> NewOrder:
-    """The order's terms (or a replace's new terms) as the NewOrder the risk engine checks."""
+def as_new_order(order: Order, replace: ReplaceRequest | PendingReplace | None = None) -> NewOrder:
+    """The order's terms (or a replace's new terms: as asked, or in flight) as the NewOrder the risk engine
+    checks. A replace comes on the order's own session."""
     if replace is None:
         return NewOrder(session=order.session, cl_ord_id=order.cl_ord_id, symbol=order.symbol, side=order.side,
                         qty=order.qty, ord_type=order.ord_type, price=order.price, tif=order.tif,
                         account=order.account)
-    return NewOrder(session=replace.session, cl_ord_id=replace.cl_ord_id, symbol=order.symbol, side=order.side,
+    return NewOrder(session=order.session, cl_ord_id=replace.cl_ord_id, symbol=order.symbol, side=order.side,
                     qty=replace.qty, ord_type=replace.ord_type, price=replace.price,
                     tif=replace.tif or order.tif, account=order.account)
