@@ -13,7 +13,7 @@ from gateway.security.auth import DENY_EVENT, UNKNOWN_SESSION_EVENT, policy_for
 from fixspecs.raw import field_after
 from fixspecs.redact import redact
 from sessions.closing import CONNECTING_EVENT, DISCONNECTING_EVENT, INITIATOR_WAIT_S, ClosingConnections, \
-    closing_anywhere, settle
+    settle
 from sessions.fixsettings import BEGIN_STRING, session_registered
 
 log = logging.getLogger("fixgw.gateway")
@@ -123,11 +123,6 @@ class Gatekeeper:
         """Whether quickfix still holds this session's previous connection."""
         sid = (self._gw.dropcopy_sids if kind == "dropcopy" else self._gw.client_sids).get(session)
         return sid is not None and session_registered(sid)
-
-    def closing(self) -> bool:
-        """Whether quickfix may still read a client or drop-copy connection's descriptor it has just closed, this
-        gateway's or another's in this process (the numbers are the process's: tests run several gateways)."""
-        return closing_anywhere()
 
     def refused(self, kind: str, session: str, text: str) -> None:
         """What a logged-on client sent that the front door would not pass on (not FIX, too large): journaled

@@ -53,6 +53,7 @@ from gateway.scheduling.schedule import build_scheduler, describe
 from gateway.state.records import State
 from desk.core import Core
 from orders.commands import RiskDayRoll
+from sessions.closing import closing_anywhere
 from sessions.fixsettings import SessionID, lookup_session, session_id
 from sessions.gateway_app import ClientApplication, VenueApplication
 from sessions.journal_log import JournalLogFactory
@@ -121,7 +122,8 @@ class Gateway:
         # to quickfix's internal ports, on the TLS terminator's loop thread (gateway/security/frontdoor.py); a logon
         # that bypasses it is refused.
         gk = self.gatekeeper
-        self.front_door = FrontDoor(self.tls, gk.lookup, gk.unknown, gk.refused, gk.busy, gk.explain, gk.closing)
+        self.front_door = FrontDoor(self.tls, gk.lookup, gk.unknown, gk.refused, gk.busy, gk.explain,
+                                   closing_anywhere)  # any acceptor's in the process: the numbers are the process's
         self.logon_guard.front_door_only = True
         # what we sent each venue by MsgSeqNum, so a venue's session-level Reject maps to a child order
         self.sent_index = SentIndex()
