@@ -32,7 +32,7 @@ def settle(gateway, logged_on: tuple[str, ...] = (), timeout: float = 10.0) -> N
     while True:
         state = {d["name"]: d for d in service.status()}
         behind = {n: state[n] for n in logged_on
-                  if not state[n]["logged_on"] or state[n]["acked_id"] != state[n]["sent_id"]}
+                  if not state[n]["logged_on"] or state[n]["acked"] != state[n]["sent"]}
         if not behind:
             return
         assert time.monotonic() < deadline, f"copies not acknowledged within {timeout} s: {behind}"

@@ -35,7 +35,8 @@ def ledger(url) -> tuple:
     try:
         with engine.connect() as conn:
             r = conn.execute(select(dropcopy_state).where(dropcopy_state.c.session == "DCR")).one()
-            return r.sent_id, r.claimed_id, r.acked_id, r.resend_upto
+            return ((r.sent_xid, r.sent_id), (r.claimed_xid, r.claimed_id), (r.acked_xid, r.acked_id),
+                    (r.resend_xid, r.resend_upto))
     finally:
         engine.dispose()
 

@@ -90,41 +90,58 @@ def test_scope_describes_itself():
 # ------------------------------------------------------------------ ledger
 
 
+def p(ident: int, xid: int = 0) -> tuple[int, int]:
+    """A position in the journal's merged stream (gateway/journal/stream.py)."""
+    return (xid, ident)
+
+
 def test_a_new_session_gets_copies_of_what_is_journaled_from_now_on():
-    led = Ledger.fresh("DC44", 120, "20261124-06:00:00")
-    assert (led.sent_id, led.claimed_id, led.acked_id, led.resend_upto) == (120, 120, 120, 0)
-    assert not led.poss_resend(121)
+    led = Ledger.fresh("DC44", p(120), "20261124-06:00:00")
+    assert (led.sent, led.claimed, led.acked, led.resend_upto) == (p(120), p(120), p(120), p(0))
+    assert not led.poss_resend(p(121))
 
 
 def test_after_a_restart_possibly_sent_copies_are_marked_poss_resend():
-    led = Ledger("DC44", sent_id=100, claimed_id=150, acked_id=90, stream="s1")
+    led = Ledger("DC44", sent=p(100), claimed=p(150), acked=p(90), stream="s1")
     led.restarted()
-    assert led.sent_id == 100 and led.poss_resend(150) and not led.poss_resend(151)
+    assert led.sent == p(100) and led.poss_resend(p(150)) and not led.poss_resend(p(151))
 
 
 def test_a_store_reset_rewinds_to_the_last_acknowledged_copy():
-    led = Ledger("DC44", sent_id=200, claimed_id=200, acked_id=180, stream="s1")
+    led = Ledger("DC44", sent=p(200), claimed=p(200), acked=p(180), stream="s1")
     assert led.stream_changed("s1") is False
     assert led.stream_changed("s2") is True
-    assert (led.sent_id, led.claimed_id, led.acked_id, led.stream) == (180, 180, 180, "s2")
-    assert led.poss_resend(200) and not led.poss_resend(201)  # only what may have gone out before
+    assert (led.sent, led.claimed, led.acked, led.stream) == (p(180), p(180), p(180), "s2")
+    assert led.poss_resend(p(200)) and not led.poss_resend(p(201))  # only what may have gone out before
 
 
 def test_the_first_stream_seen_is_recorded_not_treated_as_a_reset():
-    led = Ledger("DC44", sent_id=5, claimed_id=5, acked_id=1, stream=None)
-    assert led.stream_changed("s1") is False and led.sent_id == 5 and led.stream == "s1"
+    led = Ledger("DC44", sent=p(5), claimed=p(5), acked=p(1), stream=None)
+    assert led.stream_changed("s1") is False and led.sent == p(5) and led.stream == "s1"
     assert led.stream_changed(None) is False and led.stream == "s1"
 
 
 def test_acknowledgements_never_pass_what_was_sent_and_never_go_back():
-    led = Ledger("DC44", sent_id=50, claimed_id=60, acked_id=10)
-    led.acked(70)
-    assert led.acked_id == 50
-    led.acked(20)
-    assert led.acked_id == 50
-    led.claim(80)
-    led.advance(80)
-    assert (led.sent_id, led.claimed_id) == (80, 80)
+    led = Ledger("DC44", sent=p(50), claimed=p(60), acked=p(10))
+    led.acknowledge(p(70))
+    assert led.acked == p(50)
+    led.acknowledge(p(20))
+    assert led.acked == p(50)
+    led.claim(p(80))
+    led.advance(p(80))
+    assert (led.sent, led.claimed) == (p(80), p(80))
+
+
+def test_positions_order_by_writing_transaction_then_journal_id():
+    """Two shards commit side by side: a lower id written by a later transaction comes after a higher id of an
+    earlier one, and a row written before revision 0012 (xid 0) before both."""
+    led = Ledger("DC44", sent=p(900, xid=7001), claimed=p(900, xid=7001), acked=p(40))
+    assert led.poss_resend(p(10**6)) is False
+    led.restarted()
+    assert led.poss_resend(p(950, xid=7000)) and led.poss_resend(p(900, xid=7001))
+    assert not led.poss_resend(p(899, xid=7002))  # a lower id, but a later transaction: not sent yet
+    led.advance(p(899, xid=7002))
+    assert led.sent == p(899, xid=7002) > p(10**9)
 
 
 # ------------------------------------------------------------------ configuration

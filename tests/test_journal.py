@@ -107,7 +107,7 @@ def test_parse_message_finds_exactly_its_tags(fields):
 
 
 def test_upgrade_creates_schema(database_url):
-    assert db.current_revision(database_url) == db.head_revision() == "0011"
+    assert db.current_revision(database_url) == db.head_revision() == "0012"
     db.check_schema(database_url)  # does not raise
     engine = db.make_engine(database_url)
     try:
@@ -116,7 +116,7 @@ def test_upgrade_creates_schema(database_url):
                 "state_log_snapshots", "alembic_version"} <= set(insp.get_table_names())
         cols = {c["name"] for c in insp.get_columns("journal_messages")}
         assert cols == {"id", "session_id", "direction", "seq_num", "msg_type", "cl_ord_id", "order_id",
-                        "poss_dup", "ts_us", "raw", "chain_hash", "recovered"}
+                        "poss_dup", "ts_us", "raw", "chain_hash", "recovered", "chain", "xid"}
         indexes = {i["name"]: i["column_names"] for i in insp.get_indexes("journal_messages")}
         assert indexes == {
             "ix_journal_messages_session_id_id": ["session_id", "id"],
@@ -124,6 +124,7 @@ def test_upgrade_creates_schema(database_url):
             "ix_journal_messages_ts_us": ["ts_us"],
             "ix_journal_messages_cl_ord_id": ["cl_ord_id"],
             "ix_journal_messages_order_id": ["order_id"],
+            "ix_journal_messages_xid_id": ["xid", "id"],
         }
         ev_indexes = {i["name"]: i["column_names"] for i in insp.get_indexes("session_events")}
         assert ev_indexes == {"ix_session_events_session_id_id": ["session_id", "id"],
@@ -148,8 +149,8 @@ def test_check_schema_on_empty_database(empty_url):
         db.check_schema(empty_url, "etc/gw.cfg")
     msg = str(info.value)
     assert "run `fixgw db upgrade -c etc/gw.cfg`" in msg
-    assert "needs 0011" in msg and "none" in msg
-    assert info.value.current is None and info.value.head == "0011"
+    assert "needs 0012" in msg and "none" in msg
+    assert info.value.current is None and info.value.head == "0012"
     with pytest.raises(db.SchemaOutOfDate, match=r"fixgw db upgrade -c <config>"):
         db.check_schema(empty_url)
 
@@ -450,12 +451,12 @@ def test_cli_current_and_upgrade(database_url, tmp_path):
     runner = CliRunner()
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 1, res.output
-    assert "current revision: none" in res.output and "head revision:    0011" in res.output
+    assert "current revision: none" in res.output and "head revision:    0012" in res.output
     assert f"fixgw db upgrade -c {cfg}" in res.output
 
     res = runner.invoke(db_cli, ["upgrade", "--config", cfg])
     assert res.exit_code == 0, res.output
-    assert "revision before: none" in res.output and "revision after:  0011" in res.output
+    assert "revision before: none" in res.output and "revision after:  0012" in res.output
 
     res = runner.invoke(db_cli, ["current", "-c", cfg])
     assert res.exit_code == 0, res.output

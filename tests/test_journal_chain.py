@@ -17,9 +17,14 @@ from gateway.cli.journal import journal as journal_cli
 from gateway.journal.chain import HashChain
 from gateway.journal.queries import iter_messages
 from gateway.journal.verify import (
+    CHECKPOINT_HASH,
+    CHECKPOINT_ID,
     GENESIS,
     HMAC_KEY_ENV,
     ChainKeyError,
+    ChainResult,
+    chain_hash,
+    checkpoint,
     encode_row,
     hasher_factory,
     verify_database,
@@ -121,7 +126,7 @@ def test_writer_fast_path_hashes_exactly_the_canonical_encoding(sid, seq, msg_ty
     (out,) = HashChain(key).link([row], GENESIS)
     h = hasher_factory(key)()
     h.update(GENESIS + encode_row(sid, direction, seq, msg_type, ts, raw))
-    assert out == row + (h.finalize(),)
+    assert out == row + (h.finalize(), "")  # the hash, then the chain's name
 
 
 def test_verify_rows_is_pure_over_any_iterable():
@@ -140,11 +145,91 @@ def test_verify_rows_is_pure_over_any_iterable():
     assert (bad.problem.id, bad.problem.kind, bad.checked) == (2, "altered", 1)
 
 
+Row = namedtuple("Row", "id session_id direction seq_num msg_type ts_us raw chain_hash chain")
+
+
+def chained(names, step=1):
+    """One row per name of ``names``, in id order (ids step, 2 step, ...), on the chain of that name: every chain
+    hashed on its own, as the writers of a sharded cluster's shards do."""
+    new, prev, out = hasher_factory(None), {}, []
+    for i, name in enumerate(names, 1):
+        h = new()
+        h.update(prev.get(name, GENESIS) + encode_row("S", "I", i, "0", i, f"raw{i}"))
+        prev[name] = h.finalize()
+        out.append(Row(i * step, "S", "I", i, "0", i, f"raw{i}", prev[name], name))
+    return out
+
+
+def test_verify_rows_checks_interleaved_chains_each_on_its_own():
+    got = chained(["A", "B", "A", "A", "B", "", "B", "A"])
+    res = verify_rows(iter(got))
+    assert res.ok and res.checked == 8 and (res.last_id, res.last_hash) == (8, got[7].chain_hash)
+    assert res.chains == {"A": ChainResult(4, 8, got[7].chain_hash), "B": ChainResult(3, 7, got[6].chain_hash),
+                          "": ChainResult(1, 6, got[5].chain_hash)}
+    # the same rows taken for one chain do not verify: each row follows its own chain's previous row
+    assert not verify_rows(r._replace(chain="") for r in got).ok
+    # rows without a chain attribute (older callers) are chain ''
+    one = chained([""] * 3)
+    res = verify_rows(Row._make(r[:-1] + ("",)) for r in one)
+    assert res.ok and list(res.chains) == [""]
+
+
+def test_an_altered_row_is_named_with_its_chain():
+    got = chained(["A", "B", "A", "A", "A", "B", "A", "B"])
+    # B's row 6 follows B's row 2: the ids between are A's, so the broken link is no removal
+    res = verify_rows(got[:5] + [got[5]._replace(raw="RAW")] + got[6:])
+    p = res.problem
+    assert (p.id, p.chain, p.kind) == (6, "B", "altered") and "next row of chain B" in p.what
+    assert res.checked == 5 and (res.last_id, res.last_hash) == (5, got[4].chain_hash)
+    assert res.chains == {"A": ChainResult(4, 5, got[4].chain_hash), "B": ChainResult(1, 2, got[1].chain_hash)}
+    # its stored hash changed instead: still altered, on chain A
+    res = verify_rows(got[:6] + [got[6]._replace(chain_hash=bytes(32))] + got[7:])
+    assert (res.problem.id, res.problem.chain, res.problem.kind) == (7, "A", "altered")
+
+
+def test_a_row_deleted_from_one_chain_between_another_chains_rows_is_removed():
+    got = chained(["A", "B", "A", "B", "A", "B", "A"])
+    p = verify_rows(r for r in got if r.id != 4).problem  # B's second row, between A's rows 3 and 5
+    assert (p.id, p.chain, p.kind) == (6, "B", "removed")
+    assert "chain B is broken just before this row (1 of the ids 3..5 absent)" in p.what
+    p = verify_rows(r for r in got if r.id != 5).problem  # A's third row
+    assert (p.id, p.chain, p.kind) == (7, "A", "removed")
+    # a chain's first row deleted: its second is the first to break
+    p = verify_rows(r for r in got if r.id != 2).problem
+    assert (p.id, p.chain, p.kind) == (4, "B", "removed")
+
+
+def test_a_row_forged_into_one_chain_is_inserted():
+    got = chained(["A", "B", "A", "B", "A"], step=10)  # ids 10, 20, ...: room for a forged row
+    forged = got[1]._replace(id=25)  # a copy of B's first row, hash included
+    p = verify_rows(got[:2] + [forged] + got[2:]).problem
+    assert (p.id, p.chain, p.kind) == (25, "B", "inserted")
+    assert "chain B continues from the row before it" in p.what
+
+
+def test_each_chain_continues_from_its_own_checkpoint():
+    got = chained(["A", "B", "", "A", "B", "A", "", "B"])
+    # pruned up to id 3: A continues from row 1, B from row 2, '' from row 3
+    meta = {CHECKPOINT_ID: "3", CHECKPOINT_HASH: got[2].chain_hash.hex(),
+            f"{CHECKPOINT_HASH}:A": got[0].chain_hash.hex(), f"{CHECKPOINT_HASH}:B": got[1].chain_hash.hex(),
+            "retention_checkpoint_at": "2026-11-24T12:00:00+00:00"}
+    assert checkpoint(meta) == (3, {"": got[2].chain_hash, "A": got[0].chain_hash, "B": got[1].chain_hash})
+    res = verify_rows(got[3:], checkpoint=checkpoint(meta))
+    assert res.ok and res.checked == 5 and res.pruned_upto == 3 and set(res.chains) == {"", "A", "B"}
+    # a chain without its key starts from the genesis: B's rows do not follow it
+    del meta[f"{CHECKPOINT_HASH}:B"]
+    p = verify_rows(got[3:], checkpoint=checkpoint(meta)).problem
+    assert (p.id, p.chain) == (5, "B")
+    # before revision 0012: only CHECKPOINT_HASH, chain ''s; a bare hash in verify_rows' checkpoint likewise
+    assert checkpoint({CHECKPOINT_ID: "7", CHECKPOINT_HASH: ""}) == (7, {"": GENESIS})
+    assert verify_rows(got[3:], checkpoint=(3, got[2].chain_hash)).problem.chain == "A"
+
+
 # ------------------------------------------------------------------ schema
 
 
 def test_schema_0002_matches_gateway_db_and_downgrades_cleanly(database_url):
-    assert db.current_revision(database_url) == db.head_revision() == "0011"
+    assert db.current_revision(database_url) == db.head_revision() == "0012"
     engine = db.make_engine(database_url)
     try:
         from alembic.autogenerate import compare_metadata
@@ -308,7 +393,7 @@ def test_rows_from_before_0002_are_reported_as_not_covered(database_url, writer_
     db.upgrade(database_url)
     meta = dict(execute(database_url, "SELECT name, value FROM journal_meta"))
     legacy_max = max(r.id for r in rows(database_url))
-    assert meta == {"chain_start_id": str(legacy_max)}
+    assert meta == {"chain_start_id": str(legacy_max), "chain_head:": ""}  # (0012: the head is the genesis)
     write_journal(writer_factory, database_url, first_seq=4, n=5)
     res = verify(database_url)
     assert res.ok and res.legacy == 3 and res.checked == 5
@@ -319,6 +404,44 @@ def test_rows_from_before_0002_are_reported_as_not_covered(database_url, writer_
     assert verify(database_url).ok
     execute(database_url, "UPDATE journal_messages SET raw = 'x' WHERE id = :id", id=got[4].id)
     assert verify(database_url).problem.id == got[4].id
+
+
+def test_newest_rows_cut_off_are_reported_truncated_because_the_head_is_recorded(database_url, writer_factory,
+                                                                                 no_key):
+    write_journal(writer_factory, database_url, n=8)
+    got = rows(database_url)
+    assert verify(database_url).ok
+    execute(database_url, "DELETE FROM journal_messages WHERE id >= :id", id=got[-2].id)
+    res = verify(database_url)
+    assert res.problem.kind == "truncated" and res.problem.id == got[-3].id, res.problem
+    assert "the chain's newest rows are gone" in res.problem.what and f"last row is id {got[-3].id}" in res.problem.what
+    execute(database_url, "DELETE FROM journal_messages")
+    assert "it has no row left" in verify(database_url).problem.what
+
+
+def test_a_writer_continues_from_the_recorded_head_so_a_cut_tail_stays_visible(database_url, writer_factory, no_key):
+    """Before revision 0012 a writer continued from the newest row left, so rows cut off while it was stopped were
+    hidden by the next ones; it continues from the recorded head, and the gap shows as a removal."""
+    write_journal(writer_factory, database_url, n=6)
+    last = rows(database_url)[-1]
+    execute(database_url, "DELETE FROM journal_messages WHERE id = :id", id=last.id)
+    write_journal(writer_factory, database_url, first_seq=7, n=3)
+    res = verify(database_url)
+    assert res.problem.kind == "removed" and res.problem.id > last.id, res.problem
+
+
+def test_verify_rows_reports_a_chain_that_no_longer_reaches_its_head():
+    Row = namedtuple("Row", "id session_id direction seq_num msg_type ts_us raw chain_hash chain")
+    new = hasher_factory(None)
+    prev, made = {"a": GENESIS, "b": GENESIS}, []
+    for i, name in enumerate("abab", start=1):
+        r = Row(i, SID, "I", i, "0", i, heartbeat(i), None, name)
+        prev[name] = chain_hash(new, prev[name], r)
+        made.append(r._replace(chain_hash=prev[name]))
+    assert verify_rows(made, heads=dict(prev)).ok
+    res = verify_rows(made[:3], heads=dict(prev))  # b's newest row gone
+    assert res.problem.kind == "truncated" and res.problem.chain == "b" and res.problem.id == 2
+    assert verify_rows(made[:3], heads={"a": prev["a"]}).ok  # chain a is whole
 
 
 # ------------------------------------------------------------------ CLI
@@ -354,3 +477,73 @@ def test_cli_verify_errors_exit_2_in_one_line(tmp_path):
 
     res = runner.invoke(journal_cli, ["verify", "-c", cfg])  # a database without the schema
     assert res.exit_code == 2 and "fixgw db upgrade" in res.output, res.output
+
+
+# ------------------------------------------------------------------ a sharded cluster's chains
+
+
+def order(seq: int) -> tuple:
+    """A BatchInserter row (gateway/journal/rows.py MESSAGE_COLUMNS)."""
+    return (SID, "I", seq, "D", f"C{seq}", None, False, 1_000 + seq, new_order(seq, f"C{seq}"), False)
+
+
+def test_two_shards_writing_side_by_side_on_postgresql_verify_together(postgres_url, tmp_path, no_key):
+    import json
+    import threading
+
+    from gateway.journal.inserts import BatchInserter
+
+    db.upgrade(postgres_url)
+    engine = db.make_engine(postgres_url)
+    try:
+        east = BatchInserter(engine, HashChain(None, shared=True, chain="main/east"))
+        west = BatchInserter(engine, HashChain(None, shared=True, chain="main/west"))
+        for n in range(4):  # batches taking turns
+            east.write([order(1000 + 10 * n + i) for i in range(3)], [])
+            west.write([order(2000 + 10 * n + i) for i in range(3)], [])
+
+        def shard(ins: BatchInserter, first: int) -> None:  # and side by side: their ids interleave
+            for n in range(20):
+                ins.write([order(first + 10 * n + i) for i in range(5)], [])
+
+        threads = [threading.Thread(target=shard, args=(east, 5000)), threading.Thread(target=shard, args=(west, 7000))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        east.close(invalidate=False)
+        west.close(invalidate=False)
+        res = verify_database(engine)
+    finally:
+        engine.dispose()
+    assert res.ok, res.problem
+    assert res.checked == 224 and set(res.chains) == {"main/east", "main/west"}
+    lasts = dict(execute(postgres_url, "SELECT chain, max(id) FROM journal_messages GROUP BY chain"))
+    for name, c in res.chains.items():
+        (h,) = execute(postgres_url, "SELECT chain_hash FROM journal_messages WHERE id = :id", id=lasts[name])[0]
+        assert (c.checked, c.last_id, c.last_hash) == (112, lasts[name], bytes(h))
+    assert res.last_id == max(lasts.values())
+
+    runner = CliRunner()
+    cfg = cli_config(tmp_path, postgres_url)
+    out = runner.invoke(journal_cli, ["verify", "-c", cfg])
+    assert out.exit_code == 0, out.output
+    assert "OK: 224 rows, 2 hash chains intact (unkeyed, SHA-256)" in out.output
+    for name, c in res.chains.items():
+        assert f"chain {name}: 112 rows; last row: id {c.last_id}, chain hash {c.last_hash.hex()}" in out.output
+    out = runner.invoke(journal_cli, ["verify", "-c", cfg, "--json"])
+    data = json.loads(out.output)
+    assert data["intact"] and data["chains"]["main/west"] == {
+        "checked": 112, "last_id": lasts["main/west"], "last_hash": res.chains["main/west"].last_hash.hex()}
+
+    victim = execute(postgres_url, "SELECT id, seq_num FROM journal_messages WHERE chain = 'main/west' "
+                                   "ORDER BY id LIMIT 1 OFFSET 50")[0]
+    execute(postgres_url, "UPDATE journal_messages SET raw = raw || 'x' WHERE id = :id", id=victim.id)
+    out = runner.invoke(journal_cli, ["verify", "-c", cfg])
+    assert out.exit_code == 1, out.output
+    assert (f"TAMPERED: record id {victim.id} (chain main/west, session {SID}, seq {victim.seq_num}): altered"
+            in out.output)
+    assert "chain main/west: 50 rows; last intact row: id" in out.output
+    out = runner.invoke(journal_cli, ["verify", "-c", cfg, "--json"])
+    problem = json.loads(out.output)["problem"]
+    assert (out.exit_code, problem["chain"], problem["kind"], problem["id"]) == (1, "main/west", "altered", victim.id)

@@ -140,12 +140,12 @@ def test_a_deposed_instance_claims_no_more_drop_copies(lease, lease_url, lease_e
 
     token = lease.try_acquire("a", 30)
     marks = Watermarks(lease_engine, fence=lambda conn: check_fence(conn, lease.cluster, token))
-    ledger = Ledger.fresh("DC1", 0, "s1")
+    ledger = Ledger.fresh("DC1", (0, 0), "s1")
     marks.persist([ledger])
-    ledger.claim(100)
+    ledger.claim((0, 100))
     marks.persist([ledger])
     assert lease.release("a", token) and lease.try_acquire("b", 30)
-    ledger.claim(200)
+    ledger.claim((0, 200))
     with pytest.raises(StaleLeadership):
         marks.persist([ledger])
     with lease_engine.connect() as conn:

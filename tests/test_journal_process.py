@@ -237,7 +237,9 @@ def test_the_writer_process_writes_the_rows_the_in_process_writer_writes(databas
         with engine.begin() as conn:
             for table in ("journal_messages", "session_events"):
                 conn.exec_driver_sql(f"DELETE FROM {table}")
-            conn.exec_driver_sql("DELETE FROM journal_meta WHERE name = 'spool_position'")
+            # a fresh journal: no spool position, and no chain head (gateway/journal/chain.py) to continue from
+            conn.exec_driver_sql("DELETE FROM journal_meta WHERE name = 'spool_position' "
+                                 "OR substr(name, 1, 11) = 'chain_head:'")
     finally:
         engine.dispose()
 

@@ -1,10 +1,11 @@
 """Shards of one cluster, all active at once (docs/scale-out.md), each instance its own `fixgw run --instance`
 process on one PostgreSQL database, all logged on to the same two venue simulators with a SenderCompID of their
 own. Two shards: instance A serves shard east (CLIENT44, CLIENT50), instance B shard west (CLIENT42); each serves
-its own clients only; orders from both fill; their OrderIDs never meet; the journal's one hash chain, extended by
-both, verifies; drop copies get both shards' reports in the journal's order; a kill switch asked of one shard stops
-both; `fixgw cluster status` and the operator commands see every shard. Three shards (A, B and C, a client each):
-one account's daily notional limit and another's position limit, hit from all three at once, are never exceeded.
+its own clients only; orders from both fill; their OrderIDs never meet; each shard extends a hash chain of its own
+in the one journal, and both verify together; drop copies get both shards' reports in the journal's merged order;
+a kill switch asked of one shard stops both; `fixgw cluster status` and the operator commands see every shard.
+Three shards (A, B and C, a client each): one account's daily notional limit and another's position limit, hit
+from all three at once, are never exceeded.
 """
 from __future__ import annotations
 
@@ -125,7 +126,8 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     # OrderIDs (and the child ClOrdIDs and ExecIDs made from them) carry the instance that made them.
     assert order_ids[east].split("-")[0].endswith("_A") and order_ids[west].split("-")[0].endswith("_B"), order_ids
 
-    # One stream for brokers: receivers of shard east get the reports of both shards, in the journal's order; one
+    # One stream for brokers: receivers of shard east get the reports of both shards, in the journal's merged order
+    # (by writing transaction, then id: gateway/journal/stream.py); one
     # that covers only shard west's client gets the venues' reports of its orders (found in the shared journal),
     # and none of shard east's.
     wait_until(lambda: {fills[east], fills[west]} <= {m.get(11) for m in everything.app_messages("8")}, 20,
@@ -133,14 +135,14 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
     sources = ("FIX.4.4:FIXGW->CLIENT44", "FIX.4.2:FIXGW->CLIENT42", *(f"{v}:{c}->{n}" for c in COMP_IDS.values()
                for n, v in (("VENUE1", "FIX.4.4"), ("VENUE2", "FIX.4.2"))))
 
-    def journal_order() -> list[str]:  # the ExecIDs of every source report, in journal id order
+    def journal_order() -> list[str]:  # the ExecIDs of every source report, in the merged stream's order
         engine = make_engine(url)
         try:
             with engine.connect() as conn:
                 t = journal_messages.c
                 rows = conn.execute(select(t.raw).where(t.msg_type == "8", t.session_id.in_(sources), (
                     (t.direction == "O") & t.session_id.like("%->CLIENT%")) | ((t.direction == "I") & t.session_id.like(
-                        "%->VENUE%"))).order_by(t.id)).scalars()
+                        "%->VENUE%"))).order_by(t.xid, t.id)).scalars()
                 return [dict(f.split("=", 1) for f in raw.split("\x01") if "=" in f)["17"] for raw in rows]
         finally:
             engine.dispose()
@@ -157,8 +159,8 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
         closed, got = wait_closed(s, 5)
     assert closed and fields_of(got)[35] == "5" and "no session FIX.4.2:CLIENT42->FIXGW" in fields_of(got)[58]
 
-    # The journal holds both shards' sessions (the venues' each under the shard's SenderCompID), in one chain that
-    # both extended and that verifies.
+    # The journal holds both shards' sessions (the venues' each under the shard's SenderCompID), each shard's on a
+    # hash chain of its own (its lease name), and both chains verify together.
     wanted = {"FIX.4.4:FIXGW->CLIENT44", "FIX.4.2:FIXGW->CLIENT42", "FIX.4.4:FIXGW-E->VENUE1",
               "FIX.4.4:FIXGW-W->VENUE1"}
     engine = make_engine(url)
@@ -167,6 +169,11 @@ def test_two_shards_trade_at_once_each_serving_its_own_clients(sharded):
             with engine.connect() as conn:
                 return set(conn.execute(select(journal_messages.c.session_id).distinct()).scalars())
         wait_until(lambda: wanted <= journaled(), 20, "both shards' sessions in the journal")
+        with engine.connect() as conn:
+            chains = set(conn.execute(select(journal_messages.c.session_id, journal_messages.c.chain)
+                                      .where(journal_messages.c.session_id.in_(wanted)).distinct()).all())
+        assert chains == {("FIX.4.4:FIXGW->CLIENT44", "main/east"), ("FIX.4.4:FIXGW-E->VENUE1", "main/east"),
+                          ("FIX.4.2:FIXGW->CLIENT42", "main/west"), ("FIX.4.4:FIXGW-W->VENUE1", "main/west")}, chains
         result = verify_database(engine)
         assert result.ok and result.checked > 0, result
     finally:

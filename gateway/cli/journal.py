@@ -73,6 +73,13 @@ def journal() -> None:
     """The message journal: verify its hash chain, replay messages."""
 
 
+def _echo_chains(chains: dict, last: str) -> None:
+    """One line per hash chain of the journal (a sharded cluster's): its rows checked, its last row and hash."""
+    for name, c in sorted(chains.items()):
+        end = "none" if c.last_id is None else f"id {c.last_id}, chain hash {c.last_hash.hex()}"
+        click.echo(f"chain {name or repr('')}: {c.checked} rows; {last}: {end}")
+
+
 @journal.command()
 @CONFIG_OPTION
 @JSON
@@ -98,8 +105,11 @@ def verify(config_path: str, as_json: bool) -> None:
             "database": safe_url(url), "intact": result.ok, "mode": result.mode, "checked": result.checked,
             "legacy": result.legacy, "pruned_upto": result.pruned_upto, "last_id": result.last_id,
             "last_hash": result.last_hash.hex() if result.last_hash is not None else None,
-            "problem": None if p is None else {"id": p.id, "session_id": p.session_id, "seq_num": p.seq_num,
-                                               "kind": p.kind, "what": p.what}}, indent=2))
+            "chains": {name: {"checked": c.checked, "last_id": c.last_id,
+                              "last_hash": c.last_hash.hex() if c.last_hash is not None else None}
+                       for name, c in result.chains.items()},
+            "problem": None if p is None else {"id": p.id, "chain": p.chain, "session_id": p.session_id,
+                                               "seq_num": p.seq_num, "kind": p.kind, "what": p.what}}, indent=2))
         if p is not None:
             click.get_current_context().exit(1)
         return
@@ -110,14 +120,24 @@ def verify(config_path: str, as_json: bool) -> None:
     if result.legacy:
         click.echo(f"{result.legacy} rows written before the hash chain existed (schema 0001): not covered")
     p = result.problem
+    several = len(result.chains) > 1
     if p is None:
-        click.echo(f"OK: {result.checked} rows, hash chain intact ({mode})")
-        if result.last_id is not None:
+        chains = f"{len(result.chains)} hash chains" if several else "hash chain"
+        click.echo(f"OK: {result.checked} rows, {chains} intact ({mode})")
+        if several:
+            _echo_chains(result.chains, "last row")
+        elif result.last_id is not None:
             click.echo(f"last row: id {result.last_id}, chain hash {result.last_hash.hex()}")
         return
     seq = "-" if p.seq_num is None else p.seq_num
-    click.echo(f"TAMPERED: record id {p.id} (session {p.session_id}, seq {seq}): {p.what}")
+    on = f"chain {p.chain}, " if p.chain else ""
+    if p.kind == "truncated":
+        click.echo(f"TAMPERED: {on}{p.what}")
+    else:
+        click.echo(f"TAMPERED: record id {p.id} ({on}session {p.session_id}, seq {seq}): {p.what}")
     click.echo(f"{result.checked} rows before it are intact ({mode})")
+    if several:
+        _echo_chains(result.chains, "last intact row")
     click.get_current_context().exit(1)
 
 

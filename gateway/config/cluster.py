@@ -68,6 +68,12 @@ class ClusterConfig(StrictModel):
         name, or ``CLUSTER/SHARD`` for an instance of a shard ('/' is in no cluster's or shard's name)."""
         return self.name if self.shard is None else shard_lease_name(self.name, self.shard)
 
+    @property
+    def journal_chain(self) -> str:
+        """The journal hash chain this instance's writer extends (gateway/journal/chain.py): its shard's, named as
+        the shard's lease, or the cluster's one chain, ``''``."""
+        return "" if self.shard is None else self.lease_name
+
 
 def shard_lease_name(cluster: str, shard: str) -> str:
     return f"{cluster}/{shard}"

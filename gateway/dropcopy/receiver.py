@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dropcopy.filters import Scope
 from dropcopy.ledger import Ledger
 from dropcopy.translate import Untranslatable
+from gateway.journal import stream as journal_stream
 from gateway.observability import metrics
 from sessions.dropcopy import ACK_PREFIX, DropCopyLink
 
@@ -32,7 +33,7 @@ class Receiver:
         self.last_seqnum = 0
         self.copies = 0  # copies handed over by this process
         self.acked_copies = 0  # of which the receiver acknowledged
-        self.probe: tuple | None = None  # (TestReqID, journal id, copies, monotonic sent, stream)
+        self.probe: tuple | None = None  # (TestReqID, position, copies, monotonic sent, stream)
         self.last_probe_at = 0.0
         self.blocked_until = 0.0
         # A Logon with ResetSeqNumFlag was seen (fromAdmin). quickfix has reset the store by then, but
@@ -52,7 +53,10 @@ class Receiver:
         return {
             "name": self.name, "fix_version": self.version, "logged_on": self.logged_on,
             "scope": self.scope.describe(),
-            "sent_id": ledger.sent_id if ledger else None, "acked_id": ledger.acked_id if ledger else None,
+            # journal ids, and positions in the merged stream ("id@xid" on PostgreSQL: gateway/journal/stream.py)
+            "sent_id": ledger.sent[1] if ledger else None, "acked_id": ledger.acked[1] if ledger else None,
+            "sent": journal_stream.text(ledger.sent) if ledger else None,
+            "acked": journal_stream.text(ledger.acked) if ledger else None,
             "copies_sent": self.copies, "copies_pending": max(0, self.copies - self.acked_copies),
         }
 
@@ -74,7 +78,7 @@ class Receiver:
         """The receiver answered a TestRequest: what the probe covered is acknowledged, if it is ours."""
         p = self.probe
         if p is not None and p[0] == test_req_id and self.ledger is not None and p[4] == self.ledger.stream:
-            self.ledger.acked(p[1])
+            self.ledger.acknowledge(p[1])
             self.acked_copies = max(self.acked_copies, p[2])
             self.probe = None
 
@@ -93,7 +97,7 @@ class Receiver:
         self.ledger.stream = view.stream or self.ledger.stream
         self.last_seqnum = view.next_sender_seqnum
         log.warning("drop-copy session %s: sequence reset (%s); re-sending from the journal everything "
-                    "after id %d, with PossResend (97=Y)", self.name, why, self.ledger.acked_id)
+                    "after %s, with PossResend (97=Y)", self.name, why, journal_stream.text(self.ledger.acked))
 
     def observe(self) -> None:
         """Catch resets no event announced: a new store (its creation time: a new session day, store
@@ -108,7 +112,8 @@ class Receiver:
                 self.ledger.rewind()
             self.probe = None
             log.warning("drop-copy session %s: sequence reset (new message store); re-sending from the journal "
-                        "everything after id %d, with PossResend (97=Y)", self.name, self.ledger.acked_id)
+                        "everything after %s, with PossResend (97=Y)", self.name,
+                        journal_stream.text(self.ledger.acked))
         self.last_seqnum = view.next_sender_seqnum
 
     # ------------------------------------------------------------------ copies and probes
@@ -149,9 +154,9 @@ class Receiver:
             return
         if self.probe is not None and now - self.probe[3] > PROBE_TIMEOUT_S:
             self.probe = None
-        if (self.probe is None and self.logged_on and ledger.sent_id > ledger.acked_id
+        if (self.probe is None and self.logged_on and ledger.sent > ledger.acked
                 and now - self.last_probe_at >= PROBE_INTERVAL_S):
-            test_req_id = f"{ACK_PREFIX}{ledger.sent_id}-{next(probe_ids)}"
+            test_req_id = f"{ACK_PREFIX}{journal_stream.text(ledger.sent)}-{next(probe_ids)}"
             try:
                 sent = self._link.probe(self.name, test_req_id)
             except Exception:  # noqa: BLE001
@@ -160,5 +165,5 @@ class Receiver:
                 sent = False
             if sent:
                 self.last_seqnum += 1
-                self.probe = (test_req_id, ledger.sent_id, self.copies, now, ledger.stream)
+                self.probe = (test_req_id, ledger.sent, self.copies, now, ledger.stream)
                 self.last_probe_at = now

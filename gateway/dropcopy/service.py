@@ -3,15 +3,17 @@
 Tap point: the journal. The JournalLogFactory already sees every message on
 every wire; the journal writer commits them and the database numbers them. After
 each commit the writer wakes this thread ("fixgw-dropcopy"), which reads the new
-ExecutionReport rows (``id > cursor``), decides per drop-copy session whether
+ExecutionReport rows (after the cursor, a position in the journal's merged stream:
+``gateway/journal/stream.py``), decides per drop-copy session whether
 each is in scope (``dropcopy.filters``), rewrites it in the session's FIX
 version (``dropcopy.translate``) and hands it to quickfix. Why here:
 
 - nothing runs on the quickfix session threads or the core thread: the FIX
   callbacks already queue every raw message for the journal, and the copies'
   work (a query per commit, parsing, translating, sendToTarget) is on this thread;
-- every copy is backed by a committed journal row, and the journal id orders
-  and names it, so "the last copy delivered" is a number that survives restarts,
+- every copy is backed by a committed journal row, and its position (the writing
+  transaction's id and the journal id, one order for every shard of a cluster)
+  orders and names it, so "the last copy delivered" survives restarts,
   sequence resets and store loss (``dropcopy.ledger``), persisted per session in
   ``dropcopy_state``; the same code serves live copies, catch-up after a reset
   and ``fixgw journal replay --to-session``;
@@ -56,6 +58,7 @@ from gateway.dropcopy import replay as operator_replay
 from gateway.dropcopy.receiver import RETRY_S, Receiver
 from gateway.dropcopy.sources import CHUNK, Sources
 from gateway.dropcopy.watermarks import Watermarks
+from gateway.journal import stream as journal_stream
 from gateway.journal.db import make_engine
 from gateway.journal.replay import Filters
 from gateway.observability import metrics
@@ -66,11 +69,15 @@ log = logging.getLogger("fixgw.dropcopy")
 
 IDLE_WAKE_S = 0.25  # the thread looks at sessions (resets, acknowledgements) at least this often
 PERSIST_INTERVAL_S = 0.2  # watermarks that do not guard a send are written at most this often
-# A claim covers this many journal ids past the chunk being sent, so under load the claim is written
-# about once per CLAIM_AHEAD journal rows, not once per chunk. The price: after a crash, copies of up
-# to CLAIM_AHEAD rows that had not gone out yet are sent with PossResend (97=Y), i.e. marked as
-# possibly seen before, which costs a receiver an ExecID lookup and never a missed or unmarked copy.
+HELD_INTERVAL_S = 1.0  # how long the merged stream is held back (a gauge) is read this often
+# A claim covers this much of the journal's merged stream past the chunk being sent (gateway/journal/stream.py),
+# so under load the claim is written about once per so many rows, not once per chunk: CLAIM_AHEAD journal ids on
+# SQLite, where the stream is in id order, and CLAIM_AHEAD_XIDS writing transactions on PostgreSQL (a journal
+# batch is one, so about as many batches of any shard). The price: after a crash, copies the claim covered that
+# had not gone out yet are sent with PossResend (97=Y), i.e. marked as possibly seen before, which costs a
+# receiver an ExecID lookup and never a missed or unmarked copy.
 CLAIM_AHEAD = 1000
+CLAIM_AHEAD_XIDS = 100
 
 
 class DropCopyService:
@@ -101,6 +108,7 @@ class DropCopyService:
                                 {s.scope.reports for s in self._sessions.values()})
         self._watermarks = Watermarks(self._engine)
         self._last_observe = 0.0
+        self._last_held = 0.0
 
     # ------------------------------------------------------------------ other threads
     def wake(self) -> None:
@@ -182,10 +190,10 @@ class DropCopyService:
 
     def _load(self) -> None:
         """Restore each session's ledger; account for a restart and for store resets while stopped."""
-        end, rows = self._watermarks.read()
+        start, end, rows = self._watermarks.read()
         for s in self._sessions.values():
             view = self._link.view(s.name)
-            s.ledger = self._watermarks.restore(s.name, rows.get(s.name), end, view.stream)
+            s.ledger = self._watermarks.restore(s.name, rows.get(s.name), start, end, view.stream)
             s.last_seqnum = view.next_sender_seqnum
             s.logged_on = view.logged_on
         self._persist()
@@ -202,6 +210,9 @@ class DropCopyService:
                 s.observe()
         self._copy_new_rows()
         now = time.monotonic()
+        if now - self._last_held >= HELD_INTERVAL_S:
+            self._last_held = now
+            metrics.DROPCOPY_STREAM_HELD.set(self._sources.held_seconds())
         if self._stop.is_set() or now - self._last_persist >= PERSIST_INTERVAL_S:
             self._persist()
         for s in self._sessions.values():
@@ -236,22 +247,22 @@ class DropCopyService:
         the sessions that are up to date, so its backlog never holds back their live copies."""
         while True:
             now = time.monotonic()
-            groups: dict[int, list[Receiver]] = {}
+            groups: dict[tuple[int, int], list[Receiver]] = {}
             for s in self._sessions.values():
                 if s.ready(now):
-                    groups.setdefault(s.ledger.sent_id, []).append(s)
+                    groups.setdefault(s.ledger.sent, []).append(s)
             more = False
             for after in sorted(groups, reverse=True):
                 more |= self._copy_chunk(after, groups[after])
             if not more:
                 return
 
-    def _copy_chunk(self, after: int, members: list[Receiver]) -> bool:
-        """Copy the next chunk of source rows after journal id ``after`` to ``members``; True if it was full."""
+    def _copy_chunk(self, after: tuple[int, int], members: list[Receiver]) -> bool:
+        """Copy the next chunk of source rows after position ``after`` to ``members``; True if it was full."""
         rows = self._sources.fetch(after)
         if not rows:
             return False
-        last = rows[-1].id
+        last = rows[-1].position
         described = {}
         # the owner, account and venue of a report are looked up only if some scope filters on them
         context = any(s.scope.clients or s.scope.accounts or s.scope.venues for s in members)
@@ -265,24 +276,25 @@ class DropCopyService:
                 pairs, o = d
                 if not s.scope.covers(o):
                     continue
-                catch_up = s.ledger.poss_resend(row.id)
+                catch_up = s.ledger.poss_resend(row.position)
                 try:
                     text = translate(pairs, s.version, poss_resend=catch_up or bool(row.poss_dup))
                 except Untranslatable as exc:
                     s.untranslatable(row.id, exc)
                     continue
-                copies.append((row.id, text, catch_up, bool(row.poss_dup)))
+                copies.append((row.position, text, catch_up, bool(row.poss_dup)))
             plans.append((s, copies))
         # Claim before sending: after a crash, copies up to the claim may have gone out (re-sent with 97=Y).
-        if any(copies and s.ledger.claimed_id < last for s, copies in plans):
+        if any(copies and s.ledger.claimed < last for s, copies in plans):
+            ahead = (last[0] + CLAIM_AHEAD_XIDS, 0) if last[0] else (0, last[1] + CLAIM_AHEAD)
             for s, copies in plans:
                 if copies:
-                    s.ledger.claim(last + CLAIM_AHEAD)
+                    s.ledger.claim(ahead)
             self._persist()
         for s, copies in plans:
-            for row_id, text, catch_up, source_resend in copies:
+            for position, text, catch_up, source_resend in copies:
                 if not s.send(text):
-                    s.ledger.advance(row_id - 1)
+                    s.ledger.advance(journal_stream.just_before(position))
                     s.blocked_until = time.monotonic() + RETRY_S
                     break
                 s.sent(catch_up, source_resend)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from dropcopy.filters import CLIENT, VENUE, OrderDirectory, OrderInfo, Origin, origin
 from dropcopy.translate import parse
+from gateway.journal import stream as journal_stream
 
 log = logging.getLogger("fixgw.dropcopy")
 
@@ -16,6 +17,7 @@ CHUNK = 500  # journal rows per query
 
 class SourceRow(NamedTuple):
     id: int
+    position: tuple[int, int]  # (xid, id) in the journal's merged stream (gateway/journal/stream.py)
     session_id: str
     direction: str
     poss_dup: bool  # PossDupFlag (43=Y), or journaled late from an old spool (journal_messages.recovered)
@@ -23,7 +25,7 @@ class SourceRow(NamedTuple):
 
 
 class _SourceReader:
-    """The next source ExecutionReports after a journal id, on a connection of its own.
+    """The next source ExecutionReports after a position in the journal's merged stream, on a connection of its own.
 
     A prepared SQL string on a raw DBAPI connection: this query runs after every journal commit,
     and SQLAlchemy's per-statement Python overhead would be most of its cost.
@@ -31,7 +33,8 @@ class _SourceReader:
 
     def __init__(self, engine, clients: list[str], venues: list[str]):
         self._engine = engine
-        p = "?" if engine.dialect.name == "sqlite" else "%s"
+        pg = engine.dialect.name == "postgresql"
+        p = "%s" if pg else "?"
         sides, params = [], []
         if clients:
             sides.append(f"(direction = 'O' AND session_id IN ({', '.join([p] * len(clients))}))")
@@ -40,13 +43,17 @@ class _SourceReader:
             sides.append(f"(direction = 'I' AND session_id IN ({', '.join([p] * len(venues))}))")
             params += venues
         # a row journaled late from an old spool (``recovered``) is copied as a possible resend, like a PossDup one
-        self._sql = (f"SELECT id, session_id, direction, poss_dup OR recovered, raw FROM journal_messages "
-                     f"WHERE id > {p} AND msg_type = '8' AND ({' OR '.join(sides)}) ORDER BY id LIMIT {CHUNK}"
+        self._sql = (f"SELECT xid, id, session_id, direction, poss_dup OR recovered, raw FROM journal_messages "
+                     f"WHERE msg_type = '8' AND {journal_stream.after_clause(pg, p)} AND ({' OR '.join(sides)}) "
+                     f"ORDER BY {journal_stream.order_clause(pg)} LIMIT {CHUNK}"
                      if sides else None)
         self._params = params
         self._conn = None
+        # how long the oldest transaction holding an xid has run: the stream's bound waits for it (stream.py)
+        self._held_sql = ("SELECT coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)), 0) "
+                          "FROM pg_stat_activity WHERE backend_xid IS NOT NULL") if pg else None
 
-    def fetch(self, after: int) -> list[SourceRow]:
+    def fetch(self, after: tuple[int, int]) -> list[SourceRow]:
         if self._sql is None:
             return []
         if self._conn is None:
@@ -54,12 +61,31 @@ class _SourceReader:
         try:
             cur = self._conn.cursor()
             try:
-                cur.execute(self._sql, [after, *self._params])
-                rows = [SourceRow(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cur.fetchall()]
+                cur.execute(self._sql, [after[0], after[1], *self._params])
+                rows = [SourceRow(r[1], (r[0], r[1]), r[2], r[3], bool(r[4]), r[5]) for r in cur.fetchall()]
             finally:
                 cur.close()
             self._conn.commit()  # end the read transaction: the next fetch sees newer commits
             return rows
+        except BaseException:
+            self.close(invalidate=True)
+            raise
+
+    def held_seconds(self) -> float:
+        """PostgreSQL: how long the oldest transaction that holds an xid has run (0 on SQLite)."""
+        if self._held_sql is None:
+            return 0.0
+        if self._conn is None:
+            self._conn = self._engine.raw_connection()
+        try:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self._held_sql)
+                held = float(cur.fetchone()[0])
+            finally:
+                cur.close()
+            self._conn.commit()
+            return max(0.0, held)
         except BaseException:
             self.close(invalidate=True)
             raise
@@ -88,9 +114,13 @@ class Sources:
         self._reader = _SourceReader(engine, list(self._clients) if reports & {CLIENT, "both"} else [],
                                      list(self._venues) if reports & {VENUE, "both"} else [])
 
-    def fetch(self, after: int) -> list[SourceRow]:
-        """The next source reports (up to CHUNK) after journal id ``after``, in id order."""
+    def fetch(self, after: tuple[int, int]) -> list[SourceRow]:
+        """The next source reports (up to CHUNK) after position ``after``, in the merged stream's order."""
         return self._reader.fetch(after)
+
+    def held_seconds(self) -> float:
+        """How long the journal's merged stream has been held back at most (``_SourceReader.held_seconds``)."""
+        return self._reader.held_seconds()
 
     def close(self) -> None:
         self._reader.close()

@@ -9,15 +9,25 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import Connection, func, select, update
 
 from dropcopy.ledger import Ledger
+from gateway.journal import stream as journal_stream
 from gateway.journal.db import dropcopy_state, journal_messages
 
 log = logging.getLogger("fixgw.dropcopy")
 
 
 def _row(ledger: Ledger) -> dict:
-    return {"session": ledger.session, "sent_id": ledger.sent_id, "claimed_id": ledger.claimed_id,
-            "acked_id": ledger.acked_id, "resend_upto": ledger.resend_upto, "stream": ledger.stream,
-            "updated_us": time.time_ns() // 1000}
+    """The columns of a ledger: each position (xid, id) in two (revision 0012)."""
+    return {"session": ledger.session,
+            "sent_xid": ledger.sent[0], "sent_id": ledger.sent[1],
+            "claimed_xid": ledger.claimed[0], "claimed_id": ledger.claimed[1],
+            "acked_xid": ledger.acked[0], "acked_id": ledger.acked[1],
+            "resend_xid": ledger.resend_upto[0], "resend_upto": ledger.resend_upto[1],
+            "stream": ledger.stream, "updated_us": time.time_ns() // 1000}
+
+
+def _ledger(name: str, r) -> Ledger:
+    return Ledger(name, (r.sent_xid, r.sent_id), (r.claimed_xid, r.claimed_id), (r.acked_xid, r.acked_id),
+                  (r.resend_xid, r.resend_upto), r.stream)
 
 
 class Watermarks:
@@ -32,33 +42,38 @@ class Watermarks:
         self.fence = fence
         self._saved: dict[str, tuple] = {}  # session -> its ledger's key() as last written
 
-    def read(self) -> tuple[int, dict]:
-        """(the journal's last id, the stored rows by session)."""
+    def read(self) -> tuple[journal_stream.Position, int, dict]:
+        """(where a new session's copies start, the journal's last id, the stored rows by session)."""
         # Read, then write in a transaction of its own: on SQLite (WAL) a read transaction that later
         # writes fails at once ("database is locked") if the journal writer committed in between.
         with self._engine.connect() as conn:
+            pg = self._engine.dialect.name == "postgresql"
+            start = journal_stream.start(conn.connection.dbapi_connection, pg)
             end = conn.execute(select(func.coalesce(func.max(journal_messages.c.id), 0))).scalar_one()
             rows = {r.session: r for r in conn.execute(select(dropcopy_state))}
-        return end, rows
+        return start, end, rows
 
-    def restore(self, name: str, r, end: int, stream: str | None) -> Ledger:
+    def restore(self, name: str, r, start: journal_stream.Position, end: int, current: str | None) -> Ledger:
         """Session ``name``'s ledger from its stored row ``r`` (None: a new session) after a restart, with
-        ``end`` the journal's last id and ``stream`` its message store's identity now."""
+        ``start`` where a new session's copies start, ``end`` the journal's last id and ``current`` its message
+        store's identity now."""
         if r is None:
-            log.info("drop-copy session %s is new: copies start after journal id %d", name, end)
-            return Ledger.fresh(name, end, stream)  # not saved yet: persist() inserts it
-        ledger = Ledger(name, r.sent_id, r.claimed_id, r.acked_id, r.resend_upto, r.stream)
-        if ledger.sent_id > end:
-            log.warning("drop-copy session %s: its watermark %d is past the journal's last id %d "
-                        "(another journal database?); continuing from %d", name, ledger.sent_id,
-                        end, end)
-            ledger = Ledger.fresh(name, end, ledger.stream)
+            log.info("drop-copy session %s is new: copies start after journal position %s", name,
+                     journal_stream.text(start))
+            return Ledger.fresh(name, start, current)  # not saved yet: persist() inserts it
+        ledger = _ledger(name, r)
+        if ledger.sent[1] > end:
+            log.warning("drop-copy session %s: its watermark %s is past the journal's last id %d "
+                        "(another journal database?); continuing from %s", name, journal_stream.text(ledger.sent),
+                        end, journal_stream.text(start))
+            ledger = Ledger.fresh(name, start, ledger.stream)
+        saved = _ledger(name, r).key()
         ledger.restarted()
-        if ledger.stream_changed(stream):
+        if ledger.stream_changed(current):
             log.warning("drop-copy session %s: its message store was reset or lost while the gateway "
-                        "was stopped; re-sending from the journal after id %d with PossResend",
-                        name, ledger.acked_id)
-        self._saved[name] = (r.sent_id, r.claimed_id, r.acked_id, r.resend_upto, r.stream)
+                        "was stopped; re-sending from the journal after position %s with PossResend",
+                        name, journal_stream.text(ledger.acked))
+        self._saved[name] = saved
         return ledger
 
     def persist(self, ledgers: Iterable[Ledger]) -> None:

@@ -7,9 +7,6 @@ with the newest revision (tests/test_journal.py compares the two).
 Timestamps are ``ts_us``: BIGINT microseconds since the Unix epoch, UTC
 (``time.time_ns() // 1000``). An integer is the cheapest thing to write from the
 journal thread and sorts and compares the same on SQLite and PostgreSQL.
-
-SQLite and PostgreSQL (driver psycopg 3) are supported; ``make_engine`` rejects
-anything else.
 """
 from __future__ import annotations
 
@@ -88,6 +85,9 @@ journal_messages = Table(
     Column("chain_hash", LargeBinary, nullable=True,
            comment="SHA-256 / HMAC-SHA256 over the previous row's chain_hash and this row's content; "
            "NULL for rows written before revision 0002"),
+    Column("chain", Text, nullable=False, server_default="", comment="the hash chain this row extends (0012)"),
+    Column("xid", BigInteger, nullable=False, server_default="0",  # on PostgreSQL pg_current_xact_id() (0012)
+           comment="the id of the PostgreSQL transaction that wrote the row; 0 before revision 0012 and on SQLite"),
     CheckConstraint("direction IN ('I', 'O')", name="direction"),
     Index(None, "session_id", "id"),
     Index(None, "session_id", "ts_us"),  # one session's time range (revision 0004)
@@ -96,6 +96,8 @@ journal_messages = Table(
           sqlite_where=text("cl_ord_id IS NOT NULL")),
     Index(None, "order_id", postgresql_where=text("order_id IS NOT NULL"),
           sqlite_where=text("order_id IS NOT NULL")),
+    Index(None, "xid", "id", postgresql_where=text("msg_type = '8'"),  # drop copies' stream (0012, stream.py)
+          sqlite_where=text("msg_type = '8'")),
     sqlite_autoincrement=True,
     comment="Every FIX message in and out of every session (admin and application), "
     "in commit order. ts_us is BIGINT microseconds since the Unix epoch, UTC.",
@@ -140,6 +142,8 @@ dropcopy_state = Table(
     Column("resend_upto", BigInteger, nullable=False, server_default="0",
            comment="copies of source rows up to this journal id are sent with PossResend (97=Y)"),
     Column("stream", Text, nullable=True, comment="creation time of the quickfix message store the copies went into"),
+    *(Column(f"{name}_xid", BigInteger, nullable=False, server_default="0", comment="(xid, id): a stream position")
+      for name in ("sent", "claimed", "acked", "resend")),  # revision 0012, gateway/journal/stream.py
     Column("updated_us", BigInteger, nullable=False, comment="microseconds since the Unix epoch, UTC"),
     comment="Delivery watermarks of each drop-copy session, as journal ids",
 )

@@ -15,8 +15,9 @@ from gateway.journal.spool import SPOOL_META, set_spool_position
 
 log = logging.getLogger("fixgw.journal")
 
-# What the writer inserts: the message columns plus the chain hash (gateway/journal/verify.py).
-_WRITE_COLUMNS = MESSAGE_COLUMNS + ("chain_hash",)
+# What the writer inserts: the message columns plus the chain hash and the chain's name (gateway/journal/chain.py).
+# (Not xid: on PostgreSQL the column's default gives each row its transaction's id, gateway/journal/stream.py.)
+_WRITE_COLUMNS = MESSAGE_COLUMNS + ("chain_hash", "chain")
 # SQLite: many rows per INSERT. executemany() steps the statement once per row, and each step releases
 # and retakes the GIL: a hand-off to a FIX session thread or the core thread per journaled row. One
 # multi-row INSERT binds every value and steps once. Rows per statement stay within SQLite's limit on
@@ -73,14 +74,18 @@ class BatchInserter:
             rows = msgs
             if self._pg:
                 with conn.driver_connection.cursor() as cur:
+                    # the chain's lock first: this transaction's first write (the fence's row lock, or the COPY)
+                    # then happens under it, so its xid follows the chain's order (gateway/journal/stream.py)
+                    prev = chain.start(cur, "%s") if msgs else None
                     if self.term is not None:
                         self.term.check(cur)
                     if msgs:
-                        rows = chain.link(msgs, chain.start(cur, "%s"))
+                        rows = chain.link(msgs, prev)
                         with cur.copy(_PG_COPY_MSG) as cp:
                             write_row = cp.write_row
                             for row in rows:
                                 write_row(row)
+                        chain.extended(cur, "%s", rows[-1][-2])
                     if events:
                         with cur.copy(_PG_COPY_EVT) as cp:
                             for row in events:
@@ -94,6 +99,7 @@ class BatchInserter:
                     if msgs:
                         rows = chain.link(msgs, chain.start(cur, "?"))
                         _sqlite_insert(cur, "journal_messages", _WRITE_COLUMNS, rows)
+                        chain.extended(cur, "?", rows[-1][-2])
                     if events:
                         _sqlite_insert(cur, "session_events", EVENT_COLUMNS, events)
                     if spooled is not None:
@@ -102,7 +108,7 @@ class BatchInserter:
                     cur.close()
             conn.commit()
             if msgs:
-                chain.committed(rows[-1][-1])
+                chain.committed(rows[-1][-2])
         except BaseException:
             chain.forget()
             try:

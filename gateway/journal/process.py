@@ -135,7 +135,7 @@ def child_main(config: dict) -> int:
         print(json.dumps({"fatal": f"another journal writer holds {spool_dir / LOCK_NAME}"}), flush=True)
         return 2
     writer = JournalWriter(config["database_url"], config["batch_max"], config["flush_interval_ms"],
-                           instance=config.get("instance"))
+                           instance=config.get("instance"), chain=config.get("chain", ""))
     if config.get("term"):
         writer.set_term(Term.parse(config["term"]))
     tail = SpoolTail(spool_dir / config["spool"], config["start"])
@@ -244,10 +244,10 @@ class ProcessJournalWriter(JournalWriter):
     """
 
     def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
-                 spool_dir: Path | None = None, instance: str | None = None):
+                 spool_dir: Path | None = None, instance: str | None = None, chain: str = ""):
         if spool_dir is None:
             raise ValueError("the process writer needs a spool directory")
-        super().__init__(database_url, batch_max, flush_interval_ms, spool_dir, instance)
+        super().__init__(database_url, batch_max, flush_interval_ms, spool_dir, instance, chain)
         self._term: Term | None = None
         self._child: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
@@ -285,7 +285,7 @@ class ProcessJournalWriter(JournalWriter):
     def _spawn(self, start: int) -> None:
         config = {"database_url": self.database_url, "batch_max": self.batch_max,
                   "flush_interval_ms": max(1, round(self.flush_interval * 1000)), "spool_dir": str(self.spool_dir),
-                  "spool": self._spool.path.name, "start": start, "instance": self.instance,
+                  "spool": self._spool.path.name, "start": start, "instance": self.instance, "chain": self.chain,
                   "term": self._term.text() if self._term is not None else None}
         # The configuration (the database URL may carry its password) goes in the environment, which only
         # the same user can read, not on the command line, which `ps` shows everyone.

@@ -1,18 +1,23 @@
 """Journal retention: archive and prune rows older than a configured age, and keep `verify` whole.
 
-The journal's rows form one hash chain (gateway/journal/verify.py). Pruning the
-oldest rows would break it at its start, so each pruning step records a
-*checkpoint* in ``journal_meta`` in the same transaction as its delete: the id
-of the last pruned row and that row's chain hash. `fixgw journal verify` then
-starts from the checkpoint instead of the genesis: any later row altered,
-removed or inserted is still found, and a row removed right after the
-checkpoint is reported as removed.
+The journal's rows form hash chains (gateway/journal/verify.py): one, or one per shard of a sharded cluster,
+their rows interleaved in id order. Pruning the oldest rows would break each chain at its start, so each pruning
+step records a *checkpoint* in ``journal_meta`` in the same transaction as its delete: the id of the last pruned
+row (``retention_checkpoint_id``), and for every chain that had rows in the step, the chain hash of its last
+pruned row (``retention_checkpoint_hash`` for chain ``''``, ``retention_checkpoint_hash:<chain>`` for the
+others). `fixgw journal verify` then starts each chain from its checkpoint instead of the genesis: any later row
+altered, removed or inserted is still found, and a row removed right after the checkpoint is reported as removed.
 
 Only a prefix of ids is pruned, up to the row before the first row that is not
 old enough (a row of the spool imported late can be older than rows before it;
-it then waits for the next run), and never past what a drop-copy receiver has
-not acknowledged yet (`dropcopy_state.acked_id`): a receiver that is away holds
-retention back, and the run says so. Rows go in chunks, each its own short
+it then waits for the next run), and never past a copy a drop-copy receiver has not acknowledged yet: drop
+copies follow the merged stream, ordered by position (xid, id) (gateway/journal/stream.py), and a session's
+``dropcopy_state`` (acked_xid, acked_id) is the position it acknowledged up to. The ExecutionReports after the
+smallest such position are still to be copied, so the prefix ends before the first of them: a receiver that is
+away holds retention back, and the run says so. With a chain per shard, a lower id can still be in flight while
+a higher one has committed: on PostgreSQL the bound is read while holding ``SETTLED_IDS_LOCK`` (every cluster
+writer takes it shared in each transaction), so no write is in flight then and the checkpoint never passes an id
+that commits later. Rows go in chunks, each its own short
 transaction, so the journal writer is never blocked for long. With an archive
 directory, each chunk's rows are first appended to a gzip'd JSON-lines file
 (every column, the chain hash in hex), so what was pruned can still be read and
@@ -32,11 +37,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import URL
 
+from gateway.journal.chain import SETTLED_IDS_LOCK
 from gateway.journal.db import _engine_for, dropcopy_state, journal_messages, journal_meta, session_events
-from gateway.journal.verify import CHECKPOINT_HASH, CHECKPOINT_ID, GENESIS, checkpoint
+from gateway.journal.stream import text as position_text
+from gateway.journal.verify import CHECKPOINT_ID, GENESIS, checkpoint, checkpoint_key
 
 log = logging.getLogger("fixgw.retention")
 
@@ -114,20 +121,32 @@ def _prune(engine: Engine, now: datetime, cutoff: datetime, archive_dir: Path | 
     cutoff_us = int(cutoff.timestamp() * 1_000_000)
     t = journal_messages.c
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # No write in flight while the bound is read: a shard's lower id may still be uncommitted while another
+            # shard's higher one has committed, and a checkpoint past it would make that row look inserted.
+            # Writers take this lock shared in every transaction (gateway/journal/chain.py), so once it is held
+            # every id up to the highest committed one is settled; it is let go before anything slow.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETTLED_IDS_LOCK})
+        first_young = conn.execute(select(func.min(t.id)).where(t.ts_us >= cutoff_us)).scalar()
+        last = conn.execute(select(func.max(t.id))).scalar() or 0
+        conn.commit()
         meta = {n: v for n, v in conn.execute(select(journal_meta.c.name, journal_meta.c.value))}
         done = checkpoint(meta)
         start = done[0] if done else 0
         chain_start = int(meta.get("chain_start_id", "0"))
-        first_young = conn.execute(select(func.min(t.id)).where(t.ts_us >= cutoff_us)).scalar()
-        last = conn.execute(select(func.max(t.id))).scalar() or 0
         upto = (first_young - 1) if first_young is not None else last
         held = None
-        acked = conn.execute(select(dropcopy_state.c.session, dropcopy_state.c.acked_id)
-                             .order_by(dropcopy_state.c.acked_id).limit(1)).first()
-        if acked is not None and acked.acked_id < upto:
-            upto = acked.acked_id
-            held = (f"drop-copy session {acked.session} has acknowledged copies only up to journal id "
-                    f"{acked.acked_id}")
+        d = dropcopy_state.c
+        acked = conn.execute(select(d.session, d.acked_xid, d.acked_id)
+                             .order_by(d.acked_xid, d.acked_id, d.session).limit(1)).first()
+        if acked is not None:
+            # the first ExecutionReport after the position the slowest receiver acknowledged: copies still to send
+            unacked = conn.execute(select(func.min(t.id)).where(
+                t.msg_type == "8", tuple_(t.xid, t.id) > tuple_(acked.acked_xid, acked.acked_id))).scalar()
+            if unacked is not None and unacked - 1 < upto:
+                upto = unacked - 1
+                held = (f"drop-copy session {acked.session} has acknowledged copies only up to journal id "
+                        f"{position_text((acked.acked_xid, acked.acked_id))}")
         events = conn.execute(select(func.count()).select_from(session_events)
                               .where(session_events.c.ts_us < cutoff_us)).scalar_one()
         todo = conn.execute(select(func.count()).where(t.id > start, t.id <= upto)).scalar_one() \
@@ -144,7 +163,7 @@ def _prune(engine: Engine, now: datetime, cutoff: datetime, archive_dir: Path | 
     while position < upto:
         with engine.begin() as conn:
             rows = conn.execute(select(t.id, t.session_id, t.direction, t.seq_num, t.msg_type, t.cl_ord_id,
-                                       t.order_id, t.poss_dup, t.ts_us, t.raw, t.chain_hash)
+                                       t.order_id, t.poss_dup, t.ts_us, t.raw, t.chain_hash, t.chain, t.xid)
                                 .where(t.id > position, t.id <= upto).order_by(t.id).limit(chunk)).all()
             if not rows:
                 break
@@ -156,13 +175,16 @@ def _prune(engine: Engine, now: datetime, cutoff: datetime, archive_dir: Path | 
                             "seq_num": r.seq_num, "msg_type": r.msg_type, "cl_ord_id": r.cl_ord_id,
                             "order_id": r.order_id, "poss_dup": bool(r.poss_dup), "ts_us": r.ts_us,
                             "raw": r.raw, "chain_hash": bytes(r.chain_hash).hex() if r.chain_hash else None,
+                            "chain": r.chain, "xid": r.xid,
                         }) + "\n")
             end = rows[-1]
             conn.execute(delete(journal_messages).where(t.id > position, t.id <= end.id))
-            # rows at or below chain_start_id predate the chain: the first chained row starts from genesis
-            anchor = bytes(end.chain_hash) if end.chain_hash is not None and end.id > chain_start else GENESIS
             _set_meta(conn, CHECKPOINT_ID, str(end.id))
-            _set_meta(conn, CHECKPOINT_HASH, "" if anchor == GENESIS else anchor.hex())
+            lasts = {r.chain: r for r in rows}  # each chain's last pruned row
+            for name, r in lasts.items():
+                # rows at or below chain_start_id predate the chain: the first chained row starts from genesis
+                anchor = bytes(r.chain_hash) if r.chain_hash is not None and r.id > chain_start else GENESIS
+                _set_meta(conn, checkpoint_key(name), "" if anchor == GENESIS else anchor.hex())
             _set_meta(conn, CHECKPOINT_AT, now.isoformat(timespec="seconds"))
             pruned += len(rows)
             position = end.id

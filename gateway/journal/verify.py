@@ -1,48 +1,64 @@
-"""The journal's hash chain: its definition, and `fixgw journal verify`.
+"""The journal's hash chains: their definition, and `fixgw journal verify`.
 
 Every ``journal_messages`` row written since schema revision 0002 carries
-``chain_hash``, computed by the journal writer thread in id order:
+``chain_hash``, computed by the journal writer in id order:
 
     chain_hash = SHA-256(prev || encode_row(row))           (unkeyed, chain_mode "sha256")
     chain_hash = HMAC-SHA256(key, prev || encode_row(row))  (keyed, chain_mode "hmac-sha256")
 
-``prev`` is the previous row's chain_hash (32 bytes), or 32 zero bytes for the
-first chained row. ``encode_row`` is a concatenation of six netstring-like
+A journal holds one chain per ``journal_messages.chain`` value (since revision 0012): each shard of a sharded
+cluster extends a chain of its own (its lease name, like ``main/east``), a gateway alone (and every row written
+before 0012) chain ``''`` (gateway/journal/chain.py). Rows of different chains interleave in id order; within a
+chain, id order is the chain's order. ``prev`` is the chain_hash of the previous row *of the same chain*, or 32
+zero bytes for a chain's first row. ``encode_row`` is a concatenation of six netstring-like
 fields, in this order: session_id, direction, seq_num, msg_type, ts_us, raw.
 A present value is ``<byte length in ASCII decimal>:<UTF-8 bytes>``; a NULL is the
 single byte ``-``. seq_num and ts_us are written in ASCII decimal. Every field
 starts with a digit or ``-`` and says where it ends, so no two different rows
 have the same encoding. Example: ``23:FIX.4.4:FIXGW->CLIENT441:I1:21:D16:1795328662123456<len>:8=FIX.4.4<SOH>...``.
+(Neither the row's id nor its chain's name is hashed: both only say where the row sits.)
 
 The key comes from FIXGW_JOURNAL_HMAC_KEY (its UTF-8 bytes). ``journal_meta``
-records which mode the journal uses (``chain_mode``) and, when keyed,
+records which mode the journal uses (``chain_mode``, one for all its chains) and, when keyed,
 ``chain_key_check`` = hex HMAC-SHA256(key, "fixgw-journal-key-check"), so verify
 can tell "no key" and "wrong key" from tampering. ``chain_start_id`` (set by the
 migration) is the highest id written before the chain existed: those legacy rows
 have no hash and are reported as not covered.
 
-What the chain proves: no chained row was altered, removed from the middle, or
-inserted, since the chain was computed. Ids only order rows: a gap in ids (PostgreSQL
-identity skips numbers after a rolled-back COPY) is fine as long as the chain
-connects. What it cannot prove: that the newest rows were not cut off at the end
-(verify prints the last id and hash so an operator can anchor them elsewhere), and,
-unkeyed, that someone with write access did not recompute the whole chain. Keyed,
-rewriting the chain needs the key.
+What the chains prove: no chained row was altered, removed from the middle, or
+inserted, since the chains were computed. Ids only order rows: a gap in ids (PostgreSQL
+identity skips numbers after a rolled-back COPY, and the other chains' rows sit between a chain's own) is fine
+as long as each chain connects; a broken link is called a removal only when an id between the chain's two rows
+is absent from the whole journal. Since revision 0012 the writer also records each chain's head (its newest
+row's chain hash, ``chain_head:<chain>`` in ``journal_meta``) in the transaction that adds the row: a chain whose
+newest rows were deleted no longer reaches its head, and verify reports it "truncated". What they cannot prove:
+that rows were not cut off by someone who also rewrote the head (verify prints each chain's last id and hash so
+an operator can anchor them elsewhere), and, unkeyed, that someone with write access did not recompute a whole
+chain. Keyed, rewriting a chain needs the key.
 
-``verify_rows`` is pure over an iterator of rows (constant memory, one row of
-look-ahead); ``verify_database`` reads a database and applies it.
+After retention pruned the oldest rows (gateway/journal/retention.py), ``journal_meta`` holds the checkpoint:
+``retention_checkpoint_id``, every row with an id at or below it was pruned, and per chain the hash its first
+surviving row continues from: ``retention_checkpoint_hash`` for chain ``''``, ``retention_checkpoint_hash:<chain>``
+for the others (empty: the genesis). A chain without its key had no row pruned and starts from the genesis.
+
+``verify_rows`` is pure over an iterator of rows (one pass over every chain together, in id order, with
+constant memory per chain); ``verify_database`` reads a database and applies it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes, hmac
 
 HMAC_KEY_ENV = "FIXGW_JOURNAL_HMAC_KEY"
 GENESIS = bytes(32)
-# where the chain continues from after retention pruned its start (written by gateway/journal/retention.py)
+# where the chains continue from after retention pruned their start (written by gateway/journal/retention.py):
+# every row with an id at or below CHECKPOINT_ID was pruned; chain "" continues from CHECKPOINT_HASH, another
+# chain from checkpoint_key(chain) (module docstring)
 CHECKPOINT_ID = "retention_checkpoint_id"
+# each chain's head (its newest row's chain hash), kept by the writer with every commit (revision 0012)
+HEAD_PREFIX = "chain_head:"
 CHECKPOINT_HASH = "retention_checkpoint_hash"
 MODE_PLAIN = "sha256"
 MODE_KEYED = "hmac-sha256"
@@ -119,23 +135,50 @@ class Problem:
     id: int
     session_id: str
     seq_num: int | None
-    kind: str  # "altered", "removed", "inserted", "unhashed"
+    kind: str  # "altered", "removed", "inserted", "unhashed", "truncated"
     what: str
+    chain: str = ""  # the chain it is on
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """One chain's part of a VerifyResult."""
+
+    checked: int  # its chained rows verified before the first problem
+    last_id: int | None  # id of its last intact row
+    last_hash: bytes | None
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    checked: int  # chained rows verified before the first problem (all of them when ok)
+    checked: int  # chained rows verified before the first problem (all of them when ok), every chain together
     legacy: int  # rows written before the chain existed (not covered)
-    last_id: int | None  # id of the last intact chained row
+    last_id: int | None  # id of the last intact chained row, of any chain
     last_hash: bytes | None
     problem: Problem | None
     mode: str = MODE_PLAIN
-    pruned_upto: int | None = None  # retention pruned every row up to this id; the chain was checked from there
+    pruned_upto: int | None = None  # retention pruned every row up to this id; the chains were checked from there
+    chains: dict[str, ChainResult] = field(default_factory=dict)  # every chain with a chained row, by name
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+
+class _Chain:
+    """Where one chain stands during verify_rows."""
+
+    __slots__ = ("prev", "prev_id", "mark", "checked", "last_id", "last_hash", "chained", "head")
+
+    def __init__(self, prev: bytes, mark: int, head: bytes | None = None):
+        self.prev = prev  # the hash the chain's next row must follow
+        self.prev_id: int | None = None  # the id of its previous row (None: none since the checkpoint or legacy)
+        self.mark = mark  # rows seen (of every chain) up to and including its previous row
+        self.checked = 0
+        self.last_id: int | None = None
+        self.last_hash: bytes | None = None
+        self.chained = False  # a chained row of it was seen
+        self.head = head  # its recorded head while no row with that hash was seen yet; then None
 
 
 def _hash_of(row) -> bytes | None:
@@ -143,69 +186,121 @@ def _hash_of(row) -> bytes | None:
     return None if h is None else bytes(h)
 
 
+def _chain_of(row) -> str:
+    return getattr(row, "chain", "")
+
+
 def verify_rows(rows: Iterable, key: bytes | None = None, chain_start_id: int = 0,
-                checkpoint: tuple[int, bytes] | None = None) -> VerifyResult:
-    """Recompute the chain over ``rows`` (in id order) and stop at the first bad record.
+                checkpoint: tuple[int, bytes | Mapping[str, bytes]] | None = None,
+                heads: Mapping[str, bytes] | None = None) -> VerifyResult:
+    """Recompute every chain over ``rows`` (all chains' rows, in id order) and stop at the first bad record.
 
     Rows need the attributes id, session_id, direction, seq_num, msg_type, ts_us, raw
-    and chain_hash. Rows with ``id <= chain_start_id`` are legacy (counted, not checked).
-    ``checkpoint`` (id, hash): retention pruned every row up to that id, and the chain
-    continues from that hash (gateway/journal/retention.py).
+    and chain_hash, and may have ``chain`` (its name; ``''`` without it). Rows with ``id <= chain_start_id``
+    are legacy (counted, not checked). ``checkpoint`` (id, hashes): retention pruned every row up to that id,
+    and each chain continues from its hash in ``hashes`` (chain name -> hash; a chain not in it from the
+    genesis; a bare hash is chain ``''``'s): see ``checkpoint()`` and gateway/journal/retention.py.
+    ``heads`` (chain name -> hash, read before the rows): each chain's recorded head; a chain none of whose rows
+    (nor its checkpoint) has that hash had its newest rows cut off, and is reported "truncated".
     """
     new_hasher = hasher_factory(key)
-    prev = GENESIS
-    prev_id: int | None = None
+    mode = chain_mode(key)
+    pruned: int | None = None
+    anchors: Mapping[str, bytes] = {}
     if checkpoint is not None:
-        prev_id, prev = checkpoint
-    pruned = checkpoint[0] if checkpoint is not None else None
-    checked = legacy = 0
+        pruned, hashes = checkpoint
+        anchors = {"": bytes(hashes)} if isinstance(hashes, (bytes, bytearray, memoryview)) else hashes
+    # a chain's first row comes after this id: the ids at or below it were pruned, or are legacy rows
+    base = max(pruned if pruned is not None else 0, chain_start_id)
+    chains: dict[str, _Chain] = {}
+    seen = checked = legacy = 0  # seen: the rows so far, of every chain
     last_id: int | None = None
     last_hash: bytes | None = None
+
+    def result(problem: Problem | None) -> VerifyResult:
+        per_chain = {name: ChainResult(c.checked, c.last_id, c.last_hash) for name, c in chains.items() if c.chained}
+        return VerifyResult(checked, legacy, last_id, last_hash, problem, mode, pruned, per_chain)
+
+    heads = heads or {}
     it = iter(rows)
-    cur = next(it, None)
-    while cur is not None:
-        nxt = next(it, None)
+    for cur in it:
+        name = _chain_of(cur)
         if pruned is not None and cur.id <= pruned:
-            problem = Problem(cur.id, cur.session_id, cur.seq_num, "inserted",
-                              f"inserted: retention pruned every row up to id {pruned}, yet this one is there")
-            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
+            return result(Problem(cur.id, cur.session_id, cur.seq_num, "inserted",
+                                  f"inserted: retention pruned every row up to id {pruned}, yet this one is there",
+                                  name))
+        state = chains.get(name)
+        if state is None:  # the rows seen so far are legacy rows (ids up to base) or other chains' rows
+            state = chains[name] = _Chain(anchors.get(name, GENESIS), legacy, heads.get(name))
+        seen += 1
         if cur.id <= chain_start_id:
             legacy += 1
-            prev_id = cur.id
-            cur = nxt
+            state.prev_id = cur.id
+            state.mark = seen
             continue
+        state.chained = True
         stored = _hash_of(cur)
         if stored is None:
-            problem = Problem(cur.id, cur.session_id, cur.seq_num, "unhashed",
-                              "has no chain hash: written outside the journal writer, or its hash was removed")
-            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
-        if chain_hash(new_hasher, prev, cur) != stored:
-            problem = _classify(new_hasher, prev, prev_id, chain_start_id, cur, stored, nxt)
-            return VerifyResult(checked, legacy, last_id, last_hash, problem, chain_mode(key), pruned)
-        prev = last_hash = stored
-        prev_id = last_id = cur.id
+            return result(Problem(cur.id, cur.session_id, cur.seq_num, "unhashed",
+                                  "has no chain hash: written outside the journal writer, or its hash was removed",
+                                  name))
+        if chain_hash(new_hasher, state.prev, cur) != stored:
+            # the chain's next row tells the cases apart: read on to it (once, on the way out)
+            nxt = next((r for r in it if _chain_of(r) == name), None)
+            return result(_classify(new_hasher, state, base, seen - 1, cur, stored, nxt, chain_start_id))
+        if stored == state.head:
+            state.head = None  # found
+        state.prev = state.last_hash = last_hash = stored
+        state.prev_id = state.last_id = last_id = cur.id
+        state.mark = seen
+        state.checked += 1
         checked += 1
-        cur = nxt
-    return VerifyResult(checked, legacy, last_id, last_hash, None, chain_mode(key), pruned)
+    return result(_truncated(heads, chains, anchors))
 
 
-def _classify(new_hasher, prev: bytes, prev_id: int | None, start: int, cur, stored: bytes, nxt) -> Problem:
+def _truncated(heads: Mapping[str, bytes], chains: dict, anchors: Mapping[str, bytes]) -> Problem | None:
+    """The first chain whose recorded head is neither one of its rows' hashes nor where its pruned part ends."""
+    for name, head in sorted(heads.items()):
+        state = chains.get(name)
+        if head == GENESIS or head == anchors.get(name) or (state is not None and state.head is None):
+            continue
+        where = f"chain {name}" if name else "the chain"
+        last = state.last_id if state is not None and state.last_id is not None else 0
+        after = f"its last row is id {last}" if last else "it has no row left"
+        return Problem(last, "", None, "truncated",
+                       f"truncated: {where}'s newest rows are gone: no row has its recorded head "
+                       f"{head.hex()[:16]}..., and {after}", name)
+    return None
+
+
+def _classify(new_hasher, state: _Chain, base: int, seen: int, cur, stored: bytes, nxt, start: int) -> Problem:
+    """What is wrong with ``cur``, the first row of its chain not to follow ``state.prev``. ``seen``: the rows
+    (of every chain) before it; ``nxt``: the next row of its chain, or None."""
+    name = _chain_of(cur)
+    prev = state.prev
     nxt_hash = _hash_of(nxt) if nxt is not None and nxt.id > start else None
+    where = f"chain {name}" if name else "the chain"
 
     def problem(kind: str, what: str) -> Problem:
-        return Problem(cur.id, cur.session_id, cur.seq_num, kind, what)
+        return Problem(cur.id, cur.session_id, cur.seq_num, kind, what, name)
 
     if nxt_hash is not None and chain_hash(new_hasher, prev, nxt) == nxt_hash:
-        return problem("inserted", "inserted: hash mismatch, and the chain continues from the row before it "
+        return problem("inserted", f"inserted: hash mismatch, and {where} continues from the row before it "
                                    "as if this row were not there")
-    expected_id = (prev_id if prev_id is not None else start) + 1
-    if cur.id > expected_id:
-        gap = f"id {expected_id}" if cur.id == expected_id + 1 else f"ids {expected_id}..{cur.id - 1}"
-        return problem("removed", f"removed: the chain is broken just before this row ({gap} absent): "
+    after = state.prev_id if state.prev_id is not None else base
+    between = cur.id - after - 1  # ids between the chain's previous row and this one
+    others = seen - state.mark  # the rows of other chains among them
+    if between > others:  # an id in between is absent from the whole journal
+        expected = after + 1
+        if others == 0:
+            gap = f"id {expected}" if cur.id == expected + 1 else f"ids {expected}..{cur.id - 1}"
+        else:
+            gap = f"{between - others} of the ids {expected}..{cur.id - 1}"
+        return problem("removed", f"removed: {where} is broken just before this row ({gap} absent): "
                                   f"a row before it was deleted")
     if nxt_hash is not None and chain_hash(new_hasher, stored, nxt) == nxt_hash:
         return problem("altered", "altered: its content does not match its chain hash "
-                                  "(the next row still chains from the stored hash)")
+                                  f"(the next row of {where} still chains from the stored hash)")
     return problem("altered", "altered: hash mismatch (its content or its chain hash was changed)")
 
 
@@ -236,16 +331,39 @@ def resolve_key(meta: dict[str, str], key: bytes | None) -> bytes | None:
     return None
 
 
-def checkpoint(meta: dict[str, str]) -> tuple[int, bytes] | None:
-    """(id, chain hash) the journal's chain continues from after pruning, or None."""
+def head_key(chain: str) -> str:
+    """The journal_meta name of ``chain``'s head: the chain hash of its newest row, written by the writer in the
+    transaction that adds the row (gateway/journal/chain.py); absent for a chain with no row yet."""
+    return f"{HEAD_PREFIX}{chain}"
+
+
+def heads(meta: dict[str, str]) -> dict[str, bytes]:
+    """Every chain's recorded head, by chain name."""
+    return {name[len(HEAD_PREFIX):]: bytes.fromhex(value) if value else GENESIS
+            for name, value in meta.items() if name.startswith(HEAD_PREFIX)}
+
+
+def checkpoint_key(chain: str) -> str:
+    """The journal_meta name of the hash ``chain`` continues from after pruning."""
+    return f"{CHECKPOINT_HASH}:{chain}" if chain else CHECKPOINT_HASH
+
+
+def checkpoint(meta: dict[str, str]) -> tuple[int, dict[str, bytes]] | None:
+    """(id, {chain: hash}) the journal's chains continue from after pruning, or None. Chain ``''`` is always in
+    it; a chain that is not continues from the genesis (none of its rows was pruned)."""
     if CHECKPOINT_ID not in meta:
         return None
-    raw = meta.get(CHECKPOINT_HASH) or ""
-    return int(meta[CHECKPOINT_ID]), bytes.fromhex(raw) if raw else GENESIS
+    prefix = CHECKPOINT_HASH + ":"
+    hashes = {"": GENESIS}
+    for name, value in meta.items():
+        if name == CHECKPOINT_HASH or name.startswith(prefix):
+            chain = "" if name == CHECKPOINT_HASH else name[len(prefix):]
+            hashes[chain] = bytes.fromhex(value) if value else GENESIS
+    return int(meta[CHECKPOINT_ID]), hashes
 
 
 def verify_database(engine, key: bytes | None = None, batch: int = 5000, progress=None) -> VerifyResult:
-    """Verify the whole journal of ``engine`` (streamed with a server-side cursor).
+    """Verify the whole journal of ``engine``, every chain in one pass (streamed with a server-side cursor).
 
     ``progress(done, total)``, if given, is called as rows are checked, in journal ids (no COUNT needed).
     """
@@ -260,11 +378,11 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000, progres
         key = resolve_key(meta, key)
         start = int(meta.get("chain_start_id", "0"))
         stmt = select(t.c.id, t.c.session_id, t.c.direction, t.c.seq_num, t.c.msg_type, t.c.ts_us, t.c.raw,
-                      t.c.chain_hash).order_by(t.c.id)
+                      t.c.chain_hash, t.c.chain).order_by(t.c.id)
         lo, hi = conn.execute(select(func.min(t.c.id), func.max(t.c.id))).one() if progress else (None, None)
         result = conn.execution_options(yield_per=batch).execute(stmt)
         rows = result if lo is None else with_progress(result, lo, hi, progress)
         try:
-            return verify_rows(rows, key, start, checkpoint(meta))
+            return verify_rows(rows, key, start, checkpoint(meta), heads(meta))
         finally:
             result.close()

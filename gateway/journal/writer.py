@@ -65,7 +65,7 @@ class JournalWriter:
     """Queues messages from any thread; one writer thread commits them in batches."""
 
     def __init__(self, database_url: str, batch_max: int = 2000, flush_interval_ms: int = 5,
-                 spool_dir: Path | None = None, instance: str | None = None):
+                 spool_dir: Path | None = None, instance: str | None = None, chain: str = ""):
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         if flush_interval_ms < 0:
@@ -74,8 +74,10 @@ class JournalWriter:
         self.batch_max = batch_max
         self.flush_interval = flush_interval_ms / 1000.0
         # A cluster's instance (docs/failover.md): its spool's committed position is its own journal_meta row,
-        # and the hash chain is shared with the other instances' writers (one at a time, under a lock).
+        # and its hash chain is shared with the other instances' writers (one at a time, under a lock): the
+        # cluster's, ``''``, or in a sharded cluster its shard's (``chain``, the shard's lease name).
         self.instance = instance
+        self.chain = chain
         self._position_key = position_key(instance)
         self._engine: Engine = make_engine(database_url)
         self._pg = self._engine.dialect.name == "postgresql"
@@ -88,7 +90,8 @@ class JournalWriter:
         self._stopped = False
         # The writer thread's transactions, with the hash chain (gateway/journal/chain.py), keyed with
         # FIXGW_JOURNAL_HMAC_KEY when set.
-        self._inserter = BatchInserter(self._engine, HashChain(key_from_env(), shared=instance is not None),
+        self._inserter = BatchInserter(self._engine, HashChain(key_from_env(), shared=instance is not None,
+                                                                 chain=chain),
                                        self._position_key)
 
         # The spool (gateway/journal/spool.py): every message is appended to a file before it is queued, so a

@@ -161,6 +161,12 @@ DROPCOPY_REFUSED = Counter(
     "Application messages a drop-copy receiver sent, refused with a BusinessMessageReject (nothing acted on)",
     ["session", "msg_type"],
 )
+DROPCOPY_STREAM_HELD = Gauge(
+    "fixgw_dropcopy_stream_held_seconds",
+    "PostgreSQL: how long the oldest transaction on the database server that holds a transaction id has run; drop "
+    "copies of rows written after it began wait until it ends (gateway/journal/stream.py). Transactions of other "
+    "database roles count only if fixgw's role may see them (pg_read_all_stats). 0 on SQLite",
+)
 ROUTING_DECISIONS = Counter(
     "fixgw_routing_decisions_total",
     "Routing decisions by strategy (best-price, preferred, sweep, direct) and result (routed, or none: no venue "

@@ -91,10 +91,11 @@ class Gateway:
         self.cluster = leadership_of(cfg)  # an instance of an active/standby cluster (docs/failover.md), or None
         instance = cfg.cluster.instance_name if cfg.cluster is not None else None
         writer = ProcessJournalWriter if cfg.journal.writer == "process" else JournalWriter
-        # (a cluster's instance keeps its own spool position and shares the hash chain: gateway/journal/writer.py)
+        # (a cluster's instance keeps its own spool position and shares its hash chain: gateway/journal/writer.py)
         self.journal = journal or writer(cfg.journal.database_url, cfg.journal.batch_max,
                                          cfg.journal.flush_interval_ms, spool_dir=cfg.data_dir / "spool",
-                                         instance=instance if self.cluster is not None else None)
+                                         instance=instance if self.cluster is not None else None,
+                                         chain=cfg.cluster.journal_chain if self.cluster is not None else "")
         self.client_sids = {name: session_id(c.fix_version, cfg.comp_id, name) for name, c in cfg.clients.items()}
         self.venue_sids = {name: session_id(v.fix_version, cfg.venue_sender, name) for name, v in cfg.venues.items()}
         venues = [venue_model(name, v) for name, v in cfg.venues.items()]
