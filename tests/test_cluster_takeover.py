@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from gateway.config import parse_config
 from gateway.journal.db import journal_messages, make_engine, upgrade
@@ -246,10 +246,18 @@ def _order_row(url: str, session: str, cl_ord_id: str) -> int | None:
 
 
 def _lose_journal_tail(url: str, from_id: int) -> int:
+    """Lose the journal's rows from ``from_id`` on, as a database that lost its last transactions would: their
+    updates of each chain's recorded head (gateway/journal/chain.py) are lost with them."""
+    t = journal_messages.c
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            return conn.execute(delete(journal_messages).where(journal_messages.c.id >= from_id)).rowcount
+            lost = conn.execute(delete(journal_messages).where(t.id >= from_id)).rowcount
+            for (chain,) in conn.execute(select(t.chain).distinct()).all():
+                head = conn.execute(select(t.chain_hash).where(t.chain == chain).order_by(t.id.desc()).limit(1))
+                conn.execute(text("UPDATE journal_meta SET value = :v WHERE name = :n"),
+                             {"v": bytes(head.scalar_one()).hex(), "n": f"chain_head:{chain}"})
+            return lost
     finally:
         engine.dispose()
 
