@@ -40,7 +40,7 @@ data_dir = "/srv/fixgw-b"
 acceptor_port = 9886
 client_ports = {{ OWNPORT = 9910 }}
 dropcopy_port = 9887
-http_host = "0.0.0.0"
+http_host = "127.0.0.9"
 http_port = 9888
 """
 
@@ -62,10 +62,15 @@ def test_an_instance_overrides_its_section_and_keeps_the_rest():
 
     b = parse(PAIR, "B")
     assert b.cluster.instance_name == "B" and b.data_dir == Path("/srv/fixgw-b")
-    assert (b.acceptor.port, b.http.host, b.http.port, b.dropcopy.port) == (9886, "0.0.0.0", 9888, 9887)
+    assert (b.acceptor.port, b.http.host, b.http.port, b.dropcopy.port) == (9886, "127.0.0.9", 9888, 9887)
     assert b.clients["OWNPORT"].port == 9910 and b.client_port("CLIENT44") == 9886
     # everything else is the file's, shared by the instances
     assert b.clients.keys() == a.clients.keys() and b.journal == a.journal and b.risk == a.risk
+
+
+def test_an_instance_whose_admin_api_listens_beyond_loopback_without_tls_is_refused():
+    with pytest.raises(ConfigError, match=r"(?s)\(instance B\).*\[http\] host '10.1.0.12' is beyond loopback"):
+        parse(PAIR.replace('http_host = "127.0.0.9"', 'http_host = "10.1.0.12"'), "B")
 
 
 def test_an_unknown_instance_is_refused_naming_the_known_ones():

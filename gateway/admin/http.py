@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gateway.observability import metrics as _metrics  # noqa: F401 - its setup (no `_created` series) holds before the first scrape
 from gateway.config import HttpConfig
 from gateway.admin.http_guard import GuardedHTTPServer, GuardedRequestHandler
+from gateway.security.tls import server_context
 
 log = logging.getLogger("fixgw.http")
 
@@ -209,7 +210,12 @@ class HttpEndpoint:
         self._collector = GatewayCollector(gateway)
         limits = limits or HttpConfig()
         handler = type("GatewayHandler", (_Handler,), {"gateway": gateway, "admin": admin, "limits": limits})
-        self._server = GuardedHTTPServer((host, port), handler, limits)
+        tls = None
+        if limits.tls is not None:
+            t = limits.tls
+            tls = server_context(t.cert, t.key, t.client_ca, t.verify_client)
+        self._scheme = "https" if tls is not None else "http"
+        self._server = GuardedHTTPServer((host, port), handler, limits, tls)
         # (polled every 50 ms, not the default 500: stop() waits for the poll, and a planned handover for the stop)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fixgw-http", daemon=True)
@@ -218,7 +224,7 @@ class HttpEndpoint:
     def start(self) -> None:
         REGISTRY.register(self._collector)
         self._thread.start()
-        log.info("metrics and health on http://%s:%d/metrics and /health", *self.address)
+        log.info("metrics and health on %s://%s:%d/metrics and /health", self._scheme, *self.address)
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -280,8 +281,9 @@ class GuardedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     REFUSAL_LOG_EVERY_S = 10.0  # a flood of refused connections is one log line per address this often
 
-    def __init__(self, address, handler, limits: HttpConfig):
+    def __init__(self, address, handler, limits: HttpConfig, tls: ssl.SSLContext | None = None):
         self.limits = limits
+        self.tls = tls  # HTTPS: each accepted connection is wrapped; its handshake runs on its own thread
         self._lock = threading.Lock()
         self._open: dict[str, int] = {}
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last logged, refused since)
@@ -293,7 +295,12 @@ class GuardedHTTPServer(ThreadingHTTPServer):
 
     def get_request(self):
         settle()  # an accepted connection is a socket: not while quickfix may still read a number it closed
-        return super().get_request()
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # the handshake happens on the connection's first read, on its own thread and within the request's
+            # time limit: a client that never completes it holds neither this thread nor the port
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def process_request(self, request, client_address) -> None:
         host = client_address[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import http.client
+import ssl
 import json
 import os
 import urllib.error
@@ -153,12 +154,28 @@ def by_shard(data: dict, human) -> str:
     return "\n".join(parts)
 
 
+def _trust(ca, cert) -> ssl.SSLContext:
+    """What the commands trust for the admin API's certificate (its name is checked too): ``[http] tls_ca``, or
+    else the certificate ``[http.tls] cert`` itself, as its own anchor (one certificate for every instance)."""
+    from gateway.security.tls import TlsError, client_context
+
+    try:
+        ctx = client_context(ca if ca is not None else cert)
+    except TlsError as exc:
+        raise click.ClickException(f"the admin API's TLS: {exc}") from None
+    if ca is None:
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a certificate trusted as itself, not via its issuer
+    return ctx
+
+
 class AdminClient:
     def __init__(self, config_path: str, route: Route | None = None, instance: str | None = None):
         cfg = load(config_path, instance) if instance is not None else _instance_config(config_path, route)
         if not cfg.http.enabled:
             raise click.ClickException(f"{config_path}: [http] is disabled, so the gateway has no admin API")
-        self.base = f"http://{cfg.http.host}:{cfg.http.port}"
+        tls = cfg.http.tls
+        self.base = f"{'https' if tls is not None else 'http'}://{cfg.http.host}:{cfg.http.port}"
+        self._tls = _trust(cfg.http.tls_ca, tls.cert) if tls is not None else None
         self.token = admin_token(cfg.data_dir)
         if self.token is None:
             raise click.ClickException(
@@ -171,7 +188,7 @@ class AdminClient:
             "Authorization": f"Bearer {self.token}", "X-Fixgw-Operator": getpass.getuser(),
             "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self._tls) as r:
                 return json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             try:
@@ -185,6 +202,11 @@ class AdminClient:
                 "connections from this address? its log says why: logger=fixgw.http)") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
+            if isinstance(reason, ssl.SSLError):
+                from gateway.security.tls import describe_ssl_error
+                raise click.ClickException(
+                    f"the gateway's admin API at {self.base}: {describe_ssl_error(reason)} (the "
+                    "commands trust [http] tls_ca, or else the certificate in [http.tls] cert)") from None
             if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
                 # reached, then cut: not "is it running?" (a reset after the request: it may have been acted on)
                 raise click.ClickException(

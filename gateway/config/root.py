@@ -3,12 +3,14 @@ sections (a name or port used twice, references to sessions and venues that do n
 sequence resets cost, said at start-up."""
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from gateway.config.cluster import ClusterConfig, InstanceConfig, ShardConfig, check_instances
+from gateway.config.security import ServerTlsConfig
 from gateway.config.sessions import AcceptorConfig, ClientConfig, DropCopyConfig, VenueConfig
 from gateway.config.storage import (DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, JournalConfig, RecoveryConfig,
                                     make_url_password)
@@ -18,8 +20,15 @@ from gateway.config.trading import LimitsConfig, RiskConfig, RoutingConfig
 
 class HttpConfig(StrictModel):
     enabled: bool = True
-    host: str = Field("127.0.0.1", description="address for /metrics and /health; keep it local unless needed")
+    host: str = Field("127.0.0.1", description="address for /metrics, /health and the admin API; beyond loopback "
+                      "only with [http.tls]")
     port: int = Field(9878, gt=0, lt=65536)
+    tls: ServerTlsConfig | None = Field(
+        None, description="HTTPS: the admin API's certificate (one for every instance of a cluster, naming each "
+        "instance's http_host, or each from one CA: tls_ca); required when host is beyond loopback")
+    tls_ca: Path | None = Field(
+        None, description="what the fixgw commands trust for the admin API's certificate: CA certificates (PEM); "
+        "unset: the certificate in [http.tls] cert itself")
     # Connection hygiene (gateway/admin/http_guard.py): a silent, slow or oversized client cannot hold the port.
     request_timeout_s: float = Field(
         10.0, gt=0, le=300,
@@ -32,6 +41,24 @@ class HttpConfig(StrictModel):
     max_connections_per_address: int = Field(
         16, ge=1, le=1024,
         description="open connections from one source address; more are closed at once, unread")
+
+    @model_validator(mode="after")
+    def _tls_beyond_loopback(self) -> "HttpConfig":
+        if self.enabled and self.tls is None and not is_loopback(self.host):
+            raise ValueError(f"[http] host {self.host!r} is beyond loopback: the admin API and its bearer token "
+                             "would cross the network in clear; set [http.tls] cert and key (HTTPS), or listen on "
+                             "127.0.0.1 and reach it through a tunnel")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` names this machine only: localhost, or an address in 127.0.0.0/8 or ::1."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class GatewayConfig(StrictModel):
