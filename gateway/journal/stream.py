@@ -16,8 +16,9 @@ the column's default, ``pg_current_xact_id()``):
 - Within a chain it is the commit order: a chain's writer takes the chain's lock before its first write, so
   xids (and ids) there are handed out in the order the writers commit.
 
-The price: a transaction that runs long anywhere in the database holds the bound back, and drop copies wait for
-it (the reader's lag is a metric, ``fixgw_dropcopy_stream_lag_seconds``). Rows written before revision 0012 have
+The price: a transaction that runs long anywhere on the database server (transaction ids are the server's) holds
+the bound back, and drop copies wait for it; ``fixgw_dropcopy_stream_held_seconds`` is how long the oldest
+transaction holding an id has run (gateway/dropcopy/sources.py). Rows written before revision 0012 have
 xid 0, and on SQLite (one writer, one chain) every row does: there the position is (0, id) and the order is id
 order, as before.
 
