@@ -2,7 +2,7 @@
 first write, and each new row's chain_hash (the definition and its verification are in verify.py).
 
 A journal has one chain per shard of a sharded cluster (``journal_messages.chain``: the shard's lease name), and
-one chain, ``''``, otherwise. docs/scale-out.md, "Journal", says why."""
+one chain, ``''``, otherwise. docs/scale-out.md, "A chain per shard, one stream", says why."""
 from __future__ import annotations
 
 import hashlib
