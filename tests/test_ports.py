@@ -25,6 +25,7 @@ def test_a_held_loopback_port_cannot_be_bound_by_anyone_else_until_it_is_release
     try:
         assert held.held() == {port}
         assert not binds(port) and not binds(port, "0.0.0.0")
+        assert not binds(port, "127.0.0.2")  # held on every address, as quickfix binds it: none can take it
     finally:
         held.release([port])
     assert held.held() == set()

@@ -28,7 +28,11 @@ class HeldPorts:
     its acceptor is about to bind it. The kernel picks such a port from its ephemeral range, the range it also takes
     the local port of every outgoing connection from (the gateway's PostgreSQL connections, a venue's initiator);
     while a socket holds the port bound, the kernel gives it to no connection. A standby picks its ports when it
-    starts and its acceptor binds them when it takes over, maybe hours later (listen_early)."""
+    starts and its acceptor binds them when it takes over, maybe hours later (listen_early).
+
+    Held on every interface, as quickfix then binds it (1.16 has no bind address): a port picked on 127.0.0.1 alone
+    can be one an established connection from another of the machine's addresses uses, and quickfix's bind then
+    fails with "address already in use" (CI saw it twice in one run, both drop-copy acceptors)."""
 
     def __init__(self, avoid: frozenset[int] = frozenset()):
         self._avoid = avoid  # the gateway's own public ports: free now maybe only because their old owner is gone
@@ -41,7 +45,7 @@ class HeldPorts:
             while True:
                 s = socket.socket()
                 try:
-                    s.bind(("127.0.0.1", 0))
+                    s.bind(("0.0.0.0", 0))
                 except OSError:
                     s.close()
                     raise
