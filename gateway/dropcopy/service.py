@@ -286,7 +286,7 @@ class DropCopyService:
             plans.append((s, copies))
         # Claim before sending: after a crash, copies up to the claim may have gone out (re-sent with 97=Y).
         if any(copies and s.ledger.claimed < last for s, copies in plans):
-            ahead = (last[0] + CLAIM_AHEAD_XIDS, 0) if last[0] else (0, last[1] + CLAIM_AHEAD)
+            ahead = journal_stream.ahead(last, CLAIM_AHEAD, CLAIM_AHEAD_XIDS)
             for s, copies in plans:
                 if copies:
                     s.ledger.claim(ahead)

@@ -56,36 +56,29 @@ class _SourceReader:
     def fetch(self, after: tuple[int, int]) -> list[SourceRow]:
         if self._sql is None:
             return []
-        if self._conn is None:
-            self._conn = self._engine.raw_connection()
-        try:
-            cur = self._conn.cursor()
-            try:
-                cur.execute(self._sql, [after[0], after[1], *self._params])
-                rows = [SourceRow(r[1], (r[0], r[1]), r[2], r[3], bool(r[4]), r[5]) for r in cur.fetchall()]
-            finally:
-                cur.close()
-            self._conn.commit()  # end the read transaction: the next fetch sees newer commits
-            return rows
-        except BaseException:
-            self.close(invalidate=True)
-            raise
+        return [SourceRow(r[1], (r[0], r[1]), r[2], r[3], bool(r[4]), r[5])
+                for r in self._query(self._sql, [after[0], after[1], *self._params])]
 
     def held_seconds(self) -> float:
         """PostgreSQL: how long the oldest transaction that holds an xid has run (0 on SQLite)."""
         if self._held_sql is None:
             return 0.0
+        return max(0.0, float(self._query(self._held_sql, [])[0][0]))
+
+    def _query(self, sql: str, params: list) -> list:
+        """The rows of one read on this reader's connection, its transaction ended after it (the next read sees
+        newer commits); a failed read drops the connection."""
         if self._conn is None:
             self._conn = self._engine.raw_connection()
         try:
             cur = self._conn.cursor()
             try:
-                cur.execute(self._held_sql)
-                held = float(cur.fetchone()[0])
+                cur.execute(sql, params)
+                rows = cur.fetchall()
             finally:
                 cur.close()
             self._conn.commit()
-            return max(0.0, held)
+            return rows
         except BaseException:
             self.close(invalidate=True)
             raise

@@ -62,12 +62,12 @@ class Watermarks:
                      journal_stream.text(start))
             return Ledger.fresh(name, start, current)  # not saved yet: persist() inserts it
         ledger = _ledger(name, r)
+        saved = ledger.key()  # as stored (positions are tuples: what follows does not change it)
         if ledger.sent[1] > end:
             log.warning("drop-copy session %s: its watermark %s is past the journal's last id %d "
                         "(another journal database?); continuing from %s", name, journal_stream.text(ledger.sent),
                         end, journal_stream.text(start))
             ledger = Ledger.fresh(name, start, ledger.stream)
-        saved = _ledger(name, r).key()
         ledger.restarted()
         if ledger.stream_changed(current):
             log.warning("drop-copy session %s: its message store was reset or lost while the gateway "

@@ -95,13 +95,17 @@ class HashChain:
                                f"{'set it to the journal key' if mode == MODE_KEYED else 'unset it'}")
         elif key is not None and meta.get("chain_key_check") != key_check(key):
             raise RuntimeError(f"{HMAC_KEY_ENV} is not the key this journal's hash chain was written with")
-        return self._last(cur, param)
+        return self._from_head(meta.get(self._head_key))  # (the rows just read hold it)
 
     def _last(self, cur, param: str) -> bytes:
-        """The chain's head as recorded in journal_meta (``head_key``; absent: the chain has no row yet)."""
+        """The chain's head as recorded in journal_meta now (``head_key``)."""
         cur.execute(f"SELECT value FROM journal_meta WHERE name = {param}", (self._head_key,))
         last = cur.fetchone()
-        self._prev = GENESIS if last is None or not last[0] else bytes.fromhex(last[0])
+        return self._from_head(last[0] if last is not None else None)
+
+    def _from_head(self, value: str | None) -> bytes:
+        """Continue from a recorded head (hex; absent or empty: the chain has no chained row yet)."""
+        self._prev = bytes.fromhex(value) if value else GENESIS
         return self._prev
 
     def extended(self, cur, param: str, last: bytes) -> None:

@@ -54,6 +54,12 @@ def just_before(p: Position) -> Position:
     return (p[0], p[1] - 1)
 
 
+def ahead(p: Position, ids: int, xids: int) -> Position:
+    """A position some way past ``p``: ``xids`` writing transactions further when ``p`` has one, else ``ids``
+    journal ids further (SQLite, and rows older than revision 0012, are in id order)."""
+    return (p[0] + xids, 0) if p[0] else (0, p[1] + ids)
+
+
 def after_clause(pg: bool, param: str) -> str:
     """SQL for "the row is after the position given as two parameters (xid, id)", on the merged stream, and, on
     PostgreSQL, below the bound (module docstring). For queries over ExecutionReports (``msg_type = '8'``), which

@@ -337,7 +337,7 @@ def head_key(chain: str) -> str:
     return f"{HEAD_PREFIX}{chain}"
 
 
-def heads(meta: dict[str, str]) -> dict[str, bytes]:
+def chain_heads(meta: dict[str, str]) -> dict[str, bytes]:
     """Every chain's recorded head, by chain name."""
     return {name[len(HEAD_PREFIX):]: bytes.fromhex(value) if value else GENESIS
             for name, value in meta.items() if name.startswith(HEAD_PREFIX)}
@@ -383,6 +383,6 @@ def verify_database(engine, key: bytes | None = None, batch: int = 5000, progres
         result = conn.execution_options(yield_per=batch).execute(stmt)
         rows = result if lo is None else with_progress(result, lo, hi, progress)
         try:
-            return verify_rows(rows, key, start, checkpoint(meta), heads(meta))
+            return verify_rows(rows, key, start, checkpoint(meta), chain_heads(meta))
         finally:
             result.close()
