@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -68,10 +69,18 @@ def test_a_command_that_does_not_trust_the_certificate_says_so(tls_stack, tmp_pa
 
 
 def test_plain_http_gets_no_answer_and_metrics_are_served_over_https(tls_stack):
+    from gateway.admin.http_guard import CLOSED
+
     stack, pki, _ = tls_stack
     port = stack.cfg.http.port
+    refused = CLOSED.labels("tls_handshake")
+    before = refused._value.get()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+    deadline = time.monotonic() + 5  # counted on the connection's thread as it closes
+    while refused._value.get() == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert refused._value.get() == before + 1  # said as what it is, not as a client gone
     ctx = ssl.create_default_context(cafile=str(pki.ca))
     with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", timeout=5, context=ctx) as r:
         assert b"fixgw_" in r.read()

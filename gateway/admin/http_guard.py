@@ -45,6 +45,7 @@ from prometheus_client import Counter
 
 from gateway.config import HttpConfig
 from gateway.observability.logs import fields
+from gateway.security.tls import describe_ssl_error
 from sessions.closing import settle
 
 log = logging.getLogger("fixgw.http")
@@ -58,12 +59,13 @@ REASONS = {
     "bad_request": logging.INFO,              # malformed request line, Content-Length or Transfer-Encoding: 400
     "too_many_connections": logging.WARNING,  # over max_connections_per_address: closed unread
     "write_failed": logging.INFO,             # the client went away before reading the answer
+    "tls_handshake": logging.INFO,            # [http.tls]: not TLS (plain HTTP?), an untrusted or missing certificate
     "error": logging.ERROR,                   # anything else the connection machinery raised (with its traceback)
 }
 CLOSED = Counter(
     "fixgw_http_connections_closed_total",
     "HTTP connections closed without a complete request served normally, by reason: request_timeout, client_gone, "
-    "no_request, too_large, bad_request, too_many_connections, write_failed, error (docs/operations.md)",
+    "no_request, too_large, bad_request, too_many_connections, write_failed, tls_handshake, error (docs/operations.md)",
     ["reason"],
 )
 for _reason in REASONS:
@@ -133,6 +135,8 @@ class _SocketReader(io.RawIOBase):
             n = self._sock.recv_into(memoryview(buffer)[:room])
         except TimeoutError:
             raise _timeout(self.timeout_s) from None
+        except ssl.SSLError as exc:  # the handshake happens on the first read ([http.tls]): no HTTP answer possible
+            raise Closed("tls_handshake", f"the TLS handshake failed: {describe_ssl_error(exc)}") from None
         except OSError as exc:  # reset by the peer, ...
             raise Closed("client_gone", f"the connection failed while the request was being read ({exc})") from None
         self.received += n
